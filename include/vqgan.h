@@ -1,0 +1,198 @@
+/*
+ * libvqgan: Taming Transformers (VQGAN + GPT) inference in C.
+ *
+ * The whole public contract of the library is this header.
+ *
+ *  - A struct vqgan_model holds the weights of one model file. It is
+ *    read-only after loading and reference-counted: any number of threads
+ *    and sessions share one model.
+ *  - A struct vqgan_session holds everything that changes per run (scratch
+ *    buffers, transformer caches, sampling parameters). One thread uses a
+ *    session at a time.
+ *  - Every function returns a status (VQGAN_OK == 0, negative on error).
+ *    On error, vqgan_last_error() returns a message for the calling thread
+ *    that names the file, field or value at fault. The library never exits
+ *    or aborts on bad input.
+ *  - Messages go through a process-wide log callback (stderr by default).
+ *
+ * Token maps are int32, raster order, one value per grid cell. Images are
+ * interleaved 8-bit RGB (or planar float CHW in [-1, 1] for the _f32 calls).
+ */
+#ifndef VQGAN_H
+#define VQGAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VQGAN_VERSION_MAJOR 0
+#define VQGAN_VERSION_MINOR 1
+#define VQGAN_VERSION_PATCH 0
+
+/* ---- status codes ------------------------------------------------------ */
+enum vqgan_status {
+    VQGAN_OK              =  0,
+    VQGAN_ERR_IO          = -1, /* file missing, unreadable, a directory   */
+    VQGAN_ERR_FORMAT      = -2, /* model file malformed                    */
+    VQGAN_ERR_INVALID     = -3, /* bad argument (size, option, label id)   */
+    VQGAN_ERR_NOMEM       = -4, /* allocation failed                       */
+    VQGAN_ERR_UNSUPPORTED = -5, /* model lacks the stage the call needs    */
+    VQGAN_ERR_LIMIT       = -6, /* a documented limit would be exceeded    */
+    VQGAN_ERR_CANCELLED   = -7, /* the progress callback asked to stop     */
+};
+
+const char *vqgan_version(void);              /* "0.1.0"                     */
+const char *vqgan_status_string(int status);  /* short name of a status code */
+/* Message describing the last failure on the calling thread ("" if none). */
+const char *vqgan_last_error(void);
+
+/* ---- logging ----------------------------------------------------------- */
+enum vqgan_log_level {
+    VQGAN_LOG_ERROR   = 0,
+    VQGAN_LOG_WARNING = 1,
+    VQGAN_LOG_INFO    = 2,
+    VQGAN_LOG_VERBOSE = 3,
+    VQGAN_LOG_DEBUG   = 4,
+};
+typedef void (*vqgan_log_callback)(void *opaque, int level, const char *msg);
+/* Process-wide. NULL restores the default (stderr, warnings and errors). */
+void vqgan_set_log_callback(vqgan_log_callback cb, void *opaque);
+
+/* ---- model ------------------------------------------------------------- */
+enum vqgan_precision {
+    VQGAN_PRECISION_AUTO = 0, /* the library's documented default (fp32)     */
+    VQGAN_PRECISION_FP32 = 1,
+    VQGAN_PRECISION_BF16 = 2, /* bf16 products where the CPU supports them   */
+};
+
+struct vqgan_model_params {
+    int precision;            /* enum vqgan_precision                        */
+    int check_finite;         /* 1: refuse weights holding NaN/Inf (default) */
+};
+struct vqgan_model_params vqgan_model_default_params(void);
+
+struct vqgan_model;
+
+/* Load a GGUF model file (see docs/model-format.md). params may be NULL. */
+int  vqgan_model_load(const char *path, const struct vqgan_model_params *params,
+                      struct vqgan_model **out);
+/* The process-wide shared cache: returns the model already loaded from the
+ * same file (same path, device, inode, size and mtime) with its reference
+ * count raised, or loads it. Thread-safe. Release with vqgan_model_unref();
+ * the model is freed with its last reference. */
+int  vqgan_model_acquire(const char *path, const struct vqgan_model_params *params,
+                         struct vqgan_model **out);
+/* Number of models the shared cache holds now (for tests and logs). */
+int  vqgan_model_cache_count(void);
+struct vqgan_model *vqgan_model_ref(struct vqgan_model *model);
+void vqgan_model_unref(struct vqgan_model *model); /* NULL is a no-op */
+
+enum vqgan_cond_kind {
+    VQGAN_COND_NONE         = 0, /* no transformer: tokenizer only           */
+    VQGAN_COND_SEGMENTATION = 1, /* segmentation VQGAN condition stage       */
+    VQGAN_COND_CLASS        = 2, /* one class-label token                    */
+    VQGAN_COND_SOS          = 3, /* unconditional: one start token           */
+};
+
+struct vqgan_model_info {
+    char name[64];            /* general.name                                */
+    uint64_t identity;        /* 64-bit hash of the file's header            */
+    int has_first_stage;      /* image tokenizer present                     */
+    int has_transformer;
+    int cond_kind;            /* enum vqgan_cond_kind                        */
+    int factor;               /* image tokenizer downsampling factor (f)     */
+    int image_codes;          /* first-stage codebook size                   */
+    int cond_factor;          /* segmentation stage downsampling factor      */
+    int cond_codes;           /* segmentation stage codebook size            */
+    int n_labels;             /* segmentation label count (class ids 0..n-1) */
+    int n_classes;            /* class-conditional: number of classes        */
+    int sos_token;            /* unconditional: the start token              */
+    int vocab_size;           /* transformer vocabulary                      */
+    int block_size;           /* transformer context                         */
+    int window;               /* sliding-window side w in tokens             */
+    int n_layer, n_head, n_embd;
+};
+int vqgan_model_get_info(const struct vqgan_model *model, struct vqgan_model_info *info);
+/* Name of a segmentation label, or NULL when unknown. */
+const char *vqgan_model_label_name(const struct vqgan_model *model, int label);
+
+/* ---- session ----------------------------------------------------------- */
+/* Returns nonzero to cancel the running call (it then fails with
+ * VQGAN_ERR_CANCELLED). done/total count token positions. */
+typedef int (*vqgan_progress_callback)(void *opaque, int64_t done, int64_t total);
+
+struct vqgan_session_params {
+    int n_threads;            /* 0: all online cores                         */
+    float temperature;        /* > 0; default 1.0                            */
+    int top_k;                /* 0 disables; 1 is greedy argmax; default 0   */
+    float top_p;              /* (0, 1]; 1 disables; default 1.0             */
+    uint64_t seed;            /* random draws are keyed to (seed, position)  */
+    size_t cache_bytes;       /* cap for transformer window caches; 0: default
+                                 (VQGAN_DEFAULT_CACHE_BYTES)                 */
+    vqgan_progress_callback progress;
+    void *progress_opaque;
+};
+#define VQGAN_DEFAULT_CACHE_BYTES ((size_t)2 << 30)
+struct vqgan_session_params vqgan_session_default_params(void);
+
+struct vqgan_session;
+int  vqgan_session_new(struct vqgan_model *model, const struct vqgan_session_params *params,
+                       struct vqgan_session **out);
+void vqgan_session_free(struct vqgan_session *session); /* NULL is a no-op */
+/* Change sampling parameters between calls (validated like at creation). */
+int  vqgan_session_set_params(struct vqgan_session *session,
+                              const struct vqgan_session_params *params);
+
+/* ---- tokenizer --------------------------------------------------------- */
+/* Largest grid side (tokens) any call accepts. */
+#define VQGAN_MAX_GRID 1024
+
+/* Image -> first-stage tokens. width and height must be multiples of the
+ * factor; tokens receives (height/f)*(width/f) values. */
+int vqgan_encode_image(struct vqgan_session *s, const uint8_t *rgb, ptrdiff_t stride,
+                       int width, int height, int32_t *tokens);
+/* Same from planar float CHW in [-1, 1]; pre_quant (may be NULL) receives
+ * the encoder + quant_conv output, embed_dim x (h/f) x (w/f). */
+int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width, int height,
+                           int32_t *tokens, float *pre_quant);
+
+/* Segmentation class ids -> condition tokens (one-hot encoded as the
+ * reference does). Every id must be < n_labels. */
+int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t stride,
+                        int width, int height, int32_t *tokens, float *pre_quant);
+
+/* First-stage tokens -> picture, grid gw x gh, output (gw*f) x (gh*f).
+ * 8-bit output is round((clamp(x, -1, 1) + 1) * 127.5). */
+int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
+                 uint8_t *rgb, ptrdiff_t stride);
+int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
+                     float *chw);
+
+/* ---- transformer ------------------------------------------------------- */
+/* Segmentation-conditional: sample a gw x gh grid of image tokens from a
+ * gw x gh grid of condition tokens with the reference's sliding window
+ * (docs/sampling.md). */
+int vqgan_sample_conditional(struct vqgan_session *s, const int32_t *cond_tokens,
+                             int gw, int gh, int32_t *tokens);
+/* Class-conditional (class_id) or unconditional (class_id ignored) models:
+ * sample gw x gh tokens, gw*gh <= block_size - 1. */
+int vqgan_sample_unconditional(struct vqgan_session *s, int class_id, int gw, int gh,
+                               int32_t *tokens);
+
+/* Statistics of the last sampling call on this session. */
+struct vqgan_sample_stats {
+    int64_t positions_sampled;   /* grid positions whose token was drawn      */
+    int64_t positions_reused;    /* taken from the previous frame (temporal)  */
+    int64_t transformer_tokens;  /* positions pushed through the transformer  */
+    int64_t cache_evictions;
+    double seconds;
+};
+int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VQGAN_H */
