@@ -1,0 +1,80 @@
+# libvqgan: the engine (build/libvqgan.a, build/libvqgan.so), its tests and
+# benchmarks, and (mk/ffmpeg.mk) an FFmpeg with the vqgan filters.
+#
+#   make            library + build/ffmpeg, build/ffprobe (default FFmpeg version)
+#   make check      every test; ends with "N passed, N failed"
+#   make bench      benchmarks (figures, not pass/fail)
+#   make demo       renders build/demo.mp4 with the default model
+
+PYTHON   ?= /usr/bin/python3
+CC       ?= gcc
+BUILD    ?= build
+GOLDEN   ?= $(abspath ../shared/golden)
+SOVERSION = 0
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp -march=x86-64-v2 -Iinclude -Isrc
+CFLAGS   += -DVQ_HAVE_DNNL -DVQ_HAVE_OPENBLAS -I/usr/include/x86_64-linux-gnu/openblas-pthread
+LIBS      = -ldnnl -lopenblas -fopenmp -lm -lpthread
+
+SRC      := $(sort $(wildcard src/*.c))
+OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
+TESTS    := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TESTS:tests/%.c=$(BUILD)/tests/%)
+BENCHES  := $(sort $(wildcard tests/bench_*.c))
+BENCH_BIN:= $(BENCHES:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all lib deps check check-c check-py bench demo clean test-models
+all: lib
+
+lib: $(BUILD)/libvqgan.a $(BUILD)/libvqgan.so $(BUILD)/pkgconfig/libvqgan.pc
+
+# Debian packages the build and the tests need (installed when missing and root).
+DEB_PKGS = gcc make pkg-config libdnnl-dev libopenblas-dev python3-torch python3-numpy \
+           python3-yaml python3-pil nasm libx264-dev zlib1g-dev dpkg-dev clang valgrind
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages (run as root or install them): $$missing"; exit 1; fi; \
+	fi
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/vqgan.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libvqgan.a: $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libvqgan.so: $(OBJ)
+	$(CC) -shared -Wl,-soname,libvqgan.so.$(SOVERSION) -o $@ $^ $(LIBS)
+
+$(BUILD)/pkgconfig/libvqgan.pc: Makefile
+	@mkdir -p $(dir $@)
+	@printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: libvqgan\nDescription: Taming Transformers (VQGAN + GPT) inference\nVersion: 0.1.0\nLibs: -L$${libdir} -lvqgan\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	  "$(CURDIR)" "$(abspath $(BUILD))" "$(CURDIR)/include" "$(LIBS)" > $@
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libvqgan.a $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(BUILD)/libvqgan.a $(LIBS)
+
+# Model files converted from the reference's golden checkpoints.
+TEST_MODELS = vqgan segmentation gpt conditional classcond
+test-models: $(TEST_MODELS:%=$(BUILD)/test-models/%.gguf)
+$(BUILD)/test-models/%.gguf: tools/convert.py tools/gguf_writer.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) tools/convert.py $(GOLDEN)/$*/config.yaml $(GOLDEN)/$*/model.ckpt $@ >/dev/null
+
+check: deps lib test-models $(TEST_BIN)
+	@GOLDEN=$(GOLDEN) VQ_TEST_MODELS=$(abspath $(BUILD))/test-models BUILD=$(BUILD) PYTHON=$(PYTHON) \
+	  sh tests/run.sh $(TEST_BIN)
+
+bench: deps lib $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+
+clean:
+	rm -rf $(BUILD)
+
+-include mk/*.mk

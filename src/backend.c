@@ -1,0 +1,152 @@
+/* Matrix-product dispatch: shape-determined panels, one OpenMP region, a
+ * single-threaded provider call per panel (see backend.h). */
+#include <stdlib.h>
+#include <unistd.h>
+#include <omp.h>
+
+#include "backend.h"
+
+#ifdef VQ_HAVE_DNNL
+#include <dnnl.h>
+#endif
+#ifdef VQ_HAVE_OPENBLAS
+#include <cblas.h>
+void openblas_set_num_threads(int);
+#endif
+
+#if defined(VQ_HAVE_DNNL)
+static int backend_kind = VQ_BACKEND_DNNL;
+#elif defined(VQ_HAVE_OPENBLAS)
+static int backend_kind = VQ_BACKEND_BLAS;
+#else
+static int backend_kind = VQ_BACKEND_REF;
+#endif
+
+const char *vq_backend_name(int kind)
+{
+    switch (kind) {
+    case VQ_BACKEND_REF:  return "c-reference";
+    case VQ_BACKEND_BLAS: return "openblas";
+    case VQ_BACKEND_DNNL: return "onednn";
+    }
+    return "unknown";
+}
+
+int vq_backend_select(int kind)
+{
+    switch (kind) {
+    case VQ_BACKEND_REF: break;
+#ifdef VQ_HAVE_OPENBLAS
+    case VQ_BACKEND_BLAS: openblas_set_num_threads(1); break;
+#endif
+#ifdef VQ_HAVE_DNNL
+    case VQ_BACKEND_DNNL: break;
+#endif
+    default: return -1;
+    }
+    backend_kind = kind;
+    return 0;
+}
+
+int vq_backend_current(void) { return backend_kind; }
+
+void vq_threads_set(int n) { omp_set_num_threads(n > 0 ? n : vq_threads_available()); }
+int  vq_threads_get(void) { return omp_get_max_threads(); }
+int  vq_threads_available(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+void vq_gemm_ref(int transA, int transB, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float acc = 0.0f;
+            for (int k = 0; k < K; k++) {
+                float a = transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = transB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                acc += a * b;
+            }
+            float *c = &C[(size_t)i * ldc + j];
+            *c = beta == 0.0f ? acc : acc + beta * *c;
+        }
+}
+
+/* One panel, single-threaded. */
+static void gemm_panel(int kind, int transA, int transB, int M, int N, int K,
+                       const float *A, int lda, const float *B, int ldb,
+                       float beta, float *C, int ldc)
+{
+    switch (kind) {
+#ifdef VQ_HAVE_DNNL
+    case VQ_BACKEND_DNNL:
+        if (dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, 1.0f, A, lda,
+                       B, ldb, beta, C, ldc) == dnnl_success)
+            return;
+        break;
+#endif
+#ifdef VQ_HAVE_OPENBLAS
+    case VQ_BACKEND_BLAS:
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
+                    beta, C, ldc);
+        return;
+#endif
+    default:
+        break;
+    }
+    vq_gemm_ref(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* Panel size from the shape alone: about 16 panels on big products, never
+ * narrower than 64 columns (rows). */
+static int panel_size(int n)
+{
+    int p = (n + 15) / 16;
+    p = (p + 63) & ~63;
+    return p < 64 ? 64 : p;
+}
+
+void vq_gemm(int transA, int transB, int M, int N, int K,
+             const float *A, int lda, const float *B, int ldb,
+             float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    const int kind = backend_kind;
+    if (K <= 0) {
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+        return;
+    }
+    const int split_n = N >= M;
+    const int len = split_n ? N : M;
+    const int p = panel_size(len);
+    const int n_panel = (len + p - 1) / p;
+    if (n_panel == 1 || (int64_t)M * N * K < (1 << 18)) {
+        /* the provider must not split the product itself: its own threading
+         * may reorder the K sum with the thread count */
+        const int saved = omp_get_max_threads();
+        omp_set_num_threads(1);
+        gemm_panel(kind, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        omp_set_num_threads(saved);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int t = 0; t < n_panel; t++) {
+        const int off = t * p;
+        const int n = len - off < p ? len - off : p;
+        if (split_n) {
+            const float *Bp = transB ? B + (size_t)off * ldb : B + off;
+            gemm_panel(kind, transA, transB, M, n, K, A, lda, Bp, ldb, beta, C + off, ldc);
+        } else {
+            const float *Ap = transA ? A + off : A + (size_t)off * lda;
+            gemm_panel(kind, transA, transB, n, N, K, Ap, lda, B, ldb, beta,
+                       C + (size_t)off * ldc, ldc);
+        }
+    }
+}

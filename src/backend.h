@@ -1,0 +1,45 @@
+/* Matrix-product provider. Every convolution and linear layer goes through
+ * vq_gemm, so the provider (oneDNN, OpenBLAS, the portable C loop) can change
+ * without touching the layers.
+ *
+ * Threading: vq_gemm splits the output into column (or row) panels whose
+ * boundaries depend only on the shape, never on the thread count, and runs
+ * the provider single-threaded on each panel inside one OpenMP region. Every
+ * output element is therefore computed by the same instruction sequence
+ * whatever the number of threads: results are bit-identical for 1..n threads.
+ */
+#ifndef VQ_BACKEND_H
+#define VQ_BACKEND_H
+
+#include <stddef.h>
+
+enum vq_backend_kind {
+    VQ_BACKEND_REF   = 0, /* portable C, the scalar reference             */
+    VQ_BACKEND_BLAS  = 1, /* OpenBLAS cblas_sgemm                          */
+    VQ_BACKEND_DNNL  = 2, /* oneDNN dnnl_sgemm                             */
+};
+
+/* Row-major C[M×N] = op(A)[M×K] · op(B)[K×N] + beta·C.
+ * op(X) = X, or Xᵀ when trans is nonzero (lda/ldb are the leading dims of the
+ * stored matrices). */
+void vq_gemm(int transA, int transB, int M, int N, int K,
+             const float *A, int lda, const float *B, int ldb,
+             float beta, float *C, int ldc);
+
+/* The scalar reference product (same contract), for tests. */
+void vq_gemm_ref(int transA, int transB, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc);
+
+/* Select the provider (tests, benchmarks). Returns 0, or -1 when the kind is
+ * not available in this build. Default: the fastest available. */
+int vq_backend_select(int kind);
+int vq_backend_current(void);
+const char *vq_backend_name(int kind);
+
+/* Threads for the calling thread's next parallel regions (0: all cores). */
+void vq_threads_set(int n);
+int  vq_threads_get(void);
+int  vq_threads_available(void);
+
+#endif

@@ -1,0 +1,186 @@
+/* Layers shared by the VQGAN stages and the transformer. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "ops.h"
+#include "vqgan.h"
+
+/* Rows of the im2col matrix are kept under this many bytes per band. */
+#define VQ_IM2COL_BAND_BYTES ((size_t)32 << 20)
+
+/* col[(c·k + ky)·k + kx][y·Wo + x] = in[c][y·s + ky - pad_t][x·s + kx - pad_l] for
+ * output rows y0..y0+rows-1, zero outside the image. */
+static void im2col(const float *in, int C, int H, int W, int k, int s, int pad_t, int pad_l,
+                   int y0, int rows, int Wo, float *col)
+{
+    const int n = rows * Wo;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < C * k * k; r++) {
+        const int c = r / (k * k), ky = (r / k) % k, kx = r % k;
+        float *dst = col + (size_t)r * n;
+        const float *src = in + (size_t)c * H * W;
+        for (int y = 0; y < rows; y++) {
+            const int iy = (y0 + y) * s + ky - pad_t;
+            float *d = dst + (size_t)y * Wo;
+            if (iy < 0 || iy >= H) {
+                memset(d, 0, sizeof(float) * Wo);
+                continue;
+            }
+            const float *srow = src + (size_t)iy * W;
+            for (int x = 0; x < Wo; x++) {
+                const int ix = x * s + kx - pad_l;
+                d[x] = (ix >= 0 && ix < W) ? srow[ix] : 0.0f;
+            }
+        }
+    }
+}
+
+int vq_conv2d(const float *in, int C, int H, int W,
+              const float *weight, const float *bias, int Cout, int k, int s,
+              int pad_t, int pad_l, int pad_b, int pad_r, float *out)
+{
+    const int Ho = (H + pad_t + pad_b - k) / s + 1;
+    const int Wo = (W + pad_l + pad_r - k) / s + 1;
+    const int K = C * k * k;
+    const size_t HWo = (size_t)Ho * Wo;
+
+    if (k == 1 && s == 1 && !pad_t && !pad_l && !pad_b && !pad_r) {
+        vq_gemm(0, 0, Cout, (int)HWo, C, weight, C, in, (int)HWo, 0.0f, out, (int)HWo);
+    } else {
+        size_t row_bytes = (size_t)K * Wo * sizeof(float);
+        int band = (int)(VQ_IM2COL_BAND_BYTES / (row_bytes ? row_bytes : 1));
+        if (band < 1) band = 1;
+        if (band > Ho) band = Ho;
+        float *col = malloc((size_t)band * row_bytes);
+        if (!col)
+            return VQGAN_ERR_NOMEM;
+        for (int y0 = 0; y0 < Ho; y0 += band) {
+            const int rows = Ho - y0 < band ? Ho - y0 : band;
+            const int n = rows * Wo;
+            im2col(in, C, H, W, k, s, pad_t, pad_l, y0, rows, Wo, col);
+            vq_gemm(0, 0, Cout, n, K, weight, K, col, n, 0.0f, out + (size_t)y0 * Wo, (int)HWo);
+        }
+        free(col);
+    }
+    if (bias) {
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < Cout; c++) {
+            float *o = out + (size_t)c * HWo;
+            for (size_t i = 0; i < HWo; i++)
+                o[i] += bias[c];
+        }
+    }
+    return 0;
+}
+
+void vq_group_norm(const float *x, int C, int HW, int G, float eps,
+                   const float *gamma, const float *beta, float *y)
+{
+    const int cpg = C / G;
+#pragma omp parallel for schedule(static)
+    for (int g = 0; g < G; g++) {
+        const float *xg = x + (size_t)g * cpg * HW;
+        const size_t n = (size_t)cpg * HW;
+        double sum = 0.0, sq = 0.0;
+        for (size_t i = 0; i < n; i++)
+            sum += xg[i];
+        const double mean = sum / (double)n;
+        for (size_t i = 0; i < n; i++) {
+            double d = xg[i] - mean;
+            sq += d * d;
+        }
+        const float inv = (float)(1.0 / sqrt(sq / (double)n + eps));
+        const float m = (float)mean;
+        for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+            const float a = inv * gamma[c], b = beta[c];
+            const float *xc = x + (size_t)c * HW;
+            float *yc = y + (size_t)c * HW;
+            for (int i = 0; i < HW; i++)
+                yc[i] = (xc[i] - m) * a + b;
+        }
+    }
+}
+
+void vq_swish(float *x, size_t n)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void vq_upsample2x(const float *x, int C, int H, int W, float *y)
+{
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++)
+        for (int yy = 0; yy < 2 * H; yy++) {
+            const float *src = x + ((size_t)c * H + yy / 2) * W;
+            float *dst = y + ((size_t)c * 2 * H + yy) * 2 * W;
+            for (int xx = 0; xx < W; xx++)
+                dst[2 * xx] = dst[2 * xx + 1] = src[xx];
+        }
+}
+
+void vq_add(float *y, const float *x, size_t n)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        y[i] += x[i];
+}
+
+void vq_layer_norm(const float *x, int T, int D, const float *gamma, const float *beta,
+                   float eps, float *y)
+{
+#pragma omp parallel for schedule(static) if (T > 1)
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * D;
+        float *yt = y + (size_t)t * D;
+        double sum = 0.0, sq = 0.0;
+        for (int i = 0; i < D; i++)
+            sum += xt[i];
+        const double mean = sum / D;
+        for (int i = 0; i < D; i++) {
+            double d = xt[i] - mean;
+            sq += d * d;
+        }
+        const float inv = (float)(1.0 / sqrt(sq / D + eps));
+        const float m = (float)mean;
+        for (int i = 0; i < D; i++)
+            yt[i] = (xt[i] - m) * inv * gamma[i] + beta[i];
+    }
+}
+
+void vq_linear(const float *x, int T, int Din, const float *W, const float *b, int Dout,
+               float *y)
+{
+    vq_gemm(0, 1, T, Dout, Din, x, Din, W, Din, 0.0f, y, Dout);
+    if (b) {
+#pragma omp parallel for schedule(static) if (T > 1)
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < Dout; i++)
+                y[(size_t)t * Dout + i] += b[i];
+    }
+}
+
+void vq_gelu(float *x, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 4096)
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void vq_softmax(float *x, int n)
+{
+    float mx = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}

@@ -1,0 +1,237 @@
+/* Sessions, and the public tokenizer calls (encode, decode). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "error.h"
+#include "session.h"
+#include "vqgan_stage.h"
+
+struct vqgan_session_params vqgan_session_default_params(void)
+{
+    struct vqgan_session_params p;
+    memset(&p, 0, sizeof(p));
+    p.temperature = 1.0f;
+    p.top_p = 1.0f;
+    return p;
+}
+
+static int check_params(const struct vqgan_model *m, const struct vqgan_session_params *p)
+{
+    if (p->n_threads < 0 || p->n_threads > 1024)
+        return vq_error(VQGAN_ERR_INVALID, "threads = %d is outside 0..1024 (0: all cores)", p->n_threads);
+    if (!(p->temperature > 0.0f) || !isfinite(p->temperature))
+        return vq_error(VQGAN_ERR_INVALID, "temperature = %g must be a finite value > 0", p->temperature);
+    if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
+        return vq_error(VQGAN_ERR_INVALID, "top_p = %g is outside (0, 1]", p->top_p);
+    if (p->top_k < 0)
+        return vq_error(VQGAN_ERR_INVALID, "top_k = %d must be >= 0 (0 disables it, 1 is greedy)", p->top_k);
+    if (m->gpt.present && p->top_k > m->gpt.vocab)
+        return vq_error(VQGAN_ERR_INVALID, "top_k = %d is above the model's vocabulary size %d (accepted: 0..%d)",
+                        p->top_k, m->gpt.vocab, m->gpt.vocab);
+    return 0;
+}
+
+int vqgan_session_new(struct vqgan_model *model, const struct vqgan_session_params *params,
+                      struct vqgan_session **out)
+{
+    struct vqgan_session_params p = params ? *params : vqgan_session_default_params();
+    int r;
+    if (!out) return vq_error(VQGAN_ERR_INVALID, "vqgan_session_new: out is NULL");
+    *out = NULL;
+    vq_clear_error();
+    if (!model) return vq_error(VQGAN_ERR_INVALID, "vqgan_session_new: no model");
+    if ((r = check_params(model, &p))) return r;
+    struct vqgan_session *s = calloc(1, sizeof(*s));
+    if (!s) return vq_error(VQGAN_ERR_NOMEM, "out of memory");
+    s->model = vqgan_model_ref(model);
+    s->params = p;
+    s->n_threads = p.n_threads ? p.n_threads : vq_threads_available();
+    *out = s;
+    return 0;
+}
+
+int vqgan_session_set_params(struct vqgan_session *s, const struct vqgan_session_params *p)
+{
+    int r;
+    if (!s || !p) return vq_error(VQGAN_ERR_INVALID, "vqgan_session_set_params: NULL argument");
+    vq_clear_error();
+    if ((r = check_params(s->model, p))) return r;
+    s->params = *p;
+    s->n_threads = p->n_threads ? p->n_threads : vq_threads_available();
+    return 0;
+}
+
+void vqgan_session_free(struct vqgan_session *s)
+{
+    if (!s) return;
+    vq_window_state_free(s->window);
+    vqgan_model_unref(s->model);
+    free(s);
+}
+
+int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_stats *st)
+{
+    if (!s || !st) return vq_error(VQGAN_ERR_INVALID, "vqgan_session_get_stats: NULL argument");
+    *st = s->stats;
+    return 0;
+}
+
+void vq_session_enter(struct vqgan_session *s)
+{
+    vq_clear_error();
+    vq_threads_set(s->n_threads);
+}
+
+int vq_session_progress(struct vqgan_session *s, int64_t done, int64_t total)
+{
+    if (s->params.progress && s->params.progress(s->params.progress_opaque, done, total))
+        return 1;
+    return 0;
+}
+
+/* ---- tokenizer ------------------------------------------------------------- */
+
+static int check_frame(const struct vq_stage *st, const char *what, int width, int height)
+{
+    if (width <= 0 || height <= 0)
+        return vq_error(VQGAN_ERR_INVALID, "%s: size %dx%d is empty", what, width, height);
+    if (width % st->factor || height % st->factor)
+        return vq_error(VQGAN_ERR_INVALID, "%s: size %dx%d is not a multiple of the downsampling factor %d",
+                        what, width, height, st->factor);
+    if (width / st->factor > VQGAN_MAX_GRID || height / st->factor > VQGAN_MAX_GRID)
+        return vq_error(VQGAN_ERR_LIMIT, "%s: size %dx%d makes a token grid larger than %dx%d",
+                        what, width, height, VQGAN_MAX_GRID, VQGAN_MAX_GRID);
+    return 0;
+}
+
+static int need_first_stage(struct vqgan_session *s)
+{
+    if (!s) return vq_error(VQGAN_ERR_INVALID, "no session");
+    if (!s->model->first.present)
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the model has no image tokenizer (first stage)", s->model->path);
+    return 0;
+}
+
+/* Encoder output -> tokens (and optionally the pre-quantization values). */
+static int finish_encode(const struct vq_stage *st, float *h, int n, int32_t *tokens, float *pre_quant)
+{
+    int r = vq_quantize(st, h, n, tokens);
+    if (!r && pre_quant) memcpy(pre_quant, h, sizeof(float) * (size_t)st->embed_dim * n);
+    free(h);
+    return r;
+}
+
+int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width, int height,
+                           int32_t *tokens, float *pre_quant)
+{
+    int r;
+    float *h;
+    if ((r = need_first_stage(s))) return r;
+    vq_session_enter(s);
+    const struct vq_stage *st = &s->model->first;
+    if ((r = check_frame(st, "image", width, height))) return r;
+    if (!chw || !tokens) return vq_error(VQGAN_ERR_INVALID, "encode: NULL buffer");
+    if (st->in_channels != 3)
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "image tokenizer takes %d channels, not RGB", st->in_channels);
+    if ((r = vq_stage_encode(st, chw, height, width, &h))) return r;
+    return finish_encode(st, h, (height / st->factor) * (width / st->factor), tokens, pre_quant);
+}
+
+int vqgan_encode_image(struct vqgan_session *s, const uint8_t *rgb, ptrdiff_t stride,
+                       int width, int height, int32_t *tokens)
+{
+    int r;
+    if ((r = need_first_stage(s))) return r;
+    if ((r = check_frame(&s->model->first, "image", width, height))) return r;
+    if (!rgb) return vq_error(VQGAN_ERR_INVALID, "encode: NULL image");
+    const size_t plane = (size_t)width * height;
+    float *x = malloc(sizeof(float) * 3 * plane);
+    if (!x) return vq_error(VQGAN_ERR_NOMEM, "out of memory");
+    for (int y = 0; y < height; y++)
+        for (int i = 0; i < width; i++)
+            for (int c = 0; c < 3; c++)
+                x[c * plane + (size_t)y * width + i] = rgb[y * stride + 3 * i + c] / 127.5f - 1.0f;
+    r = vqgan_encode_image_f32(s, x, width, height, tokens, NULL);
+    free(x);
+    return r;
+}
+
+int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t stride,
+                        int width, int height, int32_t *tokens, float *pre_quant)
+{
+    int r;
+    float *h;
+    if (!s) return vq_error(VQGAN_ERR_INVALID, "no session");
+    vq_session_enter(s);
+    const struct vq_stage *st = &s->model->cond;
+    if (!st->present)
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the model has no segmentation condition stage", s->model->path);
+    if ((r = check_frame(st, "label map", width, height))) return r;
+    if (!ids || !tokens) return vq_error(VQGAN_ERR_INVALID, "encode: NULL buffer");
+    for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++)
+            if (ids[y * stride + x] >= st->in_channels)
+                return vq_error(VQGAN_ERR_INVALID,
+                                "label id %d at (%d, %d) is outside the model's labels 0..%d",
+                                ids[y * stride + x], x, y, st->in_channels - 1);
+    if ((r = vq_stage_encode_labels(st, ids, stride, height, width, &h))) return r;
+    return finish_encode(st, h, (height / st->factor) * (width / st->factor), tokens, pre_quant);
+}
+
+static int check_tokens(const struct vq_stage *st, const int32_t *tokens, int gw, int gh)
+{
+    if (gw <= 0 || gh <= 0 || gw > VQGAN_MAX_GRID || gh > VQGAN_MAX_GRID)
+        return vq_error(VQGAN_ERR_INVALID, "token grid %dx%d is outside 1..%d per side", gw, gh, VQGAN_MAX_GRID);
+    if (!tokens) return vq_error(VQGAN_ERR_INVALID, "decode: NULL tokens");
+    for (int i = 0; i < gw * gh; i++)
+        if (tokens[i] < 0 || tokens[i] >= st->n_embed)
+            return vq_error(VQGAN_ERR_INVALID, "token %d at grid (%d, %d) is outside the codebook 0..%d",
+                            tokens[i], i % gw, i / gw, st->n_embed - 1);
+    return 0;
+}
+
+int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int gh, float *chw)
+{
+    int r;
+    float *x;
+    if ((r = need_first_stage(s))) return r;
+    vq_session_enter(s);
+    const struct vq_stage *st = &s->model->first;
+    if ((r = check_tokens(st, tokens, gw, gh))) return r;
+    if (!chw) return vq_error(VQGAN_ERR_INVALID, "decode: NULL output");
+    if ((r = vq_stage_decode(st, tokens, gw, gh, &x))) return r;
+    memcpy(chw, x, sizeof(float) * (size_t)st->out_ch * gw * st->factor * gh * st->factor);
+    free(x);
+    return 0;
+}
+
+static uint8_t to_u8(float v)
+{
+    v = v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
+    return (uint8_t)floorf((v + 1.0f) * 127.5f + 0.5f);
+}
+
+int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
+                 uint8_t *rgb, ptrdiff_t stride)
+{
+    int r;
+    float *x;
+    if ((r = need_first_stage(s))) return r;
+    vq_session_enter(s);
+    const struct vq_stage *st = &s->model->first;
+    if ((r = check_tokens(st, tokens, gw, gh))) return r;
+    if (!rgb) return vq_error(VQGAN_ERR_INVALID, "decode: NULL output");
+    if (st->out_ch != 3)
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "decoder gives %d channels, not RGB", st->out_ch);
+    if ((r = vq_stage_decode(st, tokens, gw, gh, &x))) return r;
+    const int W = gw * st->factor, H = gh * st->factor;
+    const size_t plane = (size_t)W * H;
+    for (int y = 0; y < H; y++)
+        for (int i = 0; i < W; i++)
+            for (int c = 0; c < 3; c++)
+                rgb[y * stride + 3 * i + c] = to_u8(x[c * plane + (size_t)y * W + i]);
+    free(x);
+    return 0;
+}

@@ -1,0 +1,27 @@
+/* Per-user state: everything that changes while a model is used. */
+#ifndef VQ_SESSION_H
+#define VQ_SESSION_H
+
+#include "vqgan.h"
+#include "model.h"
+
+struct vq_window_state;               /* sliding-window caches (window.c)   */
+
+struct vqgan_session {
+    struct vqgan_model *model;        /* holds one reference                 */
+    struct vqgan_session_params params;
+    int n_threads;                    /* resolved (never 0)                  */
+    struct vqgan_sample_stats stats;
+    struct vq_window_state *window;   /* owned by window.c, may be NULL      */
+};
+
+/* Called at the top of every public call: applies the thread count to the
+ * calling thread and clears the last error. */
+void vq_session_enter(struct vqgan_session *s);
+/* Progress report; returns nonzero when the user asked to cancel. */
+int vq_session_progress(struct vqgan_session *s, int64_t done, int64_t total);
+
+/* window.c */
+void vq_window_state_free(struct vq_window_state *w);
+
+#endif

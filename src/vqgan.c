@@ -1,0 +1,278 @@
+/* Encoder, decoder and quantizer, layer by layer as in
+ * taming/modules/diffusionmodules/model.py and taming/modules/vqvae/quantize.py. */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "error.h"
+#include "ops.h"
+#include "vqgan_stage.h"
+
+#define GN_GROUPS 32
+#define GN_EPS 1e-6f
+
+static int nomem(void) { return vq_error(VQGAN_ERR_NOMEM, "out of memory in the VQGAN stage"); }
+
+static int conv(const struct vq_conv *c, const float *x, int H, int W, float *y)
+{
+    const int pad = c->k / 2;
+    return vq_conv2d(x, c->cin, H, W, c->w, c->b, c->cout, c->k, 1, pad, pad, pad, pad, y);
+}
+
+/* swish(GroupNorm(x)) */
+static void norm_swish(const struct vq_norm *n, const float *x, int HW, float *y)
+{
+    vq_group_norm(x, n->c, HW, GN_GROUPS, GN_EPS, n->g, n->b, y);
+    vq_swish(y, (size_t)n->c * HW);
+}
+
+/* x (cin×H×W) -> y (cout×H×W): y = shortcut(x) + conv2(swish(norm2(conv1(swish(norm1(x)))))) */
+static int resblock(const struct vq_resblock *b, const float *x, int H, int W, float *y)
+{
+    const int HW = H * W, cin = b->conv1.cin, cout = b->conv1.cout;
+    float *t = malloc(sizeof(float) * (size_t)(cin > cout ? cin : cout) * HW);
+    float *h = malloc(sizeof(float) * (size_t)cout * HW);
+    int r = 0;
+    if (!t || !h) { r = nomem(); goto done; }
+    norm_swish(&b->norm1, x, HW, t);
+    if ((r = conv(&b->conv1, t, H, W, h))) goto done;
+    norm_swish(&b->norm2, h, HW, t);
+    if ((r = conv(&b->conv2, t, H, W, h))) goto done;
+    if (b->nin_shortcut.w) {
+        if ((r = conv(&b->nin_shortcut, x, H, W, y))) goto done;
+    } else {
+        memcpy(y, x, sizeof(float) * (size_t)cout * HW);
+    }
+    vq_add(y, h, (size_t)cout * HW);
+done:
+    free(t);
+    free(h);
+    return r ? r : 0;
+}
+
+/* Single-head spatial self-attention, in place: x += proj_out(v · softmax(qᵀk / √C)ᵀ) */
+static int attnblock(const struct vq_attnblock *a, float *x, int H, int W)
+{
+    const int C = a->norm.c, HW = H * W;
+    float *hn = malloc(sizeof(float) * (size_t)C * HW);
+    float *q = malloc(sizeof(float) * (size_t)C * HW);
+    float *k = malloc(sizeof(float) * (size_t)C * HW);
+    float *v = malloc(sizeof(float) * (size_t)C * HW);
+    float *w = malloc(sizeof(float) * (size_t)HW * HW);
+    int r = 0;
+    if (!hn || !q || !k || !v || !w) { r = nomem(); goto done; }
+    vq_group_norm(x, C, HW, GN_GROUPS, GN_EPS, a->norm.g, a->norm.b, hn);
+    if ((r = conv(&a->q, hn, H, W, q)) || (r = conv(&a->k, hn, H, W, k)) || (r = conv(&a->v, hn, H, W, v)))
+        goto done;
+    /* w[i][j] = Σc q[c][i] k[c][j] */
+    vq_gemm(1, 0, HW, HW, C, q, HW, k, HW, 0.0f, w, HW);
+    const float scale = 1.0f / sqrtf((float)C);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < HW; i++) {
+        float *row = w + (size_t)i * HW;
+        for (int j = 0; j < HW; j++) row[j] *= scale;
+        vq_softmax(row, HW);
+    }
+    /* hn[c][i] = Σj v[c][j] w[i][j] */
+    vq_gemm(0, 1, C, HW, HW, v, HW, w, HW, 0.0f, hn, HW);
+    if ((r = conv(&a->proj_out, hn, H, W, q))) goto done;
+    vq_add(x, q, (size_t)C * HW);
+done:
+    free(hn); free(q); free(k); free(v); free(w);
+    return r;
+}
+
+/* Replace *x (c×H×W) by resblock(*x), reallocating for the new channel count. */
+static int step_resblock(const struct vq_resblock *b, float **x, int H, int W)
+{
+    float *y = malloc(sizeof(float) * (size_t)b->conv1.cout * H * W);
+    if (!y) return nomem();
+    int r = resblock(b, *x, H, W, y);
+    free(*x);
+    *x = y;
+    return r;
+}
+
+static int step_conv(const struct vq_conv *c, float **x, int H, int W)
+{
+    float *y = malloc(sizeof(float) * (size_t)c->cout * H * W);
+    if (!y) return nomem();
+    int r = conv(c, *x, H, W, y);
+    free(*x);
+    *x = y;
+    return r;
+}
+
+/* Pad right and bottom by one, 3×3 convolution with stride 2. */
+static int step_downsample(const struct vq_conv *c, float **x, int *H, int *W)
+{
+    const int Ho = (*H + 1 - 3) / 2 + 1, Wo = (*W + 1 - 3) / 2 + 1;
+    float *y = malloc(sizeof(float) * (size_t)c->cout * Ho * Wo);
+    if (!y) return nomem();
+    int r = vq_conv2d(*x, c->cin, *H, *W, c->w, c->b, c->cout, 3, 2, 0, 0, 1, 1, y);
+    free(*x);
+    *x = y;
+    *H = Ho;
+    *W = Wo;
+    return r;
+}
+
+/* Nearest ×2, then 3×3 convolution. */
+static int step_upsample(const struct vq_conv *c, float **x, int *H, int *W)
+{
+    float *u = malloc(sizeof(float) * (size_t)c->cin * 4 * *H * *W);
+    if (!u) return nomem();
+    vq_upsample2x(*x, c->cin, *H, *W, u);
+    free(*x);
+    *x = u;
+    *H *= 2;
+    *W *= 2;
+    return step_conv(c, x, *H, *W);
+}
+
+static int step_norm_out(const struct vq_norm *n, float *x, int HW)
+{
+    norm_swish(n, x, HW, x);
+    return 0;
+}
+
+/* Encoder from after conv_in, then quant_conv. *x is ch×H×W. */
+static int encode_rest(const struct vq_stage *s, float **x, int H, int W)
+{
+    const struct vq_coder *e = &s->enc;
+    int r = 0;
+    for (int l = 0; l < e->n_level && !r; l++) {
+        const struct vq_level *lv = &e->level[l];
+        for (int b = 0; b < lv->n_block && !r; b++) {
+            r = step_resblock(&lv->block[b], x, H, W);
+            if (!r && lv->has_attn) r = attnblock(&lv->attn[b], *x, H, W);
+        }
+        if (!r && lv->has_resample) r = step_downsample(&lv->resample, x, &H, &W);
+    }
+    if (!r) r = step_resblock(&e->mid_block_1, x, H, W);
+    if (!r) r = attnblock(&e->mid_attn_1, *x, H, W);
+    if (!r) r = step_resblock(&e->mid_block_2, x, H, W);
+    if (!r) r = step_norm_out(&e->norm_out, *x, H * W);
+    if (!r) r = step_conv(&e->conv_out, x, H, W);
+    if (!r) r = step_conv(&s->quant_conv, x, H, W);
+    return r;
+}
+
+int vq_stage_encode(const struct vq_stage *s, const float *in, int H, int W, float **out)
+{
+    float *x = malloc(sizeof(float) * (size_t)s->ch * H * W);
+    int r;
+    *out = NULL;
+    if (!x) return nomem();
+    r = conv(&s->enc.conv_in, in, H, W, x);
+    if (!r) r = encode_rest(s, &x, H, W);
+    if (r) { free(x); return r; }
+    *out = x;
+    return 0;
+}
+
+int vq_stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptrdiff_t stride,
+                           int H, int W, float **out)
+{
+    const struct vq_conv *c = &s->enc.conv_in;
+    const int C = c->cout, L = c->cin;
+    /* lut[(l·3 + ky)·3 + kx][o] = weight[o][l][ky][kx] */
+    float *lut = malloc(sizeof(float) * (size_t)L * 9 * C);
+    float *x = malloc(sizeof(float) * (size_t)C * H * W);
+    *out = NULL;
+    if (!lut || !x) { free(lut); free(x); return nomem(); }
+    for (int o = 0; o < C; o++)
+        for (int t = 0; t < L * 9; t++)
+            lut[(size_t)t * C + o] = c->w[(size_t)o * L * 9 + t];
+#pragma omp parallel
+    {
+        float *acc = malloc(sizeof(float) * C);
+#pragma omp for schedule(static)
+        for (int y = 0; y < H; y++) {
+            if (!acc) continue;
+            for (int xx = 0; xx < W; xx++) {
+                memset(acc, 0, sizeof(float) * C);
+                for (int ky = 0; ky < 3; ky++) {
+                    const int iy = y + ky - 1;
+                    if (iy < 0 || iy >= H) continue;
+                    for (int kx = 0; kx < 3; kx++) {
+                        const int ix = xx + kx - 1;
+                        if (ix < 0 || ix >= W) continue;
+                        const float *wv = lut + ((size_t)(ids[iy * stride + ix] * 3 + ky) * 3 + kx) * C;
+                        for (int o = 0; o < C; o++) acc[o] += wv[o];
+                    }
+                }
+                for (int o = 0; o < C; o++)
+                    x[((size_t)o * H + y) * W + xx] = acc[o] + c->b[o];
+            }
+        }
+        free(acc);
+    }
+    free(lut);
+    int r = encode_rest(s, &x, H, W);
+    if (r) { free(x); return r; }
+    *out = x;
+    return 0;
+}
+
+#define VQ_QUANT_BAND 1024
+
+int vq_quantize(const struct vq_stage *s, const float *z, int n, int32_t *idx)
+{
+    const int D = s->embed_dim, K = s->n_embed;
+    float *dot = malloc(sizeof(float) * (size_t)VQ_QUANT_BAND * K);
+    if (!dot) return nomem();
+    for (int i0 = 0; i0 < n; i0 += VQ_QUANT_BAND) {
+        const int m = n - i0 < VQ_QUANT_BAND ? n - i0 : VQ_QUANT_BAND;
+        /* dot[i][k] = Σd z[d][i0+i] e[k][d] */
+        vq_gemm(1, 1, m, K, D, z + i0, n, s->codebook, D, 0.0f, dot, K);
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < m; i++) {
+            float zz = 0.0f;
+            for (int d = 0; d < D; d++) zz += z[(size_t)d * n + i0 + i] * z[(size_t)d * n + i0 + i];
+            const float *row = dot + (size_t)i * K;
+            float best = FLT_MAX;
+            int arg = 0;
+            for (int k = 0; k < K; k++) {
+                const float dist = zz + s->codebook_norm2[k] - 2.0f * row[k];
+                if (dist < best) { best = dist; arg = k; }
+            }
+            idx[i0 + i] = arg;
+        }
+    }
+    free(dot);
+    return 0;
+}
+
+int vq_stage_decode(const struct vq_stage *s, const int32_t *tokens, int gw, int gh, float **out)
+{
+    const struct vq_coder *d = &s->dec;
+    const int D = s->embed_dim, n = gw * gh;
+    int H = gh, W = gw, r = 0;
+    float *x = malloc(sizeof(float) * (size_t)D * n);
+    *out = NULL;
+    if (!x) return nomem();
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < D; c++)
+            x[(size_t)c * n + i] = s->codebook[(size_t)tokens[i] * D + c];
+    r = step_conv(&s->post_quant_conv, &x, H, W);
+    if (!r) r = step_conv(&d->conv_in, &x, H, W);
+    if (!r) r = step_resblock(&d->mid_block_1, &x, H, W);
+    if (!r) r = attnblock(&d->mid_attn_1, x, H, W);
+    if (!r) r = step_resblock(&d->mid_block_2, &x, H, W);
+    for (int l = d->n_level - 1; l >= 0 && !r; l--) {
+        const struct vq_level *lv = &d->level[l];
+        for (int b = 0; b < lv->n_block && !r; b++) {
+            r = step_resblock(&lv->block[b], &x, H, W);
+            if (!r && lv->has_attn) r = attnblock(&lv->attn[b], x, H, W);
+        }
+        if (!r && lv->has_resample) r = step_upsample(&lv->resample, &x, &H, &W);
+    }
+    if (!r) r = step_norm_out(&d->norm_out, x, H * W);
+    if (!r) r = step_conv(&d->conv_out, &x, H, W);
+    if (r) { free(x); return r; }
+    *out = x;
+    return 0;
+}
