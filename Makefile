@@ -67,11 +67,20 @@ $(BUILD)/test-models/%.gguf: tools/convert.py tools/gguf_writer.py
 	@mkdir -p $(dir $@)
 	$(PYTHON) tools/convert.py $(GOLDEN)/$*/config.yaml $(GOLDEN)/$*/model.ckpt $@ >/dev/null
 
-check: deps lib test-models $(TEST_BIN)
+# One hand-broken model file per field, for tests/test_model_file.c.
+$(BUILD)/broken-models/expect.tsv: $(BUILD)/test-models/vqgan.gguf tests/make_broken_models.py
+	@rm -rf $(dir $@) && mkdir -p $(dir $@)
+	$(PYTHON) tests/make_broken_models.py $< $(dir $@) >/dev/null
+
+check: deps lib test-models $(BUILD)/broken-models/expect.tsv $(TEST_BIN)
 	@GOLDEN=$(GOLDEN) VQ_TEST_MODELS=$(abspath $(BUILD))/test-models BUILD=$(BUILD) PYTHON=$(PYTHON) \
+	  VQ_BROKEN_MODELS=$(abspath $(BUILD))/broken-models VQGAN_GOLDEN=$(GOLDEN) \
 	  sh tests/run.sh $(TEST_BIN)
 
-bench: deps lib $(BENCH_BIN)
+$(BUILD)/sflckr-random.gguf: tools/make_random_model.py tools/configs/sflckr.yaml tools/convert.py
+	$(PYTHON) tools/make_random_model.py tools/configs/sflckr.yaml $@
+
+bench: deps lib $(BENCH_BIN) $(BUILD)/sflckr-random.gguf
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 
 clean:

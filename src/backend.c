@@ -110,12 +110,16 @@ static int panel_size(int n)
     return p < 64 ? 64 : p;
 }
 
+static unsigned long long gemm_flops;
+unsigned long long vq_gemm_flops(void) { return __atomic_load_n(&gemm_flops, __ATOMIC_RELAXED); }
+
 void vq_gemm(int transA, int transB, int M, int N, int K,
              const float *A, int lda, const float *B, int ldb,
              float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0)
         return;
+    __atomic_add_fetch(&gemm_flops, 2ull * M * N * (K > 0 ? K : 0), __ATOMIC_RELAXED);
     const int kind = backend_kind;
     if (K <= 0) {
         for (int i = 0; i < M; i++)

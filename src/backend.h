@@ -31,6 +31,10 @@ void vq_gemm_ref(int transA, int transB, int M, int N, int K,
                  const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
 
+/* Floating-point operations (2·M·N·K) issued through vq_gemm since start,
+ * process-wide; benchmarks read it to report GFLOPS. */
+unsigned long long vq_gemm_flops(void);
+
 /* Select the provider (tests, benchmarks). Returns 0, or -1 when the kind is
  * not available in this build. Default: the fastest available. */
 int vq_backend_select(int kind);

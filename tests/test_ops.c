@@ -1,0 +1,244 @@
+/* Every operator against a plain scalar reference on random shapes, odd and
+ * non-square sizes included, with an explicit error bound. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "backend.h"
+#include "model.h"
+#include "ops.h"
+#include "test_common.h"
+#include "vqgan_stage.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+static int irand(int lo, int hi) { return lo + (int)((frand() + 1.0f) * 0.5f * (hi - lo + 1)) % (hi - lo + 1); }
+static float *rnd(size_t n) { float *p = malloc(n * sizeof(float)); for (size_t i = 0; i < n; i++) p[i] = frand(); return p; }
+
+/* max |a-b| / (1 + |b|) */
+static double rel_err(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / (1.0 + fabs((double)b[i]));
+        if (!(d <= m)) m = d;
+    }
+    return m;
+}
+
+static void test_gemm(void)
+{
+    for (int kind = 0; kind <= VQ_BACKEND_DNNL; kind++) {
+        if (vq_backend_select(kind)) continue;
+        double worst = 0;
+        for (int t = 0; t < 24; t++) {
+            int M = irand(1, 300), N = irand(1, 300), K = irand(1, 300), ta = t & 1, tb = (t >> 1) & 1;
+            if (t == 23) { M = 1; N = 1037; K = 513; }
+            float *A = rnd((size_t)M * K), *B = rnd((size_t)K * N), *C = rnd((size_t)M * N);
+            float *R = malloc(sizeof(float) * M * N);
+            memcpy(R, C, sizeof(float) * M * N);
+            float beta = (t % 3 == 0) ? 0.5f : 0.0f;
+            int lda = ta ? M : K, ldb = tb ? K : N;
+            vq_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, N);
+            /* reference in double */
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double acc = 0;
+                    for (int k = 0; k < K; k++)
+                        acc += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+                    R[i * N + j] = (float)(acc + beta * R[i * N + j]);
+                }
+            double e = rel_err(C, R, (size_t)M * N) / sqrt((double)K);
+            if (e > worst) worst = e;
+            free(A); free(B); free(C); free(R);
+        }
+        CHECK(worst < 1e-6, "gemm[%s]: 24 random shapes incl. transposes, err/sqrt(K) %.2g < 1e-6",
+              vq_backend_name(kind), worst);
+    }
+    vq_backend_select(VQ_BACKEND_DNNL);
+}
+
+static void test_gemm_threads(void)
+{
+    const int M = 200, N = 3001, K = 257;
+    float *A = rnd((size_t)M * K), *B = rnd((size_t)K * N), *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+    vq_threads_set(1);
+    vq_gemm(0, 1, M, N, K, A, K, B, K, 0.0f, C1, N);
+    vq_threads_set(2);
+    vq_gemm(0, 1, M, N, K, A, K, B, K, 0.0f, C2, N);
+    CHECK(!memcmp(C1, C2, sizeof(float) * M * N), "gemm: bit-identical with 1 and 2 threads");
+    free(A); free(B); free(C1); free(C2);
+}
+
+static void conv_ref(const float *in, int C, int H, int W, const float *w, const float *b, int Co, int k, int s,
+                     int pt, int pl, int pb, int pr, float *out)
+{
+    int Ho = (H + pt + pb - k) / s + 1, Wo = (W + pl + pr - k) / s + 1;
+    for (int o = 0; o < Co; o++)
+        for (int y = 0; y < Ho; y++)
+            for (int x = 0; x < Wo; x++) {
+                double acc = b ? b[o] : 0;
+                for (int c = 0; c < C; c++)
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            int iy = y * s + ky - pt, ix = x * s + kx - pl;
+                            if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                                acc += (double)w[((o * C + c) * k + ky) * k + kx] * in[(c * H + iy) * W + ix];
+                        }
+                out[(o * Ho + y) * Wo + x] = (float)acc;
+            }
+}
+
+static void test_conv(void)
+{
+    double worst = 0;
+    for (int t = 0; t < 16; t++) {
+        int C = irand(1, 19), Co = irand(1, 23), H = irand(1, 21), W = irand(1, 27);
+        int k = (t % 3 == 0) ? 1 : 3, s = (t % 4 == 3) ? 2 : 1;
+        int pt = k / 2, pl = k / 2, pb = k / 2, pr = k / 2;
+        if (s == 2) { pt = pl = 0; pb = pr = 1; }   /* the reference's Downsample */
+        if (H + pt + pb < k || W + pl + pr < k) continue;
+        int Ho = (H + pt + pb - k) / s + 1, Wo = (W + pl + pr - k) / s + 1;
+        float *in = rnd((size_t)C * H * W), *w = rnd((size_t)Co * C * k * k), *b = rnd(Co);
+        float *o1 = malloc(sizeof(float) * Co * Ho * Wo), *o2 = malloc(sizeof(float) * Co * Ho * Wo);
+        vq_conv2d(in, C, H, W, w, b, Co, k, s, pt, pl, pb, pr, o1);
+        conv_ref(in, C, H, W, w, b, Co, k, s, pt, pl, pb, pr, o2);
+        double e = rel_err(o1, o2, (size_t)Co * Ho * Wo);
+        if (e > worst) worst = e;
+        free(in); free(w); free(b); free(o1); free(o2);
+    }
+    CHECK(worst < 1e-5, "conv2d: 16 random shapes, k 1/3, stride 1/2 with asymmetric pad, rel err %.2g < 1e-5", worst);
+}
+
+static void test_norms(void)
+{
+    int C = 64, H = 7, W = 13, HW = H * W;
+    float *x = rnd((size_t)C * HW), *g = rnd(C), *b = rnd(C), *y = malloc(sizeof(float) * C * HW), *r = malloc(sizeof(float) * C * HW);
+    for (int i = 0; i < C * HW; i++) x[i] = x[i] * 3 + 1;
+    vq_group_norm(x, C, HW, 32, 1e-6f, g, b, y);
+    for (int grp = 0; grp < 32; grp++) {
+        int cpg = C / 32;
+        double m = 0, v = 0;
+        for (int i = 0; i < cpg * HW; i++) m += x[grp * cpg * HW + i];
+        m /= cpg * HW;
+        for (int i = 0; i < cpg * HW; i++) v += (x[grp * cpg * HW + i] - m) * (x[grp * cpg * HW + i] - m);
+        v /= cpg * HW;
+        for (int c = grp * cpg; c < (grp + 1) * cpg; c++)
+            for (int i = 0; i < HW; i++)
+                r[c * HW + i] = (float)((x[c * HW + i] - m) / sqrt(v + 1e-6) * g[c] + b[c]);
+    }
+    double e = rel_err(y, r, (size_t)C * HW);
+    CHECK(e < 1e-5, "group_norm: 64 channels, 32 groups, 7x13, rel err %.2g < 1e-5", e);
+
+    int T = 5, D = 37;
+    float *lx = rnd((size_t)T * D), *lg = rnd(D), *lb = rnd(D), *ly = malloc(sizeof(float) * T * D), *lr = malloc(sizeof(float) * T * D);
+    vq_layer_norm(lx, T, D, lg, lb, 1e-5f, ly);
+    for (int t = 0; t < T; t++) {
+        double m = 0, v = 0;
+        for (int i = 0; i < D; i++) m += lx[t * D + i];
+        m /= D;
+        for (int i = 0; i < D; i++) v += (lx[t * D + i] - m) * (lx[t * D + i] - m);
+        v /= D;
+        for (int i = 0; i < D; i++) lr[t * D + i] = (float)((lx[t * D + i] - m) / sqrt(v + 1e-5) * lg[i] + lb[i]);
+    }
+    e = rel_err(ly, lr, (size_t)T * D);
+    CHECK(e < 1e-5, "layer_norm: 5x37, rel err %.2g < 1e-5", e);
+    free(x); free(g); free(b); free(y); free(r); free(lx); free(lg); free(lb); free(ly); free(lr);
+}
+
+static void test_pointwise(void)
+{
+    const int n = 1001;
+    float *x = rnd(n), *y = malloc(sizeof(float) * n), *r = malloc(sizeof(float) * n);
+    for (int i = 0; i < n; i++) x[i] *= 8;
+    memcpy(y, x, sizeof(float) * n);
+    vq_swish(y, n);
+    for (int i = 0; i < n; i++) r[i] = (float)(x[i] / (1 + exp(-(double)x[i])));
+    double e = rel_err(y, r, n);
+    CHECK(e < 1e-6, "swish: rel err %.2g < 1e-6", e);
+    memcpy(y, x, sizeof(float) * n);
+    vq_gelu(y, n);
+    for (int i = 0; i < n; i++) r[i] = (float)(0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0))));
+    e = rel_err(y, r, n);
+    CHECK(e < 1e-6, "gelu (exact erf): rel err %.2g < 1e-6", e);
+    memcpy(y, x, sizeof(float) * n);
+    vq_softmax(y, n);
+    double mx = -1e30, sum = 0;
+    for (int i = 0; i < n; i++) if (x[i] > mx) mx = x[i];
+    for (int i = 0; i < n; i++) sum += exp(x[i] - mx);
+    for (int i = 0; i < n; i++) r[i] = (float)(exp(x[i] - mx) / sum);
+    e = rel_err(y, r, n);
+    CHECK(e < 1e-6, "softmax: 1001 values, rel err %.2g < 1e-6", e);
+
+    int C = 3, H = 5, W = 7;
+    float *u = malloc(sizeof(float) * C * 4 * H * W);
+    vq_upsample2x(x, C, H, W, u);
+    int ok = 1;
+    for (int c = 0; c < C; c++)
+        for (int yy = 0; yy < 2 * H; yy++)
+            for (int xx = 0; xx < 2 * W; xx++)
+                ok &= u[(c * 2 * H + yy) * 2 * W + xx] == x[(c * H + yy / 2) * W + xx / 2];
+    CHECK(ok, "upsample2x: nearest, 3x5x7 exact");
+
+    int T = 9, Din = 33, Dout = 17;
+    float *lx = rnd((size_t)T * Din), *w = rnd((size_t)Dout * Din), *b = rnd(Dout), *ly = malloc(sizeof(float) * T * Dout), *lr = malloc(sizeof(float) * T * Dout);
+    vq_linear(lx, T, Din, w, b, Dout, ly);
+    for (int t = 0; t < T; t++)
+        for (int o = 0; o < Dout; o++) {
+            double acc = b[o];
+            for (int i = 0; i < Din; i++) acc += (double)lx[t * Din + i] * w[o * Din + i];
+            lr[t * Dout + o] = (float)acc;
+        }
+    e = rel_err(ly, lr, (size_t)T * Dout);
+    CHECK(e < 1e-5, "linear: 9x33 -> 17, rel err %.2g < 1e-5", e);
+    free(x); free(y); free(r); free(u); free(lx); free(w); free(b); free(ly); free(lr);
+}
+
+static void test_quantize(void)
+{
+    struct vq_stage s;
+    memset(&s, 0, sizeof(s));
+    s.embed_dim = 7; s.n_embed = 53;
+    float *cb = rnd((size_t)s.n_embed * s.embed_dim);
+    memcpy(cb + 10 * 7, cb + 3 * 7, sizeof(float) * 7);   /* a duplicate code: ties go to the lowest index */
+    s.codebook = cb;
+    s.codebook_norm2 = malloc(sizeof(float) * s.n_embed);
+    for (int k = 0; k < s.n_embed; k++) {
+        float a = 0;
+        for (int d = 0; d < 7; d++) a += cb[k * 7 + d] * cb[k * 7 + d];
+        s.codebook_norm2[k] = a;
+    }
+    const int n = 1500;
+    float *z = rnd((size_t)n * 7);
+    for (int d = 0; d < 7; d++) z[d * n + 0] = cb[10 * 7 + d];   /* exactly code 3 == code 10 */
+    int32_t *idx = malloc(sizeof(int32_t) * n);
+    vq_quantize(&s, z, n, idx);
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        double best = 1e30; int arg = 0;
+        for (int k = 0; k < s.n_embed; k++) {
+            double d2 = 0;
+            for (int d = 0; d < 7; d++) { double t = (double)z[d * n + i] - cb[k * 7 + d]; d2 += t * t; }
+            if (d2 < best) { best = d2; arg = k; }
+        }
+        ok &= idx[i] == arg;
+    }
+    CHECK(ok, "quantize: 1500 vectors x 53 codes, nearest code identical to brute force");
+    CHECK(idx[0] == 3, "quantize: a tie goes to the lowest index (got %d)", idx[0]);
+    free(cb); free(s.codebook_norm2); free(z); free(idx);
+}
+
+int main(void)
+{
+    test_gemm();
+    test_gemm_threads();
+    test_conv();
+    test_norms();
+    test_pointwise();
+    test_quantize();
+    return test_exit();
+}
