@@ -50,6 +50,10 @@ int vq_backend_select(int kind)
 
 int vq_backend_current(void) { return backend_kind; }
 
+static _Thread_local int use_bf16;
+void vq_backend_set_bf16(int on) { use_bf16 = on; }
+int  vq_backend_bf16(void) { return use_bf16; }
+
 void vq_threads_set(int n) { omp_set_num_threads(n > 0 ? n : vq_threads_available()); }
 int  vq_threads_get(void) { return omp_get_max_threads(); }
 int  vq_threads_available(void)
@@ -112,6 +116,7 @@ static int panel_size(int n)
 
 static unsigned long long gemm_flops;
 unsigned long long vq_gemm_flops(void) { return __atomic_load_n(&gemm_flops, __ATOMIC_RELAXED); }
+void vq_flops_add(unsigned long long n) { __atomic_add_fetch(&gemm_flops, n, __ATOMIC_RELAXED); }
 
 void vq_gemm(int transA, int transB, int M, int N, int K,
              const float *A, int lda, const float *B, int ldb,

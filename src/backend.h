@@ -34,12 +34,24 @@ void vq_gemm_ref(int transA, int transB, int M, int N, int K,
 /* Floating-point operations (2·M·N·K) issued through vq_gemm since start,
  * process-wide; benchmarks read it to report GFLOPS. */
 unsigned long long vq_gemm_flops(void);
+void vq_flops_add(unsigned long long n);
 
 /* Select the provider (tests, benchmarks). Returns 0, or -1 when the kind is
  * not available in this build. Default: the fastest available. */
 int vq_backend_select(int kind);
 int vq_backend_current(void);
 const char *vq_backend_name(int kind);
+
+/* Arithmetic for the calling thread's next products and convolutions:
+ * 0 fp32, 1 bf16 inputs with fp32 accumulation (where the CPU has native
+ * bf16; fp32 otherwise). Set from the model's precision by each session call. */
+void vq_backend_set_bf16(int on);
+int  vq_backend_bf16(void);
+
+/* oneDNN direct convolution (backend_dnnl.c); nonzero when unavailable. */
+int vq_dnnl_conv2d(const float *in, int C, int H, int W, const float *weight, const float *bias,
+                   int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16);
+int vq_dnnl_bf16_native(void);
 
 /* Threads for the calling thread's next parallel regions (0: all cores). */
 void vq_threads_set(int n);

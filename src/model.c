@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "backend.h"
 #include "gguf.h"
 #include "model.h"
 
@@ -524,6 +525,15 @@ static int model_load_file(const char *path, const struct vqgan_model_params *pa
         return vq_error(VQGAN_ERR_NOMEM, "out of memory");
     }
     m->refcount = 1;
+    if (p.precision < VQGAN_PRECISION_AUTO || p.precision > VQGAN_PRECISION_BF16) {
+        munmap(map, (size_t)st.st_size);
+        free(m);
+        return vq_error(VQGAN_ERR_INVALID, "precision %d is not auto (0), fp32 (1) or bf16 (2)", p.precision);
+    }
+    /* auto is fp32: exact parity with the reference (docs/precision.md) */
+    m->bf16 = p.precision == VQGAN_PRECISION_BF16 && vq_dnnl_bf16_native();
+    if (p.precision == VQGAN_PRECISION_BF16 && !m->bf16)
+        vq_log(VQGAN_LOG_WARNING, "vqgan: %s: this CPU has no native bf16; using fp32", path);
     if (!(r = vq_gguf_parse(&g, map, (size_t)st.st_size, path))) {
         m->info.identity = g.identity;
         r = build_model(&g, m, &p);

@@ -76,6 +76,7 @@ struct vq_gpt {
 
 struct vqgan_model {
     int refcount;                     /* atomic                              */
+    int bf16;                         /* products in bf16 (resolved precision) */
     struct vqgan_model_info info;
     struct vq_stage first, cond;
     struct vq_gpt gpt;

@@ -46,6 +46,12 @@ int vq_conv2d(const float *in, int C, int H, int W,
     const int K = C * k * k;
     const size_t HWo = (size_t)Ho * Wo;
 
+    if (vq_backend_current() == VQ_BACKEND_DNNL &&
+        !vq_dnnl_conv2d(in, C, H, W, weight, bias, Cout, k, s, pad_t, pad_l, pad_b, pad_r, out,
+                        vq_backend_bf16())) {
+        vq_flops_add(2ull * Cout * HWo * K);
+        return 0;
+    }
     if (k == 1 && s == 1 && !pad_t && !pad_l && !pad_b && !pad_r) {
         vq_gemm(0, 0, Cout, (int)HWo, C, weight, C, in, (int)HWo, 0.0f, out, (int)HWo);
     } else {

@@ -82,6 +82,7 @@ void vq_session_enter(struct vqgan_session *s)
 {
     vq_clear_error();
     vq_threads_set(s->n_threads);
+    vq_backend_set_bf16(s->model->bf16);
 }
 
 int vq_session_progress(struct vqgan_session *s, int64_t done, int64_t total)

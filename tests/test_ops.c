@@ -114,6 +114,32 @@ static void test_conv(void)
     CHECK(worst < 1e-5, "conv2d: 16 random shapes, k 1/3, stride 1/2 with asymmetric pad, rel err %.2g < 1e-5", worst);
 }
 
+/* oneDNN's direct convolution: bit-identical across thread counts; bf16
+ * inputs (where the CPU has them) within bf16 rounding of the fp32 result. */
+static void test_conv_threads_bf16(void)
+{
+    int C = 64, Co = 96, H = 37, W = 29;
+    float *in = rnd((size_t)C * H * W), *w = rnd((size_t)Co * C * 9), *b = rnd(Co);
+    size_t n = (size_t)Co * H * W;
+    float *o1 = malloc(sizeof(float) * n), *o2 = malloc(sizeof(float) * n), *o3 = malloc(sizeof(float) * n);
+    vq_threads_set(1);
+    vq_conv2d(in, C, H, W, w, b, Co, 3, 1, 1, 1, 1, 1, o1);
+    vq_threads_set(2);
+    vq_conv2d(in, C, H, W, w, b, Co, 3, 1, 1, 1, 1, 1, o2);
+    CHECK(!memcmp(o1, o2, sizeof(float) * n), "conv2d: bit-identical with 1 and 2 threads");
+    if (vq_dnnl_bf16_native()) {
+        vq_backend_set_bf16(1);
+        vq_conv2d(in, C, H, W, w, b, Co, 3, 1, 1, 1, 1, 1, o3);
+        vq_backend_set_bf16(0);
+        double e = 0, s = 0;
+        for (size_t i = 0; i < n; i++) { e += fabs(o3[i] - o1[i]); s += fabs(o1[i]); }
+        CHECK(e / s < 1e-2, "conv2d bf16: mean relative error %.2g < 1e-2 against fp32", e / s);
+    } else {
+        printf("ok - conv2d bf16: no native bf16 on this CPU, fp32 used (skipped comparison)\n");
+    }
+    free(in); free(w); free(b); free(o1); free(o2); free(o3);
+}
+
 static void test_norms(void)
 {
     int C = 64, H = 7, W = 13, HW = H * W;
@@ -237,6 +263,7 @@ int main(void)
     test_gemm();
     test_gemm_threads();
     test_conv();
+    test_conv_threads_bf16();
     test_norms();
     test_pointwise();
     test_quantize();

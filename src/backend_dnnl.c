@@ -1,0 +1,137 @@
+/* oneDNN primitives: direct convolution (fp32, or bf16 on CPUs with native
+ * bf16/AMX), and the bf16 matrix product. Any failure returns nonzero so the
+ * caller falls back to im2col + vq_gemm. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+#ifdef VQ_HAVE_DNNL
+#include <dnnl.h>
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static dnnl_engine_t engine;
+static int bf16_native;
+
+static void init(void)
+{
+    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success)
+        engine = NULL;
+    bf16_native = dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_bf16;
+}
+
+int vq_dnnl_bf16_native(void)
+{
+    pthread_once(&once, init);
+    return engine && bf16_native;
+}
+
+/* Reorder user memory into (or out of) the primitive's layout when they differ. */
+static int reorder(dnnl_stream_t st, dnnl_memory_t from, dnnl_memory_t to)
+{
+    const dnnl_memory_desc_t *fmd, *tmd;
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t p;
+    int ok = 0;
+    dnnl_memory_get_memory_desc(from, &fmd);
+    dnnl_memory_get_memory_desc(to, &tmd);
+    if (dnnl_reorder_primitive_desc_create(&pd, fmd, engine, tmd, engine, NULL) != dnnl_success)
+        return -1;
+    if (dnnl_primitive_create(&p, pd) == dnnl_success) {
+        dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, from }, { DNNL_ARG_TO, to } };
+        ok = dnnl_primitive_execute(p, st, 2, args) == dnnl_success;
+        dnnl_primitive_destroy(p);
+    }
+    dnnl_primitive_desc_destroy(pd);
+    return ok ? 0 : -1;
+}
+
+/* Memory in the primitive's layout pmd: the user's buffer itself when the
+ * layouts agree, else a new buffer (filled from the user's when in). */
+static int bind(dnnl_stream_t st, const dnnl_memory_desc_t *pmd, dnnl_memory_t user, int in, dnnl_memory_t *out)
+{
+    const dnnl_memory_desc_t *umd;
+    dnnl_memory_get_memory_desc(user, &umd);
+    if (dnnl_memory_desc_equal(umd, pmd)) {
+        *out = user;
+        return 0;
+    }
+    if (dnnl_memory_create(out, pmd, engine, DNNL_MEMORY_ALLOCATE) != dnnl_success) {
+        *out = NULL;
+        return -1;
+    }
+    return in ? reorder(st, user, *out) : 0;
+}
+
+int vq_dnnl_conv2d(const float *in, int C, int H, int W, const float *weight, const float *bias,
+                   int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16)
+{
+    pthread_once(&once, init);
+    if (!engine || (bf16 && !bf16_native))
+        return -1;
+    const int Ho = (H + pt + pb - k) / s + 1, Wo = (W + pl + pr - k) / s + 1;
+    const dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_dims_t sd = { 1, C, H, W }, wd = { Cout, C, k, k }, bd = { Cout }, dd = { 1, Cout, Ho, Wo };
+    dnnl_dims_t strides = { s, s }, padl = { pt, pl }, padr = { pb, pr };
+    dnnl_memory_desc_t src_u, wei_u, bias_u, dst_u, src_a, wei_a, dst_a;
+    dnnl_memory_desc_init_by_tag(&src_u, 4, sd, dnnl_f32, dnnl_nchw);
+    dnnl_memory_desc_init_by_tag(&wei_u, 4, wd, dnnl_f32, dnnl_oihw);
+    dnnl_memory_desc_init_by_tag(&bias_u, 1, bd, dnnl_f32, dnnl_a);
+    dnnl_memory_desc_init_by_tag(&dst_u, 4, dd, dnnl_f32, dnnl_nchw);
+    dnnl_memory_desc_init_by_tag(&src_a, 4, sd, dt, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&wei_a, 4, wd, dt, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dnnl_f32, dnnl_format_tag_any);
+
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_stream_t st = NULL;
+    dnnl_memory_t mu[4] = { 0 }, mp[4] = { 0 };
+    int r = -1;
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_a, &wei_a,
+                                           bias ? &bias_u : NULL, &dst_a, strides, padl, padr) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &cd, NULL, engine, NULL) != dnnl_success)
+        return -1;
+    if (dnnl_stream_create(&st, engine, dnnl_stream_default_flags) != dnnl_success)
+        goto done;
+    if (dnnl_memory_create(&mu[0], &src_u, engine, (void *)in) != dnnl_success ||
+        dnnl_memory_create(&mu[1], &wei_u, engine, (void *)weight) != dnnl_success ||
+        (bias && dnnl_memory_create(&mu[2], &bias_u, engine, (void *)bias) != dnnl_success) ||
+        dnnl_memory_create(&mu[3], &dst_u, engine, out) != dnnl_success)
+        goto done;
+    if (bind(st, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), mu[0], 1, &mp[0]) ||
+        bind(st, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), mu[1], 1, &mp[1]) ||
+        bind(st, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), mu[3], 0, &mp[3]))
+        goto done;
+    if (dnnl_primitive_create(&prim, pd) != dnnl_success)
+        goto done;
+    dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, mp[0] }, { DNNL_ARG_WEIGHTS, mp[1] }, { DNNL_ARG_DST, mp[3] },
+                                { DNNL_ARG_BIAS, mu[2] } };
+    if (dnnl_primitive_execute(prim, st, bias ? 4 : 3, args) != dnnl_success)
+        goto done;
+    if (mp[3] != mu[3] && reorder(st, mp[3], mu[3]))
+        goto done;
+    dnnl_stream_wait(st);
+    r = 0;
+done:
+    for (int i = 0; i < 4; i++) {
+        if (mp[i] && mp[i] != mu[i]) dnnl_memory_destroy(mp[i]);
+        if (mu[i]) dnnl_memory_destroy(mu[i]);
+    }
+    if (prim) dnnl_primitive_destroy(prim);
+    if (st) dnnl_stream_destroy(st);
+    dnnl_primitive_desc_destroy(pd);
+    return r;
+}
+
+#else
+int vq_dnnl_bf16_native(void) { return 0; }
+int vq_dnnl_conv2d(const float *in, int C, int H, int W, const float *weight, const float *bias,
+                   int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16)
+{
+    (void)in; (void)C; (void)H; (void)W; (void)weight; (void)bias; (void)Cout; (void)k; (void)s;
+    (void)pt; (void)pl; (void)pb; (void)pr; (void)out; (void)bf16;
+    return -1;
+}
+#endif
