@@ -81,39 +81,104 @@ int vq_conv2d(const float *in, int C, int H, int W,
     return 0;
 }
 
-void vq_group_norm(const float *x, int C, int HW, int G, float eps,
-                   const float *gamma, const float *beta, float *y)
+/* Hot loops are compiled for several instruction sets and picked at run time. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define VQ_HOT __attribute__((target_clones("default", "avx2", "arch=skylake-avx512")))
+#else
+#define VQ_HOT
+#endif
+
+/* e^x for swish: 2^k · p(r), r = x - k·ln2 in [-ln2/2, ln2/2], degree-6
+ * polynomial; within 2 ulp of expf on the clamped range, and vectorisable. */
+static inline float exp_approx(float x)
+{
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    const float k = __builtin_roundf(x * 1.44269504088896341f);
+    const float r = (x - k * 0.693145751953125f) - k * 1.428606765330187e-06f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { int32_t i; float f; } s = { .i = ((int32_t)k + 127) << 23 };
+    return p * s.f;
+}
+
+/* Float partial sums over short runs, double across runs: vectorises and
+ * keeps the accuracy of a double sum. */
+VQ_HOT static void group_stats(const float *x, size_t n, double *mean, double *var)
+{
+    double sum = 0.0, sq = 0.0;
+    for (size_t i0 = 0; i0 < n; i0 += 1024) {
+        const size_t m = n - i0 < 1024 ? n - i0 : 1024;
+        float s1 = 0.0f;
+        for (size_t i = 0; i < m; i++) s1 += x[i0 + i];
+        sum += s1;
+    }
+    const double mu = sum / (double)n;
+    const float muf = (float)mu;
+    for (size_t i0 = 0; i0 < n; i0 += 1024) {
+        const size_t m = n - i0 < 1024 ? n - i0 : 1024;
+        float s2 = 0.0f;
+        for (size_t i = 0; i < m; i++) { const float d = x[i0 + i] - muf; s2 += d * d; }
+        sq += s2;
+    }
+    *mean = mu;
+    *var = sq / (double)n;
+}
+
+VQ_HOT static void scale_shift(const float *x, float *y, int n, float m, float a, float b, int swish)
+{
+    if (swish) {
+        for (int i = 0; i < n; i++) {
+            const float t = (x[i] - m) * a + b;
+            y[i] = t / (1.0f + exp_approx(-t));
+        }
+    } else {
+        for (int i = 0; i < n; i++)
+            y[i] = (x[i] - m) * a + b;
+    }
+}
+
+static void group_norm(const float *x, int C, int HW, int G, float eps,
+                       const float *gamma, const float *beta, float *y, int swish)
 {
     const int cpg = C / G;
 #pragma omp parallel for schedule(static)
     for (int g = 0; g < G; g++) {
-        const float *xg = x + (size_t)g * cpg * HW;
-        const size_t n = (size_t)cpg * HW;
-        double sum = 0.0, sq = 0.0;
-        for (size_t i = 0; i < n; i++)
-            sum += xg[i];
-        const double mean = sum / (double)n;
-        for (size_t i = 0; i < n; i++) {
-            double d = xg[i] - mean;
-            sq += d * d;
-        }
-        const float inv = (float)(1.0 / sqrt(sq / (double)n + eps));
-        const float m = (float)mean;
-        for (int c = g * cpg; c < (g + 1) * cpg; c++) {
-            const float a = inv * gamma[c], b = beta[c];
-            const float *xc = x + (size_t)c * HW;
-            float *yc = y + (size_t)c * HW;
-            for (int i = 0; i < HW; i++)
-                yc[i] = (xc[i] - m) * a + b;
-        }
+        double mean, var;
+        group_stats(x + (size_t)g * cpg * HW, (size_t)cpg * HW, &mean, &var);
+        const float inv = (float)(1.0 / sqrt(var + eps));
+        for (int c = g * cpg; c < (g + 1) * cpg; c++)
+            scale_shift(x + (size_t)c * HW, y + (size_t)c * HW, HW, (float)mean, inv * gamma[c], beta[c], swish);
     }
+}
+
+void vq_group_norm(const float *x, int C, int HW, int G, float eps,
+                   const float *gamma, const float *beta, float *y)
+{
+    group_norm(x, C, HW, G, eps, gamma, beta, y, 0);
+}
+
+void vq_group_norm_swish(const float *x, int C, int HW, int G, float eps,
+                         const float *gamma, const float *beta, float *y)
+{
+    group_norm(x, C, HW, G, eps, gamma, beta, y, 1);
+}
+
+VQ_HOT static void swish_run(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] / (1.0f + exp_approx(-x[i]));
 }
 
 void vq_swish(float *x, size_t n)
 {
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++)
-        x[i] = x[i] / (1.0f + expf(-x[i]));
+    for (size_t i0 = 0; i0 < n; i0 += 4096)
+        swish_run(x + i0, n - i0 < 4096 ? n - i0 : 4096);
 }
 
 void vq_upsample2x(const float *x, int C, int H, int W, float *y)

@@ -19,6 +19,9 @@ int vq_conv2d(const float *in, int C, int H, int W,
 /* GroupNorm over CHW with G groups, affine gamma/beta [C]; in place allowed. */
 void vq_group_norm(const float *x, int C, int HW, int G, float eps,
                    const float *gamma, const float *beta, float *y);
+/* swish(GroupNorm(x)) in one pass. */
+void vq_group_norm_swish(const float *x, int C, int HW, int G, float eps,
+                         const float *gamma, const float *beta, float *y);
 /* x * sigmoid(x), in place. */
 void vq_swish(float *x, size_t n);
 /* Nearest-neighbour ×2 upsampling: C×H×W -> C×2H×2W. */

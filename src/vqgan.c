@@ -24,8 +24,7 @@ static int conv(const struct vq_conv *c, const float *x, int H, int W, float *y)
 /* swish(GroupNorm(x)) */
 static void norm_swish(const struct vq_norm *n, const float *x, int HW, float *y)
 {
-    vq_group_norm(x, n->c, HW, GN_GROUPS, GN_EPS, n->g, n->b, y);
-    vq_swish(y, (size_t)n->c * HW);
+    vq_group_norm_swish(x, n->c, HW, GN_GROUPS, GN_EPS, n->g, n->b, y);
 }
 
 /* x (cin×H×W) -> y (cout×H×W): y = shortcut(x) + conv2(swish(norm2(conv1(swish(norm1(x)))))) */
