@@ -159,3 +159,17 @@ void vq_gemm(int transA, int transB, int M, int N, int K,
         }
     }
 }
+
+int vq_linear_bf16(const float *x, int T, int K, const uint16_t *W, const float *b, int N, float *y)
+{
+    const int p = panel_size(N);
+    const int n_panel = (N + p - 1) / p;
+    int fail = 0;
+    __atomic_add_fetch(&gemm_flops, 2ull * T * N * K, __ATOMIC_RELAXED);
+#pragma omp parallel for schedule(dynamic, 1) reduction(| : fail)
+    for (int t = 0; t < n_panel; t++) {
+        const int off = t * p, n = N - off < p ? N - off : p;
+        fail |= vq_dnnl_linear_bf16(x, T, K, W + (size_t)off * K, b ? b + off : NULL, n, y + off, N) != 0;
+    }
+    return fail ? -1 : 0;
+}

@@ -12,6 +12,7 @@
 #define VQ_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum vq_backend_kind {
     VQ_BACKEND_REF   = 0, /* portable C, the scalar reference             */
@@ -52,6 +53,17 @@ int  vq_backend_bf16(void);
 int vq_dnnl_conv2d(const float *in, int C, int H, int W, const float *weight, const float *bias,
                    int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16);
 int vq_dnnl_bf16_native(void);
+/* y[T×N] = x[T×K] · Wᵀ + b with W in bf16, stored [N][K]; nonzero when unavailable. */
+int vq_dnnl_linear_bf16(const float *x, int T, int K, const uint16_t *W, const float *b, int N, float *y, int ldy);
+/* The same split into shape-determined column panels over the threads. */
+int vq_linear_bf16(const float *x, int T, int K, const uint16_t *W, const float *b, int N, float *y);
+void vq_f32_to_bf16(const float *x, uint16_t *y, size_t n);
+
+/* Weights repacked once at load for the bf16 path, found again by their f32
+ * address: layers keep passing f32 pointers and stay precision-agnostic. */
+int  vq_packed_register(const float *w, size_t n);   /* 0 or VQGAN_ERR_NOMEM */
+void vq_packed_unregister(const float *w);
+const uint16_t *vq_packed_bf16(const float *w);
 
 /* Threads for the calling thread's next parallel regions (0: all cores). */
 void vq_threads_set(int n);

@@ -2,10 +2,21 @@
  * bf16/AMX), and the bf16 matrix product. Any failure returns nonzero so the
  * caller falls back to im2col + vq_gemm. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
+
+void vq_f32_to_bf16(const float *x, uint16_t *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        u += 0x7fff + ((u >> 16) & 1);   /* round to nearest even */
+        y[i] = (uint16_t)(u >> 16);
+    }
+}
 
 #ifdef VQ_HAVE_DNNL
 #include <dnnl.h>
@@ -125,7 +136,60 @@ done:
     return r;
 }
 
+/* y[T×N] = x[T×K] · Wᵀ (+ b), W bf16 stored [N][K] (torch Linear layout). */
+int vq_dnnl_linear_bf16(const float *x, int T, int K, const uint16_t *W, const float *b, int N, float *y, int ldy)
+{
+    pthread_once(&once, init);
+    if (!engine || !bf16_native)
+        return -1;
+    uint16_t *xb = malloc(sizeof(uint16_t) * (size_t)T * K);
+    if (!xb) return -1;
+    vq_f32_to_bf16(x, xb, (size_t)T * K);
+    dnnl_dims_t sd = { T, K }, wd = { K, N }, ws = { 1, K }, bd = { 1, N }, dd = { T, N }, ds = { ldy, 1 };
+    dnnl_memory_desc_t src_md, wei_md, bias_md, dst_md;
+    dnnl_memory_desc_init_by_tag(&src_md, 2, sd, dnnl_bf16, dnnl_ab);
+    dnnl_memory_desc_init_by_strides(&wei_md, 2, wd, dnnl_bf16, ws);
+    dnnl_memory_desc_init_by_tag(&bias_md, 2, bd, dnnl_f32, dnnl_ab);
+    dnnl_memory_desc_init_by_strides(&dst_md, 2, dd, dnnl_f32, ds);
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_stream_t st = NULL;
+    dnnl_memory_t m[4] = { 0 };
+    int r = -1;
+    if (dnnl_matmul_desc_init(&md, &src_md, &wei_md, b ? &bias_md : NULL, &dst_md) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &md, NULL, engine, NULL) != dnnl_success) {
+        free(xb);
+        return -1;
+    }
+    if (dnnl_stream_create(&st, engine, dnnl_stream_default_flags) == dnnl_success &&
+        dnnl_memory_create(&m[0], &src_md, engine, xb) == dnnl_success &&
+        dnnl_memory_create(&m[1], &wei_md, engine, (void *)W) == dnnl_success &&
+        (!b || dnnl_memory_create(&m[2], &bias_md, engine, (void *)b) == dnnl_success) &&
+        dnnl_memory_create(&m[3], &dst_md, engine, y) == dnnl_success &&
+        dnnl_primitive_create(&prim, pd) == dnnl_success) {
+        dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, m[0] }, { DNNL_ARG_WEIGHTS, m[1] }, { DNNL_ARG_DST, m[3] },
+                                    { DNNL_ARG_BIAS, m[2] } };
+        if (dnnl_primitive_execute(prim, st, b ? 4 : 3, args) == dnnl_success) {
+            dnnl_stream_wait(st);
+            r = 0;
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        if (m[i]) dnnl_memory_destroy(m[i]);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (st) dnnl_stream_destroy(st);
+    dnnl_primitive_desc_destroy(pd);
+    free(xb);
+    return r;
+}
+
 #else
+int vq_dnnl_linear_bf16(const float *x, int T, int K, const uint16_t *W, const float *b, int N, float *y, int ldy)
+{
+    (void)x; (void)T; (void)K; (void)W; (void)b; (void)N; (void)y; (void)ldy;
+    return -1;
+}
 int vq_dnnl_bf16_native(void) { return 0; }
 int vq_dnnl_conv2d(const float *in, int C, int H, int W, const float *weight, const float *bias,
                    int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16)

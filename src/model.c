@@ -350,6 +350,17 @@ static int read_gpt(const struct vq_gguf *g, struct vqgan_model *m)
     t->head_w = get(&w, "head.weight", t->vocab, D, -1, -1);
     free(prefix);
     if (w.err) return w.err;
+    if (m->bf16) {                      /* repack the products' weights once */
+        for (int l = 0; l < t->n_layer && !r; l++) {
+            const struct vq_gpt_block *b = &t->blocks[l];
+            const float *ws[6] = { b->q_w, b->k_w, b->v_w, b->proj_w, b->fc_w, b->fc2_w };
+            const size_t ns[6] = { (size_t)D * D, (size_t)D * D, (size_t)D * D, (size_t)D * D, 4 * (size_t)D * D,
+                                   4 * (size_t)D * D };
+            for (int i = 0; i < 6 && !r; i++) r = vq_packed_register(ws[i], ns[i]);
+        }
+        if (!r) r = vq_packed_register(t->head_w, (size_t)t->vocab * D);
+        if (r) return vq_error(VQGAN_ERR_NOMEM, "%s: out of memory repacking weights to bf16", g->path);
+    }
     t->present = 1;
     return 0;
 }
@@ -358,6 +369,7 @@ static void model_free(struct vqgan_model *m)
 {
     if (!m) return;
     for (int i = 0; i < m->n_tensors; i++) {
+        if (m->bf16) vq_packed_unregister(m->tensors[i].data);
         free(m->tensors[i].name);
         free(m->tensors[i].data);
     }

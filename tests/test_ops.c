@@ -140,6 +140,33 @@ static void test_conv_threads_bf16(void)
     free(in); free(w); free(b); free(o1); free(o2); free(o3);
 }
 
+/* bf16 products with weights repacked once (the transformer's path). */
+static void test_linear_bf16(void)
+{
+    if (!vq_dnnl_bf16_native()) {
+        printf("ok - linear bf16: no native bf16 on this CPU, fp32 used (skipped comparison)\n");
+        return;
+    }
+    const int T = 37, Din = 256, Dout = 1000;
+    float *x = rnd((size_t)T * Din), *w = rnd((size_t)Dout * Din), *b = rnd(Dout);
+    float *y0 = malloc(sizeof(float) * T * Dout), *y1 = malloc(sizeof(float) * T * Dout), *y2 = malloc(sizeof(float) * T * Dout);
+    vq_linear(x, T, Din, w, b, Dout, y0);
+    CHECK(vq_packed_register(w, (size_t)Dout * Din) == 0, "linear bf16: weight repacked");
+    vq_backend_set_bf16(1);
+    vq_threads_set(1);
+    vq_linear(x, T, Din, w, b, Dout, y1);
+    vq_threads_set(2);
+    vq_linear(x, T, Din, w, b, Dout, y2);
+    vq_backend_set_bf16(0);
+    double e = 0, s = 0;
+    for (int i = 0; i < T * Dout; i++) { e += fabs(y1[i] - y0[i]); s += fabs(y0[i]); }
+    CHECK(e / s < 1e-2 && e > 0, "linear bf16: mean relative error %.2g < 1e-2 against fp32", e / s);
+    CHECK(!memcmp(y1, y2, sizeof(float) * T * Dout), "linear bf16: bit-identical with 1 and 2 threads");
+    vq_packed_unregister(w);
+    CHECK(vq_packed_bf16(w) == NULL, "linear bf16: unregistered");
+    free(x); free(w); free(b); free(y0); free(y1); free(y2);
+}
+
 static void test_norms(void)
 {
     int C = 64, H = 7, W = 13, HW = H * W;
@@ -264,6 +291,7 @@ int main(void)
     test_gemm_threads();
     test_conv();
     test_conv_threads_bf16();
+    test_linear_bf16();
     test_norms();
     test_pointwise();
     test_quantize();
