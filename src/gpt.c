@@ -1,0 +1,189 @@
+/* The minGPT transformer, one sequence at a time, with a KV cache. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "error.h"
+#include "gpt.h"
+#include "ops.h"
+
+#define LN_EPS 1e-5f
+
+size_t vq_kv_cache_bytes(const struct vq_gpt *gpt, int cap)
+{
+    return sizeof(float) * 2 * (size_t)gpt->n_layer * (size_t)cap * (size_t)gpt->n_embd;
+}
+
+int vq_kv_cache_init(struct vq_kv_cache *c, const struct vq_gpt *gpt, int cap)
+{
+    memset(c, 0, sizeof(*c));
+    if (cap < 1 || cap > gpt->block)
+        return vq_error(VQGAN_ERR_INVALID, "transformer cache of %d positions (block size %d)", cap, gpt->block);
+    c->kv = malloc(vq_kv_cache_bytes(gpt, cap));
+    if (!c->kv)
+        return vq_error(VQGAN_ERR_NOMEM, "transformer cache of %d positions: out of memory", cap);
+    c->n_layer = gpt->n_layer;
+    c->n_embd = gpt->n_embd;
+    c->cap = cap;
+    return 0;
+}
+
+void vq_kv_cache_free(struct vq_kv_cache *c)
+{
+    free(c->kv);
+    memset(c, 0, sizeof(*c));
+}
+
+int vq_gpt_check(const struct vq_gpt *gpt)
+{
+    if (!gpt || !gpt->present)
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "the model has no transformer");
+    if (gpt->vocab < 1 || gpt->block < 1 || gpt->n_layer < 1 || gpt->n_head < 1 || gpt->n_embd < 1 ||
+        gpt->n_embd % gpt->n_head || gpt->n_unmasked < 0 || gpt->n_unmasked > gpt->block)
+        return vq_error(VQGAN_ERR_INVALID, "transformer shape vocab %d, block %d, %d layers, %d heads, width %d, "
+                        "n_unmasked %d is inconsistent", gpt->vocab, gpt->block, gpt->n_layer, gpt->n_head,
+                        gpt->n_embd, gpt->n_unmasked);
+    if (!gpt->tok_emb || !gpt->pos_emb || !gpt->blocks || !gpt->lnf_w || !gpt->lnf_b || !gpt->head_w)
+        return vq_error(VQGAN_ERR_INVALID, "transformer weights missing");
+    for (int l = 0; l < gpt->n_layer; l++) {
+        const struct vq_gpt_block *b = &gpt->blocks[l];
+        if (!b->ln1_w || !b->ln1_b || !b->ln2_w || !b->ln2_b || !b->q_w || !b->q_b || !b->k_w || !b->k_b ||
+            !b->v_w || !b->v_b || !b->proj_w || !b->proj_b || !b->fc_w || !b->fc_b || !b->fc2_w || !b->fc2_b)
+            return vq_error(VQGAN_ERR_INVALID, "transformer block %d: weights missing", l);
+    }
+    return 0;
+}
+
+/* Scratch for one call: n rows of activations, per-head score matrices. */
+struct gpt_scratch {
+    float *x, *xn, *q, *y, *tmp, *h, *att;
+};
+
+/* Causal multi-head attention of the n new rows (absolute positions
+ * L0 .. L0+n-1) against keys/values 0 .. L0+n-1:
+ *   y_h = softmax(q_h K_hᵀ / √hd, masked) V_h   for every head h.
+ * Heads run in parallel (when there is enough work to share); each head's
+ * work is a fixed sequence of operations, so the result does not depend on
+ * the thread count. */
+static void attention(const struct vq_gpt *gpt, const float *q, const float *K, const float *V,
+                      int L0, int n, float *att, float *y)
+{
+    const int D = gpt->n_embd, nh = gpt->n_head, hd = D / nh, T = L0 + n;
+    const float scale = (float)(1.0 / sqrt((double)hd));
+    const int n_unmasked = gpt->n_unmasked;
+
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)n * T * D >= (1 << 20))
+    for (int h = 0; h < nh; h++) {
+        float *S = att + (size_t)h * n * T;                  /* [n][T] */
+        vq_gemm(0, 1, n, T, hd, q + h * hd, D, K + h * hd, D, 0.0f, S, T);
+        for (int r = 0; r < n; r++) {
+            const int pos = L0 + r;
+            /* keys 0..pos are visible; the first n_unmasked see each other */
+            int vis = pos + 1;
+            if (pos < n_unmasked && n_unmasked > vis)
+                vis = n_unmasked;
+            float *s = S + (size_t)r * T;
+            for (int t = 0; t < vis; t++)
+                s[t] *= scale;
+            vq_softmax(s, vis);
+            for (int t = vis; t < T; t++)
+                s[t] = 0.0f;
+        }
+        vq_gemm(0, 0, n, hd, T, S, T, V + h * hd, D, 0.0f, y + h * hd, D);
+    }
+}
+
+static int check_tokens(const struct vq_gpt *gpt, const int32_t *tokens, int n)
+{
+    for (int r = 0; r < n; r++)
+        if (tokens[r] < 0 || tokens[r] >= gpt->vocab)
+            return vq_error(VQGAN_ERR_INVALID, "transformer input token %d (at %d) is outside the vocabulary 0..%d",
+                            tokens[r], r, gpt->vocab - 1);
+    return 0;
+}
+
+int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
+                   const int32_t *tokens, int n_new, int first_row, float *logits)
+{
+    const int D = gpt->n_embd, n = n_new, L0 = cache->len, T = L0 + n_new;
+    int r;
+
+    if (n < 1 || first_row < 0 || first_row > n)
+        return vq_error(VQGAN_ERR_INVALID, "transformer forward of %d positions, logits from row %d", n, first_row);
+    if (cache->n_layer != gpt->n_layer || cache->n_embd != D || !cache->kv)
+        return vq_error(VQGAN_ERR_INVALID, "transformer cache does not match the model");
+    if (T > cache->cap)
+        return vq_error(VQGAN_ERR_LIMIT, "transformer cache full: %d + %d positions, room for %d (block %d)",
+                        L0, n, cache->cap, gpt->block);
+    if (L0 < gpt->n_unmasked && T < gpt->n_unmasked)
+        return vq_error(VQGAN_ERR_INVALID, "the first %d positions see each other (n_unmasked) and must be fed "
+                        "together; got positions %d..%d", gpt->n_unmasked, L0, T - 1);
+    if ((r = check_tokens(gpt, tokens, n)))
+        return r;
+
+    struct gpt_scratch s;
+    const size_t nd = (size_t)n * D;
+    float *buf = malloc(sizeof(float) * (5 * nd + 4 * nd + (size_t)gpt->n_head * n * T));
+    if (!buf)
+        return vq_error(VQGAN_ERR_NOMEM, "transformer forward of %d positions: out of memory", n);
+    s.x = buf;
+    s.xn = s.x + nd;
+    s.q = s.xn + nd;
+    s.y = s.q + nd;
+    s.tmp = s.y + nd;
+    s.h = s.tmp + nd;            /* [n][4D] */
+    s.att = s.h + 4 * nd;        /* [n_head][n][T] */
+
+    /* embeddings */
+    for (int t = 0; t < n; t++) {
+        const float *te = gpt->tok_emb + (size_t)tokens[t] * D;
+        const float *pe = gpt->pos_emb + (size_t)(L0 + t) * D;
+        float *x = s.x + (size_t)t * D;
+        for (int i = 0; i < D; i++)
+            x[i] = te[i] + pe[i];
+    }
+
+    for (int l = 0; l < gpt->n_layer; l++) {
+        const struct vq_gpt_block *b = &gpt->blocks[l];
+        float *K = vq_kv_cache_k(cache, l), *V = vq_kv_cache_v(cache, l);
+
+        /* x += proj(attention(ln1(x))); new keys/values go straight to the cache */
+        vq_layer_norm(s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
+        vq_linear(s.xn, n, D, b->k_w, b->k_b, D, K + (size_t)L0 * D);
+        vq_linear(s.xn, n, D, b->v_w, b->v_b, D, V + (size_t)L0 * D);
+        vq_linear(s.xn, n, D, b->q_w, b->q_b, D, s.q);
+        attention(gpt, s.q, K, V, L0, n, s.att, s.y);
+        vq_linear(s.y, n, D, b->proj_w, b->proj_b, D, s.tmp);
+        vq_add(s.x, s.tmp, nd);
+
+        /* x += mlp.2(gelu(mlp.0(ln2(x)))) */
+        vq_layer_norm(s.x, n, D, b->ln2_w, b->ln2_b, LN_EPS, s.xn);
+        vq_linear(s.xn, n, D, b->fc_w, b->fc_b, 4 * D, s.h);
+        vq_gelu(s.h, 4 * nd);
+        vq_linear(s.h, n, 4 * D, b->fc2_w, b->fc2_b, D, s.tmp);
+        vq_add(s.x, s.tmp, nd);
+    }
+    cache->len = T;
+
+    /* head(ln_f(x)) for the rows asked for only */
+    const int m = n - first_row;
+    if (logits && m > 0) {
+        const float *xr = s.x + (size_t)first_row * D;
+        vq_layer_norm(xr, m, D, gpt->lnf_w, gpt->lnf_b, LN_EPS, s.xn);
+        vq_linear(s.xn, m, D, gpt->head_w, NULL, gpt->vocab, logits);
+    }
+    free(buf);
+    return 0;
+}
+
+int vq_gpt_logits_all(const struct vq_gpt *gpt, const int32_t *tokens, int n, float *logits)
+{
+    struct vq_kv_cache c;
+    int r;
+    if ((r = vq_kv_cache_init(&c, gpt, n)))
+        return r;
+    r = vq_gpt_forward(gpt, &c, tokens, n, 0, logits);
+    vq_kv_cache_free(&c);
+    return r;
+}

@@ -1,0 +1,58 @@
+/* The transformer (taming/modules/transformer/mingpt.py) with a KV cache.
+ *
+ *   x = tok_emb[idx] + pos_emb[pos]
+ *   per block:  x += proj(attention(ln1(x)));  x += mlp.2(gelu(mlp.0(ln2(x))))
+ *   logits = head(ln_f(x))
+ *
+ * Attention is causal; the first n_unmasked positions also see each other.
+ * A cache holds every layer's keys and values of the positions fed so far;
+ * vq_gpt_forward appends positions to it. Feeding a sequence in one call
+ * (prefill) or in several (decode) gives the same numbers within fp32
+ * rounding, and the same call gives bit-identical results for any thread
+ * count. */
+#ifndef VQ_GPT_H
+#define VQ_GPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+struct vq_kv_cache {
+    int n_layer, n_embd;
+    int cap;            /* positions the buffers hold (<= block)      */
+    int len;            /* positions fed so far                        */
+    float *kv;          /* [n_layer][2][cap][n_embd]: K, then V        */
+};
+
+/* Bytes a cache of cap positions takes. */
+size_t vq_kv_cache_bytes(const struct vq_gpt *gpt, int cap);
+/* Allocates an empty cache for up to cap positions (1..block). */
+int  vq_kv_cache_init(struct vq_kv_cache *c, const struct vq_gpt *gpt, int cap);
+void vq_kv_cache_free(struct vq_kv_cache *c);
+static inline float *vq_kv_cache_k(const struct vq_kv_cache *c, int layer)
+{
+    return c->kv + (size_t)layer * 2 * c->cap * c->n_embd;
+}
+static inline float *vq_kv_cache_v(const struct vq_kv_cache *c, int layer)
+{
+    return vq_kv_cache_k(c, layer) + (size_t)c->cap * c->n_embd;
+}
+
+/* Feeds n_new tokens at positions cache->len .. cache->len + n_new - 1 and
+ * appends them to the cache. logits (may be NULL) receives the vocab-wide
+ * logits of the new rows first_row .. n_new - 1 only (first_row = n_new - 1:
+ * just the last; n_new: none). The first call on an empty cache must cover the
+ * n_unmasked positions that see each other. Errors: VQGAN_ERR_INVALID (token
+ * out of range, bad sizes), VQGAN_ERR_LIMIT (cache full), VQGAN_ERR_NOMEM. */
+int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
+                   const int32_t *tokens, int n_new, int first_row, float *logits);
+
+/* Logits of every position of one sequence of n tokens (n <= block):
+ * logits[n][vocab]. */
+int vq_gpt_logits_all(const struct vq_gpt *gpt, const int32_t *tokens, int n, float *logits);
+
+/* Checks the hyperparameters and that every weight is present. */
+int vq_gpt_check(const struct vq_gpt *gpt);
+
+#endif

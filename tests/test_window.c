@@ -1,0 +1,519 @@
+/* The windowed, cached sampler against the slow oracle (the reference's loop:
+ * one full forward of the whole window per token), on random models and many
+ * grid shapes; the cache cap; determinism; the golden `conditional` and
+ * `classcond` cases through the public API. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "backend.h"
+#include "gpt.h"
+#include "model.h"
+#include "npy.h"
+#include "test_common.h"
+#include "vqgan.h"
+#include "window.h"
+
+/* ---- a random GPT (as in test_gpt.c) ---------------------------------------- */
+
+struct rgpt {
+    struct vq_gpt g;
+    float *mem;
+};
+
+static uint64_t rng_state;
+static float frand(void) /* uniform in [-1, 1) */
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng_state >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static float *fill(float **p, size_t n, float scale, float offset)
+{
+    float *a = *p;
+    for (size_t i = 0; i < n; i++)
+        a[i] = offset + scale * frand();
+    *p += n;
+    return a;
+}
+
+static int rgpt_init(struct rgpt *r, int vocab, int block, int n_layer, int n_head, int D, uint64_t seed)
+{
+    const size_t per_layer = 4 * (size_t)D + 4 * ((size_t)D * D + D) + (4 * (size_t)D * D + 4 * D) + (4 * (size_t)D * D + D);
+    const size_t total = (size_t)vocab * D + (size_t)block * D + n_layer * per_layer + 2 * (size_t)D + (size_t)vocab * D;
+    memset(r, 0, sizeof(*r));
+    r->mem = malloc(sizeof(float) * total);
+    r->g.blocks = calloc((size_t)n_layer, sizeof(*r->g.blocks));
+    if (!r->mem || !r->g.blocks) return -1;
+    rng_state = seed;
+    float *p = r->mem;
+    const float a = 1.0f / sqrtf((float)D), a4 = 1.0f / sqrtf(4.0f * D);
+    struct vq_gpt *g = &r->g;
+    g->present = 1;
+    g->vocab = vocab; g->block = block; g->n_layer = n_layer; g->n_head = n_head; g->n_embd = D;
+    g->tok_emb = fill(&p, (size_t)vocab * D, 1.0f, 0.0f);
+    g->pos_emb = fill(&p, (size_t)block * D, 0.5f, 0.0f);
+    for (int l = 0; l < n_layer; l++) {
+        struct vq_gpt_block *b = &g->blocks[l];
+        b->ln1_w = fill(&p, D, 0.2f, 1.0f); b->ln1_b = fill(&p, D, 0.1f, 0.0f);
+        b->ln2_w = fill(&p, D, 0.2f, 1.0f); b->ln2_b = fill(&p, D, 0.1f, 0.0f);
+        b->q_w = fill(&p, (size_t)D * D, 2.5f * a, 0.0f); b->q_b = fill(&p, D, 0.1f, 0.0f);
+        b->k_w = fill(&p, (size_t)D * D, 2.5f * a, 0.0f); b->k_b = fill(&p, D, 0.1f, 0.0f);
+        b->v_w = fill(&p, (size_t)D * D, 1.7f * a, 0.0f); b->v_b = fill(&p, D, 0.1f, 0.0f);
+        b->proj_w = fill(&p, (size_t)D * D, 1.7f * a, 0.0f); b->proj_b = fill(&p, D, 0.1f, 0.0f);
+        b->fc_w = fill(&p, 4 * (size_t)D * D, 1.7f * a, 0.0f); b->fc_b = fill(&p, 4 * (size_t)D, 0.1f, 0.0f);
+        b->fc2_w = fill(&p, 4 * (size_t)D * D, 1.7f * a4, 0.0f); b->fc2_b = fill(&p, D, 0.1f, 0.0f);
+    }
+    g->lnf_w = fill(&p, D, 0.2f, 1.0f);
+    g->lnf_b = fill(&p, D, 0.1f, 0.0f);
+    g->head_w = fill(&p, (size_t)vocab * D, 6.0f * a, 0.0f);
+    return 0;
+}
+
+static void rgpt_free(struct rgpt *r)
+{
+    free(r->mem);
+    free(r->g.blocks);
+}
+
+static void random_tokens(int32_t *t, size_t n, int vocab, uint64_t seed)
+{
+    rng_state = seed;
+    for (size_t k = 0; k < n; k++)
+        t[k] = (int32_t)((frand() + 1.0f) * 0.5f * vocab) % vocab;
+}
+
+/* ---- the slow oracle -------------------------------------------------------------- */
+
+/* The window's first row for grid row i, literally as the golden README states
+ * the reference's rule (even w); for odd w, our documented generalisation. */
+static int oracle_offset(int i, int n, int w)
+{
+    if (w % 2 == 0) {
+        if (i <= w / 2) return i;
+        if (n - i < w / 2) return w - (n - i);
+        return w / 2;
+    }
+    int s = i - w / 2;
+    if (s > n - w) s = n - w;
+    if (s < 0) s = 0;
+    return i - s;
+}
+
+/* The reference's loop over the whole (padded) grid: for every cell, the
+ * window's condition tokens and image tokens minus the last go through one
+ * full forward; the logits at the cell's window position are sampled. */
+static int oracle(const struct vq_gpt *g, const struct vq_sampler_params *sp, const int32_t *cond, int gw, int gh,
+                  int32_t *out, double *min_margin)
+{
+    const int w = vq_window_side(g->block), ww = w * w, T = 2 * ww - 1;
+    const int Hp = gh > w ? gh : w, Wp = gw > w ? gw : w;
+    int32_t *c = malloc(sizeof(int32_t) * Hp * Wp), *img = malloc(sizeof(int32_t) * Hp * Wp);
+    int32_t *seq = malloc(sizeof(int32_t) * T);
+    float *logits = malloc(sizeof(float) * (size_t)T * g->vocab);
+    struct vq_sampler s;
+    int rc = vq_sampler_init(&s, sp, g->vocab);
+    *min_margin = INFINITY;
+    for (int i = 0; i < Hp; i++)   /* pad by repeating the last row / column */
+        for (int j = 0; j < Wp; j++)
+            c[i * Wp + j] = cond[(i < gh ? i : gh - 1) * gw + (j < gw ? j : gw - 1)];
+    memcpy(img, c, sizeof(int32_t) * Hp * Wp);
+    for (int i = 0; !rc && i < Hp; i++)
+        for (int j = 0; !rc && j < Wp; j++) {
+            const int li = oracle_offset(i, Hp, w), lj = oracle_offset(j, Wp, w);
+            const int r0 = i - li, c0 = j - lj;
+            for (int q = 0; q < T; q++) {
+                const int32_t *src = q < ww ? c : img;
+                const int k = q < ww ? q : q - ww;
+                seq[q] = src[(r0 + k / w) * Wp + c0 + k % w];
+            }
+            rc = vq_gpt_logits_all(g, seq, T, logits);
+            const float *l = logits + (size_t)(ww - 1 + li * w + lj) * g->vocab;
+            const struct vq_draw_key key = { VQ_STREAM_WINDOW, i, j };
+            img[i * Wp + j] = vq_sample_token(&s, l, key);
+            /* how close the greedy choice was (rounding could only flip a near-tie) */
+            const int best = vq_argmax(l, g->vocab);
+            for (int v = 0; v < g->vocab; v++)
+                if (v != best && l[best] - l[v] < *min_margin) *min_margin = l[best] - l[v];
+        }
+    for (int i = 0; i < gh; i++)
+        memcpy(out + i * gw, img + i * Wp, sizeof(int32_t) * gw);
+    vq_sampler_free(&s);
+    free(c); free(img); free(seq); free(logits);
+    return rc;
+}
+
+/* Positions the windowed sampler should push through the transformer when no
+ * cache is evicted: per placement, the longest prefix any of its cells needs. */
+static int64_t expected_fed(int w, int gw, int gh)
+{
+    const int Hp = gh > w ? gh : w, Wp = gw > w ? gw : w;
+    const int nr = Hp - w + 1, nc = Wp - w + 1;
+    int *need = calloc((size_t)nr * nc, sizeof(int));
+    for (int i = 0; i < gh; i++)
+        for (int j = 0; j < Wp; j++) {
+            const int li = oracle_offset(i, Hp, w), lj = oracle_offset(j, Wp, w);
+            const int p = w * w + li * w + lj, k = (i - li) * nc + (j - lj);
+            if (p > need[k]) need[k] = p;
+        }
+    int64_t sum = 0;
+    for (int k = 0; k < nr * nc; k++) sum += need[k];
+    free(need);
+    return sum;
+}
+
+/* ---- windowed sampler vs oracle ------------------------------------------------------ */
+
+static struct vq_window_state *state;
+
+static int windowed(const struct vq_gpt *g, const struct vq_sampler_params *sp, size_t cache_bytes,
+                    const int32_t *cond, int gw, int gh, int32_t *out, struct vqgan_sample_stats *st)
+{
+    struct vq_window_params p;
+    memset(&p, 0, sizeof(p));
+    p.sampling = *sp;
+    p.cache_bytes = cache_bytes;
+    return vq_window_sample(&state, g, &p, cond, gw, gh, out, st);
+}
+
+static void compare_shapes(const struct vq_gpt *g, const char *model, const int (*shapes)[2], int n_shapes)
+{
+    const int w = vq_window_side(g->block);
+    const struct vq_sampler_params greedy = { 1.0f, 1, 1.0f, 0 }, topk = { 1.0f, 5, 1.0f, 77 };
+    for (int s = 0; s < n_shapes; s++) {
+        const int gh = shapes[s][0], gw = shapes[s][1];
+        int32_t *cond = malloc(sizeof(int32_t) * gw * gh), *a = malloc(sizeof(int32_t) * gw * gh);
+        int32_t *b = malloc(sizeof(int32_t) * gw * gh);
+        random_tokens(cond, (size_t)gw * gh, g->vocab, 1000 + s);
+        for (int mode = 0; mode < 2; mode++) {
+            const struct vq_sampler_params *sp = mode ? &topk : &greedy;
+            struct vqgan_sample_stats st;
+            double margin;
+            int rc1 = windowed(g, sp, 0, cond, gw, gh, a, &st);
+            int rc2 = oracle(g, sp, cond, gw, gh, b, &margin);
+            const int same = !rc1 && !rc2 && !memcmp(a, b, sizeof(int32_t) * gw * gh);
+            const int Wp = gw > w ? gw : w;
+            const int64_t naive = (int64_t)gh * Wp * (2 * w * w - 1), want = expected_fed(w, gw, gh);
+            if (mode == 0)
+                CHECK(same, "%s, %dx%d grid (h x w), greedy: tokens identical to the naive loop "
+                      "(smallest greedy margin %.1e)", model, gh, gw, margin);
+            else
+                CHECK(same, "%s, %dx%d grid, top-k 5 seeded: tokens identical to the naive loop", model, gh, gw);
+            if (mode == 0)
+                CHECK(!rc1 && st.transformer_tokens == want && st.positions_sampled == (int64_t)gh * Wp &&
+                      st.cache_evictions == 0,
+                      "%s, %dx%d grid: %lld positions through the transformer (naive loop: %lld), %lld cells sampled",
+                      model, gh, gw, (long long)st.transformer_tokens, (long long)naive,
+                      (long long)st.positions_sampled);
+        }
+        free(cond); free(a); free(b);
+    }
+}
+
+static void test_oracle(void)
+{
+    struct rgpt r;
+    /* w = 4 (block 32): H and W from w to 3w, including w itself and odd sizes */
+    if (rgpt_init(&r, 24, 32, 2, 4, 32, 11)) { CHECK(0, "allocation"); return; }
+    static const int shapes4[][2] = { { 4, 4 }, { 4, 12 }, { 12, 4 }, { 5, 7 }, { 7, 5 }, { 9, 9 }, { 8, 11 },
+                                      { 12, 12 }, { 6, 10 }, { 11, 6 } };
+    compare_shapes(&r.g, "w=4", shapes4, (int)(sizeof(shapes4) / sizeof(shapes4[0])));
+    /* smaller than the window in one or both directions: padded, sampled, cropped */
+    static const int small4[][2] = { { 1, 1 }, { 3, 3 }, { 2, 9 }, { 9, 3 }, { 4, 1 } };
+    compare_shapes(&r.g, "w=4 (smaller than the window)", small4, (int)(sizeof(small4) / sizeof(small4[0])));
+    rgpt_free(&r);
+
+    /* w = 6 (block 72), another width and head count */
+    if (rgpt_init(&r, 40, 72, 2, 2, 16, 12)) { CHECK(0, "allocation"); return; }
+    static const int shapes6[][2] = { { 6, 6 }, { 7, 13 }, { 18, 9 }, { 10, 18 } };
+    compare_shapes(&r.g, "w=6", shapes6, (int)(sizeof(shapes6) / sizeof(shapes6[0])));
+    rgpt_free(&r);
+
+    /* odd w = 3 (block 18): our generalisation of the schedule */
+    if (rgpt_init(&r, 20, 18, 1, 2, 16, 13)) { CHECK(0, "allocation"); return; }
+    static const int shapes3[][2] = { { 3, 3 }, { 5, 8 }, { 9, 4 }, { 2, 5 } };
+    compare_shapes(&r.g, "w=3", shapes3, (int)(sizeof(shapes3) / sizeof(shapes3[0])));
+    rgpt_free(&r);
+}
+
+static void test_schedule(void)
+{
+    int ok = 1;
+    for (int w = 2; w <= 16; w += 2)
+        for (int n = w; n <= 3 * w + 1; n++)
+            for (int i = 0; i < n; i++) {
+                const int o = vq_window_offset(i, n, w);
+                if (o != oracle_offset(i, n, w) || i - o < 0 || i - o + w > n) ok = 0;
+            }
+    CHECK(ok, "window offsets follow the golden README's rule for even w = 2..16, grids w..3w+1");
+    CHECK(vq_window_side(512) == 16 && vq_window_side(32) == 4 && vq_window_side(18) == 3 &&
+          vq_window_side(17) == 0 && vq_window_side(1) == 0, "window side from the block size (2 w^2)");
+}
+
+/* ---- cache cap, threads, seeds, progress, errors ------------------------------------ */
+
+struct progress_log { int64_t calls, last_done, total, cancel_at; int monotone; };
+static int on_progress(void *opaque, int64_t done, int64_t total)
+{
+    struct progress_log *p = opaque;
+    if (done != p->last_done + 1) p->monotone = 0;
+    p->last_done = done;
+    p->total = total;
+    p->calls++;
+    return p->cancel_at && done >= p->cancel_at;
+}
+
+static void test_cache_and_determinism(void)
+{
+    struct rgpt r;
+    if (rgpt_init(&r, 24, 32, 2, 4, 32, 21)) { CHECK(0, "allocation"); return; }
+    const struct vq_gpt *g = &r.g;
+    const int gw = 11, gh = 10, n = gw * gh;
+    int32_t cond[110], a[110], b[110], c[110];
+    random_tokens(cond, n, g->vocab, 5);
+    const struct vq_sampler_params sp = { 1.0f, 0, 0.9f, 1234 };
+    struct vqgan_sample_stats s0, s1, s2;
+
+    int rc = windowed(g, &sp, 0, cond, gw, gh, a, &s0);
+    CHECK(rc == 0 && s0.cache_evictions == 0, "default cap: no evictions, %lld positions fed",
+          (long long)s0.transformer_tokens);
+    rc = windowed(g, &sp, 1, cond, gw, gh, b, &s1);
+    CHECK(rc == 0 && !memcmp(a, b, sizeof(a)) && s1.cache_evictions > 0,
+          "1-byte cap: %lld evictions, %lld positions fed, tokens identical", (long long)s1.cache_evictions,
+          (long long)s1.transformer_tokens);
+    const size_t three = 3 * vq_kv_cache_bytes(g, g->block);
+    rc = windowed(g, &sp, three, cond, gw, gh, c, &s2);
+    CHECK(rc == 0 && !memcmp(a, c, sizeof(a)) && s2.cache_evictions > 0 &&
+          s2.transformer_tokens < s1.transformer_tokens,
+          "cap of 3 full windows: %lld evictions, %lld positions fed, tokens identical",
+          (long long)s2.cache_evictions, (long long)s2.transformer_tokens);
+
+    /* the naive loop, for the record: tokens identical under the cap too */
+    double margin;
+    rc = oracle(g, &sp, cond, gw, gh, c, &margin);
+    CHECK(rc == 0 && !memcmp(a, c, sizeof(a)), "top-p 0.9 seeded: tokens identical to the naive loop");
+
+    /* dry run counts the same work */
+    struct vq_window_params p;
+    memset(&p, 0, sizeof(p));
+    p.sampling = sp;
+    p.cache_bytes = three;
+    p.dry_run = 1;
+    struct vqgan_sample_stats sd;
+    rc = vq_window_sample(&state, g, &p, cond, gw, gh, c, &sd);
+    CHECK(rc == 0 && sd.transformer_tokens == s2.transformer_tokens && sd.cache_evictions == s2.cache_evictions,
+          "dry run counts the same positions and evictions");
+
+    /* threads and seeds */
+    vq_threads_set(1);
+    rc = windowed(g, &sp, 0, cond, gw, gh, b, &s1);
+    vq_threads_set(2);
+    rc |= windowed(g, &sp, 0, cond, gw, gh, c, &s1);
+    vq_threads_set(0);
+    CHECK(rc == 0 && !memcmp(b, c, sizeof(b)) && !memcmp(a, b, sizeof(a)),
+          "same seed: identical tokens with 1 and 2 threads");
+    struct vq_sampler_params sp2 = sp;
+    sp2.seed = 1235;
+    rc = windowed(g, &sp2, 0, cond, gw, gh, b, &s1);
+    int differ = 0;
+    for (int k = 0; k < n; k++) differ += a[k] != b[k];
+    CHECK(rc == 0 && differ > n / 4, "different seeds: different tokens (%d of %d cells differ)", differ, n);
+
+    /* progress and cancel */
+    struct progress_log log = { 0, 0, 0, 0, 1 };
+    memset(&p, 0, sizeof(p));
+    p.sampling = sp;
+    p.progress = on_progress;
+    p.progress_opaque = &log;
+    rc = vq_window_sample(&state, g, &p, cond, gw, gh, b, &s1);
+    CHECK(rc == 0 && log.monotone && log.calls == n && log.total == n, "progress: %lld calls, done 1..%d of %lld",
+          (long long)log.calls, n, (long long)log.total);
+    struct progress_log stop = { 0, 0, 0, 17, 1 };
+    p.progress_opaque = &stop;
+    rc = vq_window_sample(&state, g, &p, cond, gw, gh, b, &s1);
+    CHECK(rc == VQGAN_ERR_CANCELLED && s1.positions_sampled == 17,
+          "progress callback returning nonzero cancels (VQGAN_ERR_CANCELLED after 17 cells)");
+    rc = vq_window_sample(&state, g, &p, cond, gw, gh, b, &s1);
+    CHECK(rc == VQGAN_ERR_CANCELLED, "the state is usable again after a cancel");
+    p.progress = NULL;
+    rc = vq_window_sample(&state, g, &p, cond, gw, gh, b, &s1);
+    CHECK(rc == 0 && !memcmp(a, b, sizeof(a)), "and gives the same tokens after it");
+
+    /* errors */
+    cond[37] = g->vocab;
+    rc = windowed(g, &sp, 0, cond, gw, gh, b, &s1);
+    CHECK(rc == VQGAN_ERR_INVALID, "a condition token outside the vocabulary is refused");
+    cond[37] = -1;
+    rc = windowed(g, &sp, 0, cond, gw, gh, b, &s1);
+    CHECK(rc == VQGAN_ERR_INVALID, "a negative condition token is refused");
+    cond[37] = 0;
+    rc = windowed(g, &sp, 0, cond, 0, gh, b, &s1);
+    CHECK(rc == VQGAN_ERR_INVALID, "an empty grid is refused");
+    rc = windowed(g, &sp, 0, cond, VQGAN_MAX_GRID + 1, 1, b, &s1);
+    CHECK(rc == VQGAN_ERR_LIMIT, "a grid wider than VQGAN_MAX_GRID is refused (VQGAN_ERR_LIMIT)");
+    struct vq_sampler_params bad = sp;
+    bad.temperature = 0;
+    rc = windowed(g, &bad, 0, cond, gw, gh, b, &s1);
+    CHECK(rc == VQGAN_ERR_INVALID, "temperature 0 is refused");
+    r.g.block = 33;
+    rc = windowed(g, &sp, 0, cond, gw, gh, b, &s1);
+    CHECK(rc == VQGAN_ERR_UNSUPPORTED, "a block size that is not 2 w^2 has no window (VQGAN_ERR_UNSUPPORTED)");
+    r.g.block = 32;
+    r.g.n_unmasked = 17;
+    rc = windowed(g, &sp, 0, cond, gw, gh, b, &s1);
+    CHECK(rc == VQGAN_ERR_UNSUPPORTED, "n_unmasked beyond the condition tokens is refused");
+    r.g.n_unmasked = 16;
+    rc = windowed(g, &sp, 0, cond, gw, gh, b, &s1);
+    CHECK(rc == 0, "n_unmasked = w*w (the condition tokens see each other) is accepted");
+    r.g.n_unmasked = 0;
+    rgpt_free(&r);
+}
+
+/* ---- class-conditional / unconditional sequence ------------------------------------- */
+
+static void test_sequence(void)
+{
+    struct rgpt r;
+    if (rgpt_init(&r, 30, 26, 2, 4, 32, 31)) { CHECK(0, "allocation"); return; }
+    const struct vq_gpt *g = &r.g;
+    const struct vq_sampler_params modes[] = { { 1.0f, 1, 1.0f, 0 }, { 0.9f, 6, 1.0f, 3 } };
+    static const int shapes[][2] = { { 5, 5 }, { 3, 7 }, { 1, 1 }, { 1, 25 } };
+    for (int s = 0; s < 4; s++)
+        for (int m = 0; m < 2; m++) {
+            const int gh = shapes[s][0], gw = shapes[s][1], n = gw * gh;
+            struct vq_window_params p;
+            memset(&p, 0, sizeof(p));
+            p.sampling = modes[m];
+            int32_t got[25], want[25], seq[26];
+            struct vqgan_sample_stats st;
+            int rc = vq_sequence_sample(g, &p, 7, VQ_STREAM_CLASS(7), gw, gh, got, &st);
+            /* oracle: the whole sequence through the transformer per token */
+            struct vq_sampler smp;
+            float *logits = malloc(sizeof(float) * 26 * g->vocab);
+            rc |= vq_sampler_init(&smp, &modes[m], g->vocab);
+            seq[0] = 7;
+            for (int k = 0; !rc && k < n; k++) {
+                rc = vq_gpt_logits_all(g, seq, k + 1, logits);
+                const struct vq_draw_key key = { VQ_STREAM_CLASS(7), k / gw, k % gw };
+                want[k] = seq[k + 1] = vq_sample_token(&smp, logits + (size_t)k * g->vocab, key);
+            }
+            vq_sampler_free(&smp);
+            free(logits);
+            CHECK(rc == 0 && !memcmp(got, want, sizeof(int32_t) * n) && st.transformer_tokens == n &&
+                  st.positions_sampled == n,
+                  "class-conditional %dx%d, %s: cached sampling equals full forwards, %d positions fed", gh, gw,
+                  m ? "top-k 6 seeded" : "greedy", n);
+        }
+    struct vq_window_params p;
+    memset(&p, 0, sizeof(p));
+    p.sampling = modes[0];
+    int32_t out[36];
+    int rc = vq_sequence_sample(g, &p, 7, VQ_STREAM_SOS, 6, 5, out, NULL);
+    CHECK(rc == VQGAN_ERR_LIMIT, "30 tokens with block 26 are refused (VQGAN_ERR_LIMIT)");
+    rc = vq_sequence_sample(g, &p, 30, VQ_STREAM_SOS, 2, 2, out, NULL);
+    CHECK(rc == VQGAN_ERR_INVALID, "a start token outside the vocabulary is refused");
+    rgpt_free(&r);
+}
+
+/* ---- golden cases through the public API ---------------------------------------------- */
+
+static void test_golden_conditional(void)
+{
+    struct vqgan_model *m = NULL;
+    struct vqgan_session *s = NULL;
+    struct npy ci, want;
+    int rc = vqgan_model_load(model_path("conditional"), NULL, &m);
+    CHECK(rc == 0, "load %s", model_path("conditional"));
+    if (rc) return;
+    if (npy_load(golden_path("conditional/cond_indices.npy"), &ci) ||
+        npy_load(golden_path("conditional/indices.npy"), &want)) {
+        CHECK(0, "read golden conditional/cond_indices.npy, indices.npy");
+        vqgan_model_unref(m);
+        return;
+    }
+    struct vqgan_session_params sp = vqgan_session_default_params();
+    sp.top_k = 1;
+    rc = vqgan_session_new(m, &sp, &s);
+    const int gh = (int)ci.shape[1], gw = (int)ci.shape[2], n = gw * gh;
+    int32_t *cond = malloc(sizeof(int32_t) * n), *tok = malloc(sizeof(int32_t) * n);
+    for (int k = 0; k < n; k++) cond[k] = (int32_t)((const int64_t *)ci.data)[k];
+    if (!rc) rc = vqgan_sample_conditional(s, cond, gw, gh, tok);
+    int same = 0;
+    for (int k = 0; k < n; k++) same += tok[k] == ((const int64_t *)want.data)[k];
+    struct vqgan_sample_stats st;
+    vqgan_session_get_stats(s, &st);
+    CHECK(rc == 0 && same == n, "golden conditional %dx%d, greedy: %d of %d tokens identical to indices.npy "
+          "(%lld positions fed, the reference's loop %d)", gh, gw, same, n, (long long)st.transformer_tokens,
+          n * 31);
+    CHECK(rc == 0 && st.positions_sampled == n && st.seconds >= 0, "stats: %lld cells sampled in %.3f s",
+          (long long)st.positions_sampled, st.seconds);
+
+    /* the public call's argument checks */
+    cond[5] = m->gpt.vocab;
+    rc = vqgan_sample_conditional(s, cond, gw, gh, tok);
+    CHECK(rc == VQGAN_ERR_INVALID && strstr(vqgan_last_error(), "condition token"),
+          "public call: condition token outside the vocabulary refused (\"%s\")", vqgan_last_error());
+    cond[5] = 0;
+    rc = vqgan_sample_conditional(s, cond, gw, VQGAN_MAX_GRID + 1, tok);
+    CHECK(rc == VQGAN_ERR_LIMIT, "public call: grid taller than VQGAN_MAX_GRID refused");
+    rc = vqgan_sample_unconditional(s, 0, 2, 2, tok);
+    CHECK(rc == VQGAN_ERR_UNSUPPORTED, "vqgan_sample_unconditional on a segmentation model is refused");
+    free(cond); free(tok);
+    npy_free(&ci);
+    npy_free(&want);
+    vqgan_session_free(s);
+    vqgan_model_unref(m);
+}
+
+static void test_golden_classcond(void)
+{
+    struct vqgan_model *m = NULL;
+    struct vqgan_session *s = NULL;
+    struct npy cid, want;
+    int rc = vqgan_model_load(model_path("classcond"), NULL, &m);
+    CHECK(rc == 0, "load %s", model_path("classcond"));
+    if (rc) return;
+    if (npy_load(golden_path("classcond/class_id.npy"), &cid) || npy_load(golden_path("classcond/indices.npy"), &want)) {
+        CHECK(0, "read golden classcond/class_id.npy, indices.npy");
+        vqgan_model_unref(m);
+        return;
+    }
+    struct vqgan_session_params sp = vqgan_session_default_params();
+    sp.top_k = 1;
+    rc = vqgan_session_new(m, &sp, &s);
+    const int gh = (int)want.shape[1], gw = (int)want.shape[2], n = gw * gh;
+    const int cls = (int)((const int64_t *)cid.data)[0];
+    int32_t tok[64];
+    if (!rc) rc = vqgan_sample_unconditional(s, cls, gw, gh, tok);
+    int same = 0;
+    for (int k = 0; k < n; k++) same += tok[k] == ((const int64_t *)want.data)[k];
+    struct vqgan_sample_stats st;
+    vqgan_session_get_stats(s, &st);
+    CHECK(rc == 0 && same == n && st.transformer_tokens == n,
+          "golden classcond, class %d, %dx%d greedy: %d of %d tokens identical to indices.npy", cls, gh, gw, same, n);
+    rc = vqgan_sample_unconditional(s, m->info.n_classes, gw, gh, tok);
+    CHECK(rc == VQGAN_ERR_INVALID, "class id %d (n_classes %d) is refused", m->info.n_classes, m->info.n_classes);
+    rc = vqgan_sample_unconditional(s, cls, 5, 4, tok);
+    CHECK(rc == VQGAN_ERR_LIMIT, "a 5x4 grid with block 17 is refused (VQGAN_ERR_LIMIT)");
+    rc = vqgan_sample_conditional(s, tok, gw, gh, tok);
+    CHECK(rc == VQGAN_ERR_UNSUPPORTED, "vqgan_sample_conditional on a class-conditional model is refused");
+    npy_free(&cid);
+    npy_free(&want);
+    vqgan_session_free(s);
+    vqgan_model_unref(m);
+}
+
+static void drop(void *o, int l, const char *msg) { (void)o; (void)l; (void)msg; }
+
+int main(void)
+{
+    vqgan_set_log_callback(drop, NULL);
+    test_schedule();
+    test_oracle();
+    test_cache_and_determinism();
+    test_sequence();
+    test_golden_conditional();
+    test_golden_classcond();
+    vq_window_state_free(state);
+    return test_exit();
+}
