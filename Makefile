@@ -77,11 +77,17 @@ check: deps lib test-models $(BUILD)/broken-models/expect.tsv $(TEST_BIN)
 	  VQ_BROKEN_MODELS=$(abspath $(BUILD))/broken-models VQGAN_GOLDEN=$(GOLDEN) \
 	  sh tests/run.sh $(TEST_BIN)
 
+# The released S-FLCKR shapes with seeded random weights, as a model file and
+# as a reference-layout checkpoint (the same weights), and the reference
+# algorithm's timing on them.
 $(BUILD)/sflckr-random.gguf: tools/make_random_model.py tools/configs/sflckr.yaml tools/convert.py
-	$(PYTHON) tools/make_random_model.py tools/configs/sflckr.yaml $@
+	$(PYTHON) tools/make_random_model.py tools/configs/sflckr.yaml $@ --ckpt $(BUILD)/sflckr-random.ckpt
+$(BUILD)/reference-timing.json: $(BUILD)/sflckr-random.gguf tools/reference_timing.py
+	$(PYTHON) tools/reference_timing.py tools/configs/sflckr.yaml $(BUILD)/sflckr-random.ckpt $@
 
-bench: deps lib $(BENCH_BIN) $(BUILD)/sflckr-random.gguf
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+BENCH_ENV = OMP_WAIT_POLICY=passive
+bench: deps lib $(BENCH_BIN) $(BUILD)/sflckr-random.gguf $(BUILD)/reference-timing.json
+	@for b in $(BENCH_BIN); do echo "== $$b"; $(BENCH_ENV) $$b $(BENCH_FLAGS) || exit 1; done
 
 clean:
 	rm -rf $(BUILD)

@@ -3,6 +3,7 @@
 # test scripts, and prints "N passed, N failed". A test prints one line per
 # check, "ok - ..." or "not ok - ..."; a program that dies, or fails without
 # saying which check, counts as one more failure.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 log=${BUILD:-build}/test-log.txt
 : > "$log"
 pass=0; fail=0
