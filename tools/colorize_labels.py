@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Colour 182-label segmentation maps with libvqgan's fixed label palette.
+
+    colorize_labels.py MAP.png OUT.png [MAP2.png OUT2.png ...]
+    colorize_labels.py --outdir DIR MAP.png [MAP2.png ...]
+    colorize_labels.py --legend samples/legend.png --legend-txt samples/legend.txt
+
+Maps are 8-bit grayscale PNGs whose pixel values are class ids 0..181
+(COCO-Stuff id - 1, as ../shared/data/sflckr/labels.txt lists them).  Values
+>= 182 (e.g. 255 "unlabeled") are drawn black.
+
+The palette is deterministic and fixed: the landscape classes get natural
+colours (sky light blue, tree dark green, sea deep blue, ...); every other id
+gets the PASCAL-VOC bit-interleaved colour of (id + 1), which is distinct for
+all ids.  samples/legend.txt lists the whole palette (id, name, #rrggbb, and
+whether the label occurs in the shared maps); samples/legend.png shows the
+labels that occur in the shared maps.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+N_LABELS = 182
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DEFAULT_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "sflckr"))
+if not os.path.isdir(DEFAULT_DATA):
+    DEFAULT_DATA = "/work/shared/data/sflckr"
+
+# id: (name, colour) for the classes of landscape photos.  Ids are fixed by
+# COCO-Stuff (labels.txt); names are kept here so the table reads on its own.
+NATURAL = {
+    156: ("sky-other", (120, 180, 240)),
+    105: ("clouds", (215, 222, 235)),
+    134: ("mountain", (125, 95, 80)),
+    168: ("tree", (25, 105, 35)),
+    154: ("sea", (15, 60, 150)),
+    123: ("grass", (115, 195, 55)),
+    126: ("hill", (160, 165, 75)),
+    153: ("sand", (235, 210, 145)),
+    118: ("flower", (235, 85, 175)),
+    147: ("river", (45, 135, 210)),
+    149: ("rock", (105, 105, 110)),
+    158: ("snow", (250, 250, 252)),
+    177: ("water-other", (70, 165, 190)),
+    141: ("plant-other", (70, 150, 95)),
+    119: ("fog", (185, 185, 200)),
+    96: ("bush", (55, 125, 45)),
+    110: ("dirt", (145, 100, 55)),
+    135: ("mud", (95, 75, 45)),
+    125: ("ground-other", (170, 135, 95)),
+    124: ("gravel", (150, 145, 135)),
+    161: ("stone", (135, 130, 120)),
+    133: ("moss", (95, 140, 40)),
+    128: ("leaves", (60, 160, 30)),
+    162: ("straw", (215, 190, 95)),
+    181: ("wood", (120, 75, 35)),
+    159: ("solid-other", (140, 115, 115)),
+    95: ("building-other", (190, 60, 50)),
+    127: ("house", (210, 100, 60)),
+    150: ("roof", (165, 40, 40)),
+    174: ("wall-stone", (175, 160, 140)),
+    144: ("playingfield", (90, 180, 90)),
+}
+
+
+def voc_colour(i):
+    r = g = b = 0
+    c = i
+    for j in range(8):
+        r |= ((c >> 0) & 1) << (7 - j)
+        g |= ((c >> 1) & 1) << (7 - j)
+        b |= ((c >> 2) & 1) << (7 - j)
+        c >>= 3
+    return r, g, b
+
+
+def palette():
+    """(182, 3) uint8 RGB colour of every label id."""
+    pal = np.array([voc_colour(i + 1) for i in range(N_LABELS)], dtype=np.uint8)
+    for i, (_, rgb) in NATURAL.items():
+        pal[i] = rgb
+    return pal
+
+
+def colorize(seg):
+    """(H, W) integer label map -> (H, W, 3) uint8 image; ids >= 182 black."""
+    seg = np.asarray(seg)
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    lut[:N_LABELS] = palette()
+    return lut[np.clip(seg, 0, 255).astype(np.int64)]
+
+
+def read_labels(path):
+    names = {}
+    for line in open(path, encoding="utf-8"):
+        if line.startswith("#") or not line.strip():
+            continue
+        k, v = line.rstrip("\n").split("\t", 1)
+        names[int(k)] = v.strip()
+    return names
+
+
+def labels_present(data):
+    from PIL import Image
+    d = os.path.join(data, "segmentations")
+    count = np.zeros(256, dtype=np.int64)
+    for f in sorted(os.listdir(d)):
+        if f.endswith(".png"):
+            count += np.bincount(np.asarray(Image.open(os.path.join(d, f))).ravel(), minlength=256)
+    return count
+
+
+def write_legend(png, txt, data):
+    from PIL import Image, ImageDraw, ImageFont
+    names = read_labels(os.path.join(data, "labels.txt"))
+    pal = palette()
+    count = labels_present(data)
+    total = count.sum()
+    for i in NATURAL:
+        assert names[i] == NATURAL[i][0], (i, names[i], NATURAL[i][0])
+    if txt:
+        with open(txt, "w") as f:
+            f.write("# libvqgan label palette (tools/colorize_labels.py); id = pixel value of the\n"
+                    "# segmentation maps (COCO-Stuff id - 1).  columns: id, name, colour,\n"
+                    "# pixels of that label in ../shared/data/sflckr/segmentations (0 = absent)\n")
+            for i in range(N_LABELS):
+                f.write("%d\t%s\t#%02x%02x%02x\t%d\n" % (i, names.get(i, "?"), *pal[i],
+                                                       count[i]))
+    if png:
+        present = [i for i in np.argsort(-count[:N_LABELS]) if count[i] > 0]
+        font = ImageFont.load_default()
+        row, sw, colw = 18, 28, 250
+        ncol = 2
+        nrow = (len(present) + ncol - 1) // ncol
+        im = Image.new("RGB", (ncol * colw + 10, nrow * row + 34), (255, 255, 255))
+        dr = ImageDraw.Draw(im)
+        dr.text((8, 6), "labels in the sflckr maps (id name, by pixel share)", fill=(0, 0, 0), font=font)
+        for k, i in enumerate(present):
+            x = 8 + (k // nrow) * colw
+            y = 26 + (k % nrow) * row
+            dr.rectangle([x, y, x + sw, y + row - 4], fill=tuple(int(c) for c in pal[i]),
+                         outline=(0, 0, 0))
+            dr.text((x + sw + 6, y + 2), "%3d %s" % (i, names.get(i, "?")), fill=(0, 0, 0), font=font)
+        im.save(png)
+    return len([i for i in range(N_LABELS) if count[i] > 0])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("files", nargs="*")
+    ap.add_argument("--outdir", help="write DIR/<name>.png for every input map")
+    ap.add_argument("--legend", help="write the legend image (labels present in the shared maps)")
+    ap.add_argument("--legend-txt", help="write the palette as text (all 182 labels)")
+    ap.add_argument("--data", default=DEFAULT_DATA, help="sflckr folder (labels.txt, segmentations/)")
+    a = ap.parse_args()
+    from PIL import Image
+    if a.legend or a.legend_txt:
+        n = write_legend(a.legend, a.legend_txt, a.data)
+        print("legend: %d labels present in the shared maps" % n)
+    if a.outdir:
+        os.makedirs(a.outdir, exist_ok=True)
+        pairs = [(f, os.path.join(a.outdir, os.path.basename(f))) for f in a.files]
+    else:
+        if len(a.files) % 2:
+            ap.error("give MAP OUT pairs, or --outdir")
+        pairs = list(zip(a.files[::2], a.files[1::2]))
+    for src, dst in pairs:
+        seg = Image.open(src)
+        if seg.mode not in ("L", "P"):
+            sys.exit("%s: not an 8-bit label map (mode %s)" % (src, seg.mode))
+        Image.fromarray(colorize(np.asarray(seg))).save(dst)
+        print(src, "->", dst)
+
+
+if __name__ == "__main__":
+    main()
