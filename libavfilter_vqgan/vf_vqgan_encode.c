@@ -1,0 +1,374 @@
+/*
+ * Copyright (c) 2026 the libvqgan authors
+ *
+ * This file is part of FFmpeg.
+ *
+ * FFmpeg is free software; you can redistribute it and/or
+ * modify it under the terms of the GNU Lesser General Public
+ * License as published by the Free Software Foundation; either
+ * version 2.1 of the License, or (at your option) any later version.
+ *
+ * FFmpeg is distributed in the hope that it will be useful,
+ * but WITHOUT ANY WARRANTY; without even the implied warranty of
+ * MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the GNU
+ * Lesser General Public License for more details.
+ *
+ * You should have received a copy of the GNU Lesser General Public
+ * License along with FFmpeg; if not, write to the Free Software
+ * Foundation, Inc., 51 Franklin Street, Fifth Floor, Boston, MA 02110-1301 USA
+ */
+
+/**
+ * @file
+ * VQGAN tokenizer (Taming Transformers) via libvqgan: turns RGB pictures
+ * into first-stage image tokens, or segmentation label maps into condition
+ * tokens. Tokens leave as gray16 frames, one pixel per token.
+ */
+
+#include <inttypes.h>
+
+#include "libavutil/common.h"
+#include "libavutil/dict.h"
+#include "libavutil/mem.h"
+#include "libavutil/opt.h"
+#include "libavutil/pixdesc.h"
+#include "libavutil/time.h"
+
+#include "avfilter.h"
+#include "filters.h"
+#include "formats.h"
+#include "video.h"
+#include "vqgan_common.h"
+
+enum VQGANStage {
+    STAGE_COND,
+    STAGE_IMAGE,
+    STAGE_NB
+};
+
+typedef struct VQGANEncodeContext {
+    const AVClass *class;
+
+    char *model_path;
+    int   stage;
+    int   threads;
+    char *map;
+
+    struct vqgan_model     *model;
+    struct vqgan_model_info info;
+    struct vqgan_session   *session;
+    uint8_t label_map[256];
+    char    model_id[17];
+
+    int factor;                   ///< downsampling factor of the stage used
+    int gw, gh;                   ///< token grid of the current input size
+    int pw, ph;                   ///< input size padded to a multiple of factor
+
+    uint8_t *pad;                 ///< padded input (or mapped labels)
+    unsigned int pad_size;
+    int32_t *tokens;
+    unsigned int tokens_size;
+
+    int in_w, in_h, in_format;    ///< input the filter is configured for
+
+    int64_t frame_count;
+} VQGANEncodeContext;
+
+#define OFFSET(x) offsetof(VQGANEncodeContext, x)
+#define FLAGS AV_OPT_FLAG_FILTERING_PARAM | AV_OPT_FLAG_VIDEO_PARAM
+
+static const AVOption vqgan_encode_options[] = {
+    { "model",   "set the libvqgan model file (GGUF)", OFFSET(model_path), AV_OPT_TYPE_STRING, { .str = VQGAN_DEFAULT_MODEL }, 0, 0, FLAGS },
+    { "stage",   "set the tokenizer to run", OFFSET(stage), AV_OPT_TYPE_INT, { .i64 = STAGE_IMAGE }, 0, STAGE_NB - 1, FLAGS, .unit = "stage" },
+        { "cond",  "segmentation labels (gray8, pal8) to condition tokens", 0, AV_OPT_TYPE_CONST, { .i64 = STAGE_COND  }, 0, 0, FLAGS, .unit = "stage" },
+        { "image", "RGB picture (rgb24) to image tokens",            0, AV_OPT_TYPE_CONST, { .i64 = STAGE_IMAGE }, 0, 0, FLAGS, .unit = "stage" },
+    { "threads", "set the number of threads (0: all online cores)", OFFSET(threads), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, 1024, FLAGS },
+    { "map",     "remap gray8 label ids before encoding, src=dst pairs (stage=cond)", OFFSET(map), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, FLAGS },
+    { NULL }
+};
+
+AVFILTER_DEFINE_CLASS(vqgan_encode);
+
+static av_cold int init(AVFilterContext *ctx)
+{
+    VQGANEncodeContext *s = ctx->priv;
+
+    ff_vqgan_log_init();
+    /* The model itself is loaded when the output is configured: ffmpeg
+     * creates and frees a graph once before the one that runs. */
+    return ff_vqgan_model_check_path(ctx, s->model_path);
+}
+
+/* Load the model (from the shared cache) and check it can do the stage. */
+static int load_model(AVFilterContext *ctx)
+{
+    VQGANEncodeContext *s = ctx->priv;
+    struct vqgan_session_params params;
+    int ret;
+
+    vqgan_model_unref(s->model); /* from an earlier failed attempt */
+    ret = ff_vqgan_model_open(ctx, s->model_path, &s->model, &s->info);
+    if (ret < 0)
+        return ret;
+    snprintf(s->model_id, sizeof(s->model_id), "%016"PRIx64, s->info.identity);
+
+    if (s->stage == STAGE_COND) {
+        if (s->info.cond_kind != VQGAN_COND_SEGMENTATION) {
+            av_log(ctx, AV_LOG_ERROR, "stage=cond needs a segmentation condition stage, "
+                   "but model '%s' has condition '%s'. Use stage=image, or a "
+                   "segmentation-conditional model.\n",
+                   s->model_path, ff_vqgan_cond_name(s->info.cond_kind));
+            return AVERROR(EINVAL);
+        }
+        s->factor = s->info.cond_factor;
+        if (s->info.cond_codes > VQGAN_MAX_CODES) {
+            av_log(ctx, AV_LOG_ERROR, "Model '%s' has %d condition codes; gray16 tokens "
+                   "hold at most %d.\n", s->model_path, s->info.cond_codes, VQGAN_MAX_CODES);
+            return AVERROR_PATCHWELCOME;
+        }
+        ret = ff_vqgan_parse_label_map(ctx, s->map, s->info.n_labels, s->label_map);
+        if (ret < 0)
+            return ret;
+    } else {
+        if (!s->info.has_first_stage) {
+            av_log(ctx, AV_LOG_ERROR, "stage=image needs an image tokenizer, which "
+                   "model '%s' lacks. Use stage=cond for a segmentation stage.\n",
+                   s->model_path);
+            return AVERROR(EINVAL);
+        }
+        s->factor = s->info.factor;
+        if (s->info.image_codes > VQGAN_MAX_CODES) {
+            av_log(ctx, AV_LOG_ERROR, "Model '%s' has %d image codes; gray16 tokens "
+                   "hold at most %d.\n", s->model_path, s->info.image_codes, VQGAN_MAX_CODES);
+            return AVERROR_PATCHWELCOME;
+        }
+        if (s->map)
+            av_log(ctx, AV_LOG_WARNING, "The map option applies to stage=cond only; ignored.\n");
+    }
+    if (s->factor <= 0) {
+        av_log(ctx, AV_LOG_ERROR, "Model '%s' declares an invalid factor %d.\n",
+               s->model_path, s->factor);
+        return AVERROR_INVALIDDATA;
+    }
+
+    params = vqgan_session_default_params();
+    params.n_threads = s->threads;
+    return ff_vqgan_session_new(ctx, s->model, &params, &s->session);
+}
+
+static av_cold void uninit(AVFilterContext *ctx)
+{
+    VQGANEncodeContext *s = ctx->priv;
+
+    vqgan_session_free(s->session);
+    s->session = NULL;
+    vqgan_model_unref(s->model);
+    s->model = NULL;
+    av_freep(&s->pad);
+    av_freep(&s->tokens);
+}
+
+static int query_formats(const AVFilterContext *ctx,
+                         AVFilterFormatsConfig **cfg_in,
+                         AVFilterFormatsConfig **cfg_out)
+{
+    const VQGANEncodeContext *s = ctx->priv;
+    /* Palette pictures hold their labels as the palette indices. */
+    static const enum AVPixelFormat cond_fmts[]  = { AV_PIX_FMT_GRAY8, AV_PIX_FMT_PAL8, AV_PIX_FMT_NONE };
+    static const enum AVPixelFormat image_fmts[] = { AV_PIX_FMT_RGB24, AV_PIX_FMT_NONE };
+    static const enum AVPixelFormat token_fmts[] = { VQGAN_TOKEN_PIX_FMT, AV_PIX_FMT_NONE };
+    int ret;
+
+    ret = ff_formats_ref(ff_make_pixel_format_list(s->stage == STAGE_COND ? cond_fmts : image_fmts),
+                         &cfg_in[0]->formats);
+    if (ret < 0)
+        return ret;
+    return ff_formats_ref(ff_make_pixel_format_list(token_fmts), &cfg_out[0]->formats);
+}
+
+static int config_output(AVFilterLink *outlink)
+{
+    AVFilterContext *ctx = outlink->src;
+    VQGANEncodeContext *s = ctx->priv;
+    AVFilterLink *inlink = ctx->inputs[0];
+    int f, ret;
+
+    if (!s->session && (ret = load_model(ctx)) < 0)
+        return ret;
+    f = s->factor;
+
+    s->gw = (inlink->w + f - 1) / f;
+    s->gh = (inlink->h + f - 1) / f;
+    if (s->gw > VQGAN_MAX_GRID || s->gh > VQGAN_MAX_GRID) {
+        av_log(ctx, AV_LOG_ERROR, "Input %dx%d gives a %dx%d token grid (factor %d); "
+               "grids up to %dx%d (%dx%d pixels) are accepted.\n",
+               inlink->w, inlink->h, s->gw, s->gh, f,
+               VQGAN_MAX_GRID, VQGAN_MAX_GRID, VQGAN_MAX_GRID * f, VQGAN_MAX_GRID * f);
+        return AVERROR(EINVAL);
+    }
+    s->pw = s->gw * f;
+    s->ph = s->gh * f;
+
+    outlink->w = s->gw;
+    outlink->h = s->gh;
+    s->in_w      = inlink->w;
+    s->in_h      = inlink->h;
+    s->in_format = inlink->format;
+
+    av_log(ctx, AV_LOG_VERBOSE, "%s %dx%d -> %s tokens %dx%d (factor %d%s)\n",
+           av_get_pix_fmt_name(inlink->format), inlink->w, inlink->h,
+           s->stage == STAGE_COND ? "condition" : "image", s->gw, s->gh, f,
+           s->pw != inlink->w || s->ph != inlink->h ? ", edges replicated to a multiple" : "");
+    return 0;
+}
+
+static int reconfigure(AVFilterContext *ctx, const AVFrame *in)
+{
+    VQGANEncodeContext *s = ctx->priv;
+    AVFilterLink *inlink = ctx->inputs[0];
+
+    av_log(ctx, AV_LOG_VERBOSE, "Input changed from %dx%d to %dx%d; reconfiguring.\n",
+           s->in_w, s->in_h, in->width, in->height);
+    if (in->format != s->in_format) {
+        /* Only one format is negotiated for each stage. */
+        av_log(ctx, AV_LOG_ERROR, "Input format changed from %s to %s mid-stream; "
+               "only %s is accepted here.\n", av_get_pix_fmt_name(s->in_format),
+               av_get_pix_fmt_name(in->format), av_get_pix_fmt_name(s->in_format));
+        return AVERROR(EINVAL);
+    }
+    inlink->w = in->width;
+    inlink->h = in->height;
+    return config_output(ctx->outputs[0]);
+}
+
+static int filter_frame(AVFilterLink *inlink, AVFrame *in)
+{
+    AVFilterContext *ctx = inlink->dst;
+    VQGANEncodeContext *s = ctx->priv;
+    AVFilterLink *outlink = ctx->outputs[0];
+    const int bpp = s->stage == STAGE_COND ? 1 : 3;
+    const uint8_t *src = in->data[0];
+    ptrdiff_t src_stride = in->linesize[0];
+    int64_t t0 = av_gettime_relative();
+    char grid[32], factor[16];
+    AVFrame *out = NULL;
+    int ret;
+
+    /* Compared with what this filter was configured for: the link itself
+     * may have been updated already by a filter before that reconfigured. */
+    if (in->width != s->in_w || in->height != s->in_h || in->format != s->in_format) {
+        ret = reconfigure(ctx, in);
+        if (ret < 0)
+            goto fail;
+    }
+
+    if (s->stage == STAGE_COND || s->pw != in->width || s->ph != in->height) {
+        av_fast_malloc(&s->pad, &s->pad_size, (size_t)s->pw * s->ph * bpp);
+        if (!s->pad) {
+            ret = AVERROR(ENOMEM);
+            goto fail;
+        }
+        if (s->stage == STAGE_COND) {
+            ret = ff_vqgan_prepare_labels(ctx, in, s->label_map, s->info.n_labels,
+                                          s->pad, s->pw, s->pw, s->ph);
+            if (ret < 0)
+                goto fail;
+        } else {
+            ff_vqgan_copy_padded(s->pad, (ptrdiff_t)s->pw * bpp, in->data[0], in->linesize[0],
+                                 in->width, in->height, s->pw, s->ph, bpp);
+        }
+        src = s->pad;
+        src_stride = (ptrdiff_t)s->pw * bpp;
+    }
+
+    av_fast_malloc(&s->tokens, &s->tokens_size, (size_t)s->gw * s->gh * sizeof(*s->tokens));
+    if (!s->tokens) {
+        ret = AVERROR(ENOMEM);
+        goto fail;
+    }
+
+    if (s->stage == STAGE_COND)
+        ret = vqgan_encode_labels(s->session, src, src_stride, s->pw, s->ph, s->tokens, NULL);
+    else
+        ret = vqgan_encode_image(s->session, src, src_stride, s->pw, s->ph, s->tokens);
+    if (ret < 0) {
+        av_log(ctx, AV_LOG_ERROR, "Encoding frame %"PRId64" (%dx%d) failed: %s.\n",
+               s->frame_count, s->pw, s->ph, vqgan_last_error());
+        ret = ff_vqgan_averror(ret);
+        goto fail;
+    }
+
+    out = ff_get_video_buffer(outlink, outlink->w, outlink->h);
+    if (!out) {
+        ret = AVERROR(ENOMEM);
+        goto fail;
+    }
+    ret = av_frame_copy_props(out, in);
+    if (ret < 0)
+        goto fail;
+
+    for (int y = 0; y < s->gh; y++) {
+        uint16_t *row = (uint16_t *)(out->data[0] + y * out->linesize[0]);
+        const int32_t *t = s->tokens + (size_t)y * s->gw;
+        for (int x = 0; x < s->gw; x++)
+            row[x] = t[x];
+    }
+
+    snprintf(grid, sizeof(grid), "%dx%d", s->gw, s->gh);
+    snprintf(factor, sizeof(factor), "%d", s->factor);
+    av_dict_set(&out->metadata, VQGAN_META_STAGE, s->stage == STAGE_COND ? "cond" : "image", 0);
+    av_dict_set(&out->metadata, VQGAN_META_GRID, grid, 0);
+    av_dict_set(&out->metadata, VQGAN_META_MODEL, s->model_id, 0);
+    av_dict_set(&out->metadata, VQGAN_META_FACTOR, factor, 0);
+
+    {
+        double secs = (av_gettime_relative() - t0) / 1e6;
+        av_log(ctx, AV_LOG_INFO, "frame %"PRId64": %d %s tokens in %.3f s (%.1f tokens/s)\n",
+               s->frame_count, s->gw * s->gh, s->stage == STAGE_COND ? "condition" : "image",
+               secs, secs > 0 ? s->gw * s->gh / secs : 0.0);
+    }
+    s->frame_count++;
+
+    av_frame_free(&in);
+    return ff_filter_frame(outlink, out);
+
+fail:
+    av_frame_free(&out);
+    av_frame_free(&in);
+    return ret;
+}
+
+static const AVFilterPad vqgan_encode_inputs[] = {
+    {
+        .name         = "default",
+        .type         = AVMEDIA_TYPE_VIDEO,
+        .filter_frame = filter_frame,
+    },
+};
+
+static const AVFilterPad vqgan_encode_outputs[] = {
+    {
+        .name         = "default",
+        .type         = AVMEDIA_TYPE_VIDEO,
+        .config_props = config_output,
+    },
+};
+
+#if LIBAVFILTER_VERSION_MAJOR >= 11
+const FFFilter ff_vf_vqgan_encode = {
+    .p.name        = "vqgan_encode",
+    .p.description = NULL_IF_CONFIG_SMALL("Turn pictures or segmentation labels into VQGAN tokens (libvqgan)."),
+    .p.priv_class  = &vqgan_encode_class,
+#else
+const AVFilter ff_vf_vqgan_encode = {
+    .name          = "vqgan_encode",
+    .description   = NULL_IF_CONFIG_SMALL("Turn pictures or segmentation labels into VQGAN tokens (libvqgan)."),
+    .priv_class    = &vqgan_encode_class,
+#endif
+    .priv_size     = sizeof(VQGANEncodeContext),
+    .init          = init,
+    .uninit        = uninit,
+    FILTER_INPUTS(vqgan_encode_inputs),
+    FILTER_OUTPUTS(vqgan_encode_outputs),
+    FILTER_QUERY_FUNC2(query_formats),
+};

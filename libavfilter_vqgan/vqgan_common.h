@@ -1,0 +1,125 @@
+/*
+ * Shared helpers of the vqgan_encode and vqgan_synth filters (libvqgan)
+ *
+ * This file is part of FFmpeg.
+ *
+ * FFmpeg is free software; you can redistribute it and/or
+ * modify it under the terms of the GNU Lesser General Public
+ * License as published by the Free Software Foundation; either
+ * version 2.1 of the License, or (at your option) any later version.
+ *
+ * FFmpeg is distributed in the hope that it will be useful,
+ * but WITHOUT ANY WARRANTY; without even the implied warranty of
+ * MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the GNU
+ * Lesser General Public License for more details.
+ *
+ * You should have received a copy of the GNU Lesser General Public
+ * License along with FFmpeg; if not, write to the Free Software
+ * Foundation, Inc., 51 Franklin Street, Fifth Floor, Boston, MA 02110-1301 USA
+ */
+
+#ifndef AVFILTER_VQGAN_COMMON_H
+#define AVFILTER_VQGAN_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vqgan.h>
+
+#include "libavutil/frame.h"
+#include "version_major.h"
+
+/* The model opened when no model= option is given; the build defines it. */
+#ifndef VQGAN_DEFAULT_MODEL
+#define VQGAN_DEFAULT_MODEL "samples/models/default.gguf"
+#endif
+
+/* Token maps travel as gray16 frames, one pixel per token. */
+#define VQGAN_TOKEN_PIX_FMT AV_PIX_FMT_GRAY16
+#define VQGAN_MAX_CODES     65536
+
+/* Frame metadata written by vqgan_encode and read by vqgan_synth. */
+#define VQGAN_META_STAGE  "lavfi.vqgan.stage"
+#define VQGAN_META_GRID   "lavfi.vqgan.grid"
+#define VQGAN_META_MODEL  "lavfi.vqgan.model"
+#define VQGAN_META_FACTOR "lavfi.vqgan.factor"
+
+/* libavfilter before 11 (FFmpeg 7.x) lacks ff_make_pixel_format_list(). */
+#if LIBAVFILTER_VERSION_MAJOR < 11
+#define ff_make_pixel_format_list(fmts) ff_make_format_list((const int *)(fmts))
+#endif
+
+typedef struct VQGANProgress {
+    void    *log_ctx;
+    int64_t  frame;        ///< index of the frame being processed
+    int64_t  last_report;  ///< av_gettime_relative() of the last report
+} VQGANProgress;
+
+/**
+ * Route libvqgan's messages to av_log() (done once per process).
+ */
+void ff_vqgan_log_init(void);
+
+/**
+ * Map a libvqgan status to an AVERROR code.
+ */
+int ff_vqgan_averror(int status);
+
+/**
+ * Check that path names a file (not missing, not a directory) without
+ * loading it; logs a message naming the file on failure.
+ */
+int ff_vqgan_model_check_path(void *log_ctx, const char *path);
+
+/**
+ * Take a reference to the model in path from libvqgan's shared cache and
+ * read its description. Logs a message naming the file on failure.
+ */
+int ff_vqgan_model_open(void *log_ctx, const char *path,
+                        struct vqgan_model **model, struct vqgan_model_info *info);
+
+/**
+ * Create a session with the given parameters; logs on failure.
+ */
+int ff_vqgan_session_new(void *log_ctx, struct vqgan_model *model,
+                         const struct vqgan_session_params *params,
+                         struct vqgan_session **session);
+
+/**
+ * Parse a label remap "src=dst[,src=dst...]" (',', '|' or ' ' separated)
+ * into lut; ids not named map to themselves. Every dst must be below
+ * n_labels. An empty or NULL spec leaves the identity.
+ */
+int ff_vqgan_parse_label_map(void *log_ctx, const char *spec, int n_labels,
+                             uint8_t lut[256]);
+
+/**
+ * Copy a w x h gray8 label frame through lut into dst (pw x ph), replicating
+ * the right column and the bottom row into the padding. Fails, naming the
+ * id, its position and the accepted range, when a label is not below
+ * n_labels.
+ */
+int ff_vqgan_prepare_labels(void *log_ctx, const AVFrame *in, const uint8_t lut[256],
+                            int n_labels, uint8_t *dst, ptrdiff_t dst_stride,
+                            int pw, int ph);
+
+/**
+ * Copy a w x h picture of bpp bytes per pixel into dst (pw x ph), replicating
+ * the right column and the bottom row into the padding.
+ */
+void ff_vqgan_copy_padded(uint8_t *dst, ptrdiff_t dst_stride,
+                          const uint8_t *src, ptrdiff_t src_stride,
+                          int w, int h, int pw, int ph, int bpp);
+
+/**
+ * libvqgan progress callback: reports at verbose level, at most every 2 s.
+ * opaque is a VQGANProgress.
+ */
+int ff_vqgan_progress(void *opaque, int64_t done, int64_t total);
+
+/**
+ * Short name of a condition kind (enum vqgan_cond_kind).
+ */
+const char *ff_vqgan_cond_name(int cond_kind);
+
+#endif /* AVFILTER_VQGAN_COMMON_H */

@@ -1,0 +1,145 @@
+# mk/ffmpeg.mk: FFmpeg with the vqgan_encode / vqgan_synth filters.
+#
+# Included by the top-level Makefile. Targets:
+#
+#   ffmpeg-<ver>    build/ffmpeg-<ver>/ffmpeg and ffprobe (out-of-tree build of
+#                   ffmpeg-src/ffmpeg-<ver>, statically linked to build/libvqgan.a);
+#                   for the default version also the links build/ffmpeg, build/ffprobe
+#   ffmpeg          the default version ($(FFMPEG_DEFAULT_VERSION))
+#   ffmpeg-all      every prepared version ($(FFMPEG_VERSIONS))
+#   check-ffmpeg    tests/ffmpeg/*.sh against every version ($(FFMPEG_BINS)
+#                   lists the binaries, for tests/run.sh)
+#   clean-ffmpeg    remove the FFmpeg build directories (not the sources)
+#
+# ./configure prepares the source trees and writes build/config.mk; it is run
+# automatically when the trees are missing or a patch changed.
+# FFMPEG_WITH_VQGAN=no builds the same FFmpeg without the filters (and without
+# needing build/libvqgan.a).
+
+FFMPEG_MK := $(lastword $(MAKEFILE_LIST))
+
+-include build/config.mk
+
+FFMPEG_VERSIONS        ?= 7.1 9.0
+FFMPEG_DEFAULT_VERSION ?= $(lastword $(FFMPEG_VERSIONS))
+FFMPEG_CONFIGURE_ARGS  ?=
+VQGAN_DEFAULT_MODEL    ?= $(abspath samples/models/default.gguf)
+FFMPEG_WITH_VQGAN      ?= yes
+# Anything else for FFmpeg's configure, e.g. FFMPEG_EXTRA_CONFIGURE=--enable-debug
+FFMPEG_EXTRA_CONFIGURE ?=
+
+FFMPEG_FILTER_SOURCES := $(wildcard libavfilter_vqgan/*.c libavfilter_vqgan/*.h)
+# A pkg-config directory whose libvqgan.pc points at a directory holding only
+# libvqgan.a, so that the linker cannot pick build/libvqgan.so.
+FFMPEG_PC_DIR := build/ffmpeg-pkgconfig
+
+FFMPEG_FILTERS := buffer buffersink abuffer abuffersink \
+    scale format null crop pad hstack vstack split setpts setsar trim fps showinfo \
+    hflip vflip transpose aformat anull atrim \
+    color nullsrc testsrc testsrc2
+ifeq ($(FFMPEG_WITH_VQGAN),yes)
+FFMPEG_FILTERS += vqgan_encode vqgan_synth
+endif
+
+ffmpeg_comma := ,
+ffmpeg_empty :=
+ffmpeg_space := $(ffmpeg_empty) $(ffmpeg_empty)
+ffmpeg_list   = $(subst $(ffmpeg_space),$(ffmpeg_comma),$(strip $(1)))
+
+FFMPEG_CONFIGURE_FLAGS := \
+    --disable-everything --disable-autodetect --disable-doc --disable-debug \
+    --disable-ffplay --disable-network --disable-shared --enable-static \
+    --enable-gpl --enable-pthreads --enable-zlib --enable-libx264 \
+    --pkg-config-flags=--static \
+    --enable-decoder=png,ffv1,rawvideo,h264,wrapped_avframe \
+    --enable-encoder=png,ffv1,rawvideo,libx264,wrapped_avframe \
+    --enable-parser=png,h264 \
+    --enable-muxer=matroska,mp4,image2,image2pipe,rawvideo,framemd5,framecrc,md5,null \
+    --enable-demuxer=matroska,mov,image2,image2pipe,png_pipe,rawvideo,h264 \
+    --enable-protocol=file,pipe \
+    --enable-indev=lavfi \
+    --enable-filter=$(call ffmpeg_list,$(FFMPEG_FILTERS))
+ifeq ($(FFMPEG_WITH_VQGAN),yes)
+FFMPEG_CONFIGURE_FLAGS += --enable-libvqgan
+endif
+
+.PHONY: ffmpeg-force ffmpeg ffmpeg-all check-ffmpeg clean-ffmpeg $(FFMPEG_VERSIONS:%=ffmpeg-%) \
+        $(FFMPEG_VERSIONS:%=ffmpeg-build-%)
+
+ffmpeg: ffmpeg-$(FFMPEG_DEFAULT_VERSION)
+ffmpeg-all: $(FFMPEG_VERSIONS:%=ffmpeg-%)
+
+# The private pkg-config file for FFmpeg's configure (see FFMPEG_PC_DIR).
+$(FFMPEG_PC_DIR)/libvqgan.pc: build/pkgconfig/libvqgan.pc
+	@mkdir -p $(FFMPEG_PC_DIR)/lib
+	ln -sf $(abspath build/libvqgan.a) $(FFMPEG_PC_DIR)/lib/libvqgan.a
+	sed -e 's|^libdir=.*|libdir=$(abspath $(FFMPEG_PC_DIR)/lib)|' \
+	    -e '/^Libs:/s|-L[^ ]*|-L$${libdir}|' $< >$@.tmp && mv $@.tmp $@
+
+# One ./configure run prepares every tree; rerun when a patch changes.
+ffmpeg-src/.prepared: $(wildcard patches/ffmpeg-*/*.patch)
+	./configure $(FFMPEG_CONFIGURE_ARGS)
+	@touch $@
+
+# ffmpeg_rules(VER): the rules of one FFmpeg version.
+define ffmpeg_rules
+FFMPEG_SRC_$(1) ?= $(abspath ffmpeg-src/ffmpeg-$(1))
+
+# The source tree, unpacked and patched by ./configure (which rewrites the
+# stamp only when the tree changed).
+$$(FFMPEG_SRC_$(1))/.vqgan-prepared: ffmpeg-src/.prepared
+	@test -f $$@ || { echo "FFmpeg $(1) was not prepared: see ./configure --help" >&2; exit 1; }
+
+# The flags of the last FFmpeg configure; rewritten only when they change.
+build/ffmpeg-$(1)/configure.flags: ffmpeg-force
+	@mkdir -p build/ffmpeg-$(1)
+	@echo '$$(subst ','"'"',$(FFMPEG_CONFIGURE_FLAGS) $(FFMPEG_EXTRA_CONFIGURE) default-model=$(VQGAN_DEFAULT_MODEL))' >$$@.tmp
+	@if cmp -s $$@.tmp $$@; then rm $$@.tmp; else mv $$@.tmp $$@; fi
+
+# FFmpeg's own configure, out of tree.
+build/ffmpeg-$(1)/ffbuild/config.mak: $$(FFMPEG_SRC_$(1))/.vqgan-prepared build/ffmpeg-$(1)/configure.flags \
+        $(if $(filter yes,$(FFMPEG_WITH_VQGAN)),$(FFMPEG_PC_DIR)/libvqgan.pc)
+	@mkdir -p build/ffmpeg-$(1)
+	@echo "FFmpeg $(1): configure (log: build/ffmpeg-$(1)/configure.log)"
+	cd build/ffmpeg-$(1) && \
+	    PKG_CONFIG_PATH=$(abspath $(FFMPEG_PC_DIR))$$$${PKG_CONFIG_PATH:+:$$$$PKG_CONFIG_PATH} \
+	    $$(FFMPEG_SRC_$(1))/configure $(FFMPEG_CONFIGURE_FLAGS) $(FFMPEG_EXTRA_CONFIGURE) \
+	    >configure.log 2>&1 || { tail -n 30 configure.log; tail -n 40 ffbuild/config.log; exit 1; }
+	@# The filters' default model path (FFmpeg's --extra-cflags would eat the quotes).
+	@echo "libavfilter/vf_vqgan_encode.o libavfilter/vf_vqgan_synth.o: CPPFLAGS += -DVQGAN_DEFAULT_MODEL='\"$(VQGAN_DEFAULT_MODEL)\"'" \
+	    >>build/ffmpeg-$(1)/ffbuild/config.mak
+	@touch $$@
+
+# The build proper; run by ffmpeg-$(1) after `lib` in a sub-make so that
+# the two never run in parallel.
+ffmpeg-build-$(1): build/ffmpeg-$(1)/ffbuild/config.mak
+	@for f in $(FFMPEG_FILTER_SOURCES); do \
+	    cmp -s $$$$f $$(FFMPEG_SRC_$(1))/libavfilter/$$$${f##*/} || \
+	        cp $$$$f $$(FFMPEG_SRC_$(1))/libavfilter/ || exit 1; \
+	done
+	@if [ -f build/libvqgan.a ] && [ build/libvqgan.a -nt build/ffmpeg-$(1)/ffmpeg_g ]; then \
+	    rm -f build/ffmpeg-$(1)/ffmpeg_g build/ffmpeg-$(1)/ffprobe_g; fi
+	@# FFmpeg's make gets the jobserver but not our command-line variables
+	@# (make CFLAGS=... would replace FFmpeg's own).
+	+mf=" $$$$MAKEFLAGS"; MAKEFLAGS="$$$${mf%% -- *}" $$(MAKE) -C build/ffmpeg-$(1) ffmpeg ffprobe
+ifeq ($(1),$(FFMPEG_DEFAULT_VERSION))
+	ln -sf ffmpeg-$(1)/ffmpeg build/ffmpeg
+	ln -sf ffmpeg-$(1)/ffprobe build/ffprobe
+endif
+
+ffmpeg-$(1): $(if $(filter yes,$(FFMPEG_WITH_VQGAN)),lib)
+	+@$$(MAKE) --no-print-directory -f $(FFMPEG_MK) ffmpeg-build-$(1)
+endef
+
+ffmpeg-force:
+
+$(foreach v,$(FFMPEG_VERSIONS),$(eval $(call ffmpeg_rules,$(v))))
+
+# The ffmpeg binaries of every version, for tests/run.sh (FFMPEG_BINS).
+FFMPEG_BINS := $(FFMPEG_VERSIONS:%=build/ffmpeg-%/ffmpeg)
+
+check-ffmpeg: ffmpeg-all
+	sh tests/ffmpeg/run $(FFMPEG_BINS)
+
+clean-ffmpeg:
+	rm -rf $(FFMPEG_VERSIONS:%=build/ffmpeg-%) $(FFMPEG_PC_DIR) build/ffmpeg build/ffprobe
