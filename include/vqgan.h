@@ -130,12 +130,37 @@ struct vqgan_session_params {
     int top_k;                /* 0 disables; 1 is greedy argmax; default 0   */
     float top_p;              /* (0, 1]; 1 disables; default 1.0             */
     uint64_t seed;            /* random draws are keyed to (seed, position)  */
+    int temporal;             /* enum vqgan_temporal; default off            */
     size_t cache_bytes;       /* cap for transformer window caches; 0: default
                                  (VQGAN_DEFAULT_CACHE_BYTES)                 */
     vqgan_progress_callback progress;
     void *progress_opaque;
 };
 #define VQGAN_DEFAULT_CACHE_BYTES ((size_t)2 << 30)
+
+/* Temporal modes: successive vqgan_sample_conditional calls on a session as
+ * the frames of a video (docs/sampling.md, "Temporal modes").
+ *  - OFF: every call samples afresh; nothing is kept between calls.
+ *  - REUSE: exact reuse. A call's tokens are identical to sampling the frame
+ *    from scratch with the same seed (OFF); a cell whose window shows what it
+ *    showed in the previous call gets its token copied instead of running the
+ *    transformer, and window caches are kept across calls under cache_bytes.
+ *    vqgan_encode_labels (same label map) and vqgan_decode / _f32 (same tokens)
+ *    return the previous call's result without computing it again.
+ *  - FOLLOW: as REUSE, but draws are keyed to content coordinates: a shift of
+ *    the condition grid by whole tokens (|d| <= w/2, see the docs for the
+ *    agreement rule) is detected against the previous call and added to a
+ *    content origin, so the picture moves with the labels; tokens are picked
+ *    by the Gumbel-max rule (the same distribution, more stable under small
+ *    changes). A call is identical to sampling from scratch that way with
+ *    draws keyed to (row + origin_y, column + origin_x).
+ * Changing the grid size, the mode or the sampling parameters starts afresh
+ * (nothing is reused; the promises hold). */
+enum vqgan_temporal {
+    VQGAN_TEMPORAL_OFF    = 0,
+    VQGAN_TEMPORAL_REUSE  = 1,
+    VQGAN_TEMPORAL_FOLLOW = 2,
+};
 struct vqgan_session_params vqgan_session_default_params(void);
 
 struct vqgan_session;
@@ -189,6 +214,9 @@ struct vqgan_sample_stats {
     int64_t transformer_tokens;  /* positions pushed through the transformer  */
     int64_t cache_evictions;
     double seconds;
+    int shift_x, shift_y;        /* follow: pan detected against the previous
+                                    frame, in tokens (cur[i][j] = prev[i + shift_y]
+                                    [j + shift_x]); 0 otherwise                */
 };
 int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_stats *st);
 

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "session.h"
 #include "vqgan_stage.h"
+#include "window.h"
 
 struct vqgan_session_params vqgan_session_default_params(void)
 {
@@ -27,6 +28,8 @@ static int check_params(const struct vqgan_model *m, const struct vqgan_session_
         return vq_error(VQGAN_ERR_INVALID, "top_p = %g is outside (0, 1]", p->top_p);
     if (p->top_k < 0)
         return vq_error(VQGAN_ERR_INVALID, "top_k = %d must be >= 0 (0 disables it, 1 is greedy)", p->top_k);
+    if (p->temporal < VQGAN_TEMPORAL_OFF || p->temporal > VQGAN_TEMPORAL_FOLLOW)
+        return vq_error(VQGAN_ERR_INVALID, "temporal = %d is not off (0), reuse (1) or follow (2)", p->temporal);
     if (m->gpt.present && p->top_k > m->gpt.vocab)
         return vq_error(VQGAN_ERR_INVALID, "top_k = %d is above the model's vocabulary size %d (accepted: 0..%d)",
                         p->top_k, m->gpt.vocab, m->gpt.vocab);
@@ -159,6 +162,19 @@ int vqgan_encode_image(struct vqgan_session *s, const uint8_t *rgb, ptrdiff_t st
     return r;
 }
 
+/* Temporal memo keys: a header of sizes, then the input's bytes. */
+static unsigned char *memo_key(const int32_t hdr[2], const void *data, size_t row, ptrdiff_t stride, int rows,
+                               size_t *len)
+{
+    unsigned char *k = malloc(2 * sizeof(int32_t) + row * (size_t)rows);
+    if (!k) return NULL;
+    memcpy(k, hdr, 2 * sizeof(int32_t));
+    for (int y = 0; y < rows; y++)
+        memcpy(k + 2 * sizeof(int32_t) + row * y, (const unsigned char *)data + stride * y, row);
+    *len = 2 * sizeof(int32_t) + row * (size_t)rows;
+    return k;
+}
+
 int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t stride,
                         int width, int height, int32_t *tokens, float *pre_quant)
 {
@@ -171,14 +187,40 @@ int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t s
         return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the model has no segmentation condition stage", s->model->path);
     if ((r = check_frame(st, "label map", width, height))) return r;
     if (!ids || !tokens) return vq_error(VQGAN_ERR_INVALID, "encode: NULL buffer");
+    const int n = (height / st->factor) * (width / st->factor);
+    /* temporal: the same label map as the previous call gives its tokens */
+    unsigned char *key = NULL;
+    size_t key_len = 0;
+    if (!s->params.temporal) {
+        vq_memo_clear(s->window);
+    } else {
+        const int32_t hdr[2] = { width, height };
+        key = memo_key(hdr, ids, (size_t)width, stride, height, &key_len);
+        size_t vl = 0;
+        const void *v = key && !pre_quant ? vq_memo_find(s->window, VQ_MEMO_LABELS, key, key_len, &vl) : NULL;
+        if (v && vl == sizeof(int32_t) * (size_t)n) {
+            memcpy(tokens, v, vl);
+            free(key);
+            return 0;
+        }
+    }
     for (int y = 0; y < height; y++)
         for (int x = 0; x < width; x++)
-            if (ids[y * stride + x] >= st->in_channels)
+            if (ids[y * stride + x] >= st->in_channels) {
+                free(key);
                 return vq_error(VQGAN_ERR_INVALID,
                                 "label id %d at (%d, %d) is outside the model's labels 0..%d",
                                 ids[y * stride + x], x, y, st->in_channels - 1);
-    if ((r = vq_stage_encode_labels(st, ids, stride, height, width, &h))) return r;
-    return finish_encode(st, h, (height / st->factor) * (width / st->factor), tokens, pre_quant);
+            }
+    if ((r = vq_stage_encode_labels(st, ids, stride, height, width, &h))) {
+        free(key);
+        return r;
+    }
+    r = finish_encode(st, h, n, tokens, pre_quant);
+    if (!r && key)
+        vq_memo_store(&s->window, VQ_MEMO_LABELS, key, key_len, tokens, sizeof(int32_t) * (size_t)n);
+    free(key);
+    return r;
 }
 
 static int check_tokens(const struct vq_stage *st, const int32_t *tokens, int gw, int gh)
@@ -193,6 +235,25 @@ static int check_tokens(const struct vq_stage *st, const int32_t *tokens, int gw
     return 0;
 }
 
+/* Temporal: the previous decode's picture when the tokens are the same
+ * (decoding is deterministic). NULL when off or different; *key receives the
+ * memo key to store after decoding (NULL when off). */
+static const void *decode_memo(struct vqgan_session *s, int kind, const int32_t *tokens, int gw, int gh,
+                               size_t want, unsigned char **key, size_t *key_len)
+{
+    *key = NULL;
+    if (!s->params.temporal) {
+        vq_memo_clear(s->window);
+        return NULL;
+    }
+    const int32_t hdr[2] = { gw, gh };
+    const size_t row = sizeof(int32_t) * (size_t)gw;
+    if (!(*key = memo_key(hdr, tokens, row, (ptrdiff_t)row, gh, key_len))) return NULL;
+    size_t vl = 0;
+    const void *v = vq_memo_find(s->window, kind, *key, *key_len, &vl);
+    return v && vl == want ? v : NULL;
+}
+
 int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int gh, float *chw)
 {
     int r;
@@ -202,8 +263,22 @@ int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int
     const struct vq_stage *st = &s->model->first;
     if ((r = check_tokens(st, tokens, gw, gh))) return r;
     if (!chw) return vq_error(VQGAN_ERR_INVALID, "decode: NULL output");
-    if ((r = vq_stage_decode(st, tokens, gw, gh, &x))) return r;
-    memcpy(chw, x, sizeof(float) * (size_t)st->out_ch * gw * st->factor * gh * st->factor);
+    const size_t bytes = sizeof(float) * (size_t)st->out_ch * gw * st->factor * gh * st->factor;
+    unsigned char *key;
+    size_t key_len = 0;
+    const void *v = decode_memo(s, VQ_MEMO_DECODE_F32, tokens, gw, gh, bytes, &key, &key_len);
+    if (v) {
+        memcpy(chw, v, bytes);
+        free(key);
+        return 0;
+    }
+    if ((r = vq_stage_decode(st, tokens, gw, gh, &x))) {
+        free(key);
+        return r;
+    }
+    memcpy(chw, x, bytes);
+    if (key) vq_memo_store(&s->window, VQ_MEMO_DECODE_F32, key, key_len, x, bytes);
+    free(key);
     free(x);
     return 0;
 }
@@ -226,13 +301,36 @@ int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
     if (!rgb) return vq_error(VQGAN_ERR_INVALID, "decode: NULL output");
     if (st->out_ch != 3)
         return vq_error(VQGAN_ERR_UNSUPPORTED, "decoder gives %d channels, not RGB", st->out_ch);
-    if ((r = vq_stage_decode(st, tokens, gw, gh, &x))) return r;
     const int W = gw * st->factor, H = gh * st->factor;
+    const size_t row = (size_t)W * 3;
+    unsigned char *key;
+    size_t key_len = 0;
+    const uint8_t *v = decode_memo(s, VQ_MEMO_DECODE_U8, tokens, gw, gh, row * H, &key, &key_len);
+    if (v) {
+        for (int y = 0; y < H; y++)
+            memcpy(rgb + y * stride, v + row * y, row);
+        free(key);
+        return 0;
+    }
+    if ((r = vq_stage_decode(st, tokens, gw, gh, &x))) {
+        free(key);
+        return r;
+    }
     const size_t plane = (size_t)W * H;
     for (int y = 0; y < H; y++)
         for (int i = 0; i < W; i++)
             for (int c = 0; c < 3; c++)
                 rgb[y * stride + 3 * i + c] = to_u8(x[c * plane + (size_t)y * W + i]);
     free(x);
+    if (key) {
+        uint8_t *c = malloc(row * H);
+        if (c) {
+            for (int y = 0; y < H; y++)
+                memcpy(c + row * y, rgb + y * stride, row);
+            vq_memo_store(&s->window, VQ_MEMO_DECODE_U8, key, key_len, c, row * H);
+            free(c);
+        }
+    }
+    free(key);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* Sampling token grids: the reference's sliding window with per-placement KV
  * caches, and the cached sequence of class-conditional / unconditional models.
  * docs/sampling.md describes the schedule, the caches and the cap. */
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,13 +45,23 @@ static void visit_range(int s, int n, int w, int *lo, int *hi)
 
 /* The cache of one window placement (top-left corner r0, c0 on the padded
  * grid). Every position it holds was computed from condition tokens and final
- * image tokens only, so it stays valid for the whole frame. */
+ * image tokens only, so it stays valid for the whole frame; toks records
+ * them, so that a later frame can check how much of it still holds. */
 struct placement {
     struct vq_kv_cache cache;        /* dry run: kv stays NULL, len/cap tracked */
+    int32_t *toks;                   /* [cache.cap]: the tokens fed (cache.len) */
     int r0, c0;
     int row_lo, row_hi, col_lo, col_hi;  /* the grid positions it predicts   */
     size_t bytes;
-    struct placement *newer, *older; /* LRU list                               */
+    int kept;                        /* temporal: done for this frame, kept for the next */
+    int64_t next_use;                /* kept: when it is needed next (eviction: largest first) */
+    struct placement *newer, *older; /* LRU list of the placements in use     */
+};
+
+struct vq_memo {
+    unsigned char *key, *val;
+    size_t key_len, key_cap, val_len, val_cap;
+    int valid;
 };
 
 struct vq_window_state {
@@ -63,15 +74,30 @@ struct vq_window_state {
     int n_c0;                        /* placements per row: Wp - w + 1          */
     struct placement **table;        /* [(Hp - w + 1) * n_c0], NULL: not cached */
     struct placement *newest, *oldest;
+    int n_kept;
     size_t bytes, cap_bytes;
     int64_t fed, evictions;
     struct vq_sampler sampler;
+    int temporal;                    /* this call's mode                        */
+    int gumbel;                      /* tokens by the Gumbel-max rule (follow)  */
     /* buffers, kept between calls */
     int32_t *cond, *img;             /* padded grids [Hp][Wp]                   */
     size_t grid_cap;
     int32_t *seq;                    /* [block]                                 */
     float *logits;                   /* [vocab]                                 */
     int seq_cap, logits_cap;
+    /* temporal: the previous frame (docs/sampling.md, "Temporal modes") */
+    int t_grid;                      /* table and placements belong to this grid: */
+    int t_gw, t_gh, t_block, t_vocab, t_unmasked;
+    const struct vq_gpt *t_gpt;
+    int t_prev;                      /* prev_cond / prev_img hold a frame       */
+    int t_mode;                      /* the mode it was sampled in              */
+    struct vq_sampler_params t_sp;
+    int32_t t_oi, t_oj;              /* its key origin                          */
+    int32_t *prev_cond, *prev_img;   /* padded grids [Hp][Wp]                   */
+    size_t prev_cap;
+    int64_t frame;
+    struct vq_memo memo[VQ_MEMO_KINDS];
 };
 
 static void lru_unlink(struct vq_window_state *st, struct placement *P)
@@ -93,31 +119,69 @@ static void lru_touch(struct vq_window_state *st, struct placement *P)
 static void placement_drop(struct vq_window_state *st, struct placement *P)
 {
     lru_unlink(st, P);
+    if (P->kept) st->n_kept--;
     st->table[(size_t)P->r0 * st->n_c0 + P->c0] = NULL;
     st->bytes -= P->bytes;
     vq_kv_cache_free(&P->cache);
+    free(P->toks);
     free(P);
 }
 
-/* Frees every placement of the call (the buffers stay). */
-static void release_call(struct vq_window_state *st)
+static size_t table_size(const struct vq_window_state *st)
 {
-    while (st->newest)
-        placement_drop(st, st->newest);
+    return (size_t)(st->Hp - st->w + 1) * st->n_c0;
+}
+
+/* Frees every placement and the table (the buffers stay). */
+static void drop_placements(struct vq_window_state *st)
+{
+    if (st->table)
+        for (size_t k = 0; k < table_size(st); k++)
+            if (st->table[k]) placement_drop(st, st->table[k]);
     free(st->table);
     st->table = NULL;
-    vq_sampler_free(&st->sampler);
+    st->newest = st->oldest = NULL;
+    st->n_kept = 0;
+    st->bytes = 0;
+}
+
+/* Forgets the previous frame and its caches. */
+static void temporal_reset(struct vq_window_state *st)
+{
+    drop_placements(st);
+    st->t_grid = 0;
+    st->t_prev = 0;
+}
+
+void vq_memo_clear(struct vq_window_state *st)
+{
+    if (!st) return;
+    for (int k = 0; k < VQ_MEMO_KINDS; k++) {
+        free(st->memo[k].key);
+        free(st->memo[k].val);
+        memset(&st->memo[k], 0, sizeof(st->memo[k]));
+    }
 }
 
 void vq_window_state_free(struct vq_window_state *st)
 {
     if (!st) return;
-    release_call(st);
+    temporal_reset(st);
+    vq_sampler_free(&st->sampler);
+    vq_memo_clear(st);
     free(st->cond);
     free(st->img);
+    free(st->prev_cond);
+    free(st->prev_img);
     free(st->seq);
     free(st->logits);
     free(st);
+}
+
+void vq_window_origin(const struct vq_window_state *st, int32_t *oi, int32_t *oj)
+{
+    *oi = st && st->t_prev ? st->t_oi : 0;
+    *oj = st && st->t_prev ? st->t_oj : 0;
 }
 
 static int grow(void **buf, size_t *cap, size_t need, size_t elem)
@@ -140,6 +204,13 @@ static int buffers(struct vq_window_state *st, const struct vq_gpt *gpt, size_t 
         if ((r = grow((void **)&st->img, &c2, grid, sizeof(int32_t)))) return r;
         st->grid_cap = grid;
     }
+    if (st->temporal && grid > st->prev_cap) {
+        size_t pc = st->prev_cap, p2 = st->prev_cap;
+        st->t_prev = 0;                 /* (a larger grid resets the state anyway) */
+        if ((r = grow((void **)&st->prev_cond, &pc, grid, sizeof(int32_t)))) return r;
+        if ((r = grow((void **)&st->prev_img, &p2, grid, sizeof(int32_t)))) return r;
+        st->prev_cap = grid;
+    }
     if ((r = grow((void **)&st->seq, &sc, (size_t)gpt->block, sizeof(int32_t)))) return r;
     st->seq_cap = (int)sc;
     if ((r = grow((void **)&st->logits, &lc, (size_t)gpt->vocab, sizeof(float)))) return r;
@@ -156,14 +227,48 @@ static int prefix_len(const struct vq_window_state *st, const struct placement *
     return st->w * st->w + (i - P->r0) * st->w + (j - P->c0);
 }
 
-/* Evicts the least recently used placements until `bytes` more fit under the
- * cap (or none is left: the placement in use is always allowed). */
+/* Token q of placement P's sequence in the current frame. */
+static int32_t seq_token(const struct vq_window_state *st, const struct placement *P, int q)
+{
+    const int w = st->w, ww = w * w;
+    const int32_t *grid = q < ww ? st->cond : st->img;
+    const int k = q < ww ? q : q - ww;
+    return grid[(size_t)(P->r0 + k / w) * st->Wp + P->c0 + k % w];
+}
+
+/* Order of placement P's first visit in a frame (raster index of the cell). */
+static int64_t first_visit(const struct vq_window_state *st, const struct placement *P)
+{
+    return (int64_t)P->row_lo * st->Wp + P->col_lo;
+}
+
+/* Evicts placements until `bytes` more fit under the cap (or none is left: the
+ * placement in use is always allowed). Kept placements go first, the one
+ * needed last first (they serve a later frame, or later in this one); then the
+ * least recently used of the placements in use. */
 static void make_room(struct vq_window_state *st, size_t bytes)
 {
-    while (st->oldest && st->bytes + bytes > st->cap_bytes) {
-        placement_drop(st, st->oldest);
+    while (st->bytes + bytes > st->cap_bytes) {
+        struct placement *victim = NULL;
+        if (st->n_kept) {
+            for (size_t k = 0; k < table_size(st); k++) {
+                struct placement *P = st->table[k];
+                if (P && P->kept && (!victim || P->next_use > victim->next_use)) victim = P;
+            }
+        } else {
+            victim = st->oldest;
+        }
+        if (!victim) break;
+        placement_drop(st, victim);
         st->evictions++;
     }
+}
+
+static void placement_ranges(const struct vq_window_state *st, struct placement *P)
+{
+    visit_range(P->r0, st->Hp, st->w, &P->row_lo, &P->row_hi);
+    visit_range(P->c0, st->Wp, st->w, &P->col_lo, &P->col_hi);
+    if (P->row_hi > st->Hs - 1) P->row_hi = st->Hs - 1;  /* rows past the crop are not sampled */
 }
 
 static int placement_get(struct vq_window_state *st, int r0, int c0, struct placement **out)
@@ -176,53 +281,89 @@ static int placement_get(struct vq_window_state *st, int r0, int c0, struct plac
         if (!P) return vq_error(VQGAN_ERR_NOMEM, "window cache: out of memory");
         P->r0 = r0;
         P->c0 = c0;
-        visit_range(r0, st->Hp, st->w, &P->row_lo, &P->row_hi);
-        visit_range(c0, st->Wp, st->w, &P->col_lo, &P->col_hi);
-        if (P->row_hi > st->Hs - 1) P->row_hi = st->Hs - 1;  /* rows past the crop are not sampled */
+        placement_ranges(st, P);
         const int cap = prefix_len(st, P, P->row_hi, P->col_hi);
         P->bytes = vq_kv_cache_bytes(st->gpt, cap);
         make_room(st, P->bytes);
+        if (!(P->toks = malloc(sizeof(int32_t) * (size_t)cap))) {
+            free(P);
+            return vq_error(VQGAN_ERR_NOMEM, "window cache: out of memory");
+        }
         if (st->dry_run) {
             P->cache.cap = cap;
         } else if ((r = vq_kv_cache_init(&P->cache, st->gpt, cap))) {
+            free(P->toks);
             free(P);
             return r;
         }
         *slot = P;
         st->bytes += P->bytes;
+    } else if (P->kept) {
+        P->kept = 0;
+        st->n_kept--;
     }
     lru_touch(st, P);
     *out = P;
     return 0;
 }
 
+/* After the last visit of a frame: dropped, or (temporal) kept for the next. */
+static void placement_done(struct vq_window_state *st, int r0, int c0)
+{
+    struct placement *P = st->table[(size_t)r0 * st->n_c0 + c0];
+    if (!P) return;
+    if (!st->temporal) {
+        placement_drop(st, P);
+        return;
+    }
+    lru_unlink(st, P);
+    if (!P->kept) st->n_kept++;
+    P->kept = 1;
+    P->next_use = ((st->frame + 1) << 32) + first_visit(st, P);
+}
+
 /* Feeds positions [P->len, end) of placement P's window. */
 static int feed(struct vq_window_state *st, struct placement *P, int end, float *logits)
 {
-    const int w = st->w, ww = w * w, a = P->cache.len, n = end - a;
+    const int a = P->cache.len, n = end - a;
     st->fed += n;
     if (st->trace)
         st->trace(st->trace_opaque, P->r0, P->c0, a, n);
+    for (int q = a; q < end; q++)
+        st->seq[q - a] = P->toks[q] = seq_token(st, P, q);
     if (st->dry_run) {
         P->cache.len = end;
         return 0;
     }
-    for (int q = a; q < end; q++) {
-        const int32_t *grid = q < ww ? st->cond : st->img;
-        const int k = q < ww ? q : q - ww;
-        st->seq[q - a] = grid[(size_t)(P->r0 + k / w) * st->Wp + P->c0 + k % w];
-    }
     return vq_gpt_forward(st->gpt, &P->cache, st->seq, n, logits ? n - 1 : n, logits);
 }
 
+/* The chunks a placement is fed in, the same in every frame and mode so that
+ * a cache kept, cut back or recomputed holds the very numbers of one computed
+ * from scratch: the w·w condition positions first, then up to each visit. The
+ * largest chunk boundary b <= limit with b < target. */
+static int boundary_below(const struct vq_window_state *st, const struct placement *P, int limit, int target)
+{
+    const int ww = st->w * st->w;
+    int b = 0;
+    if (ww <= limit && ww < target) b = ww;
+    for (int vi = P->row_lo; vi <= P->row_hi; vi++)
+        for (int vj = P->col_lo; vj <= P->col_hi; vj++) {
+            const int e = prefix_len(st, P, vi, vj);
+            if (e > limit || e >= target) return b;
+            if (e > b) b = e;
+        }
+    return b;
+}
+
 /* Brings placement P up to the prefix that predicts (i, j) and writes that
- * prediction's logits. P is extended in the chunks the schedule's earlier
- * visits used, so a placement recomputed after eviction gets the very same
- * numbers as one that was kept. */
+ * prediction's logits, in the chunks of boundary_below(). */
 static int extend(struct vq_window_state *st, struct placement *P, int i, int j, float *logits)
 {
-    const int target = prefix_len(st, P, i, j);
+    const int ww = st->w * st->w, target = prefix_len(st, P, i, j);
     int r;
+    if (P->cache.len < ww && target > ww && (r = feed(st, P, ww, NULL)))
+        return r;
     for (int vi = P->row_lo; vi <= P->row_hi; vi++)
         for (int vj = P->col_lo; vj <= P->col_hi; vj++) {
             const int end = prefix_len(st, P, vi, vj);
@@ -237,33 +378,209 @@ static int extend(struct vq_window_state *st, struct placement *P, int i, int j,
                     i, j, P->r0, P->c0);
 }
 
-/* The token of grid cell (i, j): a function of the seed, the cell and the
- * window's content before it only. (Temporal reuse can test that content
- * against the previous frame's here and skip the transformer.) */
-static int sample_position(struct vq_window_state *st, int i, int j, int32_t *token)
+static int cmp_ranked(const void *pa, const void *pb)
+{
+    const struct vq_ranked *a = pa, *b = pb;
+    if (a->logit != b->logit)
+        return a->logit > b->logit ? -1 : 1;
+    return (a->index > b->index) - (a->index < b->index);
+}
+
+/* The Gumbel-max rule (follow; docs/sampling.md, "Temporal modes"): the same
+ * kept set and distribution as vq_sample_token (top-k, softmax(logit / T),
+ * top-p, in its ranking), but the token is the kept one with the largest
+ * logit / T + g, g = -log(-log(u_t)) with u_t uniform, keyed to the cell and
+ * the token id. A small change of the logits then rarely changes the token,
+ * where inverse-CDF sampling over the ranking often does. */
+int vq_gumbel_token(struct vq_sampler *s, const float *logits, struct vq_draw_key key)
+{
+    const int n = s->n;
+    if (s->p.top_k == 1)
+        return vq_argmax(logits, n);
+    for (int i = 0; i < n; i++) {
+        s->rank[i].logit = isnan(logits[i]) ? -INFINITY : logits[i];
+        s->rank[i].index = i;
+    }
+    qsort(s->rank, (size_t)n, sizeof(*s->rank), cmp_ranked);
+    int m = s->p.top_k > 0 ? s->p.top_k : n;
+    const double inv_t = 1.0 / (double)s->p.temperature;
+    const double top = s->rank[0].logit;
+    if (!isfinite(top))
+        return s->rank[0].index;
+    if (s->p.top_p < 1.0f) {
+        double acc = 0.0;
+        for (int k = 0; k < m; k++) {
+            acc += exp(((double)s->rank[k].logit - top) * inv_t);
+            s->cum[k] = acc;
+        }
+        const double limit = (double)s->p.top_p * acc;
+        for (int k = 0; k < m; k++)
+            if (s->cum[k] > limit) {
+                m = k + 1;
+                break;
+            }
+    }
+    const uint64_t h = vq_rng_bits(s->p.seed, key);
+    int best = s->rank[0].index;
+    double best_score = -INFINITY;
+    for (int k = 0; k < m; k++) {
+        const int t = s->rank[k].index;
+        const double u = ((double)(vq_mix64(h ^ (uint64_t)t) >> 11) + 0.5) * 0x1p-53;   /* (0, 1) */
+        const double score = ((double)s->rank[k].logit - top) * inv_t - log(-log(u));
+        if (score > best_score || (score == best_score && t < best)) {
+            best_score = score;
+            best = t;
+        }
+    }
+    return best;
+}
+
+/* The token of grid cell (i, j), drawn with key (ki, kj): a function of the
+ * seed, the key and the window's content before (i, j) only. A kept cache is
+ * first cut back to the chunk boundary below the first token that differs
+ * from what it holds. */
+static int sample_position(struct vq_window_state *st, int i, int j, int32_t ki, int32_t kj, int32_t *token)
 {
     const int r0 = window_start(i, st->Hp, st->w);
     const int c0 = window_start(j, st->Wp, st->w);
     struct placement *P = NULL;
     int r;
     if ((r = placement_get(st, r0, c0, &P))) return r;
+    const int target = prefix_len(st, P, i, j);
+    if (P->cache.len > 0 && (st->temporal || P->cache.len >= target)) {
+        const int n = P->cache.len < target ? P->cache.len : target;
+        int same = 0;
+        while (same < n && P->toks[same] == seq_token(st, P, same))
+            same++;
+        if (same < P->cache.len || P->cache.len >= target)
+            P->cache.len = boundary_below(st, P, same, target);
+    }
     if ((r = extend(st, P, i, j, st->logits))) return r;
     if (st->dry_run) {
         *token = 0;
     } else {
-        const struct vq_draw_key key = { VQ_STREAM_WINDOW, i, j };
-        *token = vq_sample_token(&st->sampler, st->logits, key);
+        const struct vq_draw_key key = { VQ_STREAM_WINDOW, ki, kj };
+        *token = st->gumbel ? vq_gumbel_token(&st->sampler, st->logits, key)
+                            : vq_sample_token(&st->sampler, st->logits, key);
     }
-    if (i == P->row_hi && j == P->col_hi)   /* its last visit: never needed again */
-        placement_drop(st, P);
     return 0;
 }
 
-static void fill_stats(struct vqgan_sample_stats *stats, int64_t done, int64_t fed, int64_t ev, double t0)
+/* Temporal reuse: cell (i, j) showed the same window content as cell
+ * (i + dy, j + dx) of the previous frame (same offset in the window, same
+ * condition tokens, same image tokens before it), so its token is that one. */
+static int reusable(const struct vq_window_state *st, int i, int j, int dy, int dx)
+{
+    const int w = st->w, Wp = st->Wp;
+    const int pi = i + dy, pj = j + dx;
+    if (pi < 0 || pi >= st->Hs || pj < 0 || pj >= Wp) return 0;
+    const int r0 = window_start(i, st->Hp, w), c0 = window_start(j, Wp, w);
+    const int pr0 = window_start(pi, st->Hp, w), pc0 = window_start(pj, Wp, w);
+    const int li = i - r0, lj = j - c0;
+    if (pi - pr0 != li || pj - pc0 != lj) return 0;
+    const size_t row = sizeof(int32_t) * (size_t)w;
+    for (int a = 0; a < w; a++)
+        if (memcmp(st->cond + (size_t)(r0 + a) * Wp + c0, st->prev_cond + (size_t)(pr0 + a) * Wp + pc0, row))
+            return 0;
+    for (int a = 0; a < li; a++)
+        if (memcmp(st->img + (size_t)(r0 + a) * Wp + c0, st->prev_img + (size_t)(pr0 + a) * Wp + pc0, row))
+            return 0;
+    return !memcmp(st->img + (size_t)i * Wp + c0, st->prev_img + (size_t)pi * Wp + pc0,
+                   sizeof(int32_t) * (size_t)lj);
+}
+
+/* Agreement of cur against prev shifted by (sy, sx) over their overlap, both
+ * kept b cells away from the grid's edges (the condition encoder's zero
+ * padding gives the border cells tokens of their own, which stay in place
+ * when the content moves); -1 when the overlap is less than half of that
+ * inner region. */
+static double shift_agreement(const int32_t *cur, const int32_t *prev, int gw, int gh, int b, int sy, int sx)
+{
+    const int lo_i = b > b - sy ? b : b - sy, hi_i = gh - b < gh - b - sy ? gh - b : gh - b - sy;
+    const int lo_j = b > b - sx ? b : b - sx, hi_j = gw - b < gw - b - sx ? gw - b : gw - b - sx;
+    if (hi_i <= lo_i || hi_j <= lo_j) return -1;
+    const int64_t overlap = (int64_t)(hi_i - lo_i) * (hi_j - lo_j);
+    if (2 * overlap < (int64_t)(gw - 2 * b) * (gh - 2 * b)) return -1;
+    int64_t agree = 0;
+    for (int i = lo_i; i < hi_i; i++) {
+        const int32_t *a = cur + (size_t)i * gw, *p = prev + (size_t)(i + sy) * gw + sx;
+        for (int j = lo_j; j < hi_j; j++) agree += a[j] == p[j];
+    }
+    return (double)agree / (double)overlap;
+}
+
+double vq_detect_shift(const int32_t *cur, const int32_t *prev, int gw, int gh, int radius,
+                       int *dy, int *dx)
+{
+    const int side = gw < gh ? gw : gh, b = side / 6 < 2 ? side / 6 : 2;
+    const double still = shift_agreement(cur, prev, gw, gh, b, 0, 0);
+    double best = still;
+    int by = 0, bx = 0;
+    *dy = *dx = 0;
+    for (int sy = -radius; sy <= radius; sy++)
+        for (int sx = -radius; sx <= radius; sx++) {
+            const double f = shift_agreement(cur, prev, gw, gh, b, sy, sx);
+            const int d = abs(sy) + abs(sx), bd = abs(by) + abs(bx);
+            if (f > best + 1e-12 || (f > best - 1e-12 && d < bd)) {
+                best = f;
+                by = sy;
+                bx = sx;
+            }
+        }
+    /* a shift is taken when the shifted grids agree on 90 % of the overlap, or
+     * on half of it while removing at least a quarter of the disagreement of
+     * no shift (the condition encoder's borders and attention make a panned
+     * map's tokens agree only approximately); otherwise none (still, or a cut) */
+    if ((by || bx) && (best >= 0.9 || (best >= 0.5 && 1.0 - best <= 0.75 * (1.0 - still)))) {
+        *dy = by;
+        *dx = bx;
+        return best;
+    }
+    return still;
+}
+
+/* Follow: the placements move with the content; a cache follows when its
+ * placement predicts the same cells relative to itself (its chunks are then
+ * the same), else it is dropped. */
+static int move_placements(struct vq_window_state *st, int dy, int dx)
+{
+    const size_t n = table_size(st);
+    struct placement **t = calloc(n, sizeof(*t));
+    if (!t) return vq_error(VQGAN_ERR_NOMEM, "window cache table: out of memory");
+    for (size_t k = 0; k < n; k++) {
+        struct placement *P = st->table[k];
+        if (!P) continue;
+        struct placement Q = *P;
+        Q.r0 -= dy;
+        Q.c0 -= dx;
+        int ok = Q.r0 >= 0 && Q.r0 <= st->Hp - st->w && Q.c0 >= 0 && Q.c0 < st->n_c0;
+        if (ok) {
+            placement_ranges(st, &Q);
+            ok = Q.row_lo - Q.r0 == P->row_lo - P->r0 && Q.row_hi - Q.r0 == P->row_hi - P->r0 &&
+                 Q.col_lo - Q.c0 == P->col_lo - P->c0 && Q.col_hi - Q.c0 == P->col_hi - P->c0;
+        }
+        if (!ok) {
+            placement_drop(st, P);      /* clears st->table[k] */
+            continue;
+        }
+        st->table[k] = NULL;
+        P->r0 = Q.r0; P->c0 = Q.c0;
+        P->row_lo = Q.row_lo; P->row_hi = Q.row_hi; P->col_lo = Q.col_lo; P->col_hi = Q.col_hi;
+        P->next_use = (st->frame << 32) + first_visit(st, P);
+        t[(size_t)P->r0 * st->n_c0 + P->c0] = P;
+    }
+    free(st->table);
+    st->table = t;
+    return 0;
+}
+
+static void fill_stats(struct vqgan_sample_stats *stats, int64_t sampled, int64_t reused, int64_t fed, int64_t ev,
+                       double t0)
 {
     if (!stats) return;
     memset(stats, 0, sizeof(*stats));
-    stats->positions_sampled = done;
+    stats->positions_sampled = sampled;
+    stats->positions_reused = reused;
     stats->transformer_tokens = fed;
     stats->cache_evictions = ev;
     stats->seconds = omp_get_wtime() - t0;
@@ -279,19 +596,26 @@ static int check_grid(int gw, int gh)
     return 0;
 }
 
+static int same_sampling(const struct vq_sampler_params *a, const struct vq_sampler_params *b)
+{
+    return a->temperature == b->temperature && a->top_k == b->top_k && a->top_p == b->top_p && a->seed == b->seed;
+}
+
 int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
                      const struct vq_window_params *p, const int32_t *cond, int gw, int gh,
                      int32_t *tokens, struct vqgan_sample_stats *stats)
 {
     const double t0 = omp_get_wtime();
-    int64_t done = 0;
+    int64_t sampled = 0, reused = 0;
     int r;
 
-    fill_stats(stats, 0, 0, 0, t0);
+    fill_stats(stats, 0, 0, 0, 0, t0);
     if (!state || !gpt || !p || !cond || !tokens)
         return vq_error(VQGAN_ERR_INVALID, "conditional sampling: NULL argument");
     if ((r = vq_gpt_check(gpt))) return r;
     if ((r = check_grid(gw, gh))) return r;
+    if (p->temporal < VQGAN_TEMPORAL_OFF || p->temporal > VQGAN_TEMPORAL_FOLLOW)
+        return vq_error(VQGAN_ERR_INVALID, "temporal = %d is not off (0), reuse (1) or follow (2)", p->temporal);
     const int w = vq_window_side(gpt->block);
     if (!w)
         return vq_error(VQGAN_ERR_UNSUPPORTED, "transformer block size %d is not 2*w*w: no sliding window",
@@ -310,25 +634,52 @@ int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
     if (!*state && !(*state = calloc(1, sizeof(**state))))
         return vq_error(VQGAN_ERR_NOMEM, "sampler state: out of memory");
     struct vq_window_state *st = *state;
+    const int mode = p->temporal;
+    /* what the previous call left is usable only for the same grid and model */
+    if (st->table && (!mode || !st->t_grid || st->t_gw != gw || st->t_gh != gh || st->t_gpt != gpt ||
+                      st->t_block != gpt->block || st->t_vocab != gpt->vocab || st->t_unmasked != gpt->n_unmasked))
+        temporal_reset(st);
+    if (!mode) temporal_reset(st);
     st->gpt = gpt;
     st->dry_run = p->dry_run;
     st->trace = p->trace;
     st->trace_opaque = p->trace_opaque;
+    st->temporal = mode;
+    st->gumbel = mode == VQGAN_TEMPORAL_FOLLOW || p->gumbel;
     st->w = w;
     st->Hp = gh > w ? gh : w;           /* grids smaller than the window: pad */
     st->Wp = gw > w ? gw : w;
     st->Hs = gh;
     st->n_c0 = st->Wp - w + 1;
-    st->bytes = 0;
     st->cap_bytes = p->cache_bytes ? p->cache_bytes : VQGAN_DEFAULT_CACHE_BYTES;
     st->fed = st->evictions = 0;
-    st->newest = st->oldest = NULL;
     if ((r = buffers(st, gpt, (size_t)st->Hp * st->Wp))) return r;
+    vq_sampler_free(&st->sampler);
     if ((r = vq_sampler_init(&st->sampler, &p->sampling, gpt->vocab))) return r;
-    st->table = calloc((size_t)(st->Hp - w + 1) * st->n_c0, sizeof(*st->table));
     if (!st->table) {
-        r = vq_error(VQGAN_ERR_NOMEM, "window cache table: out of memory");
-        goto end;
+        st->table = calloc(table_size(st), sizeof(*st->table));
+        if (!st->table) {
+            r = vq_error(VQGAN_ERR_NOMEM, "window cache table: out of memory");
+            goto end;
+        }
+        st->newest = st->oldest = NULL;
+        st->n_kept = 0;
+        st->bytes = 0;
+        st->t_prev = 0;
+        st->t_grid = mode != 0;
+        st->t_gw = gw; st->t_gh = gh; st->t_gpt = gpt;
+        st->t_block = gpt->block; st->t_vocab = gpt->vocab; st->t_unmasked = gpt->n_unmasked;
+    }
+    if (mode) {
+        /* a call that stopped half-way leaves placements in use: keep them */
+        while (st->newest) {
+            struct placement *P = st->newest;
+            lru_unlink(st, P);
+            P->kept = 1;
+            st->n_kept++;
+            P->next_use = (st->frame << 32) + first_visit(st, P);
+        }
+        make_room(st, 0);               /* the cap may have shrunk */
     }
 
     /* the condition, padded by repeating its last row and column; the image
@@ -340,25 +691,122 @@ int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
         }
     memcpy(st->img, st->cond, sizeof(int32_t) * (size_t)st->Hp * st->Wp);
 
-    const int64_t total = (int64_t)st->Hs * st->Wp;
-    for (int i = 0; i < st->Hs; i++)
-        for (int j = 0; j < st->Wp; j++) {
-            if ((r = sample_position(st, i, j, &st->img[(size_t)i * st->Wp + j])))
+    /* temporal: the shift against the previous frame (follow), the key origin,
+     * and whether the previous frame's tokens were drawn alike */
+    int dy = 0, dx = 0;
+    int32_t oi = p->origin_i, oj = p->origin_j;
+    int reuse = 0;
+    if (mode && st->t_prev) {
+        if (mode == VQGAN_TEMPORAL_FOLLOW) {
+            int32_t *a = malloc(sizeof(int32_t) * (size_t)gw * gh * 2);
+            if (!a) {
+                r = vq_error(VQGAN_ERR_NOMEM, "shift detection: out of memory");
                 goto end;
-            done++;
-            if (p->progress && p->progress(p->progress_opaque, done, total)) {
+            }
+            for (int i = 0; i < gh; i++) {
+                memcpy(a + (size_t)i * gw, st->cond + (size_t)i * st->Wp, sizeof(int32_t) * gw);
+                memcpy(a + (size_t)(gh + i) * gw, st->prev_cond + (size_t)i * st->Wp, sizeof(int32_t) * gw);
+            }
+            vq_detect_shift(a, a + (size_t)gw * gh, gw, gh, w / 2, &dy, &dx);
+            free(a);
+            if (st->t_mode == VQGAN_TEMPORAL_FOLLOW) {
+                oi = st->t_oi + dy;
+                oj = st->t_oj + dx;
+            }
+            if ((dy || dx) && (r = move_placements(st, dy, dx)))
+                goto end;
+        }
+        reuse = st->t_mode == mode && same_sampling(&st->t_sp, &p->sampling) &&
+                (mode == VQGAN_TEMPORAL_FOLLOW || (st->t_oi == oi && st->t_oj == oj));
+    }
+    if (stats) {
+        stats->shift_y = dy;
+        stats->shift_x = dx;
+    }
+
+    const int64_t total = (int64_t)st->Hs * st->Wp;
+    for (int i = 0; i < st->Hs; i++) {
+        const int r0 = window_start(i, st->Hp, w);
+        int lo, hi;
+        visit_range(r0, st->Hp, w, &lo, &hi);
+        const int last_row = i == hi || i == st->Hs - 1;
+        for (int j = 0; j < st->Wp; j++) {
+            int32_t *t = &st->img[(size_t)i * st->Wp + j];
+            if (reuse && reusable(st, i, j, dy, dx)) {
+                *t = st->prev_img[(size_t)(i + dy) * st->Wp + j + dx];
+                reused++;
+            } else {
+                if ((r = sample_position(st, i, j, oi + i, oj + j, t)))
+                    goto end;
+                sampled++;
+            }
+            const int c0 = window_start(j, st->Wp, w);
+            if (last_row) {
+                visit_range(c0, st->Wp, w, &lo, &hi);
+                if (j == hi) placement_done(st, r0, c0);
+            }
+            if (p->progress && p->progress(p->progress_opaque, sampled + reused, total)) {
                 r = vq_error(VQGAN_ERR_CANCELLED, "sampling cancelled after %lld of %lld positions",
-                             (long long)done, (long long)total);
+                             (long long)(sampled + reused), (long long)total);
                 goto end;
             }
         }
+    }
     for (int i = 0; i < gh; i++)
         memcpy(tokens + (size_t)i * gw, st->img + (size_t)i * st->Wp, sizeof(int32_t) * gw);
+    if (mode) {
+        const size_t n = (size_t)st->Hp * st->Wp;
+        memcpy(st->prev_cond, st->cond, sizeof(int32_t) * n);
+        memcpy(st->prev_img, st->img, sizeof(int32_t) * n);
+        st->t_prev = 1;
+        st->t_mode = mode;
+        st->t_sp = p->sampling;
+        st->t_oi = oi;
+        st->t_oj = oj;
+    }
     r = 0;
 end:
-    fill_stats(stats, done, st->fed, st->evictions, t0);
-    release_call(st);
+    if (stats) {
+        const int sy = stats->shift_y, sx = stats->shift_x;
+        fill_stats(stats, sampled, reused, st->fed, st->evictions, t0);
+        stats->shift_y = sy;
+        stats->shift_x = sx;
+    }
+    st->frame++;
+    if (!mode) drop_placements(st);
+    vq_sampler_free(&st->sampler);
     return r;
+}
+
+/* ---- tokenizer memos (session.c) ------------------------------------------------- */
+
+const void *vq_memo_find(const struct vq_window_state *st, int kind, const void *key, size_t key_len,
+                         size_t *val_len)
+{
+    if (!st || kind < 0 || kind >= VQ_MEMO_KINDS) return NULL;
+    const struct vq_memo *m = &st->memo[kind];
+    if (!m->valid || m->key_len != key_len || memcmp(m->key, key, key_len)) return NULL;
+    if (val_len) *val_len = m->val_len;
+    return m->val;
+}
+
+int vq_memo_store(struct vq_window_state **state, int kind, const void *key, size_t key_len,
+                  const void *val, size_t val_len)
+{
+    int r;
+    if (kind < 0 || kind >= VQ_MEMO_KINDS) return vq_error(VQGAN_ERR_INVALID, "memo kind %d", kind);
+    if (!*state && !(*state = calloc(1, sizeof(**state))))
+        return vq_error(VQGAN_ERR_NOMEM, "sampler state: out of memory");
+    struct vq_memo *m = &(*state)->memo[kind];
+    m->valid = 0;
+    if ((r = grow((void **)&m->key, &m->key_cap, key_len ? key_len : 1, 1))) return r;
+    if ((r = grow((void **)&m->val, &m->val_cap, val_len ? val_len : 1, 1))) return r;
+    memcpy(m->key, key, key_len);
+    memcpy(m->val, val, val_len);
+    m->key_len = key_len;
+    m->val_len = val_len;
+    m->valid = 1;
+    return 0;
 }
 
 /* ---- class-conditional / unconditional -------------------------------------- */
@@ -376,7 +824,7 @@ int vq_sequence_sample(const struct vq_gpt *gpt, const struct vq_window_params *
 
     memset(&cache, 0, sizeof(cache));
     memset(&smp, 0, sizeof(smp));
-    fill_stats(stats, 0, 0, 0, t0);
+    fill_stats(stats, 0, 0, 0, 0, t0);
     if (!gpt || !p || !tokens)
         return vq_error(VQGAN_ERR_INVALID, "sampling: NULL argument");
     if ((r = vq_gpt_check(gpt))) return r;
@@ -420,7 +868,7 @@ int vq_sequence_sample(const struct vq_gpt *gpt, const struct vq_window_params *
     }
     r = 0;
 end:
-    fill_stats(stats, done, fed, 0, t0);
+    fill_stats(stats, done, 0, fed, 0, t0);
     free(logits);
     vq_kv_cache_free(&cache);
     vq_sampler_free(&smp);
@@ -443,6 +891,7 @@ static struct vq_window_params session_params(struct vqgan_session *s)
     p.sampling.top_p = s->params.top_p;
     p.sampling.seed = s->params.seed;
     p.cache_bytes = s->params.cache_bytes;
+    p.temporal = s->params.temporal;
     p.progress = session_progress;
     p.progress_opaque = s;
     return p;

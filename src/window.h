@@ -29,6 +29,17 @@ struct vq_window_params {
      * length before the call, positions fed (benches, tests) */
     void (*trace)(void *opaque, int r0, int c0, int len, int n);
     void *trace_opaque;
+    /* enum vqgan_temporal (docs/sampling.md, "Temporal modes"): with reuse or
+     * follow the state keeps the previous call's grids, tokens and placement
+     * caches, and a call is a frame of a sequence */
+    int temporal;
+    /* draws of cell (i, j) are keyed to (origin_i + i, origin_j + j); follow
+     * adds the content origin it accumulates (tests: a follow frame equals a
+     * from-scratch frame with the same origin) */
+    int32_t origin_i, origin_j;
+    /* 1: tokens by the Gumbel-max rule, as follow does (tests: a follow frame
+     * equals a from-scratch frame with gumbel = 1 and the same origin) */
+    int gumbel;
 };
 
 /* Window side w of a segmentation-conditional transformer: block = 2·w·w
@@ -49,6 +60,40 @@ int vq_window_offset(int i, int n, int w);
 int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
                      const struct vq_window_params *p, const int32_t *cond, int gw, int gh,
                      int32_t *tokens, struct vqgan_sample_stats *stats);
+
+/* Follow mode: the content origin of the last frame (the sum of the detected
+ * shifts; 0, 0 in the other modes). */
+void vq_window_origin(const struct vq_window_state *st, int32_t *oi, int32_t *oj);
+
+/* The shift (dy, dx) of the condition grid cur against prev (both gh x gw, row
+ * stride gw), cur[i][j] == prev[i + dy][j + dx]: the shift with |dy|, |dx| <=
+ * radius whose overlap agrees best, ties to the smallest (compared away from
+ * the edges: min(2, side / 6) cells; overlaps of at least half that region),
+ * taken when it agrees on >= 90 % of the overlap, or on >= 50 % while leaving
+ * at most 3/4 of the disagreement of no shift; else 0, 0 (still, or a cut).
+ * Returns the agreement of the result in [0, 1]. */
+double vq_detect_shift(const int32_t *cur, const int32_t *prev, int gw, int gh, int radius,
+                       int *dy, int *dx);
+
+/* The token for one position by the Gumbel-max rule (follow mode): the kept
+ * set and distribution of vq_sample_token (top-k, softmax(logit / T), top-p),
+ * the token the kept one with the largest logit / T - log(-log(u_t)), u_t
+ * uniform in (0, 1) from mix64(vq_rng_bits(seed, key) ^ t). top_k == 1 is the
+ * argmax. */
+int vq_gumbel_token(struct vq_sampler *s, const float *logits, struct vq_draw_key key);
+
+/* Temporal memos of the session's tokenizer calls (session.c): the previous
+ * call's input (key) and output (value) per kind, kept in the window state so
+ * that vqgan_session_free frees them with it. */
+enum { VQ_MEMO_LABELS = 0, VQ_MEMO_DECODE_U8 = 1, VQ_MEMO_DECODE_F32 = 2, VQ_MEMO_KINDS = 3 };
+/* The stored value when key equals the stored key, else NULL. */
+const void *vq_memo_find(const struct vq_window_state *st, int kind, const void *key, size_t key_len,
+                         size_t *val_len);
+/* Stores key and value (creating *state if needed); on failure the memo is
+ * just left empty (returns VQGAN_ERR_NOMEM, the caller may ignore it). */
+int  vq_memo_store(struct vq_window_state **state, int kind, const void *key, size_t key_len,
+                   const void *val, size_t val_len);
+void vq_memo_clear(struct vq_window_state *st);     /* NULL is a no-op */
 
 /* Class-conditional / unconditional grid: the sequence [first_token] followed by
  * the gw*gh image tokens in raster order (gw*gh <= block - 1), one cache, one
