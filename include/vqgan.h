@@ -76,7 +76,16 @@ struct vqgan_model_params vqgan_model_default_params(void);
 
 struct vqgan_model;
 
-/* Load a GGUF model file (see docs/model-format.md). params may be NULL. */
+/* Largest model accepted: the weights as f32 in memory (and the file itself)
+ * at most this many bytes; a larger one is refused with VQGAN_ERR_LIMIT
+ * before anything is allocated, as is one whose loading (file + f32 weights)
+ * would exceed the process's RLIMIT_AS / RLIMIT_DATA. */
+#define VQGAN_MAX_MODEL_BYTES ((uint64_t)32 << 30)
+
+/* Load a GGUF model file (see docs/model-format.md). params may be NULL.
+ * Only regular files are accepted (a FIFO or device is refused without
+ * blocking); the file is read into memory and closed, so changing or
+ * truncating it later does not affect the model. */
 int  vqgan_model_load(const char *path, const struct vqgan_model_params *params,
                       struct vqgan_model **out);
 /* The process-wide shared cache: returns the model already loaded from the
@@ -135,8 +144,15 @@ struct vqgan_session_params {
                                  (VQGAN_DEFAULT_CACHE_BYTES)                 */
     vqgan_progress_callback progress;
     void *progress_opaque;
+    int fast_step;            /* segmentation-conditional sampling: 0 or 1
+                                 exact (default); s in 2..VQGAN_MAX_FAST_STEP
+                                 approximate fast mode, one window placement
+                                 predicts up to s x s cells (capped at w - w/2;
+                                 docs/sampling.md, "Fast mode"). Checked by the
+                                 sampling call (VQGAN_ERR_INVALID).            */
 };
 #define VQGAN_DEFAULT_CACHE_BYTES ((size_t)2 << 30)
+#define VQGAN_MAX_FAST_STEP 64
 
 /* Temporal modes: successive vqgan_sample_conditional calls on a session as
  * the frames of a video (docs/sampling.md, "Temporal modes").
@@ -172,8 +188,15 @@ int  vqgan_session_set_params(struct vqgan_session *session,
                               const struct vqgan_session_params *params);
 
 /* ---- tokenizer --------------------------------------------------------- */
-/* Largest grid side (tokens) any call accepts. */
+/* Largest grid side (tokens) any call accepts (VQGAN_ERR_LIMIT above). */
 #define VQGAN_MAX_GRID 1024
+/* Largest working memory of one encode or decode (activations, and the
+ * attention blocks' (gw*gh)^2 floats), estimated before allocating; above it,
+ * or above the process's RLIMIT_AS / RLIMIT_DATA, the call fails with
+ * VQGAN_ERR_LIMIT. */
+#define VQGAN_MAX_WORK_BYTES ((uint64_t)32 << 30)
+/* Row strides are in bytes: at least 3*width (RGB) or width (label ids),
+ * otherwise VQGAN_ERR_INVALID. */
 
 /* Image -> first-stage tokens. width and height must be multiples of the
  * factor; tokens receives (height/f)*(width/f) values. */

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -493,65 +493,172 @@ struct vqgan_model_params vqgan_model_default_params(void)
     return p;
 }
 
-/* Open, validate, copy to memory, close. A file changed later cannot reach us. */
-static int model_load_file(const char *path, const struct vqgan_model_params *params,
-                           struct vqgan_model **out, struct stat *st_out)
+/* The process's address-space / data-segment limit (soft), or 0 if none. */
+static double process_memory_limit(const char **which)
 {
-    struct vqgan_model_params p = params ? *params : vqgan_model_default_params();
-    struct stat st;
-    struct vq_gguf g;
-    int r;
+    static const int res[2] = { RLIMIT_AS, RLIMIT_DATA };
+    static const char *names[2] = { "RLIMIT_AS", "RLIMIT_DATA" };
+    double lim = 0.0;
+    for (int i = 0; i < 2; i++) {
+        struct rlimit rl;
+        if (getrlimit(res[i], &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            (lim == 0.0 || (double)rl.rlim_cur < lim)) {
+            lim = (double)rl.rlim_cur;
+            *which = names[i];
+        }
+    }
+    return lim;
+}
 
-    *out = NULL;
+#define GIB(x) ((double)(x) / (double)(1u << 30))
+
+/* Opens path for reading without blocking (a FIFO nobody writes to would
+ * block open() forever) and refuses anything but a regular file. Takes no
+ * lock: vqgan_model_acquire calls it before taking the cache lock. */
+static int open_model_file(const char *path, int *fd_out, struct stat *st)
+{
+    *fd_out = -1;
     if (!path || !*path)
         return vq_error(VQGAN_ERR_INVALID, "no model file given");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return vq_error(VQGAN_ERR_IO, "%s: cannot open model file: %s", path, strerror(errno));
-    if (fstat(fd, &st) < 0) {
-        r = vq_error(VQGAN_ERR_IO, "%s: cannot stat model file: %s", path, strerror(errno));
+    if (fstat(fd, st) < 0) {
+        int r = vq_error(VQGAN_ERR_IO, "%s: cannot stat model file: %s", path, strerror(errno));
         close(fd);
         return r;
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (S_ISDIR(st->st_mode)) {
         close(fd);
         return vq_error(VQGAN_ERR_IO, "%s: is a directory, not a model file", path);
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISREG(st->st_mode)) {
+        const char *kind = S_ISFIFO(st->st_mode) ? "a FIFO" : S_ISCHR(st->st_mode) ? "a character device"
+                         : S_ISBLK(st->st_mode) ? "a block device" : S_ISSOCK(st->st_mode) ? "a socket"
+                         : "a special file";
         close(fd);
-        return vq_error(VQGAN_ERR_IO, "%s: is not a regular file", path);
+        return vq_error(VQGAN_ERR_IO, "%s: is not a regular file (%s), not a model file", path, kind);
     }
-    if (st.st_size < 24) {
+    const int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        int r = vq_error(VQGAN_ERR_IO, "%s: fcntl: %s", path, strerror(errno));
+        close(fd);
+        return r;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+/* Reads the whole file (st->st_size bytes) into the heap with pread, then
+ * checks that it did not change meanwhile. The file is never mapped: a
+ * truncation during or after loading cannot fault. */
+static int read_model_file(int fd, const char *path, const struct stat *st, uint8_t **out)
+{
+    const size_t size = (size_t)st->st_size;
+    *out = NULL;
+    uint8_t *buf = malloc(size);
+    if (!buf)
+        return vq_error(VQGAN_ERR_NOMEM, "%s: out of memory reading the model file (%zu bytes)", path, size);
+    size_t got = 0;
+    while (got < size) {
+        const size_t want = size - got < ((size_t)1 << 30) ? size - got : ((size_t)1 << 30);
+        ssize_t k = pread(fd, buf + got, want, (off_t)got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            int r = vq_error(VQGAN_ERR_IO, "%s: read error at byte %zu: %s", path, got, strerror(errno));
+            free(buf);
+            return r;
+        }
+        if (k == 0) {
+            free(buf);
+            return vq_error(VQGAN_ERR_FORMAT, "%s: file truncated while being loaded: it ends at byte %zu, "
+                            "%zu bytes were expected", path, got, size);
+        }
+        got += (size_t)k;
+    }
+    struct stat st2;
+    if (fstat(fd, &st2) < 0) {
+        int r = vq_error(VQGAN_ERR_IO, "%s: cannot stat model file: %s", path, strerror(errno));
+        free(buf);
+        return r;
+    }
+    if (st2.st_size != st->st_size || st2.st_mtim.tv_sec != st->st_mtim.tv_sec ||
+        st2.st_mtim.tv_nsec != st->st_mtim.tv_nsec) {
+        free(buf);
+        return vq_error(VQGAN_ERR_IO, "%s: the file changed while being loaded (size %lld -> %lld bytes, or a "
+                        "new modification time); not loaded", path, (long long)st->st_size,
+                        (long long)st2.st_size);
+    }
+    *out = buf;
+    return 0;
+}
+
+/* Refuses, before allocating, a model whose weights would take more than
+ * VQGAN_MAX_MODEL_BYTES as f32 (or more than this process may allocate). */
+static int check_model_size(const struct vq_gguf *g, size_t file_bytes)
+{
+    double f32 = 0.0;
+    for (uint64_t i = 0; i < g->n_tensors; i++) f32 += (double)g->tensors[i].n_elements * sizeof(float);
+    if (f32 > (double)VQGAN_MAX_MODEL_BYTES)
+        return vq_error(VQGAN_ERR_LIMIT, "%s: the model's %" PRIu64 " tensors take %.1f GiB as f32, above the "
+                        "limit of %.0f GiB (VQGAN_MAX_MODEL_BYTES)", g->path, g->n_tensors, GIB(f32),
+                        GIB(VQGAN_MAX_MODEL_BYTES));
+    const char *which = "";
+    const double lim = process_memory_limit(&which);
+    if (lim > 0.0 && f32 + (double)file_bytes > lim)
+        return vq_error(VQGAN_ERR_LIMIT, "%s: loading needs %.1f GiB (%.1f GiB of f32 weights and the %.1f GiB "
+                        "file), above this process's memory limit (%s %.1f GiB)", g->path,
+                        GIB(f32 + (double)file_bytes), GIB(f32), GIB(file_bytes), which, GIB(lim));
+    return 0;
+}
+
+/* Validate, copy to memory, close fd (always). A file changed later cannot
+ * reach us. */
+static int model_load_fd(int fd, const char *path, const struct stat *st, const struct vqgan_model_params *params,
+                         struct vqgan_model **out)
+{
+    struct vqgan_model_params p = params ? *params : vqgan_model_default_params();
+    struct vq_gguf g;
+    uint8_t *data = NULL;
+    int r;
+
+    *out = NULL;
+    if (st->st_size < 24) {
         close(fd);
         return vq_error(VQGAN_ERR_FORMAT, "%s: file truncated: %lld bytes is too short for a GGUF header",
-                        path, (long long)st.st_size);
+                        path, (long long)st->st_size);
     }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    const char *which = "";
+    const double lim = process_memory_limit(&which);
+    if ((double)st->st_size > (double)VQGAN_MAX_MODEL_BYTES || (lim > 0.0 && (double)st->st_size > lim)) {
+        close(fd);
+        if ((double)st->st_size > (double)VQGAN_MAX_MODEL_BYTES)
+            return vq_error(VQGAN_ERR_LIMIT, "%s: the model file is %.1f GiB, above the limit of %.0f GiB "
+                            "(VQGAN_MAX_MODEL_BYTES)", path, GIB(st->st_size), GIB(VQGAN_MAX_MODEL_BYTES));
+        return vq_error(VQGAN_ERR_LIMIT, "%s: the model file is %.1f GiB, above this process's memory limit "
+                        "(%s %.1f GiB)", path, GIB(st->st_size), which, GIB(lim));
+    }
+    r = read_model_file(fd, path, st, &data);
     close(fd);
-    if (map == MAP_FAILED)
-        return vq_error(VQGAN_ERR_IO, "%s: cannot map model file: %s", path, strerror(errno));
+    if (r) return r;
 
     struct vqgan_model *m = calloc(1, sizeof(*m));
     if (!m) {
-        munmap(map, (size_t)st.st_size);
+        free(data);
         return vq_error(VQGAN_ERR_NOMEM, "out of memory");
     }
     m->refcount = 1;
-    if (p.precision < VQGAN_PRECISION_AUTO || p.precision > VQGAN_PRECISION_BF16) {
-        munmap(map, (size_t)st.st_size);
-        free(m);
-        return vq_error(VQGAN_ERR_INVALID, "precision %d is not auto (0), fp32 (1) or bf16 (2)", p.precision);
-    }
     /* auto is fp32: exact parity with the reference (docs/precision.md) */
     m->bf16 = p.precision == VQGAN_PRECISION_BF16 && vq_dnnl_bf16_native();
     if (p.precision == VQGAN_PRECISION_BF16 && !m->bf16)
         vq_log(VQGAN_LOG_WARNING, "vqgan: %s: this CPU has no native bf16; using fp32", path);
-    if (!(r = vq_gguf_parse(&g, map, (size_t)st.st_size, path))) {
+    if (!(r = vq_gguf_parse(&g, data, (size_t)st->st_size, path))) {
         m->info.identity = g.identity;
-        r = build_model(&g, m, &p);
+        if (!(r = check_model_size(&g, (size_t)st->st_size)))
+            r = build_model(&g, m, &p);
         vq_gguf_free(&g);
     }
-    munmap(map, (size_t)st.st_size);
+    free(data);
     if (r) {
         model_free(m);
         return r;
@@ -560,18 +667,29 @@ static int model_load_file(const char *path, const struct vqgan_model_params *pa
         model_free(m);
         return vq_error(VQGAN_ERR_NOMEM, "out of memory");
     }
-    if (st_out) *st_out = st;
     vq_log(VQGAN_LOG_VERBOSE, "vqgan: loaded model %s (%s, %d tensors, identity %016" PRIx64 ")",
            path, m->info.name, m->n_tensors, m->info.identity);
     *out = m;
     return 0;
 }
 
+static int check_model_params(const struct vqgan_model_params *params)
+{
+    if (params && (params->precision < VQGAN_PRECISION_AUTO || params->precision > VQGAN_PRECISION_BF16))
+        return vq_error(VQGAN_ERR_INVALID, "precision %d is not auto (0), fp32 (1) or bf16 (2)", params->precision);
+    return 0;
+}
+
 int vqgan_model_load(const char *path, const struct vqgan_model_params *params, struct vqgan_model **out)
 {
     if (!out) return vq_error(VQGAN_ERR_INVALID, "vqgan_model_load: out is NULL");
+    *out = NULL;
     vq_clear_error();
-    return model_load_file(path, params, out, NULL);
+    struct stat st;
+    int fd, r;
+    if ((r = check_model_params(params))) return r;
+    if ((r = open_model_file(path, &fd, &st))) return r;
+    return model_load_fd(fd, path, &st, params, out);
 }
 
 struct vqgan_model *vqgan_model_ref(struct vqgan_model *m)
@@ -609,13 +727,14 @@ int vqgan_model_acquire(const char *path, const struct vqgan_model_params *param
                         struct vqgan_model **out)
 {
     struct stat st;
-    int r;
+    int r, fd;
     if (!out) return vq_error(VQGAN_ERR_INVALID, "vqgan_model_acquire: out is NULL");
     *out = NULL;
     vq_clear_error();
-    if (!path || !*path) return vq_error(VQGAN_ERR_INVALID, "no model file given");
-    if (stat(path, &st) < 0)
-        return vq_error(VQGAN_ERR_IO, "%s: cannot open model file: %s", path, strerror(errno));
+    if ((r = check_model_params(params))) return r;
+    /* opened and checked (a regular file) before taking the lock: nothing
+     * that can block, such as a FIFO, is ever waited on while it is held */
+    if ((r = open_model_file(path, &fd, &st))) return r;
 
     /* Loading happens under the lock so two instances never load one file twice. */
     pthread_mutex_lock(&cache_lock);
@@ -625,19 +744,19 @@ int vqgan_model_acquire(const char *path, const struct vqgan_model_params *param
             m->size == (uint64_t)st.st_size && m->mtime_ns == mtime_ns(&st)) {
             __atomic_add_fetch(&m->refcount, 1, __ATOMIC_ACQ_REL);
             pthread_mutex_unlock(&cache_lock);
+            close(fd);
             vq_log(VQGAN_LOG_DEBUG, "vqgan: shared model %s from the cache", path);
             *out = m;
             return 0;
         }
     }
     struct vqgan_model *m;
-    struct stat lst;
-    r = model_load_file(path, params, &m, &lst);
+    r = model_load_fd(fd, path, &st, params, &m);
     if (!r) {
-        m->dev = (uint64_t)lst.st_dev;
-        m->ino = (uint64_t)lst.st_ino;
-        m->size = (uint64_t)lst.st_size;
-        m->mtime_ns = mtime_ns(&lst);
+        m->dev = (uint64_t)st.st_dev;
+        m->ino = (uint64_t)st.st_ino;
+        m->size = (uint64_t)st.st_size;
+        m->mtime_ns = mtime_ns(&st);
         for (int i = 0; i < VQ_CACHE_MAX; i++)
             if (!cache[i]) { cache[i] = m; m->cached = 1; break; }
         *out = m;

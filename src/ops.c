@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "error.h"
 #include "ops.h"
 #include "vqgan.h"
 
@@ -61,7 +62,9 @@ int vq_conv2d(const float *in, int C, int H, int W,
         if (band > Ho) band = Ho;
         float *col = malloc((size_t)band * row_bytes);
         if (!col)
-            return VQGAN_ERR_NOMEM;
+            return vq_error(VQGAN_ERR_NOMEM, "out of memory for the convolution's im2col buffer "
+                            "(%zu bytes; %d -> %d channels, %dx%d kernel, %dx%d output)",
+                            (size_t)band * row_bytes, C, Cout, k, k, Wo, Ho);
         for (int y0 = 0; y0 < Ho; y0 += band) {
             const int rows = Ho - y0 < band ? Ho - y0 : band;
             const int n = rows * Wo;
@@ -92,7 +95,11 @@ int vq_conv2d(const float *in, int C, int H, int W,
  * polynomial; within 2 ulp of expf on the clamped range, and vectorisable. */
 static inline float exp_approx(float x)
 {
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    /* written so that NaN fails the first test and becomes -87 (maxss /
+     * minss semantics, still vectorised): k below is then always in
+     * -126..127 and the conversion and shift are defined */
+    x = x > -87.0f ? x : -87.0f;
+    x = x < 88.0f ? x : 88.0f;
     const float k = __builtin_roundf(x * 1.44269504088896341f);
     const float r = (x - k * 0.693145751953125f) - k * 1.428606765330187e-06f;
     float p = 1.0f / 720.0f;
@@ -102,7 +109,7 @@ static inline float exp_approx(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    union { int32_t i; float f; } s = { .i = ((int32_t)k + 127) << 23 };
+    union { uint32_t i; float f; } s = { .i = (uint32_t)((int32_t)k + 127) << 23 };
     return p * s.f;
 }
 

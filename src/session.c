@@ -139,6 +139,7 @@ int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width,
     if (!chw || !tokens) return vq_error(VQGAN_ERR_INVALID, "encode: NULL buffer");
     if (st->in_channels != 3)
         return vq_error(VQGAN_ERR_UNSUPPORTED, "image tokenizer takes %d channels, not RGB", st->in_channels);
+    if ((r = vq_stage_check_work(st, VQ_WORK_ENCODE, width, height, 0.0, "encode"))) return r;
     if ((r = vq_stage_encode(st, chw, height, width, &h))) return r;
     return finish_encode(st, h, (height / st->factor) * (width / st->factor), tokens, pre_quant);
 }
@@ -149,7 +150,11 @@ int vqgan_encode_image(struct vqgan_session *s, const uint8_t *rgb, ptrdiff_t st
     int r;
     if ((r = need_first_stage(s))) return r;
     if ((r = check_frame(&s->model->first, "image", width, height))) return r;
-    if (!rgb) return vq_error(VQGAN_ERR_INVALID, "encode: NULL image");
+    if (!rgb || !tokens) return vq_error(VQGAN_ERR_INVALID, "encode: NULL image or tokens");
+    if (stride < (ptrdiff_t)3 * width)
+        return vq_error(VQGAN_ERR_INVALID, "encode: stride %td is smaller than a row of %d RGB pixels (%td bytes)",
+                        stride, width, (ptrdiff_t)3 * width);
+    if ((r = vq_stage_check_work(&s->model->first, VQ_WORK_ENCODE, width, height, 0.0, "encode"))) return r;
     const size_t plane = (size_t)width * height;
     float *x = malloc(sizeof(float) * 3 * plane);
     if (!x) return vq_error(VQGAN_ERR_NOMEM, "out of memory");
@@ -187,6 +192,10 @@ int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t s
         return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the model has no segmentation condition stage", s->model->path);
     if ((r = check_frame(st, "label map", width, height))) return r;
     if (!ids || !tokens) return vq_error(VQGAN_ERR_INVALID, "encode: NULL buffer");
+    if (stride < (ptrdiff_t)width)
+        return vq_error(VQGAN_ERR_INVALID, "label encode: stride %td is smaller than a row of %d label ids",
+                        stride, width);
+    if ((r = vq_stage_check_work(st, VQ_WORK_LABELS, width, height, 0.0, "label encode"))) return r;
     const int n = (height / st->factor) * (width / st->factor);
     /* temporal: the same label map as the previous call gives its tokens */
     unsigned char *key = NULL;
@@ -225,8 +234,11 @@ int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t s
 
 static int check_tokens(const struct vq_stage *st, const int32_t *tokens, int gw, int gh)
 {
-    if (gw <= 0 || gh <= 0 || gw > VQGAN_MAX_GRID || gh > VQGAN_MAX_GRID)
+    if (gw <= 0 || gh <= 0)
         return vq_error(VQGAN_ERR_INVALID, "token grid %dx%d is outside 1..%d per side", gw, gh, VQGAN_MAX_GRID);
+    if (gw > VQGAN_MAX_GRID || gh > VQGAN_MAX_GRID)
+        return vq_error(VQGAN_ERR_LIMIT, "decode: token grid %dx%d is larger than %dx%d (VQGAN_MAX_GRID)", gw, gh,
+                        VQGAN_MAX_GRID, VQGAN_MAX_GRID);
     if (!tokens) return vq_error(VQGAN_ERR_INVALID, "decode: NULL tokens");
     for (int i = 0; i < gw * gh; i++)
         if (tokens[i] < 0 || tokens[i] >= st->n_embed)
@@ -263,6 +275,7 @@ int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int
     const struct vq_stage *st = &s->model->first;
     if ((r = check_tokens(st, tokens, gw, gh))) return r;
     if (!chw) return vq_error(VQGAN_ERR_INVALID, "decode: NULL output");
+    if ((r = vq_stage_check_work(st, VQ_WORK_DECODE, gw, gh, 0.0, "decode"))) return r;
     const size_t bytes = sizeof(float) * (size_t)st->out_ch * gw * st->factor * gh * st->factor;
     unsigned char *key;
     size_t key_len = 0;
@@ -285,7 +298,9 @@ int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int
 
 static uint8_t to_u8(float v)
 {
-    v = v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
+    /* NaN fails the first test and becomes -1 (0): no NaN-to-integer conversion */
+    v = v > -1.0f ? v : -1.0f;
+    v = v < 1.0f ? v : 1.0f;
     return (uint8_t)floorf((v + 1.0f) * 127.5f + 0.5f);
 }
 
@@ -303,6 +318,10 @@ int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
         return vq_error(VQGAN_ERR_UNSUPPORTED, "decoder gives %d channels, not RGB", st->out_ch);
     const int W = gw * st->factor, H = gh * st->factor;
     const size_t row = (size_t)W * 3;
+    if (stride < (ptrdiff_t)row)
+        return vq_error(VQGAN_ERR_INVALID, "decode: stride %td is smaller than a row of %d RGB pixels (%zu bytes)",
+                        stride, W, row);
+    if ((r = vq_stage_check_work(st, VQ_WORK_DECODE, gw, gh, 2.0 * (double)row * H, "decode"))) return r;
     unsigned char *key;
     size_t key_len = 0;
     const uint8_t *v = decode_memo(s, VQ_MEMO_DECODE_U8, tokens, gw, gh, row * H, &key, &key_len);

@@ -2,6 +2,9 @@
  * taming/modules/diffusionmodules/model.py and taming/modules/vqvae/quantize.py. */
 #include <float.h>
 #include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,17 +183,20 @@ int vq_stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptrdiff
     /* lut[(l·3 + ky)·3 + kx][o] = weight[o][l][ky][kx] */
     float *lut = malloc(sizeof(float) * (size_t)L * 9 * C);
     float *x = malloc(sizeof(float) * (size_t)C * H * W);
+    /* one accumulator row per thread, allocated up front: a failure is an
+     * error, not rows silently left out */
+    const int nt = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
+    float *accs = malloc(sizeof(float) * (size_t)C * nt);
     *out = NULL;
-    if (!lut || !x) { free(lut); free(x); return nomem(); }
+    if (!lut || !x || !accs) { free(lut); free(x); free(accs); return nomem(); }
     for (int o = 0; o < C; o++)
         for (int t = 0; t < L * 9; t++)
             lut[(size_t)t * C + o] = c->w[(size_t)o * L * 9 + t];
-#pragma omp parallel
+#pragma omp parallel num_threads(nt)
     {
-        float *acc = malloc(sizeof(float) * C);
+        float *acc = accs + (size_t)C * omp_get_thread_num();
 #pragma omp for schedule(static)
         for (int y = 0; y < H; y++) {
-            if (!acc) continue;
             for (int xx = 0; xx < W; xx++) {
                 memset(acc, 0, sizeof(float) * C);
                 for (int ky = 0; ky < 3; ky++) {
@@ -207,8 +213,8 @@ int vq_stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptrdiff
                     x[((size_t)o * H + y) * W + xx] = acc[o] + c->b[o];
             }
         }
-        free(acc);
     }
+    free(accs);
     free(lut);
     int r = encode_rest(s, &x, H, W);
     if (r) { free(x); return r; }
@@ -274,4 +280,131 @@ int vq_stage_decode(const struct vq_stage *s, const int32_t *tokens, int gw, int
     if (r) { free(x); return r; }
     *out = x;
     return 0;
+}
+
+/* ---- working memory ----------------------------------------------------------- */
+
+#define F ((double)sizeof(float))
+/* as ops.c's VQ_IM2COL_BAND_BYTES */
+#define IM2COL_BAND ((double)(32u << 20))
+
+static void peak(double *p, double v) { if (v > *p) *p = v; }
+
+/* im2col band of a k×k convolution with cin inputs, Ho×Wo output */
+static double col_bytes(int cin, int k, int stride, double Ho, double Wo)
+{
+    if (k == 1 && stride == 1) return 0.0;
+    const double row = (double)cin * k * k * Wo * F;
+    const double band = row > IM2COL_BAND ? row : IM2COL_BAND;
+    return band < row * Ho ? band : row * Ho;
+}
+
+/* step_resblock: x (cin), y (cout), t (max), h (cout), an im2col band */
+static double resblock_bytes(const struct vq_resblock *b, double H, double W)
+{
+    const int cin = b->conv1.cin, cout = b->conv1.cout, mx = cin > cout ? cin : cout;
+    const double c1 = col_bytes(cin, 3, 1, H, W), c2 = col_bytes(cout, 3, 1, H, W);
+    return ((double)cin + cout + mx + cout) * H * W * F + (c1 > c2 ? c1 : c2);
+}
+
+/* attnblock: x, hn, q, k, v (C×HW each) and w (HW×HW) */
+static double attn_bytes(const struct vq_attnblock *a, double HW, double *attn)
+{
+    peak(attn, HW * HW * F);
+    return 5.0 * a->norm.c * HW * F + HW * HW * F;
+}
+
+/* Mirrors the allocations of vq_stage_encode / _labels / vq_quantize /
+ * vq_stage_decode above, level by level; bytes held by the caller (the f32
+ * input, the decoded picture) are included. */
+double vq_stage_work_bytes(const struct vq_stage *s, int kind, int width, int height, double *attn_out)
+{
+    double p = 0.0, attn = 0.0, H, W, base;
+    if (kind != VQ_WORK_DECODE) {
+        const struct vq_coder *e = &s->enc;
+        H = height;
+        W = width;
+        /* the input: f32 pixels held throughout; label ids are the caller's,
+         * their lookup table lives only through the first layer */
+        base = kind == VQ_WORK_ENCODE ? (double)s->in_channels * H * W * F : 0.0;
+        if (kind == VQ_WORK_ENCODE)
+            peak(&p, base + (double)e->conv_in.cout * H * W * F + col_bytes(e->conv_in.cin, 3, 1, H, W));
+        else
+            peak(&p, (double)e->conv_in.cin * 9 * e->conv_in.cout * F + (double)e->conv_in.cout * H * W * F);
+        for (int l = 0; l < e->n_level; l++) {
+            const struct vq_level *lv = &e->level[l];
+            for (int b = 0; b < lv->n_block; b++) {
+                peak(&p, base + resblock_bytes(&lv->block[b], H, W));
+                if (lv->has_attn) peak(&p, base + attn_bytes(&lv->attn[b], H * W, &attn));
+            }
+            if (lv->has_resample) {
+                const double Ho = floor((H + 1 - 3) / 2) + 1, Wo = floor((W + 1 - 3) / 2) + 1;
+                peak(&p, base + ((double)lv->resample.cin * H * W + (double)lv->resample.cout * Ho * Wo) * F +
+                             col_bytes(lv->resample.cin, 3, 2, Ho, Wo));
+                H = Ho;
+                W = Wo;
+            }
+        }
+        peak(&p, base + resblock_bytes(&e->mid_block_1, H, W));
+        peak(&p, base + attn_bytes(&e->mid_attn_1, H * W, &attn));
+        peak(&p, base + resblock_bytes(&e->mid_block_2, H, W));
+        peak(&p, base + ((double)e->conv_out.cin + e->conv_out.cout) * H * W * F +
+                     col_bytes(e->conv_out.cin, 3, 1, H, W));
+        peak(&p, base + ((double)s->quant_conv.cin + s->quant_conv.cout) * H * W * F);
+        /* quantizer: the encoder output, a band of distances, the tokens */
+        peak(&p, base + (double)s->embed_dim * H * W * F + (double)VQ_QUANT_BAND * s->n_embed * F + H * W * 4);
+    } else {
+        const struct vq_coder *d = &s->dec;
+        H = height;
+        W = width;
+        peak(&p, ((double)s->embed_dim + s->post_quant_conv.cout) * H * W * F);
+        peak(&p, ((double)d->conv_in.cin + d->conv_in.cout) * H * W * F + col_bytes(d->conv_in.cin, 3, 1, H, W));
+        peak(&p, resblock_bytes(&d->mid_block_1, H, W));
+        peak(&p, attn_bytes(&d->mid_attn_1, H * W, &attn));
+        peak(&p, resblock_bytes(&d->mid_block_2, H, W));
+        for (int l = d->n_level - 1; l >= 0; l--) {
+            const struct vq_level *lv = &d->level[l];
+            for (int b = 0; b < lv->n_block; b++) {
+                peak(&p, resblock_bytes(&lv->block[b], H, W));
+                if (lv->has_attn) peak(&p, attn_bytes(&lv->attn[b], H * W, &attn));
+            }
+            if (lv->has_resample) {
+                const int c = lv->resample.cin;
+                peak(&p, (double)c * H * W * F * 5.0);         /* x and the ×2 copy */
+                H *= 2;
+                W *= 2;
+                peak(&p, ((double)c + lv->resample.cout) * H * W * F + col_bytes(c, 3, 1, H, W));
+            }
+        }
+        peak(&p, ((double)d->conv_out.cin + d->conv_out.cout) * H * W * F + col_bytes(d->conv_out.cin, 3, 1, H, W));
+    }
+    if (attn_out) *attn_out = attn;
+    return p;
+}
+#undef F
+
+#define GIB(x) ((x) / (double)(1u << 30))
+
+int vq_stage_check_work(const struct vq_stage *s, int kind, int width, int height, double extra, const char *what)
+{
+    double attn = 0.0;
+    const double need = vq_stage_work_bytes(s, kind, width, height, &attn) + extra;
+    double lim = (double)VQGAN_MAX_WORK_BYTES;
+    const char *which = "VQGAN_MAX_WORK_BYTES";
+    static const int res[2] = { RLIMIT_AS, RLIMIT_DATA };
+    static const char *names[2] = { "this process's RLIMIT_AS", "this process's RLIMIT_DATA" };
+    for (int i = 0; i < 2; i++) {
+        struct rlimit rl;
+        if (getrlimit(res[i], &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (double)rl.rlim_cur < lim) {
+            lim = (double)rl.rlim_cur;
+            which = names[i];
+        }
+    }
+    if (need <= lim) return 0;
+    char a[160] = "";
+    if (attn > 0.0)
+        snprintf(a, sizeof(a), "; its largest self-attention matrix alone is %.1f GiB", GIB(attn));
+    return vq_error(VQGAN_ERR_LIMIT, "%s: %s %dx%d needs about %.1f GiB of working memory%s, above the limit of "
+                    "%.1f GiB (%s)", what, kind == VQ_WORK_DECODE ? "a token grid of" : "a frame of", width, height,
+                    GIB(need), a, GIB(lim), which);
 }

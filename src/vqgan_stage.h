@@ -17,4 +17,16 @@ int vq_quantize(const struct vq_stage *s, const float *z, int n, int32_t *idx);
 /* Tokens -> codebook vectors -> post_quant_conv -> decoder: *out is out_ch×(gh·f)×(gw·f). */
 int vq_stage_decode(const struct vq_stage *s, const int32_t *tokens, int gw, int gh, float **out);
 
+/* Working memory: an estimate of the peak bytes one call allocates
+ * (activations, im2col bands, the attention blocks' (HW)^2 floats), for an
+ * encode of a width x height image (VQ_WORK_ENCODE: f32 input; VQ_WORK_LABELS:
+ * label ids) or a decode of a width x height token grid (VQ_WORK_DECODE).
+ * A double: the attention term of an absurd size does not fit 64 bits. */
+enum { VQ_WORK_ENCODE, VQ_WORK_LABELS, VQ_WORK_DECODE };
+double vq_stage_work_bytes(const struct vq_stage *s, int kind, int width, int height, double *attn_bytes);
+/* VQGAN_ERR_LIMIT, with a message, when the estimate plus `extra` bytes is
+ * above VQGAN_MAX_WORK_BYTES or the process's RLIMIT_AS / RLIMIT_DATA. */
+int vq_stage_check_work(const struct vq_stage *s, int kind, int width, int height, double extra,
+                        const char *what);
+
 #endif
