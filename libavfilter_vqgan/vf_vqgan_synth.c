@@ -72,6 +72,7 @@ typedef struct VQGANSynthContext {
     int     class_id;
     char   *map;
     int     temporal;
+    int     fast;
 
     struct vqgan_model     *model;
     struct vqgan_model_info info;
@@ -119,6 +120,7 @@ static const AVOption vqgan_synth_options[] = {
         { "off",    "sample every frame afresh",                              0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_OFF    }, 0, 0, FLAGS, .unit = "temporal" },
         { "reuse",  "reuse what did not change (frames identical to off)",    0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_REUSE  }, 0, 0, FLAGS, .unit = "temporal" },
         { "follow", "as reuse, and move the picture with panned labels",      0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_FOLLOW }, 0, 0, FLAGS, .unit = "temporal" },
+    { "fast",        "approximate fast sampling: one window placement predicts up to fast x fast cells (0 or 1: exact)", OFFSET(fast), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, VQGAN_MAX_FAST_STEP, FLAGS },
     { NULL }
 };
 
@@ -204,6 +206,9 @@ static int load_model(AVFilterContext *ctx)
         if (s->temporal != VQGAN_TEMPORAL_OFF && s->info.cond_kind != VQGAN_COND_SEGMENTATION)
             av_log(ctx, AV_LOG_WARNING, "The temporal option applies to segmentation-conditional "
                    "models only; ignored.\n");
+        if (s->fast > 1 && s->info.cond_kind != VQGAN_COND_SEGMENTATION)
+            av_log(ctx, AV_LOG_WARNING, "The fast option applies to segmentation-conditional "
+                   "models only; ignored.\n");
         if (s->map && s->info.cond_kind != VQGAN_COND_SEGMENTATION)
             av_log(ctx, AV_LOG_WARNING, "The map option applies to segmentation-conditional "
                    "models only; ignored.\n");
@@ -217,6 +222,7 @@ static int load_model(AVFilterContext *ctx)
     params.seed            = s->seed;
     params.temporal        = s->mode == MODE_SAMPLE && s->info.cond_kind == VQGAN_COND_SEGMENTATION ?
                              s->temporal : VQGAN_TEMPORAL_OFF;
+    params.fast_step       = s->fast;
     params.progress        = ff_vqgan_progress;
     params.progress_opaque = &s->progress;
     s->progress.log_ctx    = ctx;

@@ -20,10 +20,15 @@ int vq_window_side(int block)
     return 2 * w * w == block ? w : 0;
 }
 
-/* First row (column) of the window that predicts row i of an n-long grid. */
-static int window_start(int i, int n, int w)
+/* First row (column) of the window that predicts row i of an n-long grid.
+ * step 1 is the reference's schedule. Fast mode (step > 1, at most w - w/2;
+ * docs/sampling.md, "Fast mode") rounds the start down to a multiple of step,
+ * so that one placement predicts up to step consecutive rows (columns), at
+ * offsets w/2 .. w/2 + step - 1 instead of w/2. */
+static int window_start(int i, int n, int w, int step)
 {
     int s = i - w / 2;
+    if (step > 1 && s > 0) s -= s % step;
     if (s > n - w) s = n - w;
     if (s < 0) s = 0;
     return s;
@@ -31,14 +36,21 @@ static int window_start(int i, int n, int w)
 
 int vq_window_offset(int i, int n, int w)
 {
-    return i - window_start(i, n, w);
+    return i - window_start(i, n, w, 1);
 }
 
-/* Rows (columns) whose window starts at s: a contiguous range [*lo, *hi]. */
-static void visit_range(int s, int n, int w, int *lo, int *hi)
+/* Rows (columns) whose window starts at s: a contiguous range [*lo, *hi]
+ * (empty, lo > hi, for a start the schedule never uses). */
+static void visit_range(int s, int n, int w, int step, int *lo, int *hi)
 {
-    *lo = s == 0 ? 0 : s + w / 2;
-    *hi = s == n - w ? n - 1 : s + w / 2;
+    if (step <= 1) {
+        *lo = s == 0 ? 0 : s + w / 2;
+        *hi = s == n - w ? n - 1 : s + w / 2;
+        return;
+    }
+    *lo = s == 0 ? 0 : w / 2 + (s + step - 1) / step * step;
+    *hi = s == n - w ? n - 1 : w / 2 + s + step - 1;
+    if (*hi > n - 1) *hi = n - 1;
 }
 
 /* ---- state ----------------------------------------------------------------------- */
@@ -80,6 +92,7 @@ struct vq_window_state {
     struct vq_sampler sampler;
     int temporal;                    /* this call's mode                        */
     int gumbel;                      /* tokens by the Gumbel-max rule (follow)  */
+    int step;                        /* schedule step: 1 exact, > 1 fast mode   */
     /* buffers, kept between calls */
     int32_t *cond, *img;             /* padded grids [Hp][Wp]                   */
     size_t grid_cap;
@@ -88,7 +101,7 @@ struct vq_window_state {
     int seq_cap, logits_cap;
     /* temporal: the previous frame (docs/sampling.md, "Temporal modes") */
     int t_grid;                      /* table and placements belong to this grid: */
-    int t_gw, t_gh, t_block, t_vocab, t_unmasked;
+    int t_gw, t_gh, t_block, t_vocab, t_unmasked, t_step;
     const struct vq_gpt *t_gpt;
     int t_prev;                      /* prev_cond / prev_img hold a frame       */
     int t_mode;                      /* the mode it was sampled in              */
@@ -266,8 +279,8 @@ static void make_room(struct vq_window_state *st, size_t bytes)
 
 static void placement_ranges(const struct vq_window_state *st, struct placement *P)
 {
-    visit_range(P->r0, st->Hp, st->w, &P->row_lo, &P->row_hi);
-    visit_range(P->c0, st->Wp, st->w, &P->col_lo, &P->col_hi);
+    visit_range(P->r0, st->Hp, st->w, st->step, &P->row_lo, &P->row_hi);
+    visit_range(P->c0, st->Wp, st->w, st->step, &P->col_lo, &P->col_hi);
     if (P->row_hi > st->Hs - 1) P->row_hi = st->Hs - 1;  /* rows past the crop are not sampled */
 }
 
@@ -441,8 +454,8 @@ int vq_gumbel_token(struct vq_sampler *s, const float *logits, struct vq_draw_ke
  * from what it holds. */
 static int sample_position(struct vq_window_state *st, int i, int j, int32_t ki, int32_t kj, int32_t *token)
 {
-    const int r0 = window_start(i, st->Hp, st->w);
-    const int c0 = window_start(j, st->Wp, st->w);
+    const int r0 = window_start(i, st->Hp, st->w, st->step);
+    const int c0 = window_start(j, st->Wp, st->w, st->step);
     struct placement *P = NULL;
     int r;
     if ((r = placement_get(st, r0, c0, &P))) return r;
@@ -474,8 +487,8 @@ static int reusable(const struct vq_window_state *st, int i, int j, int dy, int 
     const int w = st->w, Wp = st->Wp;
     const int pi = i + dy, pj = j + dx;
     if (pi < 0 || pi >= st->Hs || pj < 0 || pj >= Wp) return 0;
-    const int r0 = window_start(i, st->Hp, w), c0 = window_start(j, Wp, w);
-    const int pr0 = window_start(pi, st->Hp, w), pc0 = window_start(pj, Wp, w);
+    const int r0 = window_start(i, st->Hp, w, st->step), c0 = window_start(j, Wp, w, st->step);
+    const int pr0 = window_start(pi, st->Hp, w, st->step), pc0 = window_start(pj, Wp, w, st->step);
     const int li = i - r0, lj = j - c0;
     if (pi - pr0 != li || pj - pc0 != lj) return 0;
     const size_t row = sizeof(int32_t) * (size_t)w;
@@ -616,10 +629,17 @@ int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
     if ((r = check_grid(gw, gh))) return r;
     if (p->temporal < VQGAN_TEMPORAL_OFF || p->temporal > VQGAN_TEMPORAL_FOLLOW)
         return vq_error(VQGAN_ERR_INVALID, "temporal = %d is not off (0), reuse (1) or follow (2)", p->temporal);
+    if (p->fast_step < 0 || p->fast_step > VQGAN_MAX_FAST_STEP)
+        return vq_error(VQGAN_ERR_INVALID, "fast_step = %d is outside 0..%d (0 or 1: exact)", p->fast_step,
+                        VQGAN_MAX_FAST_STEP);
     const int w = vq_window_side(gpt->block);
     if (!w)
         return vq_error(VQGAN_ERR_UNSUPPORTED, "transformer block size %d is not 2*w*w: no sliding window",
                         gpt->block);
+    /* fast mode: a placement predicts up to step rows and columns, at offsets
+     * up to w/2 + step - 1, which must stay inside the window */
+    int step = p->fast_step > 1 ? p->fast_step : 1;
+    if (step > w - w / 2) step = w - w / 2;
     if (gpt->n_unmasked > w * w)
         return vq_error(VQGAN_ERR_UNSUPPORTED, "n_unmasked %d reaches past the %d condition tokens of the window",
                         gpt->n_unmasked, w * w);
@@ -637,7 +657,8 @@ int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
     const int mode = p->temporal;
     /* what the previous call left is usable only for the same grid and model */
     if (st->table && (!mode || !st->t_grid || st->t_gw != gw || st->t_gh != gh || st->t_gpt != gpt ||
-                      st->t_block != gpt->block || st->t_vocab != gpt->vocab || st->t_unmasked != gpt->n_unmasked))
+                      st->t_block != gpt->block || st->t_vocab != gpt->vocab || st->t_unmasked != gpt->n_unmasked ||
+                      st->t_step != step))
         temporal_reset(st);
     if (!mode) temporal_reset(st);
     st->gpt = gpt;
@@ -647,6 +668,7 @@ int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
     st->temporal = mode;
     st->gumbel = mode == VQGAN_TEMPORAL_FOLLOW || p->gumbel;
     st->w = w;
+    st->step = step;
     st->Hp = gh > w ? gh : w;           /* grids smaller than the window: pad */
     st->Wp = gw > w ? gw : w;
     st->Hs = gh;
@@ -669,6 +691,7 @@ int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
         st->t_grid = mode != 0;
         st->t_gw = gw; st->t_gh = gh; st->t_gpt = gpt;
         st->t_block = gpt->block; st->t_vocab = gpt->vocab; st->t_unmasked = gpt->n_unmasked;
+        st->t_step = step;
     }
     if (mode) {
         /* a call that stopped half-way leaves placements in use: keep them */
@@ -726,9 +749,9 @@ int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
 
     const int64_t total = (int64_t)st->Hs * st->Wp;
     for (int i = 0; i < st->Hs; i++) {
-        const int r0 = window_start(i, st->Hp, w);
+        const int r0 = window_start(i, st->Hp, w, st->step);
         int lo, hi;
-        visit_range(r0, st->Hp, w, &lo, &hi);
+        visit_range(r0, st->Hp, w, st->step, &lo, &hi);
         const int last_row = i == hi || i == st->Hs - 1;
         for (int j = 0; j < st->Wp; j++) {
             int32_t *t = &st->img[(size_t)i * st->Wp + j];
@@ -740,9 +763,9 @@ int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
                     goto end;
                 sampled++;
             }
-            const int c0 = window_start(j, st->Wp, w);
+            const int c0 = window_start(j, st->Wp, w, st->step);
             if (last_row) {
-                visit_range(c0, st->Wp, w, &lo, &hi);
+                visit_range(c0, st->Wp, w, st->step, &lo, &hi);
                 if (j == hi) placement_done(st, r0, c0);
             }
             if (p->progress && p->progress(p->progress_opaque, sampled + reused, total)) {
@@ -892,6 +915,7 @@ static struct vq_window_params session_params(struct vqgan_session *s)
     p.sampling.seed = s->params.seed;
     p.cache_bytes = s->params.cache_bytes;
     p.temporal = s->params.temporal;
+    p.fast_step = s->params.fast_step;
     p.progress = session_progress;
     p.progress_opaque = s;
     return p;

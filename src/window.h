@@ -40,6 +40,10 @@ struct vq_window_params {
     /* 1: tokens by the Gumbel-max rule, as follow does (tests: a follow frame
      * equals a from-scratch frame with gumbel = 1 and the same origin) */
     int gumbel;
+    /* fast mode (docs/sampling.md, "Fast mode"): 0 or 1 exact (the
+     * reference's schedule); s > 1 lets one placement predict up to s x s
+     * cells (s capped at w - w/2), approximate. 0..VQGAN_MAX_FAST_STEP. */
+    int fast_step;
 };
 
 /* Window side w of a segmentation-conditional transformer: block = 2·w·w
