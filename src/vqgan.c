@@ -290,28 +290,33 @@ int vq_stage_decode(const struct vq_stage *s, const int32_t *tokens, int gw, int
 
 static void peak(double *p, double v) { if (v > *p) *p = v; }
 
-/* im2col band of a k×k convolution with cin inputs, Ho×Wo output */
-static double col_bytes(int cin, int k, int stride, double Ho, double Wo)
+/* What one k×k convolution allocates besides its input and output: the
+ * im2col band (portable path), or oneDNN's copies of the input and output in
+ * its blocked layouts (the larger of the two). Ho×Wo output. */
+static double col_bytes(int cin, int cout, int k, int stride, double Ho, double Wo)
 {
-    if (k == 1 && stride == 1) return 0.0;
+    const double Hi = (Ho - 1) * stride + 1, Wi = (Wo - 1) * stride + 1;
+    const double dnnl = ((double)cin * Hi * Wi + (double)cout * Ho * Wo) * F;
+    if (k == 1 && stride == 1) return dnnl;
     const double row = (double)cin * k * k * Wo * F;
-    const double band = row > IM2COL_BAND ? row : IM2COL_BAND;
-    return band < row * Ho ? band : row * Ho;
+    double band = row > IM2COL_BAND ? row : IM2COL_BAND;
+    band = band < row * Ho ? band : row * Ho;
+    return band > dnnl ? band : dnnl;
 }
 
 /* step_resblock: x (cin), y (cout), t (max), h (cout), an im2col band */
 static double resblock_bytes(const struct vq_resblock *b, double H, double W)
 {
     const int cin = b->conv1.cin, cout = b->conv1.cout, mx = cin > cout ? cin : cout;
-    const double c1 = col_bytes(cin, 3, 1, H, W), c2 = col_bytes(cout, 3, 1, H, W);
+    const double c1 = col_bytes(cin, cout, 3, 1, H, W), c2 = col_bytes(cout, cout, 3, 1, H, W);
     return ((double)cin + cout + mx + cout) * H * W * F + (c1 > c2 ? c1 : c2);
 }
 
-/* attnblock: x, hn, q, k, v (C×HW each) and w (HW×HW) */
+/* attnblock: x, hn, q, k, v (C×HW each), w (HW×HW), a 1×1 convolution's copies */
 static double attn_bytes(const struct vq_attnblock *a, double HW, double *attn)
 {
     peak(attn, HW * HW * F);
-    return 5.0 * a->norm.c * HW * F + HW * HW * F;
+    return 7.0 * a->norm.c * HW * F + HW * HW * F;
 }
 
 /* Mirrors the allocations of vq_stage_encode / _labels / vq_quantize /
@@ -328,7 +333,7 @@ double vq_stage_work_bytes(const struct vq_stage *s, int kind, int width, int he
          * their lookup table lives only through the first layer */
         base = kind == VQ_WORK_ENCODE ? (double)s->in_channels * H * W * F : 0.0;
         if (kind == VQ_WORK_ENCODE)
-            peak(&p, base + (double)e->conv_in.cout * H * W * F + col_bytes(e->conv_in.cin, 3, 1, H, W));
+            peak(&p, base + (double)e->conv_in.cout * H * W * F + col_bytes(e->conv_in.cin, e->conv_in.cout, 3, 1, H, W));
         else
             peak(&p, (double)e->conv_in.cin * 9 * e->conv_in.cout * F + (double)e->conv_in.cout * H * W * F);
         for (int l = 0; l < e->n_level; l++) {
@@ -340,7 +345,7 @@ double vq_stage_work_bytes(const struct vq_stage *s, int kind, int width, int he
             if (lv->has_resample) {
                 const double Ho = floor((H + 1 - 3) / 2) + 1, Wo = floor((W + 1 - 3) / 2) + 1;
                 peak(&p, base + ((double)lv->resample.cin * H * W + (double)lv->resample.cout * Ho * Wo) * F +
-                             col_bytes(lv->resample.cin, 3, 2, Ho, Wo));
+                             col_bytes(lv->resample.cin, lv->resample.cout, 3, 2, Ho, Wo));
                 H = Ho;
                 W = Wo;
             }
@@ -349,16 +354,16 @@ double vq_stage_work_bytes(const struct vq_stage *s, int kind, int width, int he
         peak(&p, base + attn_bytes(&e->mid_attn_1, H * W, &attn));
         peak(&p, base + resblock_bytes(&e->mid_block_2, H, W));
         peak(&p, base + ((double)e->conv_out.cin + e->conv_out.cout) * H * W * F +
-                     col_bytes(e->conv_out.cin, 3, 1, H, W));
-        peak(&p, base + ((double)s->quant_conv.cin + s->quant_conv.cout) * H * W * F);
+                     col_bytes(e->conv_out.cin, e->conv_out.cout, 3, 1, H, W));
+        peak(&p, base + ((double)s->quant_conv.cin + s->quant_conv.cout) * H * W * F * 2.0);
         /* quantizer: the encoder output, a band of distances, the tokens */
         peak(&p, base + (double)s->embed_dim * H * W * F + (double)VQ_QUANT_BAND * s->n_embed * F + H * W * 4);
     } else {
         const struct vq_coder *d = &s->dec;
         H = height;
         W = width;
-        peak(&p, ((double)s->embed_dim + s->post_quant_conv.cout) * H * W * F);
-        peak(&p, ((double)d->conv_in.cin + d->conv_in.cout) * H * W * F + col_bytes(d->conv_in.cin, 3, 1, H, W));
+        peak(&p, ((double)s->embed_dim + s->post_quant_conv.cout) * H * W * F * 2.0);
+        peak(&p, ((double)d->conv_in.cin + d->conv_in.cout) * H * W * F + col_bytes(d->conv_in.cin, d->conv_in.cout, 3, 1, H, W));
         peak(&p, resblock_bytes(&d->mid_block_1, H, W));
         peak(&p, attn_bytes(&d->mid_attn_1, H * W, &attn));
         peak(&p, resblock_bytes(&d->mid_block_2, H, W));
@@ -373,10 +378,10 @@ double vq_stage_work_bytes(const struct vq_stage *s, int kind, int width, int he
                 peak(&p, (double)c * H * W * F * 5.0);         /* x and the ×2 copy */
                 H *= 2;
                 W *= 2;
-                peak(&p, ((double)c + lv->resample.cout) * H * W * F + col_bytes(c, 3, 1, H, W));
+                peak(&p, ((double)c + lv->resample.cout) * H * W * F + col_bytes(c, lv->resample.cout, 3, 1, H, W));
             }
         }
-        peak(&p, ((double)d->conv_out.cin + d->conv_out.cout) * H * W * F + col_bytes(d->conv_out.cin, 3, 1, H, W));
+        peak(&p, ((double)d->conv_out.cin + d->conv_out.cout) * H * W * F + col_bytes(d->conv_out.cin, d->conv_out.cout, 3, 1, H, W));
     }
     if (attn_out) *attn_out = attn;
     return p;
