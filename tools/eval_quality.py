@@ -6,6 +6,13 @@
 uses the torch checkpoint written by tools/train.py (OUT/model.ckpt, loaded
 into the reference modules of train.py) and the photos train.py held out.
 
+    /usr/bin/python3 tools/eval_quality.py --gguf samples/models/default.gguf --out build/eval
+
+takes the weights from a converted model file instead (the shipped default
+model: its f16-stored tensors, widened to f32; the condition stage's decoder,
+which the file does not hold and inference never uses, stays at its initial
+weights).
+
 (a) First-stage reconstruction PSNR at 256x256: the photo's centre square,
     resized to 256x256 (bicubic), encoded, quantised and decoded; PSNR of the
     8-bit result against the 8-bit input.
@@ -36,7 +43,10 @@ into the reference modules of train.py) and the photos train.py held out.
     typical layout of landscapes gives away (the shuffled row).
 
 Side-by-side PNGs (labels colourised | real | synthesised top-k | synthesised
-greedy) go to --out, as do the same figures in results.txt.
+greedy) go to --out, as do the same figures in results.txt; also, per held-out
+photo, NAME_synth.png (labels colourised | real | synthesised top-k) and
+NAME_recon.png (real | first-stage reconstruction), the pictures of
+samples/quality/.
 """
 import argparse
 import math
@@ -185,6 +195,38 @@ def synthesize(first, cond, gpt, seg, greedy, top_k, temperature, seed, log=None
         return to_u8(first.decode_code(z[None])), z
 
 
+def load_gguf(path):
+    """(first, cond, gpt) torch modules (eval mode) with the weights of a model
+    file written by tools/convert.py (tensor names are the reference's
+    state_dict names with their stage prefix)."""
+    import gguf_writer as G
+    g = G.read_gguf(path)
+    first, cond, gpt = T.build_models()
+    for prefix, m in (("first_stage_model.", first), ("cond_stage_model.", cond),
+                      ("transformer.", gpt)):
+        sd = m.state_dict()
+        sub = {}
+        for ti in g.tensors:
+            if not ti.name.startswith(prefix):
+                continue
+            k = ti.name[len(prefix):]
+            if k not in sd or tuple(sd[k].shape) != tuple(ti.shape):
+                raise SystemExit("%s: tensor %s does not fit the model train.py builds" % (path, ti.name))
+            sub[k] = torch.from_numpy(g.tensor(ti.name).astype(np.float32).copy())
+        missing = [k for k in sd if k not in sub]
+        # Not in model files: the attention masks (buffers made by the
+        # constructor), the condition stage's decoder and colorize (unused).
+        allowed = (lambda k: k.endswith("attn.mask")) if prefix == "transformer." else \
+                  (lambda k: k.startswith(("decoder.", "post_quant_conv.")) or k == "colorize") \
+                  if prefix == "cond_stage_model." else (lambda k: False)
+        bad = [k for k in missing if not allowed(k)]
+        if bad:
+            raise SystemExit("%s lacks %s%s" % (path, prefix, bad[0]))
+        m.load_state_dict(sub, strict=False)
+        m.eval()
+    return first, cond, gpt
+
+
 def patch_features(img, seg, patch=PATCH):
     """(features (N,6), labels (N,)) of the patches lying inside one class."""
     feats, labs = [], []
@@ -235,6 +277,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", default=os.path.join(T.ROOT, "build", "train"),
                     help="folder with config.yaml + model.ckpt from train.py")
+    ap.add_argument("--gguf", help="take the weights from this model file (tools/convert.py "
+                    "output, e.g. samples/models/default.gguf) instead of --ckpt")
     ap.add_argument("--data", default=T.DEFAULT_DATA)
     ap.add_argument("--out", default=os.path.join(T.ROOT, "build", "eval"))
     ap.add_argument("--seed", type=int, default=1)
@@ -255,9 +299,13 @@ def main():
         lines.append(s)
 
     t0 = time.time()
-    first, cond, gpt = T.load_trained(a.ckpt)
+    if a.gguf:
+        first, cond, gpt = load_gguf(a.gguf)
+    else:
+        first, cond, gpt = T.load_trained(a.ckpt)
     train_names, val_names = T.list_photos(a.data)
-    say("checkpoint %s; held-out photos: %s" % (a.ckpt, ", ".join(val_names)))
+    say("%s %s; held-out photos: %s" % ("model file" if a.gguf else "checkpoint",
+                                        a.gguf or a.ckpt, ", ".join(val_names)))
 
     def prep(name):
         return center_square(*T.load_photo(a.data, name))
@@ -272,6 +320,7 @@ def main():
         for n, (img, _) in zip(val_names, val_pairs):
             r = to_u8(first(to_x(img))[0])
             recons.append(r)
+            Image.fromarray(np.concatenate([img, r], 1)).save(os.path.join(a.out, "%s_recon.png" % n))
             say("  %-40s %.2f dB" % (n, psnr_u8(img, r)))
         vp = np.mean([psnr_u8(i, r) for (i, _), r in zip(val_pairs, recons)])
         tp = np.mean([psnr_u8(i, to_u8(first(to_x(i))[0])) for i, _ in train_pairs])
@@ -289,6 +338,7 @@ def main():
         synth_g.append(sg)
         row = np.concatenate([colorize(seg), img, sk, sg], 1)
         Image.fromarray(row).save(os.path.join(a.out, "%s.png" % n))
+        Image.fromarray(row[:, :3 * SIZE]).save(os.path.join(a.out, "%s_synth.png" % n))
         say("  %-40s sampled in %.0fs -> %s.png" % (n, time.time() - ts, n))
 
     cent = Centroids(train_pairs)
