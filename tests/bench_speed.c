@@ -9,6 +9,7 @@
  * (default build/reference-timing.json, written by tools/reference_timing.py
  * on the same weights). --full adds the 512x512 whole frames and the
  * 1024x672 frame. */
+#include <math.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -149,13 +150,22 @@ static void transformer(struct models *M, double peak[2], double bw)
     }
 }
 
-static void frame(struct models *M, int W, int H)
+/* The last exact frame of each precision, for the fast mode's drift. */
+static struct { int32_t *tok; uint8_t *rgb; int W, H; } last_exact[2];
+
+/* One whole frame per precision; fast > 1: the approximate fast mode
+ * (fast_step, docs/sampling.md), compared with the exact frame of the same
+ * size and precision run before it; only_p >= 0: that precision only. */
+static void frame(struct models *M, int W, int H, int fast, int only_p)
 {
     char size[32];
     snprintf(size, sizeof(size), "%dx%d", H, W);
     double ref = ref_frame_seconds(size);
     for (int p = 0; p < 2; p++) {
-        if (!M->s[p]) continue;
+        if (!M->s[p] || (only_p >= 0 && p != only_p)) continue;
+        struct vqgan_session_params sp = vqgan_session_default_params();
+        sp.fast_step = fast;
+        vqgan_session_set_params(M->s[p], &sp);
         const int gw = W / 16, gh = H / 16;
         uint8_t *ids = malloc((size_t)W * H), *rgb = malloc((size_t)W * H * 3);
         int32_t *cond = malloc(sizeof(int32_t) * gw * gh), *tok = malloc(sizeof(int32_t) * gw * gh);
@@ -169,13 +179,40 @@ static void frame(struct models *M, int W, int H)
         double t = now_s() - t0;
         struct vqgan_sample_stats st;
         vqgan_session_get_stats(M->s[p], &st);
+        char tag[48] = "";
+        if (fast > 1) snprintf(tag, sizeof(tag), " fast_step=%d (approximate)", fast);
         if (r) printf("  frame %s: %s\n", size, vqgan_last_error());
         else if (ref > 0)
-            printf("  whole frame %-9s %s  %7.1f s  (%lld positions through the transformer)  reference %.0f s  -> %.1fx faster\n",
-                   size, p ? "bf16" : "fp32", t, (long long)st.transformer_tokens, ref, ref / t);
+            printf("  whole frame %-9s %s%s  %7.1f s  (%lld positions through the transformer)  reference %.0f s  -> %.1fx faster\n",
+                   size, p ? "bf16" : "fp32", tag, t,
+                   (long long)st.transformer_tokens, ref, ref / t);
         else
-            printf("  whole frame %-9s %s  %7.1f s  (%lld positions; no reference timing found)\n", size,
-                   p ? "bf16" : "fp32", t, (long long)st.transformer_tokens);
+            printf("  whole frame %-9s %s%s  %7.1f s  (%lld positions; no reference timing found)\n", size,
+                   p ? "bf16" : "fp32", tag, t,
+                   (long long)st.transformer_tokens);
+        if (!r && fast > 1 && last_exact[p].tok && last_exact[p].W == W && last_exact[p].H == H) {
+            int same = 0;
+            double se = 0;
+            for (int i = 0; i < gw * gh; i++) same += tok[i] == last_exact[p].tok[i];
+            for (size_t i = 0; i < (size_t)W * H * 3; i++) {
+                const double d = (double)rgb[i] - last_exact[p].rgb[i];
+                se += d * d;
+            }
+            printf("    drift against the exact frame: %.1f %% of the tokens equal, PSNR %.2f dB\n",
+                   100.0 * same / (gw * gh), se ? 10 * log10(65025.0 / (se / ((double)W * H * 3))) : INFINITY);
+        }
+        if (!r && fast <= 1) {
+            free(last_exact[p].tok);
+            free(last_exact[p].rgb);
+            last_exact[p].tok = tok;
+            last_exact[p].rgb = rgb;
+            last_exact[p].W = W;
+            last_exact[p].H = H;
+            tok = NULL;
+            rgb = NULL;
+        }
+        sp.fast_step = 0;
+        vqgan_session_set_params(M->s[p], &sp);
         fflush(stdout);
         free(ids); free(rgb); free(cond); free(tok);
     }
@@ -203,15 +240,18 @@ int main(int argc, char **argv)
     printf("machine peak: matmul fp32 %.0f GFLOPS, bf16 %.0f GFLOPS; memcpy %.1f GB/s\n", peak[0], peak[1], bw);
     stages(&M, peak);
     transformer(&M, peak, bw);
-    frame(&M, 512, 256);
+    frame(&M, 512, 256, 0, -1);
+    frame(&M, 512, 256, 4, M.s[1] ? 1 : 0);    /* the approximate fast mode, bf16 where native */
     if (full) {
-        frame(&M, 512, 512);
-        frame(&M, 1024, 672);
+        frame(&M, 512, 512, 0, -1);
+        frame(&M, 1024, 672, 0, -1);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("peak resident memory: %.2f GB (both precisions' models loaded)\n", ru.ru_maxrss / 1048576.0);
     for (int p = 0; p < 2; p++) {
+        free(last_exact[p].tok);
+        free(last_exact[p].rgb);
         vqgan_session_free(M.s[p]);
         vqgan_model_unref(M.m[p]);
     }
