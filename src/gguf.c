@@ -1,4 +1,5 @@
-/* GGUF v3 reader: a bounds-checked cursor over the mapped file. */
+/* GGUF v3 reader: a bounds-checked cursor over the file read into memory
+ * (all of it, or only its beginning for vq_gguf_parse_header). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ static int take(struct cursor *c, size_t n, const uint8_t **p)
 {
     if (n > c->g->size - c->pos)
         return truncated(c);
+    if (n > c->g->avail - c->pos)          /* in the file, not yet in memory */
+        return VQ_GGUF_MORE;
     *p = c->g->base + c->pos;
     c->pos += n;
     return 0;
@@ -231,7 +234,7 @@ static int check_layout(struct vq_gguf *g)
             r = vq_error(VQGAN_ERR_FORMAT,
                          "%s: tensor '%s': data [%" PRIu64 ", +%" PRIu64 ") runs past the end of the file (%" PRIu64 " data bytes)",
                          g->path, t->name, t->offset, t->nbytes, avail);
-        else
+        else if (g->avail == g->size)       /* header-only parse: no data yet */
             t->data = g->base + g->data_start + t->offset;
     }
     if (!r) qsort(v, g->n_tensors, sizeof(*v), cmp_tensor_offset);
@@ -244,7 +247,7 @@ static int check_layout(struct vq_gguf *g)
     return r;
 }
 
-int vq_gguf_parse(struct vq_gguf *g, const uint8_t *buf, size_t size, const char *path)
+static int parse(struct vq_gguf *g, const uint8_t *buf, size_t avail, size_t size, const char *path)
 {
     struct cursor c = { g, 0, "magic" };
     const uint8_t *p = NULL;
@@ -255,6 +258,7 @@ int vq_gguf_parse(struct vq_gguf *g, const uint8_t *buf, size_t size, const char
     g->path = path;
     g->base = buf;
     g->size = size;
+    g->avail = avail;
     g->alignment = 32;
 
     if ((r = take(&c, 4, &p))) goto fail;
@@ -319,6 +323,10 @@ int vq_gguf_parse(struct vq_gguf *g, const uint8_t *buf, size_t size, const char
         g->data_start = size;
     }
     if ((r = check_layout(g))) goto fail;
+    if (avail < size) {                     /* header only: no tensor data */
+        for (uint64_t i = 0; i < g->n_tensors; i++) g->tensors[i].data = NULL;
+        return 0;
+    }
 
     g->identity = fnv1a(14695981039346656037ull, buf, c.pos);
     for (uint64_t i = 0; i < g->n_tensors; i++) {
@@ -329,6 +337,16 @@ int vq_gguf_parse(struct vq_gguf *g, const uint8_t *buf, size_t size, const char
 fail:
     vq_gguf_free(g);
     return r;
+}
+
+int vq_gguf_parse(struct vq_gguf *g, const uint8_t *buf, size_t size, const char *path)
+{
+    return parse(g, buf, size, size, path);
+}
+
+int vq_gguf_parse_header(struct vq_gguf *g, const uint8_t *buf, size_t avail, size_t size, const char *path)
+{
+    return parse(g, buf, avail < size ? avail : size, size, path);
 }
 
 void vq_gguf_free(struct vq_gguf *g)

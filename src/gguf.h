@@ -43,7 +43,9 @@ struct vq_gguf_tensor {
 struct vq_gguf {
     const char *path;       /* for messages                              */
     const uint8_t *base;
-    size_t size;
+    size_t size;            /* of the file                               */
+    size_t avail;           /* bytes of it at base (size, but for a
+                               header-only parse)                        */
     uint32_t alignment;
     size_t data_start;
     uint64_t n_kv, n_tensors;
@@ -56,6 +58,12 @@ struct vq_gguf {
  * message naming the field (vqgan_last_error) and leaves g empty. */
 int  vq_gguf_parse(struct vq_gguf *g, const uint8_t *buf, size_t size, const char *path);
 void vq_gguf_free(struct vq_gguf *g);
+/* The same checks on the file's first `avail` of `size` bytes, without
+ * touching tensor data (tensors' data NULL, identity 0 when avail < size):
+ * returns VQ_GGUF_MORE (g left empty, no message) when the header runs past
+ * `avail`. Lets the loader learn the tensors' sizes before reading them. */
+#define VQ_GGUF_MORE 1
+int  vq_gguf_parse_header(struct vq_gguf *g, const uint8_t *buf, size_t avail, size_t size, const char *path);
 
 const struct vq_gguf_kv *vq_gguf_find(const struct vq_gguf *g, const char *key);
 const struct vq_gguf_tensor *vq_gguf_find_tensor(const struct vq_gguf *g, const char *name);

@@ -549,47 +549,35 @@ static int open_model_file(const char *path, int *fd_out, struct stat *st)
     return 0;
 }
 
-/* Reads the whole file (st->st_size bytes) into the heap with pread, then
- * checks that it did not change meanwhile. The file is never mapped: a
- * truncation during or after loading cannot fault. */
-static int read_model_file(int fd, const char *path, const struct stat *st, uint8_t **out)
+/* pread bytes [from, to) of the file into buf + from. A short file is a
+ * truncation that happened after the fstat (it was checked for size). */
+static int read_range(int fd, const char *path, uint8_t *buf, size_t from, size_t to)
 {
-    const size_t size = (size_t)st->st_size;
-    *out = NULL;
-    uint8_t *buf = malloc(size);
-    if (!buf)
-        return vq_error(VQGAN_ERR_NOMEM, "%s: out of memory reading the model file (%zu bytes)", path, size);
-    size_t got = 0;
-    while (got < size) {
-        const size_t want = size - got < ((size_t)1 << 30) ? size - got : ((size_t)1 << 30);
+    size_t got = from;
+    while (got < to) {
+        const size_t want = to - got < ((size_t)1 << 30) ? to - got : ((size_t)1 << 30);
         ssize_t k = pread(fd, buf + got, want, (off_t)got);
         if (k < 0 && errno == EINTR) continue;
-        if (k < 0) {
-            int r = vq_error(VQGAN_ERR_IO, "%s: read error at byte %zu: %s", path, got, strerror(errno));
-            free(buf);
-            return r;
-        }
-        if (k == 0) {
-            free(buf);
+        if (k < 0)
+            return vq_error(VQGAN_ERR_IO, "%s: read error at byte %zu: %s", path, got, strerror(errno));
+        if (k == 0)
             return vq_error(VQGAN_ERR_FORMAT, "%s: file truncated while being loaded: it ends at byte %zu, "
-                            "%zu bytes were expected", path, got, size);
-        }
+                            "more bytes were expected", path, got);
         got += (size_t)k;
     }
+    return 0;
+}
+
+/* After reading: the same size and modification time as at the start. */
+static int check_unchanged(int fd, const char *path, const struct stat *st)
+{
     struct stat st2;
-    if (fstat(fd, &st2) < 0) {
-        int r = vq_error(VQGAN_ERR_IO, "%s: cannot stat model file: %s", path, strerror(errno));
-        free(buf);
-        return r;
-    }
+    if (fstat(fd, &st2) < 0)
+        return vq_error(VQGAN_ERR_IO, "%s: cannot stat model file: %s", path, strerror(errno));
     if (st2.st_size != st->st_size || st2.st_mtim.tv_sec != st->st_mtim.tv_sec ||
-        st2.st_mtim.tv_nsec != st->st_mtim.tv_nsec) {
-        free(buf);
+        st2.st_mtim.tv_nsec != st->st_mtim.tv_nsec)
         return vq_error(VQGAN_ERR_IO, "%s: the file changed while being loaded (size %lld -> %lld bytes, or a "
-                        "new modification time); not loaded", path, (long long)st->st_size,
-                        (long long)st2.st_size);
-    }
-    *out = buf;
+                        "new modification time); not loaded", path, (long long)st->st_size, (long long)st2.st_size);
     return 0;
 }
 
@@ -638,12 +626,48 @@ static int model_load_fd(int fd, const char *path, const struct stat *st, const 
         return vq_error(VQGAN_ERR_LIMIT, "%s: the model file is %.1f GiB, above this process's memory limit "
                         "(%s %.1f GiB)", path, GIB(st->st_size), which, GIB(lim));
     }
-    r = read_model_file(fd, path, st, &data);
+    /* Read the header first (1 MiB, more while it runs past what was read),
+     * parse it and check the weights' size; only then read the rest. */
+    const size_t size = (size_t)st->st_size;
+    size_t have = 0, want = size < ((size_t)1 << 20) ? size : ((size_t)1 << 20);
+    for (;;) {
+        uint8_t *nd = realloc(data, want);
+        if (!nd) {
+            r = vq_error(VQGAN_ERR_NOMEM, "%s: out of memory reading the model file (%zu bytes)", path, want);
+            break;
+        }
+        data = nd;
+        if ((r = read_range(fd, path, data, have, want))) break;
+        have = want;
+        r = vq_gguf_parse_header(&g, data, have, size, path);
+        if (r != VQ_GGUF_MORE) break;
+        if (have == size) {                 /* cannot happen: the whole file is there */
+            r = vq_error(VQGAN_ERR_FORMAT, "%s: the GGUF header could not be parsed", path);
+            break;
+        }
+        want = want > size / 4 ? size : want * 4;
+    }
+    if (!r && (r = check_model_size(&g, size))) vq_gguf_free(&g);
+    if (!r && have < size) {                /* the tensor data */
+        vq_gguf_free(&g);
+        uint8_t *nd = realloc(data, size);
+        if (!nd)
+            r = vq_error(VQGAN_ERR_NOMEM, "%s: out of memory reading the model file (%zu bytes)", path, size);
+        else
+            data = nd;
+        if (!r) r = read_range(fd, path, data, have, size);
+        if (!r && (r = vq_gguf_parse(&g, data, size, path))) { /* g is left empty */ }
+    }
+    if (!r && (r = check_unchanged(fd, path, st))) vq_gguf_free(&g);
     close(fd);
-    if (r) return r;
+    if (r) {
+        free(data);
+        return r;
+    }
 
     struct vqgan_model *m = calloc(1, sizeof(*m));
     if (!m) {
+        vq_gguf_free(&g);
         free(data);
         return vq_error(VQGAN_ERR_NOMEM, "out of memory");
     }
@@ -652,12 +676,9 @@ static int model_load_fd(int fd, const char *path, const struct stat *st, const 
     m->bf16 = p.precision == VQGAN_PRECISION_BF16 && vq_dnnl_bf16_native();
     if (p.precision == VQGAN_PRECISION_BF16 && !m->bf16)
         vq_log(VQGAN_LOG_WARNING, "vqgan: %s: this CPU has no native bf16; using fp32", path);
-    if (!(r = vq_gguf_parse(&g, data, (size_t)st->st_size, path))) {
-        m->info.identity = g.identity;
-        if (!(r = check_model_size(&g, (size_t)st->st_size)))
-            r = build_model(&g, m, &p);
-        vq_gguf_free(&g);
-    }
+    m->info.identity = g.identity;
+    r = build_model(&g, m, &p);
+    vq_gguf_free(&g);
     free(data);
     if (r) {
         model_free(m);
