@@ -24,8 +24,8 @@ TEST_BIN := $(TESTS:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(sort $(wildcard tests/bench_*.c))
 BENCH_BIN:= $(BENCHES:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all lib deps check check-c check-py bench demo clean test-models
-all: lib
+.PHONY: all lib deps check check-quick bench demo clean test-models
+all: lib ffmpeg
 
 lib: $(BUILD)/libvqgan.a $(BUILD)/libvqgan.so $(BUILD)/pkgconfig/libvqgan.pc
 
@@ -72,10 +72,17 @@ $(BUILD)/broken-models/expect.tsv: $(BUILD)/test-models/vqgan.gguf tests/make_br
 	@rm -rf $(dir $@) && mkdir -p $(dir $@)
 	$(PYTHON) tests/make_broken_models.py $< $(dir $@) >/dev/null
 
-check: deps lib test-models $(BUILD)/broken-models/expect.tsv $(TEST_BIN)
-	@GOLDEN=$(GOLDEN) VQ_TEST_MODELS=$(abspath $(BUILD))/test-models BUILD=$(BUILD) PYTHON=$(PYTHON) \
-	  VQ_BROKEN_MODELS=$(abspath $(BUILD))/broken-models VQGAN_GOLDEN=$(GOLDEN) \
-	  sh tests/run.sh $(TEST_BIN)
+# make check: every test program, the Python tests, the FFmpeg tests against
+# every FFmpeg version, and the hardening runs (sanitizers, valgrind, fuzzing:
+# mk/hardening.mk). make check-quick: the first two only (no FFmpeg build).
+CHECK_DATA = test-models $(BUILD)/broken-models/expect.tsv $(TEST_BIN)
+TEST_ENV = GOLDEN=$(GOLDEN) VQ_TEST_MODELS=$(abspath $(BUILD))/test-models BUILD=$(BUILD) PYTHON=$(PYTHON) \
+	  VQ_BROKEN_MODELS=$(abspath $(BUILD))/broken-models VQGAN_GOLDEN=$(GOLDEN)
+check: deps lib ffmpeg-all $(CHECK_DATA)
+	@$(TEST_ENV) FFMPEG_BINS="$(FFMPEG_BINS)" \
+	  HARDENING="$(MAKE) -s --no-print-directory check-hardening" sh tests/run.sh $(TEST_BIN)
+check-quick: deps lib $(CHECK_DATA)
+	@$(TEST_ENV) sh tests/run.sh $(TEST_BIN)
 
 # The released S-FLCKR shapes with seeded random weights, as a model file and
 # as a reference-layout checkpoint (the same weights), and the reference

@@ -144,7 +144,7 @@ int ff_vqgan_model_open(void *log_ctx, const char *path,
         return ff_vqgan_averror(ret);
     }
 
-    av_log(log_ctx, AV_LOG_VERBOSE, "Model '%s' (%s, identity %016"PRIx64"): "
+    av_log(log_ctx, AV_LOG_INFO, "Model '%s' (%s, identity %016"PRIx64"): "
            "image tokenizer %s (factor %d, %d codes), condition %s, transformer %s; "
            "%d model(s) in the shared cache.\n",
            path, info->name, info->identity,

@@ -121,7 +121,9 @@ ffmpeg-build-$(1): build/ffmpeg-$(1)/ffbuild/config.mak
 	    rm -f build/ffmpeg-$(1)/ffmpeg_g build/ffmpeg-$(1)/ffprobe_g; fi
 	@# FFmpeg's make gets the jobserver but not our command-line variables
 	@# (make CFLAGS=... would replace FFmpeg's own).
-	+mf=" $$$$MAKEFLAGS"; MAKEFLAGS="$$$${mf%% -- *}" $$(MAKE) -C build/ffmpeg-$(1) ffmpeg ffprobe
+	@# Without a jobserver (plain `make`), FFmpeg still builds on every core.
+	+mf=" $$$$MAKEFLAGS"; case "$$$$mf" in *jobserver*|*" -j"*) j= ;; *) j=-j$$$$(nproc) ;; esac; \
+	    MAKEFLAGS="$$$${mf%% -- *}" $$(MAKE) $$$$j -C build/ffmpeg-$(1) ffmpeg ffprobe
 ifeq ($(1),$(FFMPEG_DEFAULT_VERSION))
 	ln -sf ffmpeg-$(1)/ffmpeg build/ffmpeg
 	ln -sf ffmpeg-$(1)/ffprobe build/ffprobe

@@ -1,0 +1,43 @@
+#!/bin/sh
+# Video through vqgan_synth with the shipped default model (no model= option)
+# on the label videos of samples/: temporal=reuse gives exactly the frames of
+# temporal=off on a video with changes while reusing work; a static video
+# gives identical frames; follow detects the pan of labels_pan.mkv.
+. "$(dirname "$0")/testlib"
+
+MOVING=$ROOT/samples/labels_moving.mkv
+PAN=$ROOT/samples/labels_pan.mkv
+STATIC=$ROOT/samples/labels_static.mkv
+
+# synth OUT VIDEO N CROP OPTIONS: the first N frames of VIDEO, cropped to
+# CROP (w:h:x:y, to keep the test short), through vqgan_synth with the
+# default model, as framemd5
+synth() {
+    _out=$1 _in=$2 _n=$3 _crop=$4; shift 4
+    "$FFMPEG" -nostdin -hide_banner -loglevel info -y -i "$_in" -frames:v "$_n" \
+        -vf "crop=$_crop,vqgan_synth=seed=3:top_k=100:$1" -f framemd5 "$_out" \
+        2>"$TMP/stderr.$(basename "$_out")"
+}
+
+synth "$TMP/off" "$MOVING" 3 512:320:0:0 "temporal=off";   r1=$?
+synth "$TMP/reuse" "$MOVING" 3 512:320:0:0 "temporal=reuse"; r2=$?
+check "labels_moving.mkv, 3 frames of 512x320, off and reuse, default model: run" [ $r1$r2 = 00 ]
+check "the default model is used when no model= is given" \
+    grep -q "default.gguf" "$TMP/stderr.off"
+check "labels_moving.mkv: temporal=reuse frames identical (framemd5) to temporal=off" \
+    sh -c "[ -s '$TMP/off' ] && cmp -s '$TMP/off' '$TMP/reuse'"
+check "labels_moving.mkv: temporal=reuse reuses positions after the first frame" \
+    grep -q "frame 2: [0-9]* tokens sampled, [1-9][0-9]* reused" "$TMP/stderr.reuse"
+
+synth "$TMP/static" "$STATIC" 3 256:256:0:64 "temporal=reuse"
+check "labels_static.mkv with reuse: runs" [ $? -eq 0 ]
+check "labels_static.mkv with reuse: identical consecutive frames" \
+    [ "$(frames "$TMP/static" | awk -F, '{print $6}' | sort -u | wc -l)" -eq 1 ]
+check "labels_static.mkv with reuse: nothing sampled after the first frame" \
+    grep -q "frame 2: 0 tokens sampled" "$TMP/stderr.static"
+
+synth "$TMP/pan" "$PAN" 2 256:256:0:64 "temporal=follow"
+check "labels_pan.mkv with follow: runs" [ $? -eq 0 ]
+check "labels_pan.mkv with follow: the pan (1 token right) is detected" \
+    grep -q "frame 1: .*(shift 1,0)" "$TMP/stderr.pan"
+finish
