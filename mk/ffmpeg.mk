@@ -51,11 +51,11 @@ FFMPEG_CONFIGURE_FLAGS := \
     --disable-ffplay --disable-network --disable-shared --enable-static \
     --enable-gpl --enable-pthreads --enable-zlib --enable-libx264 \
     --pkg-config-flags=--static \
-    --enable-decoder=png,ffv1,rawvideo,h264,wrapped_avframe \
+    --enable-decoder=png,mjpeg,ffv1,rawvideo,h264,wrapped_avframe \
     --enable-encoder=png,ffv1,rawvideo,libx264,wrapped_avframe \
-    --enable-parser=png,h264 \
+    --enable-parser=png,mjpeg,h264 \
     --enable-muxer=matroska,mp4,image2,image2pipe,rawvideo,framemd5,framecrc,md5,null \
-    --enable-demuxer=matroska,mov,image2,image2pipe,png_pipe,rawvideo,h264 \
+    --enable-demuxer=matroska,mov,image2,image2pipe,png_pipe,jpeg_pipe,rawvideo,h264 \
     --enable-protocol=file,pipe \
     --enable-indev=lavfi \
     --enable-filter=$(call ffmpeg_list,$(FFMPEG_FILTERS))
