@@ -93,6 +93,10 @@ struct vq_window_state {
     int temporal;                    /* this call's mode                        */
     int gumbel;                      /* tokens by the Gumbel-max rule (follow)  */
     int step;                        /* schedule step: 1 exact, > 1 fast mode   */
+    const int32_t *forced;           /* benches: tokens imposed (gh x gw), or NULL */
+    int forced_gw;
+    void (*on_logits)(void *opaque, int i, int j, const float *logits, int vocab);
+    void *on_logits_opaque;
     /* buffers, kept between calls */
     int32_t *cond, *img;             /* padded grids [Hp][Wp]                   */
     size_t grid_cap;
@@ -471,7 +475,11 @@ static int sample_position(struct vq_window_state *st, int i, int j, int32_t ki,
     if ((r = extend(st, P, i, j, st->logits))) return r;
     if (st->dry_run) {
         *token = 0;
+    } else if (st->forced && j < st->forced_gw) {
+        if (st->on_logits) st->on_logits(st->on_logits_opaque, i, j, st->logits, st->gpt->vocab);
+        *token = st->forced[(size_t)i * st->forced_gw + j];
     } else {
+        if (st->on_logits) st->on_logits(st->on_logits_opaque, i, j, st->logits, st->gpt->vocab);
         const struct vq_draw_key key = { VQ_STREAM_WINDOW, ki, kj };
         *token = st->gumbel ? vq_gumbel_token(&st->sampler, st->logits, key)
                             : vq_sample_token(&st->sampler, st->logits, key);
@@ -669,6 +677,10 @@ int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
     st->gumbel = mode == VQGAN_TEMPORAL_FOLLOW || p->gumbel;
     st->w = w;
     st->step = step;
+    st->forced = p->forced;
+    st->forced_gw = gw;
+    st->on_logits = p->on_logits;
+    st->on_logits_opaque = p->on_logits_opaque;
     st->Hp = gh > w ? gh : w;           /* grids smaller than the window: pad */
     st->Wp = gw > w ? gw : w;
     st->Hs = gh;

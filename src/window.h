@@ -44,6 +44,13 @@ struct vq_window_params {
      * reference's schedule); s > 1 lets one placement predict up to s x s
      * cells (s capped at w - w/2), approximate. 0..VQGAN_MAX_FAST_STEP. */
     int fast_step;
+    /* benches (scoring a grid under a schedule): when forced is not NULL,
+     * cell (i, j) of the gh x gw grid takes forced[i * gw + j] instead of a
+     * drawn token (padded columns are drawn as usual); on_logits, when not
+     * NULL, is shown the logits of every cell computed (vocab values) */
+    const int32_t *forced;
+    void (*on_logits)(void *opaque, int i, int j, const float *logits, int vocab);
+    void *on_logits_opaque;
 };
 
 /* Window side w of a segmentation-conditional transformer: block = 2·w·w

@@ -27,8 +27,11 @@
 #include <string.h>
 
 #include "bench_common.h"
+#include "model.h"
 #include "npy.h"
+#include "session.h"
 #include "vqgan.h"
+#include "window.h"
 
 static const char *env_or(const char *name, const char *def)
 {
@@ -339,6 +342,43 @@ static void precision_frame(struct pair *P, const struct frame *F, int topk, str
     free(t0); free(t1); free(a); free(b); free(c);
 }
 
+/* Quality yardstick for a grid of tokens: the mean negative log-likelihood
+ * (nats per token) of its tokens under the exact schedule, temperature 1,
+ * the full distribution: each cell scored in the reference's window with the
+ * grid's own tokens before it (teacher forcing). Lower: more what the model
+ * expects there. */
+struct nll { double sum; long n; int gw, gh; const int32_t *tok; };
+
+static void nll_add(void *opaque, int i, int j, const float *logits, int vocab)
+{
+    struct nll *a = opaque;
+    if (i >= a->gh || j >= a->gw) return;
+    double mx = logits[0], z = 0;
+    for (int k = 1; k < vocab; k++) if (logits[k] > mx) mx = logits[k];
+    for (int k = 0; k < vocab; k++) z += exp((double)logits[k] - mx);
+    a->sum += log(z) + mx - logits[a->tok[(size_t)i * a->gw + j]];
+    a->n++;
+}
+
+static double nll_exact(struct vqgan_session *s, const struct frame *F, const int32_t *tok)
+{
+    struct nll a = { 0, 0, F->gw, F->gh, tok };
+    struct vq_window_state *st = NULL;
+    struct vq_window_params p;
+    memset(&p, 0, sizeof(p));
+    p.sampling.temperature = 1.0f;
+    p.sampling.top_p = 1.0f;
+    p.forced = tok;
+    p.on_logits = nll_add;
+    p.on_logits_opaque = &a;
+    int32_t *out = malloc(sizeof(int32_t) * F->n);
+    vq_session_enter(s);
+    int r = vq_window_sample(&st, &s->model->gpt, &p, F->cond, F->gw, F->gh, out, NULL);
+    vq_window_state_free(st);
+    free(out);
+    return r || !a.n ? NAN : a.sum / a.n;
+}
+
 /* Fast mode against exact on session s (its precision), greedy or top-k;
  * ex (may be NULL): the exact run, already done. */
 static void fast_frame(struct vqgan_session *s, const struct frame *F, int topk, const int *steps, int n_steps,
@@ -358,7 +398,10 @@ static void fast_frame(struct vqgan_session *s, const struct frame *F, int topk,
     } else if (run(s, F, te, a, &se, &fe)) {
         goto out;
     }
-    printf("    exact      %7.2f s  %7lld positions through the transformer\n", se, fe);
+    const int score = ex == NULL;      /* small models only: one more exact pass per grid */
+    printf("    exact      %7.2f s  %7lld positions through the transformer", se, fe);
+    if (score) printf("; NLL under the exact schedule %.3f nats/token", nll_exact(s, F, te));
+    printf("\n");
     if (topk != 1) {
         /* the yardstick: another exact sample, seed 8 instead of 7 */
         double s8;
@@ -368,8 +411,8 @@ static void fast_frame(struct vqgan_session *s, const struct frame *F, int topk,
         int same = 0;
         for (int i = 0; i < F->n; i++) same += te[i] == tf[i];
         char b1[32];
-        printf("    (exact with seed 8 instead of 7: tokens = seed 7's %5.1f %%, PSNR %s: what a different sample "
-               "looks like)\n", 100.0 * same / F->n, db(psnr_u8(a, b, px), b1));
+        printf("    (exact with seed 8 instead of 7: tokens = seed 7's %5.1f %%, PSNR %s, NLL %.3f: what a different "
+               "sample looks like)\n", 100.0 * same / F->n, db(psnr_u8(a, b, px), b1), nll_exact(s, F, tf));
     }
     for (int k = 0; k < n_steps; k++) {
         double sf;
@@ -380,7 +423,9 @@ static void fast_frame(struct vqgan_session *s, const struct frame *F, int topk,
         for (int i = 0; i < F->n; i++) same += te[i] == tf[i];
         char b1[32];
         printf("    fast_step=%d %6.2f s  %7lld positions  %5.2fx faster; tokens = exact %5.1f %%; "
-               "PSNR vs exact frame %s\n", steps[k], sf, ff, se / sf, 100.0 * same / F->n, db(psnr_u8(a, b, px), b1));
+               "PSNR vs exact frame %s", steps[k], sf, ff, se / sf, 100.0 * same / F->n, db(psnr_u8(a, b, px), b1));
+        if (score) printf("; NLL %.3f", nll_exact(s, F, tf));
+        printf("\n");
         fflush(stdout);
     }
     set_sampling(s, topk, 7, 0);
