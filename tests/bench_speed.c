@@ -47,6 +47,14 @@ static double peak_bf16(void)
     return best;
 }
 
+/* CPU seconds (user + system) of the process so far. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
 static double memcpy_gbs(void)
 {
     const size_t n = (size_t)1 << 30;
@@ -172,11 +180,11 @@ static void frame(struct models *M, int W, int H, int fast, int only_p)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++)
                 ids[y * W + x] = (uint8_t)(y < H / 3 ? 156 : (x + y / 2) % 200 < 100 ? 134 : 168);
-        double t0 = now_s();
+        const double c0 = cpu_s(), t0 = now_s();
         int r = vqgan_encode_labels(M->s[p], ids, W, W, H, cond, NULL);
         if (!r) r = vqgan_sample_conditional(M->s[p], cond, gw, gh, tok);
         if (!r) r = vqgan_decode(M->s[p], tok, gw, gh, rgb, W * 3);
-        double t = now_s() - t0;
+        double t = now_s() - t0, cpu = cpu_s() - c0;
         struct vqgan_sample_stats st;
         vqgan_session_get_stats(M->s[p], &st);
         char tag[48] = "";
@@ -190,6 +198,9 @@ static void frame(struct models *M, int W, int H, int fast, int only_p)
             printf("  whole frame %-9s %s%s  %7.1f s  (%lld positions; no reference timing found)\n", size,
                    p ? "bf16" : "fp32", tag, t,
                    (long long)st.transformer_tokens);
+        if (!r)
+            printf("    CPU time %.1f s = %.0f %% of %d threads x wall time (below 100 %%: the machine was shared "
+                   "or threads waited)\n", cpu, 100.0 * cpu / (t * vq_threads_get()), vq_threads_get());
         if (!r && fast > 1 && last_exact[p].tok && last_exact[p].W == W && last_exact[p].H == H) {
             int same = 0;
             double se = 0;
