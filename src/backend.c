@@ -12,7 +12,18 @@
 #ifdef VQ_HAVE_OPENBLAS
 #include <cblas.h>
 void openblas_set_num_threads(int);
+char *openblas_get_corename(void);
 #endif
+
+const char *vq_blas_corename(void)
+{
+#ifdef VQ_HAVE_OPENBLAS
+    const char *c = openblas_get_corename();
+    return c ? c : "unknown";
+#else
+    return NULL;
+#endif
+}
 
 #if defined(VQ_HAVE_DNNL)
 static int backend_kind = VQ_BACKEND_DNNL;

@@ -42,6 +42,10 @@ void vq_flops_add(unsigned long long n);
 int vq_backend_select(int kind);
 int vq_backend_current(void);
 const char *vq_backend_name(int kind);
+/* The kernel set OpenBLAS chose for this CPU at load time ("Prescott" is its
+ * generic fallback), or NULL without OpenBLAS. OpenBLAS is only the fallback
+ * provider (docs/precision.md, "Backends"): oneDNN is used whenever built in. */
+const char *vq_blas_corename(void);
 
 /* Arithmetic for the calling thread's next products and convolutions:
  * 0 fp32, 1 bf16 inputs with fp32 accumulation (where the CPU has native

@@ -245,8 +245,10 @@ int main(int argc, char **argv)
         }
     }
     vq_threads_set(0);
-    printf("backend %s, %d threads, native bf16: %s\n", vq_backend_name(vq_backend_current()), vq_threads_get(),
-           vq_dnnl_bf16_native() ? "yes" : "no");
+    printf("backend %s, %d threads, native bf16: %s; OpenBLAS (%s) kernels: %s\n",
+           vq_backend_name(vq_backend_current()), vq_threads_get(), vq_dnnl_bf16_native() ? "yes" : "no",
+           vq_backend_current() == VQ_BACKEND_BLAS ? "in use" : "fallback only, not used here",
+           vq_blas_corename() ? vq_blas_corename() : "not built in");
     double peak[2] = { bench_peak_gflops(0), peak_bf16() }, bw = memcpy_gbs();
     printf("machine peak: matmul fp32 %.0f GFLOPS, bf16 %.0f GFLOPS; memcpy %.1f GB/s\n", peak[0], peak[1], bw);
     stages(&M, peak);
