@@ -170,7 +170,7 @@ $(BUILD)/valgrind/fuzz_replay: tests/fuzz/fuzz_model_load.c $(BUILD)/libvqgan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DVQ_FUZZ_STANDALONE $< -o $@ $(BUILD)/libvqgan.a $(LIBS)
 
-check-valgrind: $(VALGRIND_TESTS:%=$(BUILD)/tests/%) $(BUILD)/valgrind/fuzz_replay $(HARD_DATA)
+check-valgrind: $(VALGRIND_TESTS:%=$(BUILD)/tests/%) $(BUILD)/valgrind/fuzz_replay $(HARD_DATA) ffmpeg
 	@mkdir -p $(BUILD)/valgrind/log; fail=0; \
 	for n in $(VALGRIND_TESTS); do \
 	  label="valgrind: $$n"; log=$(BUILD)/valgrind/log/$$n.txt; \
@@ -180,6 +180,10 @@ check-valgrind: $(VALGRIND_TESTS:%=$(BUILD)/tests/%) $(BUILD)/valgrind/fuzz_repl
 	label="valgrind: fuzz target over tests/fuzz/corpus and tests/fuzz/regressions"; \
 	log=$(BUILD)/valgrind/log/fuzz_replay.txt; \
 	cmd="$(VALGRIND) $(VALGRIND_FLAGS) $(BUILD)/valgrind/fuzz_replay $$(ls tests/fuzz/corpus/* tests/fuzz/regressions/* | grep -v README | tr "\n" " ")"; \
+	$(hard_run); \
+	label="valgrind: FFmpeg filter graphs built, run and torn down (tests/ffmpeg/valgrind_graphs)"; \
+	log=$(BUILD)/valgrind/log/ffmpeg_graphs.txt; \
+	cmd="env $(HARD_ENV) sh tests/ffmpeg/valgrind_graphs build/ffmpeg"; \
 	$(hard_run); \
 	exit $$fail
 

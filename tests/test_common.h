@@ -12,7 +12,7 @@ static int test_failures;
     printf(__VA_ARGS__); printf("\n"); fflush(stdout); \
 } while (0)
 
-static const char *golden_path(const char *rel)
+static inline const char *golden_path(const char *rel)
 {
     static char buf[8][1024];
     static int k;
@@ -22,7 +22,7 @@ static const char *golden_path(const char *rel)
     return b;
 }
 
-static const char *model_path(const char *name)
+static inline const char *model_path(const char *name)
 {
     static char buf[8][1024];
     static int k;

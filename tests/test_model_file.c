@@ -13,7 +13,7 @@ static void quiet(void *o, int l, const char *m) { (void)o; (void)l; (void)m; }
 
 static void test_broken_set(const char *dir)
 {
-    char path[1200], line[1200];
+    char path[2400], line[1200];
     snprintf(path, sizeof(path), "%s/expect.tsv", dir);
     FILE *f = fopen(path, "r");
     CHECK(f != NULL, "broken-model set: %s exists", path);
