@@ -28,6 +28,9 @@ static int check_params(const struct vqgan_model *m, const struct vqgan_session_
         return vq_error(VQGAN_ERR_INVALID, "top_p = %g is outside (0, 1]", p->top_p);
     if (p->top_k < 0)
         return vq_error(VQGAN_ERR_INVALID, "top_k = %d must be >= 0 (0 disables it, 1 is greedy)", p->top_k);
+    if (p->fast_step < 0 || p->fast_step > VQGAN_MAX_FAST_STEP)
+        return vq_error(VQGAN_ERR_INVALID, "fast_step = %d is outside 0..%d (0 or 1: exact)", p->fast_step,
+                        VQGAN_MAX_FAST_STEP);
     if (p->temporal < VQGAN_TEMPORAL_OFF || p->temporal > VQGAN_TEMPORAL_FOLLOW)
         return vq_error(VQGAN_ERR_INVALID, "temporal = %d is not off (0), reuse (1) or follow (2)", p->temporal);
     if (m->gpt.present && p->top_k > m->gpt.vocab)
