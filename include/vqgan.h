@@ -240,6 +240,9 @@ struct vqgan_sample_stats {
     int shift_x, shift_y;        /* follow: pan detected against the previous
                                     frame, in tokens (cur[i][j] = prev[i + shift_y]
                                     [j + shift_x]); 0 otherwise                */
+    int threads;                 /* threads the last call on this session used:
+                                    its n_threads, capped by its share of the
+                                    cores while other calls were running      */
 };
 int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_stats *st);
 

@@ -1,5 +1,6 @@
 /* Sessions, and the public tokenizer calls (encode, decode). */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,14 +82,32 @@ int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_s
 {
     if (!s || !st) return vq_error(VQGAN_ERR_INVALID, "vqgan_session_get_stats: NULL argument");
     *st = s->stats;
+    st->threads = s->threads_used;
     return 0;
 }
+
+/* The process's cores are shared by the calls computing at the same time
+ * (filter instances in parallel graphs, an application's threads): a call
+ * uses at most its session's n_threads, and at most the online cores
+ * divided by the number of calls running when it starts, so concurrent calls
+ * never multiply into many more runnable threads than cores. Results do not
+ * depend on the thread count (shape-determined panels, position-keyed draws). */
+static atomic_int calls_running;
 
 void vq_session_enter(struct vqgan_session *s)
 {
     vq_clear_error();
-    vq_threads_set(s->n_threads);
+    const int running = atomic_fetch_add(&calls_running, 1) + 1;
+    int share = vq_threads_available() / running;
+    if (share < 1) share = 1;
+    s->threads_used = s->n_threads < share ? s->n_threads : share;
+    vq_threads_set(s->threads_used);
     vq_backend_set_bf16(s->model->bf16);
+}
+
+void vq_session_leave(void)
+{
+    atomic_fetch_sub(&calls_running, 1);
 }
 
 int vq_session_progress(struct vqgan_session *s, int64_t done, int64_t total)
@@ -130,13 +149,12 @@ static int finish_encode(const struct vq_stage *st, float *h, int n, int32_t *to
     return r;
 }
 
-int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width, int height,
+static int vqgan_encode_image_f32_impl(struct vqgan_session *s, const float *chw, int width, int height,
                            int32_t *tokens, float *pre_quant)
 {
     int r;
     float *h;
     if ((r = need_first_stage(s))) return r;
-    vq_session_enter(s);
     const struct vq_stage *st = &s->model->first;
     if ((r = check_frame(st, "image", width, height))) return r;
     if (!chw || !tokens) return vq_error(VQGAN_ERR_INVALID, "encode: NULL buffer");
@@ -145,6 +163,16 @@ int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width,
     if ((r = vq_stage_check_work(st, VQ_WORK_ENCODE, width, height, 0.0, "encode"))) return r;
     if ((r = vq_stage_encode(st, chw, height, width, &h))) return r;
     return finish_encode(st, h, (height / st->factor) * (width / st->factor), tokens, pre_quant);
+}
+
+int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width, int height,
+                           int32_t *tokens, float *pre_quant)
+{
+    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_image_f32: no session");
+    vq_session_enter(s);
+    const int r = vqgan_encode_image_f32_impl(s, chw, width, height, tokens, pre_quant);
+    vq_session_leave();
+    return r;
 }
 
 int vqgan_encode_image(struct vqgan_session *s, const uint8_t *rgb, ptrdiff_t stride,
@@ -183,13 +211,12 @@ static unsigned char *memo_key(const int32_t hdr[2], const void *data, size_t ro
     return k;
 }
 
-int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t stride,
+static int vqgan_encode_labels_impl(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t stride,
                         int width, int height, int32_t *tokens, float *pre_quant)
 {
     int r;
     float *h;
     if (!s) return vq_error(VQGAN_ERR_INVALID, "no session");
-    vq_session_enter(s);
     const struct vq_stage *st = &s->model->cond;
     if (!st->present)
         return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the model has no segmentation condition stage", s->model->path);
@@ -235,6 +262,16 @@ int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t s
     return r;
 }
 
+int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t stride,
+                        int width, int height, int32_t *tokens, float *pre_quant)
+{
+    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_labels: no session");
+    vq_session_enter(s);
+    const int r = vqgan_encode_labels_impl(s, ids, stride, width, height, tokens, pre_quant);
+    vq_session_leave();
+    return r;
+}
+
 static int check_tokens(const struct vq_stage *st, const int32_t *tokens, int gw, int gh)
 {
     if (gw <= 0 || gh <= 0)
@@ -269,12 +306,11 @@ static const void *decode_memo(struct vqgan_session *s, int kind, const int32_t 
     return v && vl == want ? v : NULL;
 }
 
-int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int gh, float *chw)
+static int vqgan_decode_f32_impl(struct vqgan_session *s, const int32_t *tokens, int gw, int gh, float *chw)
 {
     int r;
     float *x;
     if ((r = need_first_stage(s))) return r;
-    vq_session_enter(s);
     const struct vq_stage *st = &s->model->first;
     if ((r = check_tokens(st, tokens, gw, gh))) return r;
     if (!chw) return vq_error(VQGAN_ERR_INVALID, "decode: NULL output");
@@ -299,6 +335,15 @@ int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int
     return 0;
 }
 
+int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int gh, float *chw)
+{
+    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_decode_f32: no session");
+    vq_session_enter(s);
+    const int r = vqgan_decode_f32_impl(s, tokens, gw, gh, chw);
+    vq_session_leave();
+    return r;
+}
+
 static uint8_t to_u8(float v)
 {
     /* NaN fails the first test and becomes -1 (0): no NaN-to-integer conversion */
@@ -307,13 +352,12 @@ static uint8_t to_u8(float v)
     return (uint8_t)floorf((v + 1.0f) * 127.5f + 0.5f);
 }
 
-int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
+static int vqgan_decode_impl(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
                  uint8_t *rgb, ptrdiff_t stride)
 {
     int r;
     float *x;
     if ((r = need_first_stage(s))) return r;
-    vq_session_enter(s);
     const struct vq_stage *st = &s->model->first;
     if ((r = check_tokens(st, tokens, gw, gh))) return r;
     if (!rgb) return vq_error(VQGAN_ERR_INVALID, "decode: NULL output");
@@ -355,4 +399,14 @@ int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
     }
     free(key);
     return 0;
+}
+
+int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
+                 uint8_t *rgb, ptrdiff_t stride)
+{
+    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_decode: no session");
+    vq_session_enter(s);
+    const int r = vqgan_decode_impl(s, tokens, gw, gh, rgb, stride);
+    vq_session_leave();
+    return r;
 }

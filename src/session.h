@@ -11,6 +11,7 @@ struct vqgan_session {
     struct vqgan_model *model;        /* holds one reference                 */
     struct vqgan_session_params params;
     int n_threads;                    /* resolved (never 0)                  */
+    int threads_used;                 /* by the last call (its share)         */
     struct vqgan_sample_stats stats;
     struct vq_window_state *window;   /* owned by window.c, may be NULL      */
 };
@@ -18,6 +19,8 @@ struct vqgan_session {
 /* Called at the top of every public call: applies the thread count to the
  * calling thread and clears the last error. */
 void vq_session_enter(struct vqgan_session *s);
+/* Ends the call vq_session_enter began (gives its share of the cores back). */
+void vq_session_leave(void);
 /* Progress report; returns nonzero when the user asked to cancel. */
 int vq_session_progress(struct vqgan_session *s, int64_t done, int64_t total);
 

@@ -938,11 +938,10 @@ static const char *model_name(const struct vqgan_model *m)
     return m->path ? m->path : m->info.name;
 }
 
-int vqgan_sample_conditional(struct vqgan_session *s, const int32_t *cond_tokens,
+static int vqgan_sample_conditional_impl(struct vqgan_session *s, const int32_t *cond_tokens,
                              int gw, int gh, int32_t *tokens)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_conditional: no session");
-    vq_session_enter(s);
     memset(&s->stats, 0, sizeof(s->stats));
     const struct vqgan_model *m = s->model;
     if (!m->gpt.present)
@@ -956,11 +955,20 @@ int vqgan_sample_conditional(struct vqgan_session *s, const int32_t *cond_tokens
     return vq_window_sample(&s->window, &m->gpt, &p, cond_tokens, gw, gh, tokens, &s->stats);
 }
 
-int vqgan_sample_unconditional(struct vqgan_session *s, int class_id, int gw, int gh,
+int vqgan_sample_conditional(struct vqgan_session *s, const int32_t *cond_tokens,
+                             int gw, int gh, int32_t *tokens)
+{
+    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_conditional: no session");
+    vq_session_enter(s);
+    const int r = vqgan_sample_conditional_impl(s, cond_tokens, gw, gh, tokens);
+    vq_session_leave();
+    return r;
+}
+
+static int vqgan_sample_unconditional_impl(struct vqgan_session *s, int class_id, int gw, int gh,
                                int32_t *tokens)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_unconditional: no session");
-    vq_session_enter(s);
     memset(&s->stats, 0, sizeof(s->stats));
     const struct vqgan_model *m = s->model;
     int32_t first;
@@ -984,4 +992,14 @@ int vqgan_sample_unconditional(struct vqgan_session *s, int class_id, int gw, in
         return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_unconditional: NULL token buffer");
     const struct vq_window_params p = session_params(s);
     return vq_sequence_sample(&m->gpt, &p, first, stream, gw, gh, tokens, &s->stats);
+}
+
+int vqgan_sample_unconditional(struct vqgan_session *s, int class_id, int gw, int gh,
+                               int32_t *tokens)
+{
+    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_unconditional: no session");
+    vq_session_enter(s);
+    const int r = vqgan_sample_unconditional_impl(s, class_id, gw, gh, tokens);
+    vq_session_leave();
+    return r;
 }

@@ -411,6 +411,74 @@ static void test_processes(int n)
     CHECK(same == n, "%d processes load one model file at once: all give the reference tokens (%d did)", n, same);
 }
 
+
+/* ---- the cores are shared by concurrent calls --------------------------------- */
+/* Two threads sample at the same time, each session asking for every core
+ * (n_threads = 0); their progress callbacks meet at a barrier, so both calls
+ * are running at once. The call that started second may use only its share
+ * (cores / 2, at least 1): together they never ask for much more than the
+ * cores. Alone, a call uses every core. */
+static pthread_barrier_t share_barrier;
+struct sharer { struct vqgan_session *s; int32_t cond[64 * 64]; int gw, gh; int met, status; };
+static int share_progress(void *o, int64_t done, int64_t total)
+{
+    struct sharer *w = o;
+    (void)done; (void)total;
+    if (!w->met) { w->met = 1; pthread_barrier_wait(&share_barrier); }
+    return 0;
+}
+static void *sharer_main(void *arg)
+{
+    struct sharer *w = arg;
+    int32_t tokens[64 * 64];
+    w->status = vqgan_sample_conditional(w->s, w->cond, w->gw, w->gh, tokens);
+    return NULL;
+}
+static void test_core_sharing(void)
+{
+    const int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    struct sharer w[2];
+    memset(w, 0, sizeof(w));
+    int ok = 1;
+    for (int i = 0; i < 2 && ok; i++) {
+        struct vqgan_session_params p = vqgan_session_default_params();
+        p.n_threads = 0;
+        p.top_k = 1;
+        p.progress = share_progress;
+        p.progress_opaque = &w[i];
+        ok = vqgan_session_new(m_cond, &p, &w[i].s) == 0 &&
+             vqgan_encode_labels(w[i].s, labels, LAB_W, LAB_W, LAB_H, w[i].cond, NULL) == 0;
+        struct vqgan_model_info info;
+        vqgan_model_get_info(m_cond, &info);
+        w[i].gw = LAB_W / info.factor;
+        w[i].gh = LAB_H / info.factor;
+    }
+    CHECK(ok, "core sharing: sessions and condition tokens (%s)", vqgan_last_error());
+    if (!ok) return;
+    struct vqgan_sample_stats st0, st1;
+    /* alone: every core */
+    w[0].met = 1;
+    int r = vqgan_sample_conditional(w[0].s, w[0].cond, w[0].gw, w[0].gh, (int32_t[64 * 64]){0});
+    vqgan_session_get_stats(w[0].s, &st0);
+    CHECK(r == 0 && st0.threads == cores, "core sharing: a call alone uses every core (%d of %d)", st0.threads, cores);
+    /* two at once */
+    w[0].met = w[1].met = 0;
+    pthread_barrier_init(&share_barrier, NULL, 2);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, sharer_main, &w[i]);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&share_barrier);
+    vqgan_session_get_stats(w[0].s, &st0);
+    vqgan_session_get_stats(w[1].s, &st1);
+    const int lo = st0.threads < st1.threads ? st0.threads : st1.threads;
+    const int hi = st0.threads > st1.threads ? st0.threads : st1.threads;
+    const int share = cores / 2 > 1 ? cores / 2 : 1;
+    CHECK(w[0].status == 0 && w[1].status == 0 && hi <= cores && lo <= share,
+          "core sharing: two calls at once on %d cores use %d and %d threads (the later one at most %d)",
+          cores, st0.threads, st1.threads, share);
+    for (int i = 0; i < 2; i++) vqgan_session_free(w[i].s);
+}
+
 int main(int argc, char **argv)
 {
     (void)golden_path;
@@ -440,6 +508,7 @@ int main(int argc, char **argv)
 #ifndef VQ_TSAN_BUILD
     /* sessions that run OpenMP regions of their own, from several threads */
     test_shared_sessions(2, 2, 1);
+    test_core_sharing();
 #endif
     test_parallel_loads(quick ? 2 : 3);
     test_acquire_races(quick ? 3 : 4, quick ? 10 : 40);
