@@ -172,11 +172,20 @@ struct vqgan_session_params {
  *    draws keyed to (row + origin_y, column + origin_x).
  * Changing the grid size, the mode or the sampling parameters starts afresh
  * (nothing is reused; the promises hold). */
+/*  - STEADY: as REUSE for the tokens (identical to OFF), and vqgan_decode
+ *    (8-bit) keeps the previous call's pixels for every cell at least
+ *    VQGAN_STEADY_RADIUS cells (Chebyshev distance) away from every token that
+ *    changed since the previous call: what did not change stays still, pixel
+ *    for pixel. Approximate: a fresh decode would change those pixels slightly
+ *    (the decoder's attention block mixes every token into every pixel), so
+ *    pictures are not identical to OFF's. */
 enum vqgan_temporal {
     VQGAN_TEMPORAL_OFF    = 0,
     VQGAN_TEMPORAL_REUSE  = 1,
     VQGAN_TEMPORAL_FOLLOW = 2,
+    VQGAN_TEMPORAL_STEADY = 3,
 };
+#define VQGAN_STEADY_RADIUS 3
 struct vqgan_session_params vqgan_session_default_params(void);
 
 struct vqgan_session;

@@ -116,10 +116,11 @@ static const AVOption vqgan_synth_options[] = {
     { "threads",     "set the number of threads (0: all online cores)", OFFSET(threads), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, 1024, FLAGS },
     { "class",       "set the class id of class-conditional models", OFFSET(class_id), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, INT_MAX, FLAGS },
     { "map",         "remap gray8 label ids, src=dst pairs", OFFSET(map), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, FLAGS },
-    { "temporal",    "set how successive frames of a video are sampled", OFFSET(temporal), AV_OPT_TYPE_INT, { .i64 = VQGAN_TEMPORAL_OFF }, VQGAN_TEMPORAL_OFF, VQGAN_TEMPORAL_FOLLOW, FLAGS, .unit = "temporal" },
+    { "temporal",    "set how successive frames of a video are sampled", OFFSET(temporal), AV_OPT_TYPE_INT, { .i64 = VQGAN_TEMPORAL_OFF }, VQGAN_TEMPORAL_OFF, VQGAN_TEMPORAL_STEADY, FLAGS, .unit = "temporal" },
         { "off",    "sample every frame afresh",                              0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_OFF    }, 0, 0, FLAGS, .unit = "temporal" },
         { "reuse",  "reuse what did not change (frames identical to off)",    0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_REUSE  }, 0, 0, FLAGS, .unit = "temporal" },
         { "follow", "as reuse, and move the picture with panned labels",      0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_FOLLOW }, 0, 0, FLAGS, .unit = "temporal" },
+        { "steady", "as reuse, and keep the pixels far from every change (approximate)", 0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_STEADY }, 0, 0, FLAGS, .unit = "temporal" },
     { "fast",        "approximate fast sampling: one window placement predicts up to fast x fast cells (0 or 1: exact)", OFFSET(fast), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, VQGAN_MAX_FAST_STEP, FLAGS },
     { NULL }
 };

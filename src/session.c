@@ -32,8 +32,9 @@ static int check_params(const struct vqgan_model *m, const struct vqgan_session_
     if (p->fast_step < 0 || p->fast_step > VQGAN_MAX_FAST_STEP)
         return vq_error(VQGAN_ERR_INVALID, "fast_step = %d is outside 0..%d (0 or 1: exact)", p->fast_step,
                         VQGAN_MAX_FAST_STEP);
-    if (p->temporal < VQGAN_TEMPORAL_OFF || p->temporal > VQGAN_TEMPORAL_FOLLOW)
-        return vq_error(VQGAN_ERR_INVALID, "temporal = %d is not off (0), reuse (1) or follow (2)", p->temporal);
+    if (p->temporal < VQGAN_TEMPORAL_OFF || p->temporal > VQGAN_TEMPORAL_STEADY)
+        return vq_error(VQGAN_ERR_INVALID, "temporal = %d is not off (0), reuse (1), follow (2) or steady (3)",
+                        p->temporal);
     if (m->gpt.present && p->top_k > m->gpt.vocab)
         return vq_error(VQGAN_ERR_INVALID, "top_k = %d is above the model's vocabulary size %d (accepted: 0..%d)",
                         p->top_k, m->gpt.vocab, m->gpt.vocab);
@@ -352,6 +353,49 @@ static uint8_t to_u8(float v)
     return (uint8_t)floorf((v + 1.0f) * 127.5f + 0.5f);
 }
 
+/* temporal = steady: the cells of rgb at least VQGAN_STEADY_RADIUS cells away
+ * from every token that differs from the previous decode's (same grid) get
+ * the previous picture's pixels. Nothing happens without a previous decode
+ * of the same grid or when memory is short (the picture stays the fresh one). */
+static void steady_composite(const struct vqgan_session *s, const int32_t *tokens, int gw, int gh, int f,
+                             uint8_t *rgb, ptrdiff_t stride)
+{
+    const void *pk;
+    size_t pk_len, pv_len;
+    const uint8_t *prev = vq_memo_peek(s->window, VQ_MEMO_DECODE_U8, &pk, &pk_len, &pv_len);
+    const size_t n = (size_t)gw * gh, row = (size_t)gw * f * 3;
+    if (!prev || pk_len != 2 * sizeof(int32_t) + n * sizeof(int32_t) || pv_len != row * gh * f) return;
+    int32_t hdr[2];
+    memcpy(hdr, pk, sizeof(hdr));
+    if (hdr[0] != gw || hdr[1] != gh) return;
+    const unsigned char *ptok = (const unsigned char *)pk + sizeof(hdr);
+    /* near[i] = some changed token within the radius (separable dilation) */
+    unsigned char *chg = calloc(n, 1), *rowd = calloc(n, 1);
+    if (!chg || !rowd) { free(chg); free(rowd); return; }
+    for (size_t i = 0; i < n; i++) {
+        int32_t t;
+        memcpy(&t, ptok + i * sizeof(int32_t), sizeof(t));
+        chg[i] = t != tokens[i];
+    }
+    const int R = VQGAN_STEADY_RADIUS;
+    for (int y = 0; y < gh; y++)
+        for (int x = 0; x < gw; x++) {
+            unsigned char a = 0;
+            for (int d = x - R < 0 ? 0 : x - R; d <= x + R && d < gw && !a; d++) a = chg[(size_t)y * gw + d];
+            rowd[(size_t)y * gw + x] = a;
+        }
+    for (int y = 0; y < gh; y++)
+        for (int x = 0; x < gw; x++) {
+            unsigned char a = 0;
+            for (int d = y - R < 0 ? 0 : y - R; d <= y + R && d < gh && !a; d++) a = rowd[(size_t)d * gw + x];
+            if (a) continue;
+            for (int py = y * f; py < (y + 1) * f; py++)
+                memcpy(rgb + py * stride + (size_t)x * f * 3, prev + py * row + (size_t)x * f * 3, (size_t)f * 3);
+        }
+    free(chg);
+    free(rowd);
+}
+
 static int vqgan_decode_impl(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
                  uint8_t *rgb, ptrdiff_t stride)
 {
@@ -388,6 +432,8 @@ static int vqgan_decode_impl(struct vqgan_session *s, const int32_t *tokens, int
             for (int c = 0; c < 3; c++)
                 rgb[y * stride + 3 * i + c] = to_u8(x[c * plane + (size_t)y * W + i]);
     free(x);
+    if (s->params.temporal == VQGAN_TEMPORAL_STEADY)
+        steady_composite(s, tokens, gw, gh, st->factor, rgb, stride);
     if (key) {
         uint8_t *c = malloc(row * H);
         if (c) {

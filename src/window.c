@@ -825,6 +825,17 @@ const void *vq_memo_find(const struct vq_window_state *st, int kind, const void 
     return m->val;
 }
 
+const void *vq_memo_peek(const struct vq_window_state *st, int kind, const void **key, size_t *key_len,
+                         size_t *val_len)
+{
+    if (!st || kind < 0 || kind >= VQ_MEMO_KINDS || !st->memo[kind].valid) return NULL;
+    const struct vq_memo *m = &st->memo[kind];
+    *key = m->key;
+    *key_len = m->key_len;
+    *val_len = m->val_len;
+    return m->val;
+}
+
 int vq_memo_store(struct vq_window_state **state, int kind, const void *key, size_t key_len,
                   const void *val, size_t val_len)
 {
@@ -926,7 +937,8 @@ static struct vq_window_params session_params(struct vqgan_session *s)
     p.sampling.top_p = s->params.top_p;
     p.sampling.seed = s->params.seed;
     p.cache_bytes = s->params.cache_bytes;
-    p.temporal = s->params.temporal;
+    /* steady samples as reuse; only its decoding differs (session.c) */
+    p.temporal = s->params.temporal == VQGAN_TEMPORAL_STEADY ? VQGAN_TEMPORAL_REUSE : s->params.temporal;
     p.fast_step = s->params.fast_step;
     p.progress = session_progress;
     p.progress_opaque = s;

@@ -105,6 +105,9 @@ const void *vq_memo_find(const struct vq_window_state *st, int kind, const void 
 int  vq_memo_store(struct vq_window_state **state, int kind, const void *key, size_t key_len,
                    const void *val, size_t val_len);
 void vq_memo_clear(struct vq_window_state *st);     /* NULL is a no-op */
+/* The stored key and value of a kind, whatever they are (NULL when empty). */
+const void *vq_memo_peek(const struct vq_window_state *st, int kind, const void **key, size_t *key_len,
+                         size_t *val_len);
 
 /* Class-conditional / unconditional grid: the sequence [first_token] followed by
  * the gw*gh image tokens in raster order (gw*gh <= block - 1), one cache, one

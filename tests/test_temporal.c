@@ -486,11 +486,11 @@ static void test_public(void)
     sp.temporal = VQGAN_TEMPORAL_REUSE;
     rc |= vqgan_session_new(m, &sp, &tmp);
     struct vqgan_session_params bad = sp;
-    bad.temporal = 3;
+    bad.temporal = 4;
     struct vqgan_session *x = NULL;
     CHECK(vqgan_session_new(m, &bad, &x) == VQGAN_ERR_INVALID && !x &&
           vqgan_session_set_params(tmp, &bad) == VQGAN_ERR_INVALID && strstr(vqgan_last_error(), "temporal"),
-          "temporal = 3 is refused (\"%s\")", vqgan_last_error());
+          "temporal = 4 is refused (\"%s\")", vqgan_last_error());
 
     uint8_t *lab = malloc((size_t)W * H), *pa = malloc((size_t)(W * 3 + 5) * H), *pb = malloc((size_t)(W * 3 + 5) * H);
     int32_t *ca = malloc(sizeof(int32_t) * n), *cb = malloc(sizeof(int32_t) * n);
@@ -585,6 +585,77 @@ static void test_public(void)
 /* The morph sample (samples/labels_morph.mkv: the sea rising, a change every
  * frame), a 128x72 crop at its bottom-left, ids modulo the model's labels,
  * through labels -> tokens -> picture with reuse and with off. */
+
+/* temporal = steady: tokens identical to off; in the 8-bit picture every cell
+ * at least VQGAN_STEADY_RADIUS cells from every token that changed keeps the
+ * previous picture's pixels, every other cell has the fresh decode's. */
+static void test_steady(void)
+{
+    struct vqgan_model *m = NULL;
+    int rc = vqgan_model_load(model_path("conditional"), NULL, &m);
+    if (rc) { CHECK(0, "steady: load %s", model_path("conditional")); return; }
+    struct vqgan_model_info info;
+    vqgan_model_get_info(m, &info);
+    const int W = 128, H = 72, f = info.factor, gw = W / f, gh = H / f, n = gw * gh, R = VQGAN_STEADY_RADIUS;
+    struct vqgan_session_params sp = vqgan_session_default_params();
+    sp.top_k = 3;
+    sp.seed = 5;
+    struct vqgan_session *off = NULL, *sty = NULL;
+    rc = vqgan_session_new(m, &sp, &off);
+    sp.temporal = VQGAN_TEMPORAL_STEADY;
+    rc |= vqgan_session_new(m, &sp, &sty);
+    uint8_t *lab = malloc((size_t)W * H), *ps = malloc((size_t)W * H * 3), *po = malloc((size_t)W * H * 3);
+    uint8_t *prev = malloc((size_t)W * H * 3);
+    int32_t *c = malloc(sizeof(int32_t) * n), *ts = malloc(sizeof(int32_t) * n), *to = malloc(sizeof(int32_t) * n);
+    int32_t *tprev = malloc(sizeof(int32_t) * n);
+    int tok_same = 1, rule = 1, frames = 0;
+    long kept = 0, fresh = 0, kept_flicker = 0;
+    for (int t = 0; t < 6 && !rc; t++) {
+        label_frame(lab, W, H, t < 4 ? t : 3, 1);          /* a moving square, then still */
+        rc = vqgan_encode_labels(sty, lab, W, W, H, c, NULL);
+        rc |= vqgan_sample_conditional(sty, c, gw, gh, ts);
+        rc |= vqgan_decode(sty, ts, gw, gh, ps, W * 3);
+        rc |= vqgan_encode_labels(off, lab, W, W, H, c, NULL);
+        rc |= vqgan_sample_conditional(off, c, gw, gh, to);
+        rc |= vqgan_decode(off, to, gw, gh, po, W * 3);
+        if (rc) break;
+        tok_same &= !memcmp(ts, to, sizeof(int32_t) * n);
+        if (t == 0) {
+            rule &= !memcmp(ps, po, (size_t)W * H * 3);       /* nothing before: the fresh picture */
+        } else {
+            for (int y = 0; y < gh; y++)
+                for (int x = 0; x < gw; x++) {
+                    int near = 0;
+                    for (int yy = y - R; yy <= y + R; yy++)
+                        for (int xx = x - R; xx <= x + R; xx++)
+                            if (yy >= 0 && yy < gh && xx >= 0 && xx < gw && tprev[yy * gw + xx] != to[yy * gw + xx])
+                                near = 1;
+                    const uint8_t *want = near ? po : prev;
+                    int diff_fresh = 0;
+                    for (int py = y * f; py < (y + 1) * f; py++) {
+                        const size_t o = (size_t)py * W * 3 + (size_t)x * f * 3;
+                        rule &= !memcmp(ps + o, want + o, (size_t)f * 3);
+                        diff_fresh |= memcmp(po + o, prev + o, (size_t)f * 3) != 0;
+                    }
+                    if (near) fresh++;
+                    else { kept++; kept_flicker += diff_fresh; }
+                }
+        }
+        memcpy(prev, ps, (size_t)W * H * 3);
+        memcpy(tprev, to, sizeof(int32_t) * n);
+        frames++;
+    }
+    CHECK(rc == 0 && tok_same, "steady: %d frames, tokens identical to off (%s)", frames, rc ? vqgan_last_error() : "");
+    CHECK(rc == 0 && rule && kept > 0,
+          "steady: cells at least %d cells from every changed token keep the previous pixels (%ld cells, %ld of them "
+          "would have changed in a fresh decode), the others are the fresh decode (%ld cells)",
+          R, kept, kept_flicker, fresh);
+    free(lab); free(ps); free(po); free(prev); free(c); free(ts); free(to); free(tprev);
+    vqgan_session_free(off);
+    vqgan_session_free(sty);
+    vqgan_model_unref(m);
+}
+
 static void test_sample_video(void)
 {
     const char *b = getenv("BUILD");
@@ -659,6 +730,7 @@ int main(void)
     test_detect_shift();
     test_follow();
     test_public();
+    test_steady();
     test_sample_video();
     return test_exit();
 }

@@ -29,6 +29,27 @@ check "labels_moving.mkv: temporal=reuse frames identical (framemd5) to temporal
 check "labels_moving.mkv: temporal=reuse reuses positions after the first frame" \
     grep -q "frame 2: [0-9]* tokens sampled, [1-9][0-9]* reused" "$TMP/stderr.reuse"
 
+# steady: frame 0 is off's; later frames keep the pixels of every cell far
+# from the tokens that changed (here the rows above the rolling disc)
+"$FFMPEG" -nostdin -hide_banner -loglevel error -y -i "$MOVING" -frames:v 3 \
+    -vf "vqgan_synth=seed=3:top_k=100:temporal=steady" -f rawvideo -pix_fmt rgb24 "$TMP/steady.rgb" \
+    2>"$TMP/stderr.steady"
+check "labels_moving.mkv with steady: runs" [ $? -eq 0 ]
+check "labels_moving.mkv with steady: still 16x16 cells between frames, changes near the disc, frame 0 = off's" \
+    "$PYTHON" -c '
+import hashlib, sys
+import numpy as np
+W, H = 512, 320
+a = np.fromfile(sys.argv[1], dtype=np.uint8).reshape(-1, H, W, 3)
+md5 = [l.split(",")[-1].strip() for l in open(sys.argv[2]) if not l.startswith("#")]
+cells = lambda d: d.reshape(H // 16, 16, W // 16, 16, 3).any(axis=(1, 3, 4))
+moved = [cells(a[t] != a[t - 1]) for t in (1, 2)]
+still = [int((~m).sum()) for m in moved]
+print("# cells still from frame to frame: %s of %d" % (still, moved[0].size))
+sys.exit(0 if len(a) == 3 and hashlib.md5(a[0].tobytes()).hexdigest() == md5[0]
+         and still[1] > 0 and all(s < moved[0].size for s in still) else 1)
+' "$TMP/steady.rgb" "$TMP/off"
+
 synth "$TMP/static" "$STATIC" 3 256:256:0:64 "temporal=reuse"
 check "labels_static.mkv with reuse: runs" [ $? -eq 0 ]
 check "labels_static.mkv with reuse: identical consecutive frames" \
