@@ -79,31 +79,28 @@ static int cmp_ranked(const void *pa, const void *pb)
     return (a->index > b->index) - (a->index < b->index);
 }
 
-int vq_sample_token(struct vq_sampler *s, const float *logits, struct vq_draw_key key)
+/* Ranks the logits (NaN as -inf, ties to the smaller index), keeps the top-k,
+ * accumulates softmax(logit / T) over them in ranked order (unnormalised, in
+ * s->cum) and keeps the top-p share: returns the number of tokens kept,
+ * s->rank[0..m), or 0 when even the best logit is not finite. */
+static int keep(struct vq_sampler *s, const float *logits)
 {
     const int n = s->n;
-    if (s->p.top_k == 1)
-        return vq_argmax(logits, n);
-
     for (int i = 0; i < n; i++) {
         s->rank[i].logit = isnan(logits[i]) ? -INFINITY : logits[i];
         s->rank[i].index = i;
     }
     qsort(s->rank, (size_t)n, sizeof(*s->rank), cmp_ranked);
-
-    /* top-k, then softmax(logit / T) over the kept ones (unnormalised,
-     * accumulated in ranked order) */
     int m = s->p.top_k > 0 ? s->p.top_k : n;
     const double inv_t = 1.0 / (double)s->p.temperature;
     const double top = s->rank[0].logit;
     if (!isfinite(top))
-        return s->rank[0].index;
+        return 0;
     double acc = 0.0;
     for (int k = 0; k < m; k++) {
         acc += exp(((double)s->rank[k].logit - top) * inv_t);
         s->cum[k] = acc;
     }
-
     /* top-p: through the first token whose cumulative share exceeds top_p */
     if (s->p.top_p < 1.0f) {
         const double limit = (double)s->p.top_p * acc;
@@ -113,6 +110,16 @@ int vq_sample_token(struct vq_sampler *s, const float *logits, struct vq_draw_ke
                 break;
             }
     }
+    return m;
+}
+
+int vq_sample_token(struct vq_sampler *s, const float *logits, struct vq_draw_key key)
+{
+    if (s->p.top_k == 1)
+        return vq_argmax(logits, s->n);
+    const int m = keep(s, logits);
+    if (!m)
+        return s->rank[0].index;
 
     /* inverse CDF */
     const double target = vq_rng_uniform(s->p.seed, key) * s->cum[m - 1];
@@ -120,4 +127,33 @@ int vq_sample_token(struct vq_sampler *s, const float *logits, struct vq_draw_ke
         if (s->cum[k] > target)
             return s->rank[k].index;
     return s->rank[m - 1].index;
+}
+
+/* The Gumbel-max rule (follow; docs/sampling.md, "Temporal modes"): the same
+ * kept set and distribution as vq_sample_token, but the token is the kept one
+ * with the largest logit / T + g, g = -log(-log(u_t)) with u_t uniform, keyed
+ * to the cell and the token id. A small change of the logits then rarely
+ * changes the token, where inverse-CDF sampling over the ranking often does. */
+int vq_gumbel_token(struct vq_sampler *s, const float *logits, struct vq_draw_key key)
+{
+    if (s->p.top_k == 1)
+        return vq_argmax(logits, s->n);
+    const int m = keep(s, logits);
+    if (!m)
+        return s->rank[0].index;
+    const double inv_t = 1.0 / (double)s->p.temperature;
+    const double top = s->rank[0].logit;
+    const uint64_t h = vq_rng_bits(s->p.seed, key);
+    int best = s->rank[0].index;
+    double best_score = -INFINITY;
+    for (int k = 0; k < m; k++) {
+        const int t = s->rank[k].index;
+        const double u = ((double)(vq_mix64(h ^ (uint64_t)t) >> 11) + 0.5) * 0x1p-53;   /* (0, 1) */
+        const double score = ((double)s->rank[k].logit - top) * inv_t - log(-log(u));
+        if (score > best_score || (score == best_score && t < best)) {
+            best_score = score;
+            best = t;
+        }
+    }
+    return best;
 }

@@ -63,4 +63,11 @@ int vq_argmax(const float *x, int n);
  * top_k == 1 returns vq_argmax without drawing. */
 int vq_sample_token(struct vq_sampler *s, const float *logits, struct vq_draw_key key);
 
+/* The token for one position by the Gumbel-max rule (follow mode): the kept
+ * set and distribution of vq_sample_token (top-k, softmax(logit / T), top-p),
+ * the token the kept one with the largest logit / T - log(-log(u_t)), u_t
+ * uniform in (0, 1) from mix64(vq_rng_bits(seed, key) ^ t). top_k == 1 is the
+ * argmax. */
+int vq_gumbel_token(struct vq_sampler *s, const float *logits, struct vq_draw_key key);
+
 #endif

@@ -395,63 +395,6 @@ static int extend(struct vq_window_state *st, struct placement *P, int i, int j,
                     i, j, P->r0, P->c0);
 }
 
-static int cmp_ranked(const void *pa, const void *pb)
-{
-    const struct vq_ranked *a = pa, *b = pb;
-    if (a->logit != b->logit)
-        return a->logit > b->logit ? -1 : 1;
-    return (a->index > b->index) - (a->index < b->index);
-}
-
-/* The Gumbel-max rule (follow; docs/sampling.md, "Temporal modes"): the same
- * kept set and distribution as vq_sample_token (top-k, softmax(logit / T),
- * top-p, in its ranking), but the token is the kept one with the largest
- * logit / T + g, g = -log(-log(u_t)) with u_t uniform, keyed to the cell and
- * the token id. A small change of the logits then rarely changes the token,
- * where inverse-CDF sampling over the ranking often does. */
-int vq_gumbel_token(struct vq_sampler *s, const float *logits, struct vq_draw_key key)
-{
-    const int n = s->n;
-    if (s->p.top_k == 1)
-        return vq_argmax(logits, n);
-    for (int i = 0; i < n; i++) {
-        s->rank[i].logit = isnan(logits[i]) ? -INFINITY : logits[i];
-        s->rank[i].index = i;
-    }
-    qsort(s->rank, (size_t)n, sizeof(*s->rank), cmp_ranked);
-    int m = s->p.top_k > 0 ? s->p.top_k : n;
-    const double inv_t = 1.0 / (double)s->p.temperature;
-    const double top = s->rank[0].logit;
-    if (!isfinite(top))
-        return s->rank[0].index;
-    if (s->p.top_p < 1.0f) {
-        double acc = 0.0;
-        for (int k = 0; k < m; k++) {
-            acc += exp(((double)s->rank[k].logit - top) * inv_t);
-            s->cum[k] = acc;
-        }
-        const double limit = (double)s->p.top_p * acc;
-        for (int k = 0; k < m; k++)
-            if (s->cum[k] > limit) {
-                m = k + 1;
-                break;
-            }
-    }
-    const uint64_t h = vq_rng_bits(s->p.seed, key);
-    int best = s->rank[0].index;
-    double best_score = -INFINITY;
-    for (int k = 0; k < m; k++) {
-        const int t = s->rank[k].index;
-        const double u = ((double)(vq_mix64(h ^ (uint64_t)t) >> 11) + 0.5) * 0x1p-53;   /* (0, 1) */
-        const double score = ((double)s->rank[k].logit - top) * inv_t - log(-log(u));
-        if (score > best_score || (score == best_score && t < best)) {
-            best_score = score;
-            best = t;
-        }
-    }
-    return best;
-}
-
 /* The token of grid cell (i, j), drawn with key (ki, kj): a function of the
  * seed, the key and the window's content before (i, j) only. A kept cache is
  * first cut back to the chunk boundary below the first token that differs

@@ -86,13 +86,6 @@ void vq_window_origin(const struct vq_window_state *st, int32_t *oi, int32_t *oj
 double vq_detect_shift(const int32_t *cur, const int32_t *prev, int gw, int gh, int radius,
                        int *dy, int *dx);
 
-/* The token for one position by the Gumbel-max rule (follow mode): the kept
- * set and distribution of vq_sample_token (top-k, softmax(logit / T), top-p),
- * the token the kept one with the largest logit / T - log(-log(u_t)), u_t
- * uniform in (0, 1) from mix64(vq_rng_bits(seed, key) ^ t). top_k == 1 is the
- * argmax. */
-int vq_gumbel_token(struct vq_sampler *s, const float *logits, struct vq_draw_key key);
-
 /* Temporal memos of the session's tokenizer calls (session.c): the previous
  * call's input (key) and output (value) per kind, kept in the window state so
  * that vqgan_session_free frees them with it. */

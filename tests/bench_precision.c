@@ -374,6 +374,7 @@ static double nll_exact(struct vqgan_session *s, const struct frame *F, const in
     int32_t *out = malloc(sizeof(int32_t) * F->n);
     vq_session_enter(s);
     int r = vq_window_sample(&st, &s->model->gpt, &p, F->cond, F->gw, F->gh, out, NULL);
+    vq_session_leave();
     vq_window_state_free(st);
     free(out);
     return r || !a.n ? NAN : a.sum / a.n;
