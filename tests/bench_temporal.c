@@ -172,9 +172,13 @@ int main(void)
     }
 
     /* ---- moving region: reuse vs off --------------------------------------- */
-    struct pipeline off, reu;
-    if (pipeline_new(&off, m, VQGAN_TEMPORAL_OFF, f) || pipeline_new(&reu, m, VQGAN_TEMPORAL_REUSE, f)) return 1;
-    struct frame_out a = { 0 }, b = { 0 }, prev = { 0 };
+    struct pipeline off, reu, sty;
+    if (pipeline_new(&off, m, VQGAN_TEMPORAL_OFF, f) || pipeline_new(&reu, m, VQGAN_TEMPORAL_REUSE, f) ||
+        pipeline_new(&sty, m, VQGAN_TEMPORAL_STEADY, f)) return 1;
+    struct frame_out a = { 0 }, b = { 0 }, prev = { 0 }, c = { 0 };
+    uint8_t *prev_steady = malloc((size_t)VW * VH * 3);
+    int64_t st_px = 0, st_px_changed = 0, st_far = 0, st_far_changed = 0;
+    double t_steady = 0;
     prev.cond = malloc(sizeof(int32_t) * n);
     prev.tok = malloc(sizeof(int32_t) * n);
     prev.rgb = malloc((size_t)VW * VH * 3);
@@ -189,7 +193,7 @@ int main(void)
     double sum_out = 0, sum_far = 0;
     for (int t = 0; t < frames; t++) {
         const uint8_t *lab = mov + (size_t)t * VW * VH;
-        if (run_frame(&reu, lab, &a) || (t && run_frame(&off, lab, &b))) return 1;
+        if (run_frame(&reu, lab, &a) || (t && run_frame(&off, lab, &b)) || run_frame(&sty, lab, &c)) return 1;
         const int64_t cells = a.st.positions_sampled + a.st.positions_reused;
         const double frac = (double)a.st.positions_sampled / (double)cells;
         const int same_frame = !memcmp(a.tok, b.tok, sizeof(int32_t) * n) && !memcmp(a.rgb, b.rgb, (size_t)VW * VH * 3);
@@ -197,6 +201,7 @@ int main(void)
         char extra[160] = "";
         if (t) {
             t_reuse += a.seconds;
+            t_steady += c.seconds;
             t_off += b.seconds;
             frac_sum += frac;
             /* pixels of cells whose window saw no change, and of cells at
@@ -213,6 +218,16 @@ int main(void)
                         const int dd = abs((int)a.rgb[((size_t)y * VW + x) * 3 + c] - prev.rgb[((size_t)y * VW + x) * 3 + c]);
                         if (dd > d) d = dd;
                     }
+                    const int ds = memcmp(c.rgb + ((size_t)y * VW + x) * 3, prev_steady + ((size_t)y * VW + x) * 3, 3) != 0;
+                    int far_s = 1;
+                    for (int di = -VQGAN_STEADY_RADIUS; di <= VQGAN_STEADY_RADIUS && far_s; di++)
+                        for (int dj = -VQGAN_STEADY_RADIUS; dj <= VQGAN_STEADY_RADIUS && far_s; dj++) {
+                            const int ii = ci + di, jj = cj + dj;
+                            if (ii >= 0 && ii < gh && jj >= 0 && jj < gw && a.tok[ii * gw + jj] != prev.tok[ii * gw + jj])
+                                far_s = 0;
+                        }
+                    if (same[ci * gw + cj]) { st_px++; st_px_changed += ds; }
+                    if (far_s) { st_far++; st_far_changed += ds; }
                     if (same[ci * gw + cj]) {
                         o++;
                         oc += d > 0;
@@ -244,6 +259,7 @@ int main(void)
         memcpy(prev.cond, a.cond, sizeof(int32_t) * n);
         memcpy(prev.tok, a.tok, sizeof(int32_t) * n);
         memcpy(prev.rgb, a.rgb, (size_t)VW * VH * 3);
+        memcpy(prev_steady, c.rgb, (size_t)VW * VH * 3);
     }
     printf("frames 1..%d: %.1f%% of positions resampled on average; %.3f s vs %.3f s per frame: %.2fx faster "
            "than temporal=off; %d of %d frames identical to off\n",
@@ -255,6 +271,14 @@ int main(void)
            (long long)px_out_changed, (long long)px_out, px_out ? 100.0 * px_out_changed / px_out : 0.0,
            px_out ? sum_out / px_out : 0.0, (long long)maxd, FAR, (long long)px_far_changed, (long long)px_far,
            px_far ? 100.0 * px_far_changed / px_far : 0.0, px_far ? sum_far / px_far : 0.0, (long long)maxd_far);
+    printf("temporal=steady (reuse's tokens, pixels kept >= %d tokens from every change): %.3f s per frame; output "
+           "pixels of cells whose window saw no change that changed: %lld of %lld (%.1f%%); of cells >= %d tokens "
+           "from every changed token: %lld of %lld\n", VQGAN_STEADY_RADIUS, t_steady / (frames - 1),
+           (long long)st_px_changed, (long long)st_px, st_px ? 100.0 * st_px_changed / st_px : 0.0,
+           VQGAN_STEADY_RADIUS, (long long)st_far_changed, (long long)st_far);
+    free(prev_steady);
+    frame_free(&c);
+    vqgan_session_free(sty.s);
     vqgan_session_free(reu.s);
     vqgan_session_free(off.s);
 
