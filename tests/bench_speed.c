@@ -10,7 +10,7 @@
  * on the same weights). Whole frames: 256x512 and 512x512 (fp32, bf16; the
  * 512x512 ones take about 10 minutes each on 2 cores), and 256x512 in the
  * fast mode; --quick leaves out the 512x512 frames, --full adds the 1024x672
- * frame (about an hour). */
+ * frame (about an hour), --stages stops before the whole frames. */
 #include <math.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -33,9 +33,11 @@ static double peak_bf16(void)
         for (long i = 0; i < (long)N * K; i++) w[i] = (float)(i % 5) * 0.1f;
         uint16_t *wb = malloc(sizeof(uint16_t) * N * K);
         vq_f32_to_bf16(w, wb, (size_t)N * K);
-        vq_linear_bf16(x, T, K, wb, NULL, N, y);
+        /* warm up (the first bf16/AMX products of a process run slowly) */
+        for (double t0 = now_s(); now_s() - t0 < 0.5;)
+            vq_linear_bf16(x, T, K, wb, NULL, N, y);
         double t = 1e30;
-        for (int r = 0; r < 3; r++) {
+        for (int r = 0; r < 8; r++) {
             double t0 = now_s();
             vq_linear_bf16(x, T, K, wb, NULL, N, y);
             double d = now_s() - t0;
@@ -236,6 +238,7 @@ int main(int argc, char **argv)
 {
     int full = argc > 1 && !strcmp(argv[1], "--full");
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    int stages_only = argc > 1 && !strcmp(argv[1], "--stages");
     const char *path = getenv("VQ_BENCH_MODEL") ? getenv("VQ_BENCH_MODEL") : "build/sflckr-random.gguf";
     struct models M;
     memset(&M, 0, sizeof(M));
@@ -257,12 +260,14 @@ int main(int argc, char **argv)
     printf("machine peak: matmul fp32 %.0f GFLOPS, bf16 %.0f GFLOPS; memcpy %.1f GB/s\n", peak[0], peak[1], bw);
     stages(&M, peak);
     transformer(&M, peak, bw);
+    if (stages_only) goto done;
     frame(&M, 512, 256, 0, -1);
     frame(&M, 512, 256, 4, M.s[1] ? 1 : 0);    /* the approximate fast mode, bf16 where native */
     if (!quick)
         frame(&M, 512, 512, 0, -1);
     if (full)
         frame(&M, 1024, 672, 0, -1);
+done:;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("peak resident memory: %.2f GB (both precisions' models loaded)\n", ru.ru_maxrss / 1048576.0);
