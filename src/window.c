@@ -896,7 +896,6 @@ static const char *model_name(const struct vqgan_model *m)
 static int vqgan_sample_conditional_impl(struct vqgan_session *s, const int32_t *cond_tokens,
                              int gw, int gh, int32_t *tokens)
 {
-    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_conditional: no session");
     memset(&s->stats, 0, sizeof(s->stats));
     const struct vqgan_model *m = s->model;
     if (!m->gpt.present)
@@ -923,7 +922,6 @@ int vqgan_sample_conditional(struct vqgan_session *s, const int32_t *cond_tokens
 static int vqgan_sample_unconditional_impl(struct vqgan_session *s, int class_id, int gw, int gh,
                                int32_t *tokens)
 {
-    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_unconditional: no session");
     memset(&s->stats, 0, sizeof(s->stats));
     const struct vqgan_model *m = s->model;
     int32_t first;

@@ -31,7 +31,9 @@ static inline float *fill(float **p, size_t n, float scale, float offset)
     return a;
 }
 
-static inline int rgpt_init(struct rgpt *r, int vocab, int block, int n_layer, int n_head, int D, uint64_t seed)
+/* n_unmasked: the leading positions that see each other (mingpt.py) */
+static inline int rgpt_init_unmasked(struct rgpt *r, int vocab, int block, int n_layer, int n_head, int D,
+                                     int n_unmasked, uint64_t seed)
 {
     const size_t per_layer = 4 * (size_t)D + 4 * ((size_t)D * D + D) + (4 * (size_t)D * D + 4 * D) + (4 * (size_t)D * D + D);
     const size_t total = (size_t)vocab * D + (size_t)block * D + n_layer * per_layer + 2 * (size_t)D + (size_t)vocab * D;
@@ -45,6 +47,7 @@ static inline int rgpt_init(struct rgpt *r, int vocab, int block, int n_layer, i
     struct vq_gpt *g = &r->g;
     g->present = 1;
     g->vocab = vocab; g->block = block; g->n_layer = n_layer; g->n_head = n_head; g->n_embd = D;
+    g->n_unmasked = n_unmasked;
     g->tok_emb = fill(&p, (size_t)vocab * D, 1.0f, 0.0f);
     g->pos_emb = fill(&p, (size_t)block * D, 0.5f, 0.0f);
     for (int l = 0; l < n_layer; l++) {
@@ -62,6 +65,11 @@ static inline int rgpt_init(struct rgpt *r, int vocab, int block, int n_layer, i
     g->lnf_b = fill(&p, D, 0.1f, 0.0f);
     g->head_w = fill(&p, (size_t)vocab * D, 6.0f * a, 0.0f);
     return 0;
+}
+
+static inline int rgpt_init(struct rgpt *r, int vocab, int block, int n_layer, int n_head, int D, uint64_t seed)
+{
+    return rgpt_init_unmasked(r, vocab, block, n_layer, n_head, D, 0, seed);
 }
 
 static inline void rgpt_free(struct rgpt *r)

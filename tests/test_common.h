@@ -34,4 +34,17 @@ static inline const char *model_path(const char *name)
 
 static int test_exit(void) { return test_failures ? 1 : 0; }
 
+/* Copies a file; 0 on success. */
+static inline int copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    char buf[65536];
+    size_t n;
+    int ok = in && out;
+    while (ok && (n = fread(buf, 1, sizeof(buf), in)) > 0) ok = fwrite(buf, 1, n, out) == n;
+    if (in) fclose(in);
+    if (out && fclose(out)) ok = 0;
+    return ok ? 0 : -1;
+}
+
 #endif

@@ -207,18 +207,6 @@ static void *racer_main(void *arg)
     return NULL;
 }
 
-static int copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    char buf[65536];
-    size_t n;
-    int ok = in && out;
-    while (ok && (n = fread(buf, 1, sizeof(buf), in)) > 0) ok = fwrite(buf, 1, n, out) == n;
-    if (in) fclose(in);
-    if (out && fclose(out)) ok = 0;
-    return ok ? 0 : -1;
-}
-
 static void test_acquire_races(int n_threads, int iters)
 {
     char tmp[] = "/tmp/vqconcXXXXXX";

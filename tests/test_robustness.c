@@ -76,18 +76,6 @@ static void refused2(int r, int want1, int want2, const char *what)
     reset_error();
 }
 
-static int copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    char buf[65536];
-    size_t n;
-    int ok = in && out;
-    while (ok && (n = fread(buf, 1, sizeof(buf), in)) > 0) ok = fwrite(buf, 1, n, out) == n;
-    if (in) fclose(in);
-    if (out && fclose(out)) ok = 0;
-    return ok ? 0 : -1;
-}
-
 static char tmpdir[64];
 static const char *tmp_path(const char *name)
 {
