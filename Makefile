@@ -15,7 +15,7 @@ SOVERSION = 0
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp -march=x86-64-v2 -Iinclude -Isrc
 CFLAGS   += -DVQ_HAVE_DNNL -DVQ_HAVE_OPENBLAS -I/usr/include/x86_64-linux-gnu/openblas-pthread
-LIBS      = -ldnnl -lopenblas -fopenmp -lm -lpthread
+LIBS      = -ldnnl -lopenblas -fopenmp -lmvec -lm -lpthread
 
 SRC      := $(sort $(wildcard src/*.c))
 OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)

@@ -57,8 +57,8 @@ int  vq_backend_bf16(void);
 int vq_dnnl_conv2d(const float *in, int C, int H, int W, const float *weight, const float *bias,
                    int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16);
 int vq_dnnl_bf16_native(void);
-/* y[T×N] = x[T×K] · Wᵀ + b with W in bf16, stored [N][K]; nonzero when unavailable. */
-int vq_dnnl_linear_bf16(const float *x, int T, int K, const uint16_t *W, const float *b, int N, float *y, int ldy);
+/* y[T×N] = x[T×K] · Wᵀ + b with x and W in bf16, W stored [N][K]; nonzero when unavailable. */
+int vq_dnnl_linear_bf16(const uint16_t *x, int T, int K, const uint16_t *W, const float *b, int N, float *y, int ldy);
 /* The same split into shape-determined column panels over the threads. */
 int vq_linear_bf16(const float *x, int T, int K, const uint16_t *W, const float *b, int N, float *y);
 void vq_f32_to_bf16(const float *x, uint16_t *y, size_t n);

@@ -60,26 +60,36 @@ struct gpt_scratch {
     float *x, *xn, *q, *y, *tmp, *h, *att;
 };
 
+/* Rows of the new positions handled per attention task. */
+#define ATT_ROWS 64
+
 /* Causal multi-head attention of the n new rows (absolute positions
  * L0 .. L0+n-1) against keys/values 0 .. L0+n-1:
  *   y_h = softmax(q_h K_hᵀ / √hd, masked) V_h   for every head h.
- * Heads run in parallel (when there is enough work to share); each head's
- * work is a fixed sequence of operations, so the result does not depend on
- * the thread count. */
+ * The work is cut into (head, block of ATT_ROWS rows) tasks; a block's rows
+ * see keys up to its last row only, so the masked upper triangle is never
+ * computed. Each task is a fixed sequence of operations: the result does not
+ * depend on the thread count. */
 static void attention(const struct vq_gpt *gpt, const float *q, const float *K, const float *V,
                       int L0, int n, float *att, float *y)
 {
     const int D = gpt->n_embd, nh = gpt->n_head, hd = D / nh, T = L0 + n;
     const float scale = (float)(1.0 / sqrt((double)hd));
     const int n_unmasked = gpt->n_unmasked;
+    const int n_blocks = (n + ATT_ROWS - 1) / ATT_ROWS;
 
 #pragma omp parallel for schedule(dynamic, 1) if ((int64_t)n * T * D >= (1 << 20))
-    for (int h = 0; h < nh; h++) {
-        float *S = att + (size_t)h * n * T;                  /* [n][T] */
-        vq_gemm(0, 1, n, T, hd, q + h * hd, D, K + h * hd, D, 0.0f, S, T);
-        for (int r = 0; r < n; r++) {
-            const int pos = L0 + r;
-            /* keys 0..pos are visible; the first n_unmasked see each other */
+    for (int task = 0; task < nh * n_blocks; task++) {
+        const int h = task / n_blocks, r0 = (task % n_blocks) * ATT_ROWS;
+        const int rn = n - r0 < ATT_ROWS ? n - r0 : ATT_ROWS;
+        /* keys 0..pos are visible; the first n_unmasked see each other */
+        int Tb = L0 + r0 + rn;
+        if (L0 + r0 < n_unmasked && n_unmasked > Tb)
+            Tb = n_unmasked;
+        float *S = att + ((size_t)h * n + r0) * T;           /* [rn][Tb], row stride T */
+        vq_gemm(0, 1, rn, Tb, hd, q + (size_t)r0 * D + h * hd, D, K + h * hd, D, 0.0f, S, T);
+        for (int r = 0; r < rn; r++) {
+            const int pos = L0 + r0 + r;
             int vis = pos + 1;
             if (pos < n_unmasked && n_unmasked > vis)
                 vis = n_unmasked;
@@ -87,10 +97,10 @@ static void attention(const struct vq_gpt *gpt, const float *q, const float *K, 
             for (int t = 0; t < vis; t++)
                 s[t] *= scale;
             vq_softmax(s, vis);
-            for (int t = vis; t < T; t++)
+            for (int t = vis; t < Tb; t++)
                 s[t] = 0.0f;
         }
-        vq_gemm(0, 0, n, hd, T, S, T, V + h * hd, D, 0.0f, y + h * hd, D);
+        vq_gemm(0, 0, rn, hd, Tb, S, T, V + h * hd, D, 0.0f, y + (size_t)r0 * D + h * hd, D);
     }
 }
 

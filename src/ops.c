@@ -6,6 +6,7 @@
 #include "backend.h"
 #include "error.h"
 #include "ops.h"
+#include "vmath.h"
 #include "vqgan.h"
 
 /* Rows of the im2col matrix are kept under this many bytes per band. */
@@ -246,9 +247,11 @@ void vq_linear(const float *x, int T, int Din, const float *W, const float *b, i
 
 void vq_gelu(float *x, size_t n)
 {
-#pragma omp parallel for schedule(static) if (n > 4096)
-    for (size_t i = 0; i < n; i++)
-        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+    /* fixed blocks: the split does not depend on the thread count */
+    const size_t block = 4096;
+#pragma omp parallel for schedule(static) if (n > block)
+    for (size_t i = 0; i < n; i += block)
+        vq_vgelu(x + i, n - i < block ? n - i : block);
 }
 
 void vq_softmax(float *x, int n)
@@ -256,12 +259,7 @@ void vq_softmax(float *x, int n)
     float mx = x[0];
     for (int i = 1; i < n; i++)
         if (x[i] > mx) mx = x[i];
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
-        sum += x[i];
-    }
-    const float inv = (float)(1.0 / sum);
+    const float inv = (float)(1.0 / vq_vexp_sum(x, n, mx));
     for (int i = 0; i < n; i++)
         x[i] *= inv;
 }

@@ -1,0 +1,12 @@
+/* Element-wise exp and GELU over arrays, vectorized where the CPU allows. */
+#ifndef VQ_VMATH_H
+#define VQ_VMATH_H
+
+#include <stddef.h>
+
+/* x[i] = expf(x[i] - sub) for i < n; returns their sum (in double). */
+double vq_vexp_sum(float *x, int n, float sub);
+/* x[i] = 0.5·x·(1 + erf(x/√2)) for i < n (the exact, erf form of GELU). */
+void vq_vgelu(float *x, size_t n);
+
+#endif
