@@ -154,25 +154,34 @@ int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
             x[i] = te[i] + pe[i];
     }
 
+    /* rows whose output is used after the last layer: the logits' rows */
+    const int out0 = logits ? first_row : n;
     for (int l = 0; l < gpt->n_layer; l++) {
         const struct vq_gpt_block *b = &gpt->blocks[l];
         float *K = vq_kv_cache_k(cache, l), *V = vq_kv_cache_v(cache, l);
+        /* the last layer needs every row's keys and values (for the cache),
+         * but queries, attention and MLP for the output rows only */
+        const int r0 = l == gpt->n_layer - 1 ? out0 : 0, m = n - r0;
+        const size_t md = (size_t)m * D;
+        float *x = s.x + (size_t)r0 * D, *xn = s.xn + (size_t)r0 * D;
 
         /* x += proj(attention(ln1(x))); new keys/values go straight to the cache */
         vq_layer_norm(s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
         vq_linear(s.xn, n, D, b->k_w, b->k_b, D, K + (size_t)L0 * D);
         vq_linear(s.xn, n, D, b->v_w, b->v_b, D, V + (size_t)L0 * D);
-        vq_linear(s.xn, n, D, b->q_w, b->q_b, D, s.q);
-        attention(gpt, s.q, K, V, L0, n, s.att, s.y);
-        vq_linear(s.y, n, D, b->proj_w, b->proj_b, D, s.tmp);
-        vq_add(s.x, s.tmp, nd);
+        if (!m)
+            break;
+        vq_linear(xn, m, D, b->q_w, b->q_b, D, s.q);
+        attention(gpt, s.q, K, V, L0 + r0, m, s.att, s.y);
+        vq_linear(s.y, m, D, b->proj_w, b->proj_b, D, s.tmp);
+        vq_add(x, s.tmp, md);
 
         /* x += mlp.2(gelu(mlp.0(ln2(x)))) */
-        vq_layer_norm(s.x, n, D, b->ln2_w, b->ln2_b, LN_EPS, s.xn);
-        vq_linear(s.xn, n, D, b->fc_w, b->fc_b, 4 * D, s.h);
-        vq_gelu(s.h, 4 * nd);
-        vq_linear(s.h, n, 4 * D, b->fc2_w, b->fc2_b, D, s.tmp);
-        vq_add(s.x, s.tmp, nd);
+        vq_layer_norm(x, m, D, b->ln2_w, b->ln2_b, LN_EPS, xn);
+        vq_linear(xn, m, D, b->fc_w, b->fc_b, 4 * D, s.h);
+        vq_gelu(s.h, 4 * md);
+        vq_linear(s.h, m, 4 * D, b->fc2_w, b->fc2_b, D, s.tmp);
+        vq_add(x, s.tmp, md);
     }
     cache->len = T;
 
