@@ -146,7 +146,7 @@ static void gemm_panel(int kind, int transA, int transB, int M, int N, int K,
  * narrower than 256 columns (rows). Narrower panels repack the whole other
  * operand once each: at 64 columns a 512x1024x1024 product ran at 80% of
  * its 256-column speed (fp32, 2 cores of a Zen 4), 65% at 136 rows. */
-static int panel_size(int n)
+int vq_panel_size(int n)
 {
     int p = (n + 15) / 16;
     p = (p + 63) & ~63;
@@ -173,7 +173,7 @@ void vq_gemm(int transA, int transB, int M, int N, int K,
     }
     const int split_n = N >= M;
     const int len = split_n ? N : M;
-    const int p = panel_size(len);
+    const int p = vq_panel_size(len);
     const int n_panel = (len + p - 1) / p;
     if (n_panel == 1 || (int64_t)M * N * K < (1 << 18)) {
         /* the provider must not split the product itself: its own threading
@@ -197,26 +197,4 @@ void vq_gemm(int transA, int transB, int M, int N, int K,
                        C + (size_t)off * ldc, ldc);
         }
     }
-}
-
-int vq_linear_bf16(const float *x, int T, int K, const uint16_t *W, const float *b, int N, float *y)
-{
-    const int p = panel_size(N);
-    const int n_panel = (N + p - 1) / p;
-    const size_t nx = (size_t)T * K, chunk = 1 << 14;
-    uint16_t *xb = malloc(sizeof(uint16_t) * nx);
-    int fail = !xb;
-    if (fail) return -1;
-    /* the input is converted once, shared by every panel */
-#pragma omp parallel for schedule(static) if (nx >= 2 * chunk)
-    for (size_t i = 0; i < nx; i += chunk)
-        vq_f32_to_bf16(x + i, xb + i, nx - i < chunk ? nx - i : chunk);
-    __atomic_add_fetch(&gemm_flops, 2ull * T * N * K, __ATOMIC_RELAXED);
-#pragma omp parallel for schedule(dynamic, 1) reduction(| : fail)
-    for (int t = 0; t < n_panel; t++) {
-        const int off = t * p, n = N - off < p ? N - off : p;
-        fail |= vq_dnnl_linear_bf16(xb, T, K, W + (size_t)off * K, b ? b + off : NULL, n, y + off, N) != 0;
-    }
-    free(xb);
-    return fail ? -1 : 0;
 }

@@ -57,17 +57,26 @@ int  vq_backend_bf16(void);
 int vq_dnnl_conv2d(const float *in, int C, int H, int W, const float *weight, const float *bias,
                    int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16);
 int vq_dnnl_bf16_native(void);
-/* y[T×N] = x[T×K] · Wᵀ + b with x and W in bf16, W stored [N][K]; nonzero when unavailable. */
-int vq_dnnl_linear_bf16(const uint16_t *x, int T, int K, const uint16_t *W, const float *b, int N, float *y, int ldy);
-/* The same split into shape-determined column panels over the threads. */
-int vq_linear_bf16(const float *x, int T, int K, const uint16_t *W, const float *b, int N, float *y);
 void vq_f32_to_bf16(const float *x, uint16_t *y, size_t n);
+/* Columns (rows) per panel when a product of n columns (rows) is split over
+ * the threads; from the shape alone, so results do not depend on threads. */
+int vq_panel_size(int n);
+
+/* A weight matrix W[N][K] (torch Linear layout) in bf16, repacked once per
+ * column panel into oneDNN's preferred layout (backend_dnnl.c); NULL when
+ * out of memory or without native bf16. */
+struct vq_bf16_weight;
+struct vq_bf16_weight *vq_dnnl_pack_bf16(const float *W, int N, int K);
+void vq_dnnl_pack_free(struct vq_bf16_weight *w);
+/* y[T×N] = x[T×K] · Wᵀ + b: x converted to bf16 once, fp32 accumulation and
+ * output, panels over the threads; nonzero when unavailable. */
+int vq_linear_bf16(const float *x, int T, int K, const struct vq_bf16_weight *W, const float *b, int N, float *y);
 
 /* Weights repacked once at load for the bf16 path, found again by their f32
  * address: layers keep passing f32 pointers and stay precision-agnostic. */
-int  vq_packed_register(const float *w, size_t n);   /* 0 or VQGAN_ERR_NOMEM */
+int  vq_packed_register(const float *w, int N, int K);   /* 0 or VQGAN_ERR_NOMEM */
 void vq_packed_unregister(const float *w);
-const uint16_t *vq_packed_bf16(const float *w);
+const struct vq_bf16_weight *vq_packed_bf16(const float *w);
 
 /* Threads for the calling thread's next parallel regions (0: all cores). */
 void vq_threads_set(int n);

@@ -5,7 +5,7 @@
 #include "backend.h"
 #include "vqgan.h"
 
-struct packed { const float *key; uint16_t *bf16; };
+struct packed { const float *key; struct vq_bf16_weight *bf16; };
 
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct packed *table;      /* sorted by key */
@@ -21,18 +21,17 @@ static size_t lower_bound(const float *key)
     return lo;
 }
 
-int vq_packed_register(const float *w, size_t n)
+int vq_packed_register(const float *w, int N, int K)
 {
-    uint16_t *b = malloc(sizeof(uint16_t) * n);
+    struct vq_bf16_weight *b = vq_dnnl_pack_bf16(w, N, K);
     if (!b) return VQGAN_ERR_NOMEM;
-    vq_f32_to_bf16(w, b, n);
     pthread_rwlock_wrlock(&lock);
     if (count == cap) {
         size_t nc = cap ? 2 * cap : 256;
         struct packed *t = realloc(table, nc * sizeof(*t));
         if (!t) {
             pthread_rwlock_unlock(&lock);
-            free(b);
+            vq_dnnl_pack_free(b);
             return VQGAN_ERR_NOMEM;
         }
         table = t;
@@ -52,7 +51,7 @@ void vq_packed_unregister(const float *w)
     pthread_rwlock_wrlock(&lock);
     size_t i = lower_bound(w);
     if (i < count && table[i].key == w) {
-        free(table[i].bf16);
+        vq_dnnl_pack_free(table[i].bf16);
         for (size_t j = i; j + 1 < count; j++) table[j] = table[j + 1];
         count--;
     }
@@ -64,9 +63,9 @@ void vq_packed_unregister(const float *w)
     pthread_rwlock_unlock(&lock);
 }
 
-const uint16_t *vq_packed_bf16(const float *w)
+const struct vq_bf16_weight *vq_packed_bf16(const float *w)
 {
-    const uint16_t *r = NULL;
+    const struct vq_bf16_weight *r = NULL;
     pthread_rwlock_rdlock(&lock);
     size_t i = lower_bound(w);
     if (i < count && table[i].key == w) r = table[i].bf16;

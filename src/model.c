@@ -354,11 +354,10 @@ static int read_gpt(const struct vq_gguf *g, struct vqgan_model *m)
         for (int l = 0; l < t->n_layer && !r; l++) {
             const struct vq_gpt_block *b = &t->blocks[l];
             const float *ws[6] = { b->q_w, b->k_w, b->v_w, b->proj_w, b->fc_w, b->fc2_w };
-            const size_t ns[6] = { (size_t)D * D, (size_t)D * D, (size_t)D * D, (size_t)D * D, 4 * (size_t)D * D,
-                                   4 * (size_t)D * D };
-            for (int i = 0; i < 6 && !r; i++) r = vq_packed_register(ws[i], ns[i]);
+            const int ns[6] = { D, D, D, D, 4 * D, D }, ks[6] = { D, D, D, D, D, 4 * D };
+            for (int i = 0; i < 6 && !r; i++) r = vq_packed_register(ws[i], ns[i], ks[i]);
         }
-        if (!r) r = vq_packed_register(t->head_w, (size_t)t->vocab * D);
+        if (!r) r = vq_packed_register(t->head_w, t->vocab, D);
         if (r) return vq_error(VQGAN_ERR_NOMEM, "%s: out of memory repacking weights to bf16", g->path);
     }
     t->present = 1;

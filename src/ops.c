@@ -233,7 +233,7 @@ void vq_layer_norm(const float *x, int T, int D, const float *gamma, const float
 void vq_linear(const float *x, int T, int Din, const float *W, const float *b, int Dout,
                float *y)
 {
-    const uint16_t *wb = vq_backend_bf16() ? vq_packed_bf16(W) : NULL;
+    const struct vq_bf16_weight *wb = vq_backend_bf16() ? vq_packed_bf16(W) : NULL;
     if (wb && !vq_linear_bf16(x, T, Din, wb, b, Dout, y))
         return;
     vq_gemm(0, 1, T, Dout, Din, x, Din, W, Din, 0.0f, y, Dout);

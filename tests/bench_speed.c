@@ -31,8 +31,7 @@ static double peak_bf16(void)
         float *x = malloc(sizeof(float) * T * K), *w = malloc(sizeof(float) * N * K), *y = malloc(sizeof(float) * T * N);
         for (long i = 0; i < (long)T * K; i++) x[i] = (float)(i % 7) * 0.1f;
         for (long i = 0; i < (long)N * K; i++) w[i] = (float)(i % 5) * 0.1f;
-        uint16_t *wb = malloc(sizeof(uint16_t) * N * K);
-        vq_f32_to_bf16(w, wb, (size_t)N * K);
+        struct vq_bf16_weight *wb = vq_dnnl_pack_bf16(w, N, K);
         /* warm up (the first bf16/AMX products of a process run slowly) */
         for (double t0 = now_s(); now_s() - t0 < 0.5;)
             vq_linear_bf16(x, T, K, wb, NULL, N, y);
@@ -45,7 +44,8 @@ static double peak_bf16(void)
         }
         double g = 2.0 * T * N * K / t * 1e-9;
         if (g > best) best = g;
-        free(x); free(w); free(y); free(wb);
+        free(x); free(w); free(y);
+        vq_dnnl_pack_free(wb);
     }
     vq_backend_set_bf16(0);
     return best;

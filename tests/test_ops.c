@@ -147,24 +147,30 @@ static void test_linear_bf16(void)
         printf("ok - linear bf16: no native bf16 on this CPU, fp32 used (skipped comparison)\n");
         return;
     }
-    const int T = 37, Din = 256, Dout = 1000;
-    float *x = rnd((size_t)T * Din), *w = rnd((size_t)Dout * Din), *b = rnd(Dout);
-    float *y0 = malloc(sizeof(float) * T * Dout), *y1 = malloc(sizeof(float) * T * Dout), *y2 = malloc(sizeof(float) * T * Dout);
-    vq_linear(x, T, Din, w, b, Dout, y0);
-    CHECK(vq_packed_register(w, (size_t)Dout * Din) == 0, "linear bf16: weight repacked");
-    vq_backend_set_bf16(1);
-    vq_threads_set(1);
-    vq_linear(x, T, Din, w, b, Dout, y1);
-    vq_threads_set(2);
-    vq_linear(x, T, Din, w, b, Dout, y2);
-    vq_backend_set_bf16(0);
-    double e = 0, s = 0;
-    for (int i = 0; i < T * Dout; i++) { e += fabs(y1[i] - y0[i]); s += fabs(y0[i]); }
-    CHECK(e / s < 1e-2 && e > 0, "linear bf16: mean relative error %.2g < 1e-2 against fp32", e / s);
-    CHECK(!memcmp(y1, y2, sizeof(float) * T * Dout), "linear bf16: bit-identical with 1 and 2 threads");
+    const int Din = 256, Dout = 1000, Ts[3] = { 1, 8, 37 };
+    float *w = rnd((size_t)Dout * Din), *b = rnd(Dout);
+    CHECK(vq_packed_register(w, Dout, Din) == 0, "linear bf16: weight repacked");
+    for (int k = 0; k < 3; k++) {
+        const int T = Ts[k];
+        float *x = rnd((size_t)T * Din);
+        float *y0 = malloc(sizeof(float) * T * Dout), *y1 = malloc(sizeof(float) * T * Dout),
+              *y2 = malloc(sizeof(float) * T * Dout);
+        vq_linear(x, T, Din, w, b, Dout, y0);
+        vq_backend_set_bf16(1);
+        vq_threads_set(1);
+        vq_linear(x, T, Din, w, b, Dout, y1);
+        vq_threads_set(2);
+        vq_linear(x, T, Din, w, b, Dout, y2);
+        vq_backend_set_bf16(0);
+        double e = 0, s = 0;
+        for (int i = 0; i < T * Dout; i++) { e += fabs(y1[i] - y0[i]); s += fabs(y0[i]); }
+        CHECK(e / s < 1e-2 && e > 0, "linear bf16, %d rows: mean relative error %.2g < 1e-2 against fp32", T, e / s);
+        CHECK(!memcmp(y1, y2, sizeof(float) * T * Dout), "linear bf16, %d rows: bit-identical with 1 and 2 threads", T);
+        free(x); free(y0); free(y1); free(y2);
+    }
     vq_packed_unregister(w);
     CHECK(vq_packed_bf16(w) == NULL, "linear bf16: unregistered");
-    free(x); free(w); free(b); free(y0); free(y1); free(y2);
+    free(w); free(b);
 }
 
 static void test_norms(void)
