@@ -87,7 +87,7 @@ int vq_conv2d(const float *in, int C, int H, int W,
 
 /* Hot loops are compiled for several instruction sets and picked at run time. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define VQ_HOT __attribute__((target_clones("default", "avx2", "arch=skylake-avx512")))
+#define VQ_HOT __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #define VQ_HOT
 #endif
@@ -101,7 +101,9 @@ static inline float exp_approx(float x)
      * -126..127 and the conversion and shift are defined */
     x = x > -87.0f ? x : -87.0f;
     x = x < 88.0f ? x : 88.0f;
-    const float k = __builtin_roundf(x * 1.44269504088896341f);
+    /* nearest integer by the 1.5·2^23 trick (|x·log2 e| < 2^22 here): unlike
+     * roundf, which is a library call, it vectorises */
+    const float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     const float r = (x - k * 0.693145751953125f) - k * 1.428606765330187e-06f;
     float p = 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
