@@ -28,11 +28,16 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t engine;
 static int bf16_native;
 
+static pthread_key_t prim_key;
+static void prim_cache_free(void *p);
+
 static void init(void)
 {
     if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success)
         engine = NULL;
     bf16_native = dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_bf16;
+    if (pthread_key_create(&prim_key, prim_cache_free))
+        engine = NULL;
 }
 
 int vq_dnnl_bf16_native(void)
@@ -221,6 +226,80 @@ struct vq_bf16_weight *vq_dnnl_pack_bf16(const float *W, int N, int K)
     return w;
 }
 
+/* Each thread keeps its stream and its last PRIM_CACHE matmul primitives,
+ * with their memory objects, so a product of a few rows does not pay for
+ * building them again (several microseconds a panel, about a fifth of a
+ * one-position transformer step). */
+#define PRIM_CACHE 48
+struct prim_entry {
+    int T, K, n, bias;
+    dnnl_memory_desc_t wmd;
+    dnnl_primitive_t prim;
+    dnnl_memory_t m[4];
+};
+struct prim_cache {
+    dnnl_stream_t st;
+    int count, next;
+    struct prim_entry e[PRIM_CACHE];
+};
+
+static void entry_free(struct prim_entry *e)
+{
+    for (int i = 0; i < 4; i++)
+        if (e->m[i]) dnnl_memory_destroy(e->m[i]);
+    if (e->prim) dnnl_primitive_destroy(e->prim);
+    memset(e, 0, sizeof(*e));
+}
+
+static void prim_cache_free(void *p)
+{
+    struct prim_cache *c = p;
+    if (!c) return;
+    for (int i = 0; i < c->count; i++) entry_free(&c->e[i]);
+    if (c->st) dnnl_stream_destroy(c->st);
+    free(c);
+}
+
+static struct prim_entry *prim_get(int T, int K, int n, int bias, const dnnl_memory_desc_t *wmd, dnnl_stream_t *st)
+{
+    struct prim_cache *c = pthread_getspecific(prim_key);
+    if (!c) {
+        if (!(c = calloc(1, sizeof(*c)))) return NULL;
+        if (dnnl_stream_create(&c->st, engine, dnnl_stream_default_flags) != dnnl_success ||
+            pthread_setspecific(prim_key, c)) {
+            if (c->st) dnnl_stream_destroy(c->st);
+            free(c);
+            return NULL;
+        }
+    }
+    *st = c->st;
+    for (int i = 0; i < c->count; i++) {
+        struct prim_entry *e = &c->e[i];
+        if (e->T == T && e->K == K && e->n == n && e->bias == bias && dnnl_memory_desc_equal(&e->wmd, wmd))
+            return e;
+    }
+    struct prim_entry *e = &c->e[c->count < PRIM_CACHE ? c->count++ : c->next++ % PRIM_CACHE];
+    entry_free(e);
+    dnnl_memory_desc_t md[4];
+    dnnl_primitive_desc_t pd = NULL;
+    if (matmul_desc(T, K, n, wmd, bias, n, &pd, md))
+        return NULL;
+    int ok = dnnl_primitive_create(&e->prim, pd) == dnnl_success;
+    for (int i = 0; ok && i < 4; i++)
+        ok = dnnl_memory_create(&e->m[i], &md[i], engine, DNNL_MEMORY_NONE) == dnnl_success;
+    dnnl_primitive_desc_destroy(pd);
+    if (!ok) {
+        entry_free(e);
+        return NULL;
+    }
+    e->T = T;
+    e->K = K;
+    e->n = n;
+    e->bias = bias;
+    e->wmd = *wmd;
+    return e;
+}
+
 /* One panel: y[T×n] (row stride ldy) = xb[T×K] · panelᵀ (+ b). The product
  * writes a dense block (with a strided destination oneDNN 2.6 gives the
  * blocked weights to its reference kernel), copied into y after. */
@@ -228,35 +307,22 @@ static int linear_panel(const uint16_t *xb, int T, const struct vq_bf16_weight *
                         float *y, int ldy)
 {
     const int off = t * w->panel, n = w->N - off < w->panel ? w->N - off : w->panel;
-    dnnl_memory_desc_t md[4];
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_t prim = NULL;
-    dnnl_stream_t st = NULL;
-    dnnl_memory_t m[4] = { 0 };
+    dnnl_stream_t st;
+    struct prim_entry *e = prim_get(T, w->K, n, b != NULL, &w->p[t].md, &st);
+    if (!e) return -1;
     float *dense = n == ldy ? y + off : malloc(sizeof(float) * (size_t)T * n);
+    if (!dense) return -1;
     int r = -1;
-    if (!dense || matmul_desc(T, w->K, n, &w->p[t].md, b != NULL, n, &pd, md)) {
-        if (dense != y + off) free(dense);
-        return -1;
-    }
-    if (dnnl_stream_create(&st, engine, dnnl_stream_default_flags) == dnnl_success &&
-        dnnl_memory_create(&m[0], &md[0], engine, (void *)xb) == dnnl_success &&
-        dnnl_memory_create(&m[1], &md[1], engine, w->p[t].data) == dnnl_success &&
-        (!b || dnnl_memory_create(&m[2], &md[2], engine, (void *)(b + off)) == dnnl_success) &&
-        dnnl_memory_create(&m[3], &md[3], engine, dense) == dnnl_success &&
-        dnnl_primitive_create(&prim, pd) == dnnl_success) {
-        dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, m[0] }, { DNNL_ARG_WEIGHTS, m[1] }, { DNNL_ARG_DST, m[3] },
-                                    { DNNL_ARG_BIAS, m[2] } };
-        if (dnnl_primitive_execute(prim, st, b ? 4 : 3, args) == dnnl_success) {
-            dnnl_stream_wait(st);
+    if (dnnl_memory_set_data_handle(e->m[0], (void *)xb) == dnnl_success &&
+        dnnl_memory_set_data_handle(e->m[1], w->p[t].data) == dnnl_success &&
+        (!b || dnnl_memory_set_data_handle(e->m[2], (void *)(b + off)) == dnnl_success) &&
+        dnnl_memory_set_data_handle(e->m[3], dense) == dnnl_success) {
+        dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, e->m[0] }, { DNNL_ARG_WEIGHTS, e->m[1] },
+                                    { DNNL_ARG_DST, e->m[3] }, { DNNL_ARG_BIAS, e->m[2] } };
+        if (dnnl_primitive_execute(e->prim, st, b ? 4 : 3, args) == dnnl_success &&
+            dnnl_stream_wait(st) == dnnl_success)
             r = 0;
-        }
     }
-    for (int i = 0; i < 4; i++)
-        if (m[i]) dnnl_memory_destroy(m[i]);
-    if (prim) dnnl_primitive_destroy(prim);
-    if (st) dnnl_stream_destroy(st);
-    dnnl_primitive_desc_destroy(pd);
     if (dense != y + off) {
         if (!r)
             for (int i = 0; i < T; i++)
