@@ -142,15 +142,18 @@ static void gemm_panel(int kind, int transA, int transB, int M, int N, int K,
     vq_gemm_ref(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* Panel size from the shape alone: about 16 panels on big products, never
- * narrower than 256 columns (rows). Narrower panels repack the whole other
- * operand once each: at 64 columns a 512x1024x1024 product ran at 80% of
- * its 256-column speed (fp32, 2 cores of a Zen 4), 65% at 136 rows. */
+/* Panel size from the shape alone: about 16 panels on big products, at
+ * least two on small ones, 64 to 256 columns (rows) wide at the least.
+ * Narrow panels repack the whole other operand once each: at 64 columns a
+ * 512x1024x1024 product ran at 80% of its 256-column speed (fp32, 2 cores of
+ * a Zen 4), 65% at 136 rows; but one panel leaves a core idle. */
+static int round64(int n) { return (n + 63) & ~63; }
 int vq_panel_size(int n)
 {
-    int p = (n + 15) / 16;
-    p = (p + 63) & ~63;
-    return p < 256 ? 256 : p;
+    int p = round64((n + 15) / 16), half = round64((n + 1) / 2);
+    const int floor = half < 256 ? half : 256;
+    if (p < floor) p = floor;
+    return p < 64 ? 64 : p;
 }
 
 static unsigned long long gemm_flops;
