@@ -129,7 +129,7 @@ hardening-force:
 # which then run before the TSan runtime is up and crash at start-up.
 TSAN_CC    ?= clang
 TSAN_DIR    = $(BUILD)/tsan
-TSAN_CFLAGS = $(filter-out -fopenmp -O2 -O3,$(CFLAGS)) -O1 -g -fsanitize=thread -fno-omit-frame-pointer \
+TSAN_CFLAGS = $(filter-out -fopenmp -O2 -O3 -fvect-cost-model=%,$(CFLAGS)) -O1 -g -fsanitize=thread -fno-omit-frame-pointer \
               -I$(OMP_SHIM) -Wno-unknown-pragmas -Wno-source-uses-openmp -DVQ_TSAN_BUILD
 TSAN_LIBS   = -fsanitize=thread -ldnnl -lopenblas -lgomp -lmvec -lm -lpthread
 TSAN_OBJ    = $(SRC:src/%.c=$(TSAN_DIR)/obj/%.o)
@@ -194,7 +194,7 @@ FUZZ_CC        ?= clang
 FUZZ_DIR       ?= $(BUILD)/fuzz
 FUZZ_TIME      ?= 60
 FUZZ_LONG_TIME ?= 3600
-FUZZ_CFLAGS     = $(filter-out -fopenmp -O2 -O3 -g,$(CFLAGS)) -O1 -g -I$(OMP_SHIM) \
+FUZZ_CFLAGS     = $(filter-out -fopenmp -O2 -O3 -g -fvect-cost-model=%,$(CFLAGS)) -O1 -g -I$(OMP_SHIM) \
                   -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
                   -Wno-unknown-pragmas -Wno-source-uses-openmp $(FUZZ_EXTRA_CFLAGS)
 # e.g. FUZZ_EXTRA_CFLAGS=-fno-sanitize=shift to look past a known bug

@@ -11,10 +11,10 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-__m512 _ZGVeN16v_expf(__m512);
-__m512 _ZGVeN16v_erff(__m512);
-__m256 _ZGVdN8v_expf(__m256);
-__m256 _ZGVdN8v_erff(__m256);
+__attribute__((target("avx512f"))) __m512 _ZGVeN16v_expf(__m512);
+__attribute__((target("avx512f"))) __m512 _ZGVeN16v_erff(__m512);
+__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256);
+__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_erff(__m256);
 
 /* 2: AVX-512, 1: AVX2 + FMA, 0: scalar */
 static int level(void)
