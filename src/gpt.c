@@ -55,6 +55,32 @@ int vq_gpt_check(const struct vq_gpt *gpt)
     return 0;
 }
 
+int vq_gpt_pack_bf16(const struct vq_gpt *gpt)
+{
+    const int D = gpt->n_embd;
+    int r = 0;
+    for (int l = 0; l < gpt->n_layer && !r; l++) {
+        const struct vq_gpt_block *b = &gpt->blocks[l];
+        const float *ws[6] = { b->q_w, b->k_w, b->v_w, b->proj_w, b->fc_w, b->fc2_w };
+        const int ns[6] = { D, D, D, D, 4 * D, D }, ks[6] = { D, D, D, D, D, 4 * D };
+        for (int i = 0; i < 6 && !r; i++)
+            r = vq_packed_register(ws[i], ns[i], ks[i]);
+    }
+    if (!r) r = vq_packed_register(gpt->head_w, gpt->vocab, D);
+    if (r) vq_gpt_unpack_bf16(gpt);
+    return r;
+}
+
+void vq_gpt_unpack_bf16(const struct vq_gpt *gpt)
+{
+    for (int l = 0; l < gpt->n_layer; l++) {
+        const struct vq_gpt_block *b = &gpt->blocks[l];
+        const float *ws[6] = { b->q_w, b->k_w, b->v_w, b->proj_w, b->fc_w, b->fc2_w };
+        for (int i = 0; i < 6; i++) vq_packed_unregister(ws[i]);
+    }
+    vq_packed_unregister(gpt->head_w);
+}
+
 /* Scratch for one call: n rows of activations, per-head score matrices. */
 struct gpt_scratch {
     float *x, *xn, *q, *y, *tmp, *h, *att;

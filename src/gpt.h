@@ -54,5 +54,9 @@ int vq_gpt_logits_all(const struct vq_gpt *gpt, const int32_t *tokens, int n, fl
 
 /* Checks the hyperparameters and that every weight is present. */
 int vq_gpt_check(const struct vq_gpt *gpt);
+/* Registers the products' weights repacked for bf16 (backend.h); 0 or
+ * VQGAN_ERR_NOMEM (nothing left registered). Unpack unregisters them. */
+int vq_gpt_pack_bf16(const struct vq_gpt *gpt);
+void vq_gpt_unpack_bf16(const struct vq_gpt *gpt);
 
 #endif

@@ -14,6 +14,7 @@
 #include "error.h"
 #include "backend.h"
 #include "gguf.h"
+#include "gpt.h"
 #include "model.h"
 
 /* ---- tensors -------------------------------------------------------------- */
@@ -351,13 +352,7 @@ static int read_gpt(const struct vq_gguf *g, struct vqgan_model *m)
     free(prefix);
     if (w.err) return w.err;
     if (m->bf16) {                      /* repack the products' weights once */
-        for (int l = 0; l < t->n_layer && !r; l++) {
-            const struct vq_gpt_block *b = &t->blocks[l];
-            const float *ws[6] = { b->q_w, b->k_w, b->v_w, b->proj_w, b->fc_w, b->fc2_w };
-            const int ns[6] = { D, D, D, D, 4 * D, D }, ks[6] = { D, D, D, D, D, 4 * D };
-            for (int i = 0; i < 6 && !r; i++) r = vq_packed_register(ws[i], ns[i], ks[i]);
-        }
-        if (!r) r = vq_packed_register(t->head_w, t->vocab, D);
+        r = vq_gpt_pack_bf16(t);
         if (r) return vq_error(VQGAN_ERR_NOMEM, "%s: out of memory repacking weights to bf16", g->path);
     }
     t->present = 1;

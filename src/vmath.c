@@ -29,106 +29,77 @@ static int level(void)
     return v;
 }
 
+/* The kernels take whole vectors only (n a multiple of their width). */
 __attribute__((target("avx512f")))
-static double exp_sum_512(float *x, int n, float sub)
+static void exp_512(float *x, size_t n, float sub)
 {
-    const __m512 s = _mm512_set1_ps(sub);
-    double sum = 0.0;
-    for (int i = 0; i < n; i += 16) {
-        float buf[16];
-        const int m = n - i < 16 ? n - i : 16;
-        float *p = m == 16 ? x + i : buf;
-        if (m < 16) {
-            memcpy(buf, x + i, sizeof(float) * m);
-            memset(buf + m, 0, sizeof(float) * (16 - m));
-        }
-        __m512 e = _ZGVeN16v_expf(_mm512_sub_ps(_mm512_loadu_ps(p), s));
-        _mm512_storeu_ps(p, e);
-        for (int j = 0; j < m; j++)
-            sum += p[j];
-        if (m < 16) memcpy(x + i, buf, sizeof(float) * m);
-    }
-    return sum;
+    for (size_t i = 0; i < n; i += 16)
+        _mm512_storeu_ps(x + i, _ZGVeN16v_expf(_mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_set1_ps(sub))));
 }
 
 __attribute__((target("avx2,fma")))
-static double exp_sum_256(float *x, int n, float sub)
+static void exp_256(float *x, size_t n, float sub)
 {
-    const __m256 s = _mm256_set1_ps(sub);
-    double sum = 0.0;
-    for (int i = 0; i < n; i += 8) {
-        float buf[8];
-        const int m = n - i < 8 ? n - i : 8;
-        float *p = m == 8 ? x + i : buf;
-        if (m < 8) {
-            memcpy(buf, x + i, sizeof(float) * m);
-            memset(buf + m, 0, sizeof(float) * (8 - m));
-        }
-        __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(p), s));
-        _mm256_storeu_ps(p, e);
-        for (int j = 0; j < m; j++)
-            sum += p[j];
-        if (m < 8) memcpy(x + i, buf, sizeof(float) * m);
-    }
-    return sum;
+    for (size_t i = 0; i < n; i += 8)
+        _mm256_storeu_ps(x + i, _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(sub))));
 }
 
 __attribute__((target("avx512f")))
-static void gelu_512(float *x, size_t n)
+static void gelu_512(float *x, size_t n, float unused)
 {
-    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f),
-                 r2 = _mm512_set1_ps(0.70710678118654752f);
+    (void)unused;
     for (size_t i = 0; i < n; i += 16) {
-        float buf[16];
-        const size_t m = n - i < 16 ? n - i : 16;
-        float *p = m == 16 ? x + i : buf;
-        if (m < 16) {
-            memcpy(buf, x + i, sizeof(float) * m);
-            memset(buf + m, 0, sizeof(float) * (16 - m));
-        }
-        __m512 v = _mm512_loadu_ps(p);
-        __m512 e = _ZGVeN16v_erff(_mm512_mul_ps(v, r2));
-        _mm512_storeu_ps(p, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, e)));
-        if (m < 16) memcpy(x + i, buf, sizeof(float) * m);
+        const __m512 v = _mm512_loadu_ps(x + i);
+        const __m512 e = _ZGVeN16v_erff(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f)));
+        _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v),
+                                              _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
     }
 }
 
 __attribute__((target("avx2,fma")))
-static void gelu_256(float *x, size_t n)
+static void gelu_256(float *x, size_t n, float unused)
 {
-    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f),
-                 r2 = _mm256_set1_ps(0.70710678118654752f);
+    (void)unused;
     for (size_t i = 0; i < n; i += 8) {
-        float buf[8];
-        const size_t m = n - i < 8 ? n - i : 8;
-        float *p = m == 8 ? x + i : buf;
-        if (m < 8) {
-            memcpy(buf, x + i, sizeof(float) * m);
-            memset(buf + m, 0, sizeof(float) * (8 - m));
-        }
-        __m256 v = _mm256_loadu_ps(p);
-        __m256 e = _ZGVdN8v_erff(_mm256_mul_ps(v, r2));
-        _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, e)));
-        if (m < 8) memcpy(x + i, buf, sizeof(float) * m);
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 e = _ZGVdN8v_erff(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f)));
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v),
+                                              _mm256_add_ps(_mm256_set1_ps(1.0f), e)));
     }
 }
 #else
 static int level(void) { return 0; }
-static double exp_sum_512(float *x, int n, float sub) { (void)x; (void)n; (void)sub; return 0; }
-static double exp_sum_256(float *x, int n, float sub) { (void)x; (void)n; (void)sub; return 0; }
-static void gelu_512(float *x, size_t n) { (void)x; (void)n; }
-static void gelu_256(float *x, size_t n) { (void)x; (void)n; }
+static void exp_512(float *x, size_t n, float sub) { (void)x; (void)n; (void)sub; }
+static void exp_256(float *x, size_t n, float sub) { (void)x; (void)n; (void)sub; }
+static void gelu_512(float *x, size_t n, float u) { (void)x; (void)n; (void)u; }
+static void gelu_256(float *x, size_t n, float u) { (void)x; (void)n; (void)u; }
 #endif
+
+/* Runs kernel k (width w) over x[0..n): the whole vectors in place, the tail
+ * through a zero-padded vector. Returns 0 when the CPU has neither. */
+static int run(float *x, size_t n, float arg, void (*k512)(float *, size_t, float),
+               void (*k256)(float *, size_t, float))
+{
+    const int l = level();
+    if (!l) return 0;
+    void (*k)(float *, size_t, float) = l == 2 ? k512 : k256;
+    const size_t w = l == 2 ? 16 : 8, bulk = n - n % w;
+    k(x, bulk, arg);
+    if (bulk < n) {
+        float buf[16] = { 0 };
+        memcpy(buf, x + bulk, sizeof(float) * (n - bulk));
+        k(buf, w, arg);
+        memcpy(x + bulk, buf, sizeof(float) * (n - bulk));
+    }
+    return 1;
+}
 
 double vq_vexp_sum(float *x, int n, float sub)
 {
-    switch (level()) {
-    case 2: return exp_sum_512(x, n, sub);
-    case 1: return exp_sum_256(x, n, sub);
-    }
+    const int vec = n > 0 && run(x, (size_t)n, sub, exp_512, exp_256);
     double sum = 0.0;
     for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - sub);
+        if (!vec) x[i] = expf(x[i] - sub);
         sum += x[i];
     }
     return sum;
@@ -136,10 +107,8 @@ double vq_vexp_sum(float *x, int n, float sub)
 
 void vq_vgelu(float *x, size_t n)
 {
-    switch (level()) {
-    case 2: gelu_512(x, n); return;
-    case 1: gelu_256(x, n); return;
-    }
+    if (run(x, n, 0.0f, gelu_512, gelu_256))
+        return;
     for (size_t i = 0; i < n; i++)
         x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }

@@ -145,14 +145,7 @@ int main(int argc, char **argv)
     for (int prec = 0; prec < 2; prec++) {
     if (prec) {
         if (!vq_dnnl_bf16_native()) break;
-        for (int l = 0; l < n_layer; l++) {
-            const struct vq_gpt_block *b = &g.blocks[l];
-            const float *ws[6] = { b->q_w, b->k_w, b->v_w, b->proj_w, b->fc_w, b->fc2_w };
-            const int ns[6] = { D, D, D, D, 4 * D, D }, ks[6] = { D, D, D, D, D, 4 * D };
-            for (int i = 0; i < 6; i++)
-                if (vq_packed_register(ws[i], ns[i], ks[i])) return 1;
-        }
-        if (vq_packed_register(g.head_w, vocab, D)) return 1;
+        if (vq_gpt_pack_bf16(&g)) return 1;
         vq_backend_set_bf16(1);
     }
     printf("== %s\n", prec ? "bf16 (weights repacked once, fp32 accumulation)" : "fp32");
@@ -231,12 +224,7 @@ int main(int argc, char **argv)
     }
     }
     vq_backend_set_bf16(0);
-    for (int l = 0; l < n_layer; l++) {
-        const struct vq_gpt_block *b = &g.blocks[l];
-        const float *ws[6] = { b->q_w, b->k_w, b->v_w, b->proj_w, b->fc_w, b->fc2_w };
-        for (int i = 0; i < 6; i++) vq_packed_unregister(ws[i]);
-    }
-    vq_packed_unregister(g.head_w);
+    vq_gpt_unpack_bf16(&g);
     vq_kv_cache_free(&cache);
     free(tok);
     free(logits);
