@@ -57,6 +57,15 @@ int  vq_backend_bf16(void);
 int vq_dnnl_conv2d(const float *in, int C, int H, int W, const float *weight, const float *bias,
                    int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16);
 int vq_dnnl_bf16_native(void);
+/* Hot loops are compiled for several instruction sets and picked at run time
+ * (GCC's ifunc clones; not under clang or the sanitizers, whose run-time is
+ * not ready when the loader calls the resolvers). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define VQ_HOT __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define VQ_HOT
+#endif
+
 void vq_f32_to_bf16(const float *x, uint16_t *y, size_t n);
 /* Columns (rows) per panel when a product of n columns (rows) is split over
  * the threads; from the shape alone, so results do not depend on threads. */

@@ -9,8 +9,8 @@
 #include "backend.h"
 
 /* Round to nearest even, as the CPU's own conversion (vcvtneps2bf16) does for
- * finite values; the integer form vectorizes (clones for AVX-512 and AVX2). */
-__attribute__((target_clones("avx512f", "avx2", "default")))
+ * finite values; the integer form vectorizes (VQ_HOT clones). */
+VQ_HOT
 void vq_f32_to_bf16(const float *x, uint16_t *y, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

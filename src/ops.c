@@ -85,13 +85,6 @@ int vq_conv2d(const float *in, int C, int H, int W,
     return 0;
 }
 
-/* Hot loops are compiled for several instruction sets and picked at run time. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define VQ_HOT __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
-#else
-#define VQ_HOT
-#endif
-
 /* e^x for swish: 2^k · p(r), r = x - k·ln2 in [-ln2/2, ln2/2], degree-6
  * polynomial; within 2 ulp of expf on the clamped range, and vectorisable. */
 static inline float exp_approx(float x)
