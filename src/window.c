@@ -89,6 +89,7 @@ struct vq_window_state {
     int n_kept;
     size_t bytes, cap_bytes;
     int64_t fed, evictions;
+    int cur_i, cur_j;                /* the cell being sampled (eviction order) */
     struct vq_sampler sampler;
     int temporal;                    /* this call's mode                        */
     int gumbel;                      /* tokens by the Gumbel-max rule (follow)  */
@@ -259,10 +260,31 @@ static int64_t first_visit(const struct vq_window_state *st, const struct placem
     return (int64_t)P->row_lo * st->Wp + P->col_lo;
 }
 
+/* Raster index of placement P's next visit after the cell being sampled
+ * (INT64_MAX: none left in this frame). Its visits are the rectangle of cells
+ * [row_lo, row_hi] x [col_lo, col_hi], taken in raster order. */
+static int64_t next_visit(const struct vq_window_state *st, const struct placement *P)
+{
+    int i = st->cur_i, j = st->cur_j + 1;
+    if (i < P->row_lo) {
+        i = P->row_lo;
+        j = P->col_lo;
+    } else if (j > P->col_hi) {
+        i++;
+        j = P->col_lo;
+    } else if (j < P->col_lo) {
+        j = P->col_lo;
+    }
+    return i > P->row_hi ? INT64_MAX : (int64_t)i * st->Wp + j;
+}
+
 /* Evicts placements until `bytes` more fit under the cap (or none is left: the
  * placement in use is always allowed). Kept placements go first, the one
- * needed last first (they serve a later frame, or later in this one); then the
- * least recently used of the placements in use. */
+ * needed last first (they serve a later frame, or later in this one); then,
+ * of the placements in use, the one the schedule visits last (Belady's rule:
+ * the schedule is known, and the raster order revisits a band of placements
+ * cyclically, where evicting the least recently used would evict each one
+ * just before its next visit). */
 static void make_room(struct vq_window_state *st, size_t bytes)
 {
     while (st->bytes + bytes > st->cap_bytes) {
@@ -273,7 +295,14 @@ static void make_room(struct vq_window_state *st, size_t bytes)
                 if (P && P->kept && (!victim || P->next_use > victim->next_use)) victim = P;
             }
         } else {
-            victim = st->oldest;
+            int64_t far = -1;
+            for (struct placement *P = st->oldest; P; P = P->newer) {
+                const int64_t v = next_visit(st, P);
+                if (v > far) {
+                    far = v;
+                    victim = P;
+                }
+            }
         }
         if (!victim) break;
         placement_drop(st, victim);
@@ -405,6 +434,8 @@ static int sample_position(struct vq_window_state *st, int i, int j, int32_t ki,
     const int c0 = window_start(j, st->Wp, st->w, st->step);
     struct placement *P = NULL;
     int r;
+    st->cur_i = i;
+    st->cur_j = j;
     if ((r = placement_get(st, r0, c0, &P))) return r;
     const int target = prefix_len(st, P, i, j);
     if (P->cache.len > 0 && (st->temporal || P->cache.len >= target)) {

@@ -313,6 +313,44 @@ static void test_cache_and_determinism(void)
 
 /* ---- class-conditional / unconditional sequence ------------------------------------- */
 
+/* Eviction order on the paper's 1024x672 frame (42 x 64 tokens, w = 16): a
+ * dry run of a small transformer with the same block, under the cap that
+ * holds as many placements as 2 GiB holds of the S-FLCKR transformer's. The
+ * raster order revisits the 49 placements of the top (and bottom) band once
+ * per row; evicting the least recently used evicted each one just before its
+ * next visit (781 208 positions fed, 689 evictions); evicting the one visited
+ * last (Belady) keeps most of the band. */
+static void test_eviction_order(void)
+{
+    struct rgpt r;
+    if (rgpt_init(&r, 16, 512, 1, 1, 8, 41)) { CHECK(0, "allocation"); return; }
+    const struct vq_gpt *g = &r.g;
+    const int gw = 64, gh = 42, n = gw * gh;
+    int32_t *cond = malloc(sizeof(int32_t) * n), *out = malloc(sizeof(int32_t) * n);
+    if (!cond || !out) { CHECK(0, "allocation"); free(cond); free(out); rgpt_free(&r); return; }
+    random_tokens(cond, n, g->vocab, 9);
+    struct vq_window_params p;
+    memset(&p, 0, sizeof(p));
+    p.sampling = (struct vq_sampler_params){ 1.0f, 0, 1.0f, 1 };
+    p.dry_run = 1;
+    /* 2 GiB / (2 * 24 layers * 1024 wide * 4 bytes) positions */
+    p.cache_bytes = (size_t)((double)(1u << 31) / (2.0 * 24 * 1024 * 4) * (double)vq_kv_cache_bytes(g, 1));
+    struct vq_window_state *st = NULL;
+    struct vqgan_sample_stats s_cap, s_all;
+    int rc = vq_window_sample(&st, g, &p, cond, gw, gh, out, &s_cap);
+    p.cache_bytes = (size_t)1 << 40;
+    rc |= vq_window_sample(&st, g, &p, cond, gw, gh, out, &s_all);
+    vq_window_state_free(st);
+    CHECK(rc == 0 && s_all.cache_evictions == 0 && s_all.transformer_tokens == 524293,
+          "42x64 grid, no cap: %lld positions fed, no evictions", (long long)s_all.transformer_tokens);
+    CHECK(rc == 0 && s_cap.transformer_tokens == 666853 && s_cap.cache_evictions == 372,
+          "42x64 grid under the 2 GiB-equivalent cap: %lld positions fed, %lld evictions (least recently used: "
+          "781208, 689)", (long long)s_cap.transformer_tokens, (long long)s_cap.cache_evictions);
+    free(cond);
+    free(out);
+    rgpt_free(&r);
+}
+
 static void test_sequence(void)
 {
     struct rgpt r;
@@ -453,6 +491,7 @@ int main(void)
     test_schedule();
     test_oracle();
     test_cache_and_determinism();
+    test_eviction_order();
     test_sequence();
     test_golden_conditional();
     test_golden_classcond();
