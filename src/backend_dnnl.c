@@ -150,8 +150,23 @@ done:
  * rows that is 1.4x to 5x faster than the plain [N][K] layout (Zen 4). */
 struct vq_bf16_weight {
     int N, K, panel, n_panel;
+    int kpairs;                  /* every panel is as is_kpairs() says */
+    const uint16_t **data;       /* [n_panel]: the panels' data (vq_linear_small_bf16) */
     struct { void *data; dnnl_memory_desc_t md; } p[];
 };
+
+/* Whether md is K x n in oneDNN's 16a64b2a blocking (k blocked by 16 x 2 =
+ * 32, n by 64; each 32 x 64 block is [16][64][2]), unpadded, blocks of k
+ * consecutive: each 64-column block is then [K/2][64][2], one after the
+ * other, which is what vq_linear_small_bf16 reads. */
+static int is_kpairs(const dnnl_memory_desc_t *md, int K, int n)
+{
+    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+    return md->format_kind == dnnl_blocked && md->ndims == 2 && md->padded_dims[0] == K &&
+           md->padded_dims[1] == n && K % 32 == 0 && n % 64 == 0 && md->offset0 == 0 && b->inner_nblks == 3 &&
+           b->inner_blks[0] == 16 && b->inner_idxs[0] == 0 && b->inner_blks[1] == 64 && b->inner_idxs[1] == 1 &&
+           b->inner_blks[2] == 2 && b->inner_idxs[2] == 0 && b->strides[0] == 32 * 64 && b->strides[1] == (dnnl_dim_t)K * 64;
+}
 
 /* The matmul x[T×K] (bf16) · w (panel of n columns, descriptor wmd) + b -> y (fp32, row stride ldy). */
 static int matmul_desc(int T, int K, int n, const dnnl_memory_desc_t *wmd, int bias, int ldy,
@@ -173,6 +188,7 @@ void vq_dnnl_pack_free(struct vq_bf16_weight *w)
 {
     if (!w) return;
     for (int i = 0; i < w->n_panel; i++) free(w->p[i].data);
+    free(w->data);
     free(w);
 }
 
@@ -219,6 +235,14 @@ struct vq_bf16_weight *vq_dnnl_pack_bf16(const float *W, int N, int K)
     }
     if (st) dnnl_stream_destroy(st);
     free(plain);
+    if (ok && (w->data = malloc(sizeof(*w->data) * n_panel))) {
+        w->kpairs = 1;
+        for (int t = 0; t < n_panel; t++) {
+            const int n = N - t * panel < panel ? N - t * panel : panel;
+            w->kpairs &= is_kpairs(&w->p[t].md, K, n);
+            w->data[t] = w->p[t].data;
+        }
+    }
     if (!ok) {
         vq_dnnl_pack_free(w);
         return NULL;
@@ -345,6 +369,11 @@ int vq_linear_bf16(const float *x, int T, int K, const struct vq_bf16_weight *W,
     for (size_t i = 0; i < nx; i += chunk)
         vq_f32_to_bf16(x + i, xb + i, nx - i < chunk ? nx - i : chunk);
     vq_flops_add(2ull * T * N * K);
+    /* a few rows: streamed through the blocks directly (linear_small.c) */
+    if (T <= VQ_SMALL_ROWS && W->kpairs && !vq_linear_small_bf16(xb, T, K, W->data, W->panel, b, N, y)) {
+        free(xb);
+        return 0;
+    }
 #pragma omp parallel for schedule(dynamic, 1) reduction(| : fail)
     for (int t = 0; t < W->n_panel; t++)
         fail |= linear_panel(xb, T, W, t, b, y, N) != 0;

@@ -231,6 +231,8 @@ void vq_linear(const float *x, int T, int Din, const float *W, const float *b, i
     const struct vq_bf16_weight *wb = vq_backend_bf16() ? vq_packed_bf16(W) : NULL;
     if (wb && !vq_linear_bf16(x, T, Din, wb, b, Dout, y))
         return;
+    if (!wb && vq_backend_current() != VQ_BACKEND_REF && !vq_linear_small(x, T, Din, W, b, Dout, y))
+        return;
     vq_gemm(0, 1, T, Dout, Din, x, Din, W, Din, 0.0f, y, Dout);
     if (b) {
 #pragma omp parallel for schedule(static) if (T > 1)

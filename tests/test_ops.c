@@ -147,10 +147,16 @@ static void test_linear_bf16(void)
         printf("ok - linear bf16: no native bf16 on this CPU, fp32 used (skipped comparison)\n");
         return;
     }
-    const int Din = 256, Dout = 1000, Ts[3] = { 1, 8, 37 };
+    /* 1000 columns: the last panel is not whole 64-column blocks, so every
+     * row count goes to oneDNN; 320: up to VQ_SMALL_ROWS rows stream the
+     * blocks directly (linear_small.c) */
+    static const int shapes[2][2] = { { 256, 1000 }, { 160, 320 } };
+    static const int Ts[] = { 1, 8, 37, 5, 16, VQ_SMALL_ROWS };
+    for (int sh = 0; sh < 2; sh++) {
+    const int Din = shapes[sh][0], Dout = shapes[sh][1];
     float *w = rnd((size_t)Dout * Din), *b = rnd(Dout);
-    CHECK(vq_packed_register(w, Dout, Din) == 0, "linear bf16: weight repacked");
-    for (int k = 0; k < 3; k++) {
+    CHECK(vq_packed_register(w, Dout, Din) == 0, "linear bf16 %dx%d: weight repacked", Din, Dout);
+    for (int k = 0; k < (sh ? 6 : 3); k++) {
         const int T = Ts[k];
         float *x = rnd((size_t)T * Din);
         float *y0 = malloc(sizeof(float) * T * Dout), *y1 = malloc(sizeof(float) * T * Dout),
@@ -164,13 +170,85 @@ static void test_linear_bf16(void)
         vq_backend_set_bf16(0);
         double e = 0, s = 0;
         for (int i = 0; i < T * Dout; i++) { e += fabs(y1[i] - y0[i]); s += fabs(y0[i]); }
-        CHECK(e / s < 1e-2 && e > 0, "linear bf16, %d rows: mean relative error %.2g < 1e-2 against fp32", T, e / s);
-        CHECK(!memcmp(y1, y2, sizeof(float) * T * Dout), "linear bf16, %d rows: bit-identical with 1 and 2 threads", T);
+        CHECK(e / s < 1e-2 && e > 0, "linear bf16 %dx%d, %d rows: mean relative error %.2g < 1e-2 against fp32",
+              Din, Dout, T, e / s);
+        CHECK(!memcmp(y1, y2, sizeof(float) * T * Dout), "linear bf16 %dx%d, %d rows: bit-identical with 1 and 2 "
+              "threads", Din, Dout, T);
+        if (sh && T <= VQ_SMALL_ROWS) {
+            /* the same bf16 inputs through oneDNN: fp32 sums in another order */
+            vq_linear_small_force(0);
+            vq_backend_set_bf16(1);
+            vq_linear(x, T, Din, w, b, Dout, y2);
+            vq_backend_set_bf16(0);
+            vq_linear_small_force(-1);
+            double d = 0;
+            for (int i = 0; i < T * Dout; i++) {
+                const double t = fabs((double)y1[i] - y2[i]) / (1.0 + fabs((double)y2[i]));
+                if (!(t <= d)) d = t;
+            }
+            CHECK(d < 1e-5, "linear bf16 %dx%d, %d rows: streamed kernel within %.2g of oneDNN's (< 1e-5)", Din, Dout,
+                  T, d);
+        }
         free(x); free(y0); free(y1); free(y2);
     }
     vq_packed_unregister(w);
-    CHECK(vq_packed_bf16(w) == NULL, "linear bf16: unregistered");
+    CHECK(vq_packed_bf16(w) == NULL, "linear bf16 %dx%d: unregistered", Din, Dout);
     free(w); free(b);
+    }
+}
+
+/* Linear layers of a few rows (linear_small.c), at every instruction set
+ * this CPU has: against the scalar reference; each row's result independent
+ * of the other rows of the call; bit-identical with 1 and 2 threads. */
+static void test_linear_small(void)
+{
+    static const int shapes[][2] = { { 1, 1 }, { 7, 3 }, { 16, 4 }, { 33, 5 }, { 96, 67 }, { 1024, 130 } };
+    static const int Ts[] = { 1, 2, 3, 4, 5, 7, 16, VQ_SMALL_ROWS };
+    static const char *names[] = { "", "AVX2", "AVX-512" };
+    for (int level = 2; level >= 1; level--) {
+        vq_linear_small_force(level);
+        float probe = 0;
+        const float one = 1.0f;
+        if (vq_linear_small(&one, 1, 1, &one, NULL, 1, &probe)) {
+            printf("ok - linear, few rows, %s: not on this CPU (skipped)\n", names[level]);
+            continue;
+        }
+        int ok_ref = 1, ok_rows = 1, ok_thr = 1;
+        double worst = 0;
+        for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++)
+            for (size_t ti = 0; ti < sizeof(Ts) / sizeof(Ts[0]); ti++) {
+                const int K = shapes[sh][0], N = shapes[sh][1], T = Ts[ti];
+                float *x = rnd((size_t)T * K), *w = rnd((size_t)N * K), *b = ti % 2 ? NULL : rnd(N);
+                float *y = malloc(sizeof(float) * T * N), *r = malloc(sizeof(float) * T * N),
+                      *y1 = malloc(sizeof(float) * N), *y2 = malloc(sizeof(float) * T * N);
+                vq_threads_set(2);
+                ok_ref &= vq_linear_small(x, T, K, w, b, N, y) == 0;
+                vq_gemm_ref(0, 1, T, N, K, x, K, w, K, 0.0f, r, N);
+                for (int i = 0; i < T * N; i++) {
+                    if (b) r[i] += b[i % N];
+                    /* fp32 sums of K terms of size <= 1: |error| <= K * 2^-23 or so */
+                    const double e = fabs((double)y[i] - r[i]) / (1.0 + sqrt((double)K));
+                    if (!(e <= worst)) worst = e;
+                }
+                for (int i = 0; i < T; i++) {
+                    vq_linear_small(x + (size_t)i * K, 1, K, w, b, N, y1);
+                    ok_rows &= !memcmp(y1, y + (size_t)i * N, sizeof(float) * N);
+                }
+                vq_threads_set(1);
+                vq_linear_small(x, T, K, w, b, N, y2);
+                ok_thr &= !memcmp(y, y2, sizeof(float) * T * N);
+                free(x); free(w); free(b); free(y); free(r); free(y1); free(y2);
+            }
+        vq_threads_set(0);
+        CHECK(ok_ref && worst < 1e-5, "linear, few rows, %s: 1..%d rows, K 1..1024, N 1..130: error %.2g "
+              "(scaled by 1 + sqrt K) < 1e-5 against the reference", names[level], VQ_SMALL_ROWS, worst);
+        CHECK(ok_rows, "linear, few rows, %s: each row as computed alone, bit for bit", names[level]);
+        CHECK(ok_thr, "linear, few rows, %s: bit-identical with 1 and 2 threads", names[level]);
+    }
+    vq_linear_small_force(-1);
+    float one = 1.0f, y;
+    CHECK(vq_linear_small(&one, VQ_SMALL_ROWS + 1, 1, &one, NULL, 1, &y) != 0,
+          "linear, few rows: more than %d rows are left to the general product", VQ_SMALL_ROWS);
 }
 
 static void test_norms(void)
@@ -298,6 +376,7 @@ int main(void)
     test_conv();
     test_conv_threads_bf16();
     test_linear_bf16();
+    test_linear_small();
     test_norms();
     test_pointwise();
     test_quantize();

@@ -1,0 +1,270 @@
+/* Linear layers of a few rows, y[T×N] = x[T×K] · Wᵀ + b with W[N][K] in
+ * torch's layout: the sampler's chunks (one position, or w = 16 of them).
+ * Such a product is bound by streaming W from memory once, but the general
+ * providers either pack W first (oneDNN's sgemm, from 16 rows on) or read it
+ * once per few rows; here each tile of 4 weight rows is read from memory once
+ * and reused from cache for every row of x.
+ *
+ * Each output element is one dot product, accumulated in a fixed order
+ * (16-wide partial sums over K, then a fixed reduction), whatever the tile,
+ * the panel or the thread that computes it: results do not depend on the
+ * thread count, nor on which other rows share the call. */
+#include <immintrin.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define VQ_SMALL_X86 1
+#endif
+
+/* Columns per task: panels of the output, a fixed size (load balance only). */
+#define SMALL_PANEL 64
+
+#ifdef VQ_SMALL_X86
+/* M rows of x (a constant 1..4: the accumulators stay in registers) against 4
+ * rows of W (nw of them real: the others repeat row 0 and are not stored). */
+#define TILE_BODY(VEC, WIDTH, ZERO, LOAD, FMA)                                               \
+    VEC acc[M][4];                                                                         \
+    _Pragma("GCC unroll 4") for (int i = 0; i < M; i++)                                    \
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[i][j] = ZERO();            \
+    const float *w0 = W, *w1 = W + (size_t)(nw > 1) * K;                                   \
+    const float *w2 = W + (size_t)(nw > 2 ? 2 : 0) * K, *w3 = W + (size_t)(nw > 3 ? 3 : 0) * K; \
+    int k = 0;                                                                             \
+    if (pf) {                                                                              \
+        for (; k + WIDTH <= K; k += WIDTH) {                                               \
+            _mm_prefetch((const char *)(pf + k), _MM_HINT_T1);                             \
+            _mm_prefetch((const char *)(pf + K + k), _MM_HINT_T1);                         \
+            _mm_prefetch((const char *)(pf + 2 * (size_t)K + k), _MM_HINT_T1);             \
+            _mm_prefetch((const char *)(pf + 3 * (size_t)K + k), _MM_HINT_T1);             \
+            STEP(VEC, LOAD, FMA)                                                           \
+        }                                                                                  \
+    } else {                                                                               \
+        for (; k + WIDTH <= K; k += WIDTH) {                                               \
+            STEP(VEC, LOAD, FMA)                                                           \
+        }                                                                                  \
+    }
+
+/* One step of WIDTH along K: 4 weight vectors, M rows of x, 4 M FMAs. */
+#define STEP(VEC, LOAD, FMA)                                                                 \
+    {                                                                                      \
+        const VEC b0 = LOAD(w0 + k), b1 = LOAD(w1 + k), b2 = LOAD(w2 + k), b3 = LOAD(w3 + k); \
+        _Pragma("GCC unroll 4") for (int i = 0; i < M; i++) {                              \
+            const VEC a = LOAD(x + (size_t)i * ldx + k);                                   \
+            acc[i][0] = FMA(a, b0, acc[i][0]);                                             \
+            acc[i][1] = FMA(a, b1, acc[i][1]);                                             \
+            acc[i][2] = FMA(a, b2, acc[i][2]);                                             \
+            acc[i][3] = FMA(a, b3, acc[i][3]);                                             \
+        }                                                                                  \
+    }
+
+/* The K % WIDTH last products, in order, after the vector sum. */
+static inline float tail(const float *x, const float *w, int k, int K, float s)
+{
+    for (; k < K; k++) s += x[k] * w[k];
+    return s;
+}
+
+__attribute__((target("avx512f"), always_inline))
+static inline void tile512(const float *x, int ldx, int K, const int M, const float *W, int nw, const float *pf, const float *b, float *y, int ldy)
+{
+    TILE_BODY(__m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps)
+#pragma GCC unroll 4
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nw; j++)
+            y[(size_t)i * ldy + j] = tail(x + (size_t)i * ldx, W + (size_t)j * K, k, K,
+                                          _mm512_reduce_add_ps(acc[i][j])) + (b ? b[j] : 0.0f);
+}
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline float hsum256(__m256 v)
+{
+    float l[8];
+    memcpy(l, &v, sizeof(l));
+    return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+}
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline void tile256(const float *x, int ldx, int K, const int M, const float *W, int nw, const float *pf, const float *b, float *y, int ldy)
+{
+    TILE_BODY(__m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps)
+#pragma GCC unroll 4
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nw; j++)
+            y[(size_t)i * ldy + j] = tail(x + (size_t)i * ldx, W + (size_t)j * K, k, K, hsum256(acc[i][j])) +
+                                     (b ? b[j] : 0.0f);
+}
+
+/* One panel of columns [n0, n1) for all T rows: 4 weight rows at a time, read
+ * from memory once, then from cache for each group of up to 4 rows of x. */
+#define PANEL(NAME, TARGET, TILE)                                                            \
+    __attribute__((target(TARGET)))                                                          \
+    static void NAME(const float *x, int ldx, int T, int K, const float *W, const float *b, int N,    \
+                     int n0, int n1, float *y)                                               \
+    {                                                                                        \
+        for (int n = n0; n < n1; n += 4) {                                                   \
+            const int nw = n1 - n < 4 ? n1 - n : 4;                                          \
+            const float *Wn = W + (size_t)n * K, *bn = b ? b + n : NULL;                     \
+            /* the next 4 weight rows, fetched while these are used */                       \
+            const float *pf = n + 8 <= N ? Wn + 4 * (size_t)K : NULL;                        \
+            int i = 0;                                                                       \
+            for (; i + 4 <= T; i += 4) TILE(x + (size_t)i * ldx, ldx, K, 4, Wn, nw, i ? NULL : pf, bn, y + (size_t)i * N + n, N); \
+            const float *xi = x + (size_t)i * ldx;                                             \
+            float *yi = y + (size_t)i * N + n;                                               \
+            switch (T - i) {                                                                 \
+            case 3: TILE(xi, ldx, K, 3, Wn, nw, i ? NULL : pf, bn, yi, N); break;                                \
+            case 2: TILE(xi, ldx, K, 2, Wn, nw, i ? NULL : pf, bn, yi, N); break;                                \
+            case 1: TILE(xi, ldx, K, 1, Wn, nw, i ? NULL : pf, bn, yi, N); break;                                \
+            default: break;                                                                  \
+            }                                                                                \
+        }                                                                                    \
+    }
+PANEL(panel512, "avx512f", tile512)
+PANEL(panel256, "avx2,fma", tile256)
+
+typedef void (*panel_fn)(const float *, int, int, int, const float *, const float *, int, int, int, float *);
+
+/* 0 none, 1 AVX2+FMA, 2 AVX-512, 3 AVX-512 with AVX512_BF16 */
+static int detected_level(void)
+{
+    static int level = -1;
+    int v = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = !__builtin_cpu_supports("avx512f") ? __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+            : __builtin_cpu_supports("avx512bf16") ? 3 : 2;
+        __atomic_store_n(&level, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+#endif
+
+static int forced_level = -1;
+void vq_linear_small_force(int level) { __atomic_store_n(&forced_level, level, __ATOMIC_RELAXED); }
+
+static int small_level(void)
+{
+#ifdef VQ_SMALL_X86
+    const int f = __atomic_load_n(&forced_level, __ATOMIC_RELAXED), d = detected_level();
+    return f >= 0 && f < d ? f : d;
+#else
+    return 0;
+#endif
+}
+
+#ifdef VQ_SMALL_X86
+static panel_fn pick_panel(void)
+{
+    const int v = small_level();
+    return v >= 2 ? panel512 : v == 1 ? panel256 : NULL;
+}
+#endif
+
+int vq_linear_small(const float *x, int T, int K, const float *W, const float *b, int N, float *y)
+{
+#ifdef VQ_SMALL_X86
+    const panel_fn panel = pick_panel();
+    if (!panel || T < 1 || T > VQ_SMALL_ROWS || K < 1 || N < 1)
+        return -1;
+    /* rows of x 4 KiB apart (K = 1024) would share the L1's sets with each
+     * other and with the weight rows: a copy with rows one line apart more */
+    const int ldx = ((K + 15) & ~15) + 16;
+    float *xp = malloc(sizeof(float) * (size_t)T * ldx);
+    if (!xp)
+        return -1;
+    for (int i = 0; i < T; i++)
+        memcpy(xp + (size_t)i * ldx, x + (size_t)i * K, sizeof(float) * K);
+    vq_flops_add(2ull * T * N * K);
+    const int n_panel = (N + SMALL_PANEL - 1) / SMALL_PANEL;
+#pragma omp parallel for schedule(static) if (n_panel > 1 && (int64_t)T * N * K >= (1 << 18))
+    for (int p = 0; p < n_panel; p++)
+        panel(xp, ldx, T, K, W, b, N, p * SMALL_PANEL, (p + 1) * SMALL_PANEL < N ? (p + 1) * SMALL_PANEL : N, y);
+    free(xp);
+    return 0;
+#else
+    (void)x; (void)T; (void)K; (void)W; (void)b; (void)N; (void)y;
+    return -1;
+#endif
+}
+
+/* ---- bf16 ---------------------------------------------------------------------- */
+
+#ifdef VQ_SMALL_X86
+/* M rows (a constant 1..6) against one block of 64 columns stored as k pairs,
+ * [K/2][64][2] bf16: for each pair, 4 vectors of 16 columns are multiplied by
+ * the row's pair broadcast (vdpbf16ps) into 4 M accumulators. */
+__attribute__((target("avx512f,avx512bf16"), always_inline))
+static inline void block_bf16(const uint16_t *xb, int K, const int M, const uint16_t *blk, const float *b,
+                              float *y, int ldy)
+{
+    __m512 acc[6][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) acc[i][q] = _mm512_setzero_ps();
+    for (int p = 0; p < K / 2; p++) {
+        const __m512i w0 = _mm512_loadu_si512(blk + (size_t)p * 128), w1 = _mm512_loadu_si512(blk + (size_t)p * 128 + 32);
+        const __m512i w2 = _mm512_loadu_si512(blk + (size_t)p * 128 + 64), w3 = _mm512_loadu_si512(blk + (size_t)p * 128 + 96);
+#pragma GCC unroll 6
+        for (int i = 0; i < M; i++) {
+            uint32_t pair;
+            memcpy(&pair, xb + (size_t)i * K + 2 * p, sizeof(pair));
+            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)pair);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, (__m512bh)w0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, (__m512bh)w1);
+            acc[i][2] = _mm512_dpbf16_ps(acc[i][2], a, (__m512bh)w2);
+            acc[i][3] = _mm512_dpbf16_ps(acc[i][3], a, (__m512bh)w3);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            __m512 v = acc[i][q];
+            if (b) v = _mm512_add_ps(v, _mm512_loadu_ps(b + 16 * q));
+            _mm512_storeu_ps(y + (size_t)i * ldy + 16 * q, v);
+        }
+}
+
+__attribute__((target("avx512f,avx512bf16")))
+static void column_block_bf16(const uint16_t *xb, int T, int K, const uint16_t *blk, const float *b, float *y,
+                              int ldy)
+{
+    int i = 0;
+    for (; i + 6 <= T; i += 6) block_bf16(xb + (size_t)i * K, K, 6, blk, b, y + (size_t)i * ldy, ldy);
+    const uint16_t *xi = xb + (size_t)i * K;
+    float *yi = y + (size_t)i * ldy;
+    switch (T - i) {
+    case 5: block_bf16(xi, K, 5, blk, b, yi, ldy); break;
+    case 4: block_bf16(xi, K, 4, blk, b, yi, ldy); break;
+    case 3: block_bf16(xi, K, 3, blk, b, yi, ldy); break;
+    case 2: block_bf16(xi, K, 2, blk, b, yi, ldy); break;
+    case 1: block_bf16(xi, K, 1, blk, b, yi, ldy); break;
+    default: break;
+    }
+}
+#endif
+
+int vq_linear_small_bf16(const uint16_t *xb, int T, int K, const uint16_t *const *panels, int panel_cols,
+                         const float *b, int N, float *y)
+{
+#ifdef VQ_SMALL_X86
+    const int v = small_level() >= 3;
+    if (!v || T < 1 || T > VQ_SMALL_ROWS || K < 2 || K % 2 || N % 64 || panel_cols % 64)
+        return -1;
+    const int per = panel_cols / 64, n_blk = N / 64;
+#pragma omp parallel for schedule(static) if (n_blk > 1 && (int64_t)T * N * K >= (1 << 18))
+    for (int j = 0; j < n_blk; j++)
+        column_block_bf16(xb, T, K, panels[j / per] + (size_t)(j % per) * 64 * K, b ? b + 64 * j : NULL,
+                          y + 64 * j, N);
+    return 0;
+#else
+    (void)xb; (void)T; (void)K; (void)panels; (void)panel_cols; (void)b; (void)N; (void)y;
+    return -1;
+#endif
+}
