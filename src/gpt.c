@@ -104,7 +104,9 @@ static void attention(const struct vq_gpt *gpt, const float *q, const float *K, 
     const int n_unmasked = gpt->n_unmasked;
     const int n_blocks = (n + ATT_ROWS - 1) / ATT_ROWS;
 
-#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)n * T * D >= (1 << 20))
+    /* one new row still reads every key and value of the cache (T x D floats
+     * each): spread over the heads once that is more than a little */
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)n * T * D >= (1 << 20) || (int64_t)T * D >= (1 << 17))
     for (int task = 0; task < nh * n_blocks; task++) {
         const int h = task / n_blocks, r0 = (task % n_blocks) * ATT_ROWS;
         const int rn = n - r0 < ATT_ROWS ? n - r0 : ATT_ROWS;
