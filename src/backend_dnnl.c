@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "scratch.h"
 
 /* Round to nearest even, as the CPU's own conversion (vcvtneps2bf16) does for
  * finite values; the integer form vectorizes (VQ_HOT clones). */
@@ -67,8 +68,10 @@ static int reorder(dnnl_stream_t st, dnnl_memory_t from, dnnl_memory_t to)
 }
 
 /* Memory in the primitive's layout pmd: the user's buffer itself when the
- * layouts agree, else a new buffer (filled from the user's when in). */
-static int bind(dnnl_stream_t st, const dnnl_memory_desc_t *pmd, dnnl_memory_t user, int in, dnnl_memory_t *out)
+ * layouts agree, else a new buffer *buf (scratch.h: the stage's layers reuse
+ * them), filled from the user's when in. */
+static int bind(dnnl_stream_t st, const dnnl_memory_desc_t *pmd, dnnl_memory_t user, int in, dnnl_memory_t *out,
+                void **buf)
 {
     const dnnl_memory_desc_t *umd;
     dnnl_memory_get_memory_desc(user, &umd);
@@ -76,7 +79,9 @@ static int bind(dnnl_stream_t st, const dnnl_memory_desc_t *pmd, dnnl_memory_t u
         *out = user;
         return 0;
     }
-    if (dnnl_memory_create(out, pmd, engine, DNNL_MEMORY_ALLOCATE) != dnnl_success) {
+    *out = NULL;
+    if (!(*buf = vq_scratch_alloc(dnnl_memory_desc_get_size(pmd))) ||
+        dnnl_memory_create(out, pmd, engine, *buf) != dnnl_success) {
         *out = NULL;
         return -1;
     }
@@ -107,6 +112,7 @@ int vq_dnnl_conv2d(const float *in, int C, int H, int W, const float *weight, co
     dnnl_primitive_t prim = NULL;
     dnnl_stream_t st = NULL;
     dnnl_memory_t mu[4] = { 0 }, mp[4] = { 0 };
+    void *buf[4] = { 0 };
     int r = -1;
     if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_a, &wei_a,
                                            bias ? &bias_u : NULL, &dst_a, strides, padl, padr) != dnnl_success ||
@@ -119,9 +125,9 @@ int vq_dnnl_conv2d(const float *in, int C, int H, int W, const float *weight, co
         (bias && dnnl_memory_create(&mu[2], &bias_u, engine, (void *)bias) != dnnl_success) ||
         dnnl_memory_create(&mu[3], &dst_u, engine, out) != dnnl_success)
         goto done;
-    if (bind(st, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), mu[0], 1, &mp[0]) ||
-        bind(st, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), mu[1], 1, &mp[1]) ||
-        bind(st, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), mu[3], 0, &mp[3]))
+    if (bind(st, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), mu[0], 1, &mp[0], &buf[0]) ||
+        bind(st, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), mu[1], 1, &mp[1], &buf[1]) ||
+        bind(st, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), mu[3], 0, &mp[3], &buf[3]))
         goto done;
     if (dnnl_primitive_create(&prim, pd) != dnnl_success)
         goto done;
@@ -138,6 +144,7 @@ done:
         if (mp[i] && mp[i] != mu[i]) dnnl_memory_destroy(mp[i]);
         if (mu[i]) dnnl_memory_destroy(mu[i]);
     }
+    for (int i = 3; i >= 0; i--) vq_scratch_free(buf[i]);
     if (prim) dnnl_primitive_destroy(prim);
     if (st) dnnl_stream_destroy(st);
     dnnl_primitive_desc_destroy(pd);

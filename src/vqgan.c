@@ -11,6 +11,7 @@
 #include "backend.h"
 #include "error.h"
 #include "ops.h"
+#include "scratch.h"
 #include "vqgan_stage.h"
 
 #define GN_GROUPS 32
@@ -34,8 +35,8 @@ static void norm_swish(const struct vq_norm *n, const float *x, int HW, float *y
 static int resblock(const struct vq_resblock *b, const float *x, int H, int W, float *y)
 {
     const int HW = H * W, cin = b->conv1.cin, cout = b->conv1.cout;
-    float *t = malloc(sizeof(float) * (size_t)(cin > cout ? cin : cout) * HW);
-    float *h = malloc(sizeof(float) * (size_t)cout * HW);
+    float *t = vq_scratch_alloc(sizeof(float) * (size_t)(cin > cout ? cin : cout) * HW);
+    float *h = vq_scratch_alloc(sizeof(float) * (size_t)cout * HW);
     int r = 0;
     if (!t || !h) { r = nomem(); goto done; }
     norm_swish(&b->norm1, x, HW, t);
@@ -49,8 +50,8 @@ static int resblock(const struct vq_resblock *b, const float *x, int H, int W, f
     }
     vq_add(y, h, (size_t)cout * HW);
 done:
-    free(t);
-    free(h);
+    vq_scratch_free(t);
+    vq_scratch_free(h);
     return r ? r : 0;
 }
 
@@ -58,11 +59,11 @@ done:
 static int attnblock(const struct vq_attnblock *a, float *x, int H, int W)
 {
     const int C = a->norm.c, HW = H * W;
-    float *hn = malloc(sizeof(float) * (size_t)C * HW);
-    float *q = malloc(sizeof(float) * (size_t)C * HW);
-    float *k = malloc(sizeof(float) * (size_t)C * HW);
-    float *v = malloc(sizeof(float) * (size_t)C * HW);
-    float *w = malloc(sizeof(float) * (size_t)HW * HW);
+    float *hn = vq_scratch_alloc(sizeof(float) * (size_t)C * HW);
+    float *q = vq_scratch_alloc(sizeof(float) * (size_t)C * HW);
+    float *k = vq_scratch_alloc(sizeof(float) * (size_t)C * HW);
+    float *v = vq_scratch_alloc(sizeof(float) * (size_t)C * HW);
+    float *w = vq_scratch_alloc(sizeof(float) * (size_t)HW * HW);
     int r = 0;
     if (!hn || !q || !k || !v || !w) { r = nomem(); goto done; }
     vq_group_norm(x, C, HW, GN_GROUPS, GN_EPS, a->norm.g, a->norm.b, hn);
@@ -82,27 +83,27 @@ static int attnblock(const struct vq_attnblock *a, float *x, int H, int W)
     if ((r = conv(&a->proj_out, hn, H, W, q))) goto done;
     vq_add(x, q, (size_t)C * HW);
 done:
-    free(hn); free(q); free(k); free(v); free(w);
+    vq_scratch_free(hn); vq_scratch_free(q); vq_scratch_free(k); vq_scratch_free(v); vq_scratch_free(w);
     return r;
 }
 
 /* Replace *x (c×H×W) by resblock(*x), reallocating for the new channel count. */
 static int step_resblock(const struct vq_resblock *b, float **x, int H, int W)
 {
-    float *y = malloc(sizeof(float) * (size_t)b->conv1.cout * H * W);
+    float *y = vq_scratch_alloc(sizeof(float) * (size_t)b->conv1.cout * H * W);
     if (!y) return nomem();
     int r = resblock(b, *x, H, W, y);
-    free(*x);
+    vq_scratch_free(*x);
     *x = y;
     return r;
 }
 
 static int step_conv(const struct vq_conv *c, float **x, int H, int W)
 {
-    float *y = malloc(sizeof(float) * (size_t)c->cout * H * W);
+    float *y = vq_scratch_alloc(sizeof(float) * (size_t)c->cout * H * W);
     if (!y) return nomem();
     int r = conv(c, *x, H, W, y);
-    free(*x);
+    vq_scratch_free(*x);
     *x = y;
     return r;
 }
@@ -111,10 +112,10 @@ static int step_conv(const struct vq_conv *c, float **x, int H, int W)
 static int step_downsample(const struct vq_conv *c, float **x, int *H, int *W)
 {
     const int Ho = (*H + 1 - 3) / 2 + 1, Wo = (*W + 1 - 3) / 2 + 1;
-    float *y = malloc(sizeof(float) * (size_t)c->cout * Ho * Wo);
+    float *y = vq_scratch_alloc(sizeof(float) * (size_t)c->cout * Ho * Wo);
     if (!y) return nomem();
     int r = vq_conv2d(*x, c->cin, *H, *W, c->w, c->b, c->cout, 3, 2, 0, 0, 1, 1, y);
-    free(*x);
+    vq_scratch_free(*x);
     *x = y;
     *H = Ho;
     *W = Wo;
@@ -124,10 +125,10 @@ static int step_downsample(const struct vq_conv *c, float **x, int *H, int *W)
 /* Nearest ×2, then 3×3 convolution. */
 static int step_upsample(const struct vq_conv *c, float **x, int *H, int *W)
 {
-    float *u = malloc(sizeof(float) * (size_t)c->cin * 4 * *H * *W);
+    float *u = vq_scratch_alloc(sizeof(float) * (size_t)c->cin * 4 * *H * *W);
     if (!u) return nomem();
     vq_upsample2x(*x, c->cin, *H, *W, u);
-    free(*x);
+    vq_scratch_free(*x);
     *x = u;
     *H *= 2;
     *W *= 2;
@@ -141,7 +142,8 @@ static int step_norm_out(const struct vq_norm *n, float *x, int HW)
 }
 
 /* Encoder from after conv_in, then quant_conv. *x is ch×H×W. */
-static int encode_rest(const struct vq_stage *s, float **x, int H, int W)
+/* *n: the floats of the result (quant_conv's channels x the last H x W) */
+static int encode_rest(const struct vq_stage *s, float **x, int H, int W, size_t *n)
 {
     const struct vq_coder *e = &s->enc;
     int r = 0;
@@ -159,36 +161,37 @@ static int encode_rest(const struct vq_stage *s, float **x, int H, int W)
     if (!r) r = step_norm_out(&e->norm_out, *x, H * W);
     if (!r) r = step_conv(&e->conv_out, x, H, W);
     if (!r) r = step_conv(&s->quant_conv, x, H, W);
+    *n = (size_t)s->quant_conv.cout * H * W;
     return r;
 }
 
-int vq_stage_encode(const struct vq_stage *s, const float *in, int H, int W, float **out)
+static int stage_encode(const struct vq_stage *s, const float *in, int H, int W, float **out, size_t *n)
 {
-    float *x = malloc(sizeof(float) * (size_t)s->ch * H * W);
+    float *x = vq_scratch_alloc(sizeof(float) * (size_t)s->ch * H * W);
     int r;
     *out = NULL;
     if (!x) return nomem();
     r = conv(&s->enc.conv_in, in, H, W, x);
-    if (!r) r = encode_rest(s, &x, H, W);
-    if (r) { free(x); return r; }
+    if (!r) r = encode_rest(s, &x, H, W, n);
+    if (r) { vq_scratch_free(x); return r; }
     *out = x;
     return 0;
 }
 
-int vq_stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptrdiff_t stride,
-                           int H, int W, float **out)
+static int stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptrdiff_t stride,
+                               int H, int W, float **out, size_t *n)
 {
     const struct vq_conv *c = &s->enc.conv_in;
     const int C = c->cout, L = c->cin;
     /* lut[(l·3 + ky)·3 + kx][o] = weight[o][l][ky][kx] */
-    float *lut = malloc(sizeof(float) * (size_t)L * 9 * C);
-    float *x = malloc(sizeof(float) * (size_t)C * H * W);
+    float *lut = vq_scratch_alloc(sizeof(float) * (size_t)L * 9 * C);
+    float *x = vq_scratch_alloc(sizeof(float) * (size_t)C * H * W);
     /* one accumulator row per thread, allocated up front: a failure is an
      * error, not rows silently left out */
     const int nt = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
-    float *accs = malloc(sizeof(float) * (size_t)C * nt);
+    float *accs = vq_scratch_alloc(sizeof(float) * (size_t)C * nt);
     *out = NULL;
-    if (!lut || !x || !accs) { free(lut); free(x); free(accs); return nomem(); }
+    if (!lut || !x || !accs) { vq_scratch_free(lut); vq_scratch_free(x); vq_scratch_free(accs); return nomem(); }
     for (int o = 0; o < C; o++)
         for (int t = 0; t < L * 9; t++)
             lut[(size_t)t * C + o] = c->w[(size_t)o * L * 9 + t];
@@ -214,20 +217,20 @@ int vq_stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptrdiff
             }
         }
     }
-    free(accs);
-    free(lut);
-    int r = encode_rest(s, &x, H, W);
-    if (r) { free(x); return r; }
+    vq_scratch_free(accs);
+    vq_scratch_free(lut);
+    int r = encode_rest(s, &x, H, W, n);
+    if (r) { vq_scratch_free(x); return r; }
     *out = x;
     return 0;
 }
 
 #define VQ_QUANT_BAND 1024
 
-int vq_quantize(const struct vq_stage *s, const float *z, int n, int32_t *idx)
+static int quantize(const struct vq_stage *s, const float *z, int n, int32_t *idx)
 {
     const int D = s->embed_dim, K = s->n_embed;
-    float *dot = malloc(sizeof(float) * (size_t)VQ_QUANT_BAND * K);
+    float *dot = vq_scratch_alloc(sizeof(float) * (size_t)VQ_QUANT_BAND * K);
     if (!dot) return nomem();
     for (int i0 = 0; i0 < n; i0 += VQ_QUANT_BAND) {
         const int m = n - i0 < VQ_QUANT_BAND ? n - i0 : VQ_QUANT_BAND;
@@ -247,16 +250,16 @@ int vq_quantize(const struct vq_stage *s, const float *z, int n, int32_t *idx)
             idx[i0 + i] = arg;
         }
     }
-    free(dot);
+    vq_scratch_free(dot);
     return 0;
 }
 
-int vq_stage_decode(const struct vq_stage *s, const int32_t *tokens, int gw, int gh, float **out)
+static int stage_decode(const struct vq_stage *s, const int32_t *tokens, int gw, int gh, float **out, size_t *n_out)
 {
     const struct vq_coder *d = &s->dec;
     const int D = s->embed_dim, n = gw * gh;
     int H = gh, W = gw, r = 0;
-    float *x = malloc(sizeof(float) * (size_t)D * n);
+    float *x = vq_scratch_alloc(sizeof(float) * (size_t)D * n);
     *out = NULL;
     if (!x) return nomem();
     for (int i = 0; i < n; i++)
@@ -277,9 +280,64 @@ int vq_stage_decode(const struct vq_stage *s, const int32_t *tokens, int gw, int
     }
     if (!r) r = step_norm_out(&d->norm_out, x, H * W);
     if (!r) r = step_conv(&d->conv_out, &x, H, W);
-    if (r) { free(x); return r; }
+    if (r) { vq_scratch_free(x); return r; }
+    *n_out = (size_t)d->conv_out.cout * H * W;
     *out = x;
     return 0;
+}
+
+/* ---- entry points: working buffers reused within the call (scratch.h); the
+ * result is handed over in memory of its own (the caller frees it) --------- */
+
+/* *out = a malloc copy of the scratch buffer x (n floats), x freed. */
+static int hand_over(float *x, size_t n, float **out)
+{
+    *out = malloc(sizeof(float) * n);
+    if (*out) memcpy(*out, x, sizeof(float) * n);
+    vq_scratch_free(x);
+    return *out ? 0 : nomem();
+}
+
+int vq_stage_encode(const struct vq_stage *s, const float *in, int H, int W, float **out)
+{
+    float *x = NULL;
+    size_t n = 0;
+    vq_scratch_begin();
+    int r = stage_encode(s, in, H, W, &x, &n);
+    if (!r) r = hand_over(x, n, out);
+    vq_scratch_end();
+    return r;
+}
+
+int vq_stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptrdiff_t stride, int H, int W,
+                           float **out)
+{
+    float *x = NULL;
+    size_t n = 0;
+    vq_scratch_begin();
+    int r = stage_encode_labels(s, ids, stride, H, W, &x, &n);
+    if (!r) r = hand_over(x, n, out);
+    vq_scratch_end();
+    return r;
+}
+
+int vq_stage_decode(const struct vq_stage *s, const int32_t *tokens, int gw, int gh, float **out)
+{
+    float *x = NULL;
+    size_t n = 0;
+    vq_scratch_begin();
+    int r = stage_decode(s, tokens, gw, gh, &x, &n);
+    if (!r) r = hand_over(x, n, out);
+    vq_scratch_end();
+    return r;
+}
+
+int vq_quantize(const struct vq_stage *s, const float *z, int n, int32_t *idx)
+{
+    vq_scratch_begin();
+    int r = quantize(s, z, n, idx);
+    vq_scratch_end();
+    return r;
 }
 
 /* ---- working memory ----------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "model.h"
 #include "ops.h"
+#include "scratch.h"
 #include "test_common.h"
 #include "vqgan_stage.h"
 
@@ -251,6 +252,33 @@ static void test_linear_small(void)
           "linear, few rows: more than %d rows are left to the general product", VQ_SMALL_ROWS);
 }
 
+/* Working buffers of a stage call (scratch.h). */
+static void test_scratch(void)
+{
+    const size_t big = (size_t)3 << 20;
+    vq_scratch_begin();
+    char *a = vq_scratch_alloc(big);
+    CHECK(a && ((uintptr_t)a & 63) == 0, "scratch: 64-byte aligned");
+    memset(a, 1, big);
+    vq_scratch_free(a);
+    char *b = vq_scratch_alloc(big - 4096);
+    CHECK(b == a, "scratch: a block freed during a call is reused by the next that it holds");
+    char *c = vq_scratch_alloc(big / 8);
+    CHECK(c && c != b, "scratch: a request far smaller than the free blocks gets its own");
+    vq_scratch_begin();                 /* nested: the outer end releases */
+    vq_scratch_free(b);
+    vq_scratch_end();
+    char *d = vq_scratch_alloc(big);
+    CHECK(d == a, "scratch: an inner end keeps the free blocks");
+    vq_scratch_free(c);
+    vq_scratch_free(d);
+    vq_scratch_end();
+    char *e = vq_scratch_alloc(100);
+    CHECK(e != NULL, "scratch: outside a call it is malloc and free");
+    vq_scratch_free(e);
+    vq_scratch_free(NULL);
+}
+
 static void test_norms(void)
 {
     int C = 64, H = 7, W = 13, HW = H * W;
@@ -377,6 +405,7 @@ int main(void)
     test_conv_threads_bf16();
     test_linear_bf16();
     test_linear_small();
+    test_scratch();
     test_norms();
     test_pointwise();
     test_quantize();
