@@ -6,6 +6,7 @@
 #include "backend.h"
 #include "error.h"
 #include "gpt.h"
+#include "scratch.h"
 #include "ops.h"
 
 #define LN_EPS 1e-5f
@@ -20,7 +21,7 @@ int vq_kv_cache_init(struct vq_kv_cache *c, const struct vq_gpt *gpt, int cap)
     memset(c, 0, sizeof(*c));
     if (cap < 1 || cap > gpt->block)
         return vq_error(VQGAN_ERR_INVALID, "transformer cache of %d positions (block size %d)", cap, gpt->block);
-    c->kv = malloc(vq_kv_cache_bytes(gpt, cap));
+    c->kv = vq_scratch_alloc(vq_kv_cache_bytes(gpt, cap));   /* reused within a sampling call */
     if (!c->kv)
         return vq_error(VQGAN_ERR_NOMEM, "transformer cache of %d positions: out of memory", cap);
     c->n_layer = gpt->n_layer;
@@ -31,7 +32,7 @@ int vq_kv_cache_init(struct vq_kv_cache *c, const struct vq_gpt *gpt, int cap)
 
 void vq_kv_cache_free(struct vq_kv_cache *c)
 {
-    free(c->kv);
+    vq_scratch_free(c->kv);
     memset(c, 0, sizeof(*c));
 }
 
@@ -162,7 +163,7 @@ int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
 
     struct gpt_scratch s;
     const size_t nd = (size_t)n * D;
-    float *buf = malloc(sizeof(float) * (5 * nd + 4 * nd + (size_t)gpt->n_head * n * T));
+    float *buf = vq_scratch_alloc(sizeof(float) * (5 * nd + 4 * nd + (size_t)gpt->n_head * n * T));
     if (!buf)
         return vq_error(VQGAN_ERR_NOMEM, "transformer forward of %d positions: out of memory", n);
     s.x = buf;
@@ -220,7 +221,7 @@ int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
         vq_layer_norm(xr, m, D, gpt->lnf_w, gpt->lnf_b, LN_EPS, s.xn);
         vq_linear(s.xn, m, D, gpt->head_w, NULL, gpt->vocab, logits);
     }
-    free(buf);
+    vq_scratch_free(buf);
     return 0;
 }
 

@@ -6,7 +6,7 @@
 
 #define HEADER 64                        /* keeps the buffer 64-byte aligned */
 #define MAGIC 0x5653435241544348ull      /* "VSCRATCH" */
-#define CACHED 6                         /* free blocks kept during a call */
+#define CACHED VQ_SCRATCH_KEPT           /* free blocks kept during a call */
 #define SMALL ((size_t)1 << 16)          /* below: malloc's own free lists do well */
 
 struct header {

@@ -1,17 +1,20 @@
-/* Working buffers of a stage call (encoder, decoder, convolution copies),
- * reused within the call. Each layer of the VQGAN allocates buffers of tens to
- * hundreds of MiB and frees its input: from malloc, each is a fresh mapping,
- * faulted in and zeroed page by page (about a fifth of a 512x512 decode). A
- * block freed between vq_scratch_begin and the matching vq_scratch_end is kept
- * (a few, per thread) for the next allocation it can hold; the outermost end
- * frees them. Outside a begin/end pair these are malloc and free.
+/* Large working buffers reused within a call: the VQGAN stages' layers
+ * (encoder, decoder, oneDNN's blocked copies) and the sampler's placement
+ * caches and transformer buffers. Each VQGAN layer allocates buffers of tens
+ * to hundreds of MiB and frees its input, and every window placement a cache
+ * of about 75 MiB: from malloc, each is a fresh mapping, faulted in and
+ * zeroed page by page (about a fifth of a 512x512 decode). A block freed
+ * between vq_scratch_begin and the matching vq_scratch_end on the same thread
+ * is kept (at most VQ_SCRATCH_KEPT, per thread) for the next allocation it can
+ * hold; the outermost end frees them. Otherwise these are malloc and free.
  *
- * A buffer must be allocated and freed on the same thread, and freed with
- * vq_scratch_free only. */
+ * Any thread may free a buffer, but only with vq_scratch_free. */
 #ifndef VQ_SCRATCH_H
 #define VQ_SCRATCH_H
 
 #include <stddef.h>
+
+#define VQ_SCRATCH_KEPT 6
 
 void  vq_scratch_begin(void);
 void  vq_scratch_end(void);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "scratch.h"
 #include "session.h"
 #include "window.h"
 
@@ -596,9 +597,26 @@ static int same_sampling(const struct vq_sampler_params *a, const struct vq_samp
     return a->temperature == b->temperature && a->top_k == b->top_k && a->top_p == b->top_p && a->seed == b->seed;
 }
 
+static int window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
+                         const struct vq_window_params *p, const int32_t *cond, int gw, int gh,
+                         int32_t *tokens, struct vqgan_sample_stats *stats);
+
+/* Placement caches and the transformer's buffers are reused within the call
+ * (scratch.h): a placement dropped after its last visit gives its memory to
+ * the next one instead of a fresh mapping faulted in page by page. */
 int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
                      const struct vq_window_params *p, const int32_t *cond, int gw, int gh,
                      int32_t *tokens, struct vqgan_sample_stats *stats)
+{
+    vq_scratch_begin();
+    int r = window_sample(state, gpt, p, cond, gw, gh, tokens, stats);
+    vq_scratch_end();
+    return r;
+}
+
+static int window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
+                         const struct vq_window_params *p, const int32_t *cond, int gw, int gh,
+                         int32_t *tokens, struct vqgan_sample_stats *stats)
 {
     const double t0 = omp_get_wtime();
     int64_t sampled = 0, reused = 0;
