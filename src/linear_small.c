@@ -26,7 +26,8 @@
 
 #ifdef VQ_SMALL_X86
 /* M rows of x (a constant 1..4: the accumulators stay in registers) against 4
- * rows of W (nw of them real: the others repeat row 0 and are not stored). */
+ * rows of W (nw of them real: the others repeat row 0 and are not stored);
+ * pf, when not NULL, is prefetched alongside (the next 4 rows of W). */
 #define TILE_BODY(VEC, WIDTH, ZERO, LOAD, FMA)                                               \
     VEC acc[M][4];                                                                         \
     _Pragma("GCC unroll 4") for (int i = 0; i < M; i++)                                    \
@@ -69,7 +70,8 @@ static inline float tail(const float *x, const float *w, int k, int K, float s)
 }
 
 __attribute__((target("avx512f"), always_inline))
-static inline void tile512(const float *x, int ldx, int K, const int M, const float *W, int nw, const float *pf, const float *b, float *y, int ldy)
+static inline void tile512(const float *x, int ldx, int K, const int M, const float *W, int nw, const float *pf,
+                           const float *b, float *y, int ldy)
 {
     TILE_BODY(__m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps)
 #pragma GCC unroll 4
@@ -89,7 +91,8 @@ static inline float hsum256(__m256 v)
 }
 
 __attribute__((target("avx2,fma"), always_inline))
-static inline void tile256(const float *x, int ldx, int K, const int M, const float *W, int nw, const float *pf, const float *b, float *y, int ldy)
+static inline void tile256(const float *x, int ldx, int K, const int M, const float *W, int nw, const float *pf,
+                           const float *b, float *y, int ldy)
 {
     TILE_BODY(__m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps)
 #pragma GCC unroll 4
@@ -101,28 +104,30 @@ static inline void tile256(const float *x, int ldx, int K, const int M, const fl
 }
 
 /* One panel of columns [n0, n1) for all T rows: 4 weight rows at a time, read
- * from memory once, then from cache for each group of up to 4 rows of x. */
-#define PANEL(NAME, TARGET, TILE)                                                            \
-    __attribute__((target(TARGET)))                                                          \
-    static void NAME(const float *x, int ldx, int T, int K, const float *W, const float *b, int N,    \
-                     int n0, int n1, float *y)                                               \
-    {                                                                                        \
-        for (int n = n0; n < n1; n += 4) {                                                   \
-            const int nw = n1 - n < 4 ? n1 - n : 4;                                          \
-            const float *Wn = W + (size_t)n * K, *bn = b ? b + n : NULL;                     \
-            /* the next 4 weight rows, fetched while these are used */                       \
-            const float *pf = n + 8 <= N ? Wn + 4 * (size_t)K : NULL;                        \
-            int i = 0;                                                                       \
-            for (; i + 4 <= T; i += 4) TILE(x + (size_t)i * ldx, ldx, K, 4, Wn, nw, i ? NULL : pf, bn, y + (size_t)i * N + n, N); \
-            const float *xi = x + (size_t)i * ldx;                                             \
-            float *yi = y + (size_t)i * N + n;                                               \
-            switch (T - i) {                                                                 \
-            case 3: TILE(xi, ldx, K, 3, Wn, nw, i ? NULL : pf, bn, yi, N); break;                                \
-            case 2: TILE(xi, ldx, K, 2, Wn, nw, i ? NULL : pf, bn, yi, N); break;                                \
-            case 1: TILE(xi, ldx, K, 1, Wn, nw, i ? NULL : pf, bn, yi, N); break;                                \
-            default: break;                                                                  \
-            }                                                                                \
-        }                                                                                    \
+ * from memory once (the next 4 prefetched meanwhile), then from cache for
+ * each group of up to 4 rows of x. */
+#define PANEL(NAME, TARGET, TILE)                                                          \
+    __attribute__((target(TARGET)))                                                        \
+    static void NAME(const float *x, int ldx, int T, int K, const float *W, const float *b, \
+                     int N, int n0, int n1, float *y)                                      \
+    {                                                                                      \
+        for (int n = n0; n < n1; n += 4) {                                                 \
+            const int nw = n1 - n < 4 ? n1 - n : 4;                                        \
+            const float *Wn = W + (size_t)n * K, *bn = b ? b + n : NULL;                   \
+            const float *pf = n + 8 <= N ? Wn + 4 * (size_t)K : NULL;                      \
+            int i = 0;                                                                     \
+            for (; i + 4 <= T; i += 4)                                                     \
+                TILE(x + (size_t)i * ldx, ldx, K, 4, Wn, nw, i ? NULL : pf, bn,            \
+                     y + (size_t)i * N + n, N);                                            \
+            const float *xi = x + (size_t)i * ldx, *pfi = i ? NULL : pf;                   \
+            float *yi = y + (size_t)i * N + n;                                             \
+            switch (T - i) {                                                               \
+            case 3: TILE(xi, ldx, K, 3, Wn, nw, pfi, bn, yi, N); break;                    \
+            case 2: TILE(xi, ldx, K, 2, Wn, nw, pfi, bn, yi, N); break;                    \
+            case 1: TILE(xi, ldx, K, 1, Wn, nw, pfi, bn, yi, N); break;                    \
+            default: break;                                                                \
+            }                                                                              \
+        }                                                                                  \
     }
 PANEL(panel512, "avx512f", tile512)
 PANEL(panel256, "avx2,fma", tile256)
@@ -147,15 +152,13 @@ static int detected_level(void)
 static int forced_level = -1;
 void vq_linear_small_force(int level) { __atomic_store_n(&forced_level, level, __ATOMIC_RELAXED); }
 
+#ifdef VQ_SMALL_X86
 static int small_level(void)
 {
-#ifdef VQ_SMALL_X86
     const int f = __atomic_load_n(&forced_level, __ATOMIC_RELAXED), d = detected_level();
     return f >= 0 && f < d ? f : d;
-#else
-    return 0;
-#endif
 }
+#endif
 
 #ifdef VQ_SMALL_X86
 static panel_fn pick_panel(void)
@@ -171,8 +174,8 @@ int vq_linear_small(const float *x, int T, int K, const float *W, const float *b
     const panel_fn panel = pick_panel();
     if (!panel || T < 1 || T > VQ_SMALL_ROWS || K < 1 || N < 1)
         return -1;
-    /* rows of x 4 KiB apart (K = 1024) would share the L1's sets with each
-     * other and with the weight rows: a copy with rows one line apart more */
+    /* rows of x 4 KiB apart (K = 1024) would fall in the same L1 sets as
+     * each other and as the weight rows: copied with one more cache line a row */
     const int ldx = ((K + 15) & ~15) + 16;
     float *xp = malloc(sizeof(float) * (size_t)T * ldx);
     if (!xp)
