@@ -88,11 +88,11 @@ int vq_linear_bf16(const float *x, int T, int K, const struct vq_bf16_weight *W,
 #define VQ_SMALL_ROWS 24
 int vq_linear_small(const float *x, int T, int K, const float *W, const float *b, int N, float *y);
 /* The same in bf16 (fp32 accumulation, vdpbf16ps) from weights repacked as
- * N/64 blocks of 64 columns, each [K/2][64][2] (k pairs; oneDNN's 16a64b2a
- * blocking): block j at panels[j / (panel_cols / 64)] + (j % ...) · 64 · K.
- * Nonzero (nothing done) without AVX512_BF16 or for other shapes. */
-int vq_linear_small_bf16(const uint16_t *xb, int T, int K, const uint16_t *const *panels, int panel_cols,
-                         const float *b, int N, float *y);
+ * N/64 blocks of 64 columns one after the other, each [K/2][64][2] (k pairs;
+ * oneDNN's 16a64b2a blocking). Nonzero (nothing done) without AVX512_BF16 or
+ * for other shapes. */
+int vq_linear_small_bf16(const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b, int N,
+                         float *y);
 
 /* Tests: caps the instruction set of the two above (0 off, 1 AVX2+FMA, 2
  * AVX-512, 3 AVX-512 with bf16; -1 whatever the CPU has, the default). */

@@ -158,14 +158,15 @@ done:
 struct vq_bf16_weight {
     int N, K, panel, n_panel;
     int kpairs;                  /* every panel is as is_kpairs() says */
-    const uint16_t **data;       /* [n_panel]: the panels' data (vq_linear_small_bf16) */
+    void *mem;                   /* the panels, one after the other */
     struct { void *data; dnnl_memory_desc_t md; } p[];
 };
 
 /* Whether md is K x n in oneDNN's 16a64b2a blocking (k blocked by 16 x 2 =
  * 32, n by 64; each 32 x 64 block is [16][64][2]), unpadded, blocks of k
  * consecutive: each 64-column block is then [K/2][64][2], one after the
- * other, which is what vq_linear_small_bf16 reads. */
+ * other. When every panel is, the panels (stored end to end) are N/64 such
+ * blocks in a row, which is what vq_linear_small_bf16 reads. */
 static int is_kpairs(const dnnl_memory_desc_t *md, int K, int n)
 {
     const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
@@ -191,11 +192,16 @@ static int matmul_desc(int T, int K, int n, const dnnl_memory_desc_t *wmd, int b
     return 0;
 }
 
+/* A panel's share of the weight's memory: its size, 64-byte aligned. */
+static size_t panel_bytes(const dnnl_memory_desc_t *md)
+{
+    return (dnnl_memory_desc_get_size(md) + 63) & ~(size_t)63;
+}
+
 void vq_dnnl_pack_free(struct vq_bf16_weight *w)
 {
     if (!w) return;
-    for (int i = 0; i < w->n_panel; i++) free(w->p[i].data);
-    free(w->data);
+    free(w->mem);
     free(w);
 }
 
@@ -215,25 +221,38 @@ struct vq_bf16_weight *vq_dnnl_pack_bf16(const float *W, int N, int K)
         w->panel = panel;
         w->n_panel = n_panel;
     }
+    /* each panel in the layout the matmul picks for a 64-row product (used
+     * for every row count), the panels end to end in one allocation */
+    size_t total = 0;
     for (int t = 0; ok && t < n_panel; t++) {
-        const int off = t * panel, n = N - off < panel ? N - off : panel;
-        vq_f32_to_bf16(W + (size_t)off * K, plain, (size_t)n * K);
-        /* the layout the matmul picks for a 64-row product; used for every row count */
-        dnnl_dims_t wd = { K, n }, ws = { 1, K };
-        dnnl_memory_desc_t any, pmd, md[4];
+        const int n = N - t * panel < panel ? N - t * panel : panel;
+        dnnl_dims_t wd = { K, n };
+        dnnl_memory_desc_t any, md[4];
         dnnl_memory_desc_init_by_tag(&any, 2, wd, dnnl_bf16, dnnl_format_tag_any);
-        dnnl_memory_desc_init_by_strides(&pmd, 2, wd, dnnl_bf16, ws);
         dnnl_primitive_desc_t pd;
         if (matmul_desc(64, K, n, &any, 1, n, &pd, md)) {
-            w->p[t].md = pmd;                                   /* keep the plain layout */
+            dnnl_dims_t ws = { 1, K };                          /* keep the plain layout */
+            dnnl_memory_desc_init_by_strides(&w->p[t].md, 2, wd, dnnl_bf16, ws);
         } else {
             w->p[t].md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
             dnnl_primitive_desc_destroy(pd);
         }
-        const size_t bytes = dnnl_memory_desc_get_size(&w->p[t].md);
-        ok = (w->p[t].data = malloc(bytes ? bytes : 1)) != NULL;
+        total += panel_bytes(&w->p[t].md);
+    }
+    ok = ok && !posix_memalign(&w->mem, 64, total ? total : 64);
+    if (ok) w->kpairs = 1;
+    size_t at = 0;
+    for (int t = 0; ok && t < n_panel; t++) {
+        const int off = t * panel, n = N - off < panel ? N - off : panel;
+        w->p[t].data = (char *)w->mem + at;
+        at += panel_bytes(&w->p[t].md);
+        w->kpairs &= is_kpairs(&w->p[t].md, K, n);
+        vq_f32_to_bf16(W + (size_t)off * K, plain, (size_t)n * K);
+        dnnl_dims_t wd = { K, n }, ws = { 1, K };
+        dnnl_memory_desc_t pmd;
+        dnnl_memory_desc_init_by_strides(&pmd, 2, wd, dnnl_bf16, ws);
         dnnl_memory_t from = NULL, to = NULL;
-        ok = ok && dnnl_memory_create(&from, &pmd, engine, plain) == dnnl_success &&
+        ok = dnnl_memory_create(&from, &pmd, engine, plain) == dnnl_success &&
              dnnl_memory_create(&to, &w->p[t].md, engine, w->p[t].data) == dnnl_success &&
              reorder(st, from, to) == 0;
         dnnl_stream_wait(st);
@@ -242,14 +261,6 @@ struct vq_bf16_weight *vq_dnnl_pack_bf16(const float *W, int N, int K)
     }
     if (st) dnnl_stream_destroy(st);
     free(plain);
-    if (ok && (w->data = malloc(sizeof(*w->data) * n_panel))) {
-        w->kpairs = 1;
-        for (int t = 0; t < n_panel; t++) {
-            const int n = N - t * panel < panel ? N - t * panel : panel;
-            w->kpairs &= is_kpairs(&w->p[t].md, K, n);
-            w->data[t] = w->p[t].data;
-        }
-    }
     if (!ok) {
         vq_dnnl_pack_free(w);
         return NULL;
@@ -377,7 +388,7 @@ int vq_linear_bf16(const float *x, int T, int K, const struct vq_bf16_weight *W,
         vq_f32_to_bf16(x + i, xb + i, nx - i < chunk ? nx - i : chunk);
     vq_flops_add(2ull * T * N * K);
     /* a few rows: streamed through the blocks directly (linear_small.c) */
-    if (T <= VQ_SMALL_ROWS && W->kpairs && !vq_linear_small_bf16(xb, T, K, W->data, W->panel, b, N, y)) {
+    if (T <= VQ_SMALL_ROWS && W->kpairs && !vq_linear_small_bf16(xb, T, K, W->mem, b, N, y)) {
         free(xb);
         return 0;
     }
@@ -394,6 +405,12 @@ struct vq_bf16_weight *vq_dnnl_pack_bf16(const float *W, int N, int K)
     (void)W; (void)N; (void)K;
     return NULL;
 }
+/* A panel's share of the weight's memory: its size, 64-byte aligned. */
+static size_t panel_bytes(const dnnl_memory_desc_t *md)
+{
+    return (dnnl_memory_desc_get_size(md) + 63) & ~(size_t)63;
+}
+
 void vq_dnnl_pack_free(struct vq_bf16_weight *w) { (void)w; }
 int vq_linear_bf16(const float *x, int T, int K, const struct vq_bf16_weight *W, const float *b, int N, float *y)
 {

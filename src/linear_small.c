@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "vmath.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define VQ_SMALL_X86 1
@@ -69,18 +70,19 @@ static inline float tail(const float *x, const float *w, int k, int K, float s)
     return s;
 }
 
-__attribute__((target("avx512f"), always_inline))
-static inline void tile512(const float *x, int ldx, int K, const int M, const float *W, int nw, const float *pf,
-                           const float *b, float *y, int ldy)
-{
-    TILE_BODY(__m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps)
-#pragma GCC unroll 4
-    for (int i = 0; i < M; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < nw; j++)
-            y[(size_t)i * ldy + j] = tail(x + (size_t)i * ldx, W + (size_t)j * K, k, K,
-                                          _mm512_reduce_add_ps(acc[i][j])) + (b ? b[j] : 0.0f);
-}
+/* The tile as a function for one instruction set: TILE_BODY, then each dot
+ * product's vector reduced by HSUM, the tail added, and the bias. */
+#define TILE_FN(NAME, TARGET, VEC, WIDTH, ZERO, LOAD, FMA, HSUM)                              \
+    __attribute__((target(TARGET), always_inline))                                          \
+    static inline void NAME(const float *x, int ldx, int K, const int M, const float *W,    \
+                            int nw, const float *pf, const float *b, float *y, int ldy)     \
+    {                                                                                       \
+        TILE_BODY(VEC, WIDTH, ZERO, LOAD, FMA)                                              \
+        _Pragma("GCC unroll 4") for (int i = 0; i < M; i++)                                 \
+            _Pragma("GCC unroll 4") for (int j = 0; j < nw; j++)                            \
+                y[(size_t)i * ldy + j] = tail(x + (size_t)i * ldx, W + (size_t)j * K, k, K, \
+                                              HSUM(acc[i][j])) + (b ? b[j] : 0.0f);         \
+    }
 
 __attribute__((target("avx2,fma"), always_inline))
 static inline float hsum256(__m256 v)
@@ -90,18 +92,8 @@ static inline float hsum256(__m256 v)
     return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
 }
 
-__attribute__((target("avx2,fma"), always_inline))
-static inline void tile256(const float *x, int ldx, int K, const int M, const float *W, int nw, const float *pf,
-                           const float *b, float *y, int ldy)
-{
-    TILE_BODY(__m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps)
-#pragma GCC unroll 4
-    for (int i = 0; i < M; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < nw; j++)
-            y[(size_t)i * ldy + j] = tail(x + (size_t)i * ldx, W + (size_t)j * K, k, K, hsum256(acc[i][j])) +
-                                     (b ? b[j] : 0.0f);
-}
+TILE_FN(tile512, "avx512f", __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_reduce_add_ps)
+TILE_FN(tile256, "avx2,fma", __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps, hsum256)
 
 /* One panel of columns [n0, n1) for all T rows: 4 weight rows at a time, read
  * from memory once (the next 4 prefetched meanwhile), then from cache for
@@ -134,19 +126,6 @@ PANEL(panel256, "avx2,fma", tile256)
 
 typedef void (*panel_fn)(const float *, int, int, int, const float *, const float *, int, int, int, float *);
 
-/* 0 none, 1 AVX2+FMA, 2 AVX-512, 3 AVX-512 with AVX512_BF16 */
-static int detected_level(void)
-{
-    static int level = -1;
-    int v = __atomic_load_n(&level, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = !__builtin_cpu_supports("avx512f") ? __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
-            : __builtin_cpu_supports("avx512bf16") ? 3 : 2;
-        __atomic_store_n(&level, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
 #endif
 
 static int forced_level = -1;
@@ -155,7 +134,7 @@ void vq_linear_small_force(int level) { __atomic_store_n(&forced_level, level, _
 #ifdef VQ_SMALL_X86
 static int small_level(void)
 {
-    const int f = __atomic_load_n(&forced_level, __ATOMIC_RELAXED), d = detected_level();
+    const int f = __atomic_load_n(&forced_level, __ATOMIC_RELAXED), d = vq_simd_level();
     return f >= 0 && f < d ? f : d;
 }
 #endif
@@ -253,21 +232,19 @@ static void column_block_bf16(const uint16_t *xb, int T, int K, const uint16_t *
 }
 #endif
 
-int vq_linear_small_bf16(const uint16_t *xb, int T, int K, const uint16_t *const *panels, int panel_cols,
-                         const float *b, int N, float *y)
+int vq_linear_small_bf16(const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b, int N,
+                         float *y)
 {
 #ifdef VQ_SMALL_X86
-    const int v = small_level() >= 3;
-    if (!v || T < 1 || T > VQ_SMALL_ROWS || K < 2 || K % 2 || N % 64 || panel_cols % 64)
+    if (small_level() < 3 || T < 1 || T > VQ_SMALL_ROWS || K < 2 || K % 2 || N % 64)
         return -1;
-    const int per = panel_cols / 64, n_blk = N / 64;
+    const int n_blk = N / 64;
 #pragma omp parallel for schedule(static) if (n_blk > 1 && (int64_t)T * N * K >= (1 << 18))
     for (int j = 0; j < n_blk; j++)
-        column_block_bf16(xb, T, K, panels[j / per] + (size_t)(j % per) * 64 * K, b ? b + 64 * j : NULL,
-                          y + 64 * j, N);
+        column_block_bf16(xb, T, K, blocks + (size_t)j * 64 * K, b ? b + 64 * j : NULL, y + 64 * j, N);
     return 0;
 #else
-    (void)xb; (void)T; (void)K; (void)panels; (void)panel_cols; (void)b; (void)N; (void)y;
+    (void)xb; (void)T; (void)K; (void)blocks; (void)b; (void)N; (void)y;
     return -1;
 #endif
 }

@@ -16,14 +16,14 @@ __attribute__((target("avx512f"))) __m512 _ZGVeN16v_erff(__m512);
 __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256);
 __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_erff(__m256);
 
-/* 2: AVX-512, 1: AVX2 + FMA, 0: scalar */
-static int level(void)
+int vq_simd_level(void)
 {
     static int l = -1;
     int v = __atomic_load_n(&l, __ATOMIC_RELAXED);
     if (v < 0) {
         __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        v = !__builtin_cpu_supports("avx512f") ? __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+            : __builtin_cpu_supports("avx512bf16") ? 3 : 2;
         __atomic_store_n(&l, v, __ATOMIC_RELAXED);
     }
     return v;
@@ -68,7 +68,7 @@ static void gelu_256(float *x, size_t n, float unused)
     }
 }
 #else
-static int level(void) { return 0; }
+int vq_simd_level(void) { return 0; }
 static void exp_512(float *x, size_t n, float sub) { (void)x; (void)n; (void)sub; }
 static void exp_256(float *x, size_t n, float sub) { (void)x; (void)n; (void)sub; }
 static void gelu_512(float *x, size_t n, float u) { (void)x; (void)n; (void)u; }
@@ -80,10 +80,10 @@ static void gelu_256(float *x, size_t n, float u) { (void)x; (void)n; (void)u; }
 static int run(float *x, size_t n, float arg, void (*k512)(float *, size_t, float),
                void (*k256)(float *, size_t, float))
 {
-    const int l = level();
+    const int l = vq_simd_level();
     if (!l) return 0;
-    void (*k)(float *, size_t, float) = l == 2 ? k512 : k256;
-    const size_t w = l == 2 ? 16 : 8, bulk = n - n % w;
+    void (*k)(float *, size_t, float) = l >= 2 ? k512 : k256;
+    const size_t w = l >= 2 ? 16 : 8, bulk = n - n % w;
     k(x, bulk, arg);
     if (bulk < n) {
         float buf[16] = { 0 };

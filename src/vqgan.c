@@ -227,10 +227,10 @@ static int stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptr
 
 #define VQ_QUANT_BAND 1024
 
-static int quantize(const struct vq_stage *s, const float *z, int n, int32_t *idx)
+int vq_quantize(const struct vq_stage *s, const float *z, int n, int32_t *idx)
 {
     const int D = s->embed_dim, K = s->n_embed;
-    float *dot = vq_scratch_alloc(sizeof(float) * (size_t)VQ_QUANT_BAND * K);
+    float *dot = malloc(sizeof(float) * (size_t)VQ_QUANT_BAND * K);
     if (!dot) return nomem();
     for (int i0 = 0; i0 < n; i0 += VQ_QUANT_BAND) {
         const int m = n - i0 < VQ_QUANT_BAND ? n - i0 : VQ_QUANT_BAND;
@@ -250,7 +250,7 @@ static int quantize(const struct vq_stage *s, const float *z, int n, int32_t *id
             idx[i0 + i] = arg;
         }
     }
-    vq_scratch_free(dot);
+    free(dot);
     return 0;
 }
 
@@ -328,14 +328,6 @@ int vq_stage_decode(const struct vq_stage *s, const int32_t *tokens, int gw, int
     vq_scratch_begin();
     int r = stage_decode(s, tokens, gw, gh, &x, &n);
     if (!r) r = hand_over(x, n, out);
-    vq_scratch_end();
-    return r;
-}
-
-int vq_quantize(const struct vq_stage *s, const float *z, int n, int32_t *idx)
-{
-    vq_scratch_begin();
-    int r = quantize(s, z, n, idx);
     vq_scratch_end();
     return r;
 }
