@@ -140,8 +140,10 @@ struct vqgan_session_params {
     float top_p;              /* (0, 1]; 1 disables; default 1.0             */
     uint64_t seed;            /* random draws are keyed to (seed, position)  */
     int temporal;             /* enum vqgan_temporal; default off            */
-    size_t cache_bytes;       /* cap for transformer window caches; 0: default
-                                 (VQGAN_DEFAULT_CACHE_BYTES)                 */
+    size_t cache_bytes;       /* cap for transformer window caches; 0: default:
+                                 VQGAN_DEFAULT_CACHE_BYTES, lowered to a
+                                 quarter of the machine's RAM and of the
+                                 process's RLIMIT_AS / RLIMIT_DATA           */
     vqgan_progress_callback progress;
     void *progress_opaque;
     int fast_step;            /* segmentation-conditional sampling: 0 or 1
@@ -151,7 +153,7 @@ struct vqgan_session_params {
                                  docs/sampling.md, "Fast mode"). Checked by the
                                  sampling call (VQGAN_ERR_INVALID).            */
 };
-#define VQGAN_DEFAULT_CACHE_BYTES ((size_t)2 << 30)
+#define VQGAN_DEFAULT_CACHE_BYTES ((size_t)6 << 30)
 #define VQGAN_MAX_FAST_STEP 64
 
 /* Temporal modes: successive vqgan_sample_conditional calls on a session as

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include "backend.h"
 #include "gguf.h"
 #include "gpt.h"
+#include "memlimit.h"
 #include "model.h"
 
 /* ---- tensors -------------------------------------------------------------- */
@@ -487,23 +487,6 @@ struct vqgan_model_params vqgan_model_default_params(void)
     return p;
 }
 
-/* The process's address-space / data-segment limit (soft), or 0 if none. */
-static double process_memory_limit(const char **which)
-{
-    static const int res[2] = { RLIMIT_AS, RLIMIT_DATA };
-    static const char *names[2] = { "RLIMIT_AS", "RLIMIT_DATA" };
-    double lim = 0.0;
-    for (int i = 0; i < 2; i++) {
-        struct rlimit rl;
-        if (getrlimit(res[i], &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-            (lim == 0.0 || (double)rl.rlim_cur < lim)) {
-            lim = (double)rl.rlim_cur;
-            *which = names[i];
-        }
-    }
-    return lim;
-}
-
 #define GIB(x) ((double)(x) / (double)(1u << 30))
 
 /* Opens path for reading without blocking (a FIFO nobody writes to would
@@ -586,7 +569,7 @@ static int check_model_size(const struct vq_gguf *g, size_t file_bytes)
                         "limit of %.0f GiB (VQGAN_MAX_MODEL_BYTES)", g->path, g->n_tensors, GIB(f32),
                         GIB(VQGAN_MAX_MODEL_BYTES));
     const char *which = "";
-    const double lim = process_memory_limit(&which);
+    const double lim = vq_process_memory_limit(&which);
     if (lim > 0.0 && f32 + (double)file_bytes > lim)
         return vq_error(VQGAN_ERR_LIMIT, "%s: loading needs %.1f GiB (%.1f GiB of f32 weights and the %.1f GiB "
                         "file), above this process's memory limit (%s %.1f GiB)", g->path,
@@ -611,7 +594,7 @@ static int model_load_fd(int fd, const char *path, const struct stat *st, const 
                         path, (long long)st->st_size);
     }
     const char *which = "";
-    const double lim = process_memory_limit(&which);
+    const double lim = vq_process_memory_limit(&which);
     if ((double)st->st_size > (double)VQGAN_MAX_MODEL_BYTES || (lim > 0.0 && (double)st->st_size > lim)) {
         close(fd);
         if ((double)st->st_size > (double)VQGAN_MAX_MODEL_BYTES)

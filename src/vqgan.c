@@ -4,12 +4,12 @@
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
-#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "error.h"
+#include "memlimit.h"
 #include "ops.h"
 #include "scratch.h"
 #include "vqgan_stage.h"
@@ -445,15 +445,13 @@ int vq_stage_check_work(const struct vq_stage *s, int kind, int width, int heigh
     double attn = 0.0;
     const double need = vq_stage_work_bytes(s, kind, width, height, &attn) + extra;
     double lim = (double)VQGAN_MAX_WORK_BYTES;
-    const char *which = "VQGAN_MAX_WORK_BYTES";
-    static const int res[2] = { RLIMIT_AS, RLIMIT_DATA };
-    static const char *names[2] = { "this process's RLIMIT_AS", "this process's RLIMIT_DATA" };
-    for (int i = 0; i < 2; i++) {
-        struct rlimit rl;
-        if (getrlimit(res[i], &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (double)rl.rlim_cur < lim) {
-            lim = (double)rl.rlim_cur;
-            which = names[i];
-        }
+    const char *which = "VQGAN_MAX_WORK_BYTES", *rl = "";
+    const double plim = vq_process_memory_limit(&rl);
+    char rname[48];
+    if (plim > 0.0 && plim < lim) {
+        lim = plim;
+        snprintf(rname, sizeof(rname), "this process's %s", rl);
+        which = rname;
     }
     if (need <= lim) return 0;
     char a[160] = "";

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "memlimit.h"
 #include "scratch.h"
 #include "session.h"
 #include "window.h"
@@ -677,7 +678,7 @@ static int window_sample(struct vq_window_state **state, const struct vq_gpt *gp
     st->Wp = gw > w ? gw : w;
     st->Hs = gh;
     st->n_c0 = st->Wp - w + 1;
-    st->cap_bytes = p->cache_bytes ? p->cache_bytes : VQGAN_DEFAULT_CACHE_BYTES;
+    st->cap_bytes = p->cache_bytes ? p->cache_bytes : vq_default_cache_bytes();
     st->fed = st->evictions = 0;
     if ((r = buffers(st, gpt, (size_t)st->Hp * st->Wp))) return r;
     vq_sampler_free(&st->sampler);

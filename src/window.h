@@ -20,7 +20,7 @@ void vq_window_state_free(struct vq_window_state *w);  /* NULL is a no-op */
 
 struct vq_window_params {
     struct vq_sampler_params sampling;
-    size_t cache_bytes;          /* cap on kept placement caches; 0: VQGAN_DEFAULT_CACHE_BYTES */
+    size_t cache_bytes;          /* cap on kept placement caches; 0: vq_default_cache_bytes() */
     vqgan_progress_callback progress;   /* may be NULL; nonzero return cancels */
     void *progress_opaque;
     int dry_run;                 /* 1: run the schedule and count the work, no

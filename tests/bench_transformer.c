@@ -5,7 +5,7 @@
  * frame), in fp32 and, where the CPU has native bf16, in bf16.
  *
  * Positions pushed through the transformer are counted exactly (a dry run of
- * the sampler's schedule, caches and default 2 GiB cap included). Seconds per
+ * the sampler's schedule, caches and default cap included). Seconds per
  * frame are, by default, extrapolated from timed subsets:
  *  - naive: one full-window forward (511 positions) is timed, times the cells;
  *  - windowed: the dry run lists every transformer call (cache length, new
@@ -23,6 +23,7 @@
 #include "backend.h"
 #include "bench_common.h"
 #include "gpt.h"
+#include "memlimit.h"
 #include "model.h"
 #include "window.h"
 
@@ -205,7 +206,7 @@ int main(int argc, char **argv)
                "(%.1fx fewer positions); cache evictions %lld (cap %zu MiB)\n",
                (long long)st.transformer_tokens, cs.count, (long long)naive_pos, cells,
                (double)naive_pos / st.transformer_tokens, (long long)st.cache_evictions,
-               VQGAN_DEFAULT_CACHE_BYTES >> 20);
+               vq_default_cache_bytes() >> 20);
         printf("  seconds per frame: windowed %.1f (extrapolated: %d chunk sizes timed), "
                "naive %.1f (extrapolated: one forward x %d cells), %.1fx faster\n",
                est, groups, t_naive * cells, cells, t_naive * cells / est);

@@ -5,9 +5,13 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "gpt.h"
+#include "memlimit.h"
 #include "model.h"
 #include "npy.h"
 #include "test_common.h"
@@ -314,12 +318,13 @@ static void test_cache_and_determinism(void)
 /* ---- class-conditional / unconditional sequence ------------------------------------- */
 
 /* Eviction order on the paper's 1024x672 frame (42 x 64 tokens, w = 16): a
- * dry run of a small transformer with the same block, under the cap that
- * holds as many placements as 2 GiB holds of the S-FLCKR transformer's. The
- * raster order revisits the 49 placements of the top (and bottom) band once
- * per row; evicting the least recently used evicted each one just before its
- * next visit (781 208 positions fed, 689 evictions); evicting the one visited
- * last (Belady) keeps most of the band. */
+ * dry run of a small transformer with the same block, under caps that hold as
+ * many placements as 2 GiB and 6 GiB (the default's ceiling) hold of the
+ * S-FLCKR transformer's. The raster order revisits the 49 placements of the
+ * top (and bottom) band once per row; under 2 GiB, evicting the least recently
+ * used evicted each one just before its next visit (781 208 positions fed, 689
+ * evictions); evicting the one visited last (Belady) keeps most of the band.
+ * 6 GiB holds both bands: nothing is evicted. */
 static void test_eviction_order(void)
 {
     struct rgpt r;
@@ -333,22 +338,56 @@ static void test_eviction_order(void)
     memset(&p, 0, sizeof(p));
     p.sampling = (struct vq_sampler_params){ 1.0f, 0, 1.0f, 1 };
     p.dry_run = 1;
-    /* 2 GiB / (2 * 24 layers * 1024 wide * 4 bytes) positions */
-    p.cache_bytes = (size_t)((double)(1u << 31) / (2.0 * 24 * 1024 * 4) * (double)vq_kv_cache_bytes(g, 1));
+    /* S-FLCKR bytes / (2 * 24 layers * 1024 wide * 4 bytes) positions */
+    const double per_sflckr_byte = (double)vq_kv_cache_bytes(g, 1) / (2.0 * 24 * 1024 * 4);
+    p.cache_bytes = (size_t)((double)(1u << 31) * per_sflckr_byte);
     struct vq_window_state *st = NULL;
-    struct vqgan_sample_stats s_cap, s_all;
+    struct vqgan_sample_stats s_cap, s_all, s_6g;
     int rc = vq_window_sample(&st, g, &p, cond, gw, gh, out, &s_cap);
     p.cache_bytes = (size_t)1 << 40;
     rc |= vq_window_sample(&st, g, &p, cond, gw, gh, out, &s_all);
+    p.cache_bytes = (size_t)((double)VQGAN_DEFAULT_CACHE_BYTES * per_sflckr_byte);
+    rc |= vq_window_sample(&st, g, &p, cond, gw, gh, out, &s_6g);
     vq_window_state_free(st);
     CHECK(rc == 0 && s_all.cache_evictions == 0 && s_all.transformer_tokens == 524293,
           "42x64 grid, no cap: %lld positions fed, no evictions", (long long)s_all.transformer_tokens);
+    CHECK(rc == 0 && s_6g.cache_evictions == 0 && s_6g.transformer_tokens == 524293,
+          "42x64 grid under the 6 GiB-equivalent cap: %lld positions fed, %lld evictions",
+          (long long)s_6g.transformer_tokens, (long long)s_6g.cache_evictions);
     CHECK(rc == 0 && s_cap.transformer_tokens == 666853 && s_cap.cache_evictions == 372,
           "42x64 grid under the 2 GiB-equivalent cap: %lld positions fed, %lld evictions (least recently used: "
           "781208, 689)", (long long)s_cap.transformer_tokens, (long long)s_cap.cache_evictions);
     free(cond);
     free(out);
     rgpt_free(&r);
+}
+
+/* cache_bytes = 0: VQGAN_DEFAULT_CACHE_BYTES (6 GiB), lowered to a quarter of
+ * the RAM and of the process's memory limit (checked in a child process under
+ * RLIMIT_DATA = 2 GiB). */
+static void test_default_cap(void)
+{
+    const double ram = vq_physical_memory();
+    double want = (double)VQGAN_DEFAULT_CACHE_BYTES;
+    if (ram / 4 < want) want = ram / 4;
+    const double lim = vq_process_memory_limit(NULL);
+    if (lim > 0.0 && lim / 4 < want) want = lim / 4;
+    CHECK(ram > 0.0 && vq_default_cache_bytes() == (size_t)want,
+          "default cache cap %.2f GiB (RAM %.1f GiB, ceiling %.0f GiB)", (double)vq_default_cache_bytes() / (1u << 30),
+          ram / (1u << 30), (double)VQGAN_DEFAULT_CACHE_BYTES / (1u << 30));
+    fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = { (rlim_t)2 << 30, (rlim_t)2 << 30 };
+        struct rlimit cur;
+        if (getrlimit(RLIMIT_DATA, &cur) == 0 && cur.rlim_max != RLIM_INFINITY && cur.rlim_max < rl.rlim_max)
+            rl.rlim_cur = rl.rlim_max = cur.rlim_max;
+        _exit(setrlimit(RLIMIT_DATA, &rl) == 0 && vq_default_cache_bytes() <= (size_t)rl.rlim_cur / 4 ? 0 : 1);
+    }
+    int status = -1;
+    if (pid > 0) waitpid(pid, &status, 0);
+    CHECK(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "under RLIMIT_DATA = 2 GiB the default cache cap is at most 512 MiB");
 }
 
 static void test_sequence(void)
@@ -492,6 +531,7 @@ int main(void)
     test_oracle();
     test_cache_and_determinism();
     test_eviction_order();
+    test_default_cap();
     test_sequence();
     test_golden_conditional();
     test_golden_classcond();
