@@ -7,6 +7,7 @@
 #include "error.h"
 #include "gpt.h"
 #include "scratch.h"
+#include "attention.h"
 #include "ops.h"
 
 #define LN_EPS 1e-5f
@@ -87,52 +88,6 @@ struct gpt_scratch {
     float *x, *xn, *q, *y, *tmp, *h, *att;
 };
 
-/* Rows of the new positions handled per attention task. */
-#define ATT_ROWS 64
-
-/* Causal multi-head attention of the n new rows (absolute positions
- * L0 .. L0+n-1) against keys/values 0 .. L0+n-1:
- *   y_h = softmax(q_h K_hᵀ / √hd, masked) V_h   for every head h.
- * The work is cut into (head, block of ATT_ROWS rows) tasks; a block's rows
- * see keys up to its last row only, so the masked upper triangle is never
- * computed. Each task is a fixed sequence of operations: the result does not
- * depend on the thread count. */
-static void attention(const struct vq_gpt *gpt, const float *q, const float *K, const float *V,
-                      int L0, int n, float *att, float *y)
-{
-    const int D = gpt->n_embd, nh = gpt->n_head, hd = D / nh, T = L0 + n;
-    const float scale = (float)(1.0 / sqrt((double)hd));
-    const int n_unmasked = gpt->n_unmasked;
-    const int n_blocks = (n + ATT_ROWS - 1) / ATT_ROWS;
-
-    /* one new row still reads every key and value of the cache (T x D floats
-     * each): spread over the heads once that is more than a little */
-#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)n * T * D >= (1 << 20) || (int64_t)T * D >= (1 << 17))
-    for (int task = 0; task < nh * n_blocks; task++) {
-        const int h = task / n_blocks, r0 = (task % n_blocks) * ATT_ROWS;
-        const int rn = n - r0 < ATT_ROWS ? n - r0 : ATT_ROWS;
-        /* keys 0..pos are visible; the first n_unmasked see each other */
-        int Tb = L0 + r0 + rn;
-        if (L0 + r0 < n_unmasked && n_unmasked > Tb)
-            Tb = n_unmasked;
-        float *S = att + ((size_t)h * n + r0) * T;           /* [rn][Tb], row stride T */
-        vq_gemm(0, 1, rn, Tb, hd, q + (size_t)r0 * D + h * hd, D, K + h * hd, D, 0.0f, S, T);
-        for (int r = 0; r < rn; r++) {
-            const int pos = L0 + r0 + r;
-            int vis = pos + 1;
-            if (pos < n_unmasked && n_unmasked > vis)
-                vis = n_unmasked;
-            float *s = S + (size_t)r * T;
-            for (int t = 0; t < vis; t++)
-                s[t] *= scale;
-            vq_softmax(s, vis);
-            for (int t = vis; t < Tb; t++)
-                s[t] = 0.0f;
-        }
-        vq_gemm(0, 0, rn, hd, Tb, S, T, V + h * hd, D, 0.0f, y + (size_t)r0 * D + h * hd, D);
-    }
-}
-
 static int check_tokens(const struct vq_gpt *gpt, const int32_t *tokens, int n)
 {
     for (int r = 0; r < n; r++)
@@ -196,12 +151,13 @@ int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
 
         /* x += proj(attention(ln1(x))); new keys/values go straight to the cache */
         vq_layer_norm(s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
-        vq_linear(s.xn, n, D, b->k_w, b->k_b, D, K + (size_t)L0 * D);
+        vq_linear(s.xn, n, D, b->k_w, b->k_b, D, s.tmp);
+        vq_transpose_keys(s.tmp, n, D, K + L0, cache->cap);
         vq_linear(s.xn, n, D, b->v_w, b->v_b, D, V + (size_t)L0 * D);
         if (!m)
             break;
         vq_linear(xn, m, D, b->q_w, b->q_b, D, s.q);
-        attention(gpt, s.q, K, V, L0 + r0, m, s.att, s.y);
+        vq_attention(s.q, K, cache->cap, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m, s.att, s.y);
         vq_linear(s.y, m, D, b->proj_w, b->proj_b, D, s.tmp);
         vq_add(x, s.tmp, md);
 

@@ -22,7 +22,8 @@ struct vq_kv_cache {
     int n_layer, n_embd;
     int cap;            /* positions the buffers hold (<= block)      */
     int len;            /* positions fed so far                        */
-    float *kv;          /* [n_layer][2][cap][n_embd]: K, then V        */
+    float *kv;          /* per layer: keys transposed [n_embd][cap],
+                           then values [cap][n_embd]                   */
 };
 
 /* Bytes a cache of cap positions takes. */

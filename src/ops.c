@@ -253,10 +253,7 @@ void vq_gelu(float *x, size_t n)
 
 void vq_softmax(float *x, int n)
 {
-    float mx = x[0];
-    for (int i = 1; i < n; i++)
-        if (x[i] > mx) mx = x[i];
-    const float inv = (float)(1.0 / vq_vexp_sum(x, n, mx));
+    const float inv = (float)(1.0 / vq_vexp_sum(x, n, vq_vmax(x, n)));
     for (int i = 0; i < n; i++)
         x[i] *= inv;
 }

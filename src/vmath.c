@@ -9,6 +9,7 @@
 #include "vmath.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#define VQ_VMATH_X86 1
 #include <immintrin.h>
 
 __attribute__((target("avx512f"))) __m512 _ZGVeN16v_expf(__m512);
@@ -94,8 +95,52 @@ static int run(float *x, size_t n, float arg, void (*k512)(float *, size_t, floa
     return 1;
 }
 
+#if VQ_VMATH_X86
+/* exp and the sum in one pass: 16 double lanes (two vectors) summed in a fixed
+ * order, then reduced in a fixed order. */
+__attribute__((target("avx512f")))
+static double exp_sum_512(float *x, int n, float sub)
+{
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    const __m512 vs = _mm512_set1_ps(sub);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 e = _mm512_maskz_mov_ps(m, _ZGVeN16v_expf(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs)));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    return _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+}
+
+__attribute__((target("avx512f")))
+static float max_512(const float *x, int n)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, x + i));
+    }
+    return _mm512_reduce_max_ps(m);
+}
+#endif
+
+float vq_vmax(const float *x, int n)
+{
+#if VQ_VMATH_X86
+    if (n > 0 && vq_simd_level() >= 2) return max_512(x, n);
+#endif
+    float mx = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    return mx;
+}
+
 double vq_vexp_sum(float *x, int n, float sub)
 {
+#if VQ_VMATH_X86
+    if (n > 0 && vq_simd_level() >= 2) return exp_sum_512(x, n, sub);
+#endif
     const int vec = n > 0 && run(x, (size_t)n, sub, exp_512, exp_256);
     double sum = 0.0;
     for (int i = 0; i < n; i++) {

@@ -7,7 +7,10 @@
 /* The vector instructions this CPU has, for the hand-vectorized kernels:
  * 0 none, 1 AVX2 + FMA, 2 AVX-512, 3 AVX-512 with AVX512_BF16. */
 int vq_simd_level(void);
-/* x[i] = expf(x[i] - sub) for i < n; returns their sum (in double). */
+/* The largest of x[0..n), n >= 1. */
+float vq_vmax(const float *x, int n);
+/* x[i] = expf(x[i] - sub) for i < n; returns their sum (in double; with
+ * AVX-512 as 16 partial sums in a fixed order). */
 double vq_vexp_sum(float *x, int n, float sub);
 /* x[i] = 0.5·x·(1 + erf(x/√2)) for i < n (the exact, erf form of GELU). */
 void vq_vgelu(float *x, size_t n);

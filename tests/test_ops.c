@@ -4,10 +4,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "attention.h"
 #include "backend.h"
 #include "model.h"
 #include "ops.h"
 #include "scratch.h"
+#include "vmath.h"
 #include "test_common.h"
 #include "vqgan_stage.h"
 
@@ -338,6 +340,25 @@ static void test_pointwise(void)
     for (int i = 0; i < n; i++) r[i] = (float)(exp(x[i] - mx) / sum);
     e = rel_err(y, r, n);
     CHECK(e < 1e-6, "softmax: 1001 values, rel err %.2g < 1e-6", e);
+    /* lengths around the vector width: the masked tails */
+    static const int lens[] = { 1, 2, 15, 16, 17, 31, 33, 392 };
+    double worst = 0;
+    int ok_max = 1;
+    for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+        const int m = lens[li];
+        memcpy(y, x + 100, sizeof(float) * m);
+        double mxl = -1e30, sl = 0;
+        for (int i = 0; i < m; i++) if (y[i] > mxl) mxl = y[i];
+        ok_max &= vq_vmax(y, m) == (float)mxl;
+        for (int i = 0; i < m; i++) sl += exp(y[i] - mxl);
+        vq_softmax(y, m);
+        for (int i = 0; i < m; i++) {
+            const double d = fabs(y[i] - exp(x[100 + i] - mxl) / sl);
+            if (!(d <= worst)) worst = d;
+        }
+    }
+    CHECK(ok_max && worst < 1e-6, "softmax and max at 1..392 values (vector tails): max exact, abs err %.2g < 1e-6",
+          worst);
 
     int C = 3, H = 5, W = 7;
     float *u = malloc(sizeof(float) * C * 4 * H * W);
@@ -361,6 +382,81 @@ static void test_pointwise(void)
     e = rel_err(ly, lr, (size_t)T * Dout);
     CHECK(e < 1e-5, "linear: 9x33 -> 17, rel err %.2g < 1e-5", e);
     free(x); free(y); free(r); free(u); free(lx); free(w); free(b); free(ly); free(lr);
+}
+
+/* Attention against a double-precision reference, for the AVX-512 kernels and
+ * the vq_gemm path (keys transposed as in the cache): head widths the kernels
+ * take (16, 48, 64) and one they do not (20); chunks with earlier positions
+ * cached; the first positions unmasked. The kernels' rows do not depend on
+ * the chunk they are computed in, nor on the thread count. */
+static void attention_ref(const float *q, const float *Kt, int ldk, const float *V, int D, int nh, int nu, int L0,
+                          int n, float *y)
+{
+    const int hd = D / nh;
+    double *s = malloc(sizeof(double) * (L0 + n));
+    for (int r = 0; r < n; r++)
+        for (int h = 0; h < nh; h++) {
+            const int pos = L0 + r, vis = pos < nu && nu > pos + 1 ? nu : pos + 1;
+            double mx = -1e300, sum = 0;
+            for (int t = 0; t < vis; t++) {
+                double a = 0;
+                for (int d = 0; d < hd; d++) a += (double)q[(size_t)r * D + h * hd + d] * Kt[(size_t)(h * hd + d) * ldk + t];
+                s[t] = a / sqrt((double)hd);
+                if (s[t] > mx) mx = s[t];
+            }
+            for (int t = 0; t < vis; t++) sum += s[t] = exp(s[t] - mx);
+            for (int e = 0; e < hd; e++) {
+                double a = 0;
+                for (int t = 0; t < vis; t++) a += s[t] / sum * V[(size_t)t * D + h * hd + e];
+                y[(size_t)r * D + h * hd + e] = (float)a;
+            }
+        }
+    free(s);
+}
+
+static void test_attention(void)
+{
+    static const int cases[][5] = {   /* D, n_head, n_unmasked, L0, n */
+        { 64, 1, 0, 0, 1 }, { 128, 2, 0, 0, 77 }, { 128, 2, 0, 50, 9 }, { 192, 4, 0, 133, 70 },
+        { 96, 2, 0, 0, 130 }, { 64, 4, 0, 37, 1 }, { 40, 2, 0, 5, 40 }, { 128, 2, 24, 0, 40 }, { 128, 2, 24, 24, 3 },
+    };
+    static const char *names[] = { "vq_gemm", "AVX-512 kernels" };
+    for (int kern = 1; kern >= 0; kern--) {
+        vq_attention_force(kern);
+        double worst = 0;
+        int ok_rows = 1, ok_thr = 1;
+        for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+            const int D = cases[c][0], nh = cases[c][1], nu = cases[c][2], L0 = cases[c][3], n = cases[c][4];
+            const int T = L0 + n, ldk = T + 3;
+            float *q = rnd((size_t)n * D), *Kt = rnd((size_t)D * ldk), *V = rnd((size_t)T * D);
+            for (size_t i = 0; i < (size_t)n * D; i++) q[i] *= 3.0f;
+            float *att = malloc(sizeof(float) * nh * n * T), *y = malloc(sizeof(float) * n * D),
+                  *r = malloc(sizeof(float) * n * D), *y1 = malloc(sizeof(float) * n * D);
+            vq_threads_set(2);
+            vq_attention(q, Kt, ldk, V, D, nh, nu, L0, n, att, y);
+            attention_ref(q, Kt, ldk, V, D, nh, nu, L0, n, r);
+            for (int i = 0; i < n * D; i++) {
+                const double e = fabs((double)y[i] - r[i]);
+                if (!(e <= worst)) worst = e;
+            }
+            vq_threads_set(1);
+            vq_attention(q, Kt, ldk, V, D, nh, nu, L0, n, att, y1);
+            ok_thr &= memcmp(y, y1, sizeof(float) * n * D) == 0;
+            /* the same rows in a later chunk: positions L0+k.. on their own */
+            const int k = n / 3;
+            if (k > 0 && L0 + k >= nu) {
+                vq_attention(q + (size_t)k * D, Kt, ldk, V, D, nh, nu, L0 + k, n - k, att, y1);
+                ok_rows &= memcmp(y + (size_t)k * D, y1, sizeof(float) * (n - k) * D) == 0;
+            }
+            free(q); free(Kt); free(V); free(att); free(y); free(r); free(y1);
+        }
+        vq_threads_set(0);
+        CHECK(worst < 1e-5, "attention (%s): 9 shapes, abs err %.2g < 1e-5 against double", names[kern], worst);
+        CHECK(ok_thr, "attention (%s): bit-identical with 1 and 2 threads", names[kern]);
+        if (kern && vq_simd_level() >= 2)
+            CHECK(ok_rows, "attention (%s): a row's result does not depend on the chunk it is computed in", names[kern]);
+    }
+    vq_attention_force(-1);
 }
 
 static void test_quantize(void)
@@ -408,6 +504,7 @@ int main(void)
     test_scratch();
     test_norms();
     test_pointwise();
+    test_attention();
     test_quantize();
     return test_exit();
 }

@@ -1,0 +1,22 @@
+/* Causal multi-head attention of new rows against a KV cache (attention.c). */
+#ifndef VQ_ATTENTION_H
+#define VQ_ATTENTION_H
+
+/* y[n][D] = per head h (width hd = D / n_head):
+ *   softmax(q_h K_hᵀ / √hd, masked) V_h
+ * for the n new rows at absolute positions L0 .. L0+n-1, against keys and
+ * values 0 .. L0+n-1. Row p sees keys 0..p; the first n_unmasked positions
+ * also see each other. Kt holds the keys transposed, Kt[d][t] at
+ * Kt[d * ldk + t]; V[t][D]; q[n][D]; att is scratch of n_head·n·(L0+n)
+ * floats. The result does not depend on the thread count. */
+void vq_attention(const float *q, const float *Kt, int ldk, const float *V, int D, int n_head, int n_unmasked,
+                  int L0, int n, float *att, float *y);
+
+/* Kt[d * ldk + r] = k[r * D + d] for the n rows of k. */
+void vq_transpose_keys(const float *k, int n, int D, float *Kt, int ldk);
+
+/* Tests: 1 forces the AVX-512 kernels (where the CPU has them), 0 vq_gemm,
+ * -1 the automatic choice (the kernels unless the backend is the reference). */
+void vq_attention_force(int kernel);
+
+#endif
