@@ -246,6 +246,9 @@ struct vqgan_sample_stats {
     int64_t positions_sampled;   /* grid positions whose token was drawn      */
     int64_t positions_reused;    /* taken from the previous frame (temporal)  */
     int64_t transformer_tokens;  /* positions pushed through the transformer  */
+    int64_t positions_shared;    /* condition positions whose keys and values
+                                    were copied from another window placement
+                                    (not in transformer_tokens)               */
     int64_t cache_evictions;
     double seconds;
     int shift_x, shift_y;        /* follow: pan detected against the previous

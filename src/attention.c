@@ -152,7 +152,7 @@ static int forced_kernel = -1;
 void vq_attention_force(int kernel) { __atomic_store_n(&forced_kernel, kernel, __ATOMIC_RELAXED); }
 
 /* 1: the AVX-512 kernels, 0: vq_gemm */
-static int use_kernel(int hd)
+int vq_attention_kernel(int hd)
 {
 #ifdef VQ_ATT_X86
     const int f = __atomic_load_n(&forced_kernel, __ATOMIC_RELAXED);
@@ -170,7 +170,7 @@ void vq_attention(const float *q, const float *Kt, int ldk, const float *V, int 
     const int nh = n_head, hd = D / nh, T = L0 + n;
     const float scale = (float)(1.0 / sqrt((double)hd));
     const int n_blocks = (n + ATT_ROWS - 1) / ATT_ROWS;
-    const int kernel = use_kernel(hd);
+    const int kernel = vq_attention_kernel(hd);
 
     /* one new row still reads every key and value of the cache (T x D floats
      * each): spread over the heads once that is more than a little */

@@ -15,6 +15,10 @@ void vq_attention(const float *q, const float *Kt, int ldk, const float *V, int 
 /* Kt[d * ldk + r] = k[r * D + d] for the n rows of k. */
 void vq_transpose_keys(const float *k, int n, int D, float *Kt, int ldk);
 
+/* 1 when vq_attention runs the AVX-512 kernels for heads of width hd; a
+ * row's result then does not depend on the chunk of rows it comes in. */
+int vq_attention_kernel(int hd);
+
 /* Tests: 1 forces the AVX-512 kernels (where the CPU has them), 0 vq_gemm,
  * -1 the automatic choice (the kernels unless the backend is the reference). */
 void vq_attention_force(int kernel);

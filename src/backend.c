@@ -177,7 +177,13 @@ void vq_gemm(int transA, int transB, int M, int N, int K,
     const int split_n = N >= M;
     const int len = split_n ? N : M;
     const int p = vq_panel_size(len);
-    const int n_panel = (len + p - 1) / p;
+    int n_panel = (len + p - 1) / p;
+    /* split rows: a last panel of fewer than DNNL_SPLIT_ROWS joins the one
+     * before, so that every row goes through the kernel its whole call would
+     * use (oneDNN's rows do not depend on the rows beside them from 64 on;
+     * gpt.h, vq_gpt_rows_independent) */
+    if (!split_n && n_panel > 1 && len - (n_panel - 1) * p < DNNL_SPLIT_ROWS)
+        n_panel--;
     if (n_panel == 1 || (int64_t)M * N * K < (1 << 18)) {
         /* the provider must not split the product itself: its own threading
          * may reorder the K sum with the thread count */
@@ -190,7 +196,7 @@ void vq_gemm(int transA, int transB, int M, int N, int K,
 #pragma omp parallel for schedule(dynamic, 1)
     for (int t = 0; t < n_panel; t++) {
         const int off = t * p;
-        const int n = len - off < p ? len - off : p;
+        const int n = t == n_panel - 1 ? len - off : p;
         if (split_n) {
             const float *Bp = transB ? B + (size_t)off * ldb : B + off;
             gemm_panel(kind, transA, transB, M, n, K, A, lda, Bp, ldb, beta, C + off, ldc);

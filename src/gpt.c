@@ -3,12 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention.h"
 #include "backend.h"
 #include "error.h"
 #include "gpt.h"
-#include "scratch.h"
-#include "attention.h"
 #include "ops.h"
+#include "scratch.h"
 
 #define LN_EPS 1e-5f
 
@@ -81,6 +81,13 @@ void vq_gpt_unpack_bf16(const struct vq_gpt *gpt)
         for (int i = 0; i < 6; i++) vq_packed_unregister(ws[i]);
     }
     vq_packed_unregister(gpt->head_w);
+}
+
+int vq_gpt_rows_independent(const struct vq_gpt *gpt)
+{
+    const int kind = vq_backend_current();
+    return kind == VQ_BACKEND_REF ||
+           (kind == VQ_BACKEND_DNNL && vq_attention_kernel(gpt->n_embd / gpt->n_head));
 }
 
 /* Scratch for one call: n rows of activations, per-head score matrices. */

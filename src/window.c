@@ -90,7 +90,9 @@ struct vq_window_state {
     struct placement *newest, *oldest;
     int n_kept;
     size_t bytes, cap_bytes;
-    int64_t fed, evictions;
+    int64_t fed, evictions, shared;
+    int share;                       /* condition prefixes copied between placements */
+    struct placement *donor;         /* the last placement dropped, kept for its prefix */
     int cur_i, cur_j;                /* the cell being sampled (eviction order) */
     struct vq_sampler sampler;
     int temporal;                    /* this call's mode                        */
@@ -136,15 +138,28 @@ static void lru_touch(struct vq_window_state *st, struct placement *P)
     if (!st->oldest) st->oldest = P;
 }
 
+static void placement_free(struct placement *P)
+{
+    if (!P) return;
+    vq_kv_cache_free(&P->cache);
+    free(P->toks);
+    free(P);
+}
+
+/* Removes P from the table; with sharing on, a placement that holds the
+ * condition positions stays as the donor (replacing the previous one). */
 static void placement_drop(struct vq_window_state *st, struct placement *P)
 {
     lru_unlink(st, P);
     if (P->kept) st->n_kept--;
     st->table[(size_t)P->r0 * st->n_c0 + P->c0] = NULL;
     st->bytes -= P->bytes;
-    vq_kv_cache_free(&P->cache);
-    free(P->toks);
-    free(P);
+    if (st->share && P->cache.len >= st->w * st->w) {
+        placement_free(st->donor);
+        st->donor = P;
+    } else {
+        placement_free(P);
+    }
 }
 
 static size_t table_size(const struct vq_window_state *st)
@@ -404,12 +419,59 @@ static int boundary_below(const struct vq_window_state *st, const struct placeme
     return b;
 }
 
+/* Condition-prefix sharing (docs/sampling.md, "Shared condition prefixes").
+ * Two placements whose condition windows agree on their first k tokens (in
+ * the window's raster order) hold the same keys and values for positions
+ * 0..k-1: a position's keys and values depend on the tokens up to it only.
+ * A new placement copies them from the donor (the placement dropped last) or
+ * from the placement used just before it, whichever agrees longer, and
+ * computes the rest of its condition chunk. The numbers are those it would
+ * compute itself when a row's result does not depend on the other rows of
+ * its chunk (vq_gpt_rows_independent; test_window compares the tokens): the
+ * chunk left to compute keeps at least SHARE_MIN_ROWS rows, so every product
+ * goes through the kernel it would use for the whole chunk. */
+#define SHARE_MIN_ROWS 64
+#define SHARE_MIN_PREFIX 16
+
+static int agree(const struct vq_window_state *st, const struct placement *Q, const struct placement *P, int ww)
+{
+    if (!Q || Q == P || Q->cache.len < ww) return 0;
+    int k = 0;
+    while (k < ww && Q->toks[k] == seq_token(st, P, k)) k++;
+    return k;
+}
+
+static void share_prefix(struct vq_window_state *st, struct placement *P)
+{
+    const int ww = st->w * st->w;
+    if (!st->share || P->cache.len || P->cache.cap < ww) return;
+    const int kd = agree(st, st->donor, P, ww), kn = agree(st, P->older, P, ww);
+    const struct placement *Q = kd >= kn ? st->donor : P->older;
+    int k = kd >= kn ? kd : kn;
+    if (k < ww && k > ww - SHARE_MIN_ROWS) k = ww - SHARE_MIN_ROWS;
+    if (k < SHARE_MIN_PREFIX || k < st->gpt->n_unmasked) return;
+    if (!st->dry_run) {
+        const int D = st->gpt->n_embd;
+        for (int l = 0; l < st->gpt->n_layer; l++) {
+            const float *qk = vq_kv_cache_k(&Q->cache, l);
+            float *pk = vq_kv_cache_k(&P->cache, l);
+            for (int d = 0; d < D; d++)
+                memcpy(pk + (size_t)d * P->cache.cap, qk + (size_t)d * Q->cache.cap, sizeof(float) * (size_t)k);
+            memcpy(vq_kv_cache_v(&P->cache, l), vq_kv_cache_v(&Q->cache, l), sizeof(float) * (size_t)k * D);
+        }
+    }
+    memcpy(P->toks, Q->toks, sizeof(int32_t) * (size_t)k);
+    P->cache.len = k;
+    st->shared += k;
+}
+
 /* Brings placement P up to the prefix that predicts (i, j) and writes that
  * prediction's logits, in the chunks of boundary_below(). */
 static int extend(struct vq_window_state *st, struct placement *P, int i, int j, float *logits)
 {
     const int ww = st->w * st->w, target = prefix_len(st, P, i, j);
     int r;
+    share_prefix(st, P);
     if (P->cache.len < ww && target > ww && (r = feed(st, P, ww, NULL)))
         return r;
     for (int vi = P->row_lo; vi <= P->row_hi; vi++)
@@ -679,7 +741,8 @@ static int window_sample(struct vq_window_state **state, const struct vq_gpt *gp
     st->Hs = gh;
     st->n_c0 = st->Wp - w + 1;
     st->cap_bytes = p->cache_bytes ? p->cache_bytes : vq_default_cache_bytes();
-    st->fed = st->evictions = 0;
+    st->fed = st->evictions = st->shared = 0;
+    st->share = !p->no_share && vq_gpt_rows_independent(gpt);
     if ((r = buffers(st, gpt, (size_t)st->Hp * st->Wp))) return r;
     vq_sampler_free(&st->sampler);
     if ((r = vq_sampler_init(&st->sampler, &p->sampling, gpt->vocab))) return r;
@@ -797,11 +860,14 @@ end:
     if (stats) {
         const int sy = stats->shift_y, sx = stats->shift_x;
         fill_stats(stats, sampled, reused, st->fed, st->evictions, t0);
+        stats->positions_shared = st->shared;
         stats->shift_y = sy;
         stats->shift_x = sx;
     }
     st->frame++;
     if (!mode) drop_placements(st);
+    placement_free(st->donor);
+    st->donor = NULL;
     vq_sampler_free(&st->sampler);
     return r;
 }

@@ -23,6 +23,8 @@ struct vq_window_params {
     size_t cache_bytes;          /* cap on kept placement caches; 0: vq_default_cache_bytes() */
     vqgan_progress_callback progress;   /* may be NULL; nonzero return cancels */
     void *progress_opaque;
+    int no_share;                /* 1: no condition prefixes shared between
+                                    placements (tests: the same tokens) */
     int dry_run;                 /* 1: run the schedule and count the work, no
                                     transformer (tokens come out 0); benches */
     /* may be NULL: told of every transformer call, placement (r0, c0), cache

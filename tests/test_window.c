@@ -390,6 +390,99 @@ static void test_default_cap(void)
           "under RLIMIT_DATA = 2 GiB the default cache cap is at most 512 MiB");
 }
 
+/* Condition prefixes shared between placements (docs/sampling.md): on a grid
+ * whose condition has uniform bands (a sky above, a uniform strip on the
+ * left), sharing copies many condition positions, and the tokens are those
+ * of the same call without sharing: greedy and seeded, fp32 and (where the
+ * CPU has it) bf16, under a tight cache cap, in fast mode. */
+static void hash_logits(void *opaque, int i, int j, const float *logits, int vocab)
+{
+    uint64_t *h = opaque;
+    const unsigned char *b = (const unsigned char *)logits;
+    *h = (*h ^ (uint64_t)(i * 4099 + j)) * 1099511628211ull;
+    for (size_t k = 0; k < sizeof(float) * (size_t)vocab; k++) *h = (*h ^ b[k]) * 1099511628211ull;
+}
+
+static void test_prefix_sharing(void)
+{
+    struct rgpt r;
+    if (rgpt_init(&r, 40, 512, 2, 2, 64, 77)) { CHECK(0, "allocation"); return; }
+    struct vq_gpt *g = &r.g;
+    const int gw = 30, gh = 22, n = gw * gh;
+    int32_t *cond = malloc(sizeof(int32_t) * n), *a = malloc(sizeof(int32_t) * n), *b = malloc(sizeof(int32_t) * n);
+    random_tokens(cond, n, g->vocab, 3);
+    for (int i = 0; i < gh; i++)
+        for (int j = 0; j < gw; j++)
+            if (i < 9 || (j < 3 && i < 15)) cond[i * gw + j] = i < 9 ? 7 : 11;
+    if (!vq_gpt_rows_independent(g)) {
+        printf("ok - prefix sharing: off with this backend / CPU (rows not independent) (skipped)\n");
+        free(cond); free(a); free(b); rgpt_free(&r);
+        return;
+    }
+    const struct vq_sampler_params modes[] = { { 1.0f, 1, 1.0f, 0 }, { 1.0f, 0, 0.95f, 99 } };
+    for (int bf = 0; bf < 2; bf++) {
+        if (bf && (!vq_dnnl_bf16_native() || vq_gpt_pack_bf16(g))) {
+            printf("ok - prefix sharing, bf16: no native bf16 (skipped)\n");
+            break;
+        }
+        vq_backend_set_bf16(bf);
+        for (int m = 0; m < 4; m++) {
+            struct vq_window_params p;
+            memset(&p, 0, sizeof(p));
+            p.sampling = modes[m % 2];
+            p.cache_bytes = m == 2 ? 2 * vq_kv_cache_bytes(g, g->block) : 0;
+            p.fast_step = m == 3 ? 2 : 0;
+            struct vqgan_sample_stats s_on, s_off, s_dry;
+            uint64_t h_on = 14695981039346656037ull, h_off = h_on;
+            p.on_logits = hash_logits;
+            p.on_logits_opaque = &h_on;
+            int rc = vq_window_sample(&state, g, &p, cond, gw, gh, a, &s_on);
+            p.on_logits_opaque = &h_off;
+            p.dry_run = 1;
+            rc |= vq_window_sample(&state, g, &p, cond, gw, gh, b, &s_dry);
+            p.dry_run = 0;
+            p.no_share = 1;
+            rc |= vq_window_sample(&state, g, &p, cond, gw, gh, b, &s_off);
+            static const char *what[] = { "greedy", "top-p 0.95 seeded", "greedy, cap of 2 windows",
+                                          "top-p 0.95, fast step 2" };
+            CHECK(rc == 0 && !memcmp(a, b, sizeof(int32_t) * n) && h_on == h_off && s_on.positions_shared > 0 &&
+                  s_on.transformer_tokens + s_on.positions_shared == s_off.transformer_tokens &&
+                  s_dry.transformer_tokens == s_on.transformer_tokens && s_off.positions_shared == 0,
+                  "prefix sharing, %s, %s: tokens and every logit bit-identical to no sharing; %lld of %lld positions shared (dry run "
+                  "%lld fed)", bf ? "bf16" : "fp32", what[m], (long long)s_on.positions_shared,
+                  (long long)s_off.transformer_tokens, (long long)s_dry.transformer_tokens);
+        }
+        /* temporal reuse: a second frame with part of the condition changed,
+         * sampled on the first frame's caches, against from scratch unshared */
+        int32_t *c2 = malloc(sizeof(int32_t) * n);
+        memcpy(c2, cond, sizeof(int32_t) * n);
+        for (int i = 19; i < gh; i++)
+            for (int j = 22; j < gw; j++) c2[i * gw + j] = (c2[i * gw + j] + 1) % g->vocab;
+        struct vq_window_state *ts = NULL;
+        struct vq_window_params p;
+        memset(&p, 0, sizeof(p));
+        p.sampling = modes[1];
+        p.temporal = VQGAN_TEMPORAL_REUSE;
+        struct vqgan_sample_stats s1, s2, s3;
+        int rc = vq_window_sample(&ts, g, &p, cond, gw, gh, a, &s1);
+        rc |= vq_window_sample(&ts, g, &p, c2, gw, gh, a, &s2);
+        vq_window_state_free(ts);
+        memset(&p, 0, sizeof(p));
+        p.sampling = modes[1];
+        p.no_share = 1;
+        rc |= vq_window_sample(&state, g, &p, c2, gw, gh, b, &s3);
+        CHECK(rc == 0 && !memcmp(a, b, sizeof(int32_t) * n) && s2.positions_reused > 0 && s2.positions_shared > 0,
+              "prefix sharing, %s, temporal reuse: second frame identical to from scratch without sharing (%lld cells "
+              "reused, %lld positions shared)", bf ? "bf16" : "fp32", (long long)s2.positions_reused,
+              (long long)s2.positions_shared);
+        free(c2);
+        vq_backend_set_bf16(0);
+        if (bf) vq_gpt_unpack_bf16(g);
+    }
+    free(cond); free(a); free(b);
+    rgpt_free(&r);
+}
+
 static void test_sequence(void)
 {
     struct rgpt r;
@@ -532,6 +625,7 @@ int main(void)
     test_cache_and_determinism();
     test_eviction_order();
     test_default_cap();
+    test_prefix_sharing();
     test_sequence();
     test_golden_conditional();
     test_golden_classcond();
