@@ -170,6 +170,8 @@ static size_t table_size(const struct vq_window_state *st)
 /* Frees every placement and the table (the buffers stay). */
 static void drop_placements(struct vq_window_state *st)
 {
+    const int share = st->share;
+    st->share = 0;                       /* no donor out of these */
     if (st->table)
         for (size_t k = 0; k < table_size(st); k++)
             if (st->table[k]) placement_drop(st, st->table[k]);
@@ -178,6 +180,9 @@ static void drop_placements(struct vq_window_state *st)
     st->newest = st->oldest = NULL;
     st->n_kept = 0;
     st->bytes = 0;
+    placement_free(st->donor);
+    st->donor = NULL;
+    st->share = share;
 }
 
 /* Forgets the previous frame and its caches. */
