@@ -479,6 +479,26 @@ static void test_prefix_sharing(void)
         vq_backend_set_bf16(0);
         if (bf) vq_gpt_unpack_bf16(g);
     }
+    /* a model whose first 100 positions see each other: only prefixes of at
+     * least 100 positions can be shared */
+    struct rgpt u;
+    if (rgpt_init_unmasked(&u, 40, 512, 2, 2, 64, 100, 78)) { CHECK(0, "allocation"); return; }
+    struct vq_window_params p;
+    memset(&p, 0, sizeof(p));
+    p.sampling = modes[0];
+    uint64_t h_on = 14695981039346656037ull, h_off = h_on;
+    p.on_logits = hash_logits;
+    p.on_logits_opaque = &h_on;
+    struct vqgan_sample_stats s_on, s_off;
+    int rc = vq_window_sample(&state, &u.g, &p, cond, gw, gh, a, &s_on);
+    p.no_share = 1;
+    p.on_logits_opaque = &h_off;
+    rc |= vq_window_sample(&state, &u.g, &p, cond, gw, gh, b, &s_off);
+    CHECK(rc == 0 && !memcmp(a, b, sizeof(int32_t) * n) && h_on == h_off && s_on.positions_shared > 0 &&
+          s_on.transformer_tokens + s_on.positions_shared == s_off.transformer_tokens,
+          "prefix sharing, first 100 positions unmasked: every logit bit-identical to no sharing; %lld positions "
+          "shared", (long long)s_on.positions_shared);
+    rgpt_free(&u);
     free(cond); free(a); free(b);
     rgpt_free(&r);
 }
