@@ -57,8 +57,8 @@ int vq_gpt_logits_all(const struct vq_gpt *gpt, const int32_t *tokens, int n, fl
  * in the same call, for calls of at least 64 rows: the reference backend, or
  * oneDNN with the AVX-512 attention kernels (oneDNN's products were measured
  * row-independent from 64 rows in fp32 and from 25 in bf16; test_window
- * checks it through the sampler's tokens). The sampler then shares condition
- * prefixes between window placements. */
+ * checks it through every logit of the sampler). The sampler then shares
+ * condition prefixes between window placements. */
 int vq_gpt_rows_independent(const struct vq_gpt *gpt);
 
 /* Checks the hyperparameters and that every weight is present. */

@@ -432,7 +432,7 @@ static int boundary_below(const struct vq_window_state *st, const struct placeme
  * from the placement used just before it, whichever agrees longer, and
  * computes the rest of its condition chunk. The numbers are those it would
  * compute itself when a row's result does not depend on the other rows of
- * its chunk (vq_gpt_rows_independent; test_window compares the tokens): the
+ * its chunk (vq_gpt_rows_independent; test_window compares every logit): the
  * chunk left to compute keeps at least SHARE_MIN_ROWS rows, so every product
  * goes through the kernel it would use for the whole chunk. */
 #define SHARE_MIN_ROWS 64
