@@ -479,6 +479,30 @@ static void test_prefix_sharing(void)
         vq_backend_set_bf16(0);
         if (bf) vq_gpt_unpack_bf16(g);
     }
+    /* the portable reference backend (scalar products and attention) */
+    const int backend = vq_backend_current();
+    if (vq_backend_select(VQ_BACKEND_REF) == 0) {
+        const int gw2 = 20, gh2 = 18;
+        struct vq_window_params p;
+        memset(&p, 0, sizeof(p));
+        p.sampling = modes[0];
+        uint64_t h_on = 14695981039346656037ull, h_off = h_on;
+        p.on_logits = hash_logits;
+        p.on_logits_opaque = &h_on;
+        struct vqgan_sample_stats s_on, s_off;
+        int32_t *c2 = malloc(sizeof(int32_t) * gw2 * gh2);
+        for (int i = 0; i < gh2; i++)
+            memcpy(c2 + i * gw2, cond + i * gw, sizeof(int32_t) * gw2);
+        int rc = vq_window_sample(&state, g, &p, c2, gw2, gh2, a, &s_on);
+        p.no_share = 1;
+        p.on_logits_opaque = &h_off;
+        rc |= vq_window_sample(&state, g, &p, c2, gw2, gh2, b, &s_off);
+        vq_backend_select(backend);
+        CHECK(rc == 0 && !memcmp(a, b, sizeof(int32_t) * gw2 * gh2) && h_on == h_off && s_on.positions_shared > 0,
+              "prefix sharing, reference backend: every logit bit-identical to no sharing; %lld positions shared",
+              (long long)s_on.positions_shared);
+        free(c2);
+    }
     /* a model whose first 100 positions see each other: only prefixes of at
      * least 100 positions can be shared */
     struct rgpt u;
