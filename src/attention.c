@@ -80,6 +80,16 @@ AVX512 void output_tile(const int M, const int NV, const float *S, int lds, cons
         _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++) _mm512_storeu_ps(y + (size_t)r * ldy + 16 * c, acc[r][c]);
 }
 
+/* The switch cases calling CALL(m) with m = 6 .. 1 as a constant (the tiles
+ * unroll over it). */
+#define ROW_CASES_6_TO_1(CALL)                                                                 \
+    case 6: CALL(6); break;                                                                    \
+    case 5: CALL(5); break;                                                                    \
+    case 4: CALL(4); break;                                                                    \
+    case 3: CALL(3); break;                                                                    \
+    case 2: CALL(2); break;                                                                    \
+    default: CALL(1); break;
+
 /* Rows pos0 .. pos0+rn-1; a group of rows stops at the keys its last row
  * sees (the rest of the block's T is masked: the caller zeroes it). */
 __attribute__((target("avx512f")))
@@ -95,29 +105,24 @@ static uint64_t scores_avx512(int rn, int pos0, int n_unmasked, int hd, const fl
             const int tn = T - t < 32 ? T - t : 32;
             const float *qr = q + (size_t)r * ldq;
             float *s = S + (size_t)r * lds + t;
+#define SCORES(M) scores_tile(M, qr, ldq, kt + t, ldk, hd, tn, s, lds)
             switch (m) {
-            case 8: scores_tile(8, qr, ldq, kt + t, ldk, hd, tn, s, lds); break;
-            case 7: scores_tile(7, qr, ldq, kt + t, ldk, hd, tn, s, lds); break;
-            case 6: scores_tile(6, qr, ldq, kt + t, ldk, hd, tn, s, lds); break;
-            case 5: scores_tile(5, qr, ldq, kt + t, ldk, hd, tn, s, lds); break;
-            case 4: scores_tile(4, qr, ldq, kt + t, ldk, hd, tn, s, lds); break;
-            case 3: scores_tile(3, qr, ldq, kt + t, ldk, hd, tn, s, lds); break;
-            case 2: scores_tile(2, qr, ldq, kt + t, ldk, hd, tn, s, lds); break;
-            default: scores_tile(1, qr, ldq, kt + t, ldk, hd, tn, s, lds); break;
+            case 8: SCORES(8); break;
+            case 7: SCORES(7); break;
+            ROW_CASES_6_TO_1(SCORES)
             }
+#undef SCORES
         }
     }
     return flops;
 }
 
+/* The output tile of m rows and nv vectors, both as constants. */
+#define OUTPUT(M) output_tile(M, nvc, s, lds, vc, ldv, T, yc, ldy)
 #define OUTPUT_ROWS(NV)                                                                        \
-    switch (m) {                                                                               \
-    case 6: output_tile(6, NV, s, lds, vc, ldv, T, yc, ldy); break;                             \
-    case 5: output_tile(5, NV, s, lds, vc, ldv, T, yc, ldy); break;                             \
-    case 4: output_tile(4, NV, s, lds, vc, ldv, T, yc, ldy); break;                             \
-    case 3: output_tile(3, NV, s, lds, vc, ldv, T, yc, ldy); break;                             \
-    case 2: output_tile(2, NV, s, lds, vc, ldv, T, yc, ldy); break;                             \
-    default: output_tile(1, NV, s, lds, vc, ldv, T, yc, ldy); break;                            \
+    {                                                                                          \
+        const int nvc = NV;                                                                    \
+        switch (m) { ROW_CASES_6_TO_1(OUTPUT) }                                                \
     }
 
 /* Rows pos0 .. pos0+rn-1; a group of rows reads the keys its last row sees
@@ -142,6 +147,8 @@ static uint64_t output_avx512(int rn, int pos0, int n_unmasked, int hd, const fl
             case 2: OUTPUT_ROWS(2) break;
             default: OUTPUT_ROWS(1) break;
             }
+#undef OUTPUT_ROWS
+#undef OUTPUT
         }
     }
     return flops;

@@ -30,14 +30,8 @@ int vq_simd_level(void)
     return v;
 }
 
-/* The kernels take whole vectors only (n a multiple of their width). */
-__attribute__((target("avx512f")))
-static void exp_512(float *x, size_t n, float sub)
-{
-    for (size_t i = 0; i < n; i += 16)
-        _mm512_storeu_ps(x + i, _ZGVeN16v_expf(_mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_set1_ps(sub))));
-}
-
+/* The kernels take whole vectors only (n a multiple of their width; exp
+ * with AVX-512 is exp_sum_512 below, which takes any n). */
 __attribute__((target("avx2,fma")))
 static void exp_256(float *x, size_t n, float sub)
 {
@@ -70,7 +64,6 @@ static void gelu_256(float *x, size_t n, float unused)
 }
 #else
 int vq_simd_level(void) { return 0; }
-static void exp_512(float *x, size_t n, float sub) { (void)x; (void)n; (void)sub; }
 static void exp_256(float *x, size_t n, float sub) { (void)x; (void)n; (void)sub; }
 static void gelu_512(float *x, size_t n, float u) { (void)x; (void)n; (void)u; }
 static void gelu_256(float *x, size_t n, float u) { (void)x; (void)n; (void)u; }
@@ -141,7 +134,8 @@ double vq_vexp_sum(float *x, int n, float sub)
 #if VQ_VMATH_X86
     if (n > 0 && vq_simd_level() >= 2) return exp_sum_512(x, n, sub);
 #endif
-    const int vec = n > 0 && run(x, (size_t)n, sub, exp_512, exp_256);
+    /* AVX2 only here (AVX-512 returned above): exp_256 in both slots */
+    const int vec = n > 0 && run(x, (size_t)n, sub, exp_256, exp_256);
     double sum = 0.0;
     for (int i = 0; i < n; i++) {
         if (!vec) x[i] = expf(x[i] - sub);

@@ -390,11 +390,6 @@ static void test_default_cap(void)
           "under RLIMIT_DATA = 2 GiB the default cache cap is at most 512 MiB");
 }
 
-/* Condition prefixes shared between placements (docs/sampling.md): on a grid
- * whose condition has uniform bands (a sky above, a uniform strip on the
- * left), sharing copies many condition positions, and the tokens are those
- * of the same call without sharing: greedy and seeded, fp32 and (where the
- * CPU has it) bf16, under a tight cache cap, in fast mode. */
 static void hash_logits(void *opaque, int i, int j, const float *logits, int vocab)
 {
     uint64_t *h = opaque;
@@ -403,6 +398,33 @@ static void hash_logits(void *opaque, int i, int j, const float *logits, int voc
     for (size_t k = 0; k < sizeof(float) * (size_t)vocab; k++) *h = (*h ^ b[k]) * 1099511628211ull;
 }
 
+/* Samples the gh x gw grid under p with and without prefix sharing, hashing
+ * every logit: 1 when both calls succeed with the same tokens and logits. */
+static int same_unshared(const struct vq_gpt *g, struct vq_window_params p, const int32_t *cond, int gw, int gh,
+                         struct vqgan_sample_stats *on, struct vqgan_sample_stats *off)
+{
+    const size_t n = (size_t)gw * gh;
+    int32_t *a = malloc(sizeof(int32_t) * n), *b = malloc(sizeof(int32_t) * n);
+    uint64_t h_on = 14695981039346656037ull, h_off = h_on;
+    p.on_logits = hash_logits;
+    p.on_logits_opaque = &h_on;
+    p.no_share = 0;
+    int rc = !a || !b || vq_window_sample(&state, g, &p, cond, gw, gh, a, on);
+    p.on_logits_opaque = &h_off;
+    p.no_share = 1;
+    rc = rc || vq_window_sample(&state, g, &p, cond, gw, gh, b, off);
+    const int same = !rc && !memcmp(a, b, sizeof(int32_t) * n) && h_on == h_off;
+    free(a);
+    free(b);
+    return same;
+}
+
+/* Condition prefixes shared between placements (docs/sampling.md): on a grid
+ * whose condition has uniform bands (a sky above, a uniform strip on the
+ * left), sharing copies many condition positions, and every logit is that of
+ * the same call without sharing: greedy and seeded, fp32 and (where the CPU
+ * has it) bf16, under a tight cache cap, in fast mode, in temporal reuse,
+ * under the reference backend, with unmasked leading positions. */
 static void test_prefix_sharing(void)
 {
     struct rgpt r;
@@ -420,6 +442,7 @@ static void test_prefix_sharing(void)
         return;
     }
     const struct vq_sampler_params modes[] = { { 1.0f, 1, 1.0f, 0 }, { 1.0f, 0, 0.95f, 99 } };
+    struct vqgan_sample_stats s_on, s_off;
     for (int bf = 0; bf < 2; bf++) {
         if (bf && (!vq_dnnl_bf16_native() || vq_gpt_pack_bf16(g))) {
             printf("ok - prefix sharing, bf16: no native bf16 (skipped)\n");
@@ -432,24 +455,17 @@ static void test_prefix_sharing(void)
             p.sampling = modes[m % 2];
             p.cache_bytes = m == 2 ? 2 * vq_kv_cache_bytes(g, g->block) : 0;
             p.fast_step = m == 3 ? 2 : 0;
-            struct vqgan_sample_stats s_on, s_off, s_dry;
-            uint64_t h_on = 14695981039346656037ull, h_off = h_on;
-            p.on_logits = hash_logits;
-            p.on_logits_opaque = &h_on;
-            int rc = vq_window_sample(&state, g, &p, cond, gw, gh, a, &s_on);
-            p.on_logits_opaque = &h_off;
+            struct vqgan_sample_stats s_dry;
+            const int same = same_unshared(g, p, cond, gw, gh, &s_on, &s_off);
             p.dry_run = 1;
-            rc |= vq_window_sample(&state, g, &p, cond, gw, gh, b, &s_dry);
-            p.dry_run = 0;
-            p.no_share = 1;
-            rc |= vq_window_sample(&state, g, &p, cond, gw, gh, b, &s_off);
+            const int rc = vq_window_sample(&state, g, &p, cond, gw, gh, b, &s_dry);
             static const char *what[] = { "greedy", "top-p 0.95 seeded", "greedy, cap of 2 windows",
                                           "top-p 0.95, fast step 2" };
-            CHECK(rc == 0 && !memcmp(a, b, sizeof(int32_t) * n) && h_on == h_off && s_on.positions_shared > 0 &&
+            CHECK(rc == 0 && same && s_on.positions_shared > 0 &&
                   s_on.transformer_tokens + s_on.positions_shared == s_off.transformer_tokens &&
                   s_dry.transformer_tokens == s_on.transformer_tokens && s_off.positions_shared == 0,
-                  "prefix sharing, %s, %s: tokens and every logit bit-identical to no sharing; %lld of %lld positions shared (dry run "
-                  "%lld fed)", bf ? "bf16" : "fp32", what[m], (long long)s_on.positions_shared,
+                  "prefix sharing, %s, %s: tokens and every logit bit-identical to no sharing; %lld of %lld positions "
+                  "shared (dry run %lld fed)", bf ? "bf16" : "fp32", what[m], (long long)s_on.positions_shared,
                   (long long)s_off.transformer_tokens, (long long)s_dry.transformer_tokens);
         }
         /* temporal reuse: a second frame with part of the condition changed,
@@ -479,26 +495,20 @@ static void test_prefix_sharing(void)
         vq_backend_set_bf16(0);
         if (bf) vq_gpt_unpack_bf16(g);
     }
-    /* the portable reference backend (scalar products and attention) */
+    struct vq_window_params p;
+    memset(&p, 0, sizeof(p));
+    p.sampling = modes[0];
+    /* the portable reference backend (scalar products and attention), on the
+     * top-left 18 x 20 of the grid */
     const int backend = vq_backend_current();
     if (vq_backend_select(VQ_BACKEND_REF) == 0) {
         const int gw2 = 20, gh2 = 18;
-        struct vq_window_params p;
-        memset(&p, 0, sizeof(p));
-        p.sampling = modes[0];
-        uint64_t h_on = 14695981039346656037ull, h_off = h_on;
-        p.on_logits = hash_logits;
-        p.on_logits_opaque = &h_on;
-        struct vqgan_sample_stats s_on, s_off;
         int32_t *c2 = malloc(sizeof(int32_t) * gw2 * gh2);
         for (int i = 0; i < gh2; i++)
             memcpy(c2 + i * gw2, cond + i * gw, sizeof(int32_t) * gw2);
-        int rc = vq_window_sample(&state, g, &p, c2, gw2, gh2, a, &s_on);
-        p.no_share = 1;
-        p.on_logits_opaque = &h_off;
-        rc |= vq_window_sample(&state, g, &p, c2, gw2, gh2, b, &s_off);
+        const int same = same_unshared(g, p, c2, gw2, gh2, &s_on, &s_off);
         vq_backend_select(backend);
-        CHECK(rc == 0 && !memcmp(a, b, sizeof(int32_t) * gw2 * gh2) && h_on == h_off && s_on.positions_shared > 0,
+        CHECK(same && s_on.positions_shared > 0,
               "prefix sharing, reference backend: every logit bit-identical to no sharing; %lld positions shared",
               (long long)s_on.positions_shared);
         free(c2);
@@ -506,22 +516,15 @@ static void test_prefix_sharing(void)
     /* a model whose first 100 positions see each other: only prefixes of at
      * least 100 positions can be shared */
     struct rgpt u;
-    if (rgpt_init_unmasked(&u, 40, 512, 2, 2, 64, 100, 78)) { CHECK(0, "allocation"); return; }
-    struct vq_window_params p;
-    memset(&p, 0, sizeof(p));
-    p.sampling = modes[0];
-    uint64_t h_on = 14695981039346656037ull, h_off = h_on;
-    p.on_logits = hash_logits;
-    p.on_logits_opaque = &h_on;
-    struct vqgan_sample_stats s_on, s_off;
-    int rc = vq_window_sample(&state, &u.g, &p, cond, gw, gh, a, &s_on);
-    p.no_share = 1;
-    p.on_logits_opaque = &h_off;
-    rc |= vq_window_sample(&state, &u.g, &p, cond, gw, gh, b, &s_off);
-    CHECK(rc == 0 && !memcmp(a, b, sizeof(int32_t) * n) && h_on == h_off && s_on.positions_shared > 0 &&
-          s_on.transformer_tokens + s_on.positions_shared == s_off.transformer_tokens,
-          "prefix sharing, first 100 positions unmasked: every logit bit-identical to no sharing; %lld positions "
-          "shared", (long long)s_on.positions_shared);
+    if (rgpt_init_unmasked(&u, 40, 512, 2, 2, 64, 100, 78)) {
+        CHECK(0, "allocation");
+    } else {
+        const int same = same_unshared(&u.g, p, cond, gw, gh, &s_on, &s_off);
+        CHECK(same && s_on.positions_shared > 0 &&
+              s_on.transformer_tokens + s_on.positions_shared == s_off.transformer_tokens,
+              "prefix sharing, first 100 positions unmasked: every logit bit-identical to no sharing; %lld positions "
+              "shared", (long long)s_on.positions_shared);
+    }
     rgpt_free(&u);
     free(cond); free(a); free(b);
     rgpt_free(&r);
