@@ -405,12 +405,6 @@ struct vq_bf16_weight *vq_dnnl_pack_bf16(const float *W, int N, int K)
     (void)W; (void)N; (void)K;
     return NULL;
 }
-/* A panel's share of the weight's memory: its size, 64-byte aligned. */
-static size_t panel_bytes(const dnnl_memory_desc_t *md)
-{
-    return (dnnl_memory_desc_get_size(md) + 63) & ~(size_t)63;
-}
-
 void vq_dnnl_pack_free(struct vq_bf16_weight *w) { (void)w; }
 int vq_linear_bf16(const float *x, int T, int K, const struct vq_bf16_weight *W, const float *b, int N, float *y)
 {
