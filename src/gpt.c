@@ -85,9 +85,14 @@ void vq_gpt_unpack_bf16(const struct vq_gpt *gpt)
 
 int vq_gpt_rows_independent(const struct vq_gpt *gpt)
 {
-    const int kind = vq_backend_current();
-    return kind == VQ_BACKEND_REF ||
-           (kind == VQ_BACKEND_DNNL && vq_attention_kernel(gpt->n_embd / gpt->n_head));
+    const int D = gpt->n_embd;
+    const struct vq_gpt_block *b = &gpt->blocks[0];
+    if (vq_backend_current() == VQ_BACKEND_REF)
+        return 1;
+    /* every layer's products have one of these three shapes */
+    return vq_attention_kernel(D / gpt->n_head) && vq_linear_rows_independent(b->k_w, b->k_b, D, D) &&
+           vq_linear_rows_independent(b->fc_w, b->fc_b, 4 * D, D) &&
+           vq_linear_rows_independent(b->fc2_w, b->fc2_b, D, 4 * D);
 }
 
 /* Scratch for one call: n rows of activations, per-head score matrices. */

@@ -54,11 +54,13 @@ int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
 int vq_gpt_logits_all(const struct vq_gpt *gpt, const int32_t *tokens, int n, float *logits);
 
 /* 1 when the keys and values of a row do not depend on the other rows fed
- * in the same call, for calls of at least 64 rows: the reference backend, or
- * oneDNN with the AVX-512 attention kernels (oneDNN's products were measured
- * row-independent from 64 rows in fp32 and from 25 in bf16; test_window
- * checks it through every logit of the sampler). The sampler then shares
- * condition prefixes between window placements. */
+ * in the same call, for calls of at least VQ_ROWS_INDEPENDENT_FROM rows, at
+ * the calling thread's precision: the reference backend; or the AVX-512
+ * attention kernels with products that a probe of the model's three product
+ * shapes found row-independent (ops.h, vq_linear_rows_independent; measured
+ * once per process; on Zen 4, oneDNN's are from 64 rows in fp32 and from 25
+ * in bf16). test_window checks it through every logit of the sampler. The
+ * sampler then shares condition prefixes between window placements. */
 int vq_gpt_rows_independent(const struct vq_gpt *gpt);
 
 /* Checks the hyperparameters and that every weight is present. */

@@ -35,6 +35,19 @@ void vq_layer_norm(const float *x, int T, int D, const float *gamma, const float
 /* y[T×Dout] = x[T×Din] · Wᵀ + b, W stored [Dout][Din] (torch Linear). b may be NULL. */
 void vq_linear(const float *x, int T, int Din, const float *W, const float *b, int Dout,
                float *y);
+/* 1 when vq_linear, at the calling thread's precision on the current
+ * backend, gives every row of a call of at least VQ_ROWS_INDEPENDENT_FROM
+ * rows the same bits whatever the other rows of the call are and wherever the
+ * row sits in it; 0 when a probe of these weights' shape found otherwise.
+ * The probe (three products of up to 320 rows, against one of 320) runs once
+ * per shape, precision and backend per process; later calls read its result.
+ * vq_gemm keeps every row panel at VQ_ROWS_INDEPENDENT_FROM rows or more. */
+#define VQ_ROWS_INDEPENDENT_FROM 64
+int vq_linear_rows_independent(const float *W, const float *b, int N, int K);
+/* The probe itself, uncached, of any product with vq_linear's contract
+ * (tests give it products that are not row-independent). */
+typedef void (*vq_linear_fn)(const float *x, int T, int Din, const float *W, const float *b, int Dout, float *y);
+int vq_rows_probe(vq_linear_fn linear, const float *W, const float *b, int N, int K);
 /* Exact GELU: 0.5·x·(1 + erf(x/√2)), in place. */
 void vq_gelu(float *x, size_t n);
 /* Numerically stable softmax of n values, in place. */

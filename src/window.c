@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "memlimit.h"
+#include "ops.h"
 #include "scratch.h"
 #include "session.h"
 #include "window.h"
@@ -435,7 +436,7 @@ static int boundary_below(const struct vq_window_state *st, const struct placeme
  * its chunk (vq_gpt_rows_independent; test_window compares every logit): the
  * chunk left to compute keeps at least SHARE_MIN_ROWS rows, so every product
  * goes through the kernel it would use for the whole chunk. */
-#define SHARE_MIN_ROWS 64
+#define SHARE_MIN_ROWS VQ_ROWS_INDEPENDENT_FROM
 #define SHARE_MIN_PREFIX 16
 
 static int agree(const struct vq_window_state *st, const struct placement *Q, const struct placement *P, int ww)

@@ -459,6 +459,93 @@ static void test_attention(void)
     vq_attention_force(-1);
 }
 
+/* Products whose rows are not independent, as kernels that block the sum by
+ * the row count, read a neighbouring row or round by position would be: the
+ * probe must find each of them out. */
+static void linear_by_count(const float *x, int T, int Din, const float *W, const float *b, int Dout, float *y)
+{
+    vq_gemm_ref(0, 1, T, Dout, Din, x, Din, W, Din, 0.0f, y, Dout);
+    for (size_t i = 0; i < (size_t)T * Dout; i++) y[i] = y[i] * (1.0f + 1e-6f * (float)(T % 7)) + b[i % Dout];
+}
+static void linear_by_neighbour(const float *x, int T, int Din, const float *W, const float *b, int Dout, float *y)
+{
+    vq_gemm_ref(0, 1, T, Dout, Din, x, Din, W, Din, 0.0f, y, Dout);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < Dout; i++) y[(size_t)t * Dout + i] += b[i] + (t + 1 < T ? 1e-3f * x[(size_t)(t + 1) * Din] : 0);
+}
+static void linear_by_position(const float *x, int T, int Din, const float *W, const float *b, int Dout, float *y)
+{
+    vq_gemm_ref(0, 1, T, Dout, Din, x, Din, W, Din, 0.0f, y, Dout);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < Dout; i++) y[(size_t)t * Dout + i] += b[i] + 1e-3f * (float)(t % 3);
+}
+static void linear_plain(const float *x, int T, int Din, const float *W, const float *b, int Dout, float *y)
+{
+    vq_gemm_ref(0, 1, T, Dout, Din, x, Din, W, Din, 0.0f, y, Dout);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < Dout; i++) y[(size_t)t * Dout + i] += b[i];
+}
+
+/* Rows [o, o+n) of a call of M rows against a call of those n rows alone,
+ * and rows [0, o) against a call where the rows after them hold other values. */
+static int split_same(const float *W, const float *b, int N, int K, int M, int o)
+{
+    float *x = rnd((size_t)M * K), *x2 = malloc(sizeof(float) * (size_t)M * K);
+    float *y = malloc(sizeof(float) * (size_t)M * N), *y2 = malloc(sizeof(float) * (size_t)M * N);
+    memcpy(x2, x, sizeof(float) * (size_t)M * K);
+    for (size_t i = (size_t)o * K; i < (size_t)M * K; i++) x2[i] = frand();
+    vq_linear(x, M, K, W, b, N, y);
+    vq_linear(x2, M, K, W, b, N, y2);
+    int same = !memcmp(y, y2, sizeof(float) * (size_t)o * N);
+    vq_linear(x + (size_t)o * K, M - o, K, W, b, N, y2);
+    same &= !memcmp(y + (size_t)o * N, y2, sizeof(float) * (size_t)(M - o) * N);
+    free(x); free(x2); free(y); free(y2);
+    return same;
+}
+
+static void test_rows_probe(void)
+{
+    float *w = rnd(48 * 40), *b = rnd(48);
+    CHECK(vq_rows_probe(linear_plain, w, b, 48, 40) == 1 && vq_rows_probe(linear_by_count, w, b, 48, 40) == 0 &&
+          vq_rows_probe(linear_by_neighbour, w, b, 48, 40) == 0 &&
+          vq_rows_probe(linear_by_position, w, b, 48, 40) == 0,
+          "rows probe: passes a row-independent product; finds out one that depends on the row count, one that "
+          "reads the next row, one that depends on the row's place in the call");
+    free(w); free(b);
+
+    /* the real products, at the transformer's shapes (D = 256): when the
+     * probe passes, calls it did not try must agree too */
+    static const int shapes[3][2] = { { 256, 256 }, { 1024, 256 }, { 256, 1024 } };
+    for (int kind = 0; kind <= VQ_BACKEND_DNNL; kind++) {
+        if (vq_backend_select(kind)) continue;
+        for (int bf = 0; bf < 2; bf++) {
+            if (bf && (kind != VQ_BACKEND_DNNL || !vq_dnnl_bf16_native())) continue;
+            for (int s = 0; s < 3; s++) {
+                const int N = shapes[s][0], K = shapes[s][1];
+                float *W = rnd((size_t)N * K), *B = rnd(N);
+                if (bf) vq_packed_register(W, N, K);
+                vq_backend_set_bf16(bf);
+                const int r = vq_linear_rows_independent(W, B, N, K);
+                int tried = 0, same = 1;
+                for (; r && tried < (kind == VQ_BACKEND_REF ? 1 : 6); tried++) {
+                    const int M = irand(2 * VQ_ROWS_INDEPENDENT_FROM, 512);
+                    same &= split_same(W, B, N, K, M, irand(VQ_ROWS_INDEPENDENT_FROM, M - VQ_ROWS_INDEPENDENT_FROM));
+                }
+                CHECK(same && vq_linear_rows_independent(W, B, N, K) == r,
+                      "rows probe, %s %s, %dx%d: rows %s; %d more splits (128..512-row calls) bit-identical",
+                      vq_backend_name(kind), bf ? "bf16" : "fp32", K, N, r ? "independent" : "depend on the call",
+                      tried);
+                if (kind == VQ_BACKEND_REF)
+                    CHECK(r == 1, "rows probe: the reference backend is row-independent");
+                vq_backend_set_bf16(0);
+                if (bf) vq_packed_unregister(W);
+                free(W); free(B);
+            }
+        }
+    }
+    vq_backend_select(VQ_BACKEND_DNNL);
+}
+
 static void test_quantize(void)
 {
     struct vq_stage s;
@@ -505,6 +592,7 @@ int main(void)
     test_norms();
     test_pointwise();
     test_attention();
+    test_rows_probe();
     test_quantize();
     return test_exit();
 }

@@ -1,0 +1,72 @@
+/* Whether the products give a row the same bits whatever else its call
+ * holds (ops.h, vq_linear_rows_independent): measured once per shape,
+ * precision and backend, on the weights themselves. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "ops.h"
+
+#define PROBE_ROWS 320      /* the full call                                  */
+#define PROBE_KEEP 100      /* rows compared when the rows after them change  */
+#define PROBE_CACHE 16
+
+struct probe_entry { int N, K, bf16, kind, result; };
+static struct probe_entry cache[PROBE_CACHE];
+static int cache_len;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void fill(float *x, size_t n, uint64_t s)
+{
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        x[i] = (float)((int64_t)(s >> 40) - (1 << 23)) / (float)(1 << 23);   /* [-1, 1) */
+    }
+}
+
+/* Three comparisons against one call of PROBE_ROWS rows:
+ *  - its first PROBE_KEEP rows, when the rows after them hold other values;
+ *  - its rows from VQ_ROWS_INDEPENDENT_FROM on, as a call of their own;
+ *  - its last VQ_ROWS_INDEPENDENT_FROM rows, likewise. */
+int vq_rows_probe(vq_linear_fn linear, const float *W, const float *b, int N, int K)
+{
+    const int M = PROBE_ROWS;
+    float *x = malloc(sizeof(float) * (size_t)M * K), *x2 = malloc(sizeof(float) * (size_t)M * K);
+    float *y = malloc(sizeof(float) * (size_t)M * N), *y2 = malloc(sizeof(float) * (size_t)M * N);
+    int same = x && x2 && y && y2;
+    if (same) {
+        fill(x, (size_t)M * K, 0x9e3779b97f4a7c15ull);
+        memcpy(x2, x, sizeof(float) * (size_t)PROBE_KEEP * K);
+        fill(x2 + (size_t)PROBE_KEEP * K, (size_t)(M - PROBE_KEEP) * K, 0x2545f4914f6cdd1dull);
+        linear(x, M, K, W, b, N, y);
+        linear(x2, M, K, W, b, N, y2);
+        same = !memcmp(y, y2, sizeof(float) * (size_t)PROBE_KEEP * N);
+        static const int offs[2] = { VQ_ROWS_INDEPENDENT_FROM, PROBE_ROWS - VQ_ROWS_INDEPENDENT_FROM };
+        for (int i = 0; i < 2 && same; i++) {
+            const size_t o = (size_t)offs[i];
+            linear(x + o * K, M - (int)o, K, W, b, N, y2);
+            same = !memcmp(y + o * N, y2, sizeof(float) * (M - o) * N);
+        }
+    }
+    free(x); free(x2); free(y); free(y2);
+    return same;
+}
+
+int vq_linear_rows_independent(const float *W, const float *b, int N, int K)
+{
+    const int bf16 = vq_backend_bf16() && vq_packed_bf16(W), kind = vq_backend_current();
+    int r = -1;
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < cache_len && r < 0; i++)
+        if (cache[i].N == N && cache[i].K == K && cache[i].bf16 == bf16 && cache[i].kind == kind)
+            r = cache[i].result;
+    if (r < 0) {
+        r = vq_rows_probe(vq_linear, W, b, N, K);
+        struct probe_entry *e = &cache[cache_len < PROBE_CACHE ? cache_len++ : PROBE_CACHE - 1];
+        *e = (struct probe_entry){ N, K, bf16, kind, r };
+    }
+    pthread_mutex_unlock(&lock);
+    return r;
+}
