@@ -430,8 +430,8 @@ static int boundary_below(const struct vq_window_state *st, const struct placeme
  * the window's raster order) hold the same keys and values for positions
  * 0..k-1: a position's keys and values depend on the tokens up to it only.
  * A new placement copies them from the donor (the placement dropped last) or
- * from the placement used just before it, whichever agrees longer, and
- * computes the rest of its condition chunk. The numbers are those it would
+ * from a placement in use, whichever agrees longest, and computes the rest
+ * of its condition chunk. The numbers are those it would
  * compute itself when a row's result does not depend on the other rows of
  * its chunk (vq_gpt_rows_independent; test_window compares every logit): the
  * chunk left to compute keeps at least SHARE_MIN_ROWS rows, so every product
@@ -451,9 +451,17 @@ static void share_prefix(struct vq_window_state *st, struct placement *P)
 {
     const int ww = st->w * st->w;
     if (!st->share || P->cache.len || P->cache.cap < ww) return;
-    const int kd = agree(st, st->donor, P, ww), kn = agree(st, P->older, P, ww);
-    const struct placement *Q = kd >= kn ? st->donor : P->older;
-    int k = kd >= kn ? kd : kn;
+    /* the donor, then every placement in use, newest first: the longest
+     * agreement wins, the first found among equals */
+    const struct placement *Q = st->donor;
+    int k = agree(st, Q, P, ww);
+    for (const struct placement *O = P->older; O && k < ww; O = O->older) {
+        const int ko = agree(st, O, P, ww);
+        if (ko > k) {
+            k = ko;
+            Q = O;
+        }
+    }
     if (k < ww && k > ww - SHARE_MIN_ROWS) k = ww - SHARE_MIN_ROWS;
     if (k < SHARE_MIN_PREFIX || k < st->gpt->n_unmasked) return;
     if (!st->dry_run) {
