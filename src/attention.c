@@ -10,11 +10,21 @@
  * not depend on the tile it shares, the block, the task or the thread. Other
  * CPUs and head widths that are not a multiple of 16 go through vq_gemm with
  * the same layout. Masked scores are exact zeros, so a row whose block reads
- * further keys only adds zero terms. */
+ * further keys only adds zero terms.
+ *
+ * With bf16 products on a CPU with AVX512_BF16, the cache holds bf16 in pairs
+ * (gpt.h): keys [D/2][cap][2], so that one 32-bit lane holds a key's two
+ * consecutive dimensions, and values [cap/2][D][2], two consecutive
+ * positions of a column. One vdpbf16ps then adds two terms per lane: the
+ * scores take the query in bf16, the output the probabilities in bf16, and
+ * both sums run in fp32 in a fixed order as above. A partner slot past the
+ * last position holds zero, so an odd count of keys reads no stale value. */
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "attention.h"
 #include "backend.h"
@@ -80,6 +90,63 @@ AVX512 void output_tile(const int M, const int NV, const float *S, int lds, cons
         _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++) _mm512_storeu_ps(y + (size_t)r * ldy + 16 * c, acc[r][c]);
 }
 
+#define AVX512BF16 __attribute__((target("avx512f,avx512bf16"), always_inline)) static inline
+
+/* Two bf16 at p (a pair) broadcast to every 32-bit lane. */
+AVX512 __m512i pair_at(const uint16_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof(v));
+    return _mm512_set1_epi32(v);
+}
+
+/* S[M rows][tn <= 32 keys] = qb[M][hd] · keys, from pairs k2[hd/2][ldk][2]
+ * starting at the tile's first key */
+AVX512BF16 void scores_tile_bf16(const int M, const uint16_t *qb, int ldq, const uint16_t *k2, int ldk, int hd,
+                                 int tn, float *S, int lds)
+{
+    const __mmask16 m0 = tn >= 16 ? 0xffff : (__mmask16)((1u << tn) - 1);
+    const __mmask16 m1 = tn >= 32 ? 0xffff : tn <= 16 ? 0 : (__mmask16)((1u << (tn - 16)) - 1);
+    __m512 acc[8][2];
+    _Pragma("GCC unroll 8") for (int r = 0; r < M; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int dp = 0; dp < hd / 2; dp++) {
+        const uint16_t *k = k2 + (size_t)dp * ldk * 2;
+        const __m512bh k0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, k);
+        const __m512bh k1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, k + 32);
+        _Pragma("GCC unroll 8") for (int r = 0; r < M; r++) {
+            const __m512bh a = (__m512bh)pair_at(qb + (size_t)r * ldq + 2 * dp);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, k0);
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, k1);
+        }
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < M; r++) {
+        _mm512_mask_storeu_ps(S + (size_t)r * lds, m0, acc[r][0]);
+        _mm512_mask_storeu_ps(S + (size_t)r * lds + 16, m1, acc[r][1]);
+    }
+}
+
+/* y[M rows][16·NV columns] = P[M][0 .. T) · values, from probabilities in
+ * bf16 (row stride ldp) and value pairs v2[T/2][D][2] at the tile's first
+ * column; P holds zero past each row's keys and at index T when T is odd */
+AVX512BF16 void output_tile_bf16(const int M, const int NV, const uint16_t *P, int ldp, const uint16_t *v2, int D,
+                                 int T, float *y, int ldy)
+{
+    __m512 acc[6][4];
+    _Pragma("GCC unroll 6") for (int r = 0; r < M; r++)
+        _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int tp = 0; tp < (T + 1) / 2; tp++) {
+        const uint16_t *vt = v2 + (size_t)tp * D * 2;
+        __m512bh b[4];
+        _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++) b[c] = (__m512bh)_mm512_loadu_si512(vt + 32 * c);
+        _Pragma("GCC unroll 6") for (int r = 0; r < M; r++) {
+            const __m512bh a = (__m512bh)pair_at(P + (size_t)r * ldp + 2 * tp);
+            _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], a, b[c]);
+        }
+    }
+    _Pragma("GCC unroll 6") for (int r = 0; r < M; r++)
+        _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++) _mm512_storeu_ps(y + (size_t)r * ldy + 16 * c, acc[r][c]);
+}
+
 /* The switch cases calling CALL(m) with m = 6 .. 1 as a constant (the tiles
  * unroll over it). */
 #define ROW_CASES_6_TO_1(CALL)                                                                 \
@@ -117,42 +184,78 @@ static uint64_t scores_avx512(int rn, int pos0, int n_unmasked, int hd, const fl
     return flops;
 }
 
-/* The output tile of m rows and nv vectors, both as constants. */
-#define OUTPUT(M) output_tile(M, nvc, s, lds, vc, ldv, T, yc, ldy)
+__attribute__((target("avx512f,avx512bf16")))
+static uint64_t scores_bf16(int rn, int pos0, int n_unmasked, int hd, const uint16_t *qb, int ldq,
+                            const uint16_t *k2, int ldk, float *S, int lds)
+{
+    uint64_t flops = 0;
+    for (int r = 0; r < rn; r += 8) {
+        const int m = rn - r < 8 ? rn - r : 8;
+        const int T = visible(pos0 + r + m - 1, n_unmasked);
+        flops += 2ull * m * T * hd;
+        for (int t = 0; t < T; t += 32) {
+            const int tn = T - t < 32 ? T - t : 32;
+            const uint16_t *qr = qb + (size_t)r * ldq;
+            float *s = S + (size_t)r * lds + t;
+#define SCORES(M) scores_tile_bf16(M, qr, ldq, k2 + (size_t)t * 2, ldk, hd, tn, s, lds)
+            switch (m) {
+            case 8: SCORES(8); break;
+            case 7: SCORES(7); break;
+            ROW_CASES_6_TO_1(SCORES)
+            }
+#undef SCORES
+        }
+    }
+    return flops;
+}
+
+/* The body of an output driver: rows pos0 .. pos0+rn-1 in groups of 6; a
+ * group reads the keys its last row sees (its other rows' probabilities are
+ * zero there); the tile (OUTPUT(m) with nvc vectors, both constants) at
+ * rows r and columns c. */
 #define OUTPUT_ROWS(NV)                                                                        \
     {                                                                                          \
         const int nvc = NV;                                                                    \
         switch (m) { ROW_CASES_6_TO_1(OUTPUT) }                                                \
     }
+#define OUTPUT_GROUPS                                                                          \
+    uint64_t flops = 0;                                                                        \
+    for (int r = 0; r < rn; r += 6) {                                                          \
+        const int m = rn - r < 6 ? rn - r : 6;                                                 \
+        const int T = visible(pos0 + r + m - 1, n_unmasked);                                   \
+        flops += 2ull * m * T * hd;                                                            \
+        for (int c = 0; c < hd; c += 64) {                                                     \
+            const int nv = hd - c < 64 ? (hd - c) / 16 : 4;                                    \
+            float *yc = y + (size_t)r * ldy + c;                                               \
+            switch (nv) {                                                                      \
+            case 4: OUTPUT_ROWS(4) break;                                                      \
+            case 3: OUTPUT_ROWS(3) break;                                                      \
+            case 2: OUTPUT_ROWS(2) break;                                                      \
+            default: OUTPUT_ROWS(1) break;                                                     \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    return flops;
 
-/* Rows pos0 .. pos0+rn-1; a group of rows reads the keys its last row sees
- * (its other rows' scores are zero there). */
 __attribute__((target("avx512f")))
 static uint64_t output_avx512(int rn, int pos0, int n_unmasked, int hd, const float *S, int lds, const float *v,
                               int ldv, float *y, int ldy)
 {
-    uint64_t flops = 0;
-    for (int r = 0; r < rn; r += 6) {
-        const int m = rn - r < 6 ? rn - r : 6;
-        const int T = visible(pos0 + r + m - 1, n_unmasked);
-        flops += 2ull * m * T * hd;
-        const float *s = S + (size_t)r * lds;
-        for (int c = 0; c < hd; c += 64) {
-            const int nv = hd - c < 64 ? (hd - c) / 16 : 4;
-            const float *vc = v + c;
-            float *yc = y + (size_t)r * ldy + c;
-            switch (nv) {
-            case 4: OUTPUT_ROWS(4) break;
-            case 3: OUTPUT_ROWS(3) break;
-            case 2: OUTPUT_ROWS(2) break;
-            default: OUTPUT_ROWS(1) break;
-            }
-#undef OUTPUT_ROWS
+#define OUTPUT(M) output_tile(M, nvc, S + (size_t)r * lds, lds, v + c, ldv, T, yc, ldy)
+    OUTPUT_GROUPS
 #undef OUTPUT
-        }
-    }
-    return flops;
 }
+
+__attribute__((target("avx512f,avx512bf16")))
+static uint64_t output_bf16(int rn, int pos0, int n_unmasked, int hd, const uint16_t *P, int ldp,
+                            const uint16_t *v2, int D, float *y, int ldy)
+{
+#define OUTPUT(M) output_tile_bf16(M, nvc, P + (size_t)r * ldp, ldp, v2 + (size_t)c * 2, D, T, yc, ldy)
+    OUTPUT_GROUPS
+#undef OUTPUT
+}
+#undef OUTPUT_GROUPS
+#undef OUTPUT_ROWS
 #endif
 
 static int forced_kernel = -1;
@@ -169,6 +272,101 @@ int vq_attention_kernel(int hd)
     (void)hd;
     return 0;
 #endif
+}
+
+int vq_attention_bf16_kernel(int hd)
+{
+    return vq_attention_kernel(hd) && vq_simd_level() >= 3;
+}
+
+/* Scale, mask and softmax of a task's rows: row r (position pos0 + r) keeps
+ * its visible keys, zeros up to Tb. */
+static void softmax_rows(float *S, int lds, int rn, int pos0, int n_unmasked, int Tb, float scale)
+{
+    for (int r = 0; r < rn; r++) {
+        const int vis = visible(pos0 + r, n_unmasked);
+        float *s = S + (size_t)r * lds;
+        for (int t = 0; t < vis; t++)
+            s[t] *= scale;
+        vq_softmax(s, vis);
+        for (int t = vis; t < Tb; t++)
+            s[t] = 0.0f;
+    }
+}
+
+static inline uint16_t to_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u += 0x7fff + ((u >> 16) & 1);    /* nearest even, as vq_f32_to_bf16 */
+    return (uint16_t)(u >> 16);
+}
+
+void vq_attention_bf16(const float *q, const void *K2, int ldk, const void *V2, int D, int n_head, int n_unmasked,
+                       int L0, int n, float *att, float *y)
+{
+    const int nh = n_head, hd = D / nh, T = L0 + n;
+    const float scale = (float)(1.0 / sqrt((double)hd));
+    const int n_blocks = (n + ATT_ROWS - 1) / ATT_ROWS;
+    uint16_t *qb = malloc(sizeof(uint16_t) * (size_t)n * D);
+    if (!qb) abort();
+    vq_f32_to_bf16(q, qb, (size_t)n * D);
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)n * T * D >= (1 << 20) || (int64_t)T * D >= (1 << 17))
+    for (int task = 0; task < nh * n_blocks; task++) {
+        const int h = task / n_blocks, r0 = (task % n_blocks) * ATT_ROWS;
+        const int rn = n - r0 < ATT_ROWS ? n - r0 : ATT_ROWS;
+        const int Tb = visible(L0 + r0 + rn - 1, n_unmasked);
+        float *S = att + ((size_t)h * n + r0) * T;           /* [rn][Tb], row stride T */
+#ifdef VQ_ATT_X86
+        const uint16_t *kh = (const uint16_t *)K2 + (size_t)h * hd * ldk;   /* hd/2 pairs of [ldk][2] */
+        vq_flops_add(scores_bf16(rn, L0 + r0, n_unmasked, hd, qb + (size_t)r0 * D + h * hd, D, kh, ldk, S, T));
+#endif
+        softmax_rows(S, T, rn, L0 + r0, n_unmasked, Tb, scale);
+        /* the probabilities to bf16 in place (row stride 2T halves), and a
+         * zero past an odd count */
+        for (int r = 0; r < rn; r++) {
+            float *s = S + (size_t)r * T;
+            uint16_t *p = (uint16_t *)s;
+            for (int t = 0; t < Tb; t++)
+                p[t] = to_bf16(s[t]);
+            if (Tb & 1) p[Tb] = 0;
+        }
+#ifdef VQ_ATT_X86
+        vq_flops_add(output_bf16(rn, L0 + r0, n_unmasked, hd, (const uint16_t *)S, 2 * T,
+                                 (const uint16_t *)V2 + (size_t)h * hd * 2, D, y + (size_t)r0 * D + h * hd, D));
+#endif
+    }
+    free(qb);
+}
+
+void vq_store_keys_bf16(const float *k, int n, int D, void *K2, int ldk, int L0)
+{
+    uint16_t *kp = K2;
+#pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16))
+    for (int d0 = 0; d0 < D; d0 += 16) {
+        const int dn = D - d0 < 16 ? D - d0 : 16;
+        for (int r = 0; r < n; r++)
+            for (int d = d0; d < d0 + dn; d++)
+                kp[((size_t)(d / 2) * ldk + L0 + r) * 2 + (d & 1)] = to_bf16(k[(size_t)r * D + d]);
+    }
+}
+
+void vq_store_values_bf16(const float *v, int n, int D, void *V2, int L0)
+{
+    uint16_t *vp = V2;
+    const int end = L0 + n;
+#pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16))
+    for (int r = 0; r < n; r++) {
+        const int t = L0 + r;
+        uint16_t *row = vp + (size_t)(t / 2) * D * 2 + (t & 1);
+        for (int c = 0; c < D; c++)
+            row[2 * c] = to_bf16(v[(size_t)r * D + c]);
+    }
+    if (end & 1) {                     /* the partner of the last position */
+        uint16_t *row = vp + (size_t)(end / 2) * D * 2 + 1;
+        for (int c = 0; c < D; c++)
+            row[2 * c] = 0;
+    }
 }
 
 void vq_attention(const float *q, const float *Kt, int ldk, const float *V, int D, int n_head, int n_unmasked,
@@ -196,15 +394,7 @@ void vq_attention(const float *q, const float *Kt, int ldk, const float *V, int 
         } else
 #endif
             vq_gemm(0, 0, rn, Tb, hd, qh, D, kh, ldk, 0.0f, S, T);
-        for (int r = 0; r < rn; r++) {
-            const int vis = visible(L0 + r0 + r, n_unmasked);
-            float *s = S + (size_t)r * T;
-            for (int t = 0; t < vis; t++)
-                s[t] *= scale;
-            vq_softmax(s, vis);
-            for (int t = vis; t < Tb; t++)
-                s[t] = 0.0f;
-        }
+        softmax_rows(S, T, rn, L0 + r0, n_unmasked, Tb, scale);
 #ifdef VQ_ATT_X86
         if (kernel) {
             vq_flops_add(output_avx512(rn, L0 + r0, n_unmasked, hd, S, T, vh, D, yh, D));

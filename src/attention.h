@@ -12,6 +12,19 @@
 void vq_attention(const float *q, const float *Kt, int ldk, const float *V, int D, int n_head, int n_unmasked,
                   int L0, int n, float *att, float *y);
 
+/* The same against a cache in the bf16 layout (gpt.h): keys K2[D/2][ldk][2],
+ * values V2[ldk/2][D][2], ldk even. The query and the probabilities are
+ * rounded to bf16; the sums are fp32. Only where vq_attention_bf16_kernel. */
+void vq_attention_bf16(const float *q, const void *K2, int ldk, const void *V2, int D, int n_head, int n_unmasked,
+                       int L0, int n, float *att, float *y);
+/* Rows L0 .. L0+n-1 of the bf16 layout from n rows of keys / values [n][D]
+ * (nearest even); after values, a zero in the partner slot of an odd end. */
+void vq_store_keys_bf16(const float *k, int n, int D, void *K2, int ldk, int L0);
+void vq_store_values_bf16(const float *v, int n, int D, void *V2, int L0);
+/* 1 when vq_attention_bf16 runs here for heads of width hd: the AVX-512
+ * kernels' conditions and AVX512_BF16. */
+int vq_attention_bf16_kernel(int hd);
+
 /* Kt[d * ldk + r] = k[r * D + d] for the n rows of k. */
 void vq_transpose_keys(const float *k, int n, int D, float *Kt, int ldk);
 

@@ -12,9 +12,20 @@
 
 #define LN_EPS 1e-5f
 
+int vq_kv_cache_bf16(const struct vq_gpt *gpt)
+{
+    return vq_backend_bf16() && vq_attention_bf16_kernel(gpt->n_embd / gpt->n_head);
+}
+
+static size_t cache_bytes(const struct vq_gpt *gpt, int cap, int bf16)
+{
+    const size_t rows = bf16 ? (size_t)(cap + 1) & ~(size_t)1 : (size_t)cap;
+    return (bf16 ? 2 : 4) * 2 * (size_t)gpt->n_layer * rows * (size_t)gpt->n_embd;
+}
+
 size_t vq_kv_cache_bytes(const struct vq_gpt *gpt, int cap)
 {
-    return sizeof(float) * 2 * (size_t)gpt->n_layer * (size_t)cap * (size_t)gpt->n_embd;
+    return cache_bytes(gpt, cap, vq_kv_cache_bf16(gpt));
 }
 
 int vq_kv_cache_init(struct vq_kv_cache *c, const struct vq_gpt *gpt, int cap)
@@ -22,7 +33,8 @@ int vq_kv_cache_init(struct vq_kv_cache *c, const struct vq_gpt *gpt, int cap)
     memset(c, 0, sizeof(*c));
     if (cap < 1 || cap > gpt->block)
         return vq_error(VQGAN_ERR_INVALID, "transformer cache of %d positions (block size %d)", cap, gpt->block);
-    c->kv = vq_scratch_alloc(vq_kv_cache_bytes(gpt, cap));   /* reused within a sampling call */
+    c->bf16 = vq_kv_cache_bf16(gpt);
+    c->kv = vq_scratch_alloc(cache_bytes(gpt, cap, c->bf16));   /* reused within a sampling call */
     if (!c->kv)
         return vq_error(VQGAN_ERR_NOMEM, "transformer cache of %d positions: out of memory", cap);
     c->n_layer = gpt->n_layer;
@@ -117,7 +129,8 @@ int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
 
     if (n < 1 || first_row < 0 || first_row > n)
         return vq_error(VQGAN_ERR_INVALID, "transformer forward of %d positions, logits from row %d", n, first_row);
-    if (cache->n_layer != gpt->n_layer || cache->n_embd != D || !cache->kv)
+    if (cache->n_layer != gpt->n_layer || cache->n_embd != D || !cache->kv ||
+        (cache->bf16 && !vq_attention_bf16_kernel(D / gpt->n_head)))
         return vq_error(VQGAN_ERR_INVALID, "transformer cache does not match the model");
     if (T > cache->cap)
         return vq_error(VQGAN_ERR_LIMIT, "transformer cache full: %d + %d positions, room for %d (block %d)",
@@ -154,22 +167,32 @@ int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
     const int out0 = logits ? first_row : n;
     for (int l = 0; l < gpt->n_layer; l++) {
         const struct vq_gpt_block *b = &gpt->blocks[l];
-        float *K = vq_kv_cache_k(cache, l), *V = vq_kv_cache_v(cache, l);
+        void *K = vq_kv_cache_k(cache, l), *V = vq_kv_cache_v(cache, l);
+        const int ldk = vq_kv_cache_rows(cache);
         /* the last layer needs every row's keys and values (for the cache),
          * but queries, attention and MLP for the output rows only */
         const int r0 = l == gpt->n_layer - 1 ? out0 : 0, m = n - r0;
         const size_t md = (size_t)m * D;
         float *x = s.x + (size_t)r0 * D, *xn = s.xn + (size_t)r0 * D;
 
-        /* x += proj(attention(ln1(x))); new keys/values go straight to the cache */
+        /* x += proj(attention(ln1(x))); new keys/values go to the cache */
         vq_layer_norm(s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
         vq_linear(s.xn, n, D, b->k_w, b->k_b, D, s.tmp);
-        vq_transpose_keys(s.tmp, n, D, K + L0, cache->cap);
-        vq_linear(s.xn, n, D, b->v_w, b->v_b, D, V + (size_t)L0 * D);
+        if (cache->bf16) {
+            vq_store_keys_bf16(s.tmp, n, D, K, ldk, L0);
+            vq_linear(s.xn, n, D, b->v_w, b->v_b, D, s.tmp);
+            vq_store_values_bf16(s.tmp, n, D, V, L0);
+        } else {
+            vq_transpose_keys(s.tmp, n, D, (float *)K + L0, ldk);
+            vq_linear(s.xn, n, D, b->v_w, b->v_b, D, (float *)V + (size_t)L0 * D);
+        }
         if (!m)
             break;
         vq_linear(xn, m, D, b->q_w, b->q_b, D, s.q);
-        vq_attention(s.q, K, cache->cap, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m, s.att, s.y);
+        if (cache->bf16)
+            vq_attention_bf16(s.q, K, ldk, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m, s.att, s.y);
+        else
+            vq_attention(s.q, K, ldk, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m, s.att, s.y);
         vq_linear(s.y, m, D, b->proj_w, b->proj_b, D, s.tmp);
         vq_add(x, s.tmp, md);
 

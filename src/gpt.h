@@ -18,26 +18,39 @@
 
 #include "model.h"
 
+/* Per layer, the keys then the values of every position fed, in one of two
+ * layouts (attention.h):
+ *  - fp32: keys transposed Kᵀ[n_embd][cap], values V[cap][n_embd];
+ *  - bf16 (bf16 products with the AVX512_BF16 attention kernels): keys
+ *    [n_embd/2][cap][2] (pairs of dimensions), values [cap/2][n_embd][2]
+ *    (pairs of positions), cap rounded up to even; half the memory. */
 struct vq_kv_cache {
     int n_layer, n_embd;
     int cap;            /* positions the buffers hold (<= block)      */
     int len;            /* positions fed so far                        */
-    float *kv;          /* per layer: keys transposed [n_embd][cap],
-                           then values [cap][n_embd]                   */
+    int bf16;           /* the layout                                  */
+    void *kv;
 };
 
-/* Bytes a cache of cap positions takes. */
+/* 1 when a cache made now, by this thread, takes the bf16 layout: bf16
+ * products (vq_backend_bf16) and the bf16 attention kernels for the model's
+ * head width. */
+int vq_kv_cache_bf16(const struct vq_gpt *gpt);
+/* Bytes a cache of cap positions made now takes. */
 size_t vq_kv_cache_bytes(const struct vq_gpt *gpt, int cap);
-/* Allocates an empty cache for up to cap positions (1..block). */
+/* Allocates an empty cache for up to cap positions (1..block), in the
+ * layout vq_kv_cache_bf16 gives. */
 int  vq_kv_cache_init(struct vq_kv_cache *c, const struct vq_gpt *gpt, int cap);
 void vq_kv_cache_free(struct vq_kv_cache *c);
-static inline float *vq_kv_cache_k(const struct vq_kv_cache *c, int layer)
+/* A layer's keys (its values follow, vq_kv_cache_v); elements of 4 or 2 bytes. */
+static inline int vq_kv_cache_rows(const struct vq_kv_cache *c) { return c->bf16 ? (c->cap + 1) & ~1 : c->cap; }
+static inline void *vq_kv_cache_k(const struct vq_kv_cache *c, int layer)
 {
-    return c->kv + (size_t)layer * 2 * c->cap * c->n_embd;
+    return (char *)c->kv + (size_t)layer * 2 * vq_kv_cache_rows(c) * c->n_embd * (c->bf16 ? 2 : 4);
 }
-static inline float *vq_kv_cache_v(const struct vq_kv_cache *c, int layer)
+static inline void *vq_kv_cache_v(const struct vq_kv_cache *c, int layer)
 {
-    return vq_kv_cache_k(c, layer) + (size_t)c->cap * c->n_embd;
+    return (char *)vq_kv_cache_k(c, layer) + (size_t)vq_kv_cache_rows(c) * c->n_embd * (c->bf16 ? 2 : 4);
 }
 
 /* Feeds n_new tokens at positions cache->len .. cache->len + n_new - 1 and

@@ -441,7 +441,7 @@ static int boundary_below(const struct vq_window_state *st, const struct placeme
 
 static int agree(const struct vq_window_state *st, const struct placement *Q, const struct placement *P, int ww)
 {
-    if (!Q || Q == P || Q->cache.len < ww) return 0;
+    if (!Q || Q == P || Q->cache.len < ww || Q->cache.bf16 != P->cache.bf16) return 0;
     int k = 0;
     while (k < ww && Q->toks[k] == seq_token(st, P, k)) k++;
     return k;
@@ -465,13 +465,19 @@ static void share_prefix(struct vq_window_state *st, struct placement *P)
     if (k < ww && k > ww - SHARE_MIN_ROWS) k = ww - SHARE_MIN_ROWS;
     if (k < SHARE_MIN_PREFIX || k < st->gpt->n_unmasked) return;
     if (!st->dry_run) {
-        const int D = st->gpt->n_embd;
+        /* keys: k positions of every dimension (fp32) or pair of dimensions
+         * (bf16); values: the first k rows (fp32) or pairs of rows, the last
+         * one's partner included (bf16: position k, written again when fed) */
+        const int D = st->gpt->n_embd, bf = P->cache.bf16, es = bf ? 2 : 4, lines = bf ? D / 2 : D;
+        const size_t line = (size_t)k * es * (bf ? 2 : 1), vbytes = (size_t)(bf ? (k + 1) & ~1 : k) * D * es;
+        const size_t qld = (size_t)vq_kv_cache_rows(&Q->cache) * es * (bf ? 2 : 1);
+        const size_t pld = (size_t)vq_kv_cache_rows(&P->cache) * es * (bf ? 2 : 1);
         for (int l = 0; l < st->gpt->n_layer; l++) {
-            const float *qk = vq_kv_cache_k(&Q->cache, l);
-            float *pk = vq_kv_cache_k(&P->cache, l);
-            for (int d = 0; d < D; d++)
-                memcpy(pk + (size_t)d * P->cache.cap, qk + (size_t)d * Q->cache.cap, sizeof(float) * (size_t)k);
-            memcpy(vq_kv_cache_v(&P->cache, l), vq_kv_cache_v(&Q->cache, l), sizeof(float) * (size_t)k * D);
+            const char *qk = vq_kv_cache_k(&Q->cache, l);
+            char *pk = vq_kv_cache_k(&P->cache, l);
+            for (int d = 0; d < lines; d++)
+                memcpy(pk + d * pld, qk + d * qld, line);
+            memcpy(vq_kv_cache_v(&P->cache, l), vq_kv_cache_v(&Q->cache, l), vbytes);
         }
     }
     memcpy(P->toks, Q->toks, sizeof(int32_t) * (size_t)k);

@@ -136,9 +136,6 @@ int main(int argc, char **argv)
            vq_threads_get(), bench_peak_gflops(0));
 
     struct vq_kv_cache cache;
-    if (vq_kv_cache_init(&cache, &g, block)) return 1;
-    for (size_t i = 0; i < vq_kv_cache_bytes(&g, block) / sizeof(float); i++)
-        cache.kv[i] = 0.5f * frand();
     int32_t *tok = malloc(sizeof(int32_t) * block);
     float *logits = malloc(sizeof(float) * vocab);
     for (int i = 0; i < block; i++) tok[i] = (int32_t)(i * 37 % vocab);
@@ -148,7 +145,12 @@ int main(int argc, char **argv)
         if (!vq_dnnl_bf16_native()) break;
         if (vq_gpt_pack_bf16(&g)) return 1;
         vq_backend_set_bf16(1);
+        vq_kv_cache_free(&cache);
     }
+    /* the cache in this precision's layout, every slot holding a value */
+    if (vq_kv_cache_init(&cache, &g, block)) return 1;
+    for (size_t i = 0; i < vq_kv_cache_bytes(&g, block) / sizeof(uint16_t); i++)
+        ((uint16_t *)cache.kv)[i] = (uint16_t)(0x3e00 + (int)((frand() + 1.0f) * 127.0f));   /* 0.125 .. 0.25 */
     printf("== %s\n", prec ? "bf16 (weights repacked once, fp32 accumulation)" : "fp32");
     /* the naive loop: one forward of the whole window (2w^2 - 1 positions) per cell */
     time_forward(&g, &cache, 0, T, tok, logits); /* warm-up */

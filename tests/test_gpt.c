@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "attention.h"
 #include "backend.h"
 #include "gpt.h"
 #include "model.h"
@@ -191,6 +192,59 @@ static void test_random(int vocab, int block, int n_layer, int n_head, int D, in
     rgpt_free(&r);
 }
 
+/* bf16 products with the bf16 cache layout (gpt.h): half the bytes; logits
+ * near fp32's; one-at-a-time decode and chunks near the prefill (other
+ * summation orders), a row computed in a later chunk of 64 rows or more
+ * bit-identical; an odd number of positions fed, then more. */
+static void test_bf16(void)
+{
+    struct rgpt r;
+    if (rgpt_init_unmasked(&r, 48, 72, 2, 2, 64, 3, 21)) { CHECK(0, "allocation"); return; }
+    struct vq_gpt *g = &r.g;
+    if (!vq_dnnl_bf16_native() || !vq_attention_bf16_kernel(32) || vq_gpt_pack_bf16(g)) {
+        printf("ok - transformer bf16: no AVX512_BF16 here (skipped)\n");
+        rgpt_free(&r);
+        return;
+    }
+    const int T = 71, V = g->vocab;
+    int32_t idx[72];
+    for (int p = 0; p < T; p++) idx[p] = (int32_t)((frand() + 1.0f) * 0.5f * V) % V;
+    float *f32 = malloc(sizeof(float) * T * V), *all = malloc(sizeof(float) * T * V),
+          *dec = malloc(sizeof(float) * T * V), *tail = malloc(sizeof(float) * T * V);
+    int rc = vq_gpt_logits_all(g, idx, T, f32);
+    const size_t fp32_bytes = vq_kv_cache_bytes(g, T);
+    vq_backend_set_bf16(1);
+    const size_t bf16_bytes = vq_kv_cache_bytes(g, T);
+    CHECK(vq_kv_cache_bf16(g) && bf16_bytes == fp32_bytes / T * (T + 1) / 2,
+          "transformer bf16: the cache takes the bf16 layout, %zu bytes for %d positions (fp32: %zu)", bf16_bytes, T,
+          fp32_bytes);
+    rc |= vq_gpt_logits_all(g, idx, T, all);
+    const double scale = max_abs(f32, (size_t)T * V);
+    double e = max_abs_diff(all, f32, (size_t)T * V);
+    CHECK(rc == 0 && e < 0.05 * scale, "transformer bf16: prefill logits within %.2g of fp32's (5 %% of their "
+          "largest, %.1f)", e, scale);
+
+    struct vq_kv_cache c;
+    rc = vq_kv_cache_init(&c, g, T);
+    if (!rc) rc = vq_gpt_forward(g, &c, idx, 3, 0, dec);
+    for (int p = 3; !rc && p < T; p++)
+        rc = vq_gpt_forward(g, &c, idx + p, 1, 0, dec + (size_t)p * V);
+    e = max_abs_diff(dec, all, (size_t)T * V);
+    CHECK(rc == 0 && c.bf16 && e < 0.02 * scale, "transformer bf16: one-at-a-time decode (odd and even ends) within "
+          "%.2g of the prefill", e);
+    /* positions 7..70 (64 rows) after a first call of 7: bit-identical rows */
+    c.len = 0;
+    rc = vq_gpt_forward(g, &c, idx, 7, 7, NULL);
+    if (!rc) rc = vq_gpt_forward(g, &c, idx + 7, T - 7, 0, tail);
+    vq_kv_cache_free(&c);
+    CHECK(rc == 0 && !memcmp(tail, all + (size_t)7 * V, sizeof(float) * (T - 7) * V),
+          "transformer bf16: 64 rows fed after 7 bit-identical to the same rows of the prefill");
+    vq_backend_set_bf16(0);
+    vq_gpt_unpack_bf16(g);
+    free(f32); free(all); free(dec); free(tail);
+    rgpt_free(&r);
+}
+
 static void test_errors(void)
 {
     struct rgpt r;
@@ -259,6 +313,7 @@ int main(void)
     test_random(50, 37, 3, 3, 24, 0, 2);      /* odd sizes, head width 8 */
     test_random(40, 30, 2, 2, 16, 9, 3);      /* n_unmasked > 0 */
     test_random(64, 64, 1, 8, 64, 1, 4);
+    test_bf16();
     test_errors();
     test_golden();
     return test_exit();

@@ -459,6 +459,74 @@ static void test_attention(void)
     vq_attention_force(-1);
 }
 
+static float round_bf16(float x)
+{
+    uint16_t b;
+    vq_f32_to_bf16(&x, &b, 1);
+    uint32_t u = (uint32_t)b << 16;
+    float r;
+    memcpy(&r, &u, 4);
+    return r;
+}
+
+/* The bf16 cache layout and kernels: against the double reference on the
+ * bf16-rounded query, keys and values (what is left is the probabilities'
+ * rounding), slots past the positions fed holding NaN; threads and chunks. */
+static void test_attention_bf16(void)
+{
+    if (!vq_attention_bf16_kernel(64)) {
+        printf("ok - attention bf16: no AVX512_BF16 on this CPU, the fp32 layout is used (skipped)\n");
+        return;
+    }
+    static const int cases[][5] = {   /* D, n_head, n_unmasked, L0, n: odd and even ends */
+        { 64, 1, 0, 0, 1 }, { 128, 2, 0, 0, 77 }, { 128, 2, 0, 50, 9 }, { 192, 4, 0, 133, 70 }, { 96, 2, 0, 0, 130 },
+        { 64, 4, 0, 37, 1 }, { 128, 2, 24, 0, 40 }, { 128, 2, 24, 24, 3 }, { 32, 2, 0, 10, 2 },
+    };
+    double worst = 0;
+    int ok_rows = 1, ok_thr = 1, finite = 1;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        const int D = cases[c][0], nh = cases[c][1], nu = cases[c][2], L0 = cases[c][3], n = cases[c][4];
+        const int T = L0 + n, ldk = (T + 3 + 1) & ~1;
+        float *q = rnd((size_t)n * D), *k = rnd((size_t)T * D), *V = rnd((size_t)T * D);
+        for (size_t i = 0; i < (size_t)n * D; i++) q[i] = round_bf16(3.0f * q[i]);
+        for (size_t i = 0; i < (size_t)T * D; i++) { k[i] = round_bf16(k[i]); V[i] = round_bf16(V[i]); }
+        float *Kt = malloc(sizeof(float) * D * ldk);
+        for (int t = 0; t < T; t++)
+            for (int d = 0; d < D; d++) Kt[(size_t)d * ldk + t] = k[(size_t)t * D + d];
+        uint16_t *K2 = malloc(2 * (size_t)D * ldk), *V2 = malloc(2 * (size_t)D * ldk);
+        for (size_t i = 0; i < (size_t)D * ldk; i++) K2[i] = V2[i] = 0x7fc1;   /* NaN */
+        /* fed in two calls, as a cache is */
+        vq_store_keys_bf16(k, L0, D, K2, ldk, 0);
+        vq_store_values_bf16(V, L0, D, V2, 0);
+        vq_store_keys_bf16(k + (size_t)L0 * D, n, D, K2, ldk, L0);
+        vq_store_values_bf16(V + (size_t)L0 * D, n, D, V2, L0);
+        float *att = malloc(sizeof(float) * nh * n * T), *y = malloc(sizeof(float) * n * D),
+              *r = malloc(sizeof(float) * n * D), *y1 = malloc(sizeof(float) * n * D);
+        vq_threads_set(2);
+        vq_attention_bf16(q, K2, ldk, V2, D, nh, nu, L0, n, att, y);
+        attention_ref(q, Kt, ldk, V, D, nh, nu, L0, n, r);
+        for (int i = 0; i < n * D; i++) {
+            const double e = fabs((double)y[i] - r[i]);
+            finite &= isfinite(y[i]);
+            if (!(e <= worst)) worst = e;
+        }
+        vq_threads_set(1);
+        vq_attention_bf16(q, K2, ldk, V2, D, nh, nu, L0, n, att, y1);
+        ok_thr &= memcmp(y, y1, sizeof(float) * n * D) == 0;
+        const int s = n / 3;
+        if (s > 0 && L0 + s >= nu) {
+            vq_attention_bf16(q + (size_t)s * D, K2, ldk, V2, D, nh, nu, L0 + s, n - s, att, y1);
+            ok_rows &= memcmp(y + (size_t)s * D, y1, sizeof(float) * (n - s) * D) == 0;
+        }
+        free(q); free(k); free(V); free(Kt); free(K2); free(V2); free(att); free(y); free(r); free(y1);
+    }
+    vq_threads_set(0);
+    CHECK(finite && worst < 4e-3, "attention bf16: 9 shapes, abs err %.2g < 4e-3 against double on the rounded "
+          "inputs (the probabilities' rounding), no NaN read from past the positions fed", worst);
+    CHECK(ok_thr, "attention bf16: bit-identical with 1 and 2 threads");
+    CHECK(ok_rows, "attention bf16: a row's result does not depend on the chunk it is computed in");
+}
+
 /* Products whose rows are not independent, as kernels that block the sum by
  * the row count, read a neighbouring row or round by position would be: the
  * probe must find each of them out. */
@@ -592,6 +660,7 @@ int main(void)
     test_norms();
     test_pointwise();
     test_attention();
+    test_attention_bf16();
     test_rows_probe();
     test_quantize();
     return test_exit();
