@@ -89,9 +89,11 @@ struct vqgan_model;
 int  vqgan_model_load(const char *path, const struct vqgan_model_params *params,
                       struct vqgan_model **out);
 /* The process-wide shared cache: returns the model already loaded from the
- * same file (same path, device, inode, size and mtime) with its reference
- * count raised, or loads it. Thread-safe. Release with vqgan_model_unref();
- * the model is freed with its last reference. */
+ * same file (same path, device, inode, size and mtime) with the same
+ * parameters (precision as it resolves on this CPU: AUTO and FP32 are one;
+ * check_finite), with its reference count raised, or loads it. Thread-safe.
+ * Release with vqgan_model_unref(); the model is freed with its last
+ * reference. */
 int  vqgan_model_acquire(const char *path, const struct vqgan_model_params *params,
                          struct vqgan_model **out);
 /* Number of models the shared cache holds now (for tests and logs). */

@@ -53,6 +53,7 @@ typedef struct VQGANEncodeContext {
     int   stage;
     int   threads;
     char *map;
+    int   precision;
 
     struct vqgan_model     *model;
     struct vqgan_model_info info;
@@ -84,6 +85,7 @@ static const AVOption vqgan_encode_options[] = {
         { "image", "RGB picture (rgb24) to image tokens",            0, AV_OPT_TYPE_CONST, { .i64 = STAGE_IMAGE }, 0, 0, FLAGS, .unit = "stage" },
     { "threads", "set the number of threads (0: all online cores)", OFFSET(threads), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, 1024, FLAGS },
     { "map",     "remap gray8 label ids before encoding, src=dst pairs (stage=cond)", OFFSET(map), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, FLAGS },
+    VQGAN_PRECISION_OPTIONS(OFFSET(precision), "precision", FLAGS),
     { NULL }
 };
 
@@ -107,7 +109,7 @@ static int load_model(AVFilterContext *ctx)
     int ret;
 
     vqgan_model_unref(s->model); /* from an earlier failed attempt */
-    ret = ff_vqgan_model_open(ctx, s->model_path, &s->model, &s->info);
+    ret = ff_vqgan_model_open(ctx, s->model_path, s->precision, &s->model, &s->info);
     if (ret < 0)
         return ret;
     snprintf(s->model_id, sizeof(s->model_id), "%016"PRIx64, s->info.identity);

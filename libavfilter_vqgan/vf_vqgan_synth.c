@@ -73,6 +73,7 @@ typedef struct VQGANSynthContext {
     char   *map;
     int     temporal;
     int     fast;
+    int     precision;
 
     struct vqgan_model     *model;
     struct vqgan_model_info info;
@@ -122,6 +123,7 @@ static const AVOption vqgan_synth_options[] = {
         { "follow", "as reuse, and move the picture with panned labels",      0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_FOLLOW }, 0, 0, FLAGS, .unit = "temporal" },
         { "steady", "as reuse, and keep the pixels far from every change (approximate)", 0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_STEADY }, 0, 0, FLAGS, .unit = "temporal" },
     { "fast",        "approximate fast sampling: one window placement predicts up to fast x fast cells (0 or 1: exact)", OFFSET(fast), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, VQGAN_MAX_FAST_STEP, FLAGS },
+    VQGAN_PRECISION_OPTIONS(OFFSET(precision), "precision", FLAGS),
     { NULL }
 };
 
@@ -155,7 +157,7 @@ static int load_model(AVFilterContext *ctx)
     int ret;
 
     vqgan_model_unref(s->model); /* from an earlier failed attempt */
-    ret = ff_vqgan_model_open(ctx, s->model_path, &s->model, &s->info);
+    ret = ff_vqgan_model_open(ctx, s->model_path, s->precision, &s->model, &s->info);
     if (ret < 0)
         return ret;
     snprintf(s->model_id, sizeof(s->model_id), "%016"PRIx64, s->info.identity);

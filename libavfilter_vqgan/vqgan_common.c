@@ -117,9 +117,10 @@ int ff_vqgan_model_check_path(void *log_ctx, const char *path)
     return 0;
 }
 
-int ff_vqgan_model_open(void *log_ctx, const char *path,
+int ff_vqgan_model_open(void *log_ctx, const char *path, int precision,
                         struct vqgan_model **model, struct vqgan_model_info *info)
 {
+    struct vqgan_model_params params = vqgan_model_default_params();
     int ret;
 
     ff_vqgan_log_init();
@@ -128,7 +129,8 @@ int ff_vqgan_model_open(void *log_ctx, const char *path,
     if (ret < 0)
         return ret;
 
-    ret = vqgan_model_acquire(path, NULL, model);
+    params.precision = precision;
+    ret = vqgan_model_acquire(path, &params, model);
     if (ret < 0) {
         av_log(log_ctx, AV_LOG_ERROR, "Cannot load model file '%s': %s (%s).\n",
                path, vqgan_last_error(), vqgan_status_string(ret));

@@ -72,11 +72,23 @@ int ff_vqgan_averror(int status);
 int ff_vqgan_model_check_path(void *log_ctx, const char *path);
 
 /**
- * Take a reference to the model in path from libvqgan's shared cache and
- * read its description. Logs a message naming the file on failure.
+ * Take a reference to the model in path, loaded with the given precision
+ * (enum vqgan_precision), from libvqgan's shared cache and read its
+ * description. Logs a message naming the file on failure.
  */
-int ff_vqgan_model_open(void *log_ctx, const char *path,
+int ff_vqgan_model_open(void *log_ctx, const char *path, int precision,
                         struct vqgan_model **model, struct vqgan_model_info *info);
+
+/* The precision option of both filters (an int field of their context). */
+#define VQGAN_PRECISION_OPTIONS(field, unit, flags)                                                       \
+    { "precision", "set the arithmetic of the model's products", field, AV_OPT_TYPE_INT,                 \
+      { .i64 = VQGAN_PRECISION_AUTO }, VQGAN_PRECISION_AUTO, VQGAN_PRECISION_BF16, flags, .unit = unit }, \
+        { "auto", "the library's default (fp32)", 0, AV_OPT_TYPE_CONST,                                  \
+          { .i64 = VQGAN_PRECISION_AUTO }, 0, 0, flags, .unit = unit },                                  \
+        { "fp32", "fp32 products: reproducible across machines", 0, AV_OPT_TYPE_CONST,                   \
+          { .i64 = VQGAN_PRECISION_FP32 }, 0, 0, flags, .unit = unit },                                  \
+        { "bf16", "bf16 products where the CPU has them (faster; other tokens)", 0, AV_OPT_TYPE_CONST,   \
+          { .i64 = VQGAN_PRECISION_BF16 }, 0, 0, flags, .unit = unit }
 
 /**
  * Create a session with the given parameters; logs on failure.

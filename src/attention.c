@@ -23,7 +23,6 @@
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "attention.h"
@@ -302,14 +301,12 @@ static inline uint16_t to_bf16(float x)
     return (uint16_t)(u >> 16);
 }
 
-void vq_attention_bf16(const float *q, const void *K2, int ldk, const void *V2, int D, int n_head, int n_unmasked,
-                       int L0, int n, float *att, float *y)
+void vq_attention_bf16(const float *q, uint16_t *qb, const void *K2, int ldk, const void *V2, int D, int n_head,
+                       int n_unmasked, int L0, int n, float *att, float *y)
 {
     const int nh = n_head, hd = D / nh, T = L0 + n;
     const float scale = (float)(1.0 / sqrt((double)hd));
     const int n_blocks = (n + ATT_ROWS - 1) / ATT_ROWS;
-    uint16_t *qb = malloc(sizeof(uint16_t) * (size_t)n * D);
-    if (!qb) abort();
     vq_f32_to_bf16(q, qb, (size_t)n * D);
 #pragma omp parallel for schedule(dynamic, 1) if ((int64_t)n * T * D >= (1 << 20) || (int64_t)T * D >= (1 << 17))
     for (int task = 0; task < nh * n_blocks; task++) {
@@ -336,7 +333,6 @@ void vq_attention_bf16(const float *q, const void *K2, int ldk, const void *V2, 
                                  (const uint16_t *)V2 + (size_t)h * hd * 2, D, y + (size_t)r0 * D + h * hd, D));
 #endif
     }
-    free(qb);
 }
 
 void vq_store_keys_bf16(const float *k, int n, int D, void *K2, int ldk, int L0)

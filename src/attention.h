@@ -2,6 +2,8 @@
 #ifndef VQ_ATTENTION_H
 #define VQ_ATTENTION_H
 
+#include <stdint.h>
+
 /* y[n][D] = per head h (width hd = D / n_head):
  *   softmax(q_h K_hᵀ / √hd, masked) V_h
  * for the n new rows at absolute positions L0 .. L0+n-1, against keys and
@@ -13,10 +15,11 @@ void vq_attention(const float *q, const float *Kt, int ldk, const float *V, int 
                   int L0, int n, float *att, float *y);
 
 /* The same against a cache in the bf16 layout (gpt.h): keys K2[D/2][ldk][2],
- * values V2[ldk/2][D][2], ldk even. The query and the probabilities are
- * rounded to bf16; the sums are fp32. Only where vq_attention_bf16_kernel. */
-void vq_attention_bf16(const float *q, const void *K2, int ldk, const void *V2, int D, int n_head, int n_unmasked,
-                       int L0, int n, float *att, float *y);
+ * values V2[ldk/2][D][2], ldk even. The query (copied to the scratch qb,
+ * n·D values) and the probabilities are rounded to bf16; the sums are fp32.
+ * Only where vq_attention_bf16_kernel. */
+void vq_attention_bf16(const float *q, uint16_t *qb, const void *K2, int ldk, const void *V2, int D, int n_head,
+                       int n_unmasked, int L0, int n, float *att, float *y);
 /* Rows L0 .. L0+n-1 of the bf16 layout from n rows of keys / values [n][D]
  * (nearest even); after values, a zero in the partner slot of an odd end. */
 void vq_store_keys_bf16(const float *k, int n, int D, void *K2, int ldk, int L0);

@@ -190,7 +190,8 @@ int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
             break;
         vq_linear(xn, m, D, b->q_w, b->q_b, D, s.q);
         if (cache->bf16)
-            vq_attention_bf16(s.q, K, ldk, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m, s.att, s.y);
+            vq_attention_bf16(s.q, (uint16_t *)s.h, K, ldk, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m, s.att,
+                              s.y);   /* s.h: free until the MLP */
         else
             vq_attention(s.q, K, ldk, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m, s.att, s.y);
         vq_linear(s.y, m, D, b->proj_w, b->proj_b, D, s.tmp);

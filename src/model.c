@@ -651,6 +651,7 @@ static int model_load_fd(int fd, const char *path, const struct stat *st, const 
     m->refcount = 1;
     /* auto is fp32: exact parity with the reference (docs/precision.md) */
     m->bf16 = p.precision == VQGAN_PRECISION_BF16 && vq_dnnl_bf16_native();
+    m->check_finite = p.check_finite != 0;
     if (p.precision == VQGAN_PRECISION_BF16 && !m->bf16)
         vq_log(VQGAN_LOG_WARNING, "vqgan: %s: this CPU has no native bf16; using fp32", path);
     m->info.identity = g.identity;
@@ -734,12 +735,17 @@ int vqgan_model_acquire(const char *path, const struct vqgan_model_params *param
      * that can block, such as a FIFO, is ever waited on while it is held */
     if ((r = open_model_file(path, &fd, &st))) return r;
 
+    /* the same file loaded with the same parameters, as they resolve here */
+    const struct vqgan_model_params p = params ? *params : vqgan_model_default_params();
+    const int bf16 = p.precision == VQGAN_PRECISION_BF16 && vq_dnnl_bf16_native(), finite = p.check_finite != 0;
+
     /* Loading happens under the lock so two instances never load one file twice. */
     pthread_mutex_lock(&cache_lock);
     for (int i = 0; i < VQ_CACHE_MAX; i++) {
         struct vqgan_model *m = cache[i];
         if (m && !strcmp(m->path, path) && m->dev == (uint64_t)st.st_dev && m->ino == (uint64_t)st.st_ino &&
-            m->size == (uint64_t)st.st_size && m->mtime_ns == mtime_ns(&st)) {
+            m->size == (uint64_t)st.st_size && m->mtime_ns == mtime_ns(&st) && m->bf16 == bf16 &&
+            m->check_finite == finite) {
             __atomic_add_fetch(&m->refcount, 1, __ATOMIC_ACQ_REL);
             pthread_mutex_unlock(&cache_lock);
             close(fd);

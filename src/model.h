@@ -77,6 +77,7 @@ struct vq_gpt {
 struct vqgan_model {
     int refcount;                     /* atomic                              */
     int bf16;                         /* products in bf16 (resolved precision) */
+    int check_finite;                 /* loaded with vqgan_model_params.check_finite */
     struct vqgan_model_info info;
     struct vq_stage first, cond;
     struct vq_gpt gpt;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "test_common.h"
 #include "vqgan.h"
 
@@ -84,6 +85,22 @@ static void test_cache(void)
     CHECK(vqgan_model_cache_count() == n0, "shared cache: released with the last reference");
     r1 = vqgan_model_acquire(p, NULL, &c);
     CHECK(!r1 && c, "shared cache: reload after release");
+
+    /* the parameters are part of the key, as they resolve on this CPU */
+    struct vqgan_model_params mp = vqgan_model_default_params();
+    struct vqgan_model *f32 = NULL, *bf = NULL, *raw = NULL;
+    mp.precision = VQGAN_PRECISION_FP32;
+    vqgan_model_acquire(p, &mp, &f32);
+    mp.precision = VQGAN_PRECISION_BF16;
+    vqgan_model_acquire(p, &mp, &bf);
+    mp.precision = VQGAN_PRECISION_AUTO;
+    mp.check_finite = 0;
+    vqgan_model_acquire(p, &mp, &raw);
+    const int native = vq_dnnl_bf16_native();
+    CHECK(f32 == c && bf && (native ? bf != c : bf == c) && raw && raw != c,
+          "shared cache: fp32 shares auto's model, bf16 %s, check_finite 0 is another model",
+          native ? "is another (native bf16 here)" : "shares it too (no native bf16: it resolves to fp32)");
+    vqgan_model_unref(f32); vqgan_model_unref(bf); vqgan_model_unref(raw);
     vqgan_model_unref(c);
 }
 

@@ -493,7 +493,7 @@ static void test_attention_bf16(void)
         float *Kt = malloc(sizeof(float) * D * ldk);
         for (int t = 0; t < T; t++)
             for (int d = 0; d < D; d++) Kt[(size_t)d * ldk + t] = k[(size_t)t * D + d];
-        uint16_t *K2 = malloc(2 * (size_t)D * ldk), *V2 = malloc(2 * (size_t)D * ldk);
+        uint16_t *K2 = malloc(2 * (size_t)D * ldk), *V2 = malloc(2 * (size_t)D * ldk), *qs = malloc(2 * (size_t)n * D);
         for (size_t i = 0; i < (size_t)D * ldk; i++) K2[i] = V2[i] = 0x7fc1;   /* NaN */
         /* fed in two calls, as a cache is */
         vq_store_keys_bf16(k, L0, D, K2, ldk, 0);
@@ -503,7 +503,7 @@ static void test_attention_bf16(void)
         float *att = malloc(sizeof(float) * nh * n * T), *y = malloc(sizeof(float) * n * D),
               *r = malloc(sizeof(float) * n * D), *y1 = malloc(sizeof(float) * n * D);
         vq_threads_set(2);
-        vq_attention_bf16(q, K2, ldk, V2, D, nh, nu, L0, n, att, y);
+        vq_attention_bf16(q, qs, K2, ldk, V2, D, nh, nu, L0, n, att, y);
         attention_ref(q, Kt, ldk, V, D, nh, nu, L0, n, r);
         for (int i = 0; i < n * D; i++) {
             const double e = fabs((double)y[i] - r[i]);
@@ -511,14 +511,14 @@ static void test_attention_bf16(void)
             if (!(e <= worst)) worst = e;
         }
         vq_threads_set(1);
-        vq_attention_bf16(q, K2, ldk, V2, D, nh, nu, L0, n, att, y1);
+        vq_attention_bf16(q, qs, K2, ldk, V2, D, nh, nu, L0, n, att, y1);
         ok_thr &= memcmp(y, y1, sizeof(float) * n * D) == 0;
         const int s = n / 3;
         if (s > 0 && L0 + s >= nu) {
-            vq_attention_bf16(q + (size_t)s * D, K2, ldk, V2, D, nh, nu, L0 + s, n - s, att, y1);
+            vq_attention_bf16(q + (size_t)s * D, qs, K2, ldk, V2, D, nh, nu, L0 + s, n - s, att, y1);
             ok_rows &= memcmp(y + (size_t)s * D, y1, sizeof(float) * (n - s) * D) == 0;
         }
-        free(q); free(k); free(V); free(Kt); free(K2); free(V2); free(att); free(y); free(r); free(y1);
+        free(q); free(k); free(V); free(Kt); free(K2); free(V2); free(qs); free(att); free(y); free(r); free(y1);
     }
     vq_threads_set(0);
     CHECK(finite && worst < 4e-3, "attention bf16: 9 shapes, abs err %.2g < 4e-3 against double on the rounded "

@@ -9,16 +9,27 @@ VQ=$(model vqgan)
 LABELS="$GOLDEN/conditional/labels.png"
 
 "$FFMPEG" -hide_banner -h filter=vqgan_synth >"$TMP/help-synth" 2>&1
-for o in model mode temperature top_k top_p seed threads class map temporal; do
+for o in model mode temperature top_k top_p seed threads class map temporal fast precision; do
     check "-h filter=vqgan_synth lists $o" grep -q "^ *$o " "$TMP/help-synth"
 done
 "$FFMPEG" -hide_banner -h filter=vqgan_encode >"$TMP/help-encode" 2>&1
-for o in model stage threads map; do
+for o in model stage threads map precision; do
     check "-h filter=vqgan_encode lists $o" grep -q "^ *$o " "$TMP/help-encode"
 done
 
 # bytes FILE: size of a file
 bytes() { wc -c <"$1" | tr -d ' '; }
+
+# precision: fp32 is auto, bf16 runs (fp32 where the CPU has no bf16), a bad value is refused
+ff -i "$LABELS" -vf "vqgan_synth=model=$COND:top_k=1" -f framemd5 "$TMP/prec-auto"
+ff -i "$LABELS" -vf "vqgan_encode=model=$COND:stage=cond:precision=fp32,vqgan_synth=model=$COND:top_k=1:precision=fp32" \
+    -f framemd5 "$TMP/prec-fp32"
+check "precision=fp32 gives auto's picture" [ "$(frames "$TMP/prec-auto")" = "$(frames "$TMP/prec-fp32")" ]
+ff -i "$LABELS" -vf "vqgan_encode=model=$COND:stage=cond:precision=bf16,vqgan_synth=model=$COND:top_k=1:precision=bf16" \
+    -f rawvideo -pix_fmt rgb24 "$TMP/prec-bf16.rgb"
+check "precision=bf16 runs and gives a 128x72 picture" [ "$(bytes "$TMP/prec-bf16.rgb")" -eq $((128 * 72 * 3)) ]
+ff -i "$LABELS" -vf "vqgan_synth=model=$COND:precision=fp16" -f null -
+check "precision=fp16 is refused" [ $? -ne 0 ]
 
 ff -i "$LABELS" -vf "crop=125:70:0:0,vqgan_encode=model=$COND:stage=cond" -f rawvideo -pix_fmt gray16le "$TMP/odd.raw"
 check "125x70 labels give a 16x9 token grid (edges replicated)" [ "$(bytes "$TMP/odd.raw")" -eq $((16 * 9 * 2)) ]

@@ -20,4 +20,16 @@ check "vqgan_encode and vqgan_synth on one model run" [ $? -eq 0 ]
 n=$(loads)
 check "vqgan_encode and vqgan_synth load the model once (loaded $n times)" [ "$n" -eq 1 ]
 
+# precision is part of what is shared: auto and fp32 are one model; bf16 is
+# another where the CPU runs bf16 (elsewhere it resolves to fp32)
+ff -loglevel verbose -i "$LABELS" \
+    -vf "vqgan_encode=model=$COND:stage=cond:precision=auto,vqgan_synth=model=$COND:top_k=1:precision=fp32" -f null -
+n=$(loads)
+check "precision=auto and precision=fp32 share one model (loaded $n times)" [ "$n" -eq 1 ]
+if grep -qw 'avx512_bf16\|amx_bf16' /proc/cpuinfo; then want=2; else want=1; fi
+ff -loglevel verbose -i "$LABELS" \
+    -vf "vqgan_encode=model=$COND:stage=cond:precision=bf16,vqgan_synth=model=$COND:top_k=1:precision=fp32" -f null -
+n=$(loads)
+check "precision=bf16 beside fp32: loaded $n times ($want on this CPU)" [ "$n" -eq "$want" ]
+
 finish
