@@ -80,15 +80,15 @@ int ff_vqgan_model_open(void *log_ctx, const char *path, int precision,
                         struct vqgan_model **model, struct vqgan_model_info *info);
 
 /* The precision option of both filters (an int field of their context). */
-#define VQGAN_PRECISION_OPTIONS(field, unit, flags)                                                       \
-    { "precision", "set the arithmetic of the model's products", field, AV_OPT_TYPE_INT,                 \
-      { .i64 = VQGAN_PRECISION_AUTO }, VQGAN_PRECISION_AUTO, VQGAN_PRECISION_BF16, flags, .unit = unit }, \
-        { "auto", "the library's default (fp32)", 0, AV_OPT_TYPE_CONST,                                  \
-          { .i64 = VQGAN_PRECISION_AUTO }, 0, 0, flags, .unit = unit },                                  \
-        { "fp32", "fp32 products: reproducible across machines", 0, AV_OPT_TYPE_CONST,                   \
-          { .i64 = VQGAN_PRECISION_FP32 }, 0, 0, flags, .unit = unit },                                  \
-        { "bf16", "bf16 products where the CPU has them (faster; other tokens)", 0, AV_OPT_TYPE_CONST,   \
-          { .i64 = VQGAN_PRECISION_BF16 }, 0, 0, flags, .unit = unit }
+#define VQGAN_PRECISION_OPTIONS(field_, unit_, flags_)                                                  \
+    { "precision", "set the arithmetic of the model's products", field_, AV_OPT_TYPE_INT,               \
+      { .i64 = VQGAN_PRECISION_AUTO }, VQGAN_PRECISION_AUTO, VQGAN_PRECISION_BF16, flags_, .unit = unit_ }, \
+        { "auto", "the library's default (fp32)", 0, AV_OPT_TYPE_CONST,                                 \
+          { .i64 = VQGAN_PRECISION_AUTO }, 0, 0, flags_, .unit = unit_ },                               \
+        { "fp32", "fp32 products: reproducible across machines", 0, AV_OPT_TYPE_CONST,                  \
+          { .i64 = VQGAN_PRECISION_FP32 }, 0, 0, flags_, .unit = unit_ },                               \
+        { "bf16", "bf16 products where the CPU has them (faster; other tokens)", 0, AV_OPT_TYPE_CONST,  \
+          { .i64 = VQGAN_PRECISION_BF16 }, 0, 0, flags_, .unit = unit_ }
 
 /**
  * Create a session with the given parameters; logs on failure.
