@@ -156,57 +156,47 @@ AVX512BF16 void output_tile_bf16(const int M, const int NV, const uint16_t *P, i
     case 2: CALL(2); break;                                                                    \
     default: CALL(1); break;
 
-/* Rows pos0 .. pos0+rn-1; a group of rows stops at the keys its last row
- * sees (the rest of the block's T is masked: the caller zeroes it). */
+/* The body of a scores driver: rows pos0 .. pos0+rn-1 in groups of 8; a
+ * group stops at the keys its last row sees (the rest of the block's T is
+ * masked: the caller zeroes it); the tile (SCORES(m), m a constant) at rows
+ * r and keys t. */
+#define SCORES_GROUPS                                                                          \
+    uint64_t flops = 0;                                                                        \
+    for (int r = 0; r < rn; r += 8) {                                                          \
+        const int m = rn - r < 8 ? rn - r : 8;                                                 \
+        const int T = visible(pos0 + r + m - 1, n_unmasked);                                   \
+        flops += 2ull * m * T * hd;                                                            \
+        for (int t = 0; t < T; t += 32) {                                                      \
+            const int tn = T - t < 32 ? T - t : 32;                                            \
+            float *s = S + (size_t)r * lds + t;                                                \
+            switch (m) {                                                                       \
+            case 8: SCORES(8); break;                                                          \
+            case 7: SCORES(7); break;                                                          \
+            ROW_CASES_6_TO_1(SCORES)                                                           \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    return flops;
+
 __attribute__((target("avx512f")))
 static uint64_t scores_avx512(int rn, int pos0, int n_unmasked, int hd, const float *q, int ldq, const float *kt,
                               int ldk, float *S, int lds)
 {
-    uint64_t flops = 0;
-    for (int r = 0; r < rn; r += 8) {
-        const int m = rn - r < 8 ? rn - r : 8;
-        const int T = visible(pos0 + r + m - 1, n_unmasked);
-        flops += 2ull * m * T * hd;
-        for (int t = 0; t < T; t += 32) {
-            const int tn = T - t < 32 ? T - t : 32;
-            const float *qr = q + (size_t)r * ldq;
-            float *s = S + (size_t)r * lds + t;
-#define SCORES(M) scores_tile(M, qr, ldq, kt + t, ldk, hd, tn, s, lds)
-            switch (m) {
-            case 8: SCORES(8); break;
-            case 7: SCORES(7); break;
-            ROW_CASES_6_TO_1(SCORES)
-            }
+#define SCORES(M) scores_tile(M, q + (size_t)r * ldq, ldq, kt + t, ldk, hd, tn, s, lds)
+    SCORES_GROUPS
 #undef SCORES
-        }
-    }
-    return flops;
 }
 
+/* the same from bf16 pairs: the query qb[rn][hd], keys k2[hd/2][ldk][2] */
 __attribute__((target("avx512f,avx512bf16")))
 static uint64_t scores_bf16(int rn, int pos0, int n_unmasked, int hd, const uint16_t *qb, int ldq,
                             const uint16_t *k2, int ldk, float *S, int lds)
 {
-    uint64_t flops = 0;
-    for (int r = 0; r < rn; r += 8) {
-        const int m = rn - r < 8 ? rn - r : 8;
-        const int T = visible(pos0 + r + m - 1, n_unmasked);
-        flops += 2ull * m * T * hd;
-        for (int t = 0; t < T; t += 32) {
-            const int tn = T - t < 32 ? T - t : 32;
-            const uint16_t *qr = qb + (size_t)r * ldq;
-            float *s = S + (size_t)r * lds + t;
-#define SCORES(M) scores_tile_bf16(M, qr, ldq, k2 + (size_t)t * 2, ldk, hd, tn, s, lds)
-            switch (m) {
-            case 8: SCORES(8); break;
-            case 7: SCORES(7); break;
-            ROW_CASES_6_TO_1(SCORES)
-            }
+#define SCORES(M) scores_tile_bf16(M, qb + (size_t)r * ldq, ldq, k2 + (size_t)t * 2, ldk, hd, tn, s, lds)
+    SCORES_GROUPS
 #undef SCORES
-        }
-    }
-    return flops;
 }
+#undef SCORES_GROUPS
 
 /* The body of an output driver: rows pos0 .. pos0+rn-1 in groups of 6; a
  * group reads the keys its last row sees (its other rows' probabilities are
