@@ -19,8 +19,8 @@ int vq_kv_cache_bf16(const struct vq_gpt *gpt)
 
 static size_t cache_bytes(const struct vq_gpt *gpt, int cap, int bf16)
 {
-    const size_t rows = bf16 ? (size_t)(cap + 1) & ~(size_t)1 : (size_t)cap;
-    return (bf16 ? 2 : 4) * 2 * (size_t)gpt->n_layer * rows * (size_t)gpt->n_embd;
+    const struct vq_kv_cache shape = { .n_embd = gpt->n_embd, .cap = cap, .bf16 = bf16 };
+    return 2 * (size_t)gpt->n_layer * vq_kv_cache_block(&shape);
 }
 
 size_t vq_kv_cache_bytes(const struct vq_gpt *gpt, int cap)
@@ -41,6 +41,23 @@ int vq_kv_cache_init(struct vq_kv_cache *c, const struct vq_gpt *gpt, int cap)
     c->n_embd = gpt->n_embd;
     c->cap = cap;
     return 0;
+}
+
+void vq_kv_cache_copy_prefix(struct vq_kv_cache *dst, const struct vq_kv_cache *src, int k)
+{
+    /* keys: k positions of every dimension (fp32, Kᵀ[D][rows]) or of every
+     * pair of dimensions (bf16, [D/2][rows][2]): 4 bytes a position either
+     * way; values: the first k rows (fp32) or pairs of rows (bf16), one block */
+    const int bf = dst->bf16, D = dst->n_embd, lines = bf ? D / 2 : D;
+    const size_t line = (size_t)k * 4, vbytes = (size_t)(bf ? (k + 1) & ~1 : k) * D * (bf ? 2 : 4);
+    const size_t sld = (size_t)vq_kv_cache_rows(src) * 4, dld = (size_t)vq_kv_cache_rows(dst) * 4;
+    for (int l = 0; l < dst->n_layer; l++) {
+        const char *sk = vq_kv_cache_k(src, l);
+        char *dk = vq_kv_cache_k(dst, l);
+        for (int d = 0; d < lines; d++)
+            memcpy(dk + d * dld, sk + d * sld, line);
+        memcpy(vq_kv_cache_v(dst, l), vq_kv_cache_v(src, l), vbytes);
+    }
 }
 
 void vq_kv_cache_free(struct vq_kv_cache *c)

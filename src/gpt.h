@@ -42,16 +42,27 @@ size_t vq_kv_cache_bytes(const struct vq_gpt *gpt, int cap);
  * layout vq_kv_cache_bf16 gives. */
 int  vq_kv_cache_init(struct vq_kv_cache *c, const struct vq_gpt *gpt, int cap);
 void vq_kv_cache_free(struct vq_kv_cache *c);
-/* A layer's keys (its values follow, vq_kv_cache_v); elements of 4 or 2 bytes. */
+/* Positions the buffers are laid out for: cap, rounded up to even in bf16. */
 static inline int vq_kv_cache_rows(const struct vq_kv_cache *c) { return c->bf16 ? (c->cap + 1) & ~1 : c->cap; }
+/* Bytes of one layer's keys (its values take as many). */
+static inline size_t vq_kv_cache_block(const struct vq_kv_cache *c)
+{
+    return (size_t)vq_kv_cache_rows(c) * c->n_embd * (c->bf16 ? 2 : 4);
+}
+/* A layer's keys, and its values, which follow them. */
 static inline void *vq_kv_cache_k(const struct vq_kv_cache *c, int layer)
 {
-    return (char *)c->kv + (size_t)layer * 2 * vq_kv_cache_rows(c) * c->n_embd * (c->bf16 ? 2 : 4);
+    return (char *)c->kv + (size_t)layer * 2 * vq_kv_cache_block(c);
 }
 static inline void *vq_kv_cache_v(const struct vq_kv_cache *c, int layer)
 {
-    return (char *)vq_kv_cache_k(c, layer) + (size_t)vq_kv_cache_rows(c) * c->n_embd * (c->bf16 ? 2 : 4);
+    return (char *)vq_kv_cache_k(c, layer) + vq_kv_cache_block(c);
 }
+/* Copies the keys and values of positions 0..k-1 (k <= src->len) from src
+ * into dst, a cache of the same model and layout (len is left to the
+ * caller). In bf16 the pair holding position k-1 is copied whole: its
+ * partner (position k) is written again when fed. */
+void vq_kv_cache_copy_prefix(struct vq_kv_cache *dst, const struct vq_kv_cache *src, int k);
 
 /* Feeds n_new tokens at positions cache->len .. cache->len + n_new - 1 and
  * appends them to the cache. logits (may be NULL) receives the vocab-wide

@@ -464,22 +464,8 @@ static void share_prefix(struct vq_window_state *st, struct placement *P)
     }
     if (k < ww && k > ww - SHARE_MIN_ROWS) k = ww - SHARE_MIN_ROWS;
     if (k < SHARE_MIN_PREFIX || k < st->gpt->n_unmasked) return;
-    if (!st->dry_run) {
-        /* keys: k positions of every dimension (fp32) or pair of dimensions
-         * (bf16); values: the first k rows (fp32) or pairs of rows, the last
-         * one's partner included (bf16: position k, written again when fed) */
-        const int D = st->gpt->n_embd, bf = P->cache.bf16, es = bf ? 2 : 4, lines = bf ? D / 2 : D;
-        const size_t line = (size_t)k * es * (bf ? 2 : 1), vbytes = (size_t)(bf ? (k + 1) & ~1 : k) * D * es;
-        const size_t qld = (size_t)vq_kv_cache_rows(&Q->cache) * es * (bf ? 2 : 1);
-        const size_t pld = (size_t)vq_kv_cache_rows(&P->cache) * es * (bf ? 2 : 1);
-        for (int l = 0; l < st->gpt->n_layer; l++) {
-            const char *qk = vq_kv_cache_k(&Q->cache, l);
-            char *pk = vq_kv_cache_k(&P->cache, l);
-            for (int d = 0; d < lines; d++)
-                memcpy(pk + d * pld, qk + d * qld, line);
-            memcpy(vq_kv_cache_v(&P->cache, l), vq_kv_cache_v(&Q->cache, l), vbytes);
-        }
-    }
+    if (!st->dry_run)
+        vq_kv_cache_copy_prefix(&P->cache, &Q->cache, k);
     memcpy(P->toks, Q->toks, sizeof(int32_t) * (size_t)k);
     P->cache.len = k;
     st->shared += k;
