@@ -424,7 +424,7 @@ static int same_unshared(const struct vq_gpt *g, struct vq_window_params p, cons
  * left), sharing copies many condition positions, and every logit is that of
  * the same call without sharing: greedy and seeded, fp32 and (where the CPU
  * has it) bf16, under a tight cache cap, in fast mode, in temporal reuse,
- * under the reference backend, with unmasked leading positions. */
+ * under the reference and OpenBLAS backends, with unmasked leading positions. */
 static void test_prefix_sharing(void)
 {
     struct rgpt r;
