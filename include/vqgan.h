@@ -106,6 +106,9 @@ enum vqgan_cond_kind {
     VQGAN_COND_SEGMENTATION = 1, /* segmentation VQGAN condition stage       */
     VQGAN_COND_CLASS        = 2, /* one class-label token                    */
     VQGAN_COND_SOS          = 3, /* unconditional: one start token           */
+    VQGAN_COND_DEPTH        = 4, /* depth map through a one-channel VQModel  */
+    VQGAN_COND_COORD        = 5, /* the output frame's own position map
+                                    (CoordStage): no input content          */
 };
 
 struct vqgan_model_info {
@@ -239,9 +242,26 @@ int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int
 int vqgan_sample_conditional(struct vqgan_session *s, const int32_t *cond_tokens,
                              int gw, int gh, int32_t *tokens);
 /* Class-conditional (class_id) or unconditional (class_id ignored) models:
- * sample gw x gh tokens, gw*gh <= block_size - 1. */
+ * sample gw x gh tokens. A grid of at most block_size - 1 tokens is one
+ * sequence [token] + the grid in raster order (the reference's
+ * sample_with_past); a larger one slides a w x w window (block_size =
+ * 1 + w*w) with the segmentation case's schedule, the one class or start
+ * token as the whole condition (docs/sampling.md). */
 int vqgan_sample_unconditional(struct vqgan_session *s, int class_id, int gw, int gh,
                                int32_t *tokens);
+
+/* Completion (inpainting): sample only the cells whose cell_mask is nonzero;
+ * every other cell keeps given[] (first-stage image tokens, e.g. from
+ * vqgan_encode_image) and is never sampled. cond_tokens: the condition grid
+ * for spatial conditions (segmentation, depth, coordinates; NULL otherwise);
+ * class_id: class-conditional models (ignored by the others). The sampled
+ * cells see the kept cells before them in their window (raster order), never
+ * those after them: that is the autoregressive model's limit
+ * (docs/sampling.md, "Completion"). An all-zero mask returns given; an
+ * all-nonzero one is vqgan_sample_conditional / _unconditional exactly. */
+int vqgan_sample_masked(struct vqgan_session *s, const int32_t *cond_tokens, int class_id,
+                        const int32_t *given, const uint8_t *cell_mask, int gw, int gh,
+                        int32_t *tokens);
 
 /* Statistics of the last sampling call on this session. */
 struct vqgan_sample_stats {

@@ -1022,8 +1022,9 @@ static int vqgan_sample_conditional_impl(struct vqgan_session *s, const int32_t 
     const struct vqgan_model *m = s->model;
     if (!m->gpt.present)
         return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the model has no transformer", model_name(m));
-    if (m->info.cond_kind != VQGAN_COND_SEGMENTATION)
-        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: not a segmentation-conditional model (use "
+    if (m->info.cond_kind != VQGAN_COND_SEGMENTATION && m->info.cond_kind != VQGAN_COND_DEPTH &&
+        m->info.cond_kind != VQGAN_COND_COORD)
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: not a model with a spatial condition (use "
                         "vqgan_sample_unconditional for class-conditional and unconditional ones)", model_name(m));
     if (!cond_tokens || !tokens)
         return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_conditional: NULL token buffer");
@@ -1077,4 +1078,13 @@ int vqgan_sample_unconditional(struct vqgan_session *s, int class_id, int gw, in
     const int r = vqgan_sample_unconditional_impl(s, class_id, gw, gh, tokens);
     vq_session_leave();
     return r;
+}
+
+int vqgan_sample_masked(struct vqgan_session *s, const int32_t *cond_tokens, int class_id,
+                        const int32_t *given, const uint8_t *cell_mask, int gw, int gh,
+                        int32_t *tokens)
+{
+    (void)cond_tokens; (void)class_id; (void)given; (void)cell_mask; (void)gw; (void)gh; (void)tokens;
+    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_masked: no session");
+    return vq_error(VQGAN_ERR_UNSUPPORTED, "vqgan_sample_masked: not implemented yet");
 }
