@@ -109,22 +109,6 @@ void vq_window_origin(const struct vq_window_state *st, int32_t *oi, int32_t *oj
 double vq_detect_shift(const int32_t *cur, const int32_t *prev, int gw, int gh, int radius,
                        int *dy, int *dx);
 
-/* Temporal memos of the session's tokenizer calls (session.c): the previous
- * call's input (key) and output (value) per kind, kept in the window state so
- * that vqgan_session_free frees them with it. */
-enum { VQ_MEMO_LABELS = 0, VQ_MEMO_DECODE_U8 = 1, VQ_MEMO_DECODE_F32 = 2, VQ_MEMO_KINDS = 3 };
-/* The stored value when key equals the stored key, else NULL. */
-const void *vq_memo_find(const struct vq_window_state *st, int kind, const void *key, size_t key_len,
-                         size_t *val_len);
-/* Stores key and value (creating *state if needed); on failure the memo is
- * just left empty (returns VQGAN_ERR_NOMEM, the caller may ignore it). */
-int  vq_memo_store(struct vq_window_state **state, int kind, const void *key, size_t key_len,
-                   const void *val, size_t val_len);
-void vq_memo_clear(struct vq_window_state *st);     /* NULL is a no-op */
-/* The stored key and value of a kind, whatever they are (NULL when empty). */
-const void *vq_memo_peek(const struct vq_window_state *st, int kind, const void **key, size_t *key_len,
-                         size_t *val_len);
-
 /* Class-conditional / unconditional grid: the sequence [first_token] followed by
  * the gw*gh image tokens in raster order (gw*gh <= block - 1), one cache, one
  * new position per token, as the reference's sample_with_past. Draws are keyed
