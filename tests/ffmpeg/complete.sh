@@ -48,6 +48,23 @@ for i, p in enumerate([pic, p1, p1]):
     Image.fromarray(p).save(tmp + "/clip-%d.png" % (i + 1))
 PY
 
+"$FFMPEG" -hide_banner -h filter=vqgan_synth >"$TMP/help" 2>&1
+for o in complete mask_grow blend feather output; do
+    check "-h filter=vqgan_synth lists $o" grep -q "^ *$o " "$TMP/help"
+done
+
+# 0. output=tokens without completion: the sampled tokens themselves, which
+# mode=decode turns into the picture plain sampling gives.
+COND=$(model conditional)
+ffcheck "output=tokens: vqgan_synth=top_k=1 on conditional/labels.png gives conditional/indices.npy" \
+    "$TMP/cond-tok.raw" "$GOLDEN/conditional/indices.npy" tokens \
+    -i "$GOLDEN/conditional/labels.png" -vf "vqgan_synth=model=$COND:top_k=1:output=tokens" $RAW16 "$TMP/cond-tok.raw"
+ff -i "$GOLDEN/conditional/labels.png" -vf "vqgan_synth=model=$COND:seed=2:top_k=8:output=tokens,vqgan_synth=model=$COND:mode=decode" \
+    -f framemd5 "$TMP/tok-dec"
+ff -i "$GOLDEN/conditional/labels.png" -vf "vqgan_synth=model=$COND:seed=2:top_k=8" -f framemd5 "$TMP/tok-plain"
+check "output=tokens then mode=decode gives the picture of plain sampling" \
+    sh -c "[ -n \"\$(grep -v '^#' '$TMP/tok-plain')\" ] && [ \"\$(grep -v '^#' '$TMP/tok-dec')\" = \"\$(grep -v '^#' '$TMP/tok-plain')\" ]"
+
 # 1. The golden case: greedy completion, blend=none, through ffmpeg.
 ffcheck "complete=1:blend=none:top_k=1 on complete/{labels,picture,mask}.png gives complete/image.npy" \
     "$TMP/img.raw" "$C/image.npy" image \
