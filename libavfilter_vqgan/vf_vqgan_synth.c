@@ -436,8 +436,9 @@ static int config_complete(AVFilterContext *ctx, AVFilterLink *outlink)
     ff_framesync_uninit(&s->fs);
     if ((ret = ff_framesync_init(&s->fs, ctx, ctx->nb_inputs)) < 0)
         return ret;
-    s->fs.opaque   = s;
-    s->fs.on_event = complete_frame;
+    s->fs.opaque    = s;
+    s->fs.on_event  = complete_frame;
+    s->fs.time_base = pl->time_base; /* the output keeps the picture's time base */
     for (int i = 0; i < ctx->nb_inputs; i++) {
         FFFrameSyncIn *in = &s->fs.in[i];
         in->time_base = ctx->inputs[i]->time_base;
