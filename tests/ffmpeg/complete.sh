@@ -87,6 +87,24 @@ ffcheck "vqgan_encode=stage=image on complete/picture.png equals complete/pictur
     "$TMP/pic-idx.raw" "$C/picture_indices.npy" tokens \
     -i "$C/picture.png" -vf "vqgan_encode=model=$CPL" $RAW16 "$TMP/pic-idx.raw"
 
+# Condition tokens instead of labels give the same completion; a size that
+# is not a multiple of the factor is padded and cropped back.
+ffcheck "complete=1 on condition tokens (vqgan_encode=stage=cond) gives complete/image.npy" \
+    "$TMP/img-ct.raw" "$C/image.npy" image \
+    -i "$C/labels.png" -i "$C/picture.png" -i "$C/mask.png" \
+    -filter_complex "[0]vqgan_encode=model=$CPL:stage=cond[c];[c][1][2]vqgan_synth=model=$CPL:complete=1:blend=none:top_k=1" \
+    $RGB "$TMP/img-ct.raw"
+ff -i "$C/labels.png" -i "$C/picture.png" -i "$C/mask.png" \
+    -filter_complex "[0]crop=69:50:0:0[l];[1]crop=69:50:0:0[p];[2]crop=69:50:0:0[m];[l][p][m]vqgan_synth=model=$CPL:complete=1:top_k=1" \
+    $RGB "$TMP/odd.rgb"
+check "69x50 labels, picture and mask give a 69x50 picture, the input's outside the mask" "$PYTHON" -c '
+import sys, numpy as np
+from PIL import Image
+o = np.fromfile(sys.argv[1], np.uint8)
+pic = np.array(Image.open(sys.argv[2] + "/picture.png").convert("RGB"))[:50, :69]
+m = np.array(Image.open(sys.argv[2] + "/mask.png"))[:50, :69] > 0
+sys.exit(0 if o.size == 69 * 50 * 3 and (o.reshape(50, 69, 3)[~m] == pic[~m]).all() else 1)' "$TMP/odd.rgb" "$C"
+
 # 2. An empty mask: the picture's own reconstruction (blend=none), or the
 # picture itself (blend=mask: nothing is decoded).
 ff -i "$C/labels.png" -i "$C/picture.png" -i "$TMP/empty.png" \
