@@ -26,6 +26,8 @@
  * on segmentation labels (gray8), on condition tokens from vqgan_encode
  * (gray16), on a class id or on nothing, and decodes them to RGB.
  * mode=decode decodes image tokens from vqgan_encode (gray16).
+ * complete=1|alpha keeps a picture's tokens outside a mask and samples only
+ * inside it (three or two inputs, synchronised with framesync).
  */
 
 #include <inttypes.h>
@@ -42,13 +44,35 @@
 #include "avfilter.h"
 #include "filters.h"
 #include "formats.h"
+#include "framesync.h"
 #include "video.h"
 #include "vqgan_common.h"
+#include "vqgan_complete.h"
 
 enum VQGANMode {
     MODE_SAMPLE,
     MODE_DECODE,
     MODE_NB
+};
+
+/* complete=: which inputs carry the picture to keep and its mask. */
+enum VQGANComplete {
+    COMPLETE_OFF,         ///< one input: synthesize whole frames
+    COMPLETE_MASK,        ///< [condition][picture rgb24][mask gray8]
+    COMPLETE_ALPHA,       ///< [condition][picture rgba, the mask in its alpha]
+    COMPLETE_NB
+};
+
+enum VQGANBlend {
+    BLEND_NONE,           ///< the decoded frame as it is
+    BLEND_MASK,           ///< the input picture outside the pixel mask
+    BLEND_NB
+};
+
+enum VQGANOutput {
+    OUTPUT_PICTURE,       ///< rgb24 pictures
+    OUTPUT_TOKENS,        ///< gray16 image tokens (as vqgan_encode=stage=image)
+    OUTPUT_NB
 };
 
 /* What the current input frames hold. */
@@ -74,6 +98,11 @@ typedef struct VQGANSynthContext {
     int     temporal;
     int     fast;
     int     precision;
+    int     complete;             ///< enum VQGANComplete
+    int     mask_grow;
+    int     blend;                ///< enum VQGANBlend
+    int     feather;
+    int     output;               ///< enum VQGANOutput
 
     struct vqgan_model     *model;
     struct vqgan_model_info info;
@@ -100,6 +129,10 @@ typedef struct VQGANSynthContext {
     int in_w, in_h, in_format;    ///< input the filter is configured for
 
     int64_t frame_count;
+
+    FFFrameSync fs;               ///< complete=: the inputs' frames by timestamp
+    VQGANCompletion cpl;          ///< complete=: picture, masks, kept tokens
+    int pic_w, pic_h, pic_format; ///< complete=: the picture input configured
 } VQGANSynthContext;
 
 #define OFFSET(x) offsetof(VQGANSynthContext, x)
@@ -124,14 +157,63 @@ static const AVOption vqgan_synth_options[] = {
         { "steady", "as reuse, and keep the pixels far from every change (approximate)", 0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_STEADY }, 0, 0, FLAGS, .unit = "temporal" },
     { "fast",        "approximate fast sampling: one window placement predicts up to fast x fast cells (0 or 1: exact)", OFFSET(fast), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, VQGAN_MAX_FAST_STEP, FLAGS },
     VQGAN_PRECISION_OPTIONS(OFFSET(precision), "precision", FLAGS),
+    { "complete",    "keep a picture outside a mask, synthesize inside it (0: off)", OFFSET(complete), AV_OPT_TYPE_INT, { .i64 = COMPLETE_OFF }, 0, COMPLETE_NB - 1, FLAGS, .unit = "complete" },
+        { "off",   "one input: synthesize whole frames",                          0, AV_OPT_TYPE_CONST, { .i64 = COMPLETE_OFF   }, 0, 0, FLAGS, .unit = "complete" },
+        { "mask",  "three inputs: condition, picture (rgb24), mask (gray8, non-zero = resynthesize)", 0, AV_OPT_TYPE_CONST, { .i64 = COMPLETE_MASK  }, 0, 0, FLAGS, .unit = "complete" },
+        { "alpha", "two inputs: condition, picture (rgba) whose alpha is the mask", 0, AV_OPT_TYPE_CONST, { .i64 = COMPLETE_ALPHA }, 0, 0, FLAGS, .unit = "complete" },
+    { "mask_grow",   "complete: grow the mask of resampled cells by this many cells", OFFSET(mask_grow), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, VQGAN_MAX_GRID, FLAGS },
+    { "blend",       "complete: how the output is made of the decoded frame and the picture", OFFSET(blend), AV_OPT_TYPE_INT, { .i64 = BLEND_MASK }, 0, BLEND_NB - 1, FLAGS, .unit = "blend" },
+        { "none", "the decoded frame as it is",                                   0, AV_OPT_TYPE_CONST, { .i64 = BLEND_NONE }, 0, 0, FLAGS, .unit = "blend" },
+        { "mask", "the input picture's pixels outside the mask",                  0, AV_OPT_TYPE_CONST, { .i64 = BLEND_MASK }, 0, 0, FLAGS, .unit = "blend" },
+    { "feather",     "complete, blend=mask: blend over this many pixels outside the mask", OFFSET(feather), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, 1024, FLAGS },
+    { "output",      "what to output", OFFSET(output), AV_OPT_TYPE_INT, { .i64 = OUTPUT_PICTURE }, 0, OUTPUT_NB - 1, FLAGS, .unit = "output" },
+        { "picture", "rgb24 pictures",                                            0, AV_OPT_TYPE_CONST, { .i64 = OUTPUT_PICTURE }, 0, 0, FLAGS, .unit = "output" },
+        { "tokens",  "gray16 image tokens (as vqgan_encode=stage=image writes them)", 0, AV_OPT_TYPE_CONST, { .i64 = OUTPUT_TOKENS }, 0, 0, FLAGS, .unit = "output" },
     { NULL }
 };
 
 AVFILTER_DEFINE_CLASS(vqgan_synth);
 
+/* The input pads: one (the condition), or with complete= the condition,
+ * the picture and (complete=mask) the mask. */
+static av_cold int init_inputs(AVFilterContext *ctx)
+{
+    VQGANSynthContext *s = ctx->priv;
+    static const char *const names[] = { "condition", "picture", "mask" };
+    const int n = s->complete == COMPLETE_MASK ? 3 : s->complete == COMPLETE_ALPHA ? 2 : 1;
+    int ret;
+
+    s->cpl.weights_feather = -1;
+    if (s->complete != COMPLETE_OFF && s->mode == MODE_DECODE) {
+        av_log(ctx, AV_LOG_ERROR, "complete=%s samples the masked cells: it needs mode=sample, "
+               "not mode=decode.\n", s->complete == COMPLETE_MASK ? "mask" : "alpha");
+        return AVERROR(EINVAL);
+    }
+    if (s->output == OUTPUT_TOKENS && s->mode == MODE_DECODE) {
+        av_log(ctx, AV_LOG_ERROR, "output=tokens with mode=decode would return its input; "
+               "use output=tokens with mode=sample.\n");
+        return AVERROR(EINVAL);
+    }
+    if (s->complete == COMPLETE_OFF && (s->mask_grow || s->feather))
+        av_log(ctx, AV_LOG_WARNING, "mask_grow and feather apply with complete= only; ignored.\n");
+    if (s->feather && s->blend != BLEND_MASK)
+        av_log(ctx, AV_LOG_WARNING, "feather applies with blend=mask only; ignored.\n");
+
+    for (int i = 0; i < n; i++) {
+        AVFilterPad pad = {
+            .name = s->complete == COMPLETE_OFF ? "default" : names[i],
+            .type = AVMEDIA_TYPE_VIDEO,
+        };
+        if ((ret = ff_append_inpad(ctx, &pad)) < 0)
+            return ret;
+    }
+    return 0;
+}
+
 static av_cold int init(AVFilterContext *ctx)
 {
     VQGANSynthContext *s = ctx->priv;
+    int ret;
 
     if (s->temperature <= 0) {
         av_log(ctx, AV_LOG_ERROR, "temperature=%g is invalid: it must be > 0 (up to 100).\n",
@@ -144,6 +226,8 @@ static av_cold int init(AVFilterContext *ctx)
         return AVERROR(EINVAL);
     }
     ff_vqgan_log_init();
+    if ((ret = init_inputs(ctx)) < 0)
+        return ret;
     /* The model itself is loaded when the output is configured: ffmpeg
      * creates and frees a graph once before the one that runs. */
     return ff_vqgan_model_check_path(ctx, s->model_path);
@@ -162,6 +246,12 @@ static int load_model(AVFilterContext *ctx)
         return ret;
     snprintf(s->model_id, sizeof(s->model_id), "%016"PRIx64, s->info.identity);
 
+    if (s->complete != COMPLETE_OFF && (!s->info.has_first_stage || s->info.factor <= 0)) {
+        av_log(ctx, AV_LOG_ERROR, "complete=%s encodes the picture with the model's image "
+               "tokenizer (first stage), but model '%s' has none.\n",
+               s->complete == COMPLETE_MASK ? "mask" : "alpha", s->model_path);
+        return AVERROR(EINVAL);
+    }
     if (!s->info.has_first_stage || s->info.factor <= 0) {
         av_log(ctx, AV_LOG_ERROR, "Model '%s' has no image decoder (first stage); "
                "vqgan_synth needs one.\n", s->model_path);
@@ -244,6 +334,8 @@ static av_cold void uninit(AVFilterContext *ctx)
     av_freep(&s->cond);
     av_freep(&s->tokens);
     av_freep(&s->rgb);
+    ff_framesync_uninit(&s->fs);
+    ff_vqgan_completion_free(&s->cpl);
 }
 
 static int query_formats(const AVFilterContext *ctx,
@@ -253,6 +345,7 @@ static int query_formats(const AVFilterContext *ctx,
     const VQGANSynthContext *s = ctx->priv;
     static const enum AVPixelFormat token_fmts[] = { VQGAN_TOKEN_PIX_FMT, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat out_fmts[]   = { AV_PIX_FMT_RGB24, AV_PIX_FMT_NONE };
+    static const enum AVPixelFormat rgb_fmts[]   = { AV_PIX_FMT_RGB24, AV_PIX_FMT_NONE };
     AVFilterFormats *in;
     int ret;
 
@@ -267,7 +360,17 @@ static int query_formats(const AVFilterContext *ctx,
     ret = ff_formats_ref(in, &cfg_in[0]->formats);
     if (ret < 0)
         return ret;
-    return ff_formats_ref(ff_make_pixel_format_list(out_fmts), &cfg_out[0]->formats);
+    /* complete=: the picture is converted to rgb24 (complete=mask); an
+     * alpha picture and the mask are checked in config_output rather than
+     * converted (a conversion would invent an alpha channel or grey levels). */
+    for (int i = 1; i < ctx->nb_inputs; i++) {
+        in = i == 1 && s->complete == COMPLETE_MASK ? ff_make_pixel_format_list(rgb_fmts) :
+             ff_formats_pixdesc_filter(0, AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BITSTREAM);
+        if ((ret = ff_formats_ref(in, &cfg_in[i]->formats)) < 0)
+            return ret;
+    }
+    return ff_formats_ref(ff_make_pixel_format_list(s->output == OUTPUT_TOKENS ? token_fmts : out_fmts),
+                          &cfg_out[0]->formats);
 }
 
 static int check_grid(AVFilterContext *ctx, int w, int h, int f)
@@ -280,6 +383,78 @@ static int check_grid(AVFilterContext *ctx, int w, int h, int f)
                VQGAN_MAX_GRID, VQGAN_MAX_GRID, VQGAN_MAX_GRID * f, VQGAN_MAX_GRID * f, f);
         return AVERROR(EINVAL);
     }
+    return 0;
+}
+
+static int complete_frame(FFFrameSync *fs);
+
+/* complete=: check the picture and the mask against the output the condition
+ * gives, size the buffers, synchronise the inputs. Called by config_output
+ * once the grid and the output size are known. */
+static int config_complete(AVFilterContext *ctx, AVFilterLink *outlink)
+{
+    VQGANSynthContext *s = ctx->priv;
+    AVFilterLink *cl = ctx->inputs[0], *pl = ctx->inputs[1];
+    AVFilterLink *ml = s->complete == COMPLETE_MASK ? ctx->inputs[2] : NULL;
+    const char *what = s->complete == COMPLETE_MASK ? "mask" : "alpha";
+    int ret;
+
+    if (s->complete == COMPLETE_ALPHA && pl->format != AV_PIX_FMT_RGBA) {
+        av_log(ctx, AV_LOG_ERROR, "complete=alpha takes an rgba picture whose alpha channel is "
+               "the mask (non-zero = resynthesize), not %s%s. Insert format=rgba, or give the "
+               "mask as a third input with complete=mask.\n", av_get_pix_fmt_name(pl->format),
+               av_pix_fmt_desc_get(pl->format)->flags & AV_PIX_FMT_FLAG_ALPHA ? "" : " (no alpha)");
+        return AVERROR(EINVAL);
+    }
+    if (ml && ml->format != AV_PIX_FMT_GRAY8) {
+        av_log(ctx, AV_LOG_ERROR, "The mask (input 2 of complete=mask) is %s; it must be gray8 "
+               "(non-zero = resynthesize, 0 = keep). Insert format=gray8 when it is a grey "
+               "picture in another format.\n", av_get_pix_fmt_name(ml->format));
+        return AVERROR(EINVAL);
+    }
+    if (ml && (ml->w != pl->w || ml->h != pl->h)) {
+        av_log(ctx, AV_LOG_ERROR, "The mask is %dx%d but the picture is %dx%d; they must "
+               "have the same size.\n", ml->w, ml->h, pl->w, pl->h);
+        return AVERROR(EINVAL);
+    }
+    if (pl->w != outlink->w || pl->h != outlink->h) {
+        av_log(ctx, AV_LOG_ERROR, "The picture is %dx%d but the condition (%s %dx%d) gives a "
+               "%dx%d frame; complete=%s needs the picture%s at the output's size.\n",
+               pl->w, pl->h, s->input == INPUT_LABELS ? "labels" : "condition tokens",
+               cl->w, cl->h, outlink->w, outlink->h, what, ml ? " and the mask" : "");
+        return AVERROR(EINVAL);
+    }
+    if ((ret = ff_vqgan_completion_init(&s->cpl, pl->w, pl->h, s->info.factor, s->gw, s->gh)) < 0)
+        return ret;
+    s->pic_w      = pl->w;
+    s->pic_h      = pl->h;
+    s->pic_format = pl->format;
+
+    /* The picture drives the output: every input's frames make events, the
+     * output ends with the picture, and the condition and the mask keep
+     * their last frame after they end (one still mask for a whole video). */
+    ff_framesync_uninit(&s->fs);
+    if ((ret = ff_framesync_init(&s->fs, ctx, ctx->nb_inputs)) < 0)
+        return ret;
+    s->fs.opaque    = s;
+    s->fs.on_event  = complete_frame;
+    s->fs.time_base = pl->time_base; /* the output keeps the picture's time base */
+    for (int i = 0; i < ctx->nb_inputs; i++) {
+        FFFrameSyncIn *in = &s->fs.in[i];
+        in->time_base = ctx->inputs[i]->time_base;
+        in->sync      = 1;
+        in->before    = EXT_INFINITY;
+        in->after     = i == 1 ? EXT_STOP : EXT_INFINITY;
+    }
+    if ((ret = ff_framesync_configure(&s->fs)) < 0)
+        return ret;
+    outlink->time_base = s->fs.time_base;
+    outlink->sample_aspect_ratio = pl->sample_aspect_ratio;
+    ff_filter_link(outlink)->frame_rate = ff_filter_link(pl)->frame_rate;
+    av_log(ctx, AV_LOG_VERBOSE, "complete=%s: picture %s %dx%d kept outside the mask%s, "
+           "mask_grow=%d, blend=%s, feather=%d\n", what, av_get_pix_fmt_name(pl->format),
+           pl->w, pl->h, ml ? " (gray8)" : " (its alpha)", s->mask_grow,
+           s->blend == BLEND_MASK ? "mask" : "none", s->feather);
     return 0;
 }
 
@@ -333,6 +508,8 @@ static int config_output(AVFilterLink *outlink)
         break;
     }
     case INPUT_TIMING:
+        if (s->complete != COMPLETE_OFF)
+            inlink = ctx->inputs[1]; /* the picture gives the size, not the condition input */
         s->gw = (inlink->w + f - 1) / f;
         s->gh = (inlink->h + f - 1) / f;
         if ((int64_t)s->gw * s->gh > s->info.block_size - 1) {
@@ -346,6 +523,12 @@ static int config_output(AVFilterLink *outlink)
         outlink->w = inlink->w;
         outlink->h = inlink->h;
         break;
+    }
+    if (s->complete != COMPLETE_OFF && (ret = config_complete(ctx, outlink)) < 0)
+        return ret;
+    if (s->output == OUTPUT_TOKENS) {
+        outlink->w = s->gw;
+        outlink->h = s->gh;
     }
     s->dw = s->gw * f;
     s->dh = s->gh * f;
@@ -431,6 +614,45 @@ static int read_tokens(AVFilterContext *ctx, const AVFrame *in, int32_t *dst,
     return 0;
 }
 
+/* output=tokens: send s->tokens as a gray16 token map with the properties
+ * of props and the timestamp pts, the metadata vqgan_encode=stage=image
+ * writes, and the frame's log line. */
+static int tokens_out(AVFilterContext *ctx, const AVFrame *props, int64_t pts,
+                      const struct vqgan_sample_stats *stats, int64_t t0)
+{
+    VQGANSynthContext *s = ctx->priv;
+    AVFilterLink *outlink = ctx->outputs[0];
+    AVFrame *out = ff_get_video_buffer(outlink, s->gw, s->gh);
+    char grid[32], factor[16];
+    double secs;
+    int ret;
+
+    if (!out)
+        return AVERROR(ENOMEM);
+    for (int y = 0; y < s->gh; y++) {
+        uint16_t *row = (uint16_t *)(out->data[0] + y * out->linesize[0]);
+        for (int x = 0; x < s->gw; x++)
+            row[x] = s->tokens[y * s->gw + x];
+    }
+    if ((ret = av_frame_copy_props(out, props)) < 0) {
+        av_frame_free(&out);
+        return ret;
+    }
+    out->pts = pts;
+    snprintf(grid, sizeof(grid), "%dx%d", s->gw, s->gh);
+    snprintf(factor, sizeof(factor), "%d", s->info.factor);
+    av_dict_set(&out->metadata, VQGAN_META_STAGE, "image", 0);
+    av_dict_set(&out->metadata, VQGAN_META_GRID, grid, 0);
+    av_dict_set(&out->metadata, VQGAN_META_MODEL, s->model_id, 0);
+    av_dict_set(&out->metadata, VQGAN_META_FACTOR, factor, 0);
+    secs = (av_gettime_relative() - t0) / 1e6;
+    av_log(ctx, AV_LOG_INFO, "frame %"PRId64": %"PRId64" tokens sampled, %"PRId64" reused "
+           "in %.3f s, %dx%d tokens out\n", s->frame_count, stats->positions_sampled,
+           stats->positions_reused, secs, s->gw, s->gh);
+    s->frame_count++;
+    return ff_filter_frame(outlink, out);
+}
+
 static int filter_frame(AVFilterLink *inlink, AVFrame *in)
 {
     AVFilterContext *ctx = inlink->dst;
@@ -505,6 +727,11 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
         ret = ff_vqgan_averror(ret);
         goto fail;
     }
+    if (s->output == OUTPUT_TOKENS) {
+        ret = tokens_out(ctx, in, in->pts, &stats, t0);
+        av_frame_free(&in);
+        return ret;
+    }
 
     out = ff_get_video_buffer(outlink, outlink->w, outlink->h);
     if (!out) {
@@ -569,13 +796,222 @@ fail:
     return ret;
 }
 
-static const AVFilterPad vqgan_synth_inputs[] = {
+/* complete=: the condition tokens of the first input's frame, or NULL for
+ * models without a spatial condition. */
+static int complete_condition(AVFilterContext *ctx, const AVFrame *in, const int32_t **cond)
+{
+    VQGANSynthContext *s = ctx->priv;
+    const size_t n = (size_t)s->gw * s->gh;
+    int ret;
+
+    *cond = NULL;
+    if (s->input == INPUT_TIMING)
+        return 0;
+    if (in->width != s->in_w || in->height != s->in_h || in->format != s->in_format) {
+        av_log(ctx, AV_LOG_ERROR, "The condition input changed from %s %dx%d to %s %dx%d; "
+               "complete= does not follow size changes within the filter (let ffmpeg "
+               "rebuild the graph: drop -reinit_filter 0).\n",
+               av_get_pix_fmt_name(s->in_format), s->in_w, s->in_h,
+               av_get_pix_fmt_name(in->format), in->width, in->height);
+        return AVERROR(EINVAL);
+    }
+    av_fast_malloc(&s->cond, &s->cond_size, n * sizeof(*s->cond));
+    if (!s->cond)
+        return AVERROR(ENOMEM);
+    if (s->input == INPUT_LABELS) {
+        av_fast_malloc(&s->labels, &s->labels_size, (size_t)s->lw * s->lh);
+        if (!s->labels)
+            return AVERROR(ENOMEM);
+        ret = ff_vqgan_prepare_labels(ctx, in, s->label_map, s->info.n_labels,
+                                      s->labels, s->lw, s->lw, s->lh);
+        if (ret < 0)
+            return ret;
+        ret = vqgan_encode_labels(s->session, s->labels, s->lw, s->lw, s->lh, s->cond, NULL);
+        if (ret < 0) {
+            av_log(ctx, AV_LOG_ERROR, "Failed encoding the labels of frame %"PRId64": %s.\n",
+                   s->frame_count, vqgan_last_error());
+            return ff_vqgan_averror(ret);
+        }
+    } else {
+        if ((ret = check_metadata(ctx, in, "cond")) < 0 ||
+            (ret = read_tokens(ctx, in, s->cond, s->info.cond_codes, "condition")) < 0)
+            return ret;
+    }
+    *cond = s->cond;
+    return 0;
+}
+
+/* complete=: one frame event: condition, picture and mask in, one picture
+ * (or token map) out. */
+static int complete_frame(FFFrameSync *fs)
+{
+    AVFilterContext *ctx = fs->parent;
+    VQGANSynthContext *s = ctx->priv;
+    AVFilterLink *outlink = ctx->outputs[0];
+    VQGANCompletion *c = &s->cpl;
+    const int alpha = s->complete == COMPLETE_ALPHA;
+    const int total = s->gw * s->gh;
+    int64_t t0 = av_gettime_relative(), masked;
+    struct vqgan_sample_stats stats = { 0 };
+    AVFrame *cin, *pic, *mask = NULL, *out = NULL;
+    const int32_t *cond;
+    int64_t pts;
+    int ret, cells, kept_changed, encoded = 0;
+
+    if ((ret = ff_framesync_get_frame(fs, 0, &cin, 0)) < 0 ||
+        (ret = ff_framesync_get_frame(fs, 1, &pic, 0)) < 0 ||
+        (!alpha && (ret = ff_framesync_get_frame(fs, 2, &mask, 0)) < 0))
+        return ret;
+    if (!cin || !pic || (!alpha && !mask))
+        return AVERROR_BUG; /* every input is extended (EXT_INFINITY) or ends all (EXT_STOP) */
+    pts = av_rescale_q(fs->pts, fs->time_base, outlink->time_base);
+    if (pic->width != s->pic_w || pic->height != s->pic_h || pic->format != s->pic_format ||
+        (mask && (mask->width != s->pic_w || mask->height != s->pic_h ||
+                  mask->format != AV_PIX_FMT_GRAY8))) {
+        av_log(ctx, AV_LOG_ERROR, "The picture%s changed size or format mid-stream "
+               "(%s %dx%d configured, now %s %dx%d%s%s); complete= does not follow such "
+               "changes within the filter.\n", mask ? " or the mask" : "",
+               av_get_pix_fmt_name(s->pic_format), s->pic_w, s->pic_h,
+               av_get_pix_fmt_name(pic->format), pic->width, pic->height,
+               mask ? ", mask " : "", mask ? av_get_pix_fmt_name(mask->format) : "");
+        return AVERROR(EINVAL);
+    }
+    s->progress.frame       = s->frame_count;
+    s->progress.last_report = t0;
+    av_fast_malloc(&s->tokens, &s->tokens_size, (size_t)total * sizeof(*s->tokens));
+    if (!s->tokens)
+        return AVERROR(ENOMEM);
+    if ((ret = complete_condition(ctx, cin, &cond)) < 0)
+        return ret;
+
+    masked = alpha ? ff_vqgan_completion_read_mask(c, pic->data[0] + 3, pic->linesize[0], 4) :
+                     ff_vqgan_completion_read_mask(c, mask->data[0], mask->linesize[0], 1);
+    if ((cells = ff_vqgan_completion_cells(c, s->mask_grow)) < 0)
+        return cells;
+    ff_vqgan_completion_read_picture(c, pic->data[0], pic->linesize[0], alpha ? 4 : 3);
+
+    /* The picture's tokens, unless every cell is sampled; an unchanged
+     * picture keeps the tokens of the previous frame (the encoder is
+     * deterministic). */
+    if (cells < total) {
+        if (!c->have_prev || memcmp(c->rgb, c->prev_rgb, (size_t)c->pw * c->ph * 3)) {
+            ret = vqgan_encode_image(s->session, c->rgb, (ptrdiff_t)c->pw * 3, c->pw, c->ph,
+                                     c->given);
+            if (ret < 0) {
+                av_log(ctx, AV_LOG_ERROR, "Failed encoding the picture of frame %"PRId64
+                       " (%dx%d): %s.\n", s->frame_count, c->pw, c->ph, vqgan_last_error());
+                return ff_vqgan_averror(ret);
+            }
+            encoded = 1;
+        }
+    } else {
+        memset(c->given, 0, (size_t)total * sizeof(*c->given));
+    }
+    kept_changed = ff_vqgan_completion_kept_changed(c);
+
+    ret = vqgan_sample_masked(s->session, cond, s->class_id, c->given, c->cells,
+                              s->gw, s->gh, s->tokens);
+    if (ret >= 0)
+        ret = vqgan_session_get_stats(s->session, &stats);
+    if (ret < 0) {
+        av_log(ctx, AV_LOG_ERROR, "Failed sampling frame %"PRId64" (%d of %dx%d cells "
+               "masked): %s.\n", s->frame_count, cells, s->gw, s->gh, vqgan_last_error());
+        return ff_vqgan_averror(ret);
+    }
+    if (cells < total) {
+        memcpy(c->prev_given, c->given, (size_t)total * sizeof(*c->given));
+        memcpy(c->prev_rgb, c->rgb, (size_t)c->pw * c->ph * 3);
+        c->have_prev = 1;
+    } else {
+        c->have_prev = 0;
+    }
+
+    av_log(ctx, AV_LOG_VERBOSE, "frame %"PRId64": %"PRId64" pixels masked, %d of %d cells "
+           "sampled, picture %s, %d kept tokens changed\n", s->frame_count, masked, cells,
+           total, cells == total ? "not needed" : encoded ? "encoded" : "unchanged",
+           kept_changed);
+    if (s->output == OUTPUT_TOKENS)
+        return tokens_out(ctx, pic, pts, &stats, t0);
+
+    out = ff_get_video_buffer(outlink, outlink->w, outlink->h);
+    if (!out)
+        return AVERROR(ENOMEM);
+    if (s->blend == BLEND_MASK && !cells) {
+        /* Nothing resampled: the picture itself, not its reconstruction. */
+        av_image_copy_plane(out->data[0], out->linesize[0], c->rgb, (ptrdiff_t)c->pw * 3,
+                            out->width * 3, out->height);
+    } else {
+        av_fast_malloc(&s->rgb, &s->rgb_size, (size_t)s->dw * s->dh * 3);
+        if (!s->rgb) {
+            ret = AVERROR(ENOMEM);
+            goto fail;
+        }
+        ret = vqgan_decode(s->session, s->tokens, s->gw, s->gh, s->rgb, (ptrdiff_t)s->dw * 3);
+        if (ret < 0) {
+            av_log(ctx, AV_LOG_ERROR, "Failed decoding frame %"PRId64" (%dx%d tokens): %s.\n",
+                   s->frame_count, s->gw, s->gh, vqgan_last_error());
+            ret = ff_vqgan_averror(ret);
+            goto fail;
+        }
+        if (s->blend == BLEND_MASK)
+            ret = ff_vqgan_completion_blend(c, s->feather, out->data[0], out->linesize[0],
+                                            s->rgb, (ptrdiff_t)s->dw * 3);
+        else
+            av_image_copy_plane(out->data[0], out->linesize[0], s->rgb, (ptrdiff_t)s->dw * 3,
+                                out->width * 3, out->height);
+        if (ret < 0)
+            goto fail;
+    }
+    if ((ret = av_frame_copy_props(out, pic)) < 0)
+        goto fail;
+    out->pts = pts;
+    av_dict_set(&out->metadata, VQGAN_META_STAGE, NULL, 0);
+    av_dict_set(&out->metadata, VQGAN_META_GRID, NULL, 0);
+    av_dict_set(&out->metadata, VQGAN_META_FACTOR, NULL, 0);
+    av_dict_set(&out->metadata, VQGAN_META_MODEL, s->model_id, 0);
+
     {
-        .name         = "default",
-        .type         = AVMEDIA_TYPE_VIDEO,
-        .filter_frame = filter_frame,
-    },
-};
+        double secs = (av_gettime_relative() - t0) / 1e6;
+        av_log(ctx, AV_LOG_INFO, "frame %"PRId64": %d of %d cells masked, %d kept tokens "
+               "changed; %"PRId64" tokens sampled, %"PRId64" reused in %.3f s, %dx%d %s\n",
+               s->frame_count, cells, total, kept_changed, stats.positions_sampled,
+               stats.positions_reused, secs, out->width, out->height,
+               s->blend == BLEND_MASK && !cells ? "copied" : "decoded");
+    }
+    s->frame_count++;
+    return ff_filter_frame(outlink, out);
+
+fail:
+    av_frame_free(&out);
+    return ret;
+}
+
+/* One input: as libavfilter's default activation would call filter_frame;
+ * complete=: framesync. */
+static int activate(AVFilterContext *ctx)
+{
+    VQGANSynthContext *s = ctx->priv;
+    AVFilterLink *inlink = ctx->inputs[0], *outlink = ctx->outputs[0];
+    AVFrame *in;
+    int ret;
+
+    if (s->complete != COMPLETE_OFF)
+        return ff_framesync_activate(&s->fs);
+
+    FF_FILTER_FORWARD_STATUS_BACK(outlink, inlink);
+    ret = ff_inlink_consume_frame(inlink, &in);
+    if (ret < 0)
+        return ret;
+    if (ret > 0) {
+        ret = filter_frame(inlink, in);
+        if (ret >= 0 && ff_inlink_queued_frames(inlink))
+            ff_filter_set_ready(ctx, 100);
+        return ret;
+    }
+    FF_FILTER_FORWARD_STATUS(inlink, outlink);
+    FF_FILTER_FORWARD_WANTED(outlink, inlink);
+    return FFERROR_NOT_READY;
+}
 
 static const AVFilterPad vqgan_synth_outputs[] = {
     {
@@ -590,16 +1026,18 @@ const FFFilter ff_vf_vqgan_synth = {
     .p.name        = "vqgan_synth",
     .p.description = NULL_IF_CONFIG_SMALL("Synthesize pictures with a VQGAN and its transformer (libvqgan)."),
     .p.priv_class  = &vqgan_synth_class,
+    .p.flags       = AVFILTER_FLAG_DYNAMIC_INPUTS,
 #else
 const AVFilter ff_vf_vqgan_synth = {
     .name          = "vqgan_synth",
     .description   = NULL_IF_CONFIG_SMALL("Synthesize pictures with a VQGAN and its transformer (libvqgan)."),
     .priv_class    = &vqgan_synth_class,
+    .flags         = AVFILTER_FLAG_DYNAMIC_INPUTS,
 #endif
     .priv_size     = sizeof(VQGANSynthContext),
     .init          = init,
     .uninit        = uninit,
-    FILTER_INPUTS(vqgan_synth_inputs),
+    .activate      = activate,
     FILTER_OUTPUTS(vqgan_synth_outputs),
     FILTER_QUERY_FUNC2(query_formats),
 };

@@ -71,7 +71,7 @@ def edit_makefile(t, ver):
     anchor = "OBJS-$(CONFIG_VSTACK_FILTER)"
     line = next(l for l in t.splitlines(True) if l.startswith(anchor))
     new = ("OBJS-$(CONFIG_VQGAN_ENCODE_FILTER)           += vf_vqgan_encode.o vqgan_common.o\n"
-           "OBJS-$(CONFIG_VQGAN_SYNTH_FILTER)            += vf_vqgan_synth.o vqgan_common.o\n")
+           "OBJS-$(CONFIG_VQGAN_SYNTH_FILTER)            += vf_vqgan_synth.o vqgan_common.o vqgan_complete.o framesync.o\n")
     return insert_before(t, line, new, "libavfilter/Makefile")
 
 
@@ -89,7 +89,8 @@ PATCHES = [
      [("configure", edit_configure)]),
     ("0002-lavfi-add-vqgan_encode-and-vqgan_synth.patch",
      "lavfi: register the vqgan_encode and vqgan_synth filters\n\n"
-     "The filter sources (vf_vqgan_encode.c, vf_vqgan_synth.c, vqgan_common.[ch])\n"
+     "The filter sources (vf_vqgan_encode.c, vf_vqgan_synth.c, vqgan_common.[ch],\n"
+     "vqgan_complete.[ch])\n"
      "are copied from libvqgan's libavfilter_vqgan/ by its build.",
      [("libavfilter/allfilters.c", edit_allfilters), ("libavfilter/Makefile", edit_makefile)]),
     ("0003-doc-filters-document-vqgan_encode-and-vqgan_synth.patch",
