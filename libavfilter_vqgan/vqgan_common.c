@@ -294,7 +294,8 @@ int ff_vqgan_parse_depth_range(void *log_ctx, const char *spec, float *lo, float
     if (!spec || !*spec)
         return 0;
     a = strtod(spec, &end);
-    if (end == spec || *end != ':')
+    /* LO|HI as well: a ':' must be escaped twice inside a filter graph */
+    if (end == spec || (*end != ':' && *end != '|'))
         goto bad;
     b = strtod(end + 1, &end);
     if (*end || !isfinite(a) || !isfinite(b) || !(a < b) || fabs(a) > 3e38 || fabs(b) > 3e38)
@@ -305,8 +306,8 @@ int ff_vqgan_parse_depth_range(void *log_ctx, const char *spec, float *lo, float
         goto bad;
     return 0;
 bad:
-    av_log(log_ctx, AV_LOG_ERROR, "depth_range='%s' is invalid: it takes LO:HI, two finite numbers "
-           "in the input's units with LO < HI (e.g. 0:65535 for gray16).\n", spec);
+    av_log(log_ctx, AV_LOG_ERROR, "depth_range='%s' is invalid: it takes LO:HI (or LO|HI), two finite "
+           "numbers in the input's units with LO < HI (e.g. 0|65535 for gray16).\n", spec);
     return AVERROR(EINVAL);
 }
 

@@ -140,7 +140,8 @@ const char *ff_vqgan_cond_name(int cond_kind);
 int ff_vqgan_is_depth_format(int format);
 
 /**
- * Parse depth_range "LO:HI" (LO < HI, in the input's units). An empty or NULL
+ * Parse depth_range "LO:HI" or "LO|HI" (LO < HI, in the input's units; '|'
+ * needs no escaping inside a filter graph). An empty or NULL
  * spec gives lo = hi = 0: the reference's per-image min-max.
  */
 int ff_vqgan_parse_depth_range(void *log_ctx, const char *spec, float *lo, float *hi);
@@ -156,7 +157,7 @@ int ff_vqgan_prepare_depth(void *log_ctx, const AVFrame *in, float lo, float hi,
 
 /* The depth options of both filters (fields of their context). */
 #define VQGAN_DEPTH_OPTIONS(range_, invert_, flags_)                                                    \
-    { "depth_range", "map depth LO:HI (input units) to the model's range for the whole stream "        \
+    { "depth_range", "map depth LO:HI or LO|HI (input units) to the model's range for the whole stream "        \
       "(default: each frame's own min-max, as the reference)", range_, AV_OPT_TYPE_STRING,               \
       { .str = NULL }, 0, 0, flags_ },                                                                   \
     { "depth_invert", "depth input where larger means farther (the models take larger = nearer)",      \

@@ -31,7 +31,10 @@ ffcheck "depth: vqgan_synth=top_k=1 on depth.png gives image.npy" \
     -i "$GOLDEN/depth/depth.png" -vf "vqgan_synth=model=$DEPTH:top_k=1" $RGB "$TMP/depth-img.raw"
 ffcheck "depth: depth_range=0:65535 on depth.png (spans exactly 0..65535) gives image.npy" \
     "$TMP/depth-img2.raw" "$GOLDEN/depth/image.npy" image \
-    -i "$GOLDEN/depth/depth.png" -vf "vqgan_synth=model=$DEPTH:top_k=1:depth_range=0\\:65535" $RGB "$TMP/depth-img2.raw"
+    -i "$GOLDEN/depth/depth.png" -vf "vqgan_synth=model=$DEPTH:top_k=1:depth_range=0\\\\:65535" $RGB "$TMP/depth-img2.raw"
+ffcheck "depth: depth_range=0|65535 (no escaping) gives image.npy" \
+    "$TMP/depth-img2b.raw" "$GOLDEN/depth/image.npy" image \
+    -i "$GOLDEN/depth/depth.png" -vf "vqgan_synth=model=$DEPTH:top_k=1:depth_range=0|65535" $RGB "$TMP/depth-img2b.raw"
 # the same map as grayf32 (raw video), and as gray8 through format=gray8 (coarser: runs)
 "$PYTHON" -c 'import sys, numpy as np; np.load(sys.argv[1]).astype("<f4").tofile(sys.argv[2])' \
     "$GOLDEN/depth/depth.npy" "$TMP/depth.f32"
@@ -118,12 +121,12 @@ PY
 then
     zoom() {
         "$FFMPEG" -nostdin -hide_banner -loglevel info -y -f rawvideo -pix_fmt grayf32le -s 96x72 -r 8 \
-            -i "$TMP/zoom.f32" -vf "vqgan_synth=model=$DEPTH:seed=5:top_k=20:depth_range=0\\:7000:$1" \
+            -i "$TMP/zoom.f32" -vf "vqgan_synth=model=$DEPTH:seed=5:top_k=20:depth_range=0|7000:$1" \
             -f framemd5 "$TMP/zoom-$2" 2>"$TMP/stderr.zoom-$2"
     }
     zoom temporal=off off; r1=$?
     zoom temporal=reuse reuse; r2=$?
-    check "drin depth zoom, 8 frames of 96x72, depth_range=0:7000: off and reuse run" [ $r1$r2 = 00 ]
+    check "drin depth zoom, 8 frames of 96x72, depth_range=0|7000: off and reuse run" [ $r1$r2 = 00 ]
     check "drin depth zoom: temporal=reuse frames identical (framemd5) to temporal=off" \
         sh -c "[ \$(grep -vc '^#' '$TMP/zoom-off') -eq 8 ] && cmp -s '$TMP/zoom-off' '$TMP/zoom-reuse'"
     check "drin depth zoom: reuse copies the held frames (frame 1: 0 tokens sampled)" \
@@ -173,7 +176,7 @@ expect_error "label id 183 on the 183-label model is refused, naming the id and 
 expect_error "a class id out of range is refused, naming the range" "class=10|0..9" \
     -f lavfi -i "color=s=32x32:d=0.04" -vf "vqgan_synth=model=$CLASSWIN:class=10" -f null -
 expect_error "depth_range with LO >= HI is refused" "depth_range" \
-    -i "$GOLDEN/depth/depth.png" -vf "vqgan_synth=model=$DEPTH:depth_range=5\\:5" -f null -
+    -i "$GOLDEN/depth/depth.png" -vf "vqgan_synth=model=$DEPTH:depth_range=5|5" -f null -
 # a Gumbel file whose quantize.proj is gone
 "$PYTHON" - "$GUMBEL" "$TMP/gumbel-noproj.gguf" <<PY
 import sys
