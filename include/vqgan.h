@@ -128,7 +128,8 @@ struct vqgan_model_info {
     int sos_token;            /* unconditional: the start token              */
     int vocab_size;           /* transformer vocabulary                      */
     int block_size;           /* transformer context                         */
-    int window;               /* sliding-window side w in tokens             */
+    int window;               /* sliding-window side w in tokens (0: the block
+                                 is not 2*w*w / 1 + w*w: no sliding window)   */
     int n_layer, n_head, n_embd;
     int image_quantizer;      /* enum vqgan_quantizer of the first stage     */
 };

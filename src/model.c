@@ -16,6 +16,7 @@
 #include "gpt.h"
 #include "memlimit.h"
 #include "model.h"
+#include "window.h"
 
 /* ---- tensors -------------------------------------------------------------- */
 
@@ -519,8 +520,8 @@ static int build_model(const struct vq_gguf *g, struct vqgan_model *m, const str
                 return vq_error(VQGAN_ERR_FORMAT, "%s: condition stage factor %d differs from image factor %d",
                                 g->path, m->cond.factor, m->first.factor);
         } else if (in->cond_kind == VQGAN_COND_CLASS || in->cond_kind == VQGAN_COND_SOS) {
-            int w = (int)floor(sqrt(t->block - 1.0) + 1e-9);
-            in->window = w;
+            /* the sampler's own rule (window.c): block = 1 + w*w, or no window */
+            in->window = vq_window_side_token(t->block);
             if (in->cond_kind == VQGAN_COND_CLASS && in->n_classes > t->vocab)
                 return vq_error(VQGAN_ERR_FORMAT, "%s: n_classes %d exceeds the vocabulary %d", g->path,
                                 in->n_classes, t->vocab);
