@@ -27,7 +27,7 @@ TEST_BIN := $(TESTS:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(sort $(wildcard tests/bench_*.c))
 BENCH_BIN:= $(BENCHES:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all lib deps check check-quick bench demo clean test-models
+.PHONY: all lib deps check check-quick bench bench-families-models demo clean test-models
 all: lib ffmpeg
 
 lib: $(BUILD)/libvqgan.a $(BUILD)/libvqgan.so $(BUILD)/pkgconfig/libvqgan.pc
@@ -64,7 +64,7 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libvqgan.a $(wildcard tests/*.h)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(BUILD)/libvqgan.a $(LIBS)
 
 # Model files converted from the reference's golden checkpoints.
-TEST_MODELS = vqgan segmentation gpt conditional classcond classwin uncondwin complete
+TEST_MODELS = vqgan segmentation gpt conditional classcond classwin uncondwin complete depth coord coco gumbel
 test-models: $(TEST_MODELS:%=$(BUILD)/test-models/%.gguf)
 $(BUILD)/test-models/%.gguf: tools/convert.py tools/gguf_writer.py
 	@mkdir -p $(dir $@)
@@ -101,7 +101,16 @@ $(BUILD)/reference-timing.json: $(BUILD)/sflckr-random.gguf tools/reference_timi
 # about a fifth of a one-position transformer step on a 2-core VM. The test
 # suite (tests/run.sh) stays passive: it shares the machine with itself.
 BENCH_ENV = env -u OMP_WAIT_POLICY
-bench: deps lib $(BENCH_BIN) $(BUILD)/sflckr-random.gguf $(BUILD)/reference-timing.json
+# The released families at their real shapes with random weights, for
+# tests/bench_families (bf16 files: the loader converts to f32; the 1.4B cIN
+# model takes 3 GB on disk, 6 GB in memory).
+FAMILIES = drin faceshq coco ade20k ffhq celebahq gumbel_f8 f16_16384 cin
+FAMILY_MODELS = $(FAMILIES:%=$(BUILD)/families/%.gguf)
+bench-families-models: $(FAMILY_MODELS)
+$(BUILD)/families/%.gguf: tools/configs/%.yaml tools/make_random_model.py tools/convert.py
+	@mkdir -p $(dir $@)
+	nice $(PYTHON) tools/make_random_model.py $< $@.tmp --dtype bf16 && mv $@.tmp $@
+bench: deps lib $(BENCH_BIN) $(BUILD)/sflckr-random.gguf $(BUILD)/reference-timing.json $(FAMILY_MODELS)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $(BENCH_ENV) $$b $(BENCH_FLAGS) || exit 1; done
 
 clean:

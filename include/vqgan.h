@@ -119,15 +119,24 @@ struct vqgan_model_info {
     int cond_kind;            /* enum vqgan_cond_kind                        */
     int factor;               /* image tokenizer downsampling factor (f)     */
     int image_codes;          /* first-stage codebook size                   */
-    int cond_factor;          /* segmentation stage downsampling factor      */
-    int cond_codes;           /* segmentation stage codebook size            */
+    int cond_factor;          /* condition stage downsampling factor (segmentation,
+                                 depth; coordinates: CoordStage down_factor) */
+    int cond_codes;           /* condition stage codebook size (coordinates:
+                                 n_embed; their tokens are 0..n_embed)       */
     int n_labels;             /* segmentation label count (class ids 0..n-1) */
     int n_classes;            /* class-conditional: number of classes        */
     int sos_token;            /* unconditional: the start token              */
     int vocab_size;           /* transformer vocabulary                      */
     int block_size;           /* transformer context                         */
-    int window;               /* sliding-window side w in tokens             */
+    int window;               /* sliding-window side w in tokens (0: the block
+                                 is not 2*w*w / 1 + w*w: no sliding window)   */
     int n_layer, n_head, n_embd;
+    int image_quantizer;      /* enum vqgan_quantizer of the first stage     */
+};
+enum vqgan_quantizer {
+    VQGAN_QUANTIZER_VQ     = 0, /* nearest codebook vector (VectorQuantizer) */
+    VQGAN_QUANTIZER_GUMBEL = 1, /* argmax of quantize.proj's logits (GumbelVQ,
+                                   without the Gumbel noise: deterministic) */
 };
 int vqgan_model_get_info(const struct vqgan_model *model, struct vqgan_model_info *info);
 /* Name of a segmentation label, or NULL when unknown. */
@@ -227,6 +236,34 @@ int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width,
  * reference does). Every id must be < n_labels. */
 int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t stride,
                         int width, int height, int32_t *tokens, float *pre_quant);
+
+/* Depth-conditioned models (VQGAN_COND_DEPTH, D-RIN): a depth map, planar
+ * float width x height, already in the model's input range [-1, 1] (see
+ * vqgan_depth_normalize) -> condition tokens through the one-channel
+ * condition stage. width and height multiples of cond_factor; pre_quant as
+ * for vqgan_encode_labels. A non-finite value is VQGAN_ERR_INVALID. */
+int vqgan_encode_depth(struct vqgan_session *s, const float *depth, int width, int height,
+                       int32_t *tokens, float *pre_quant);
+/* Maps a depth map (any unit, planar float) to the model's [-1, 1] into out
+ * (may be depth itself). lo == hi: the reference's per-image min-max,
+ * d' = 2 (d - min) / max(1e-8, max - min) - 1 (D-RIN's data pipeline;
+ * flickers on video when the frame's range changes). lo < hi: a fixed range
+ * for a whole stream, d' = 2 (d - lo) / (hi - lo) - 1 clamped to [-1, 1].
+ * invert: d' = -d' afterwards (inputs where larger means farther; D-RIN
+ * was trained on inverse depth, larger = nearer). */
+int vqgan_depth_normalize(const float *depth, int width, int height, float lo, float hi, int invert,
+                          float *out);
+/* Coordinate-conditioned models (VQGAN_COND_COORD, FacesHQ): the condition
+ * tokens of a width x height frame, from its size alone: the reference's
+ * CoordStage on the raster-position map p / (width * height), area-averaged
+ * over down_factor x down_factor blocks, times n_embed, rounded. A frame
+ * so tall that a token reaches the vocabulary is VQGAN_ERR_LIMIT. */
+int vqgan_encode_coord(struct vqgan_session *s, int width, int height, int32_t *tokens);
+/* Gumbel image tokenizers (image_quantizer VQGAN_QUANTIZER_GUMBEL): as
+ * vqgan_encode_image_f32, with the quantizer's logits (image_codes x
+ * (height/f) x (width/f), planar) whose argmax the tokens are. */
+int vqgan_encode_image_logits(struct vqgan_session *s, const float *chw, int width, int height,
+                              int32_t *tokens, float *logits);
 
 /* First-stage tokens -> picture, grid gw x gh, output (gw*f) x (gh*f).
  * 8-bit output is round((clamp(x, -1, 1) + 1) * 127.5). */

@@ -54,6 +54,9 @@ typedef struct VQGANEncodeContext {
     int   threads;
     char *map;
     int   precision;
+    char *depth_range;
+    int   depth_invert;
+    float depth_lo, depth_hi;
 
     struct vqgan_model     *model;
     struct vqgan_model_info info;
@@ -67,6 +70,8 @@ typedef struct VQGANEncodeContext {
 
     uint8_t *pad;                 ///< padded input (or mapped labels)
     unsigned int pad_size;
+    float *depth;                 ///< depth map padded to the factor, model range
+    unsigned int depth_size;
     int32_t *tokens;
     unsigned int tokens_size;
 
@@ -81,11 +86,12 @@ typedef struct VQGANEncodeContext {
 static const AVOption vqgan_encode_options[] = {
     { "model",   "set the libvqgan model file (GGUF)", OFFSET(model_path), AV_OPT_TYPE_STRING, { .str = VQGAN_DEFAULT_MODEL }, 0, 0, FLAGS },
     { "stage",   "set the tokenizer to run", OFFSET(stage), AV_OPT_TYPE_INT, { .i64 = STAGE_IMAGE }, 0, STAGE_NB - 1, FLAGS, .unit = "stage" },
-        { "cond",  "segmentation labels (gray8, pal8) to condition tokens", 0, AV_OPT_TYPE_CONST, { .i64 = STAGE_COND  }, 0, 0, FLAGS, .unit = "stage" },
+        { "cond",  "segmentation labels (gray8, pal8), depth maps (gray8, gray16, grayf32) or a frame's coordinates to condition tokens", 0, AV_OPT_TYPE_CONST, { .i64 = STAGE_COND  }, 0, 0, FLAGS, .unit = "stage" },
         { "image", "RGB picture (rgb24) to image tokens",            0, AV_OPT_TYPE_CONST, { .i64 = STAGE_IMAGE }, 0, 0, FLAGS, .unit = "stage" },
     { "threads", "set the number of threads (0: all online cores)", OFFSET(threads), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, 1024, FLAGS },
     { "map",     "remap gray8 label ids before encoding, src=dst pairs (stage=cond)", OFFSET(map), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, FLAGS },
     VQGAN_PRECISION_OPTIONS(OFFSET(precision), "precision", FLAGS),
+    VQGAN_DEPTH_OPTIONS(OFFSET(depth_range), OFFSET(depth_invert), FLAGS),
     { NULL }
 };
 
@@ -115,22 +121,30 @@ static int load_model(AVFilterContext *ctx)
     snprintf(s->model_id, sizeof(s->model_id), "%016"PRIx64, s->info.identity);
 
     if (s->stage == STAGE_COND) {
-        if (s->info.cond_kind != VQGAN_COND_SEGMENTATION) {
-            av_log(ctx, AV_LOG_ERROR, "stage=cond needs a segmentation condition stage, "
-                   "but model '%s' has condition '%s'. Use stage=image, or a "
-                   "segmentation-conditional model.\n",
+        if (s->info.cond_kind != VQGAN_COND_SEGMENTATION && s->info.cond_kind != VQGAN_COND_DEPTH &&
+            s->info.cond_kind != VQGAN_COND_COORD) {
+            av_log(ctx, AV_LOG_ERROR, "stage=cond needs a spatial condition (segmentation, "
+                   "depth, coordinates), but model '%s' has condition '%s'. Use stage=image, or a "
+                   "model with a spatial condition.\n",
                    s->model_path, ff_vqgan_cond_name(s->info.cond_kind));
             return AVERROR(EINVAL);
         }
+        if (s->info.cond_kind == VQGAN_COND_DEPTH &&
+            (ret = ff_vqgan_parse_depth_range(ctx, s->depth_range, &s->depth_lo, &s->depth_hi)) < 0)
+            return ret;
         s->factor = s->info.cond_factor;
         if (s->info.cond_codes > VQGAN_MAX_CODES) {
             av_log(ctx, AV_LOG_ERROR, "Model '%s' has %d condition codes; gray16 tokens "
                    "hold at most %d.\n", s->model_path, s->info.cond_codes, VQGAN_MAX_CODES);
             return AVERROR_PATCHWELCOME;
         }
-        ret = ff_vqgan_parse_label_map(ctx, s->map, s->info.n_labels, s->label_map);
-        if (ret < 0)
-            return ret;
+        if (s->info.cond_kind == VQGAN_COND_SEGMENTATION) {
+            ret = ff_vqgan_parse_label_map(ctx, s->map, s->info.n_labels, s->label_map);
+            if (ret < 0)
+                return ret;
+        } else if (s->map) {
+            av_log(ctx, AV_LOG_WARNING, "The map option applies to segmentation labels only; ignored.\n");
+        }
     } else {
         if (!s->info.has_first_stage) {
             av_log(ctx, AV_LOG_ERROR, "stage=image needs an image tokenizer, which "
@@ -167,6 +181,7 @@ static av_cold void uninit(AVFilterContext *ctx)
     vqgan_model_unref(s->model);
     s->model = NULL;
     av_freep(&s->pad);
+    av_freep(&s->depth);
     av_freep(&s->tokens);
 }
 
@@ -176,7 +191,11 @@ static int query_formats(const AVFilterContext *ctx,
 {
     const VQGANEncodeContext *s = ctx->priv;
     /* Palette pictures hold their labels as the palette indices. */
-    static const enum AVPixelFormat cond_fmts[]  = { AV_PIX_FMT_GRAY8, AV_PIX_FMT_PAL8, AV_PIX_FMT_NONE };
+    /* Depth maps come as gray8, gray16 or grayf32 (the model, loaded later,
+     * decides which are accepted: checked in config_output). */
+    static const enum AVPixelFormat cond_fmts[]  = { AV_PIX_FMT_GRAY8, AV_PIX_FMT_PAL8, AV_PIX_FMT_GRAY16LE,
+                                                     AV_PIX_FMT_GRAY16BE, AV_PIX_FMT_GRAYF32LE,
+                                                     AV_PIX_FMT_GRAYF32BE, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat image_fmts[] = { AV_PIX_FMT_RGB24, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat token_fmts[] = { VQGAN_TOKEN_PIX_FMT, AV_PIX_FMT_NONE };
     int ret;
@@ -186,6 +205,51 @@ static int query_formats(const AVFilterContext *ctx,
     if (ret < 0)
         return ret;
     return ff_formats_ref(ff_make_pixel_format_list(token_fmts), &cfg_out[0]->formats);
+}
+
+/* stage=cond: labels for segmentation models, depth maps for depth models,
+ * anything for coordinate models (only the size counts). */
+static int check_cond_format(AVFilterContext *ctx, int format)
+{
+    VQGANEncodeContext *s = ctx->priv;
+
+    if (s->stage != STAGE_COND || s->info.cond_kind == VQGAN_COND_COORD)
+        return 0;
+    if (s->info.cond_kind == VQGAN_COND_SEGMENTATION &&
+        format != AV_PIX_FMT_GRAY8 && format != AV_PIX_FMT_PAL8) {
+        av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: model '%s' is "
+               "segmentation-conditional and takes gray8 (or pal8) labels%s. Insert format=gray8 "
+               "for label pictures.\n", av_get_pix_fmt_name(format), s->model_path,
+               ff_vqgan_is_depth_format(format) ?
+               ", not depth maps (those need a depth-conditioned model)" : "");
+        return AVERROR(EINVAL);
+    }
+    if (s->info.cond_kind == VQGAN_COND_DEPTH && !ff_vqgan_is_depth_format(format)) {
+        av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: model '%s' is depth-conditioned "
+               "and takes depth maps (gray8, gray16, grayf32)%s.\n", av_get_pix_fmt_name(format),
+               s->model_path, format == AV_PIX_FMT_PAL8 ? ", not segmentation labels" : "");
+        return AVERROR(EINVAL);
+    }
+    return 0;
+}
+
+/* stage=cond on depth and coordinate models: condition tokens into s->tokens;
+ * a libvqgan status, or an AVERROR (logged) from reading the frame. */
+static int encode_depth_or_coord(AVFilterContext *ctx, const AVFrame *in)
+{
+    VQGANEncodeContext *s = ctx->priv;
+    int ret;
+
+    if (s->info.cond_kind == VQGAN_COND_COORD)
+        return vqgan_encode_coord(s->session, s->pw, s->ph, s->tokens);
+    av_fast_malloc(&s->depth, &s->depth_size, (size_t)s->pw * s->ph * sizeof(*s->depth));
+    if (!s->depth)
+        return AVERROR(ENOMEM);
+    ret = ff_vqgan_prepare_depth(ctx, in, s->depth_lo, s->depth_hi, s->depth_invert,
+                                 s->depth, s->pw, s->ph);
+    if (ret < 0)
+        return ret;
+    return vqgan_encode_depth(s->session, s->depth, s->pw, s->ph, s->tokens, NULL);
 }
 
 static int config_output(AVFilterLink *outlink)
@@ -198,6 +262,8 @@ static int config_output(AVFilterLink *outlink)
     if (!s->session && (ret = load_model(ctx)) < 0)
         return ret;
     f = s->factor;
+    if ((ret = check_cond_format(ctx, inlink->format)) < 0)
+        return ret;
 
     s->gw = (inlink->w + f - 1) / f;
     s->gh = (inlink->h + f - 1) / f;
@@ -249,6 +315,7 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
     VQGANEncodeContext *s = ctx->priv;
     AVFilterLink *outlink = ctx->outputs[0];
     const int bpp = s->stage == STAGE_COND ? 1 : 3;
+    const int spatial = s->stage == STAGE_COND && s->info.cond_kind != VQGAN_COND_SEGMENTATION;
     const uint8_t *src = in->data[0];
     ptrdiff_t src_stride = in->linesize[0];
     int64_t t0 = av_gettime_relative();
@@ -264,7 +331,7 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
             goto fail;
     }
 
-    if (s->stage == STAGE_COND || s->pw != in->width || s->ph != in->height) {
+    if (!spatial && (s->stage == STAGE_COND || s->pw != in->width || s->ph != in->height)) {
         av_fast_malloc(&s->pad, &s->pad_size, (size_t)s->pw * s->ph * bpp);
         if (!s->pad) {
             ret = AVERROR(ENOMEM);
@@ -289,7 +356,11 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
         goto fail;
     }
 
-    if (s->stage == STAGE_COND)
+    if (spatial) {
+        ret = encode_depth_or_coord(ctx, in);
+        if (ret < VQGAN_ERR_CANCELLED)          /* an AVERROR, logged */
+            goto fail;
+    } else if (s->stage == STAGE_COND)
         ret = vqgan_encode_labels(s->session, src, src_stride, s->pw, s->ph, s->tokens, NULL);
     else
         ret = vqgan_encode_image(s->session, src, src_stride, s->pw, s->ph, s->tokens);

@@ -23,8 +23,10 @@
  * VQGAN + transformer image synthesis (Taming Transformers) via libvqgan.
  *
  * mode=sample draws image tokens with the model's transformer, conditioned
- * on segmentation labels (gray8), on condition tokens from vqgan_encode
- * (gray16), on a class id or on nothing, and decodes them to RGB.
+ * on segmentation labels (gray8), on depth maps (gray8, gray16, grayf32),
+ * on the frame's own position map (coordinate models), on condition tokens
+ * from vqgan_encode (gray16), on a class id or on nothing, and decodes them
+ * to RGB.
  * mode=decode decodes image tokens from vqgan_encode (gray16).
  * complete=1|alpha keeps a picture's tokens outside a mask and samples only
  * inside it (three or two inputs, synchronised with framesync).
@@ -81,6 +83,8 @@ enum VQGANInput {
     INPUT_COND_TOKENS,    ///< gray16 condition tokens
     INPUT_IMAGE_TOKENS,   ///< gray16 image tokens (mode=decode)
     INPUT_TIMING,         ///< any frame: size and timing only (class/unconditional)
+    INPUT_DEPTH,          ///< gray8, gray16 or grayf32 depth maps (depth models)
+    INPUT_COORD,          ///< any frame: its size gives the position map (coordinate models)
 };
 
 typedef struct VQGANSynthContext {
@@ -103,6 +107,10 @@ typedef struct VQGANSynthContext {
     int     blend;                ///< enum VQGANBlend
     int     feather;
     int     output;               ///< enum VQGANOutput
+    char   *depth_range;
+    int     depth_invert;
+    int     cond_tokens;
+    float   depth_lo, depth_hi;
 
     struct vqgan_model     *model;
     struct vqgan_model_info info;
@@ -125,6 +133,8 @@ typedef struct VQGANSynthContext {
     unsigned int tokens_size;
     uint8_t *rgb;                 ///< decoded picture when it gets cropped
     unsigned int rgb_size;
+    float *depth;                 ///< depth map padded to the factor, model range
+    unsigned int depth_size;
 
     int in_w, in_h, in_format;    ///< input the filter is configured for
 
@@ -169,6 +179,8 @@ static const AVOption vqgan_synth_options[] = {
     { "output",      "what to output", OFFSET(output), AV_OPT_TYPE_INT, { .i64 = OUTPUT_PICTURE }, 0, OUTPUT_NB - 1, FLAGS, .unit = "output" },
         { "picture", "rgb24 pictures",                                            0, AV_OPT_TYPE_CONST, { .i64 = OUTPUT_PICTURE }, 0, 0, FLAGS, .unit = "output" },
         { "tokens",  "gray16 image tokens (as vqgan_encode=stage=image writes them)", 0, AV_OPT_TYPE_CONST, { .i64 = OUTPUT_TOKENS }, 0, 0, FLAGS, .unit = "output" },
+    VQGAN_DEPTH_OPTIONS(OFFSET(depth_range), OFFSET(depth_invert), FLAGS),
+    { "cond_tokens", "gray16 input holds condition tokens from vqgan_encode, not depth maps (depth models)", OFFSET(cond_tokens), AV_OPT_TYPE_BOOL, { .i64 = 0 }, 0, 1, FLAGS },
     { NULL }
 };
 
@@ -208,6 +220,12 @@ static av_cold int init_inputs(AVFilterContext *ctx)
             return ret;
     }
     return 0;
+}
+
+/* Condition kinds sampled with the sliding window from a condition grid. */
+static int spatial_condition(int kind)
+{
+    return kind == VQGAN_COND_SEGMENTATION || kind == VQGAN_COND_DEPTH || kind == VQGAN_COND_COORD;
 }
 
 static av_cold int init(AVFilterContext *ctx)
@@ -290,18 +308,27 @@ static int load_model(AVFilterContext *ctx)
                 return AVERROR(EINVAL);
             }
             break;
+        case VQGAN_COND_DEPTH:
+            ret = ff_vqgan_parse_depth_range(ctx, s->depth_range, &s->depth_lo, &s->depth_hi);
+            if (ret < 0)
+                return ret;
+            break;
         default:
             if (s->class_id)
-                av_log(ctx, AV_LOG_WARNING, "Model '%s' is unconditional; class=%d is ignored.\n",
-                       s->model_path, s->class_id);
+                av_log(ctx, AV_LOG_WARNING, "Model '%s' is %s; class=%d is ignored.\n",
+                       s->model_path, s->info.cond_kind == VQGAN_COND_COORD ? "coordinate-conditioned" :
+                       "unconditional", s->class_id);
             break;
         }
-        if (s->temporal != VQGAN_TEMPORAL_OFF && s->info.cond_kind != VQGAN_COND_SEGMENTATION)
-            av_log(ctx, AV_LOG_WARNING, "The temporal option applies to segmentation-conditional "
-                   "models only; ignored.\n");
-        if (s->fast > 1 && s->info.cond_kind != VQGAN_COND_SEGMENTATION)
-            av_log(ctx, AV_LOG_WARNING, "The fast option applies to segmentation-conditional "
-                   "models only; ignored.\n");
+        if (s->info.cond_kind != VQGAN_COND_DEPTH && (s->depth_range || s->depth_invert || s->cond_tokens))
+            av_log(ctx, AV_LOG_WARNING, "The depth_range, depth_invert and cond_tokens options apply to "
+                   "depth-conditioned models only; ignored.\n");
+        if (s->temporal != VQGAN_TEMPORAL_OFF && !spatial_condition(s->info.cond_kind))
+            av_log(ctx, AV_LOG_WARNING, "The temporal option applies to models with a spatial "
+                   "condition (segmentation, depth, coordinates) only; ignored.\n");
+        if (s->fast > 1 && !spatial_condition(s->info.cond_kind))
+            av_log(ctx, AV_LOG_WARNING, "The fast option applies to models with a spatial "
+                   "condition (segmentation, depth, coordinates) only; ignored.\n");
         if (s->map && s->info.cond_kind != VQGAN_COND_SEGMENTATION)
             av_log(ctx, AV_LOG_WARNING, "The map option applies to segmentation-conditional "
                    "models only; ignored.\n");
@@ -313,7 +340,7 @@ static int load_model(AVFilterContext *ctx)
     params.top_k           = s->top_k;
     params.top_p           = s->top_p;
     params.seed            = s->seed;
-    params.temporal        = s->mode == MODE_SAMPLE && s->info.cond_kind == VQGAN_COND_SEGMENTATION ?
+    params.temporal        = s->mode == MODE_SAMPLE && spatial_condition(s->info.cond_kind) ?
                              s->temporal : VQGAN_TEMPORAL_OFF;
     params.fast_step       = s->fast;
     params.progress        = ff_vqgan_progress;
@@ -336,6 +363,7 @@ static av_cold void uninit(AVFilterContext *ctx)
     av_freep(&s->rgb);
     ff_framesync_uninit(&s->fs);
     ff_vqgan_completion_free(&s->cpl);
+    av_freep(&s->depth);
 }
 
 static int query_formats(const AVFilterContext *ctx,
@@ -458,6 +486,74 @@ static int config_complete(AVFilterContext *ctx, AVFilterLink *outlink)
     return 0;
 }
 
+/* Depth models: gray8, gray16, grayf32 depth maps, or gray16 condition tokens
+ * with cond_tokens=1 (gray16 is a depth map otherwise). */
+static int config_depth_input(AVFilterContext *ctx, int format)
+{
+    VQGANSynthContext *s = ctx->priv;
+
+    if (format == VQGAN_TOKEN_PIX_FMT && s->cond_tokens) {
+        s->input = INPUT_COND_TOKENS;
+        return 0;
+    }
+    if (ff_vqgan_is_depth_format(format)) {
+        s->input = INPUT_DEPTH;
+        return 0;
+    }
+    if (format == AV_PIX_FMT_PAL8)
+        av_log(ctx, AV_LOG_ERROR, "Input format pal8 holds segmentation labels, but model '%s' is "
+               "depth-conditioned: it takes depth maps (gray8, gray16, grayf32), or gray16 "
+               "condition tokens with cond_tokens=1.\n", s->model_path);
+    else
+        av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: depth-conditioned model '%s' "
+               "takes depth maps (gray8, gray16, grayf32), or gray16 condition tokens with "
+               "cond_tokens=1. Insert format=gray16 (or grayf32) for depth pictures.\n",
+               av_get_pix_fmt_name(format), s->model_path);
+    return AVERROR(EINVAL);
+}
+
+/* vqgan_encode_depth / _coord: a libvqgan status, or an AVERROR (logged)
+ * from reading the frame. */
+static int condition_tokens(AVFilterContext *ctx, const AVFrame *in)
+{
+    VQGANSynthContext *s = ctx->priv;
+    int ret;
+
+    av_fast_malloc(&s->cond, &s->cond_size, (size_t)s->gw * s->gh * sizeof(*s->cond));
+    if (!s->cond)
+        return AVERROR(ENOMEM);
+    if (s->input == INPUT_COORD)
+        return vqgan_encode_coord(s->session, s->dw, s->dh, s->cond);
+    if (in->metadata && av_dict_get(in->metadata, VQGAN_META_STAGE, NULL, 0)) {
+        av_log(ctx, AV_LOG_ERROR, "Input frames hold tokens from vqgan_encode (" VQGAN_META_STAGE
+               " metadata), not depth maps; set cond_tokens=1 to sample from condition tokens.\n");
+        return AVERROR(EINVAL);
+    }
+    av_fast_malloc(&s->depth, &s->depth_size, (size_t)s->lw * s->lh * sizeof(*s->depth));
+    if (!s->depth)
+        return AVERROR(ENOMEM);
+    ret = ff_vqgan_prepare_depth(ctx, in, s->depth_lo, s->depth_hi, s->depth_invert,
+                                 s->depth, s->lw, s->lh);
+    if (ret < 0)
+        return ret;
+    return vqgan_encode_depth(s->session, s->depth, s->lw, s->lh, s->cond, NULL);
+}
+
+/* The condition tokens of a depth frame or of the frame's coordinates;
+ * an AVERROR, logged, on failure. */
+static int depth_or_coord_condition(AVFilterContext *ctx, const AVFrame *in)
+{
+    VQGANSynthContext *s = ctx->priv;
+    int ret = condition_tokens(ctx, in);
+
+    if (ret >= 0 || ret < VQGAN_ERR_CANCELLED)   /* done, or an AVERROR already logged */
+        return ret;
+    av_log(ctx, AV_LOG_ERROR, "Failed %s frame %"PRId64" (%dx%d): %s.\n",
+           s->input == INPUT_DEPTH ? "encoding the depth of" : "building the coordinates of",
+           s->frame_count, s->dw, s->dh, vqgan_last_error());
+    return ff_vqgan_averror(ret);
+}
+
 static int config_output(AVFilterLink *outlink)
 {
     AVFilterContext *ctx = outlink->src;
@@ -480,6 +576,11 @@ static int config_output(AVFilterLink *outlink)
             s->input = INPUT_COND_TOKENS;
         else
             goto bad_format;
+    } else if (s->info.cond_kind == VQGAN_COND_DEPTH) {
+        if ((ret = config_depth_input(ctx, inlink->format)) < 0)
+            return ret;
+    } else if (s->info.cond_kind == VQGAN_COND_COORD) {
+        s->input = INPUT_COORD;
     } else {
         s->input = INPUT_TIMING;
     }
@@ -494,6 +595,7 @@ static int config_output(AVFilterLink *outlink)
         outlink->w = s->gw * f;
         outlink->h = s->gh * f;
         break;
+    case INPUT_DEPTH:
     case INPUT_LABELS: {
         const int cf = s->info.cond_factor;
         s->gw = (inlink->w + cf - 1) / cf;
@@ -507,19 +609,24 @@ static int config_output(AVFilterLink *outlink)
         outlink->h = cf == f ? inlink->h : s->gh * f;
         break;
     }
+    case INPUT_COORD:
+        /* the position map of the frame the model synthesizes (the input's
+         * size padded to the factor), any number of windows */
+        s->gw = (inlink->w + f - 1) / f;
+        s->gh = (inlink->h + f - 1) / f;
+        if ((ret = check_grid(ctx, inlink->w, inlink->h, f)) < 0)
+            return ret;
+        outlink->w = inlink->w;
+        outlink->h = inlink->h;
+        break;
     case INPUT_TIMING:
         if (s->complete != COMPLETE_OFF)
             inlink = ctx->inputs[1]; /* the picture gives the size, not the condition input */
+        /* grids larger than the block slide the window (libvqgan) */
         s->gw = (inlink->w + f - 1) / f;
         s->gh = (inlink->h + f - 1) / f;
-        if ((int64_t)s->gw * s->gh > s->info.block_size - 1) {
-            av_log(ctx, AV_LOG_ERROR, "Input %dx%d needs a %dx%d token grid (%d tokens), "
-                   "but model '%s' samples at most %d tokens (block size %d - 1), "
-                   "e.g. %dx%d pixels.\n", inlink->w, inlink->h, s->gw, s->gh, s->gw * s->gh,
-                   s->model_path, s->info.block_size - 1, s->info.block_size,
-                   s->info.window * f, s->info.window * f);
-            return AVERROR(EINVAL);
-        }
+        if ((ret = check_grid(ctx, inlink->w, inlink->h, f)) < 0)
+            return ret;
         outlink->w = inlink->w;
         outlink->h = inlink->h;
         break;
@@ -540,12 +647,22 @@ static int config_output(AVFilterLink *outlink)
            av_get_pix_fmt_name(inlink->format), inlink->w, inlink->h,
            s->input == INPUT_LABELS       ? "labels" :
            s->input == INPUT_COND_TOKENS  ? "condition tokens" :
-           s->input == INPUT_IMAGE_TOKENS ? "image tokens" : "size and timing only",
+           s->input == INPUT_IMAGE_TOKENS ? "image tokens" :
+           s->input == INPUT_DEPTH        ? "depth" :
+           s->input == INPUT_COORD        ? "size and timing only: coordinates" : "size and timing only",
            s->gw, s->gh, outlink->w, outlink->h,
            s->dw != outlink->w || s->dh != outlink->h ? " (cropped from the padded grid)" : "");
     return 0;
 
 bad_format:
+    if (s->mode == MODE_SAMPLE && ff_vqgan_is_depth_format(inlink->format)) {
+        /* gray8 and native gray16 are labels and tokens here: the rest is depth */
+        av_log(ctx, AV_LOG_ERROR, "Input format %s looks like a depth map, but model '%s' "
+               "is segmentation-conditional: it takes gray8 (or pal8) labels or gray16 condition "
+               "tokens. Depth maps need a depth-conditioned model (D-RIN).\n",
+               av_get_pix_fmt_name(inlink->format), s->model_path);
+        return AVERROR(EINVAL);
+    }
     av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: %s. Insert format=gray8 "
            "for label pictures.\n", av_get_pix_fmt_name(inlink->format),
            s->mode == MODE_DECODE ? "mode=decode takes gray16 image tokens from vqgan_encode" :
@@ -717,6 +834,12 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
         break;
     case INPUT_TIMING:
         ret = vqgan_sample_unconditional(s->session, s->class_id, s->gw, s->gh, s->tokens);
+        break;
+    case INPUT_DEPTH:
+    case INPUT_COORD:
+        if ((ret = depth_or_coord_condition(ctx, in)) < 0)
+            goto fail;
+        ret = vqgan_sample_conditional(s->session, s->cond, s->gw, s->gh, s->tokens);
         break;
     }
     if (ret >= 0 && s->mode == MODE_SAMPLE)

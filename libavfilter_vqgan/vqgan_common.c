@@ -19,6 +19,7 @@
  */
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,6 +28,10 @@
 #include "libavutil/error.h"
 #include "libavutil/macros.h"
 #include "libavutil/log.h"
+#include "libavutil/intfloat.h"
+#include "libavutil/intreadwrite.h"
+#include "libavutil/pixdesc.h"
+#include "libavutil/pixfmt.h"
 #include "libavutil/thread.h"
 #include "libavutil/time.h"
 
@@ -89,6 +94,8 @@ const char *ff_vqgan_cond_name(int cond_kind)
     case VQGAN_COND_SEGMENTATION: return "segmentation";
     case VQGAN_COND_CLASS:        return "class";
     case VQGAN_COND_SOS:          return "unconditional";
+    case VQGAN_COND_DEPTH:        return "depth";
+    case VQGAN_COND_COORD:        return "coordinates";
     default:                      return "unknown";
     }
 }
@@ -266,6 +273,70 @@ int ff_vqgan_progress(void *opaque, int64_t done, int64_t total)
         av_log(p->log_ctx, AV_LOG_VERBOSE, "frame %"PRId64": %"PRId64"/%"PRId64
                " tokens (%.0f%%)\n", p->frame, done, total, 100.0 * done / total);
         p->last_report = now;
+    }
+    return 0;
+}
+
+int ff_vqgan_is_depth_format(int format)
+{
+    /* both byte orders: in sample mode vqgan_synth takes any format as it
+     * comes (16-bit PNGs decode to gray16be) */
+    return format == AV_PIX_FMT_GRAY8 || format == AV_PIX_FMT_GRAY16LE || format == AV_PIX_FMT_GRAY16BE ||
+           format == AV_PIX_FMT_GRAYF32LE || format == AV_PIX_FMT_GRAYF32BE;
+}
+
+int ff_vqgan_parse_depth_range(void *log_ctx, const char *spec, float *lo, float *hi)
+{
+    char *end;
+    double a, b;
+
+    *lo = *hi = 0.0f;
+    if (!spec || !*spec)
+        return 0;
+    a = strtod(spec, &end);
+    /* LO|HI as well: a ':' must be escaped twice inside a filter graph */
+    if (end == spec || (*end != ':' && *end != '|'))
+        goto bad;
+    b = strtod(end + 1, &end);
+    if (*end || !isfinite(a) || !isfinite(b) || !(a < b) || fabs(a) > 3e38 || fabs(b) > 3e38)
+        goto bad;
+    *lo = (float)a;
+    *hi = (float)b;
+    if (!(*lo < *hi))
+        goto bad;
+    return 0;
+bad:
+    av_log(log_ctx, AV_LOG_ERROR, "depth_range='%s' is invalid: it takes LO:HI (or LO|HI), two finite "
+           "numbers in the input's units with LO < HI (e.g. 0|65535 for gray16).\n", spec);
+    return AVERROR(EINVAL);
+}
+
+int ff_vqgan_prepare_depth(void *log_ctx, const AVFrame *in, float lo, float hi, int invert,
+                           float *dst, int pw, int ph)
+{
+    const int w = in->width, h = in->height;
+    int ret;
+
+    for (int y = 0; y < ph; y++) {
+        const uint8_t *row = in->data[0] + (ptrdiff_t)FFMIN(y, h - 1) * in->linesize[0];
+        float *d = dst + (size_t)y * pw;
+        for (int x = 0; x < pw; x++) {
+            const int sx = FFMIN(x, w - 1);
+            switch (in->format) {
+            case AV_PIX_FMT_GRAY8:     d[x] = row[sx]; break;
+            case AV_PIX_FMT_GRAY16LE:  d[x] = AV_RL16(row + 2 * sx); break;
+            case AV_PIX_FMT_GRAY16BE:  d[x] = AV_RB16(row + 2 * sx); break;
+            case AV_PIX_FMT_GRAYF32LE: d[x] = av_int2float(AV_RL32(row + 4 * sx)); break;
+            default:                   d[x] = av_int2float(AV_RB32(row + 4 * sx)); break;
+            }
+        }
+    }
+    /* padding replicates the edges: the per-image min and max are the frame's */
+    ret = vqgan_depth_normalize(dst, pw, ph, lo, hi, invert, dst);
+    if (ret < 0) {
+        av_log(log_ctx, AV_LOG_ERROR, "Depth frame %dx%d (%s) cannot be used: %s.\n", w, h,
+               av_get_pix_fmt_name(in->format), vqgan_last_error());
+        return ff_vqgan_averror(ret);
     }
     return 0;
 }

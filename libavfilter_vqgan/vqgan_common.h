@@ -134,4 +134,33 @@ int ff_vqgan_progress(void *opaque, int64_t done, int64_t total);
  */
 const char *ff_vqgan_cond_name(int cond_kind);
 
+/**
+ * Whether a pixel format carries depth maps (gray8, gray16, grayf32).
+ */
+int ff_vqgan_is_depth_format(int format);
+
+/**
+ * Parse depth_range "LO:HI" or "LO|HI" (LO < HI, in the input's units; '|'
+ * needs no escaping inside a filter graph). An empty or NULL
+ * spec gives lo = hi = 0: the reference's per-image min-max.
+ */
+int ff_vqgan_parse_depth_range(void *log_ctx, const char *spec, float *lo, float *hi);
+
+/**
+ * Convert a w x h depth frame (gray8, gray16, grayf32) into dst (planar
+ * float pw x ph, edges replicated into the padding) and map it to the
+ * model's [-1, 1] with vqgan_depth_normalize(lo, hi, invert). Fails, with a
+ * message, on a non-finite value.
+ */
+int ff_vqgan_prepare_depth(void *log_ctx, const AVFrame *in, float lo, float hi, int invert,
+                           float *dst, int pw, int ph);
+
+/* The depth options of both filters (fields of their context). */
+#define VQGAN_DEPTH_OPTIONS(range_, invert_, flags_)                                                    \
+    { "depth_range", "map depth LO:HI or LO|HI (input units) to the model's range for the whole stream "        \
+      "(default: each frame's own min-max, as the reference)", range_, AV_OPT_TYPE_STRING,               \
+      { .str = NULL }, 0, 0, flags_ },                                                                   \
+    { "depth_invert", "depth input where larger means farther (the models take larger = nearer)",      \
+      invert_, AV_OPT_TYPE_BOOL, { .i64 = 0 }, 0, 1, flags_ }
+
 #endif /* AVFILTER_VQGAN_COMMON_H */

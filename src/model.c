@@ -16,6 +16,7 @@
 #include "gpt.h"
 #include "memlimit.h"
 #include "model.h"
+#include "window.h"
 
 /* ---- tensors -------------------------------------------------------------- */
 
@@ -272,6 +273,16 @@ static int read_stage(const struct vq_gguf *g, struct vqgan_model *m, struct vq_
     if ((r = vq_gguf_get_int_array(g, KEY("attn_resolutions"), 1, VQ_MAX_LEVELS, 1, 1 << 16,
                                    s->attn_res, &s->n_attn_res)))
         return r;
+    char *quant = NULL;
+    if ((r = vq_gguf_get_string(g, KEY("quantizer"), 0, &quant)))
+        return r;
+    if (quant && strcmp(quant, "vq") && strcmp(quant, "gumbel")) {
+        r = vq_error(VQGAN_ERR_FORMAT, "%s: %s is '%s', not vq or gumbel", g->path, key, quant);
+        free(quant);
+        return r;
+    }
+    s->gumbel = quant && !strcmp(quant, "gumbel");
+    free(quant);
     if ((r = vq_gguf_get_string(g, KEY("tensor_prefix"), 1, &prefix)))
         return r;
     for (int i = 0; i < s->n_level; i++)
@@ -288,7 +299,17 @@ static int read_stage(const struct vq_gguf *g, struct vqgan_model *m, struct vq_
     struct wire w = { m, g->path, prefix, r };
     wire_encoder(&w, s);
     wire_conv(&w, &s->quant_conv, "quant_conv", s->z_channels, s->embed_dim, 1);
-    s->codebook = get(&w, "quantize.embedding.weight", s->n_embed, s->embed_dim, -1, -1);
+    if (s->gumbel) {
+        /* GumbelQuantize: proj is built on z_channels inputs and applied to
+         * quant_conv's embed_dim outputs; the reference runs only when equal */
+        if (!w.err && s->embed_dim != s->z_channels)
+            w.err = vq_error(VQGAN_ERR_FORMAT, "%s: vqgan.%s: a gumbel quantizer needs embed_dim (%d) equal to "
+                             "z_channels (%d)", g->path, stage, s->embed_dim, s->z_channels);
+        wire_conv(&w, &s->proj, "quantize.proj", s->embed_dim, s->n_embed, 1);
+        s->codebook = get(&w, "quantize.embed.weight", s->n_embed, s->embed_dim, -1, -1);
+    } else {
+        s->codebook = get(&w, "quantize.embedding.weight", s->n_embed, s->embed_dim, -1, -1);
+    }
     if (has_decoder) {
         wire_conv(&w, &s->post_quant_conv, "post_quant_conv", s->embed_dim, s->z_channels, 1);
         wire_decoder(&w, s);
@@ -412,8 +433,10 @@ static int build_model(const struct vq_gguf *g, struct vqgan_model *m, const str
     else if (!strcmp(kind, "segmentation")) m->info.cond_kind = VQGAN_COND_SEGMENTATION;
     else if (!strcmp(kind, "class")) m->info.cond_kind = VQGAN_COND_CLASS;
     else if (!strcmp(kind, "sos")) m->info.cond_kind = VQGAN_COND_SOS;
-    else r = vq_error(VQGAN_ERR_FORMAT, "%s: vqgan.cond_stage.kind '%s' is not none, segmentation, class or sos",
-                      g->path, kind);
+    else if (!strcmp(kind, "depth")) m->info.cond_kind = VQGAN_COND_DEPTH;
+    else if (!strcmp(kind, "coord")) m->info.cond_kind = VQGAN_COND_COORD;
+    else r = vq_error(VQGAN_ERR_FORMAT, "%s: vqgan.cond_stage.kind '%s' is not none, segmentation, depth, coord, "
+                      "class or sos", g->path, kind);
     free(kind);
     if (r) return r;
 
@@ -430,6 +453,26 @@ static int build_model(const struct vq_gguf *g, struct vqgan_model *m, const str
         if (m->label_names && nn != m->n_labels)
             return vq_error(VQGAN_ERR_FORMAT, "%s: vqgan.cond_stage.label_names has %d names for %d labels",
                             g->path, nn, m->n_labels);
+    } else if (m->info.cond_kind == VQGAN_COND_DEPTH) {
+        if ((r = read_stage(g, m, &m->cond, "cond_stage", 0))) return r;
+        if (m->cond.in_channels != 1)
+            return vq_error(VQGAN_ERR_FORMAT, "%s: a depth condition stage takes one channel, "
+                            "vqgan.cond_stage.in_channels is %d", g->path, m->cond.in_channels);
+        if (m->cond.gumbel)
+            return vq_error(VQGAN_ERR_FORMAT, "%s: a depth condition stage with a gumbel quantizer is not supported",
+                            g->path);
+        char *norm = NULL;
+        if ((r = vq_gguf_get_string(g, "vqgan.cond_stage.depth_normalization", 1, &norm))) return r;
+        if (strcmp(norm, "minmax"))
+            r = vq_error(VQGAN_ERR_FORMAT, "%s: vqgan.cond_stage.depth_normalization is '%s', not minmax",
+                         g->path, norm);
+        free(norm);
+        if (r) return r;
+    } else if (m->info.cond_kind == VQGAN_COND_COORD) {
+        if ((r = vq_gguf_get_int(g, "vqgan.cond_stage.n_embed", 1, 1, 1 << 20, &v))) return r;
+        m->coord_n_embed = (int)v;
+        if ((r = vq_gguf_get_int(g, "vqgan.cond_stage.down_factor", 1, 1, 1 << 10, &v))) return r;
+        m->coord_down = (int)v;
     } else if (m->info.cond_kind == VQGAN_COND_CLASS) {
         if ((r = vq_gguf_get_int(g, "vqgan.cond_stage.n_classes", 1, 1, 1 << 20, &v))) return r;
         m->info.n_classes = (int)v;
@@ -448,6 +491,14 @@ static int build_model(const struct vq_gguf *g, struct vqgan_model *m, const str
     in->cond_factor = m->cond.present ? m->cond.factor : 0;
     in->cond_codes = m->cond.present ? m->cond.n_embed : 0;
     in->n_labels = m->n_labels;
+    in->image_quantizer = m->first.present && m->first.gumbel ? VQGAN_QUANTIZER_GUMBEL : VQGAN_QUANTIZER_VQ;
+    if (in->cond_kind == VQGAN_COND_COORD) {
+        in->cond_factor = m->coord_down;
+        in->cond_codes = m->coord_n_embed;
+        if (m->first.present && m->coord_down != m->first.factor)
+            return vq_error(VQGAN_ERR_FORMAT, "%s: vqgan.cond_stage.down_factor %d differs from the image factor %d",
+                            g->path, m->coord_down, m->first.factor);
+    }
     if (m->gpt.present) {
         const struct vq_gpt *t = &m->gpt;
         in->vocab_size = t->vocab;
@@ -458,18 +509,19 @@ static int build_model(const struct vq_gguf *g, struct vqgan_model *m, const str
         if (in->image_codes > t->vocab || in->cond_codes > t->vocab)
             return vq_error(VQGAN_ERR_FORMAT, "%s: codebooks (%d image, %d condition codes) exceed the transformer vocabulary %d",
                             g->path, in->image_codes, in->cond_codes, t->vocab);
-        if (in->cond_kind == VQGAN_COND_SEGMENTATION) {
+        if (in->cond_kind == VQGAN_COND_SEGMENTATION || in->cond_kind == VQGAN_COND_DEPTH ||
+            in->cond_kind == VQGAN_COND_COORD) {
             int w = (int)floor(sqrt(t->block / 2.0) + 0.5);
             if (2 * w * w != t->block)
                 return vq_error(VQGAN_ERR_FORMAT, "%s: block_size %d is not 2*w*w for a segmentation-conditional window",
                                 g->path, t->block);
             in->window = w;
-            if (m->first.present && m->cond.factor != m->first.factor)
+            if (m->first.present && m->cond.present && m->cond.factor != m->first.factor)
                 return vq_error(VQGAN_ERR_FORMAT, "%s: condition stage factor %d differs from image factor %d",
                                 g->path, m->cond.factor, m->first.factor);
         } else if (in->cond_kind == VQGAN_COND_CLASS || in->cond_kind == VQGAN_COND_SOS) {
-            int w = (int)floor(sqrt(t->block - 1.0) + 1e-9);
-            in->window = w;
+            /* the sampler's own rule (window.c): block = 1 + w*w, or no window */
+            in->window = vq_window_side_token(t->block);
             if (in->cond_kind == VQGAN_COND_CLASS && in->n_classes > t->vocab)
                 return vq_error(VQGAN_ERR_FORMAT, "%s: n_classes %d exceeds the vocabulary %d", g->path,
                                 in->n_classes, t->vocab);

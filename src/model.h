@@ -54,6 +54,9 @@ struct vq_stage {
     struct vq_conv quant_conv, post_quant_conv;
     const float *codebook;            /* [n_embed][embed_dim]               */
     float *codebook_norm2;            /* |e|^2 per code, computed at load    */
+    int gumbel;                       /* GumbelQuantize: tokens are the argmax
+                                         of proj's logits, codebook = embed  */
+    struct vq_conv proj;              /* quantize.proj (gumbel): embed_dim -> n_embed */
 };
 
 /* ---- GPT (taming/modules/transformer/mingpt.py) ------------------------- */
@@ -83,6 +86,7 @@ struct vqgan_model {
     struct vq_gpt gpt;
     int n_labels;
     char **label_names;               /* [n_labels] or NULL                  */
+    int coord_n_embed, coord_down;    /* CoordStage (cond_kind COORD)        */
     int n_tensors;
     struct vq_tensor *tensors;
     /* shared-cache key */

@@ -220,8 +220,9 @@ static int vqgan_encode_labels_impl(struct vqgan_session *s, const uint8_t *ids,
     float *h;
     if (!s) return vq_error(VQGAN_ERR_INVALID, "no session");
     const struct vq_stage *st = &s->model->cond;
-    if (!st->present)
-        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the model has no segmentation condition stage", s->model->path);
+    if (!st->present || s->model->info.cond_kind != VQGAN_COND_SEGMENTATION)
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the model has no segmentation condition stage%s", s->model->path,
+                        s->model->info.cond_kind == VQGAN_COND_DEPTH ? " (its condition is a depth map)" : "");
     if ((r = check_frame(st, "label map", width, height))) return r;
     if (!ids || !tokens) return vq_error(VQGAN_ERR_INVALID, "encode: NULL buffer");
     if (stride < (ptrdiff_t)width)
@@ -454,6 +455,165 @@ int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_decode: no session");
     vq_session_enter(s);
     const int r = vqgan_decode_impl(s, tokens, gw, gh, rgb, stride);
+    vq_session_leave();
+    return r;
+}
+
+/* ---- depth and coordinate conditions ----------------------------------------- */
+
+int vqgan_depth_normalize(const float *depth, int width, int height, float lo, float hi, int invert,
+                          float *out)
+{
+    if (!depth || !out) return vq_error(VQGAN_ERR_INVALID, "depth normalize: NULL buffer");
+    if (width <= 0 || height <= 0)
+        return vq_error(VQGAN_ERR_INVALID, "depth normalize: size %dx%d is empty", width, height);
+    if (!isfinite(lo) || !isfinite(hi) || lo > hi)
+        return vq_error(VQGAN_ERR_INVALID, "depth range %g:%g: both ends must be finite, the low one not above the high one", lo, hi);
+    const size_t n = (size_t)width * height;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(depth[i]))
+            return vq_error(VQGAN_ERR_INVALID, "depth value %g at (%zu, %zu) is not finite", depth[i],
+                            i % (size_t)width, i / (size_t)width);
+    if (lo == hi) {
+        /* the reference's per-image min-max (D-RIN's data pipeline):
+         * d = (d - min) / max(1e-8, max - min); d = 2 d - 1 */
+        float mn = depth[0], mx = depth[0];
+        for (size_t i = 1; i < n; i++) {
+            mn = depth[i] < mn ? depth[i] : mn;
+            mx = depth[i] > mx ? depth[i] : mx;
+        }
+        const float span = mx - mn > 1e-8f ? mx - mn : 1e-8f;
+        for (size_t i = 0; i < n; i++) {
+            const float d = 2.0f * ((depth[i] - mn) / span) - 1.0f;
+            out[i] = invert ? -d : d;
+        }
+        return 0;
+    }
+    /* a fixed range for a whole stream: the same depth gives the same input
+     * in every frame; values outside the range are clamped */
+    const float span = hi - lo > 1e-8f ? hi - lo : 1e-8f;
+    for (size_t i = 0; i < n; i++) {
+        float d = 2.0f * ((depth[i] - lo) / span) - 1.0f;
+        d = d < -1.0f ? -1.0f : d > 1.0f ? 1.0f : d;
+        out[i] = invert ? -d : d;
+    }
+    return 0;
+}
+
+static int vqgan_encode_depth_impl(struct vqgan_session *s, const float *depth, int width, int height,
+                                   int32_t *tokens, float *pre_quant)
+{
+    int r;
+    float *h;
+    const struct vq_stage *st = &s->model->cond;
+    if (s->model->info.cond_kind != VQGAN_COND_DEPTH)
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the model has no depth condition stage (its condition: %s)",
+                        s->model->path, s->model->info.cond_kind == VQGAN_COND_SEGMENTATION ? "segmentation labels"
+                        : s->model->info.cond_kind == VQGAN_COND_COORD ? "coordinates, no input"
+                        : s->model->info.cond_kind == VQGAN_COND_CLASS ? "a class id" : "none");
+    if ((r = check_frame(st, "depth map", width, height))) return r;
+    if (!depth || !tokens) return vq_error(VQGAN_ERR_INVALID, "depth encode: NULL buffer");
+    const size_t n_px = (size_t)width * height;
+    for (size_t i = 0; i < n_px; i++)
+        if (!isfinite(depth[i]))
+            return vq_error(VQGAN_ERR_INVALID, "depth value %g at (%zu, %zu) is not finite", depth[i],
+                            i % (size_t)width, i / (size_t)width);
+    if ((r = vq_stage_check_work(st, VQ_WORK_ENCODE, width, height, 0.0, "depth encode"))) return r;
+    if ((r = vq_stage_encode(st, depth, height, width, &h))) return r;
+    return finish_encode(st, h, (height / st->factor) * (width / st->factor), tokens, pre_quant);
+}
+
+int vqgan_encode_depth(struct vqgan_session *s, const float *depth, int width, int height,
+                       int32_t *tokens, float *pre_quant)
+{
+    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_depth: no session");
+    vq_session_enter(s);
+    const int r = vqgan_encode_depth_impl(s, depth, width, height, tokens, pre_quant);
+    vq_session_leave();
+    return r;
+}
+
+/* CoordStage.encode on the frame's raster-position map, as the reference
+ * computes it in float32: c[p] = p / (H W) (computed in double, stored as
+ * float, as get_input casts it), area interpolation by down_factor (a
+ * float sum over the block in raster order, divided by its height and then
+ * its width, as torch's adaptive average pooling does), clamp to [0, 1],
+ * times n_embed, rounded half to even (torch.round). */
+static int vqgan_encode_coord_impl(struct vqgan_session *s, int width, int height, int32_t *tokens)
+{
+    const struct vqgan_model *m = s->model;
+    if (m->info.cond_kind != VQGAN_COND_COORD)
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the model's condition is not coordinates (CoordStage)",
+                        m->path);
+    const int f = m->coord_down, K = m->coord_n_embed;
+    if (width <= 0 || height <= 0)
+        return vq_error(VQGAN_ERR_INVALID, "coordinates: size %dx%d is empty", width, height);
+    if (width % f || height % f)
+        return vq_error(VQGAN_ERR_INVALID, "coordinates: size %dx%d is not a multiple of the down_factor %d",
+                        width, height, f);
+    if (width / f > VQGAN_MAX_GRID || height / f > VQGAN_MAX_GRID)
+        return vq_error(VQGAN_ERR_LIMIT, "coordinates: size %dx%d makes a token grid larger than %dx%d",
+                        width, height, VQGAN_MAX_GRID, VQGAN_MAX_GRID);
+    if (!tokens) return vq_error(VQGAN_ERR_INVALID, "coordinates: NULL tokens");
+    const int gw = width / f, gh = height / f;
+    const double hw = (double)width * height;
+    const int vocab = m->gpt.present ? m->gpt.vocab : K + 1;
+    for (int gy = 0; gy < gh; gy++)
+        for (int gx = 0; gx < gw; gx++) {
+            float sum = 0.0f;
+            for (int y = gy * f; y < (gy + 1) * f; y++)
+                for (int x = gx * f; x < (gx + 1) * f; x++)
+                    sum += (float)(((double)y * width + x) / hw);
+            float c = sum / (float)f / (float)f;
+            c = c < 0.0f ? 0.0f : c > 1.0f ? 1.0f : c;
+            const int t = (int)nearbyintf((float)K * c);
+            if (t >= vocab)
+                return vq_error(VQGAN_ERR_LIMIT, "coordinates: a %dx%d frame gives the token %d at grid (%d, %d), "
+                                "outside the transformer's vocabulary 0..%d (the frame is too tall for this model)",
+                                width, height, t, gx, gy, vocab - 1);
+            tokens[gy * gw + gx] = t;
+        }
+    return 0;
+}
+
+int vqgan_encode_coord(struct vqgan_session *s, int width, int height, int32_t *tokens)
+{
+    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_coord: no session");
+    vq_session_enter(s);
+    const int r = vqgan_encode_coord_impl(s, width, height, tokens);
+    vq_session_leave();
+    return r;
+}
+
+static int vqgan_encode_image_logits_impl(struct vqgan_session *s, const float *chw, int width, int height,
+                                          int32_t *tokens, float *logits)
+{
+    int r;
+    float *h;
+    if ((r = need_first_stage(s))) return r;
+    const struct vq_stage *st = &s->model->first;
+    if (!st->gumbel)
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the image tokenizer is not a gumbel quantizer (no logits)",
+                        s->model->path);
+    if ((r = check_frame(st, "image", width, height))) return r;
+    if (!chw || !tokens || !logits) return vq_error(VQGAN_ERR_INVALID, "encode: NULL buffer");
+    if (st->in_channels != 3)
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "image tokenizer takes %d channels, not RGB", st->in_channels);
+    if ((r = vq_stage_check_work(st, VQ_WORK_ENCODE, width, height,
+                                 (double)st->n_embed * (width / st->factor) * (height / st->factor) * 4.0,
+                                 "encode"))) return r;
+    if ((r = vq_stage_encode(st, chw, height, width, &h))) return r;
+    r = vq_quantize_logits(st, h, (height / st->factor) * (width / st->factor), tokens, logits);
+    free(h);
+    return r;
+}
+
+int vqgan_encode_image_logits(struct vqgan_session *s, const float *chw, int width, int height,
+                              int32_t *tokens, float *logits)
+{
+    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_image_logits: no session");
+    vq_session_enter(s);
+    const int r = vqgan_encode_image_logits_impl(s, chw, width, height, tokens, logits);
     vq_session_leave();
     return r;
 }

@@ -227,9 +227,44 @@ static int stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptr
 
 #define VQ_QUANT_BAND 1024
 
+/* GumbelQuantize without its noise: logits = proj(z) (a 1x1 convolution),
+ * token = argmax, lowest index on ties; logits (K x n) kept when asked. */
+static int quantize_gumbel(const struct vq_stage *s, const float *z, int n, int32_t *idx, float *logits)
+{
+    const int D = s->embed_dim, K = s->n_embed;
+    float *dot = malloc(sizeof(float) * (size_t)VQ_QUANT_BAND * K);
+    if (!dot) return nomem();
+    for (int i0 = 0; i0 < n; i0 += VQ_QUANT_BAND) {
+        const int m = n - i0 < VQ_QUANT_BAND ? n - i0 : VQ_QUANT_BAND;
+        /* dot[i][k] = Σd z[d][i0+i] proj[k][d] */
+        vq_gemm(1, 1, m, K, D, z + i0, n, s->proj.w, D, 0.0f, dot, K);
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < m; i++) {
+            const float *row = dot + (size_t)i * K;
+            float best = -FLT_MAX;
+            int arg = 0;
+            for (int k = 0; k < K; k++) {
+                const float l = row[k] + s->proj.b[k];
+                if (logits) logits[(size_t)k * n + i0 + i] = l;
+                if (l > best) { best = l; arg = k; }
+            }
+            idx[i0 + i] = arg;
+        }
+    }
+    free(dot);
+    return 0;
+}
+
+int vq_quantize_logits(const struct vq_stage *s, const float *z, int n, int32_t *idx, float *logits)
+{
+    if (!s->gumbel) return vq_error(VQGAN_ERR_UNSUPPORTED, "the stage's quantizer has no logits (not gumbel)");
+    return quantize_gumbel(s, z, n, idx, logits);
+}
+
 int vq_quantize(const struct vq_stage *s, const float *z, int n, int32_t *idx)
 {
     const int D = s->embed_dim, K = s->n_embed;
+    if (s->gumbel) return quantize_gumbel(s, z, n, idx, NULL);
     float *dot = malloc(sizeof(float) * (size_t)VQ_QUANT_BAND * K);
     if (!dot) return nomem();
     for (int i0 = 0; i0 < n; i0 += VQ_QUANT_BAND) {

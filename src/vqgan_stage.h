@@ -14,6 +14,8 @@ int vq_stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptrdiff
 /* Nearest codebook entry per position of z (embed_dim×n): argmin |z - e|²,
  * lowest index on ties. */
 int vq_quantize(const struct vq_stage *s, const float *z, int n, int32_t *idx);
+/* Gumbel stages: the same tokens, and the quantizer's logits (n_embed x n). */
+int vq_quantize_logits(const struct vq_stage *s, const float *z, int n, int32_t *idx, float *logits);
 /* Tokens -> codebook vectors -> post_quant_conv -> decoder: *out is out_ch×(gh·f)×(gw·f). */
 int vq_stage_decode(const struct vq_stage *s, const int32_t *tokens, int gw, int gh, float **out);
 

@@ -32,7 +32,9 @@ import convert  # noqa: E402
 
 PY = sys.executable or "/usr/bin/python3"
 CONVERT = os.path.join(TOOLS, "convert.py")
-CASES = ["vqgan", "segmentation", "gpt", "conditional", "classcond"]
+CASES = ["vqgan", "segmentation", "gpt", "conditional", "classcond",
+         "depth", "coord", "coco", "classwin", "uncondwin", "complete",
+         "gumbel"]
 
 failures = 0
 
@@ -96,6 +98,8 @@ def stage_expect(stage, vq_cfg, prefix):
          k + "n_embed": p["n_embed"]}
     for n in STAGE_KEYS[1:-2]:
         e[k + n] = dd[n]
+    if vq_cfg["target"].endswith(".GumbelVQ"):
+        e[k + "quantizer"] = "gumbel"
     return e
 
 
@@ -115,7 +119,7 @@ def expected_keys(cfg, name):
     t = m["target"].rsplit(".", 1)[-1]
     e = {"general.architecture": "vqgan", "general.name": name,
          "general.alignment": 32, "vqgan.format_version": 1}
-    if t == "VQModel":
+    if t in ("VQModel", "GumbelVQ"):
         e.update(stage_expect("first_stage", m, ""))
         e.update({"vqgan.has_first_stage": True,
                   "vqgan.cond_stage.kind": "none",
@@ -139,14 +143,29 @@ def expected_keys(cfg, name):
         e.update({"vqgan.has_first_stage": True,
                   "vqgan.has_transformer": True})
         cs = p["cond_stage_config"]
+        if cs == "__is_unconditional__":
+            e["vqgan.cond_stage.kind"] = "sos"
+            e["vqgan.cond_stage.sos_token"] = p.get("sos_token", 0)
+            return e
         ct = cs["target"].rsplit(".", 1)[-1]
         if ct == "VQSegmentationModel":
             e.update(stage_expect("cond_stage", cs, "cond_stage_model."))
             e["vqgan.cond_stage.kind"] = "segmentation"
             e["vqgan.cond_stage.n_labels"] = cs["params"]["n_labels"]
+        elif ct == "VQModel":
+            e.update(stage_expect("cond_stage", cs, "cond_stage_model."))
+            e["vqgan.cond_stage.kind"] = "depth"
+            e["vqgan.cond_stage.depth_normalization"] = "minmax"
+        elif ct == "CoordStage":
+            e["vqgan.cond_stage.kind"] = "coord"
+            e["vqgan.cond_stage.n_embed"] = cs["params"]["n_embed"]
+            e["vqgan.cond_stage.down_factor"] = cs["params"]["down_factor"]
         elif ct == "Labelator":
             e["vqgan.cond_stage.kind"] = "class"
             e["vqgan.cond_stage.n_classes"] = cs["params"]["n_classes"]
+        elif ct == "SOSProvider":
+            e["vqgan.cond_stage.kind"] = "sos"
+            e["vqgan.cond_stage.sos_token"] = cs["params"].get("sos_token", 0)
     return e
 
 
@@ -438,9 +457,80 @@ def test_refusals(golden, tmp):
                    ["cond_stage_model.encoder.down.1.block.0.conv1.weight"],
                    tmp)
 
+    gcfg, gsd = load("gumbel")
+    dcfg, dsd = load("depth")
+    ocfg, osd = load("coord")
+
     cfg = copy.deepcopy(vcfg)
     cfg["model"]["target"] = "taming.models.vqgan.GumbelVQ"
-    expect_refusal("GumbelVQ quantizer refused", cfg, vsd, ["GumbelVQ"], tmp)
+    expect_refusal("GumbelVQ without its temperature scheduler refused",
+                   cfg, vsd, ["GumbelVQ", "temperature_scheduler_config"],
+                   tmp)
+
+    sd = dict(gsd)
+    del sd["quantize.proj.weight"]
+    expect_refusal("GumbelVQ checkpoint without quantize.proj refused, "
+                   "exit 1, tensor named", gcfg, sd,
+                   ["missing", "quantize.proj.weight"], tmp, True)
+
+    sd = dict(gsd)
+    sd["quantize.embedding.weight"] = gsd["quantize.embed.weight"]
+    del sd["quantize.embed.weight"]
+    expect_refusal("GumbelVQ with a VectorQuantizer codebook name refused",
+                   gcfg, sd, ["quantize.embed.weight"], tmp)
+
+    cfg = copy.deepcopy(gcfg)
+    cfg["model"]["params"]["embed_dim"] = 8
+    expect_refusal("GumbelVQ with embed_dim != z_channels refused", cfg, gsd,
+                   ["embed_dim", "z_channels"], tmp)
+
+    cfg = copy.deepcopy(vcfg)
+    cfg["model"]["params"]["kl_weight"] = 1e-8
+    expect_refusal("a GumbelVQ option on a VQModel refused", cfg, vsd,
+                   ["kl_weight", "VQModel"], tmp)
+
+    cfg = copy.deepcopy(dcfg)
+    cfg["model"]["params"]["cond_stage_config"]["params"]["ddconfig"][
+        "in_channels"] = 3
+    expect_refusal("VQModel condition stage on 3 channels refused", cfg, dsd,
+                   ["one channel", "in_channels", "3"], tmp)
+
+    cfg = copy.deepcopy(dcfg)
+    cfg["model"]["params"]["cond_stage_key"] = "segmentation"
+    expect_refusal("VQModel condition stage under another key refused", cfg,
+                   dsd, ["cond_stage_key", "segmentation", "depth"], tmp)
+
+    sd = dict(dsd)
+    del sd["cond_stage_model.quant_conv.weight"]
+    expect_refusal("depth stage tensor missing refused", dcfg, sd,
+                   ["cond_stage_model.quant_conv.weight"], tmp)
+
+    cfg = copy.deepcopy(ocfg)
+    cfg["model"]["params"]["cond_stage_config"]["params"]["down_factor"] = 16
+    expect_refusal("CoordStage down_factor != first-stage factor refused",
+                   cfg, osd, ["down_factor", "16", "8"], tmp)
+
+    cfg = copy.deepcopy(ocfg)
+    del cfg["model"]["params"]["cond_stage_config"]["params"]["n_embed"]
+    expect_refusal("CoordStage without n_embed refused", cfg, osd,
+                   ["CoordStage", "n_embed"], tmp)
+
+    cfg = copy.deepcopy(ocfg)
+    cfg["model"]["params"]["cond_stage_config"]["params"]["n_embed"] = 65
+    expect_refusal("CoordStage n_embed above the vocabulary refused", cfg,
+                   osd, ["n_embed", "65", "vocab_size"], tmp)
+
+    cfg = copy.deepcopy(ccfg)
+    cs = cfg["model"]["params"]["cond_stage_config"]["params"]
+    cs["n_labels"] = cs["ddconfig"]["in_channels"] = \
+        cs["ddconfig"]["out_ch"] = 300
+    expect_refusal("300 labels refused (8-bit ids)", cfg, csd,
+                   ["n_labels", "300", "256"], tmp)
+
+    cfg = copy.deepcopy(gcfg)
+    cfg["model"]["params"]["remap"] = "data/used.npy"
+    expect_refusal("GumbelVQ remap refused, option named", cfg, gsd,
+                   ["remap", "data/used.npy"], tmp)
 
     cfg = copy.deepcopy(vcfg)
     cfg["model"]["target"] = "taming.models.vqgan.EMAVQ"
@@ -493,6 +583,11 @@ def test_refusals(golden, tmp):
     check("params.unconditional true -> kind sos, sos_token 3",
           lambda: variant(cfg3, ksd, {"vqgan.cond_stage.kind": "sos",
                                       "vqgan.cond_stage.sos_token": 3}))
+    cfg5 = copy.deepcopy(vcfg)
+    cfg5["model"]["params"]["sane_index_shape"] = True
+    cfg5["model"]["params"]["legacy"] = False
+    check("sane_index_shape and legacy accepted (no effect on tokens)",
+          lambda: variant(cfg5, vsd, {"vqgan.cond_stage.kind": "none"}))
     cfg4 = copy.deepcopy(ccfg)
     cfg4["model"]["params"]["permuter_config"] = {
         "target": "taming.modules.transformer.permuter.Identity"}

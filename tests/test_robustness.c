@@ -654,9 +654,9 @@ static void test_sampling_args(void)
     r = vqgan_sample_conditional(s_vq, cond, GW, GH, tok);
     refused(r, VQGAN_ERR_UNSUPPORTED, "transformer", "vqgan_sample_conditional on a model without transformer");
     r = vqgan_sample_conditional(s_cls, cond, GW, GH, tok);
-    refused(r, VQGAN_ERR_UNSUPPORTED, "segmentation", "vqgan_sample_conditional on a class-conditional model");
+    refused(r, VQGAN_ERR_UNSUPPORTED, "spatial condition", "vqgan_sample_conditional on a class-conditional model");
     r = vqgan_sample_conditional(s_gpt, cond, GW, GH, tok);
-    refused(r, VQGAN_ERR_UNSUPPORTED, "segmentation", "vqgan_sample_conditional on a transformer without condition");
+    refused(r, VQGAN_ERR_UNSUPPORTED, "spatial condition", "vqgan_sample_conditional on a transformer without condition");
     r = vqgan_sample_conditional(s_cond, NULL, GW, GH, tok);
     refused(r, VQGAN_ERR_INVALID, "NULL", "vqgan_sample_conditional(cond NULL)");
     r = vqgan_sample_conditional(s_cond, cond, GW, GH, NULL);

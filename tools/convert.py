@@ -31,11 +31,18 @@ T_N2N = "taming.models.cond_transformer.Net2NetTransformer"
 T_LABELATOR = "taming.modules.util.Labelator"
 T_SOS = "taming.modules.util.SOSProvider"
 T_IDENTITY = "taming.modules.transformer.permuter.Identity"
+T_GUMBEL = "taming.models.vqgan.GumbelVQ"
+T_COORD = "taming.modules.misc.coord.CoordStage"
 UNCONDITIONAL = "__is_unconditional__"
 
 # Other first-stage models of the reference whose quantizer differs from the
-# plain VectorQuantizer codebook the engine implements.
-OTHER_QUANTIZER_MODELS = ("GumbelVQ", "EMAVQ")
+# VectorQuantizer codebook and the GumbelQuantize logits the engine implements.
+OTHER_QUANTIZER_MODELS = ("EMAVQ",)
+
+# How a depth condition reaches the model's [-1, 1]: the reference's D-RIN
+# data pipeline normalises every map on its own (min-max); the filters do the
+# same by default (docs/model-format.md, vqgan.cond_stage.depth_normalization).
+DEPTH_NORMALIZATION = "minmax"
 
 
 class ConvertError(Exception):
@@ -82,7 +89,7 @@ def _params(cfg):
 
 
 def check_vq_target(target, where):
-    if target in (T_VQMODEL, T_VQSEG):
+    if target in (T_VQMODEL, T_VQSEG, T_GUMBEL):
         return
     short = target.rsplit(".", 1)[-1]
     if short in OTHER_QUANTIZER_MODELS or "quantize" in target.lower():
@@ -93,27 +100,53 @@ def check_vq_target(target, where):
     raise ConvertError("%s: unknown target %r" % (where, target))
 
 
-def vq_stage(cfg, where, segmentation):
-    """Validate a VQModel / VQSegmentationModel config; return its params."""
+def vq_stage(cfg, where, segmentation, role="first"):
+    """Validate a VQModel / VQSegmentationModel / GumbelVQ config; return its
+    params. role: "first" (the image tokenizer; VQModel or GumbelVQ),
+    "segmentation" (VQSegmentationModel) or "depth" (a one-channel VQModel
+    as condition stage)."""
     target = _target_name(cfg)
     check_vq_target(target, where)
     if segmentation and target != T_VQSEG:
         raise ConvertError("%s: a segmentation condition stage must be %s, "
                            "got %s" % (where, T_VQSEG, target))
-    if not segmentation and target != T_VQMODEL:
-        raise ConvertError("%s: a first stage must be %s, got %s"
+    if not segmentation and role == "first" and target not in (T_VQMODEL,
+                                                               T_GUMBEL):
+        raise ConvertError("%s: a first stage must be %s or %s, got %s"
+                           % (where, T_VQMODEL, T_GUMBEL, target))
+    if role == "depth" and target != T_VQMODEL:
+        raise ConvertError("%s: a depth condition stage must be %s, got %s"
                            % (where, T_VQMODEL, target))
+    gumbel = target == T_GUMBEL
     p = _params(cfg)
     if p.get("remap") is not None:
         raise ConvertError("%s: params.remap is set (%r); quantizers with "
-                           "index remapping are not supported"
+                           "index remapping (a subset of used codes, "
+                           "quantize.used) are not supported"
                            % (where, p["remap"]))
-    for k in ("quantizer_config", "kl_weight",
-              "temperature_scheduler_config"):
-        if k in p:
-            raise ConvertError("%s: params.%s is set; only the plain "
-                               "VectorQuantizer codebook is supported"
-                               % (where, k))
+    # sane_index_shape only reshapes the indices the quantizer returns and
+    # legacy only changes the training loss: neither changes a token.
+    for k in ("sane_index_shape", "legacy"):
+        if k in p and not isinstance(p[k], bool):
+            raise ConvertError("%s: params.%s must be true or false, got %r"
+                               % (where, k, p[k]))
+    if "quantizer_config" in p:
+        raise ConvertError("%s: params.quantizer_config is set; only the "
+                           "VectorQuantizer codebook and GumbelVQ's "
+                           "quantizer are supported" % where)
+    if not gumbel:
+        for k in ("kl_weight", "temperature_scheduler_config"):
+            if k in p:
+                raise ConvertError("%s: params.%s is set on %s (a GumbelVQ "
+                                   "option); only the plain VectorQuantizer "
+                                   "codebook is supported there"
+                                   % (where, k, target))
+    elif "temperature_scheduler_config" not in p:
+        # the reference's GumbelVQ requires it; it only anneals the training
+        # temperature, which inference (argmax of the logits) never reads
+        raise ConvertError("%s: GumbelVQ without "
+                           "params.temperature_scheduler_config is not the "
+                           "reference's GumbelVQ" % where)
     dd = p.get("ddconfig")
     if not isinstance(dd, dict):
         raise ConvertError("%s: params.ddconfig is missing" % where)
@@ -159,6 +192,19 @@ def vq_stage(cfg, where, segmentation):
         if c % 32:
             raise ConvertError("%s: channel count %d is not a multiple of 32 "
                                "(GroupNorm uses 32 groups)" % (W, c))
+    s["quantizer"] = "gumbel" if gumbel else "vq"
+    s["factor"] = 2 ** (len(s["ch_mult"]) - 1)
+    if gumbel and s["embed_dim"] != s["z_channels"]:
+        # GumbelQuantize's proj takes z_channels inputs but is applied to
+        # quant_conv's embed_dim outputs: the reference itself runs only when
+        # the two are equal (they are in every released GumbelVQ)
+        raise ConvertError("%s: GumbelVQ needs embed_dim (%d) equal to "
+                           "ddconfig.z_channels (%d)"
+                           % (where, s["embed_dim"], s["z_channels"]))
+    if role == "depth" and s["in_channels"] != 1:
+        raise ConvertError("%s: a VQModel condition stage must take one "
+                           "channel (a depth map), got ddconfig.in_channels "
+                           "%d" % (where, s["in_channels"]))
     if segmentation:
         n_labels = _int(p.get("n_labels", s["in_channels"]),
                         where + ".n_labels", 1)
@@ -166,8 +212,28 @@ def vq_stage(cfg, where, segmentation):
             raise ConvertError("%s: n_labels %d differs from "
                                "ddconfig.in_channels %d"
                                % (where, n_labels, s["in_channels"]))
+        if n_labels > 256:
+            raise ConvertError("%s: n_labels %d is above 256: label maps hold "
+                               "8-bit ids" % (where, n_labels))
         s["n_labels"] = n_labels
     return s
+
+
+def coord_stage(cfg, where, first):
+    """CoordStage: no weights; tokens = round(n_embed * area-downsampled
+    raster position). Its grid must be the image grid."""
+    cp = _params(cfg)
+    for k in ("n_embed", "down_factor"):
+        if k not in cp:
+            raise ConvertError("%s: CoordStage needs params.%s" % (where, k))
+    c = {"n_embed": _int(cp["n_embed"], where + ".n_embed", 1),
+         "down_factor": _int(cp["down_factor"], where + ".down_factor", 1)}
+    f = 2 ** (len(first["ch_mult"]) - 1)
+    if c["down_factor"] != f:
+        raise ConvertError("%s: CoordStage down_factor %d differs from the "
+                           "first stage's factor %d (the condition grid must "
+                           "be the image grid)" % (where, c["down_factor"], f))
+    return c
 
 
 def gpt_stage(cfg, where):
@@ -206,7 +272,7 @@ def build_plan(config):
     plan = {"target": target, "first": None, "cond": None, "gpt": None,
             "cond_kind": "none"}
 
-    if target == T_VQMODEL:
+    if target in (T_VQMODEL, T_GUMBEL):
         plan["first"] = vq_stage(model, "model", False)
         plan["first"]["prefix"] = ""
     elif target == T_VQSEG:
@@ -262,6 +328,38 @@ def build_plan(config):
                     raise ConvertError(
                         "cond stage n_embed %d exceeds the transformer's "
                         "vocab_size %d" % (plan["cond"]["n_embed"], vocab))
+            elif ct == T_VQMODEL:
+                plan["cond"] = vq_stage(cs, "cond_stage_config", False,
+                                        "depth")
+                plan["cond"]["prefix"] = "cond_stage_model."
+                plan["cond_kind"] = "depth"
+                plan["depth_normalization"] = DEPTH_NORMALIZATION
+                key = params.get("cond_stage_key")
+                if key not in (None, "depth"):
+                    raise ConvertError(
+                        "model.params.cond_stage_key is %r; a one-channel "
+                        "VQModel condition stage is supported as depth "
+                        "(cond_stage_key: depth)" % (key,))
+                if plan["cond"]["n_embed"] > vocab:
+                    raise ConvertError(
+                        "cond stage n_embed %d exceeds the transformer's "
+                        "vocab_size %d" % (plan["cond"]["n_embed"], vocab))
+                if plan["cond"]["factor"] != plan["first"]["factor"]:
+                    raise ConvertError(
+                        "cond stage factor %d differs from the first stage's "
+                        "%d" % (plan["cond"]["factor"],
+                                plan["first"]["factor"]))
+            elif ct == T_COORD:
+                plan["coord"] = coord_stage(cs, "cond_stage_config",
+                                            plan["first"])
+                plan["cond_kind"] = "coord"
+                # FacesHQ has n_embed = vocab_size: round(n_embed * x)
+                # stays below it on frames under n_embed * (down_factor - 1)
+                # pixels tall (the library refuses a frame where it would not)
+                if plan["coord"]["n_embed"] > vocab:
+                    raise ConvertError(
+                        "CoordStage n_embed %d exceeds the transformer's "
+                        "vocab_size %d" % (plan["coord"]["n_embed"], vocab))
             elif ct == T_LABELATOR:
                 cp = _params(cs)
                 if "n_classes" not in cp:
@@ -279,12 +377,13 @@ def build_plan(config):
                 plan["cond_kind"] = "sos"
                 plan["sos_token"] = _int(cp.get("sos_token", 0),
                                          "cond_stage_config.sos_token", 0)
-            elif ct == T_VQMODEL or ct.rsplit(".", 1)[-1] in \
+            elif ct == T_GUMBEL or ct.rsplit(".", 1)[-1] in \
                     OTHER_QUANTIZER_MODELS:
                 raise ConvertError("cond_stage_config: target %s is not "
                                    "supported as a condition stage (only %s, "
-                                   "%s, %s)" % (ct, T_VQSEG, T_LABELATOR,
-                                                T_SOS))
+                                   "%s (depth), %s, %s, %s)"
+                                   % (ct, T_VQSEG, T_VQMODEL, T_COORD,
+                                      T_LABELATOR, T_SOS))
             else:
                 raise ConvertError("cond_stage_config: unknown target %r"
                                    % ct)
@@ -390,7 +489,14 @@ def vq_tensors(s, out, segmentation):
     encoder_tensors(s, out, pre + "encoder.")
     if not segmentation:
         decoder_tensors(s, out, pre + "decoder.")
-    out[pre + "quantize.embedding.weight"] = (s["n_embed"], s["embed_dim"])
+    if s.get("quantizer", "vq") == "gumbel":
+        # GumbelQuantize: logits by a 1x1 conv (z_channels = embed_dim in),
+        # the codebook as an Embedding named embed
+        _conv(out, pre + "quantize.proj", s["n_embed"], s["embed_dim"], 1)
+        out[pre + "quantize.embed.weight"] = (s["n_embed"], s["embed_dim"])
+    else:
+        out[pre + "quantize.embedding.weight"] = (s["n_embed"],
+                                                  s["embed_dim"])
     _conv(out, pre + "quant_conv", s["embed_dim"], s["z_channels"], 1)
     if not segmentation:
         _conv(out, pre + "post_quant_conv", s["z_channels"], s["embed_dim"],
@@ -580,6 +686,8 @@ def add_stage_keys(w, stage, s):
     w.add_u32(k + "z_channels", s["z_channels"])
     w.add_u32(k + "embed_dim", s["embed_dim"])
     w.add_u32(k + "n_embed", s["n_embed"])
+    if s.get("quantizer", "vq") != "vq":
+        w.add_string(k + "quantizer", s["quantizer"])
 
 
 def build_writer(plan, tensors, dtype="f32", name="", labels=None):
@@ -597,6 +705,14 @@ def build_writer(plan, tensors, dtype="f32", name="", labels=None):
         w.add_u32("vqgan.cond_stage.n_labels", plan["cond"]["n_labels"])
         if labels is not None:
             w.add_string_array("vqgan.cond_stage.label_names", labels)
+    elif plan["cond_kind"] == "depth":
+        add_stage_keys(w, "cond_stage", plan["cond"])
+        w.add_string("vqgan.cond_stage.depth_normalization",
+                     plan["depth_normalization"])
+    elif plan["cond_kind"] == "coord":
+        w.add_u32("vqgan.cond_stage.n_embed", plan["coord"]["n_embed"])
+        w.add_u32("vqgan.cond_stage.down_factor",
+                  plan["coord"]["down_factor"])
     elif plan["cond_kind"] == "class":
         w.add_u32("vqgan.cond_stage.n_classes", plan["n_classes"])
     elif plan["cond_kind"] == "sos":
@@ -705,6 +821,10 @@ def _stage_from_keys(g, stage):
             raise ConvertError("key %s%s must be >= 1" % (k, n))
     s["ch_mult"] = _key(g, k + "ch_mult", "ints")
     s["attn_resolutions"] = _key(g, k + "attn_resolutions", "ints")
+    s["quantizer"] = _key(g, k + "quantizer", "string", False, "vq")
+    if s["quantizer"] not in ("vq", "gumbel"):
+        raise ConvertError("key %squantizer %r is not vq or gumbel"
+                           % (k, s["quantizer"]))
     if not s["ch_mult"] or min(s["ch_mult"]) < 1:
         raise ConvertError("key %sch_mult must be a non-empty list of "
                            "positive integers" % k)
@@ -736,13 +856,29 @@ def check_model(g):
             raise ConvertError("vqgan.cond_stage.label_names has %d names "
                                "for %d labels" % (len(names),
                                                   plan["cond"]["n_labels"]))
+    elif kind == "depth":
+        plan["cond"] = _stage_from_keys(g, "cond_stage")
+        if plan["cond"]["in_channels"] != 1:
+            raise ConvertError("a depth condition stage has in_channels %d, "
+                               "not 1" % plan["cond"]["in_channels"])
+        norm = _key(g, "vqgan.cond_stage.depth_normalization", "string")
+        if norm != DEPTH_NORMALIZATION:
+            raise ConvertError("vqgan.cond_stage.depth_normalization %r is "
+                               "not %r" % (norm, DEPTH_NORMALIZATION))
+    elif kind == "coord":
+        plan["coord"] = {
+            "n_embed": _key(g, "vqgan.cond_stage.n_embed", "int"),
+            "down_factor": _key(g, "vqgan.cond_stage.down_factor", "int")}
+        if min(plan["coord"].values()) < 1:
+            raise ConvertError("vqgan.cond_stage.n_embed and down_factor "
+                               "must be >= 1")
     elif kind == "class":
         plan["n_classes"] = _key(g, "vqgan.cond_stage.n_classes", "int")
     elif kind == "sos":
         plan["sos_token"] = _key(g, "vqgan.cond_stage.sos_token", "int")
     elif kind != "none":
         raise ConvertError("vqgan.cond_stage.kind %r is not one of none, "
-                           "segmentation, class, sos" % kind)
+                           "segmentation, depth, coord, class, sos" % kind)
     if _key(g, "vqgan.has_transformer", "bool"):
         t = {"prefix": _key(g, "vqgan.transformer.tensor_prefix", "string")}
         for n in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):

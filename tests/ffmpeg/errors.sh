@@ -32,7 +32,7 @@ fails "model path is a directory" "'$TMP/adir' is a directory" \
     -i "$X" -vf "vqgan_synth=model=$TMP/adir:mode=decode" -f null -
 fails "truncated model file" "Cannot load model file '$TMP/truncated.gguf'" \
     -i "$X" -vf "vqgan_encode=model=$TMP/truncated.gguf" -f null -
-fails "stage=cond on a model without a condition stage" "stage=cond needs a segmentation condition stage.*$VQ" \
+fails "stage=cond on a model without a condition stage" "stage=cond needs a spatial condition.*$VQ" \
     -i "$X" -vf "vqgan_encode=model=$VQ:stage=cond" -f null -
 fails "mode=sample on a tokenizer-only model" "mode=sample needs a transformer.*$VQ" \
     -i "$X" -vf "vqgan_synth=model=$VQ" -f null -
@@ -50,8 +50,9 @@ fails "map target outside the labels" "map: target label 9 .*0\.\.7" \
     -i "$LABELS" -vf "vqgan_synth=model=$COND:map=200=9" -f null -
 fails "class above the model's classes" "class=64 is outside.*0\.\.63" \
     -f lavfi -i color=s=32x32:d=0.04 -vf "vqgan_synth=model=$CLS:class=64" -f null -
-fails "class-conditional input larger than the context" "needs a 8x8 token grid.*at most 16 tokens" \
-    -f lavfi -i color=s=64x64:d=0.04 -vf "vqgan_synth=model=$CLS" -f null -
+# (inputs larger than the context slide the window: tests/ffmpeg/families.sh)
+fails "class-conditional input larger than the largest grid" "gives a 1025x1 token grid.*grids up to 1024x1024" \
+    -f lavfi -i color=s=8200x8:d=0.04 -vf "vqgan_synth=model=$CLS" -f null -
 fails "condition tokens fed to mode=decode" "Input holds cond tokens.*mode=decode" \
     -i "$LABELS" -vf "vqgan_encode=model=$COND:stage=cond,vqgan_synth=model=$COND:mode=decode" -f null -
 fails "RGB picture fed to a segmentation model" "Input format rgb24 cannot be used.*gray8" \
