@@ -955,6 +955,9 @@ static int complete_condition(AVFilterContext *ctx, const AVFrame *in, const int
                    s->frame_count, vqgan_last_error());
             return ff_vqgan_averror(ret);
         }
+    } else if (s->input == INPUT_DEPTH || s->input == INPUT_COORD) {
+        if ((ret = depth_or_coord_condition(ctx, in)) < 0)
+            return ret;
     } else {
         if ((ret = check_metadata(ctx, in, "cond")) < 0 ||
             (ret = read_tokens(ctx, in, s->cond, s->info.cond_codes, "condition")) < 0)
