@@ -4,12 +4,14 @@ flat and speed steady over a long render.
 
     /usr/bin/python3 tests/soak.py [--ffmpeg build/ffmpeg] [--frames 500]
         [--size 256x192] [--temporal follow,reuse] [--out build/soak]
-        [--synth seed=7:top_k=32] [--valgrind-frames 0]
+        [--model PATH] [--label-mod N] [--synth seed=7:top_k=32]
+        [--valgrind-frames 0]
 
 Builds a moving label video (OUT/soak_labels.mkv, gray8 FFV1, deterministic:
 a camera ping-ponging across the S-FLCKR pan map of samples/labels_pan.mkv in
 whole 16-px token steps every 4th frame, with a disc of class 'rock' rolling
-along the bottom 6 px a frame), renders it once per temporal mode with
+along the bottom 6 px a frame; --label-mod N takes the ids modulo N, for
+models with N labels), renders it once per temporal mode with
 `nice ffmpeg ... vqgan_synth=SYNTH:temporal=MODE` (the default model), samples
 the process's resident memory (VmRSS, /proc) every 0.5 s, and takes every
 frame's time from vqgan_synth's log. Writes OUT/MODE.rss.csv (seconds,
@@ -25,6 +27,7 @@ valgrind finds an error.
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -39,8 +42,11 @@ ROCK = 149
 FPS = 8
 
 
-def make_video(ffmpeg, data, path, frames, w, h):
+def make_video(ffmpeg, data, path, frames, w, h, mod):
     m = np.array(Image.open(os.path.join(data, "segmentations", PAN_MAP + ".png")))
+    rock = ROCK
+    if mod:
+        m, rock = m % mod, (m.max() + 1) % mod
     # the camera moves in whole tokens (16 px) every 4th frame, back and forth
     # across the map's width and a little down and up
     span_x, span_y = (m.shape[1] - w) // 16, min(4, (m.shape[0] - h) // 16)
@@ -56,7 +62,7 @@ def make_video(ffmpeg, data, path, frames, w, h):
         py = py if py < span_y else 2 * span_y - py
         f = m[16 * py:16 * py + h, 16 * px:16 * px + w].copy()
         cx, r = (20 + 6 * t) % (w + 40) - 20, 12
-        f[(xx - cx) ** 2 + (yy - (h - 16)) ** 2 <= r * r] = ROCK
+        f[(xx - cx) ** 2 + (yy - (h - 16)) ** 2 <= r * r] = rock
         raw += f.tobytes()
     tmp = path + ".raw"
     with open(tmp, "wb") as fh:
@@ -81,24 +87,30 @@ def rss_kib(pid):
 FRAME_RE = re.compile(r"\] frame (\d+): (\d+) tokens sampled(?:, (\d+) reused)?.*? in ([0-9.]+) s")
 
 
-def soak(ffmpeg, video, out, mode, synth):
+def soak(ffmpeg, video, out, mode, synth, max_seconds):
     log = os.path.join(out, f"{mode}.log")
     cmd = ["nice", ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "info", "-nostats", "-y", "-i", video,
            "-vf", f"vqgan_synth={synth}:temporal={mode}", "-c:v", "ffv1", os.path.join(out, f"{mode}.mkv")]
     t0 = time.time()
     samples = []
+    stopped = False
     with open(log, "w") as lf:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=lf, stderr=lf)
         # nice execs ffmpeg in place: p.pid is ffmpeg's pid
         while p.poll() is None:
+            if max_seconds and time.time() - t0 > max_seconds and not stopped:
+                p.send_signal(signal.SIGINT)     # ffmpeg finishes the file and exits
+                stopped = True
             r = rss_kib(p.pid)
             if r is not None:
                 with open(log, errors="replace") as f:
                     done = len(FRAME_RE.findall(f.read()))
                 samples.append((time.time() - t0, done, r))
             time.sleep(0.5)
-    if p.returncode != 0:
+    if p.returncode != 0 and not stopped:
         sys.exit(f"{mode}: ffmpeg failed (exit {p.returncode}), see {log}")
+    if stopped:
+        print(f"   temporal={mode}: stopped after --max-seconds {max_seconds}")
     with open(log, errors="replace") as f:
         frames = [(int(a), float(d), int(b), int(c or 0)) for a, b, c, d in FRAME_RE.findall(f.read())]
     with open(os.path.join(out, f"{mode}.rss.csv"), "w") as f:
@@ -164,7 +176,10 @@ def main():
     ap.add_argument("--size", default="256x192")
     ap.add_argument("--temporal", default="follow,reuse")
     ap.add_argument("--synth", default="seed=7:top_k=32")
+    ap.add_argument("--model", help="model file (default: the filters' default model)")
+    ap.add_argument("--label-mod", type=int, default=0, help="label ids modulo N (a model with N labels)")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "soak"))
+    ap.add_argument("--max-seconds", type=float, default=0, help="stop each render after this long (0: never)")
     ap.add_argument("--valgrind-frames", type=int, default=0)
     ap.add_argument("--valgrind-size", default="64x48")
     ap.add_argument("--max-growth-mib", type=float, default=16.0,
@@ -172,15 +187,17 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     w, h = (int(x) for x in a.size.split("x"))
-    video = os.path.join(a.out, f"soak_labels_{a.frames}_{w}x{h}.mkv")
+    video = os.path.join(a.out, f"soak_labels_{a.frames}_{w}x{h}_mod{a.label_mod}.mkv")
     if not os.path.exists(video):
-        make_video(a.ffmpeg, a.data, video, a.frames, w, h)
+        make_video(a.ffmpeg, a.data, video, a.frames, w, h, a.label_mod)
+    if a.model:
+        a.synth = f"model={os.path.abspath(a.model)}:{a.synth}"
     print(f"soak: {video} ({a.frames} frames {w}x{h}), vqgan_synth={a.synth}, {os.cpu_count()} CPUs, "
           f"{open('/proc/loadavg').read().split()[0]} load at start")
     ok = True
     for mode in a.temporal.split(","):
         if a.frames:
-            samples, frames, wall = soak(a.ffmpeg, video, a.out, mode, a.synth)
+            samples, frames, wall = soak(a.ffmpeg, video, a.out, mode, a.synth, a.max_seconds)
             ok &= summary(mode, samples, frames, wall, a.max_growth_mib)
         if a.valgrind_frames:
             ok &= valgrind(a.ffmpeg, video, a.out, mode, a.synth, a.valgrind_frames, a.valgrind_size)
