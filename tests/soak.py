@@ -187,12 +187,13 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     w, h = (int(x) for x in a.size.split("x"))
-    video = os.path.join(a.out, f"soak_labels_{a.frames}_{w}x{h}_mod{a.label_mod}.mkv")
+    n = max(a.frames, a.valgrind_frames)
+    video = os.path.join(a.out, f"soak_labels_{n}_{w}x{h}_mod{a.label_mod}.mkv")
     if not os.path.exists(video):
-        make_video(a.ffmpeg, a.data, video, a.frames, w, h, a.label_mod)
+        make_video(a.ffmpeg, a.data, video, n, w, h, a.label_mod)
     if a.model:
         a.synth = f"model={os.path.abspath(a.model)}:{a.synth}"
-    print(f"soak: {video} ({a.frames} frames {w}x{h}), vqgan_synth={a.synth}, {os.cpu_count()} CPUs, "
+    print(f"soak: {video} ({n} frames {w}x{h}), vqgan_synth={a.synth}, {os.cpu_count()} CPUs, "
           f"{open('/proc/loadavg').read().split()[0]} load at start")
     ok = True
     for mode in a.temporal.split(","):
