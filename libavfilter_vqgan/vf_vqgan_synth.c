@@ -116,7 +116,6 @@ typedef struct VQGANSynthContext {
 #define VQGAN_META_ORIGIN_X "lavfi.vqgan.origin_x"
 #define VQGAN_META_ORIGIN_Y "lavfi.vqgan.origin_y"
 
-
 #define OFFSET(x) offsetof(VQGANSynthContext, x)
 #define FLAGS AV_OPT_FLAG_FILTERING_PARAM | AV_OPT_FLAG_VIDEO_PARAM
 
