@@ -64,7 +64,7 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libvqgan.a $(wildcard tests/*.h)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(BUILD)/libvqgan.a $(LIBS)
 
 # Model files converted from the reference's golden checkpoints.
-TEST_MODELS = vqgan segmentation gpt conditional classcond
+TEST_MODELS = vqgan segmentation gpt conditional classcond classwin uncondwin complete
 test-models: $(TEST_MODELS:%=$(BUILD)/test-models/%.gguf)
 $(BUILD)/test-models/%.gguf: tools/convert.py tools/gguf_writer.py
 	@mkdir -p $(dir $@)

@@ -290,6 +290,8 @@ struct vqgan_sample_stats {
     int threads;                 /* threads the last call on this session used:
                                     its n_threads, capped by its share of the
                                     cores while other calls were running      */
+    int64_t positions_kept;      /* completion: cells that kept their given
+                                    token (vqgan_sample_masked)               */
 };
 int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_stats *st);
 

@@ -79,6 +79,7 @@ void vqgan_session_free(struct vqgan_session *s)
 {
     if (!s) return;
     vq_window_state_free(s->window);
+    vq_memo_clear(&s->memos);
     vqgan_model_unref(s->model);
     free(s);
 }
@@ -236,12 +237,12 @@ static int vqgan_encode_labels_impl(struct vqgan_session *s, const uint8_t *ids,
     unsigned char *key = NULL;
     size_t key_len = 0;
     if (!s->params.temporal) {
-        vq_memo_clear(s->window);
+        vq_memo_clear(&s->memos);
     } else {
         const int32_t hdr[2] = { width, height };
         key = memo_key(hdr, ids, (size_t)width, stride, height, &key_len);
         size_t vl = 0;
-        const void *v = key && !pre_quant ? vq_memo_find(s->window, VQ_MEMO_LABELS, key, key_len, &vl) : NULL;
+        const void *v = key && !pre_quant ? vq_memo_find(&s->memos, VQ_MEMO_LABELS, key, key_len, &vl) : NULL;
         if (v && vl == sizeof(int32_t) * (size_t)n) {
             memcpy(tokens, v, vl);
             free(key);
@@ -262,7 +263,7 @@ static int vqgan_encode_labels_impl(struct vqgan_session *s, const uint8_t *ids,
     }
     r = finish_encode(st, h, n, tokens, pre_quant);
     if (!r && key)
-        vq_memo_store(&s->window, VQ_MEMO_LABELS, key, key_len, tokens, sizeof(int32_t) * (size_t)n);
+        vq_memo_store(&s->memos, VQ_MEMO_LABELS, key, key_len, tokens, sizeof(int32_t) * (size_t)n);
     free(key);
     return r;
 }
@@ -300,14 +301,14 @@ static const void *decode_memo(struct vqgan_session *s, int kind, const int32_t 
 {
     *key = NULL;
     if (!s->params.temporal) {
-        vq_memo_clear(s->window);
+        vq_memo_clear(&s->memos);
         return NULL;
     }
     const int32_t hdr[2] = { gw, gh };
     const size_t row = sizeof(int32_t) * (size_t)gw;
     if (!(*key = memo_key(hdr, tokens, row, (ptrdiff_t)row, gh, key_len))) return NULL;
     size_t vl = 0;
-    const void *v = vq_memo_find(s->window, kind, *key, *key_len, &vl);
+    const void *v = vq_memo_find(&s->memos, kind, *key, *key_len, &vl);
     return v && vl == want ? v : NULL;
 }
 
@@ -334,7 +335,7 @@ static int vqgan_decode_f32_impl(struct vqgan_session *s, const int32_t *tokens,
         return r;
     }
     memcpy(chw, x, bytes);
-    if (key) vq_memo_store(&s->window, VQ_MEMO_DECODE_F32, key, key_len, x, bytes);
+    if (key) vq_memo_store(&s->memos, VQ_MEMO_DECODE_F32, key, key_len, x, bytes);
     free(key);
     free(x);
     return 0;
@@ -366,7 +367,7 @@ static void steady_composite(const struct vqgan_session *s, const int32_t *token
 {
     const void *pk;
     size_t pk_len, pv_len;
-    const uint8_t *prev = vq_memo_peek(s->window, VQ_MEMO_DECODE_U8, &pk, &pk_len, &pv_len);
+    const uint8_t *prev = vq_memo_peek(&s->memos, VQ_MEMO_DECODE_U8, &pk, &pk_len, &pv_len);
     const size_t n = (size_t)gw * gh, row = (size_t)gw * f * 3;
     if (!prev || pk_len != 2 * sizeof(int32_t) + n * sizeof(int32_t) || pv_len != row * gh * f) return;
     int32_t hdr[2];
@@ -443,7 +444,7 @@ static int vqgan_decode_impl(struct vqgan_session *s, const int32_t *tokens, int
         if (c) {
             for (int y = 0; y < H; y++)
                 memcpy(c + row * y, rgb + y * stride, row);
-            vq_memo_store(&s->window, VQ_MEMO_DECODE_U8, key, key_len, c, row * H);
+            vq_memo_store(&s->memos, VQ_MEMO_DECODE_U8, key, key_len, c, row * H);
             free(c);
         }
     }

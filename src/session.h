@@ -3,6 +3,7 @@
 #define VQ_SESSION_H
 
 #include "vqgan.h"
+#include "memo.h"
 #include "model.h"
 
 struct vq_window_state;               /* sliding-window caches (window.c)   */
@@ -13,7 +14,9 @@ struct vqgan_session {
     int n_threads;                    /* resolved (never 0)                  */
     int threads_used;                 /* by the last call (its share)         */
     struct vqgan_sample_stats stats;
-    struct vq_window_state *window;   /* owned by window.c, may be NULL      */
+    struct vq_window_state *window;   /* the sampler's caches and previous
+                                         frame (window.c), may be NULL       */
+    struct vq_memos memos;            /* the tokenizer calls' previous frame */
 };
 
 /* Called at the top of every public call: applies the thread count to the
@@ -23,8 +26,5 @@ void vq_session_enter(struct vqgan_session *s);
 void vq_session_leave(void);
 /* Progress report; returns nonzero when the user asked to cancel. */
 int vq_session_progress(struct vqgan_session *s, int64_t done, int64_t total);
-
-/* window.c */
-void vq_window_state_free(struct vq_window_state *w);
 
 #endif

@@ -10,7 +10,6 @@
 #include "memlimit.h"
 #include "ops.h"
 #include "scratch.h"
-#include "session.h"
 #include "window.h"
 
 /* ---- schedule ---------------------------------------------------------------- */
@@ -35,6 +34,14 @@ static int window_start(int i, int n, int w, int step)
     if (s > n - w) s = n - w;
     if (s < 0) s = 0;
     return s;
+}
+
+int vq_window_side_token(int block)
+{
+    int w = 1;
+    while (1 + (w + 1) * (w + 1) <= block)
+        w++;
+    return 1 + w * w == block ? w : 0;
 }
 
 int vq_window_offset(int i, int n, int w)
@@ -73,12 +80,6 @@ struct placement {
     struct placement *newer, *older; /* LRU list of the placements in use     */
 };
 
-struct vq_memo {
-    unsigned char *key, *val;
-    size_t key_len, key_cap, val_len, val_cap;
-    int valid;
-};
-
 struct vq_window_state {
     /* per call */
     const struct vq_gpt *gpt;
@@ -86,6 +87,9 @@ struct vq_window_state {
     void (*trace)(void *opaque, int r0, int c0, int len, int n);
     void *trace_opaque;
     int w, Hp, Wp, Hs;               /* window, padded grid, rows sampled       */
+    int np;                          /* condition positions of a window: w·w
+                                        (spatial) or 1 (class / start token)    */
+    uint32_t stream;                 /* draw stream of this call                */
     int n_c0;                        /* placements per row: Wp - w + 1          */
     struct placement **table;        /* [(Hp - w + 1) * n_c0], NULL: not cached */
     struct placement *newest, *oldest;
@@ -104,23 +108,25 @@ struct vq_window_state {
     void (*on_logits)(void *opaque, int i, int j, const float *logits, int vocab);
     void *on_logits_opaque;
     /* buffers, kept between calls */
-    int32_t *cond, *img;             /* padded grids [Hp][Wp]                   */
+    int32_t *cond, *img;             /* padded grids [Hp][Wp]; a non-spatial
+                                        condition fills cond with its token     */
+    uint8_t *keep;                   /* [Hp][Wp]: 1 = kept (completion)         */
     size_t grid_cap;
     int32_t *seq;                    /* [block]                                 */
     float *logits;                   /* [vocab]                                 */
     int seq_cap, logits_cap;
     /* temporal: the previous frame (docs/sampling.md, "Temporal modes") */
     int t_grid;                      /* table and placements belong to this grid: */
-    int t_gw, t_gh, t_block, t_vocab, t_unmasked, t_step;
+    int t_gw, t_gh, t_block, t_vocab, t_unmasked, t_step, t_np;
     const struct vq_gpt *t_gpt;
     int t_prev;                      /* prev_cond / prev_img hold a frame       */
     int t_mode;                      /* the mode it was sampled in              */
     struct vq_sampler_params t_sp;
     int32_t t_oi, t_oj;              /* its key origin                          */
     int32_t *prev_cond, *prev_img;   /* padded grids [Hp][Wp]                   */
+    uint8_t *prev_keep;
     size_t prev_cap;
     int64_t frame;
-    struct vq_memo memo[VQ_MEMO_KINDS];
 };
 
 static void lru_unlink(struct vq_window_state *st, struct placement *P)
@@ -155,7 +161,7 @@ static void placement_drop(struct vq_window_state *st, struct placement *P)
     if (P->kept) st->n_kept--;
     st->table[(size_t)P->r0 * st->n_c0 + P->c0] = NULL;
     st->bytes -= P->bytes;
-    if (st->share && P->cache.len >= st->w * st->w) {
+    if (st->share && P->cache.len >= st->np) {
         placement_free(st->donor);
         st->donor = P;
     } else {
@@ -194,26 +200,17 @@ static void temporal_reset(struct vq_window_state *st)
     st->t_prev = 0;
 }
 
-void vq_memo_clear(struct vq_window_state *st)
-{
-    if (!st) return;
-    for (int k = 0; k < VQ_MEMO_KINDS; k++) {
-        free(st->memo[k].key);
-        free(st->memo[k].val);
-        memset(&st->memo[k], 0, sizeof(st->memo[k]));
-    }
-}
-
 void vq_window_state_free(struct vq_window_state *st)
 {
     if (!st) return;
     temporal_reset(st);
     vq_sampler_free(&st->sampler);
-    vq_memo_clear(st);
     free(st->cond);
     free(st->img);
     free(st->prev_cond);
     free(st->prev_img);
+    free(st->keep);
+    free(st->prev_keep);
     free(st->seq);
     free(st->logits);
     free(st);
@@ -240,16 +237,18 @@ static int buffers(struct vq_window_state *st, const struct vq_gpt *gpt, size_t 
     size_t gc = st->grid_cap, sc = (size_t)st->seq_cap, lc = (size_t)st->logits_cap;
     int r;
     if (grid > gc) {
-        size_t c2 = gc;
+        size_t c2 = gc, c3 = gc;
         if ((r = grow((void **)&st->cond, &gc, grid, sizeof(int32_t)))) return r;
         if ((r = grow((void **)&st->img, &c2, grid, sizeof(int32_t)))) return r;
+        if ((r = grow((void **)&st->keep, &c3, grid, 1))) return r;
         st->grid_cap = grid;
     }
     if (st->temporal && grid > st->prev_cap) {
-        size_t pc = st->prev_cap, p2 = st->prev_cap;
+        size_t pc = st->prev_cap, p2 = st->prev_cap, p3 = st->prev_cap;
         st->t_prev = 0;                 /* (a larger grid resets the state anyway) */
         if ((r = grow((void **)&st->prev_cond, &pc, grid, sizeof(int32_t)))) return r;
         if ((r = grow((void **)&st->prev_img, &p2, grid, sizeof(int32_t)))) return r;
+        if ((r = grow((void **)&st->prev_keep, &p3, grid, 1))) return r;
         st->prev_cap = grid;
     }
     if ((r = grow((void **)&st->seq, &sc, (size_t)gpt->block, sizeof(int32_t)))) return r;
@@ -261,19 +260,21 @@ static int buffers(struct vq_window_state *st, const struct vq_gpt *gpt, size_t 
 
 /* ---- placements ------------------------------------------------------------ */
 
-/* Positions fed to placement P to predict grid cell (i, j): the w·w condition
- * tokens, then the window's image tokens before (i, j). */
+/* Positions fed to placement P to predict grid cell (i, j): the np condition
+ * tokens (the window's w·w, or the one class / start token), then the
+ * window's image tokens before (i, j). */
 static int prefix_len(const struct vq_window_state *st, const struct placement *P, int i, int j)
 {
-    return st->w * st->w + (i - P->r0) * st->w + (j - P->c0);
+    return st->np + (i - P->r0) * st->w + (j - P->c0);
 }
 
-/* Token q of placement P's sequence in the current frame. */
+/* Token q of placement P's sequence in the current frame (a non-spatial
+ * condition's token is cond at the placement's corner, as everywhere). */
 static int32_t seq_token(const struct vq_window_state *st, const struct placement *P, int q)
 {
-    const int w = st->w, ww = w * w;
-    const int32_t *grid = q < ww ? st->cond : st->img;
-    const int k = q < ww ? q : q - ww;
+    const int w = st->w, np = st->np;
+    const int32_t *grid = q < np ? st->cond : st->img;
+    const int k = q < np ? q : q - np;
     return grid[(size_t)(P->r0 + k / w) * st->Wp + P->c0 + k % w];
 }
 
@@ -413,7 +414,7 @@ static int feed(struct vq_window_state *st, struct placement *P, int end, float 
  * largest chunk boundary b <= limit with b < target. */
 static int boundary_below(const struct vq_window_state *st, const struct placement *P, int limit, int target)
 {
-    const int ww = st->w * st->w;
+    const int ww = st->np;
     int b = 0;
     if (ww <= limit && ww < target) b = ww;
     for (int vi = P->row_lo; vi <= P->row_hi; vi++)
@@ -449,7 +450,7 @@ static int agree(const struct vq_window_state *st, const struct placement *Q, co
 
 static void share_prefix(struct vq_window_state *st, struct placement *P)
 {
-    const int ww = st->w * st->w;
+    const int ww = st->np;
     if (!st->share || P->cache.len || P->cache.cap < ww) return;
     /* the donor, then every placement in use, newest first: the longest
      * agreement wins, the first found among equals */
@@ -475,7 +476,7 @@ static void share_prefix(struct vq_window_state *st, struct placement *P)
  * prediction's logits, in the chunks of boundary_below(). */
 static int extend(struct vq_window_state *st, struct placement *P, int i, int j, float *logits)
 {
-    const int ww = st->w * st->w, target = prefix_len(st, P, i, j);
+    const int ww = st->np, target = prefix_len(st, P, i, j);
     int r;
     share_prefix(st, P);
     if (P->cache.len < ww && target > ww && (r = feed(st, P, ww, NULL)))
@@ -524,7 +525,7 @@ static int sample_position(struct vq_window_state *st, int i, int j, int32_t ki,
         *token = st->forced[(size_t)i * st->forced_gw + j];
     } else {
         if (st->on_logits) st->on_logits(st->on_logits_opaque, i, j, st->logits, st->gpt->vocab);
-        const struct vq_draw_key key = { VQ_STREAM_WINDOW, ki, kj };
+        const struct vq_draw_key key = { st->stream, ki, kj };
         *token = st->gumbel ? vq_gumbel_token(&st->sampler, st->logits, key)
                             : vq_sample_token(&st->sampler, st->logits, key);
     }
@@ -543,6 +544,7 @@ static int reusable(const struct vq_window_state *st, int i, int j, int dy, int 
     const int pr0 = window_start(pi, st->Hp, w, st->step), pc0 = window_start(pj, Wp, w, st->step);
     const int li = i - r0, lj = j - c0;
     if (pi - pr0 != li || pj - pc0 != lj) return 0;
+    if (st->prev_keep[(size_t)pi * Wp + pj]) return 0;   /* kept there: not a draw */
     const size_t row = sizeof(int32_t) * (size_t)w;
     for (int a = 0; a < w; a++)
         if (memcmp(st->cond + (size_t)(r0 + a) * Wp + c0, st->prev_cond + (size_t)(pr0 + a) * Wp + pc0, row))
@@ -666,8 +668,16 @@ static int same_sampling(const struct vq_sampler_params *a, const struct vq_samp
     return a->temperature == b->temperature && a->top_k == b->top_k && a->top_p == b->top_p && a->seed == b->seed;
 }
 
+/* The condition of a call: a gh x gw grid of tokens (spatial), or one token
+ * (class / start token) with the draw stream it keys. */
+struct window_cond {
+    const int32_t *grid;
+    int32_t token;
+    uint32_t stream;
+};
+
 static int window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
-                         const struct vq_window_params *p, const int32_t *cond, int gw, int gh,
+                         const struct vq_window_params *p, const struct window_cond *c, int gw, int gh,
                          int32_t *tokens, struct vqgan_sample_stats *stats);
 
 /* Placement caches and the transformer's buffers are reused within the call
@@ -677,47 +687,85 @@ int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
                      const struct vq_window_params *p, const int32_t *cond, int gw, int gh,
                      int32_t *tokens, struct vqgan_sample_stats *stats)
 {
+    const struct window_cond c = { cond, 0, VQ_STREAM_WINDOW };
+    if (!cond) {
+        fill_stats(stats, 0, 0, 0, 0, omp_get_wtime());
+        return vq_error(VQGAN_ERR_INVALID, "conditional sampling: NULL argument");
+    }
     vq_scratch_begin();
-    int r = window_sample(state, gpt, p, cond, gw, gh, tokens, stats);
+    int r = window_sample(state, gpt, p, &c, gw, gh, tokens, stats);
     vq_scratch_end();
     return r;
 }
 
+int vq_window_sample_token(struct vq_window_state **state, const struct vq_gpt *gpt,
+                           const struct vq_window_params *p, int32_t token, uint32_t stream, int gw, int gh,
+                           int32_t *tokens, struct vqgan_sample_stats *stats)
+{
+    const struct window_cond c = { NULL, token, stream };
+    vq_scratch_begin();
+    int r = window_sample(state, gpt, p, &c, gw, gh, tokens, stats);
+    vq_scratch_end();
+    return r;
+}
+
+/* Completion's inputs: every given token of a kept cell inside the vocabulary. */
+static int check_given(const struct vq_gpt *gpt, const struct vq_window_params *p, int gw, int gh)
+{
+    if (!p->mask) return 0;
+    if (!p->given)
+        return vq_error(VQGAN_ERR_INVALID, "completion: a cell mask without given tokens");
+    for (int i = 0; i < gh; i++)
+        for (int j = 0; j < gw; j++) {
+            const size_t k = (size_t)i * gw + j;
+            if (!p->mask[k] && (p->given[k] < 0 || p->given[k] >= gpt->vocab))
+                return vq_error(VQGAN_ERR_INVALID, "completion: kept token %d at grid (%d, %d) is outside the "
+                                "vocabulary 0..%d", p->given[k], j, i, gpt->vocab - 1);
+        }
+    return 0;
+}
+
 static int window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
-                         const struct vq_window_params *p, const int32_t *cond, int gw, int gh,
+                         const struct vq_window_params *p, const struct window_cond *c, int gw, int gh,
                          int32_t *tokens, struct vqgan_sample_stats *stats)
 {
     const double t0 = omp_get_wtime();
-    int64_t sampled = 0, reused = 0;
+    int64_t sampled = 0, reused = 0, kept = 0;
+    const int32_t *cond = c->grid;
     int r;
 
     fill_stats(stats, 0, 0, 0, 0, t0);
-    if (!state || !gpt || !p || !cond || !tokens)
+    if (!state || !gpt || !p || !tokens)
         return vq_error(VQGAN_ERR_INVALID, "conditional sampling: NULL argument");
     if ((r = vq_gpt_check(gpt))) return r;
     if ((r = check_grid(gw, gh))) return r;
+    if ((r = check_given(gpt, p, gw, gh))) return r;
     if (p->temporal < VQGAN_TEMPORAL_OFF || p->temporal > VQGAN_TEMPORAL_FOLLOW)
         return vq_error(VQGAN_ERR_INVALID, "temporal = %d is not off (0), reuse (1) or follow (2)", p->temporal);
     if (p->fast_step < 0 || p->fast_step > VQGAN_MAX_FAST_STEP)
         return vq_error(VQGAN_ERR_INVALID, "fast_step = %d is outside 0..%d (0 or 1: exact)", p->fast_step,
                         VQGAN_MAX_FAST_STEP);
-    const int w = vq_window_side(gpt->block);
+    const int w = cond ? vq_window_side(gpt->block) : vq_window_side_token(gpt->block);
     if (!w)
-        return vq_error(VQGAN_ERR_UNSUPPORTED, "transformer block size %d is not 2*w*w: no sliding window",
-                        gpt->block);
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "transformer block size %d is not %s: no sliding window",
+                        gpt->block, cond ? "2*w*w" : "1 + w*w");
+    const int np = cond ? w * w : 1;
     /* fast mode: a placement predicts up to step rows and columns, at offsets
      * up to w/2 + step - 1, which must stay inside the window */
     int step = p->fast_step > 1 ? p->fast_step : 1;
     if (step > w - w / 2) step = w - w / 2;
-    if (gpt->n_unmasked > w * w)
+    if (gpt->n_unmasked > np)
         return vq_error(VQGAN_ERR_UNSUPPORTED, "n_unmasked %d reaches past the %d condition tokens of the window",
-                        gpt->n_unmasked, w * w);
-    for (int i = 0; i < gh; i++)
+                        gpt->n_unmasked, np);
+    if (!cond && (c->token < 0 || c->token >= gpt->vocab))
+        return vq_error(VQGAN_ERR_INVALID, "condition token %d is outside the vocabulary 0..%d", c->token,
+                        gpt->vocab - 1);
+    for (int i = 0; cond && i < gh; i++)
         for (int j = 0; j < gw; j++) {
-            const int32_t c = cond[(size_t)i * gw + j];
-            if (c < 0 || c >= gpt->vocab)
+            const int32_t t = cond[(size_t)i * gw + j];
+            if (t < 0 || t >= gpt->vocab)
                 return vq_error(VQGAN_ERR_INVALID, "condition token %d at grid (%d, %d) is outside the vocabulary 0..%d",
-                                c, j, i, gpt->vocab - 1);
+                                t, j, i, gpt->vocab - 1);
         }
 
     if (!*state && !(*state = calloc(1, sizeof(**state))))
@@ -727,7 +775,7 @@ static int window_sample(struct vq_window_state **state, const struct vq_gpt *gp
     /* what the previous call left is usable only for the same grid and model */
     if (st->table && (!mode || !st->t_grid || st->t_gw != gw || st->t_gh != gh || st->t_gpt != gpt ||
                       st->t_block != gpt->block || st->t_vocab != gpt->vocab || st->t_unmasked != gpt->n_unmasked ||
-                      st->t_step != step))
+                      st->t_step != step || st->t_np != np))
         temporal_reset(st);
     if (!mode) temporal_reset(st);
     st->gpt = gpt;
@@ -737,6 +785,8 @@ static int window_sample(struct vq_window_state **state, const struct vq_gpt *gp
     st->temporal = mode;
     st->gumbel = mode == VQGAN_TEMPORAL_FOLLOW || p->gumbel;
     st->w = w;
+    st->np = np;
+    st->stream = c->stream;
     st->step = step;
     st->forced = p->forced;
     st->forced_gw = gw;
@@ -766,6 +816,7 @@ static int window_sample(struct vq_window_state **state, const struct vq_gpt *gp
         st->t_gw = gw; st->t_gh = gh; st->t_gpt = gpt;
         st->t_block = gpt->block; st->t_vocab = gpt->vocab; st->t_unmasked = gpt->n_unmasked;
         st->t_step = step;
+        st->t_np = np;
     }
     if (mode) {
         /* a call that stopped half-way leaves placements in use: keep them */
@@ -779,14 +830,18 @@ static int window_sample(struct vq_window_state **state, const struct vq_gpt *gp
         make_room(st, 0);               /* the cap may have shrunk */
     }
 
-    /* the condition, padded by repeating its last row and column; the image
-     * grid starts as a copy (those cells are never read before being sampled) */
+    /* the condition, padded by repeating its last row and column (a token
+     * fills the grid); the image grid starts as a copy (those cells are never
+     * read before being sampled), with the kept cells' given tokens, padded
+     * alike */
     for (int i = 0; i < st->Hp; i++)
         for (int j = 0; j < st->Wp; j++) {
-            const int si = i < gh ? i : gh - 1, sj = j < gw ? j : gw - 1;
-            st->cond[(size_t)i * st->Wp + j] = cond[(size_t)si * gw + sj];
+            const size_t k = (size_t)i * st->Wp + j;
+            const size_t sk = (size_t)(i < gh ? i : gh - 1) * gw + (j < gw ? j : gw - 1);
+            st->cond[k] = cond ? cond[sk] : c->token;
+            st->keep[k] = p->mask && !p->mask[sk];
+            st->img[k] = st->keep[k] ? p->given[sk] : st->cond[k];
         }
-    memcpy(st->img, st->cond, sizeof(int32_t) * (size_t)st->Hp * st->Wp);
 
     /* temporal: the shift against the previous frame (follow), the key origin,
      * and whether the previous frame's tokens were drawn alike */
@@ -829,7 +884,9 @@ static int window_sample(struct vq_window_state **state, const struct vq_gpt *gp
         const int last_row = i == hi || i == st->Hs - 1;
         for (int j = 0; j < st->Wp; j++) {
             int32_t *t = &st->img[(size_t)i * st->Wp + j];
-            if (reuse && reusable(st, i, j, dy, dx)) {
+            if (st->keep[(size_t)i * st->Wp + j]) {
+                kept++;
+            } else if (reuse && reusable(st, i, j, dy, dx)) {
                 *t = st->prev_img[(size_t)(i + dy) * st->Wp + j + dx];
                 reused++;
             } else {
@@ -842,9 +899,9 @@ static int window_sample(struct vq_window_state **state, const struct vq_gpt *gp
                 visit_range(c0, st->Wp, w, st->step, &lo, &hi);
                 if (j == hi) placement_done(st, r0, c0);
             }
-            if (p->progress && p->progress(p->progress_opaque, sampled + reused, total)) {
+            if (p->progress && p->progress(p->progress_opaque, sampled + reused + kept, total)) {
                 r = vq_error(VQGAN_ERR_CANCELLED, "sampling cancelled after %lld of %lld positions",
-                             (long long)(sampled + reused), (long long)total);
+                             (long long)(sampled + reused + kept), (long long)total);
                 goto end;
             }
         }
@@ -855,6 +912,7 @@ static int window_sample(struct vq_window_state **state, const struct vq_gpt *gp
         const size_t n = (size_t)st->Hp * st->Wp;
         memcpy(st->prev_cond, st->cond, sizeof(int32_t) * n);
         memcpy(st->prev_img, st->img, sizeof(int32_t) * n);
+        memcpy(st->prev_keep, st->keep, n);
         st->t_prev = 1;
         st->t_mode = mode;
         st->t_sp = p->sampling;
@@ -867,6 +925,7 @@ end:
         const int sy = stats->shift_y, sx = stats->shift_x;
         fill_stats(stats, sampled, reused, st->fed, st->evictions, t0);
         stats->positions_shared = st->shared;
+        stats->positions_kept = kept;
         stats->shift_y = sy;
         stats->shift_x = sx;
     }
@@ -876,48 +935,6 @@ end:
     st->donor = NULL;
     vq_sampler_free(&st->sampler);
     return r;
-}
-
-/* ---- tokenizer memos (session.c) ------------------------------------------------- */
-
-const void *vq_memo_find(const struct vq_window_state *st, int kind, const void *key, size_t key_len,
-                         size_t *val_len)
-{
-    if (!st || kind < 0 || kind >= VQ_MEMO_KINDS) return NULL;
-    const struct vq_memo *m = &st->memo[kind];
-    if (!m->valid || m->key_len != key_len || memcmp(m->key, key, key_len)) return NULL;
-    if (val_len) *val_len = m->val_len;
-    return m->val;
-}
-
-const void *vq_memo_peek(const struct vq_window_state *st, int kind, const void **key, size_t *key_len,
-                         size_t *val_len)
-{
-    if (!st || kind < 0 || kind >= VQ_MEMO_KINDS || !st->memo[kind].valid) return NULL;
-    const struct vq_memo *m = &st->memo[kind];
-    *key = m->key;
-    *key_len = m->key_len;
-    *val_len = m->val_len;
-    return m->val;
-}
-
-int vq_memo_store(struct vq_window_state **state, int kind, const void *key, size_t key_len,
-                  const void *val, size_t val_len)
-{
-    int r;
-    if (kind < 0 || kind >= VQ_MEMO_KINDS) return vq_error(VQGAN_ERR_INVALID, "memo kind %d", kind);
-    if (!*state && !(*state = calloc(1, sizeof(**state))))
-        return vq_error(VQGAN_ERR_NOMEM, "sampler state: out of memory");
-    struct vq_memo *m = &(*state)->memo[kind];
-    m->valid = 0;
-    if ((r = grow((void **)&m->key, &m->key_cap, key_len ? key_len : 1, 1))) return r;
-    if ((r = grow((void **)&m->val, &m->val_cap, val_len ? val_len : 1, 1))) return r;
-    memcpy(m->key, key, key_len);
-    memcpy(m->val, val, val_len);
-    m->key_len = key_len;
-    m->val_len = val_len;
-    m->valid = 1;
-    return 0;
 }
 
 /* ---- class-conditional / unconditional -------------------------------------- */
@@ -930,7 +947,7 @@ int vq_sequence_sample(const struct vq_gpt *gpt, const struct vq_window_params *
     struct vq_kv_cache cache;
     struct vq_sampler smp;
     float *logits = NULL;
-    int64_t done = 0, fed = 0;
+    int64_t done = 0, fed = 0, kept = 0;
     int r;
 
     memset(&cache, 0, sizeof(cache));
@@ -949,6 +966,7 @@ int vq_sequence_sample(const struct vq_gpt *gpt, const struct vq_window_params *
     if (first_token < 0 || first_token >= gpt->vocab)
         return vq_error(VQGAN_ERR_INVALID, "condition token %d is outside the vocabulary 0..%d",
                         first_token, gpt->vocab - 1);
+    if ((r = check_given(gpt, p, gw, gh))) return r;
     if ((r = vq_sampler_init(&smp, &p->sampling, gpt->vocab))) return r;
     if (!p->dry_run && (r = vq_kv_cache_init(&cache, gpt, n))) goto end;
     if (!(logits = malloc(sizeof(float) * (size_t)gpt->vocab))) {
@@ -961,14 +979,22 @@ int vq_sequence_sample(const struct vq_gpt *gpt, const struct vq_window_params *
     int32_t in = first_token;
     for (int k = 0; k < n; k++) {
         const struct vq_draw_key key = { stream, k / gw, k % gw };
+        const int keep = p->mask && !p->mask[k];
         fed++;
         if (p->trace)
             p->trace(p->trace_opaque, 0, 0, k, 1);
         if (p->dry_run) {
             tokens[k] = 0;
+        } else if (keep) {
+            /* a kept cell's token is fed after it, its logits are not needed */
+            if ((r = vq_gpt_forward(gpt, &cache, &in, 1, 1, NULL))) goto end;
         } else {
             if ((r = vq_gpt_forward(gpt, &cache, &in, 1, 0, logits))) goto end;
             tokens[k] = vq_sample_token(&smp, logits, key);
+        }
+        if (keep) {
+            tokens[k] = p->given[k];
+            kept++;
         }
         in = tokens[k];
         done++;
@@ -979,114 +1005,10 @@ int vq_sequence_sample(const struct vq_gpt *gpt, const struct vq_window_params *
     }
     r = 0;
 end:
-    fill_stats(stats, done, 0, fed, 0, t0);
+    fill_stats(stats, done - kept, 0, fed, 0, t0);
+    if (stats) stats->positions_kept = kept;
     free(logits);
     vq_kv_cache_free(&cache);
     vq_sampler_free(&smp);
     return r;
-}
-
-/* ---- public calls -------------------------------------------------------------- */
-
-static int session_progress(void *opaque, int64_t done, int64_t total)
-{
-    return vq_session_progress(opaque, done, total);
-}
-
-static struct vq_window_params session_params(struct vqgan_session *s)
-{
-    struct vq_window_params p;
-    memset(&p, 0, sizeof(p));
-    p.sampling.temperature = s->params.temperature;
-    p.sampling.top_k = s->params.top_k;
-    p.sampling.top_p = s->params.top_p;
-    p.sampling.seed = s->params.seed;
-    p.cache_bytes = s->params.cache_bytes;
-    /* steady samples as reuse; only its decoding differs (session.c) */
-    p.temporal = s->params.temporal == VQGAN_TEMPORAL_STEADY ? VQGAN_TEMPORAL_REUSE : s->params.temporal;
-    p.fast_step = s->params.fast_step;
-    p.origin_i = s->params.origin_y;    /* the farm's parts start at their origin */
-    p.origin_j = s->params.origin_x;
-    p.progress = session_progress;
-    p.progress_opaque = s;
-    return p;
-}
-
-static const char *model_name(const struct vqgan_model *m)
-{
-    return m->path ? m->path : m->info.name;
-}
-
-static int vqgan_sample_conditional_impl(struct vqgan_session *s, const int32_t *cond_tokens,
-                             int gw, int gh, int32_t *tokens)
-{
-    memset(&s->stats, 0, sizeof(s->stats));
-    const struct vqgan_model *m = s->model;
-    if (!m->gpt.present)
-        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the model has no transformer", model_name(m));
-    if (m->info.cond_kind != VQGAN_COND_SEGMENTATION && m->info.cond_kind != VQGAN_COND_DEPTH &&
-        m->info.cond_kind != VQGAN_COND_COORD)
-        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: not a model with a spatial condition (use "
-                        "vqgan_sample_unconditional for class-conditional and unconditional ones)", model_name(m));
-    if (!cond_tokens || !tokens)
-        return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_conditional: NULL token buffer");
-    const struct vq_window_params p = session_params(s);
-    return vq_window_sample(&s->window, &m->gpt, &p, cond_tokens, gw, gh, tokens, &s->stats);
-}
-
-int vqgan_sample_conditional(struct vqgan_session *s, const int32_t *cond_tokens,
-                             int gw, int gh, int32_t *tokens)
-{
-    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_conditional: no session");
-    vq_session_enter(s);
-    const int r = vqgan_sample_conditional_impl(s, cond_tokens, gw, gh, tokens);
-    vq_session_leave();
-    return r;
-}
-
-static int vqgan_sample_unconditional_impl(struct vqgan_session *s, int class_id, int gw, int gh,
-                               int32_t *tokens)
-{
-    memset(&s->stats, 0, sizeof(s->stats));
-    const struct vqgan_model *m = s->model;
-    int32_t first;
-    uint32_t stream;
-    if (!m->gpt.present)
-        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the model has no transformer", model_name(m));
-    if (m->info.cond_kind == VQGAN_COND_CLASS) {
-        if (class_id < 0 || class_id >= m->info.n_classes)
-            return vq_error(VQGAN_ERR_INVALID, "class id %d is outside the model's classes 0..%d",
-                            class_id, m->info.n_classes - 1);
-        first = class_id;               /* the class id is its own token */
-        stream = VQ_STREAM_CLASS(class_id);
-    } else if (m->info.cond_kind == VQGAN_COND_SOS) {
-        first = m->info.sos_token;
-        stream = VQ_STREAM_SOS;
-    } else {
-        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: not a class-conditional or unconditional model (use "
-                        "vqgan_sample_conditional for segmentation-conditional ones)", model_name(m));
-    }
-    if (!tokens)
-        return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_unconditional: NULL token buffer");
-    const struct vq_window_params p = session_params(s);
-    return vq_sequence_sample(&m->gpt, &p, first, stream, gw, gh, tokens, &s->stats);
-}
-
-int vqgan_sample_unconditional(struct vqgan_session *s, int class_id, int gw, int gh,
-                               int32_t *tokens)
-{
-    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_unconditional: no session");
-    vq_session_enter(s);
-    const int r = vqgan_sample_unconditional_impl(s, class_id, gw, gh, tokens);
-    vq_session_leave();
-    return r;
-}
-
-int vqgan_sample_masked(struct vqgan_session *s, const int32_t *cond_tokens, int class_id,
-                        const int32_t *given, const uint8_t *cell_mask, int gw, int gh,
-                        int32_t *tokens)
-{
-    (void)cond_tokens; (void)class_id; (void)given; (void)cell_mask; (void)gw; (void)gh; (void)tokens;
-    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_masked: no session");
-    return vq_error(VQGAN_ERR_UNSUPPORTED, "vqgan_sample_masked: not implemented yet");
 }

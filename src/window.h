@@ -53,12 +53,23 @@ struct vq_window_params {
     const int32_t *forced;
     void (*on_logits)(void *opaque, int i, int j, const float *logits, int vocab);
     void *on_logits_opaque;
+    /* completion (docs/sampling.md, "Completion"): when mask is not NULL,
+     * cell (i, j) of the gh x gw grid is sampled only where mask[i * gw + j]
+     * is nonzero and otherwise holds given[i * gw + j] from the start (given
+     * must then be non-NULL, its tokens inside the vocabulary). Padding cells
+     * (grids smaller than the window) take the mask and token of the nearest
+     * cell, as the condition is padded. */
+    const int32_t *given;
+    const uint8_t *mask;
 };
 
 /* Window side w of a segmentation-conditional transformer: block = 2·w·w
  * (w·w condition tokens, then w·w image tokens). 0 when block is not of that
  * form. */
 int vq_window_side(int block);
+/* Window side w of a class-conditional or unconditional transformer: block =
+ * 1 + w·w (the one token, then w·w image tokens); 0 otherwise. */
+int vq_window_side_token(int block);
 
 /* The reference's schedule: row (or column) i of an n-long grid is predicted
  * from the window whose first row (column) is i - vq_window_offset(i, n, w):
@@ -74,6 +85,16 @@ int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
                      const struct vq_window_params *p, const int32_t *cond, int gw, int gh,
                      int32_t *tokens, struct vqgan_sample_stats *stats);
 
+/* Class-conditional / unconditional grid of any size with the same schedule:
+ * the condition is the one token (class id or start token), so every window
+ * placement's sequence is [token] + its image tokens; draws are keyed to
+ * (stream, row, column). Same state, caches, temporal modes and completion
+ * as vq_window_sample (no prefix sharing: the common prefix is one position).
+ * Needs block = 1 + w·w. */
+int vq_window_sample_token(struct vq_window_state **state, const struct vq_gpt *gpt,
+                           const struct vq_window_params *p, int32_t token, uint32_t stream, int gw, int gh,
+                           int32_t *tokens, struct vqgan_sample_stats *stats);
+
 /* Follow mode: the content origin of the last frame (the sum of the detected
  * shifts; 0, 0 in the other modes). */
 void vq_window_origin(const struct vq_window_state *st, int32_t *oi, int32_t *oj);
@@ -88,26 +109,11 @@ void vq_window_origin(const struct vq_window_state *st, int32_t *oi, int32_t *oj
 double vq_detect_shift(const int32_t *cur, const int32_t *prev, int gw, int gh, int radius,
                        int *dy, int *dx);
 
-/* Temporal memos of the session's tokenizer calls (session.c): the previous
- * call's input (key) and output (value) per kind, kept in the window state so
- * that vqgan_session_free frees them with it. */
-enum { VQ_MEMO_LABELS = 0, VQ_MEMO_DECODE_U8 = 1, VQ_MEMO_DECODE_F32 = 2, VQ_MEMO_KINDS = 3 };
-/* The stored value when key equals the stored key, else NULL. */
-const void *vq_memo_find(const struct vq_window_state *st, int kind, const void *key, size_t key_len,
-                         size_t *val_len);
-/* Stores key and value (creating *state if needed); on failure the memo is
- * just left empty (returns VQGAN_ERR_NOMEM, the caller may ignore it). */
-int  vq_memo_store(struct vq_window_state **state, int kind, const void *key, size_t key_len,
-                   const void *val, size_t val_len);
-void vq_memo_clear(struct vq_window_state *st);     /* NULL is a no-op */
-/* The stored key and value of a kind, whatever they are (NULL when empty). */
-const void *vq_memo_peek(const struct vq_window_state *st, int kind, const void **key, size_t *key_len,
-                         size_t *val_len);
-
 /* Class-conditional / unconditional grid: the sequence [first_token] followed by
  * the gw*gh image tokens in raster order (gw*gh <= block - 1), one cache, one
  * new position per token, as the reference's sample_with_past. Draws are keyed
- * to (stream, row, column). */
+ * to (stream, row, column). p->given / p->mask keep cells as in
+ * vq_window_sample (a kept token is fed, not drawn). */
 int vq_sequence_sample(const struct vq_gpt *gpt, const struct vq_window_params *p,
                        int32_t first_token, uint32_t stream, int gw, int gh,
                        int32_t *tokens, struct vqgan_sample_stats *stats);
