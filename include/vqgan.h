@@ -166,7 +166,18 @@ struct vqgan_session_params {
                                  predicts up to s x s cells (capped at w - w/2;
                                  docs/sampling.md, "Fast mode"). Checked by the
                                  sampling call (VQGAN_ERR_INVALID).            */
+    int32_t origin_x, origin_y; /* segmentation-conditional sampling: the draws
+                                 of cell (row, column) are keyed to (row +
+                                 origin_y, column + origin_x); default 0, 0.
+                                 FOLLOW: the content origin of the first frame
+                                 of a sequence (later frames add the shifts
+                                 they detect), so a video cut into parts and
+                                 each part started at the origin the whole
+                                 run reaches there (vqgan_follow_shift) gives
+                                 the whole run's frames (docs/farm.md).
+                                 |value| <= VQGAN_MAX_ORIGIN                  */
 };
+#define VQGAN_MAX_ORIGIN (1 << 30)
 #define VQGAN_DEFAULT_CACHE_BYTES ((size_t)6 << 30)
 #define VQGAN_MAX_FAST_STEP 64
 
@@ -320,6 +331,21 @@ struct vqgan_sample_stats {
                                     token (vqgan_sample_masked)               */
 };
 int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_stats *st);
+
+/* Follow mode without sampling (docs/farm.md): the shift (*shift_x,
+ * *shift_y) that a FOLLOW session detects in the condition tokens cond
+ * against those of the frame before, prev_cond (both gw x gh, the grids the
+ * session is given, e.g. from vqgan_encode_labels), with the session's own
+ * rule and radius (w/2 for the model's window w); 0, 0 when prev_cond is
+ * NULL (the first frame). A FOLLOW session's content origin is the
+ * session's origin_x/y at its first frame (and again after a change of grid
+ * size), then the previous origin plus this shift at every frame: the
+ * origins of a whole video can be computed in a pass over its condition
+ * tokens, with no transformer. A model without a sliding-window transformer
+ * (segmentation, depth or coordinate condition) is refused with
+ * VQGAN_ERR_UNSUPPORTED. */
+int vqgan_follow_shift(const struct vqgan_model *model, const int32_t *cond, const int32_t *prev_cond,
+                       int gw, int gh, int *shift_x, int *shift_y);
 
 #ifdef __cplusplus
 }

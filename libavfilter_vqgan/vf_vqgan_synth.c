@@ -30,6 +30,8 @@
  * mode=decode decodes image tokens from vqgan_encode (gray16).
  * complete=1|alpha keeps a picture's tokens outside a mask and samples only
  * inside it (three or two inputs, synchronised with framesync).
+ * mode=origin samples nothing: it passes the labels through with the content
+ * origin temporal=follow reaches at each frame (tools/vqgan-farm's pre-pass).
  */
 
 #include <inttypes.h>
@@ -54,6 +56,7 @@
 enum VQGANMode {
     MODE_SAMPLE,
     MODE_DECODE,
+    MODE_ORIGIN,
     MODE_NB
 };
 
@@ -111,6 +114,7 @@ typedef struct VQGANSynthContext {
     int     depth_invert;
     int     cond_tokens;
     float   depth_lo, depth_hi;
+    int     origin_x, origin_y;   ///< draws keyed to (row + origin_y, column + origin_x)
 
     struct vqgan_model     *model;
     struct vqgan_model_info info;
@@ -143,7 +147,17 @@ typedef struct VQGANSynthContext {
     FFFrameSync fs;               ///< complete=: the inputs' frames by timestamp
     VQGANCompletion cpl;          ///< complete=: picture, masks, kept tokens
     int pic_w, pic_h, pic_format; ///< complete=: the picture input configured
+
+    /* mode=origin: the previous frame's condition tokens and the origin */
+    int32_t *prev_cond;
+    unsigned int prev_cond_size;
+    int prev_gw, prev_gh;         ///< grid of prev_cond; 0: no previous frame
+    int32_t cur_ox, cur_oy;
 } VQGANSynthContext;
+
+/* mode=origin's frame metadata (docs/farm.md) */
+#define VQGAN_META_ORIGIN_X "lavfi.vqgan.origin_x"
+#define VQGAN_META_ORIGIN_Y "lavfi.vqgan.origin_y"
 
 #define OFFSET(x) offsetof(VQGANSynthContext, x)
 #define FLAGS AV_OPT_FLAG_FILTERING_PARAM | AV_OPT_FLAG_VIDEO_PARAM
@@ -153,6 +167,7 @@ static const AVOption vqgan_synth_options[] = {
     { "mode",        "set what to do with the input", OFFSET(mode), AV_OPT_TYPE_INT, { .i64 = MODE_SAMPLE }, 0, MODE_NB - 1, FLAGS, .unit = "mode" },
         { "sample", "sample image tokens with the transformer, then decode", 0, AV_OPT_TYPE_CONST, { .i64 = MODE_SAMPLE }, 0, 0, FLAGS, .unit = "mode" },
         { "decode", "decode gray16 image tokens",                            0, AV_OPT_TYPE_CONST, { .i64 = MODE_DECODE }, 0, 0, FLAGS, .unit = "mode" },
+        { "origin", "no sampling: pass the labels through with temporal=follow's content origin as metadata", 0, AV_OPT_TYPE_CONST, { .i64 = MODE_ORIGIN }, 0, 0, FLAGS, .unit = "mode" },
     { "temperature", "set the sampling temperature (> 0)", OFFSET(temperature), AV_OPT_TYPE_FLOAT, { .dbl = 1.0 }, 0, 100, FLAGS },
     { "top_k",       "sample among the k most likely tokens (0: off, 1: greedy)", OFFSET(top_k), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, INT_MAX, FLAGS },
     { "top_p",       "sample within this cumulative probability (1: off)", OFFSET(top_p), AV_OPT_TYPE_FLOAT, { .dbl = 1.0 }, 0, 1, FLAGS },
@@ -181,6 +196,8 @@ static const AVOption vqgan_synth_options[] = {
         { "tokens",  "gray16 image tokens (as vqgan_encode=stage=image writes them)", 0, AV_OPT_TYPE_CONST, { .i64 = OUTPUT_TOKENS }, 0, 0, FLAGS, .unit = "output" },
     VQGAN_DEPTH_OPTIONS(OFFSET(depth_range), OFFSET(depth_invert), FLAGS),
     { "cond_tokens", "gray16 input holds condition tokens from vqgan_encode, not depth maps (depth models)", OFFSET(cond_tokens), AV_OPT_TYPE_BOOL, { .i64 = 0 }, 0, 1, FLAGS },
+    { "origin_x",    "key the draws of column x to x + origin_x (follow: the first frame's content origin)", OFFSET(origin_x), AV_OPT_TYPE_INT, { .i64 = 0 }, -VQGAN_MAX_ORIGIN, VQGAN_MAX_ORIGIN, FLAGS },
+    { "origin_y",    "key the draws of row y to y + origin_y (follow: the first frame's content origin)", OFFSET(origin_y), AV_OPT_TYPE_INT, { .i64 = 0 }, -VQGAN_MAX_ORIGIN, VQGAN_MAX_ORIGIN, FLAGS },
     { NULL }
 };
 
@@ -333,6 +350,17 @@ static int load_model(AVFilterContext *ctx)
             av_log(ctx, AV_LOG_WARNING, "The map option applies to segmentation-conditional "
                    "models only; ignored.\n");
     }
+    if (s->mode == MODE_ORIGIN) {
+        if (!s->info.has_transformer || s->info.cond_kind != VQGAN_COND_SEGMENTATION) {
+            av_log(ctx, AV_LOG_ERROR, "mode=origin needs a segmentation-conditional model "
+                   "(temporal=follow applies to those only), but model '%s' is not one.\n",
+                   s->model_path);
+            return AVERROR(EINVAL);
+        }
+        ret = ff_vqgan_parse_label_map(ctx, s->map, s->info.n_labels, s->label_map);
+        if (ret < 0)
+            return ret;
+    }
 
     params = vqgan_session_default_params();
     params.n_threads       = s->threads;
@@ -343,6 +371,8 @@ static int load_model(AVFilterContext *ctx)
     params.temporal        = s->mode == MODE_SAMPLE && spatial_condition(s->info.cond_kind) ?
                              s->temporal : VQGAN_TEMPORAL_OFF;
     params.fast_step       = s->fast;
+    params.origin_x        = s->origin_x;
+    params.origin_y        = s->origin_y;
     params.progress        = ff_vqgan_progress;
     params.progress_opaque = &s->progress;
     s->progress.log_ctx    = ctx;
@@ -364,6 +394,7 @@ static av_cold void uninit(AVFilterContext *ctx)
     ff_framesync_uninit(&s->fs);
     ff_vqgan_completion_free(&s->cpl);
     av_freep(&s->depth);
+    av_freep(&s->prev_cond);
 }
 
 static int query_formats(const AVFilterContext *ctx,
@@ -374,8 +405,18 @@ static int query_formats(const AVFilterContext *ctx,
     static const enum AVPixelFormat token_fmts[] = { VQGAN_TOKEN_PIX_FMT, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat out_fmts[]   = { AV_PIX_FMT_RGB24, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat rgb_fmts[]   = { AV_PIX_FMT_RGB24, AV_PIX_FMT_NONE };
+    static const enum AVPixelFormat origin_fmts[] = { AV_PIX_FMT_GRAY8, AV_PIX_FMT_PAL8,
+                                                      VQGAN_TOKEN_PIX_FMT, AV_PIX_FMT_NONE };
     AVFilterFormats *in;
     int ret;
+
+    /* mode=origin passes its input through: one list for both sides */
+    if (s->mode == MODE_ORIGIN) {
+        in = ff_make_pixel_format_list(origin_fmts);
+        if ((ret = ff_formats_ref(in, &cfg_in[0]->formats)) < 0)
+            return ret;
+        return ff_formats_ref(in, &cfg_out[0]->formats);
+    }
 
     /* In sample mode the model (loaded later) decides: gray8 labels or gray16
      * condition tokens for segmentation models, anything otherwise; checked
@@ -639,6 +680,10 @@ static int config_output(AVFilterLink *outlink)
     }
     s->dw = s->gw * f;
     s->dh = s->gh * f;
+    if (s->mode == MODE_ORIGIN) {   /* the input passes through */
+        outlink->w = inlink->w;
+        outlink->h = inlink->h;
+    }
     s->in_w      = inlink->w;
     s->in_h      = inlink->h;
     s->in_format = inlink->format;
@@ -770,6 +815,60 @@ static int tokens_out(AVFilterContext *ctx, const AVFrame *props, int64_t pts,
     return ff_filter_frame(outlink, out);
 }
 
+/* mode=origin (tools/vqgan-farm's pre-pass, docs/farm.md): the content
+ * origin that temporal=follow reaches at this frame, without sampling: the
+ * origin options at the first frame and after a change of grid (as the
+ * library's follow state starts again there), then the previous origin plus
+ * the shift the library's own detection finds against the previous frame's
+ * condition tokens. The input frame passes through with the origin as
+ * metadata. */
+static int origin_frame(AVFilterContext *ctx, AVFrame *in)
+{
+    VQGANSynthContext *s = ctx->priv;
+    const size_t n = (size_t)s->gw * s->gh;
+    const int have_prev = s->prev_gw == s->gw && s->prev_gh == s->gh;
+    int32_t *swap;
+    unsigned int swap_size;
+    int sx, sy, ret;
+    char v[16];
+
+    ret = vqgan_follow_shift(s->model, s->cond, have_prev ? s->prev_cond : NULL,
+                             s->gw, s->gh, &sx, &sy);
+    if (ret < 0) {
+        av_log(ctx, AV_LOG_ERROR, "Failed detecting the shift of frame %"PRId64" (%dx%d tokens): %s.\n",
+               s->frame_count, s->gw, s->gh, vqgan_last_error());
+        av_frame_free(&in);
+        return ff_vqgan_averror(ret);
+    }
+    if (have_prev) {
+        s->cur_ox += sx;
+        s->cur_oy += sy;
+    } else {
+        s->cur_ox = s->origin_x;
+        s->cur_oy = s->origin_y;
+    }
+    /* this frame's tokens become the previous ones */
+    av_fast_malloc(&s->prev_cond, &s->prev_cond_size, n * sizeof(*s->prev_cond));
+    if (!s->prev_cond) {
+        av_frame_free(&in);
+        return AVERROR(ENOMEM);
+    }
+    swap = s->prev_cond; swap_size = s->prev_cond_size;
+    s->prev_cond = s->cond; s->prev_cond_size = s->cond_size;
+    s->cond = swap; s->cond_size = swap_size;
+    s->prev_gw = s->gw;
+    s->prev_gh = s->gh;
+
+    snprintf(v, sizeof(v), "%d", (int)s->cur_ox);
+    av_dict_set(&in->metadata, VQGAN_META_ORIGIN_X, v, 0);
+    snprintf(v, sizeof(v), "%d", (int)s->cur_oy);
+    av_dict_set(&in->metadata, VQGAN_META_ORIGIN_Y, v, 0);
+    av_log(ctx, AV_LOG_VERBOSE, "frame %"PRId64": shift %d,%d, origin %d,%d\n", s->frame_count,
+           sx, sy, (int)s->cur_ox, (int)s->cur_oy);
+    s->frame_count++;
+    return ff_filter_frame(ctx->outputs[0], in);
+}
+
 static int filter_frame(AVFilterLink *inlink, AVFrame *in)
 {
     AVFilterContext *ctx = inlink->dst;
@@ -814,6 +913,8 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
         if (ret < 0)
             break;
         step = "sampling";
+        if (s->mode == MODE_ORIGIN)
+            break;
         ret = vqgan_sample_conditional(s->session, s->cond, s->gw, s->gh, s->tokens);
         break;
     case INPUT_COND_TOKENS:
@@ -825,7 +926,8 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
         if ((ret = check_metadata(ctx, in, "cond")) < 0 ||
             (ret = read_tokens(ctx, in, s->cond, s->info.cond_codes, "condition")) < 0)
             goto fail;
-        ret = vqgan_sample_conditional(s->session, s->cond, s->gw, s->gh, s->tokens);
+        if (s->mode != MODE_ORIGIN)
+            ret = vqgan_sample_conditional(s->session, s->cond, s->gw, s->gh, s->tokens);
         break;
     case INPUT_IMAGE_TOKENS:
         if ((ret = check_metadata(ctx, in, "image")) < 0 ||
@@ -855,6 +957,8 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
         av_frame_free(&in);
         return ret;
     }
+    if (s->mode == MODE_ORIGIN)
+        return origin_frame(ctx, in);
 
     out = ff_get_video_buffer(outlink, outlink->w, outlink->h);
     if (!out) {

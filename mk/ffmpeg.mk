@@ -40,6 +40,11 @@ FFMPEG_FILTERS := buffer buffersink abuffer abuffersink \
 ifeq ($(FFMPEG_WITH_VQGAN),yes)
 FFMPEG_FILTERS += vqgan_encode vqgan_synth
 endif
+# tools/vqgan-farm: the origins pre-pass prints frame metadata; the join
+# reads a concat list; tests/ffmpeg/farm.sh muxes a WAV track to check the
+# audio copy
+FFMPEG_FILTERS += metadata
+FFMPEG_FARM_DEMUXERS := concat wav
 
 ffmpeg_comma := ,
 ffmpeg_empty :=
@@ -59,6 +64,7 @@ FFMPEG_CONFIGURE_FLAGS := \
     --enable-protocol=file,pipe \
     --enable-indev=lavfi \
     --enable-filter=$(call ffmpeg_list,$(FFMPEG_FILTERS))
+FFMPEG_CONFIGURE_FLAGS += --enable-demuxer=$(call ffmpeg_list,$(FFMPEG_FARM_DEMUXERS))
 ifeq ($(FFMPEG_WITH_VQGAN),yes)
 FFMPEG_CONFIGURE_FLAGS += --enable-libvqgan
 endif

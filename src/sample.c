@@ -25,6 +25,8 @@ static struct vq_window_params session_params(struct vqgan_session *s)
     /* steady samples as reuse; only its decoding differs (session.c) */
     p.temporal = s->params.temporal == VQGAN_TEMPORAL_STEADY ? VQGAN_TEMPORAL_REUSE : s->params.temporal;
     p.fast_step = s->params.fast_step;
+    p.origin_i = s->params.origin_y;    /* the farm's parts start at their origin */
+    p.origin_j = s->params.origin_x;
     p.progress = session_progress;
     p.progress_opaque = s;
     return p;

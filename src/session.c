@@ -35,6 +35,10 @@ static int check_params(const struct vqgan_model *m, const struct vqgan_session_
     if (p->temporal < VQGAN_TEMPORAL_OFF || p->temporal > VQGAN_TEMPORAL_STEADY)
         return vq_error(VQGAN_ERR_INVALID, "temporal = %d is not off (0), reuse (1), follow (2) or steady (3)",
                         p->temporal);
+    if (p->origin_x < -VQGAN_MAX_ORIGIN || p->origin_x > VQGAN_MAX_ORIGIN ||
+        p->origin_y < -VQGAN_MAX_ORIGIN || p->origin_y > VQGAN_MAX_ORIGIN)
+        return vq_error(VQGAN_ERR_INVALID, "origin = %d, %d is outside -%d..%d", (int)p->origin_x,
+                        (int)p->origin_y, VQGAN_MAX_ORIGIN, VQGAN_MAX_ORIGIN);
     if (m->gpt.present && p->top_k > m->gpt.vocab)
         return vq_error(VQGAN_ERR_INVALID, "top_k = %d is above the model's vocabulary size %d (accepted: 0..%d)",
                         p->top_k, m->gpt.vocab, m->gpt.vocab);

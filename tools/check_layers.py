@@ -24,7 +24,7 @@ LAYERS = [
     ("ops", ["ops", "attention", "rows_probe"]),
     ("networks", ["gguf", "gpt", "vqgan", "sampler"]),
     ("pipeline", ["model", "window", "memo"]),
-    ("api", ["session", "sample"]),
+    ("api", ["session", "sample", "follow"]),
 ]
 
 
