@@ -374,6 +374,21 @@ def test_golden(golden, tmp):
     check("--labels with the wrong label count is refused",
           labels_wrong_count)
 
+    def coco_labels():
+        out = os.path.join(tmp, "coco-labels.gguf")
+        rc, so, se = run_convert(
+            os.path.join(golden, "coco", "config.yaml"),
+            os.path.join(golden, "coco", "model.ckpt"), out,
+            "--labels", os.path.join(TOOLS, "labels", "cocostuff-183.txt"))
+        if rc != 0:
+            return se
+        names = gw.read_gguf(out).value("vqgan.cond_stage.label_names")
+        if len(names) != 183 or names[0] != "unlabeled" or \
+                names[1] != "person" or names[182] == "":
+            return "label names %r" % (names[:3],)
+    check("tools/labels/cocostuff-183.txt names the coco case's 183 labels",
+          coco_labels)
+
 
 def expect_refusal(desc, cfg, sd, words, tmp, via_cli=False):
     """Write cfg/sd to tmp, convert, expect failure naming all words."""
