@@ -12,7 +12,7 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static vqgan_log_callback log_cb;
 static void *log_opaque;
 
-const char *vqgan_version(void) { return "0.1.0"; }
+const char *vqgan_version(void) { return VQGAN_VERSION_STRING; }
 
 const char *vqgan_status_string(int status)
 {

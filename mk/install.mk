@@ -1,0 +1,71 @@
+# mk/install.mk: make install / make uninstall (DESTDIR honoured).
+#
+# Included by the top-level Makefile. The directories come from config.mk
+# (./configure --prefix, --bindir, --libdir, --includedir, --datadir):
+#
+#   LIBDIR      libvqgan.so.X.Y.Z, its soname link libvqgan.so.X, the
+#               development link libvqgan.so, libvqgan.a, pkgconfig/libvqgan.pc
+#   INCLUDEDIR  vqgan.h, vqgan_version.h
+#   DATADIR/libvqgan/models   default.gguf (vqgan_default_model_path()) and
+#                             its README; DATADIR/libvqgan/legend.txt
+#   DATADIR/libvqgan/tools    the Python tools, run from there
+#   BINDIR      one launcher per tool in INSTALL_TOOLS (vqgan-convert, ...)
+#   DATADIR/doc/libvqgan      README.md, LICENSE, docs/*.md
+#
+# make uninstall removes exactly the files make install writes (the lists
+# below) and the directories that are libvqgan's own.
+
+DESTDIR ?=
+DOCDIR   = $(DATADIR)/doc/libvqgan
+PKGDATA  = $(DATADIR)/libvqgan
+
+# The tools installed, as launcher-name:script. Add a tool here (and its
+# script to INSTALL_TOOL_FILES when it needs helpers) and both install and
+# uninstall pick it up.
+INSTALL_TOOLS = vqgan-convert:convert.py vqgan-colorize-labels:colorize_labels.py
+# Scripts copied to DATADIR/libvqgan/tools: the tools and the modules they import.
+INSTALL_TOOL_FILES = convert.py gguf_writer.py colorize_labels.py
+INSTALL_DOCS = README.md LICENSE $(sort $(wildcard docs/*.md))
+
+# Every file make install writes, relative to DESTDIR (uninstall's list).
+INSTALLED_FILES = \
+    $(LIBDIR)/$(SOFILE) $(LIBDIR)/$(SONAME) $(LIBDIR)/libvqgan.so $(LIBDIR)/libvqgan.a \
+    $(LIBDIR)/pkgconfig/libvqgan.pc \
+    $(INCLUDEDIR)/vqgan.h $(INCLUDEDIR)/vqgan_version.h \
+    $(PKGDATA)/models/default.gguf $(PKGDATA)/models/README.md $(PKGDATA)/legend.txt \
+    $(INSTALL_TOOL_FILES:%=$(PKGDATA)/tools/%) \
+    $(foreach t,$(INSTALL_TOOLS),$(BINDIR)/$(word 1,$(subst :, ,$(t)))) \
+    $(INSTALL_DOCS:%=$(DOCDIR)/%)
+# Directories that hold nothing but libvqgan's files (removed by uninstall).
+INSTALLED_DIRS = $(PKGDATA)/tools $(PKGDATA)/models $(PKGDATA) $(DOCDIR)/docs $(DOCDIR)
+
+INSTALL      ?= install
+INSTALL_DATA  = $(INSTALL) -m 644
+
+.PHONY: install uninstall
+
+install: lib
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) \
+	    $(DESTDIR)$(PKGDATA)/models $(DESTDIR)$(PKGDATA)/tools $(DESTDIR)$(DOCDIR)/docs
+	$(INSTALL) -m 755 $(BUILD)/$(SOFILE) $(DESTDIR)$(LIBDIR)/$(SOFILE)
+	ln -sf $(SOFILE) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SOFILE) $(DESTDIR)$(LIBDIR)/libvqgan.so
+	$(INSTALL_DATA) $(BUILD)/libvqgan.a $(DESTDIR)$(LIBDIR)/libvqgan.a
+	printf '$(PC_TEXT)' "$(PREFIX)" "$(LIBDIR)" "$(INCLUDEDIR)" >$(DESTDIR)$(LIBDIR)/pkgconfig/libvqgan.pc
+	$(INSTALL_DATA) include/vqgan.h $(BUILD)/include/vqgan_version.h $(DESTDIR)$(INCLUDEDIR)/
+	$(INSTALL_DATA) samples/models/default.gguf samples/models/README.md $(DESTDIR)$(PKGDATA)/models/
+	$(INSTALL_DATA) samples/legend.txt $(DESTDIR)$(PKGDATA)/legend.txt
+	$(INSTALL_DATA) $(INSTALL_TOOL_FILES:%=tools/%) $(DESTDIR)$(PKGDATA)/tools/
+	@# The launchers run the installed scripts with the Python the build uses.
+	@set -e; for t in $(INSTALL_TOOLS); do \
+	    name=$${t%%:*}; script=$${t#*:}; \
+	    printf '#!/bin/sh\n# libvqgan %s: runs %s\nexec %s %s "$$@"\n' \
+	        "$(VERSION)" "$$script" "$(PYTHON)" "$(PKGDATA)/tools/$$script" >$(DESTDIR)$(BINDIR)/$$name; \
+	    chmod 755 $(DESTDIR)$(BINDIR)/$$name; echo "launcher $(BINDIR)/$$name -> $(PKGDATA)/tools/$$script"; \
+	done
+	$(INSTALL_DATA) README.md LICENSE $(DESTDIR)$(DOCDIR)/
+	$(INSTALL_DATA) $(filter docs/%,$(INSTALL_DOCS)) $(DESTDIR)$(DOCDIR)/docs/
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
+	-rmdir $(addprefix $(DESTDIR),$(INSTALLED_DIRS)) 2>/dev/null
