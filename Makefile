@@ -36,6 +36,9 @@ CFLAGS   += $(BACKEND_CFLAGS)
 # The shared library exports vqgan.h's VQGAN_API functions alone; tests that
 # need internals link libvqgan.a.
 CFLAGS   += -fvisibility=hidden
+# No path into the source tree in the objects (debug info, __FILE__): the
+# installed library must not name the checkout it was built in.
+CFLAGS   += -ffile-prefix-map=$(CURDIR)/=
 LIBS      = $(BACKEND_LIBS) $(BASE_LIBS)
 
 SRC      := $(sort $(wildcard src/*.c))
@@ -117,7 +120,8 @@ TEST_ENV = GOLDEN=$(GOLDEN) VQ_TEST_MODELS=$(abspath $(BUILD))/test-models BUILD
 	  VQ_BROKEN_MODELS=$(abspath $(BUILD))/broken-models VQGAN_GOLDEN=$(GOLDEN)
 check: deps lib ffmpeg-all $(CHECK_DATA)
 	@$(TEST_ENV) FFMPEG_BINS="$(FFMPEG_BINS)" \
-	  HARDENING="$(MAKE) -s --no-print-directory check-hardening" sh tests/run.sh $(TEST_BIN)
+	  HARDENING="$(MAKE) -s --no-print-directory check-hardening" \
+	  INSTALL_CHECK="$(MAKE) -s --no-print-directory check-install" sh tests/run.sh $(TEST_BIN)
 check-quick: deps lib $(CHECK_DATA)
 	@$(TEST_ENV) sh tests/run.sh $(TEST_BIN)
 

@@ -12,7 +12,10 @@
 #   clean-ffmpeg    remove the FFmpeg build directories (not the sources)
 #
 # ./configure prepares the source trees and writes build/config.mk; it is run
-# automatically when the trees are missing or a patch changed.
+# automatically when the trees are missing or a patch changed. The patches
+# carry the filter sources: a change in libavfilter_vqgan/ regenerates
+# patches/ffmpeg-*/0002-*.patch (patches/mkpatches.py --sources), which
+# ./configure applies to the trees; nothing else is copied into them.
 # FFMPEG_WITH_VQGAN=no builds the same FFmpeg without the filters (and without
 # needing build/libvqgan.a).
 
@@ -23,7 +26,10 @@ FFMPEG_MK := $(lastword $(MAKEFILE_LIST))
 FFMPEG_VERSIONS        ?= 7.1 9.0
 FFMPEG_DEFAULT_VERSION ?= $(lastword $(FFMPEG_VERSIONS))
 FFMPEG_CONFIGURE_ARGS  ?=
-VQGAN_DEFAULT_MODEL    ?= $(abspath samples/models/default.gguf)
+# The model an FFmpeg built here falls back on after model=, VQGAN_MODEL and
+# the installed default (vqgan_default_model_path()): only this build-tree
+# FFmpeg knows it; patched FFmpeg trees elsewhere never see a source path.
+VQGAN_BUILD_TREE_MODEL ?= $(abspath samples/models/default.gguf)
 FFMPEG_WITH_VQGAN      ?= yes
 # Anything else for FFmpeg's configure, e.g. FFMPEG_EXTRA_CONFIGURE=--enable-debug
 FFMPEG_EXTRA_CONFIGURE ?=
@@ -36,7 +42,7 @@ FFMPEG_PC_DIR := build/ffmpeg-pkgconfig
 FFMPEG_FILTERS := buffer buffersink abuffer abuffersink \
     scale format null crop pad hstack vstack split setpts setsar trim fps showinfo \
     hflip vflip transpose aformat anull atrim \
-    color nullsrc testsrc testsrc2
+    color nullsrc testsrc testsrc2 sendcmd metadata movie
 ifeq ($(FFMPEG_WITH_VQGAN),yes)
 FFMPEG_FILTERS += vqgan_encode vqgan_synth
 endif
@@ -52,7 +58,7 @@ FFMPEG_CONFIGURE_FLAGS := \
     --enable-gpl --enable-pthreads --enable-zlib --enable-libx264 \
     --pkg-config-flags=--static \
     --enable-decoder=png,mjpeg,ffv1,rawvideo,h264,wrapped_avframe \
-    --enable-encoder=png,ffv1,rawvideo,libx264,wrapped_avframe \
+    --enable-encoder=png,ffv1,rawvideo,libx264,wrapped_avframe,mjpeg \
     --enable-parser=png,mjpeg,h264 \
     --enable-muxer=matroska,mp4,image2,image2pipe,rawvideo,framemd5,framecrc,md5,null \
     --enable-demuxer=matroska,mov,image2,image2pipe,png_pipe,jpeg_pipe,rawvideo,h264 \
@@ -76,9 +82,15 @@ $(FFMPEG_PC_DIR)/libvqgan.pc: build/pkgconfig/libvqgan.pc
 	sed -e 's|^libdir=.*|libdir=$(abspath $(FFMPEG_PC_DIR)/lib)|' \
 	    -e '/^Libs:/s|-L[^ ]*|-L$${libdir}|' $< >$@.tmp && mv $@.tmp $@
 
+# The patch that carries the filter sources, refreshed from libavfilter_vqgan/.
+FFMPEG_SOURCES_PATCH = 0002-lavfi-add-the-vqgan-filter-sources.patch
+patches/ffmpeg-%/$(FFMPEG_SOURCES_PATCH): $(FFMPEG_FILTER_SOURCES) patches/mkpatches.py
+	$(PYTHON) patches/mkpatches.py --sources $*
+
 # One ./configure run prepares every tree; rerun when a patch changes.
-ffmpeg-src/.prepared: $(wildcard patches/ffmpeg-*/*.patch)
-	./configure $(FFMPEG_CONFIGURE_ARGS)
+ffmpeg-src/.prepared: $(sort $(wildcard patches/ffmpeg-*/*.patch) \
+                             $(wildcard $(FFMPEG_VERSIONS:%=patches/ffmpeg-%/$(FFMPEG_SOURCES_PATCH))))
+	./configure $(CONFIGURE_ARGS)
 	@touch $@
 
 # ffmpeg_rules(VER): the rules of one FFmpeg version.
@@ -93,11 +105,17 @@ $$(FFMPEG_SRC_$(1))/.vqgan-prepared: ffmpeg-src/.prepared
 # The flags of the last FFmpeg configure; rewritten only when they change.
 build/ffmpeg-$(1)/configure.flags: ffmpeg-force
 	@mkdir -p build/ffmpeg-$(1)
-	@echo '$$(subst ','"'"',$(FFMPEG_CONFIGURE_FLAGS) $(FFMPEG_EXTRA_CONFIGURE) default-model=$(VQGAN_DEFAULT_MODEL))' >$$@.tmp
+	@echo '$$(subst ','"'"',$(FFMPEG_CONFIGURE_FLAGS) $(FFMPEG_EXTRA_CONFIGURE) build-tree-model=$(VQGAN_BUILD_TREE_MODEL))' >$$@.tmp
 	@if cmp -s $$@.tmp $$@; then rm $$@.tmp; else mv $$@.tmp $$@; fi
 
 # FFmpeg's own configure, out of tree.
-build/ffmpeg-$(1)/ffbuild/config.mak: $$(FFMPEG_SRC_$(1))/.vqgan-prepared build/ffmpeg-$(1)/configure.flags \
+# Its configure script: FFmpeg's configure reruns only when the patches
+# changed it (./configure keeps the timestamps of unchanged files), not when a
+# filter source changed (FFmpeg's make rebuilds those objects alone).
+$$(FFMPEG_SRC_$(1))/configure: $$(FFMPEG_SRC_$(1))/.vqgan-prepared
+	@test -f $$@
+
+build/ffmpeg-$(1)/ffbuild/config.mak: $$(FFMPEG_SRC_$(1))/configure build/ffmpeg-$(1)/configure.flags \
         $(if $(filter yes,$(FFMPEG_WITH_VQGAN)),$(FFMPEG_PC_DIR)/libvqgan.pc)
 	@mkdir -p build/ffmpeg-$(1)
 	@echo "FFmpeg $(1): configure (log: build/ffmpeg-$(1)/configure.log)"
@@ -105,18 +123,15 @@ build/ffmpeg-$(1)/ffbuild/config.mak: $$(FFMPEG_SRC_$(1))/.vqgan-prepared build/
 	    PKG_CONFIG_PATH=$(abspath $(FFMPEG_PC_DIR))$$$${PKG_CONFIG_PATH:+:$$$$PKG_CONFIG_PATH} \
 	    $$(FFMPEG_SRC_$(1))/configure $(FFMPEG_CONFIGURE_FLAGS) $(FFMPEG_EXTRA_CONFIGURE) \
 	    >configure.log 2>&1 || { tail -n 30 configure.log; tail -n 40 ffbuild/config.log; exit 1; }
-	@# The filters' default model path (FFmpeg's --extra-cflags would eat the quotes).
-	@echo "libavfilter/vf_vqgan_encode.o libavfilter/vf_vqgan_synth.o: CPPFLAGS += -DVQGAN_DEFAULT_MODEL='\"$(VQGAN_DEFAULT_MODEL)\"'" \
+	@# The build tree's model, last in the filters' lookup (FFmpeg's
+	@# --extra-cflags would eat the quotes); this FFmpeg is never installed.
+	@echo "libavfilter/vqgan_common.o: CPPFLAGS += -DVQGAN_BUILD_TREE_MODEL='\"$(VQGAN_BUILD_TREE_MODEL)\"'" \
 	    >>build/ffmpeg-$(1)/ffbuild/config.mak
 	@touch $$@
 
 # The build proper; run by ffmpeg-$(1) after `lib` in a sub-make so that
 # the two never run in parallel.
 ffmpeg-build-$(1): build/ffmpeg-$(1)/ffbuild/config.mak
-	@for f in $(FFMPEG_FILTER_SOURCES); do \
-	    cmp -s $$$$f $$(FFMPEG_SRC_$(1))/libavfilter/$$$${f##*/} || \
-	        cp $$$$f $$(FFMPEG_SRC_$(1))/libavfilter/ || exit 1; \
-	done
 	@if [ -f build/libvqgan.a ] && [ build/libvqgan.a -nt build/ffmpeg-$(1)/ffmpeg_g ]; then \
 	    rm -f build/ffmpeg-$(1)/ffmpeg_g build/ffmpeg-$(1)/ffprobe_g; fi
 	@# FFmpeg's make gets the jobserver but not our command-line variables

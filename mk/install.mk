@@ -69,3 +69,20 @@ install: lib
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
 	-rmdir $(addprefix $(DESTDIR),$(INSTALLED_DIRS)) 2>/dev/null
+
+# make check-install: tests/install/run.sh (the install tree, a program using
+# the installed library through pkg-config, nm -D, uninstall, and FFmpeg
+# $(INSTALL_TEST_FFMPEG) from a pristine tree + the patches alone, built
+# against the installed library, then run with the checkout moved away).
+# make check runs it through tests/run.sh (INSTALL_CHECK).
+INSTALL_TEST_FFMPEG ?= $(firstword $(filter 7.1,$(FFMPEG_VERSIONS)) $(FFMPEG_DEFAULT_VERSION))
+.PHONY: check-install
+check-install: ffmpeg-src/.prepared test-models
+	@origin='$(FFMPEG_ORIGIN_$(INSTALL_TEST_FFMPEG))'; \
+	case $$origin in \
+	debian:*) src=$$(ls ffmpeg-src/downloads/ffmpeg_$(FFMPEG_RELEASE_$(INSTALL_TEST_FFMPEG)).orig.tar.* | grep -v '\.asc$$' | head -n1) ;; \
+	tar:*) src=$${origin#tar:}; src=$${src%:*} ;; \
+	dir:*) src=$${origin#dir:} ;; \
+	*) echo "not ok - FFmpeg $(INSTALL_TEST_FFMPEG) is prepared (build/config.mk: origin '$$origin')"; exit 1 ;; \
+	esac; \
+	$(TEST_ENV) FFMPEG_FLAGS='$(FFMPEG_CONFIGURE_FLAGS)' sh tests/install/run.sh "$$src" $(INSTALL_TEST_FFMPEG)
