@@ -22,6 +22,10 @@
 FFMPEG_MK := $(lastword $(MAKEFILE_LIST))
 
 -include build/config.mk
+# The library's configuration (CONFIGURE_ARGS, FFMPEG_PROFILE): this file also
+# runs alone, in the sub-make of ffmpeg-<ver>.
+-include config.mk
+PYTHON ?= /usr/bin/python3
 
 FFMPEG_VERSIONS        ?= 7.1 9.0
 FFMPEG_DEFAULT_VERSION ?= $(lastword $(FFMPEG_VERSIONS))
@@ -72,7 +76,11 @@ endif
 .PHONY: ffmpeg-force ffmpeg ffmpeg-all check-ffmpeg clean-ffmpeg $(FFMPEG_VERSIONS:%=ffmpeg-%) \
         $(FFMPEG_VERSIONS:%=ffmpeg-build-%)
 
+ifeq ($(FFMPEG_PROFILE),full)
+ffmpeg: ffmpeg-full
+else
 ffmpeg: ffmpeg-$(FFMPEG_DEFAULT_VERSION)
+endif
 ffmpeg-all: $(FFMPEG_VERSIONS:%=ffmpeg-%)
 
 # The private pkg-config file for FFmpeg's configure (see FFMPEG_PC_DIR).
@@ -159,4 +167,53 @@ check-ffmpeg: ffmpeg-all
 	sh tests/ffmpeg/run $(FFMPEG_BINS)
 
 clean-ffmpeg:
-	rm -rf $(FFMPEG_VERSIONS:%=build/ffmpeg-%) $(FFMPEG_PC_DIR) build/ffmpeg build/ffprobe
+	rm -rf $(FFMPEG_VERSIONS:%=build/ffmpeg-%) build/ffmpeg-full $(FFMPEG_PC_DIR) build/ffmpeg build/ffprobe
+
+# ---- the full profile ----------------------------------------------------------
+# make ffmpeg-full (or ./configure --ffmpeg-profile=full, then make): FFmpeg
+# $(FFMPEG_FULL_VERSION) with the options of Debian's own ffmpeg package for
+# that version, read from its source package's debian/rules
+# (tools/ffmpeg_full_config.py: the Build-Depends this Debian release has are
+# installed when root; options whose library is missing or too old here are
+# dropped and listed in build/ffmpeg-full/full.note), plus --enable-libvqgan.
+# Static, like the minimal build, so build/ffmpeg-full/ffmpeg runs from here.
+# Not part of make check.
+FFMPEG_FULL_VERSION ?= $(firstword $(filter 7.1,$(FFMPEG_VERSIONS)) $(FFMPEG_DEFAULT_VERSION))
+FFMPEG_FULL_SRC = $(FFMPEG_SRC_$(FFMPEG_FULL_VERSION))
+FFMPEG_FULL_DEBVER = $(patsubst debian:%,%,$(filter debian:%,$(FFMPEG_ORIGIN_$(FFMPEG_FULL_VERSION))))
+
+.PHONY: ffmpeg-full ffmpeg-full-build
+build/ffmpeg-full/full.flags: tools/ffmpeg_full_config.py ffmpeg-src/.prepared
+	@mkdir -p $(dir $@)
+	@deb=$$(ls ffmpeg-src/downloads/ffmpeg_$(FFMPEG_RELEASE_$(FFMPEG_FULL_VERSION))*.debian.tar.* 2>/dev/null | head -n1); \
+	if [ -z "$$deb" ]; then \
+	    [ -n "$(FFMPEG_FULL_DEBVER)" ] || { echo "ffmpeg-full: FFmpeg $(FFMPEG_FULL_VERSION) does not come from Debian's archive: no debian/rules to read" >&2; exit 1; }; \
+	    (cd ffmpeg-src/downloads && apt-get source --download-only -q "ffmpeg=$(FFMPEG_FULL_DEBVER)" >apt-get-source-full.log 2>&1); \
+	    deb=$$(ls ffmpeg-src/downloads/ffmpeg_$(FFMPEG_RELEASE_$(FFMPEG_FULL_VERSION))*.debian.tar.* 2>/dev/null | head -n1); \
+	    [ -n "$$deb" ] || { echo "ffmpeg-full: no Debian packaging for ffmpeg $(FFMPEG_FULL_DEBVER) (ffmpeg-src/downloads/apt-get-source-full.log)" >&2; exit 1; }; \
+	fi; \
+	$(PYTHON) tools/ffmpeg_full_config.py "$$deb" $(FFMPEG_FULL_SRC) $@.tmp $(dir $@)full.note \
+	    $$([ "$$(id -u)" = 0 ] && echo --install-deps) && mv $@.tmp $@
+
+build/ffmpeg-full/ffbuild/config.mak: build/ffmpeg-full/full.flags $(FFMPEG_FULL_SRC)/configure $(FFMPEG_PC_DIR)/libvqgan.pc
+	@echo "FFmpeg $(FFMPEG_FULL_VERSION) full profile: configure (log: build/ffmpeg-full/configure.log)"
+	cd build/ffmpeg-full && \
+	    PKG_CONFIG_PATH=$(abspath $(FFMPEG_PC_DIR))$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} \
+	    $(FFMPEG_FULL_SRC)/configure $$(cat full.flags) --disable-shared --enable-static \
+	    --pkg-config-flags=--static --enable-libvqgan $(FFMPEG_EXTRA_CONFIGURE) \
+	    >configure.log 2>&1 || { tail -n 30 configure.log; tail -n 40 ffbuild/config.log; exit 1; }
+	@echo "libavfilter/vqgan_common.o: CPPFLAGS += -DVQGAN_BUILD_TREE_MODEL='\"$(VQGAN_BUILD_TREE_MODEL)\"'" \
+	    >>build/ffmpeg-full/ffbuild/config.mak
+	@touch $@
+
+ffmpeg-full-build: build/ffmpeg-full/ffbuild/config.mak
+	@if [ build/libvqgan.a -nt build/ffmpeg-full/ffmpeg_g ]; then rm -f build/ffmpeg-full/ffmpeg_g build/ffmpeg-full/ffprobe_g; fi
+	+mf=" $$MAKEFLAGS"; case "$$mf" in *jobserver*|*" -j"*) j= ;; *) j=-j$$(nproc) ;; esac; \
+	    MAKEFLAGS="$${mf%% -- *}" $(MAKE) $$j -C build/ffmpeg-full ffmpeg ffprobe
+ifeq ($(FFMPEG_PROFILE),full)
+	ln -sf ffmpeg-full/ffmpeg build/ffmpeg
+	ln -sf ffmpeg-full/ffprobe build/ffprobe
+endif
+
+ffmpeg-full: lib
+	+@$(MAKE) --no-print-directory -f $(FFMPEG_MK) ffmpeg-full-build
