@@ -152,6 +152,11 @@ struct vqgan_model_info {
 VQGAN_API int vqgan_model_get_info(const struct vqgan_model *model, struct vqgan_model_info *info);
 /* Name of a segmentation label, or NULL when unknown. */
 VQGAN_API const char *vqgan_model_label_name(const struct vqgan_model *model, int label);
+/* The colour of a segmentation label in the model's palette (for colour-coded
+ * label maps; vqgan.cond_stage.label_colors): 1 and rgb[0..2] filled, or 0
+ * when the model carries no palette or the label is out of range. Two labels
+ * may share a colour (ADE20K's standard palette gives two the same). */
+VQGAN_API int vqgan_model_label_color(const struct vqgan_model *model, int label, uint8_t rgb[3]);
 
 /* ---- session ----------------------------------------------------------- */
 /* Returns nonzero to cancel the running call (it then fails with
@@ -177,6 +182,12 @@ struct vqgan_session_params {
                                  predicts up to s x s cells (capped at w - w/2;
                                  docs/sampling.md, "Fast mode"). Checked by the
                                  sampling call (VQGAN_ERR_INVALID).            */
+    vqgan_log_callback log_callback; /* NULL: the process-wide callback. Else
+                                 the messages of this session's calls (made
+                                 on the calling thread) go here with
+                                 log_opaque, e.g. to attribute them to the
+                                 user of the session                        */
+    void *log_opaque;
 };
 #define VQGAN_DEFAULT_CACHE_BYTES ((size_t)6 << 30)
 #define VQGAN_MAX_FAST_STEP 64

@@ -118,9 +118,12 @@ static int parse_label_options(AVFilterContext *ctx, uint8_t lut[256], VQGANPale
 
     if (ret < 0)
         return ret;
-    if (s->palette_path && *s->palette_path &&
-        (ret = ff_vqgan_palette_load(ctx, s->palette_path, s->info.n_labels, pal)) < 0)
-        return ret;
+    if (s->palette_path && *s->palette_path) {
+        if ((ret = ff_vqgan_palette_load(ctx, s->palette_path, s->info.n_labels, pal)) < 0)
+            return ret;
+    } else if (!ff_vqgan_palette_from_model(ctx, s->model, s->model_path, s->info.n_labels, pal)) {
+        pal->count = 0; /* colour frames are refused */
+    }
     return ff_vqgan_palette_parse_match(ctx, s->palette_match, pal);
 }
 
@@ -148,7 +151,7 @@ static int process_command(AVFilterContext *ctx, const char *cmd, const char *ar
         *pal = s->palette;
         if ((ret = parse_label_options(ctx, lut, pal)) < 0)
             goto refused;
-        if (ff_vqgan_is_color_label_format(s->in_format) && !(s->palette_path && *s->palette_path)) {
+        if (ff_vqgan_is_color_label_format(s->in_format) && !pal->count) {
             av_log(ctx, AV_LOG_ERROR, "The input holds colour labels: the palette cannot be unset.\n");
             ret = AVERROR(EINVAL);
             goto refused;
@@ -226,6 +229,7 @@ static int load_model(AVFilterContext *ctx)
 
     params = vqgan_session_default_params();
     params.n_threads = s->threads;
+    ff_vqgan_session_log_setup(&params, ctx);
     return ff_vqgan_session_new(ctx, s->model, &params, &s->session);
 }
 
@@ -247,16 +251,14 @@ static int query_formats(const AVFilterContext *ctx,
 {
     const VQGANEncodeContext *s = ctx->priv;
     /* Palette pictures hold their labels as the palette indices. */
-    static const enum AVPixelFormat cond_fmts[]  = { AV_PIX_FMT_GRAY8, AV_PIX_FMT_PAL8, AV_PIX_FMT_NONE };
-    /* With a palette, colour-coded label pictures too. */
+    /* Colour-coded label pictures too (read with palette= or the model's). */
     static const enum AVPixelFormat color_fmts[] = { AV_PIX_FMT_GRAY8, AV_PIX_FMT_PAL8, AV_PIX_FMT_RGB24,
                                                      AV_PIX_FMT_BGR24, AV_PIX_FMT_RGBA, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat image_fmts[] = { AV_PIX_FMT_RGB24, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat token_fmts[] = { VQGAN_TOKEN_PIX_FMT, AV_PIX_FMT_NONE };
     int ret;
 
-    ret = ff_formats_ref(ff_make_pixel_format_list(s->stage != STAGE_COND ? image_fmts :
-                                                   s->palette_path ? color_fmts : cond_fmts),
+    ret = ff_formats_ref(ff_make_pixel_format_list(s->stage != STAGE_COND ? image_fmts : color_fmts),
                          &cfg_in[0]->formats);
     if (ret < 0)
         return ret;
@@ -286,6 +288,13 @@ static int config_output(AVFilterLink *outlink)
     s->pw = s->gw * f;
     s->ph = s->gh * f;
 
+    if (s->stage == STAGE_COND && ff_vqgan_is_color_label_format(inlink->format) && !s->palette.count) {
+        av_log(ctx, AV_LOG_ERROR, "Input format %s holds colour-coded labels, and the model "
+               "carries no palette: set palette=FILE (\"id name #rrggbb\" lines, as libvqgan's "
+               "legend.txt), or insert format=gray8 for grey label ids.\n",
+               av_get_pix_fmt_name(inlink->format));
+        return AVERROR(EINVAL);
+    }
     outlink->w = s->gw;
     outlink->h = s->gh;
     s->in_w      = inlink->w;

@@ -172,6 +172,7 @@ static struct vqgan_session_params session_params(VQGANSynthContext *s)
     params.fast_step       = s->fast;
     params.progress        = ff_vqgan_progress;
     params.progress_opaque = &s->progress;
+    ff_vqgan_session_log_setup(&params, s->progress.log_ctx);
     return params;
 }
 
@@ -185,11 +186,13 @@ static int parse_label_options(AVFilterContext *ctx, uint8_t lut[256], VQGANPale
 
     if (ret < 0)
         return ret;
-    *have_palette = 0;
     if (s->palette_path && *s->palette_path) {
         if ((ret = ff_vqgan_palette_load(ctx, s->palette_path, s->info.n_labels, pal)) < 0)
             return ret;
         *have_palette = 1;
+    } else {
+        /* the palette the model file carries, if any */
+        *have_palette = ff_vqgan_palette_from_model(ctx, s->model, s->model_path, s->info.n_labels, pal);
     }
     return ff_vqgan_palette_parse_match(ctx, s->palette_match, pal);
 }
@@ -262,8 +265,8 @@ static int load_model(AVFilterContext *ctx)
                    "models only; ignored.\n");
     }
 
+    s->progress.log_ctx = ctx;
     params = session_params(s);
-    s->progress.log_ctx    = ctx;
     return ff_vqgan_session_new(ctx, s->model, &params, &s->session);
 }
 
@@ -339,9 +342,9 @@ static int config_output(AVFilterLink *outlink)
         else if (ff_vqgan_is_color_label_format(inlink->format) && s->have_palette)
             s->input = INPUT_LABELS; /* colours through the palette option */
         else if (ff_vqgan_is_color_label_format(inlink->format)) {
-            av_log(ctx, AV_LOG_ERROR, "Input format %s holds colour-coded labels: set "
-                   "palette=FILE (\"id name #rrggbb\" lines, as libvqgan's legend.txt) to "
-                   "read them, or insert format=gray8 for grey label ids.\n",
+            av_log(ctx, AV_LOG_ERROR, "Input format %s holds colour-coded labels, and the "
+                   "model carries no palette: set palette=FILE (\"id name #rrggbb\" lines, as "
+                   "libvqgan's legend.txt) to read them, or insert format=gray8 for grey label ids.\n",
                    av_get_pix_fmt_name(inlink->format));
             return AVERROR(EINVAL);
         } else if (inlink->format == VQGAN_TOKEN_PIX_FMT)

@@ -45,10 +45,15 @@ static const AVClass vqgan_log_class = {
 };
 static const AVClass *const vqgan_log_ctx = &vqgan_log_class;
 
+/* libvqgan's messages to av_log(): opaque is the filter instance whose
+ * session made the call (per-session log_callback), or NULL (model loading,
+ * worker threads: the "libvqgan" context). Errors come at debug level: the
+ * filters report every failed call themselves, with vqgan_last_error() and
+ * the frame or file at fault, so that a failure is one line. */
 static void vqgan_log_callback_av(void *opaque, int level, const char *msg)
 {
     static const int levels[] = {
-        [VQGAN_LOG_ERROR]   = AV_LOG_ERROR,
+        [VQGAN_LOG_ERROR]   = AV_LOG_DEBUG,
         [VQGAN_LOG_WARNING] = AV_LOG_WARNING,
         [VQGAN_LOG_INFO]    = AV_LOG_INFO,
         [VQGAN_LOG_VERBOSE] = AV_LOG_VERBOSE,
@@ -59,7 +64,14 @@ static void vqgan_log_callback_av(void *opaque, int level, const char *msg)
 
     if (!len)
         return;
-    av_log((void *)&vqgan_log_ctx, av_level, "%s%s", msg, msg[len - 1] == '\n' ? "" : "\n");
+    av_log(opaque ? opaque : (void *)&vqgan_log_ctx, av_level, "%s%s", msg,
+           msg[len - 1] == '\n' ? "" : "\n");
+}
+
+void ff_vqgan_session_log_setup(struct vqgan_session_params *params, void *log_ctx)
+{
+    params->log_callback = vqgan_log_callback_av;
+    params->log_opaque   = log_ctx;
 }
 
 static void vqgan_log_setup(void)
@@ -397,8 +409,57 @@ int ff_vqgan_palette_load(void *log_ctx, const char *path, int n_labels, VQGANPa
         memcpy(pal->name[i], names[slot], sizeof(pal->name[i]));
     }
     pal->count = n;
-    av_strlcpy(pal->source, path, sizeof(pal->source));
+    snprintf(pal->source, sizeof(pal->source), "'%s'", path);
     return 0;
+}
+
+int ff_vqgan_palette_from_model(void *log_ctx, const struct vqgan_model *model,
+                                const char *model_path, int n_labels, VQGANPalette *pal)
+{
+    uint32_t keys[VQGAN_PALETTE_MAX];
+    int n = 0;
+
+    for (int i = 0; i < n_labels && i < VQGAN_PALETTE_MAX; i++) {
+        uint8_t rgb[3];
+        if (!vqgan_model_label_color(model, i, rgb))
+            return 0;
+        keys[n++] = (uint32_t)(rgb[0] << 16 | rgb[1] << 8 | rgb[2]) << 8 | i;
+    }
+    if (!n)
+        return 0;
+    qsort(keys, n, sizeof(*keys), palette_cmp);
+    /* A colour two labels share reads as the lower id (qsort is not stable:
+     * order the pair by id first). */
+    for (int i = 1; i < n; i++)
+        if (keys[i] >> 8 == keys[i - 1] >> 8 && (keys[i] & 0xff) < (keys[i - 1] & 0xff)) {
+            uint32_t k = keys[i];
+            keys[i] = keys[i - 1];
+            keys[i - 1] = k;
+        }
+    {
+        int j = 0;
+        for (int i = 0; i < n; i++) {
+            if (j && keys[i] >> 8 == keys[j - 1] >> 8) {
+                av_log(log_ctx, AV_LOG_WARNING, "The palette of model '%s' gives #%06x to labels %d "
+                       "and %d; that colour reads as %d.\n", model_path, (unsigned)(keys[i] >> 8),
+                       (int)(keys[j - 1] & 0xff), (int)(keys[i] & 0xff), (int)(keys[j - 1] & 0xff));
+                continue;
+            }
+            keys[j++] = keys[i];
+        }
+        n = j;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *name = vqgan_model_label_name(model, keys[i] & 0xff);
+        pal->rgb[i] = keys[i] >> 8;
+        pal->id[i]  = keys[i] & 0xff;
+        av_strlcpy(pal->name[i], name ? name : "", sizeof(pal->name[i]));
+    }
+    pal->count = n;
+    snprintf(pal->source, sizeof(pal->source), "of model '%s'", model_path);
+    av_log(log_ctx, AV_LOG_VERBOSE, "Colour label pictures read with the palette of model '%s' "
+           "(%d colours).\n", model_path, n);
+    return 1;
 }
 
 int ff_vqgan_palette_parse_match(void *log_ctx, const char *spec, VQGANPalette *pal)
@@ -485,7 +546,7 @@ int ff_vqgan_prepare_color_labels(void *log_ctx, const AVFrame *in, const VQGANP
                     i = palette_nearest(pal, rgb, &d2);
                 if (d2 && (!pal->match_dist || d2 > max_d2)) {
                     av_log(log_ctx, AV_LOG_ERROR, "Colour #%06x at (%d,%d) is not in the palette "
-                           "'%s'%s: the closest entry is %d %s #%06x, at distance %.1f. %s\n",
+                           "%s%s: the closest entry is %d %s #%06x, at distance %.1f. %s\n",
                            (unsigned)rgb, x, y, pal->source,
                            pal->match_dist ? " within the palette_match distance" : "",
                            pal->id[i], pal->name[i], (unsigned)pal->rgb[i], sqrt(d2),

@@ -59,6 +59,12 @@ typedef struct VQGANProgress {
 void ff_vqgan_log_init(void);
 
 /**
+ * Attribute the messages of a session's calls to the filter instance log_ctx
+ * (the session's log_callback and log_opaque).
+ */
+void ff_vqgan_session_log_setup(struct vqgan_session_params *params, void *log_ctx);
+
+/**
  * Map a libvqgan status to an AVERROR code.
  */
 int ff_vqgan_averror(int status);
@@ -133,7 +139,7 @@ typedef struct VQGANPalette {
     uint32_t rgb[VQGAN_PALETTE_MAX];   ///< 0xRRGGBB, sorted
     uint8_t  id[VQGAN_PALETTE_MAX];    ///< label of rgb[i]
     char     name[VQGAN_PALETTE_MAX][48];
-    char     source[256];              ///< file the palette came from
+    char     source[256];              ///< "'FILE'" or "of model 'FILE'", for messages
     int      match_dist;               ///< 0: exact; > 0: nearest within this distance
 } VQGANPalette;
 
@@ -144,6 +150,13 @@ typedef struct VQGANPalette {
  * Every id must be below n_labels; ids and colours must be unique.
  */
 int ff_vqgan_palette_load(void *log_ctx, const char *path, int n_labels, VQGANPalette *pal);
+
+/**
+ * The palette the model file carries (vqgan_model_label_color), sorted as
+ * ff_vqgan_palette_load's; returns 1, or 0 when the model has none.
+ */
+int ff_vqgan_palette_from_model(void *log_ctx, const struct vqgan_model *model,
+                                const char *model_path, int n_labels, VQGANPalette *pal);
 
 /**
  * Parse palette_match: "exact" or "nearest:DIST" (DIST 1..441, the

@@ -24,7 +24,7 @@ PKGDATA  = $(DATADIR)/libvqgan
 # uninstall pick it up.
 INSTALL_TOOLS = vqgan-convert:convert.py vqgan-colorize-labels:colorize_labels.py
 # Scripts copied to DATADIR/libvqgan/tools: the tools and the modules they import.
-INSTALL_TOOL_FILES = convert.py gguf_writer.py colorize_labels.py
+INSTALL_TOOL_FILES = convert.py gguf_writer.py palettes.py colorize_labels.py
 INSTALL_DOCS = README.md LICENSE $(sort $(wildcard docs/*.md))
 
 # Every file make install writes, relative to DESTDIR (uninstall's list).

@@ -40,10 +40,25 @@ void vqgan_set_log_callback(vqgan_log_callback cb, void *opaque)
     pthread_mutex_unlock(&log_lock);
 }
 
+/* The log target of the session call running on this thread (sessions with
+ * their own log_callback), set by vq_session_enter. */
+static _Thread_local vqgan_log_callback thread_cb;
+static _Thread_local void *thread_opaque;
+
+void vq_log_set_thread(vqgan_log_callback cb, void *opaque)
+{
+    thread_cb = cb;
+    thread_opaque = opaque;
+}
+
 static void emit(int level, const char *msg)
 {
     vqgan_log_callback cb;
     void *opaque;
+    if (thread_cb) {
+        thread_cb(thread_opaque, level, msg);
+        return;
+    }
     pthread_mutex_lock(&log_lock);
     cb = log_cb;
     opaque = log_opaque;

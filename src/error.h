@@ -17,5 +17,7 @@
 int  vq_error(int status, const char *fmt, ...) VQ_PRINTF(2, 3);
 void vq_log(int level, const char *fmt, ...) VQ_PRINTF(2, 3);
 void vq_clear_error(void);
+/* Messages of this thread go to cb (NULL: the process-wide callback again). */
+void vq_log_set_thread(vqgan_log_callback cb, void *opaque);
 
 #endif

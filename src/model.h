@@ -83,6 +83,7 @@ struct vqgan_model {
     struct vq_gpt gpt;
     int n_labels;
     char **label_names;               /* [n_labels] or NULL                  */
+    uint32_t *label_colors;           /* [n_labels] 0xRRGGBB, or NULL        */
     int n_tensors;
     struct vq_tensor *tensors;
     /* shared-cache key */

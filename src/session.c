@@ -104,10 +104,12 @@ void vq_session_enter(struct vqgan_session *s)
     s->threads_used = s->n_threads < share ? s->n_threads : share;
     vq_threads_set(s->threads_used);
     vq_backend_set_bf16(s->model->bf16);
+    vq_log_set_thread(s->params.log_callback, s->params.log_opaque);
 }
 
 void vq_session_leave(void)
 {
+    vq_log_set_thread(NULL, NULL);
     atomic_fetch_sub(&calls_running, 1);
 }
 

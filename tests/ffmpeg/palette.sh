@@ -64,9 +64,20 @@ st=$?
 check "off-palette colour: the run fails" [ $st -ne 0 ]
 check "off-palette colour: the message names the colour, position and closest entry" \
     grep -q "Colour #010203 at (5,7) is not in the palette '$LEGEND': the closest entry is [0-9]* [^ ]* #[0-9a-f]\{6\}, at distance" "$TMP/stderr"
+ff -i "$TMP/off.png" -vf "format=rgb24,$SYN" -f null -
+check "off-palette colour, the model's palette: the message names it" \
+    grep -q "Colour #010203 at (5,7) is not in the palette of model '$MODEL'" "$TMP/stderr"
 sed -n '1p' "$TMP/stderr" | sed 's/^/# /'
-ff -i "$TMP/rgb1.png" -vf "format=rgb24,$SYN" -f null -
-check "rgb24 labels without a palette are refused, naming the palette option" grep -q "set palette=FILE" "$TMP/stderr"
+# The default model carries the legend's palette: no palette= needed.
+ff -i "$TMP/rgb%d.png" -vf "format=rgb24,$SYN" -f framemd5 "$TMP/model-pal.md5"
+check "the default model's own palette reads the rgb24 pictures as the gray8 ids" \
+    [ "$(frames "$TMP/gray.md5" | cut -d, -f6)" = "$(frames "$TMP/model-pal.md5" | cut -d, -f6)" ]
+ff -i "$TMP/all-rgb.png" -vf "format=rgb24,vqgan_encode=model=$MODEL:stage=cond" -f rawvideo -pix_fmt gray16le "$TMP/all-model.tok"
+check "vqgan_encode with the model's palette: the same tokens for all 182 labels" cmp -s "$TMP/all-gray.tok" "$TMP/all-model.tok"
+# A model without a palette (the golden conditional model) refuses colour labels.
+ff -i "$GOLDEN/conditional/labels.png" -vf "format=rgb24,vqgan_synth=model=$(model conditional):top_k=1" -f null -
+check "rgb24 labels, no palette= and none in the model: refused, naming the palette option" \
+    grep -q "carries no palette: set palette=FILE" "$TMP/stderr"
 
 # A JPEG-compressed colour label video.
 ff -i "$TMP/rgb%d.png" -c:v mjpeg -q:v 2 -pix_fmt yuvj444p "$TMP/labels-jpeg.mkv"
