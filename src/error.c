@@ -44,11 +44,22 @@ void vqgan_set_log_callback(vqgan_log_callback cb, void *opaque)
  * their own log_callback), set by vq_session_enter. */
 static _Thread_local vqgan_log_callback thread_cb;
 static _Thread_local void *thread_opaque;
+static _Thread_local int thread_depth;
 
-void vq_log_set_thread(vqgan_log_callback cb, void *opaque)
+void vq_log_push(vqgan_log_callback cb, void *opaque)
 {
-    thread_cb = cb;
-    thread_opaque = opaque;
+    if (thread_depth++ == 0) {
+        thread_cb = cb;
+        thread_opaque = opaque;
+    }
+}
+
+void vq_log_pop(void)
+{
+    if (thread_depth > 0 && --thread_depth == 0) {
+        thread_cb = NULL;
+        thread_opaque = NULL;
+    }
 }
 
 static void emit(int level, const char *msg)
