@@ -471,7 +471,8 @@ int ff_vqgan_palette_parse_match(void *log_ctx, const char *spec, VQGANPalette *
         pal->match_dist = 0;
         return 0;
     }
-    if (!strncmp(spec, "nearest:", 8)) {
+    /* nearest=DIST too: ':' separates a filter's options in a filter graph */
+    if (!strncmp(spec, "nearest:", 8) || !strncmp(spec, "nearest=", 8)) {
         errno = 0;
         d = strtol(spec + 8, &end, 10);
         if (!*end && end != spec + 8 && !errno && d >= 1 && d <= 442) {
@@ -480,7 +481,8 @@ int ff_vqgan_palette_parse_match(void *log_ctx, const char *spec, VQGANPalette *
         }
     }
     av_log(log_ctx, AV_LOG_ERROR, "palette_match='%s' is invalid: use exact, or nearest:DIST "
-           "with DIST from 1 to 442 (Euclidean distance in RGB), e.g. nearest:40.\n", spec);
+           "(nearest=DIST in a filter graph) with DIST from 1 to 442 (Euclidean distance "
+           "in RGB), e.g. nearest=40.\n", spec);
     return AVERROR(EINVAL);
 }
 

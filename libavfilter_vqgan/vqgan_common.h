@@ -159,7 +159,7 @@ int ff_vqgan_palette_from_model(void *log_ctx, const struct vqgan_model *model,
                                 const char *model_path, int n_labels, VQGANPalette *pal);
 
 /**
- * Parse palette_match: "exact" or "nearest:DIST" (DIST 1..441, the
+ * Parse palette_match: "exact" or "nearest:DIST" / "nearest=DIST" (DIST 1..442, the
  * Euclidean RGB distance) into pal->match_dist.
  */
 int ff_vqgan_palette_parse_match(void *log_ctx, const char *spec, VQGANPalette *pal);

@@ -138,7 +138,7 @@ def available(kind, arg):
 
 
 def build_depends(control):
-    m = re.search(r"^Build-Depends:(.*?)(?=^\S|\Z)", control, re.S | re.M)
+    m = re.search(r"^Build-Depends:(.*?)(?=^[A-Za-z-]+:|\Z)", control, re.S | re.M)
     body = "\n".join(l for l in m.group(1).splitlines() if not l.strip().startswith("#"))
     pkgs = []
     for dep in body.split(","):
@@ -149,14 +149,25 @@ def build_depends(control):
         if arch and not any(a in ("amd64", "linux-any", "any") for a in arch.group(1).split()):
             if not arch.group(1).startswith("!"):
                 continue
-        if "<" in first and "!" in first.split("<", 1)[1]:
-            continue  # a <!nocheck>-style profile restriction: keep it simple, skip
+        prof = re.search(r"<(.*?)>", first)
+        if prof and not prof.group(1).strip().startswith("!"):
+            continue  # only with a build profile we do not use
         pkgs.append(re.split(r"[\s(\[<]", first)[0])
     return pkgs
 
 
+def installed(p):
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True)
+    return r.returncode == 0 and "install ok installed" in r.stdout
+
+
 def install_deps(pkgs, note):
     have, missing = [], []
+    # Build tools the machine has in another form: debhelper-compat is a
+    # virtual package of the packaging itself; pkgconf would replace the
+    # pkg-config this build already uses.
+    pkgs = [p for p in pkgs if p != "debhelper-compat" and not installed(p)
+            and not (p == "pkgconf" and installed("pkg-config"))]
     for p in pkgs:
         r = subprocess.run(["apt-cache", "policy", p], capture_output=True, text=True)
         cand = re.search(r"Candidate:\s*(\S+)", r.stdout)

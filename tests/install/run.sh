@@ -89,14 +89,15 @@ check "libvqgan.pc: prefix=$PREFIX, Version: $VERSION" \
     sh -c "grep -qx 'prefix=$PREFIX' '$S/lib/pkgconfig/libvqgan.pc' && grep -qx 'Version: $VERSION' '$S/lib/pkgconfig/libvqgan.pc'"
 check "vqgan_version.h: VQGAN_VERSION_STRING \"$VERSION\"" grep -q "VQGAN_VERSION_STRING \"$VERSION\"" "$S/include/vqgan_version.h"
 check "installed default model is the checkout's" cmp -s "$S/share/libvqgan/models/default.gguf" "$ROOT/samples/models/default.gguf"
-"$S/bin/vqgan-convert" --help >"$T/conv.txt" 2>&1
-check "the installed vqgan-convert launcher runs the installed converter" grep -q "usage" "$T/conv.txt"
 (cd "$COPY" && make uninstall DESTDIR="$T/stage") >"$T/log" 2>&1 || notok "make uninstall"
 left=$(find "$T/stage" ! -type d | sed "s|^$T/stage||")
 check "make uninstall removes every installed file${left:+ (left: $left)}" test -z "$left"
 
 # ---- 2. the installed library, used through pkg-config ----------------------------
 (cd "$COPY" && make install DESTDIR="$T/root") >"$T/log" 2>&1 || fatal "make install DESTDIR=\$T/root"
+"$PREFIX/bin/vqgan-convert" --help >"$T/conv.txt" 2>&1
+check "the installed vqgan-convert launcher runs the installed converter" grep -q "usage" "$T/conv.txt"
+check "the launcher names the installed script" grep -q "$PREFIX/share/libvqgan/tools/convert.py" "$PREFIX/bin/vqgan-convert"
 cat >"$T/prog.c" <<'EOF'
 #include <stdio.h>
 #include <vqgan.h>
