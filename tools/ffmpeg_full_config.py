@@ -132,7 +132,8 @@ def available(kind, arg):
                               capture_output=True, text=True)
         return False, ("pkg-config %s: has %s" % (arg, have.stdout.strip()) if have.returncode == 0
                        else "pkg-config %s: not found" % arg)
-    r = subprocess.run(["cc", "-E", "-x", "c", "-"], input="#include <%s>\n" % arg,
+    r = subprocess.run(["cc", "-E", "-x", "c", "-"],
+                       input="".join("#include <%s>\n" % h for h in arg.split()),
                        capture_output=True, text=True)
     return r.returncode == 0, "" if r.returncode == 0 else "header <%s> not found" % arg
 
