@@ -118,8 +118,8 @@ $(BUILD)/broken-models/expect.tsv: $(BUILD)/test-models/vqgan.gguf tests/make_br
 CHECK_DATA = test-models $(BUILD)/broken-models/expect.tsv $(TEST_BIN)
 TEST_ENV = GOLDEN=$(GOLDEN) VQ_TEST_MODELS=$(abspath $(BUILD))/test-models BUILD=$(BUILD) PYTHON=$(PYTHON) \
 	  VQ_BROKEN_MODELS=$(abspath $(BUILD))/broken-models VQGAN_GOLDEN=$(GOLDEN)
-check: deps lib ffmpeg-all $(CHECK_DATA)
-	@$(TEST_ENV) FFMPEG_BINS="$(FFMPEG_BINS)" \
+check: deps lib ffmpeg-check $(CHECK_DATA)
+	@$(TEST_ENV) FFMPEG_BINS="$(CHECK_FFMPEG_BINS)" \
 	  HARDENING="$(MAKE) -s --no-print-directory check-hardening" \
 	  INSTALL_CHECK="$(MAKE) -s --no-print-directory check-install" sh tests/run.sh $(TEST_BIN)
 check-quick: deps lib $(CHECK_DATA)

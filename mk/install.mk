@@ -76,6 +76,13 @@ uninstall:
 # against the installed library, then run with the checkout moved away).
 # make check runs it through tests/run.sh (INSTALL_CHECK).
 INSTALL_TEST_FFMPEG ?= $(firstword $(filter 7.1,$(FFMPEG_VERSIONS)) $(FFMPEG_DEFAULT_VERSION))
+# make check: tests/ffmpeg/*.sh run through the installed FFmpeg
+# $(INSTALL_TEST_FFMPEG) inside check-install, and through build/ffmpeg-<ver>
+# for the other versions (one FFmpeg build of each version, not two).
+CHECK_FFMPEG_VERSIONS = $(filter-out $(INSTALL_TEST_FFMPEG),$(FFMPEG_VERSIONS))
+CHECK_FFMPEG_BINS = $(CHECK_FFMPEG_VERSIONS:%=build/ffmpeg-%/ffmpeg)
+.PHONY: ffmpeg-check
+ffmpeg-check: $(CHECK_FFMPEG_VERSIONS:%=ffmpeg-%)
 .PHONY: check-install
 check-install: ffmpeg-src/.prepared test-models
 	@origin='$(FFMPEG_ORIGIN_$(INSTALL_TEST_FFMPEG))'; \

@@ -24,7 +24,8 @@
 #      vqgan_* symbols, exactly the VQGAN_API declarations of vqgan.h;
 #   3. a pristine FFmpeg tree patched with patches/ffmpeg-<ver>/*.patch alone,
 #      configured --enable-libvqgan with PKG_CONFIG_PATH=/opt/vq/lib/pkgconfig,
-#      built and installed into /opt/vq; tests/ffmpeg/golden.sh passes on it;
+#      built and installed into /opt/vq; every tests/ffmpeg/*.sh passes on it
+#      (make check tests this FFmpeg version here, not with a build in the tree);
 #   4. the checkout copy, the FFmpeg tree and its build directory are renamed
 #      away; no installed file names the copy (nor this checkout); the
 #      installed ffmpeg still renders without model= (the installed default,
@@ -156,10 +157,20 @@ ok "FFmpeg $VER built and installed into $PREFIX"
 FFI=$PREFIX/bin/ffmpeg
 check "the installed ffmpeg runs on $PREFIX/lib/libvqgan.so.$MAJOR" \
     sh -c "ldd '$FFI' | grep -q 'libvqgan.so.$MAJOR => $PREFIX/lib/libvqgan.so.$MAJOR'"
-sh "$ROOT/tests/ffmpeg/golden.sh" "$FFI" >"$T/golden.txt" 2>&1
-sed 's/^\(ok\|not ok\) - /\1 - installed ffmpeg: /' "$T/golden.txt" | grep -e '^ok' -e '^not ok'
-grep -q '^not ok' "$T/golden.txt" && failed=1
-check "tests/ffmpeg/golden.sh ran checks on the installed ffmpeg" grep -q '^ok' "$T/golden.txt"
+# Every FFmpeg test (golden outputs, errors, options, commands, palettes, ...)
+# through the installed ffmpeg: make check runs them here for this version
+# instead of building a second FFmpeg of it in the tree.
+for s in "$ROOT"/tests/ffmpeg/*.sh; do
+    n=$(basename "$s")
+    sh "$s" "$FFI" >"$T/ff-$n.txt" 2>&1
+    rc=$?
+    sed "s/^\(ok\|not ok\) - /\1 - installed ffmpeg $VER: $n: /" "$T/ff-$n.txt" | grep -e '^ok' -e '^not ok'
+    grep -q '^not ok' "$T/ff-$n.txt" && failed=1
+    if [ $rc -ne 0 ] && ! grep -q '^not ok' "$T/ff-$n.txt"; then
+        notok "installed ffmpeg $VER: $n exited with status $rc"; tail -n 5 "$T/ff-$n.txt" | sed 's/^/# /'
+    fi
+done
+check "tests/ffmpeg/golden.sh ran checks on the installed ffmpeg" grep -q '^ok' "$T/ff-golden.sh.txt"
 
 # ---- 4. the checkout moved away -----------------------------------------------------
 cp "$ROOT/samples/labels_static.mkv" "$T/labels.mkv"
