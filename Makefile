@@ -38,7 +38,7 @@ CFLAGS   += $(BACKEND_CFLAGS)
 CFLAGS   += -fvisibility=hidden
 # No path into the source tree in the objects (debug info, __FILE__): the
 # installed library must not name the checkout it was built in.
-CFLAGS   += -ffile-prefix-map=$(CURDIR)/=
+CFLAGS   += -ffile-prefix-map=$(CURDIR)=.
 LIBS      = $(BACKEND_LIBS) $(BASE_LIBS)
 
 SRC      := $(sort $(wildcard src/*.c))

@@ -176,7 +176,8 @@ clean-ffmpeg:
 # (tools/ffmpeg_full_config.py: the Build-Depends this Debian release has are
 # installed when root; options whose library is missing or too old here are
 # dropped and listed in build/ffmpeg-full/full.note), plus --enable-libvqgan.
-# Static, like the minimal build, so build/ffmpeg-full/ffmpeg runs from here.
+# FFmpeg's own libraries static (Debian's --enable-shared and installation
+# directories left out), so build/ffmpeg-full/ffmpeg runs from here.
 # Not part of make check.
 FFMPEG_FULL_VERSION ?= $(firstword $(filter 7.1,$(FFMPEG_VERSIONS)) $(FFMPEG_DEFAULT_VERSION))
 FFMPEG_FULL_SRC = $(FFMPEG_SRC_$(FFMPEG_FULL_VERSION))
@@ -195,12 +196,15 @@ build/ffmpeg-full/full.flags: tools/ffmpeg_full_config.py ffmpeg-src/.prepared
 	$(PYTHON) tools/ffmpeg_full_config.py "$$deb" $(FFMPEG_FULL_SRC) $@.tmp $(dir $@)full.note \
 	    $$([ "$$(id -u)" = 0 ] && echo --install-deps) && mv $@.tmp $@
 
-build/ffmpeg-full/ffbuild/config.mak: build/ffmpeg-full/full.flags $(FFMPEG_FULL_SRC)/configure $(FFMPEG_PC_DIR)/libvqgan.pc
+# Debian's libraries are linked as Debian ships them, shared (their static
+# dependencies are not all packaged): so is libvqgan here, build/libvqgan.so
+# through the build tree's .pc, found at run time by the rpath.
+build/ffmpeg-full/ffbuild/config.mak: build/ffmpeg-full/full.flags $(FFMPEG_FULL_SRC)/configure build/pkgconfig/libvqgan.pc
 	@echo "FFmpeg $(FFMPEG_FULL_VERSION) full profile: configure (log: build/ffmpeg-full/configure.log)"
 	cd build/ffmpeg-full && \
-	    PKG_CONFIG_PATH=$(abspath $(FFMPEG_PC_DIR))$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} \
+	    PKG_CONFIG_PATH=$(abspath build/pkgconfig)$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} \
 	    $(FFMPEG_FULL_SRC)/configure $$(cat full.flags) --disable-shared --enable-static \
-	    --pkg-config-flags=--static --enable-libvqgan $(FFMPEG_EXTRA_CONFIGURE) \
+	    --extra-ldexeflags=-Wl,-rpath,$(abspath build) --enable-libvqgan $(FFMPEG_EXTRA_CONFIGURE) \
 	    >configure.log 2>&1 || { tail -n 30 configure.log; tail -n 40 ffbuild/config.log; exit 1; }
 	@echo "libavfilter/vqgan_common.o: CPPFLAGS += -DVQGAN_BUILD_TREE_MODEL='\"$(VQGAN_BUILD_TREE_MODEL)\"'" \
 	    >>build/ffmpeg-full/ffbuild/config.mak
