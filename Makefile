@@ -7,18 +7,39 @@
 #   make demo       renders build/demo.mp4 with the default model
 
 PYTHON   ?= /usr/bin/python3
-CC       ?= gcc
 BUILD    ?= build
 GOLDEN   ?= $(abspath ../shared/golden)
-SOVERSION = 0
+
+# ./configure writes config.mk (installation directories, CPU flags, the
+# backends found); without one, make runs `./configure --lib-only` first.
+include config.mk
+config.mk:
+	./configure --lib-only
+
+# One place holds the version: VERSION ("MAJOR.MINOR.PATCH"). The header
+# vqgan_version.h, vqgan_version(), the .pc file and the soname come from it.
+VERSION  := $(strip $(file <VERSION))
+VERSION_WORDS := $(subst ., ,$(VERSION))
+VERSION_MAJOR := $(word 1,$(VERSION_WORDS))
+VERSION_MINOR := $(word 2,$(VERSION_WORDS))
+VERSION_PATCH := $(word 3,$(VERSION_WORDS))
+SOVERSION = $(VERSION_MAJOR)
+SONAME    = libvqgan.so.$(SOVERSION)
+SOFILE    = libvqgan.so.$(VERSION)
 
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp -march=x86-64-v2 -Iinclude -Isrc
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp $(ARCH_CFLAGS) -Iinclude -I$(BUILD)/include -Isrc
 # -O2's default "very cheap" vectorizer model leaves loops of unknown length
 # scalar (GroupNorm + swish ran 3x slower); IEEE semantics are kept either way
 CFLAGS   += -fvect-cost-model=dynamic
-CFLAGS   += -DVQ_HAVE_DNNL -DVQ_HAVE_OPENBLAS -I/usr/include/x86_64-linux-gnu/openblas-pthread
-LIBS      = -ldnnl -lopenblas -fopenmp -lmvec -lm -lpthread
+CFLAGS   += $(BACKEND_CFLAGS)
+# The shared library exports vqgan.h's VQGAN_API functions alone; tests that
+# need internals link libvqgan.a.
+CFLAGS   += -fvisibility=hidden
+# No path into the source tree in the objects (debug info, __FILE__): the
+# installed library must not name the checkout it was built in.
+CFLAGS   += -ffile-prefix-map=$(CURDIR)=.
+LIBS      = $(BACKEND_LIBS) $(BASE_LIBS)
 
 SRC      := $(sort $(wildcard src/*.c))
 OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
@@ -43,21 +64,37 @@ deps:
 	  else echo "missing Debian packages (run as root or install them): $$missing"; exit 1; fi; \
 	fi
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/vqgan.h
+$(BUILD)/include/vqgan_version.h: VERSION
+	@mkdir -p $(dir $@)
+	@case "$(VERSION)" in [0-9]*.[0-9]*.[0-9]*) ;; *) echo "VERSION: '$(VERSION)' is not MAJOR.MINOR.PATCH" >&2; exit 1 ;; esac
+	@printf '/* Generated from VERSION by the build; do not edit. */\n#ifndef VQGAN_VERSION_H\n#define VQGAN_VERSION_H\n#define VQGAN_VERSION_MAJOR %s\n#define VQGAN_VERSION_MINOR %s\n#define VQGAN_VERSION_PATCH %s\n#define VQGAN_VERSION_STRING "%s"\n#endif\n' \
+	  $(VERSION_MAJOR) $(VERSION_MINOR) $(VERSION_PATCH) $(VERSION) >$@
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/vqgan.h $(BUILD)/include/vqgan_version.h config.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The configured datadir is compiled into this one object (vqgan_default_model_path).
+$(BUILD)/obj/paths.o: CFLAGS += -DVQ_DATADIR='"$(DATADIR)"'
 
 $(BUILD)/libvqgan.a: $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libvqgan.so: $(OBJ)
-	$(CC) -shared -Wl,-soname,libvqgan.so.$(SOVERSION) -o $@ $^ $(LIBS)
+# build/libvqgan.so.X.Y.Z with its soname link (for programs run from the
+# build tree) and the development link.
+$(BUILD)/libvqgan.so: $(OBJ) src/libvqgan.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined -Wl,--version-script,src/libvqgan.map -o $(BUILD)/$(SOFILE) $(OBJ) $(LDFLAGS) $(LIBS)
+	ln -sf $(SOFILE) $(BUILD)/$(SONAME)
+	ln -sf $(SOFILE) $@
 
-$(BUILD)/pkgconfig/libvqgan.pc: Makefile
+# The .pc file for the build tree (uninstalled); make install writes the real one.
+PC_TEXT = prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: libvqgan\nDescription: Taming Transformers (VQGAN + GPT) inference\nVersion: $(VERSION)\nLibs: -L$${libdir} -lvqgan\nLibs.private: $(LIBS)\nCflags: -I$${includedir}\n
+$(BUILD)/pkgconfig/libvqgan.pc: Makefile config.mk VERSION
 	@mkdir -p $(dir $@)
-	@printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: libvqgan\nDescription: Taming Transformers (VQGAN + GPT) inference\nVersion: 0.1.0\nLibs: -L$${libdir} -lvqgan\nLibs.private: %s\nCflags: -I$${includedir}\n' \
-	  "$(CURDIR)" "$(abspath $(BUILD))" "$(CURDIR)/include" "$(LIBS)" > $@
+	@printf '$(PC_TEXT)' "$(CURDIR)" "$(abspath $(BUILD))" "$(CURDIR)/include" > $@
+	@# vqgan_version.h is generated into the build tree
+	@sed -i 's|^Cflags:.*|Cflags: -I$${includedir} -I$(abspath $(BUILD))/include|' $@
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libvqgan.a $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
@@ -81,9 +118,10 @@ $(BUILD)/broken-models/expect.tsv: $(BUILD)/test-models/vqgan.gguf tests/make_br
 CHECK_DATA = test-models $(BUILD)/broken-models/expect.tsv $(TEST_BIN)
 TEST_ENV = GOLDEN=$(GOLDEN) VQ_TEST_MODELS=$(abspath $(BUILD))/test-models BUILD=$(BUILD) PYTHON=$(PYTHON) \
 	  VQ_BROKEN_MODELS=$(abspath $(BUILD))/broken-models VQGAN_GOLDEN=$(GOLDEN)
-check: deps lib ffmpeg-all $(CHECK_DATA)
-	@$(TEST_ENV) FFMPEG_BINS="$(FFMPEG_BINS)" \
-	  HARDENING="$(MAKE) -s --no-print-directory check-hardening" sh tests/run.sh $(TEST_BIN)
+check: deps lib ffmpeg-check $(CHECK_DATA)
+	@$(TEST_ENV) FFMPEG_BINS="$(CHECK_FFMPEG_BINS)" \
+	  HARDENING="$(MAKE) -s --no-print-directory check-hardening" \
+	  INSTALL_CHECK="$(MAKE) -s --no-print-directory check-install" sh tests/run.sh $(TEST_BIN)
 check-quick: deps lib $(CHECK_DATA)
 	@$(TEST_ENV) sh tests/run.sh $(TEST_BIN)
 

@@ -28,9 +28,22 @@
 extern "C" {
 #endif
 
-#define VQGAN_VERSION_MAJOR 0
-#define VQGAN_VERSION_MINOR 1
-#define VQGAN_VERSION_PATCH 0
+/* VQGAN_VERSION_MAJOR, _MINOR, _PATCH and VQGAN_VERSION_STRING: generated
+ * from the source tree's VERSION file by the build (vqgan_version.h is
+ * installed next to this header). */
+#include "vqgan_version.h"
+
+/* Every function of the public API carries VQGAN_API: the shared library is
+ * built with -fvisibility=hidden and exports these alone. */
+#ifndef VQGAN_API
+#  if defined(_WIN32)
+#    define VQGAN_API
+#  elif defined(__GNUC__) && __GNUC__ >= 4
+#    define VQGAN_API __attribute__((visibility("default")))
+#  else
+#    define VQGAN_API
+#  endif
+#endif
 
 /* ---- status codes ------------------------------------------------------ */
 enum vqgan_status {
@@ -44,10 +57,10 @@ enum vqgan_status {
     VQGAN_ERR_CANCELLED   = -7, /* the progress callback asked to stop     */
 };
 
-const char *vqgan_version(void);              /* "0.1.0"                     */
-const char *vqgan_status_string(int status);  /* short name of a status code */
+VQGAN_API const char *vqgan_version(void);              /* VQGAN_VERSION_STRING        */
+VQGAN_API const char *vqgan_status_string(int status);  /* short name of a status code */
 /* Message describing the last failure on the calling thread ("" if none). */
-const char *vqgan_last_error(void);
+VQGAN_API const char *vqgan_last_error(void);
 
 /* ---- logging ----------------------------------------------------------- */
 enum vqgan_log_level {
@@ -59,7 +72,7 @@ enum vqgan_log_level {
 };
 typedef void (*vqgan_log_callback)(void *opaque, int level, const char *msg);
 /* Process-wide. NULL restores the default (stderr, warnings and errors). */
-void vqgan_set_log_callback(vqgan_log_callback cb, void *opaque);
+VQGAN_API void vqgan_set_log_callback(vqgan_log_callback cb, void *opaque);
 
 /* ---- model ------------------------------------------------------------- */
 enum vqgan_precision {
@@ -72,7 +85,7 @@ struct vqgan_model_params {
     int precision;            /* enum vqgan_precision                        */
     int check_finite;         /* 1: refuse weights holding NaN/Inf (default) */
 };
-struct vqgan_model_params vqgan_model_default_params(void);
+VQGAN_API struct vqgan_model_params vqgan_model_default_params(void);
 
 struct vqgan_model;
 
@@ -86,7 +99,7 @@ struct vqgan_model;
  * Only regular files are accepted (a FIFO or device is refused without
  * blocking); the file is read into memory and closed, so changing or
  * truncating it later does not affect the model. */
-int  vqgan_model_load(const char *path, const struct vqgan_model_params *params,
+VQGAN_API int  vqgan_model_load(const char *path, const struct vqgan_model_params *params,
                       struct vqgan_model **out);
 /* The process-wide shared cache: returns the model already loaded from the
  * same file (same path, device, inode, size and mtime) with the same
@@ -94,12 +107,19 @@ int  vqgan_model_load(const char *path, const struct vqgan_model_params *params,
  * check_finite), with its reference count raised, or loads it. Thread-safe.
  * Release with vqgan_model_unref(); the model is freed with its last
  * reference. */
-int  vqgan_model_acquire(const char *path, const struct vqgan_model_params *params,
+VQGAN_API int  vqgan_model_acquire(const char *path, const struct vqgan_model_params *params,
                          struct vqgan_model **out);
 /* Number of models the shared cache holds now (for tests and logs). */
-int  vqgan_model_cache_count(void);
-struct vqgan_model *vqgan_model_ref(struct vqgan_model *model);
-void vqgan_model_unref(struct vqgan_model *model); /* NULL is a no-op */
+VQGAN_API int  vqgan_model_cache_count(void);
+VQGAN_API struct vqgan_model *vqgan_model_ref(struct vqgan_model *model);
+VQGAN_API void vqgan_model_unref(struct vqgan_model *model); /* NULL is a no-op */
+
+/* The installed default model, "$datadir/libvqgan/models/default.gguf" for
+ * the datadir the library was configured with (./configure --datadir). The
+ * path is returned whether or not the file exists there (an uninstalled
+ * build has none); callers that look in several places check it and name it
+ * among the places tried. */
+VQGAN_API const char *vqgan_default_model_path(void);
 
 enum vqgan_cond_kind {
     VQGAN_COND_NONE         = 0, /* no transformer: tokenizer only           */
@@ -138,9 +158,14 @@ enum vqgan_quantizer {
     VQGAN_QUANTIZER_GUMBEL = 1, /* argmax of quantize.proj's logits (GumbelVQ,
                                    without the Gumbel noise: deterministic) */
 };
-int vqgan_model_get_info(const struct vqgan_model *model, struct vqgan_model_info *info);
+VQGAN_API int vqgan_model_get_info(const struct vqgan_model *model, struct vqgan_model_info *info);
 /* Name of a segmentation label, or NULL when unknown. */
-const char *vqgan_model_label_name(const struct vqgan_model *model, int label);
+VQGAN_API const char *vqgan_model_label_name(const struct vqgan_model *model, int label);
+/* The colour of a segmentation label in the model's palette (for colour-coded
+ * label maps; vqgan.cond_stage.label_colors): 1 and rgb[0..2] filled, or 0
+ * when the model carries no palette or the label is out of range. Two labels
+ * may share a colour (ADE20K's standard palette gives two the same). */
+VQGAN_API int vqgan_model_label_color(const struct vqgan_model *model, int label, uint8_t rgb[3]);
 
 /* ---- session ----------------------------------------------------------- */
 /* Returns nonzero to cancel the running call (it then fails with
@@ -176,6 +201,12 @@ struct vqgan_session_params {
                                  run reaches there (vqgan_follow_shift) gives
                                  the whole run's frames (docs/farm.md).
                                  |value| <= VQGAN_MAX_ORIGIN                  */
+    vqgan_log_callback log_callback; /* NULL: the process-wide callback. Else
+                                 the messages of this session's calls (made
+                                 on the calling thread) go here with
+                                 log_opaque, e.g. to attribute them to the
+                                 user of the session                        */
+    void *log_opaque;
 };
 #define VQGAN_MAX_ORIGIN (1 << 30)
 #define VQGAN_DEFAULT_CACHE_BYTES ((size_t)6 << 30)
@@ -213,14 +244,14 @@ enum vqgan_temporal {
     VQGAN_TEMPORAL_STEADY = 3,
 };
 #define VQGAN_STEADY_RADIUS 3
-struct vqgan_session_params vqgan_session_default_params(void);
+VQGAN_API struct vqgan_session_params vqgan_session_default_params(void);
 
 struct vqgan_session;
-int  vqgan_session_new(struct vqgan_model *model, const struct vqgan_session_params *params,
+VQGAN_API int  vqgan_session_new(struct vqgan_model *model, const struct vqgan_session_params *params,
                        struct vqgan_session **out);
-void vqgan_session_free(struct vqgan_session *session); /* NULL is a no-op */
+VQGAN_API void vqgan_session_free(struct vqgan_session *session); /* NULL is a no-op */
 /* Change sampling parameters between calls (validated like at creation). */
-int  vqgan_session_set_params(struct vqgan_session *session,
+VQGAN_API int  vqgan_session_set_params(struct vqgan_session *session,
                               const struct vqgan_session_params *params);
 
 /* ---- tokenizer --------------------------------------------------------- */
@@ -236,16 +267,16 @@ int  vqgan_session_set_params(struct vqgan_session *session,
 
 /* Image -> first-stage tokens. width and height must be multiples of the
  * factor; tokens receives (height/f)*(width/f) values. */
-int vqgan_encode_image(struct vqgan_session *s, const uint8_t *rgb, ptrdiff_t stride,
+VQGAN_API int vqgan_encode_image(struct vqgan_session *s, const uint8_t *rgb, ptrdiff_t stride,
                        int width, int height, int32_t *tokens);
 /* Same from planar float CHW in [-1, 1]; pre_quant (may be NULL) receives
  * the encoder + quant_conv output, embed_dim x (h/f) x (w/f). */
-int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width, int height,
+VQGAN_API int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width, int height,
                            int32_t *tokens, float *pre_quant);
 
 /* Segmentation class ids -> condition tokens (one-hot encoded as the
  * reference does). Every id must be < n_labels. */
-int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t stride,
+VQGAN_API int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t stride,
                         int width, int height, int32_t *tokens, float *pre_quant);
 
 /* Depth-conditioned models (VQGAN_COND_DEPTH, D-RIN): a depth map, planar
@@ -278,16 +309,16 @@ int vqgan_encode_image_logits(struct vqgan_session *s, const float *chw, int wid
 
 /* First-stage tokens -> picture, grid gw x gh, output (gw*f) x (gh*f).
  * 8-bit output is round((clamp(x, -1, 1) + 1) * 127.5). */
-int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
+VQGAN_API int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
                  uint8_t *rgb, ptrdiff_t stride);
-int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
+VQGAN_API int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
                      float *chw);
 
 /* ---- transformer ------------------------------------------------------- */
 /* Segmentation-conditional: sample a gw x gh grid of image tokens from a
  * gw x gh grid of condition tokens with the reference's sliding window
  * (docs/sampling.md). */
-int vqgan_sample_conditional(struct vqgan_session *s, const int32_t *cond_tokens,
+VQGAN_API int vqgan_sample_conditional(struct vqgan_session *s, const int32_t *cond_tokens,
                              int gw, int gh, int32_t *tokens);
 /* Class-conditional (class_id) or unconditional (class_id ignored) models:
  * sample gw x gh tokens. A grid of at most block_size - 1 tokens is one
@@ -295,7 +326,7 @@ int vqgan_sample_conditional(struct vqgan_session *s, const int32_t *cond_tokens
  * sample_with_past); a larger one slides a w x w window (block_size =
  * 1 + w*w) with the segmentation case's schedule, the one class or start
  * token as the whole condition (docs/sampling.md). */
-int vqgan_sample_unconditional(struct vqgan_session *s, int class_id, int gw, int gh,
+VQGAN_API int vqgan_sample_unconditional(struct vqgan_session *s, int class_id, int gw, int gh,
                                int32_t *tokens);
 
 /* Completion (inpainting): sample only the cells whose cell_mask is nonzero;
@@ -307,7 +338,7 @@ int vqgan_sample_unconditional(struct vqgan_session *s, int class_id, int gw, in
  * those after them: that is the autoregressive model's limit
  * (docs/sampling.md, "Completion"). An all-zero mask returns given; an
  * all-nonzero one is vqgan_sample_conditional / _unconditional exactly. */
-int vqgan_sample_masked(struct vqgan_session *s, const int32_t *cond_tokens, int class_id,
+VQGAN_API int vqgan_sample_masked(struct vqgan_session *s, const int32_t *cond_tokens, int class_id,
                         const int32_t *given, const uint8_t *cell_mask, int gw, int gh,
                         int32_t *tokens);
 
@@ -330,7 +361,7 @@ struct vqgan_sample_stats {
     int64_t positions_kept;      /* completion: cells that kept their given
                                     token (vqgan_sample_masked)               */
 };
-int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_stats *st);
+VQGAN_API int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_stats *st);
 
 /* Follow mode without sampling (docs/farm.md): the shift (*shift_x,
  * *shift_y) that a FOLLOW session detects in the condition tokens cond

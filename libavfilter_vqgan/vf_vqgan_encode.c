@@ -57,6 +57,10 @@ typedef struct VQGANEncodeContext {
     char *depth_range;
     int   depth_invert;
     float depth_lo, depth_hi;
+    char *palette_path;
+    char *palette_match;
+
+    VQGANPalette palette;         ///< colour label frames (rgb24, bgr24, rgba)
 
     struct vqgan_model     *model;
     struct vqgan_model_info info;
@@ -82,16 +86,20 @@ typedef struct VQGANEncodeContext {
 
 #define OFFSET(x) offsetof(VQGANEncodeContext, x)
 #define FLAGS AV_OPT_FLAG_FILTERING_PARAM | AV_OPT_FLAG_VIDEO_PARAM
+/* Options that commands (sendcmd, zmq) may change between frames. */
+#define TFLAGS FLAGS | AV_OPT_FLAG_RUNTIME_PARAM
 
 static const AVOption vqgan_encode_options[] = {
-    { "model",   "set the libvqgan model file (GGUF)", OFFSET(model_path), AV_OPT_TYPE_STRING, { .str = VQGAN_DEFAULT_MODEL }, 0, 0, FLAGS },
+    { "model",   "set the libvqgan model file (GGUF)", OFFSET(model_path), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, FLAGS },
     { "stage",   "set the tokenizer to run", OFFSET(stage), AV_OPT_TYPE_INT, { .i64 = STAGE_IMAGE }, 0, STAGE_NB - 1, FLAGS, .unit = "stage" },
         { "cond",  "segmentation labels (gray8, pal8), depth maps (gray8, gray16, grayf32) or a frame's coordinates to condition tokens", 0, AV_OPT_TYPE_CONST, { .i64 = STAGE_COND  }, 0, 0, FLAGS, .unit = "stage" },
         { "image", "RGB picture (rgb24) to image tokens",            0, AV_OPT_TYPE_CONST, { .i64 = STAGE_IMAGE }, 0, 0, FLAGS, .unit = "stage" },
     { "threads", "set the number of threads (0: all online cores)", OFFSET(threads), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, 1024, FLAGS },
-    { "map",     "remap gray8 label ids before encoding, src=dst pairs (stage=cond)", OFFSET(map), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, FLAGS },
+    { "map",     "remap gray8 label ids before encoding, src=dst pairs (stage=cond)", OFFSET(map), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, TFLAGS },
     VQGAN_PRECISION_OPTIONS(OFFSET(precision), "precision", FLAGS),
     VQGAN_DEPTH_OPTIONS(OFFSET(depth_range), OFFSET(depth_invert), FLAGS),
+    { "palette", "label colours of rgb24/bgr24/rgba label frames (\"id name #rrggbb\" lines; stage=cond)", OFFSET(palette_path), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, TFLAGS },
+    { "palette_match", "how label colours match the palette: exact, or nearest:DIST", OFFSET(palette_match), AV_OPT_TYPE_STRING, { .str = "exact" }, 0, 0, TFLAGS },
     { NULL }
 };
 
@@ -104,7 +112,73 @@ static av_cold int init(AVFilterContext *ctx)
     ff_vqgan_log_init();
     /* The model itself is loaded when the output is configured: ffmpeg
      * creates and frees a graph once before the one that runs. */
-    return ff_vqgan_model_check_path(ctx, s->model_path);
+    return ff_vqgan_find_model(ctx, &s->model_path);
+}
+
+/* map, palette and palette_match against the loaded model, into lut and pal
+ * (so that a refused command leaves the current ones). */
+static int parse_label_options(AVFilterContext *ctx, uint8_t lut[256], VQGANPalette *pal)
+{
+    VQGANEncodeContext *s = ctx->priv;
+    int ret = ff_vqgan_parse_label_map(ctx, s->map, s->info.n_labels, lut);
+
+    if (ret < 0)
+        return ret;
+    if (s->palette_path && *s->palette_path) {
+        if ((ret = ff_vqgan_palette_load(ctx, s->palette_path, s->info.n_labels, pal)) < 0)
+            return ret;
+    } else if (!ff_vqgan_palette_from_model(ctx, s->model, s->model_path, s->info.n_labels, pal)) {
+        pal->count = 0; /* colour frames are refused */
+    }
+    return ff_vqgan_palette_parse_match(ctx, s->palette_match, pal);
+}
+
+/* A runtime command (map, palette, palette_match): a value refused keeps
+ * the old one. */
+static int process_command(AVFilterContext *ctx, const char *cmd, const char *args,
+                           char *res, int res_len, int flags)
+{
+    VQGANEncodeContext *s = ctx->priv;
+    char *old[3] = { NULL }, **opt[3] = { &s->map, &s->palette_path, &s->palette_match };
+    VQGANPalette *pal = NULL;
+    uint8_t lut[256];
+    int ret = 0;
+
+    for (int i = 0; i < 3; i++)
+        if (*opt[i] && !(old[i] = av_strdup(*opt[i])))
+            ret = AVERROR(ENOMEM);
+    if (ret < 0 || (ret = ff_filter_process_command(ctx, cmd, args, res, res_len, flags)) < 0)
+        goto refused;
+    if (s->session && s->stage == STAGE_COND) {
+        if (!(pal = av_malloc(sizeof(*pal)))) {
+            ret = AVERROR(ENOMEM);
+            goto refused;
+        }
+        *pal = s->palette;
+        if ((ret = parse_label_options(ctx, lut, pal)) < 0)
+            goto refused;
+        if (ff_vqgan_is_color_label_format(s->in_format) && !pal->count) {
+            av_log(ctx, AV_LOG_ERROR, "The input holds colour labels: the palette cannot be unset.\n");
+            ret = AVERROR(EINVAL);
+            goto refused;
+        }
+        memcpy(s->label_map, lut, sizeof(lut));
+        s->palette = *pal;
+    }
+    for (int i = 0; i < 3; i++)
+        av_free(old[i]);
+    av_free(pal);
+    return 0;
+
+refused:
+    for (int i = 0; i < 3; i++) {
+        av_free(*opt[i]);
+        *opt[i] = old[i];
+    }
+    if (ret != AVERROR(ENOSYS))
+        av_log(ctx, AV_LOG_ERROR, "Command %s=%s refused; the old value is kept.\n", cmd, args);
+    av_free(pal);
+    return ret;
 }
 
 /* Load the model (from the shared cache) and check it can do the stage. */
@@ -139,11 +213,11 @@ static int load_model(AVFilterContext *ctx)
             return AVERROR_PATCHWELCOME;
         }
         if (s->info.cond_kind == VQGAN_COND_SEGMENTATION) {
-            ret = ff_vqgan_parse_label_map(ctx, s->map, s->info.n_labels, s->label_map);
+            ret = parse_label_options(ctx, s->label_map, &s->palette);
             if (ret < 0)
                 return ret;
-        } else if (s->map) {
-            av_log(ctx, AV_LOG_WARNING, "The map option applies to segmentation labels only; ignored.\n");
+        } else if (s->map || s->palette_path) {
+            av_log(ctx, AV_LOG_WARNING, "The map and palette options apply to segmentation labels only; ignored.\n");
         }
     } else {
         if (!s->info.has_first_stage) {
@@ -169,6 +243,7 @@ static int load_model(AVFilterContext *ctx)
 
     params = vqgan_session_default_params();
     params.n_threads = s->threads;
+    ff_vqgan_session_log_setup(&params, ctx);
     return ff_vqgan_session_new(ctx, s->model, &params, &s->session);
 }
 
@@ -191,16 +266,18 @@ static int query_formats(const AVFilterContext *ctx,
 {
     const VQGANEncodeContext *s = ctx->priv;
     /* Palette pictures hold their labels as the palette indices. */
-    /* Depth maps come as gray8, gray16 or grayf32 (the model, loaded later,
+    /* Colour-coded label pictures too (read with palette= or the model's);
+     * depth maps come as gray8, gray16 or grayf32 (the model, loaded later,
      * decides which are accepted: checked in config_output). */
-    static const enum AVPixelFormat cond_fmts[]  = { AV_PIX_FMT_GRAY8, AV_PIX_FMT_PAL8, AV_PIX_FMT_GRAY16LE,
+    static const enum AVPixelFormat cond_fmts[]  = { AV_PIX_FMT_GRAY8, AV_PIX_FMT_PAL8, AV_PIX_FMT_RGB24,
+                                                     AV_PIX_FMT_BGR24, AV_PIX_FMT_RGBA, AV_PIX_FMT_GRAY16LE,
                                                      AV_PIX_FMT_GRAY16BE, AV_PIX_FMT_GRAYF32LE,
                                                      AV_PIX_FMT_GRAYF32BE, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat image_fmts[] = { AV_PIX_FMT_RGB24, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat token_fmts[] = { VQGAN_TOKEN_PIX_FMT, AV_PIX_FMT_NONE };
     int ret;
 
-    ret = ff_formats_ref(ff_make_pixel_format_list(s->stage == STAGE_COND ? cond_fmts : image_fmts),
+    ret = ff_formats_ref(ff_make_pixel_format_list(s->stage != STAGE_COND ? image_fmts : cond_fmts),
                          &cfg_in[0]->formats);
     if (ret < 0)
         return ret;
@@ -277,6 +354,13 @@ static int config_output(AVFilterLink *outlink)
     s->pw = s->gw * f;
     s->ph = s->gh * f;
 
+    if (s->stage == STAGE_COND && ff_vqgan_is_color_label_format(inlink->format) && !s->palette.count) {
+        av_log(ctx, AV_LOG_ERROR, "Input format %s holds colour-coded labels, and the model "
+               "carries no palette: set palette=FILE (\"id name #rrggbb\" lines, as libvqgan's "
+               "legend.txt), or insert format=gray8 for grey label ids.\n",
+               av_get_pix_fmt_name(inlink->format));
+        return AVERROR(EINVAL);
+    }
     outlink->w = s->gw;
     outlink->h = s->gh;
     s->in_w      = inlink->w;
@@ -314,7 +398,7 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
     AVFilterContext *ctx = inlink->dst;
     VQGANEncodeContext *s = ctx->priv;
     AVFilterLink *outlink = ctx->outputs[0];
-    const int bpp = s->stage == STAGE_COND ? 1 : 3;
+    const int bpp = s->stage == STAGE_COND ? 1 : 3; /* of the padded copy */
     const int spatial = s->stage == STAGE_COND && s->info.cond_kind != VQGAN_COND_SEGMENTATION;
     const uint8_t *src = in->data[0];
     ptrdiff_t src_stride = in->linesize[0];
@@ -338,8 +422,12 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
             goto fail;
         }
         if (s->stage == STAGE_COND) {
-            ret = ff_vqgan_prepare_labels(ctx, in, s->label_map, s->info.n_labels,
-                                          s->pad, s->pw, s->pw, s->ph);
+            if (ff_vqgan_is_color_label_format(in->format))
+                ret = ff_vqgan_prepare_color_labels(ctx, in, &s->palette, s->label_map,
+                                                    s->info.n_labels, s->pad, s->pw, s->pw, s->ph);
+            else
+                ret = ff_vqgan_prepare_labels(ctx, in, s->label_map, s->info.n_labels,
+                                              s->pad, s->pw, s->pw, s->ph);
             if (ret < 0)
                 goto fail;
         } else {
@@ -444,4 +532,5 @@ const AVFilter ff_vf_vqgan_encode = {
     FILTER_INPUTS(vqgan_encode_inputs),
     FILTER_OUTPUTS(vqgan_encode_outputs),
     FILTER_QUERY_FUNC2(query_formats),
+    .process_command = process_command,
 };

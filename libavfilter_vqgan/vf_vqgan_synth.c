@@ -115,6 +115,11 @@ typedef struct VQGANSynthContext {
     int     cond_tokens;
     float   depth_lo, depth_hi;
     int     origin_x, origin_y;   ///< draws keyed to (row + origin_y, column + origin_x)
+    char   *palette_path;
+    char   *palette_match;
+
+    VQGANPalette palette;         ///< colour label frames (rgb24, bgr24, rgba)
+    int     have_palette;
 
     struct vqgan_model     *model;
     struct vqgan_model_info info;
@@ -161,26 +166,28 @@ typedef struct VQGANSynthContext {
 
 #define OFFSET(x) offsetof(VQGANSynthContext, x)
 #define FLAGS AV_OPT_FLAG_FILTERING_PARAM | AV_OPT_FLAG_VIDEO_PARAM
+/* Options that commands (sendcmd, zmq) may change between frames. */
+#define TFLAGS FLAGS | AV_OPT_FLAG_RUNTIME_PARAM
 
 static const AVOption vqgan_synth_options[] = {
-    { "model",       "set the libvqgan model file (GGUF)", OFFSET(model_path), AV_OPT_TYPE_STRING, { .str = VQGAN_DEFAULT_MODEL }, 0, 0, FLAGS },
+    { "model",       "set the libvqgan model file (GGUF)", OFFSET(model_path), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, FLAGS },
     { "mode",        "set what to do with the input", OFFSET(mode), AV_OPT_TYPE_INT, { .i64 = MODE_SAMPLE }, 0, MODE_NB - 1, FLAGS, .unit = "mode" },
         { "sample", "sample image tokens with the transformer, then decode", 0, AV_OPT_TYPE_CONST, { .i64 = MODE_SAMPLE }, 0, 0, FLAGS, .unit = "mode" },
         { "decode", "decode gray16 image tokens",                            0, AV_OPT_TYPE_CONST, { .i64 = MODE_DECODE }, 0, 0, FLAGS, .unit = "mode" },
         { "origin", "no sampling: pass the labels through with temporal=follow's content origin as metadata", 0, AV_OPT_TYPE_CONST, { .i64 = MODE_ORIGIN }, 0, 0, FLAGS, .unit = "mode" },
-    { "temperature", "set the sampling temperature (> 0)", OFFSET(temperature), AV_OPT_TYPE_FLOAT, { .dbl = 1.0 }, 0, 100, FLAGS },
-    { "top_k",       "sample among the k most likely tokens (0: off, 1: greedy)", OFFSET(top_k), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, INT_MAX, FLAGS },
-    { "top_p",       "sample within this cumulative probability (1: off)", OFFSET(top_p), AV_OPT_TYPE_FLOAT, { .dbl = 1.0 }, 0, 1, FLAGS },
-    { "seed",        "set the random seed", OFFSET(seed), AV_OPT_TYPE_INT64, { .i64 = 0 }, 0, INT64_MAX, FLAGS },
+    { "temperature", "set the sampling temperature (> 0)", OFFSET(temperature), AV_OPT_TYPE_FLOAT, { .dbl = 1.0 }, 0, 100, TFLAGS },
+    { "top_k",       "sample among the k most likely tokens (0: off, 1: greedy)", OFFSET(top_k), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, INT_MAX, TFLAGS },
+    { "top_p",       "sample within this cumulative probability (1: off)", OFFSET(top_p), AV_OPT_TYPE_FLOAT, { .dbl = 1.0 }, 0, 1, TFLAGS },
+    { "seed",        "set the random seed", OFFSET(seed), AV_OPT_TYPE_INT64, { .i64 = 0 }, 0, INT64_MAX, TFLAGS },
     { "threads",     "set the number of threads (0: all online cores)", OFFSET(threads), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, 1024, FLAGS },
-    { "class",       "set the class id of class-conditional models", OFFSET(class_id), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, INT_MAX, FLAGS },
-    { "map",         "remap gray8 label ids, src=dst pairs", OFFSET(map), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, FLAGS },
+    { "class",       "set the class id of class-conditional models", OFFSET(class_id), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, INT_MAX, TFLAGS },
+    { "map",         "remap gray8 label ids, src=dst pairs", OFFSET(map), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, TFLAGS },
     { "temporal",    "set how successive frames of a video are sampled", OFFSET(temporal), AV_OPT_TYPE_INT, { .i64 = VQGAN_TEMPORAL_OFF }, VQGAN_TEMPORAL_OFF, VQGAN_TEMPORAL_STEADY, FLAGS, .unit = "temporal" },
         { "off",    "sample every frame afresh",                              0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_OFF    }, 0, 0, FLAGS, .unit = "temporal" },
         { "reuse",  "reuse what did not change (frames identical to off)",    0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_REUSE  }, 0, 0, FLAGS, .unit = "temporal" },
         { "follow", "as reuse, and move the picture with panned labels",      0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_FOLLOW }, 0, 0, FLAGS, .unit = "temporal" },
         { "steady", "as reuse, and keep the pixels far from every change (approximate)", 0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_STEADY }, 0, 0, FLAGS, .unit = "temporal" },
-    { "fast",        "approximate fast sampling: one window placement predicts up to fast x fast cells (0 or 1: exact)", OFFSET(fast), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, VQGAN_MAX_FAST_STEP, FLAGS },
+    { "fast",        "approximate fast sampling: one window placement predicts up to fast x fast cells (0 or 1: exact)", OFFSET(fast), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, VQGAN_MAX_FAST_STEP, TFLAGS },
     VQGAN_PRECISION_OPTIONS(OFFSET(precision), "precision", FLAGS),
     { "complete",    "keep a picture outside a mask, synthesize inside it (0: off)", OFFSET(complete), AV_OPT_TYPE_INT, { .i64 = COMPLETE_OFF }, 0, COMPLETE_NB - 1, FLAGS, .unit = "complete" },
         { "off",   "one input: synthesize whole frames",                          0, AV_OPT_TYPE_CONST, { .i64 = COMPLETE_OFF   }, 0, 0, FLAGS, .unit = "complete" },
@@ -198,6 +205,8 @@ static const AVOption vqgan_synth_options[] = {
     { "cond_tokens", "gray16 input holds condition tokens from vqgan_encode, not depth maps (depth models)", OFFSET(cond_tokens), AV_OPT_TYPE_BOOL, { .i64 = 0 }, 0, 1, FLAGS },
     { "origin_x",    "key the draws of column x to x + origin_x (follow: the first frame's content origin)", OFFSET(origin_x), AV_OPT_TYPE_INT, { .i64 = 0 }, -VQGAN_MAX_ORIGIN, VQGAN_MAX_ORIGIN, FLAGS },
     { "origin_y",    "key the draws of row y to y + origin_y (follow: the first frame's content origin)", OFFSET(origin_y), AV_OPT_TYPE_INT, { .i64 = 0 }, -VQGAN_MAX_ORIGIN, VQGAN_MAX_ORIGIN, FLAGS },
+    { "palette",     "label colours of rgb24/bgr24/rgba label frames (\"id name #rrggbb\" lines)", OFFSET(palette_path), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, TFLAGS },
+    { "palette_match", "how label colours match the palette: exact, or nearest:DIST", OFFSET(palette_match), AV_OPT_TYPE_STRING, { .str = "exact" }, 0, 0, TFLAGS },
     { NULL }
 };
 
@@ -265,7 +274,48 @@ static av_cold int init(AVFilterContext *ctx)
         return ret;
     /* The model itself is loaded when the output is configured: ffmpeg
      * creates and frees a graph once before the one that runs. */
-    return ff_vqgan_model_check_path(ctx, s->model_path);
+    return ff_vqgan_find_model(ctx, &s->model_path);
+}
+
+/* The session parameters the options give. */
+static struct vqgan_session_params session_params(VQGANSynthContext *s)
+{
+    struct vqgan_session_params params = vqgan_session_default_params();
+    params.n_threads       = s->threads;
+    params.temperature     = s->temperature;
+    params.top_k           = s->top_k;
+    params.top_p           = s->top_p;
+    params.seed            = s->seed;
+    params.temporal        = s->mode == MODE_SAMPLE && spatial_condition(s->info.cond_kind) ?
+                             s->temporal : VQGAN_TEMPORAL_OFF;
+    params.fast_step       = s->fast;
+    params.origin_x        = s->origin_x;
+    params.origin_y        = s->origin_y;
+    params.progress        = ff_vqgan_progress;
+    params.progress_opaque = &s->progress;
+    ff_vqgan_session_log_setup(&params, s->progress.log_ctx);
+    return params;
+}
+
+/* The label options (map, palette, palette_match) against the loaded model:
+ * into lut and pal, so that a refused command leaves the current ones. */
+static int parse_label_options(AVFilterContext *ctx, uint8_t lut[256], VQGANPalette *pal,
+                               int *have_palette)
+{
+    VQGANSynthContext *s = ctx->priv;
+    int ret = ff_vqgan_parse_label_map(ctx, s->map, s->info.n_labels, lut);
+
+    if (ret < 0)
+        return ret;
+    if (s->palette_path && *s->palette_path) {
+        if ((ret = ff_vqgan_palette_load(ctx, s->palette_path, s->info.n_labels, pal)) < 0)
+            return ret;
+        *have_palette = 1;
+    } else {
+        /* the palette the model file carries, if any */
+        *have_palette = ff_vqgan_palette_from_model(ctx, s->model, s->model_path, s->info.n_labels, pal);
+    }
+    return ff_vqgan_palette_parse_match(ctx, s->palette_match, pal);
 }
 
 /* Load the model (from the shared cache), check the options against it. */
@@ -313,7 +363,7 @@ static int load_model(AVFilterContext *ctx)
         }
         switch (s->info.cond_kind) {
         case VQGAN_COND_SEGMENTATION:
-            ret = ff_vqgan_parse_label_map(ctx, s->map, s->info.n_labels, s->label_map);
+            ret = parse_label_options(ctx, s->label_map, &s->palette, &s->have_palette);
             if (ret < 0)
                 return ret;
             break;
@@ -362,20 +412,8 @@ static int load_model(AVFilterContext *ctx)
             return ret;
     }
 
-    params = vqgan_session_default_params();
-    params.n_threads       = s->threads;
-    params.temperature     = s->temperature;
-    params.top_k           = s->top_k;
-    params.top_p           = s->top_p;
-    params.seed            = s->seed;
-    params.temporal        = s->mode == MODE_SAMPLE && spatial_condition(s->info.cond_kind) ?
-                             s->temporal : VQGAN_TEMPORAL_OFF;
-    params.fast_step       = s->fast;
-    params.origin_x        = s->origin_x;
-    params.origin_y        = s->origin_y;
-    params.progress        = ff_vqgan_progress;
-    params.progress_opaque = &s->progress;
-    s->progress.log_ctx    = ctx;
+    s->progress.log_ctx = ctx;
+    params = session_params(s);
     return ff_vqgan_session_new(ctx, s->model, &params, &s->session);
 }
 
@@ -613,7 +651,15 @@ static int config_output(AVFilterLink *outlink)
     } else if (s->info.cond_kind == VQGAN_COND_SEGMENTATION) {
         if (inlink->format == AV_PIX_FMT_GRAY8 || inlink->format == AV_PIX_FMT_PAL8)
             s->input = INPUT_LABELS; /* pal8: the palette indices are the labels */
-        else if (inlink->format == VQGAN_TOKEN_PIX_FMT)
+        else if (ff_vqgan_is_color_label_format(inlink->format) && s->have_palette)
+            s->input = INPUT_LABELS; /* colours through the palette option */
+        else if (ff_vqgan_is_color_label_format(inlink->format)) {
+            av_log(ctx, AV_LOG_ERROR, "Input format %s holds colour-coded labels, and the "
+                   "model carries no palette: set palette=FILE (\"id name #rrggbb\" lines, as "
+                   "libvqgan's legend.txt) to read them, or insert format=gray8 for grey label ids.\n",
+                   av_get_pix_fmt_name(inlink->format));
+            return AVERROR(EINVAL);
+        } else if (inlink->format == VQGAN_TOKEN_PIX_FMT)
             s->input = INPUT_COND_TOKENS;
         else
             goto bad_format;
@@ -869,6 +915,130 @@ static int origin_frame(AVFilterContext *ctx, AVFrame *in)
     return ff_filter_frame(ctx->outputs[0], in);
 }
 
+/* The frame's statistics as lavfi.vqgan.* metadata (ffprobe -show_frames,
+ * the metadata filter). tokens: sampled (mode=sample) or decoded tokens. */
+static int set_stats_metadata(AVFrame *out, const struct vqgan_sample_stats *st,
+                              double secs, int64_t tokens)
+{
+    char buf[64];
+    int ret;
+
+#define SET(key, ...) do {                                                   \
+        snprintf(buf, sizeof(buf), __VA_ARGS__);                             \
+        if ((ret = av_dict_set(&out->metadata, "lavfi.vqgan." key, buf, 0)) < 0) \
+            return ret;                                                      \
+    } while (0)
+    SET("sampled", "%"PRId64, st->positions_sampled);
+    SET("reused", "%"PRId64, st->positions_reused);
+    SET("shift_x", "%d", st->shift_x);
+    SET("shift_y", "%d", st->shift_y);
+    SET("seconds", "%.6f", secs);
+    SET("tokens_per_second", "%.1f", secs > 0 ? tokens / secs : 0.0);
+#undef SET
+    return 0;
+}
+
+/* A runtime command (sendcmd, zmq): applied between frames through
+ * vqgan_session_set_params; a value the option or the model refuses is
+ * reported and every option keeps its old value. */
+static int process_command(AVFilterContext *ctx, const char *cmd, const char *args,
+                           char *res, int res_len, int flags)
+{
+    VQGANSynthContext *s = ctx->priv;
+    VQGANSynthContext old = *s;
+    char *old_map = NULL, *old_palette = NULL, *old_match = NULL;
+    uint8_t lut[256];
+    VQGANPalette *pal = NULL;
+    int have_palette = s->have_palette, ret;
+
+    if ((s->map && !(old_map = av_strdup(s->map))) ||
+        (s->palette_path && !(old_palette = av_strdup(s->palette_path))) ||
+        (s->palette_match && !(old_match = av_strdup(s->palette_match)))) {
+        ret = AVERROR(ENOMEM);
+        goto end;
+    }
+    ret = ff_filter_process_command(ctx, cmd, args, res, res_len, flags);
+    if (ret < 0)
+        goto refused;
+    if (!s->session) /* not configured yet: load_model checks the values */
+        goto end;
+
+    ret = AVERROR(EINVAL);
+    if (s->temperature <= 0) {
+        av_log(ctx, AV_LOG_ERROR, "temperature=%g is invalid: it must be > 0 (up to 100).\n", s->temperature);
+        goto refused;
+    }
+    if (s->top_p <= 0) {
+        av_log(ctx, AV_LOG_ERROR, "top_p=%g is invalid: accepted range (0, 1], 1 disables.\n", s->top_p);
+        goto refused;
+    }
+    if (s->mode == MODE_SAMPLE && s->top_k > s->info.vocab_size) {
+        av_log(ctx, AV_LOG_ERROR, "top_k=%d is above the vocabulary of model '%s': accepted "
+               "range 0..%d.\n", s->top_k, s->model_path, s->info.vocab_size);
+        goto refused;
+    }
+    if (s->mode == MODE_SAMPLE && s->info.cond_kind == VQGAN_COND_CLASS && s->class_id >= s->info.n_classes) {
+        av_log(ctx, AV_LOG_ERROR, "class=%d is outside the classes of model '%s': accepted "
+               "range 0..%d.\n", s->class_id, s->model_path, s->info.n_classes - 1);
+        goto refused;
+    }
+    if (s->mode == MODE_SAMPLE && s->info.cond_kind == VQGAN_COND_SEGMENTATION) {
+        if (!(pal = av_malloc(sizeof(*pal)))) {
+            ret = AVERROR(ENOMEM);
+            goto refused;
+        }
+        *pal = s->palette;
+        if ((ret = parse_label_options(ctx, lut, pal, &have_palette)) < 0)
+            goto refused;
+        if (ff_vqgan_is_color_label_format(s->in_format) && !have_palette) {
+            av_log(ctx, AV_LOG_ERROR, "The input holds colour labels: the palette cannot be unset.\n");
+            ret = AVERROR(EINVAL);
+            goto refused;
+        }
+    }
+    {
+        struct vqgan_session_params params = session_params(s);
+        int r = vqgan_session_set_params(s->session, &params);
+        if (r < 0) {
+            av_log(ctx, AV_LOG_ERROR, "%s\n", vqgan_last_error());
+            ret = ff_vqgan_averror(r);
+            goto refused;
+        }
+    }
+    if (pal) {
+        memcpy(s->label_map, lut, sizeof(lut));
+        s->palette      = *pal;
+        s->have_palette = have_palette;
+    }
+    av_log(ctx, AV_LOG_VERBOSE, "Command %s=%s applied from frame %"PRId64".\n", cmd, args, s->frame_count);
+    ret = 0;
+    goto end;
+
+refused:
+    /* Every option back to its value before the command. */
+    av_freep(&s->map);
+    av_freep(&s->palette_path);
+    av_freep(&s->palette_match);
+    s->temperature = old.temperature;
+    s->top_k       = old.top_k;
+    s->top_p       = old.top_p;
+    s->seed        = old.seed;
+    s->class_id    = old.class_id;
+    s->fast        = old.fast;
+    s->map           = old_map;
+    s->palette_path  = old_palette;
+    s->palette_match = old_match;
+    old_map = old_palette = old_match = NULL;
+    if (ret != AVERROR(ENOSYS))
+        av_log(ctx, AV_LOG_ERROR, "Command %s=%s refused; the old value is kept.\n", cmd, args);
+end:
+    av_free(old_map);
+    av_free(old_palette);
+    av_free(old_match);
+    av_free(pal);
+    return ret;
+}
+
 static int filter_frame(AVFilterLink *inlink, AVFrame *in)
 {
     AVFilterContext *ctx = inlink->dst;
@@ -904,8 +1074,12 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
             ret = AVERROR(ENOMEM);
             goto fail;
         }
-        ret = ff_vqgan_prepare_labels(ctx, in, s->label_map, s->info.n_labels,
-                                      s->labels, s->lw, s->lw, s->lh);
+        if (ff_vqgan_is_color_label_format(in->format))
+            ret = ff_vqgan_prepare_color_labels(ctx, in, &s->palette, s->label_map, s->info.n_labels,
+                                                s->labels, s->lw, s->lw, s->lh);
+        else
+            ret = ff_vqgan_prepare_labels(ctx, in, s->label_map, s->info.n_labels,
+                                          s->labels, s->lw, s->lw, s->lh);
         if (ret < 0)
             goto fail;
         step = "encoding the labels of";
@@ -997,6 +1171,10 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
 
     {
         double secs = (av_gettime_relative() - t0) / 1e6;
+        ret = set_stats_metadata(out, &stats, secs, s->mode == MODE_SAMPLE ? stats.positions_sampled :
+                                 (int64_t)s->gw * s->gh);
+        if (ret < 0)
+            goto fail;
         if (s->mode == MODE_SAMPLE && s->temporal != VQGAN_TEMPORAL_OFF)
             av_log(ctx, AV_LOG_INFO, "frame %"PRId64": %"PRId64" tokens sampled, %"PRId64
                    " reused (shift %d,%d) in %.3f s (%.1f tokens/s), %dx%d decoded\n",
@@ -1270,4 +1448,5 @@ const AVFilter ff_vf_vqgan_synth = {
     .activate      = activate,
     FILTER_OUTPUTS(vqgan_synth_outputs),
     FILTER_QUERY_FUNC2(query_formats),
+    .process_command = process_command,
 };

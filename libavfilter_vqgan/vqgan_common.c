@@ -19,14 +19,19 @@
  */
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "libavutil/avstring.h"
 #include "libavutil/error.h"
 #include "libavutil/macros.h"
+#include "libavutil/mem.h"
+#include "libavutil/pixfmt.h"
 #include "libavutil/log.h"
 #include "libavutil/intfloat.h"
 #include "libavutil/intreadwrite.h"
@@ -44,10 +49,15 @@ static const AVClass vqgan_log_class = {
 };
 static const AVClass *const vqgan_log_ctx = &vqgan_log_class;
 
+/* libvqgan's messages to av_log(): opaque is the filter instance whose
+ * session made the call (per-session log_callback), or NULL (model loading,
+ * worker threads: the "libvqgan" context). Errors come at debug level: the
+ * filters report every failed call themselves, with vqgan_last_error() and
+ * the frame or file at fault, so that a failure is one line. */
 static void vqgan_log_callback_av(void *opaque, int level, const char *msg)
 {
     static const int levels[] = {
-        [VQGAN_LOG_ERROR]   = AV_LOG_ERROR,
+        [VQGAN_LOG_ERROR]   = AV_LOG_DEBUG,
         [VQGAN_LOG_WARNING] = AV_LOG_WARNING,
         [VQGAN_LOG_INFO]    = AV_LOG_INFO,
         [VQGAN_LOG_VERBOSE] = AV_LOG_VERBOSE,
@@ -58,7 +68,14 @@ static void vqgan_log_callback_av(void *opaque, int level, const char *msg)
 
     if (!len)
         return;
-    av_log((void *)&vqgan_log_ctx, av_level, "%s%s", msg, msg[len - 1] == '\n' ? "" : "\n");
+    av_log(opaque ? opaque : (void *)&vqgan_log_ctx, av_level, "%s%s", msg,
+           msg[len - 1] == '\n' ? "" : "\n");
+}
+
+void ff_vqgan_session_log_setup(struct vqgan_session_params *params, void *log_ctx)
+{
+    params->log_callback = vqgan_log_callback_av;
+    params->log_opaque   = log_ctx;
 }
 
 static void vqgan_log_setup(void)
@@ -121,6 +138,58 @@ int ff_vqgan_model_check_path(void *log_ctx, const char *path)
                "the model option takes a model file (.gguf).\n", path);
         return AVERROR(EISDIR);
     }
+    return 0;
+}
+
+/* 1 when path is a regular file (or a link to one) that can be read. */
+static int model_file_exists(const char *path)
+{
+    struct stat st;
+    return path && *path && stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, R_OK) == 0;
+}
+
+int ff_vqgan_find_model(void *log_ctx, char **path)
+{
+    const char *env = getenv(VQGAN_MODEL_ENV);
+    const char *installed = vqgan_default_model_path();
+#ifdef VQGAN_BUILD_TREE_MODEL
+    const char *build_tree = VQGAN_BUILD_TREE_MODEL;
+#else
+    const char *build_tree = NULL;
+#endif
+    const char *found = NULL;
+
+    if (*path)
+        return ff_vqgan_model_check_path(log_ctx, *path);
+    if (env && *env) {
+        int ret = ff_vqgan_model_check_path(log_ctx, env);
+        if (ret < 0) {
+            av_log(log_ctx, AV_LOG_ERROR, "(The model file came from the " VQGAN_MODEL_ENV
+                   " environment variable, as no model option was given.)\n");
+            return ret;
+        }
+        found = env;
+    } else if (model_file_exists(installed)) {
+        found = installed;
+    } else if (model_file_exists(build_tree)) {
+        found = build_tree;
+    } else {
+        av_log(log_ctx, AV_LOG_ERROR, "No model file found. Tried: the model option "
+               "(not set); the " VQGAN_MODEL_ENV " environment variable (not set); '%s' "
+               "(libvqgan %s's installed default model: %s)%s%s%s. Set model=FILE (a "
+               "libvqgan model file, .gguf) or " VQGAN_MODEL_ENV "=FILE, or install "
+               "libvqgan's default model.\n",
+               installed, vqgan_version(), access(installed, F_OK) ? "no such file" : "not a readable file",
+               build_tree ? "; '" : "", build_tree ? build_tree : "",
+               build_tree ? "' (the libvqgan build tree's copy: no such file)" : "");
+        return AVERROR(ENOENT);
+    }
+    *path = av_strdup(found);
+    if (!*path)
+        return AVERROR(ENOMEM);
+    av_log(log_ctx, AV_LOG_VERBOSE, "No model option: using '%s' (%s).\n", found,
+           found == env ? "from " VQGAN_MODEL_ENV : found == installed ? "the installed default" :
+           "the build tree's default");
     return 0;
 }
 
@@ -242,6 +311,267 @@ int ff_vqgan_prepare_labels(void *log_ctx, const AVFrame *in, const uint8_t lut[
                 return AVERROR(EINVAL);
             }
             row[x] = id;
+        }
+        memset(row + w, row[w - 1], pw - w);
+    }
+    for (int y = h; y < ph; y++)
+        memcpy(dst + y * dst_stride, dst + (h - 1) * dst_stride, pw);
+    return 0;
+}
+
+static int palette_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a >> 8, y = *(const uint32_t *)b >> 8;
+    return x < y ? -1 : x > y;
+}
+
+int ff_vqgan_palette_load(void *log_ctx, const char *path, int n_labels, VQGANPalette *pal)
+{
+    /* Entries are sorted by colour through one packed key: rgb << 8 | slot. */
+    uint32_t keys[VQGAN_PALETTE_MAX];
+    char names[VQGAN_PALETTE_MAX][48];
+    uint8_t ids[VQGAN_PALETTE_MAX], seen[256] = { 0 };
+    char line[1024];
+    int n = 0, lineno = 0, ret = 0;
+    FILE *f = fopen(path, "r");
+
+    if (!f) {
+        ret = AVERROR(errno);
+        av_log(log_ctx, AV_LOG_ERROR, "Cannot open palette file '%s': %s.\n", path, av_err2str(ret));
+        return ret;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char *tok[16], *save = NULL, *p, *colour = NULL, *end;
+        const char *delim;
+        int ntok = 0, ci = -1;
+        long id;
+        unsigned long rgb;
+
+        lineno++;
+        line[strcspn(line, "\r\n")] = 0;
+        p = line + strspn(line, " \t");
+        if (!*p || *p == '#')
+            continue;
+        /* tab-separated when the line has tabs (names may hold spaces) */
+        delim = strchr(p, '\t') ? "\t" : " ";
+        for (char *s = av_strtok(p, delim, &save); s && ntok < 16; s = av_strtok(NULL, delim, &save))
+            if (*s)
+                tok[ntok++] = s;
+        for (int i = 1; i < ntok; i++)
+            if (tok[i][0] == '#' && strlen(tok[i]) == 7 && strspn(tok[i] + 1, "0123456789abcdefABCDEF") == 6) {
+                colour = tok[i];
+                ci = i;
+                break;
+            }
+        errno = 0;
+        id = strtol(tok[0], &end, 10);
+        if (*end || errno || !colour) {
+            av_log(log_ctx, AV_LOG_ERROR, "Palette '%s', line %d: expected \"id name #rrggbb\", "
+                   "got \"%s\".\n", path, lineno, tok[0]);
+            ret = AVERROR_INVALIDDATA;
+            break;
+        }
+        if (id < 0 || id >= n_labels || id > 255) {
+            av_log(log_ctx, AV_LOG_ERROR, "Palette '%s', line %d: id %ld is outside the model's "
+                   "labels 0..%d.\n", path, lineno, id, n_labels - 1);
+            ret = AVERROR(EINVAL);
+            break;
+        }
+        if (seen[id]) {
+            av_log(log_ctx, AV_LOG_ERROR, "Palette '%s', line %d: id %ld is listed twice.\n",
+                   path, lineno, id);
+            ret = AVERROR_INVALIDDATA;
+            break;
+        }
+        if (n == VQGAN_PALETTE_MAX)
+            break;
+        seen[id] = 1;
+        rgb = strtoul(colour + 1, NULL, 16);
+        keys[n] = (uint32_t)rgb << 8 | n;
+        ids[n] = id;
+        names[n][0] = 0;
+        for (int i = 1; i < ci; i++)
+            av_strlcatf(names[n], sizeof(names[n]), "%s%s", i > 1 ? " " : "", tok[i]);
+        n++;
+    }
+    fclose(f);
+    if (ret < 0)
+        return ret;
+    if (!n) {
+        av_log(log_ctx, AV_LOG_ERROR, "Palette '%s' has no entries (\"id name #rrggbb\" lines).\n", path);
+        return AVERROR_INVALIDDATA;
+    }
+    qsort(keys, n, sizeof(*keys), palette_cmp);
+    for (int i = 0; i < n; i++) {
+        int slot = keys[i] & 0xff;
+        if (i && keys[i] >> 8 == keys[i - 1] >> 8) {
+            av_log(log_ctx, AV_LOG_ERROR, "Palette '%s': colour #%06x is given to two labels "
+                   "(%d and %d); a colour must name one label.\n", path, (unsigned)(keys[i] >> 8),
+                   ids[keys[i - 1] & 0xff], ids[slot]);
+            return AVERROR_INVALIDDATA;
+        }
+        pal->rgb[i] = keys[i] >> 8;
+        pal->id[i]  = ids[slot];
+        memcpy(pal->name[i], names[slot], sizeof(pal->name[i]));
+    }
+    pal->count = n;
+    snprintf(pal->source, sizeof(pal->source), "'%s'", path);
+    return 0;
+}
+
+int ff_vqgan_palette_from_model(void *log_ctx, const struct vqgan_model *model,
+                                const char *model_path, int n_labels, VQGANPalette *pal)
+{
+    uint32_t keys[VQGAN_PALETTE_MAX];
+    int n = 0;
+
+    for (int i = 0; i < n_labels && i < VQGAN_PALETTE_MAX; i++) {
+        uint8_t rgb[3];
+        if (!vqgan_model_label_color(model, i, rgb))
+            return 0;
+        keys[n++] = (uint32_t)(rgb[0] << 16 | rgb[1] << 8 | rgb[2]) << 8 | i;
+    }
+    if (!n)
+        return 0;
+    qsort(keys, n, sizeof(*keys), palette_cmp);
+    /* A colour two labels share reads as the lower id (qsort is not stable:
+     * order the pair by id first). */
+    for (int i = 1; i < n; i++)
+        if (keys[i] >> 8 == keys[i - 1] >> 8 && (keys[i] & 0xff) < (keys[i - 1] & 0xff)) {
+            uint32_t k = keys[i];
+            keys[i] = keys[i - 1];
+            keys[i - 1] = k;
+        }
+    {
+        int j = 0;
+        for (int i = 0; i < n; i++) {
+            if (j && keys[i] >> 8 == keys[j - 1] >> 8) {
+                av_log(log_ctx, AV_LOG_WARNING, "The palette of model '%s' gives #%06x to labels %d "
+                       "and %d; that colour reads as %d.\n", model_path, (unsigned)(keys[i] >> 8),
+                       (int)(keys[j - 1] & 0xff), (int)(keys[i] & 0xff), (int)(keys[j - 1] & 0xff));
+                continue;
+            }
+            keys[j++] = keys[i];
+        }
+        n = j;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *name = vqgan_model_label_name(model, keys[i] & 0xff);
+        pal->rgb[i] = keys[i] >> 8;
+        pal->id[i]  = keys[i] & 0xff;
+        av_strlcpy(pal->name[i], name ? name : "", sizeof(pal->name[i]));
+    }
+    pal->count = n;
+    snprintf(pal->source, sizeof(pal->source), "of model '%s'", model_path);
+    av_log(log_ctx, AV_LOG_VERBOSE, "Colour label pictures read with the palette of model '%s' "
+           "(%d colours).\n", model_path, n);
+    return 1;
+}
+
+int ff_vqgan_palette_parse_match(void *log_ctx, const char *spec, VQGANPalette *pal)
+{
+    char *end;
+    long d;
+
+    if (!spec || !strcmp(spec, "exact")) {
+        pal->match_dist = 0;
+        return 0;
+    }
+    /* nearest=DIST too: ':' separates a filter's options in a filter graph */
+    if (!strncmp(spec, "nearest:", 8) || !strncmp(spec, "nearest=", 8)) {
+        errno = 0;
+        d = strtol(spec + 8, &end, 10);
+        if (!*end && end != spec + 8 && !errno && d >= 1 && d <= 442) {
+            pal->match_dist = d;
+            return 0;
+        }
+    }
+    av_log(log_ctx, AV_LOG_ERROR, "palette_match='%s' is invalid: use exact, or nearest:DIST "
+           "(nearest=DIST in a filter graph) with DIST from 1 to 442 (Euclidean distance "
+           "in RGB), e.g. nearest=40.\n", spec);
+    return AVERROR(EINVAL);
+}
+
+int ff_vqgan_is_color_label_format(int fmt)
+{
+    return fmt == AV_PIX_FMT_RGB24 || fmt == AV_PIX_FMT_BGR24 || fmt == AV_PIX_FMT_RGBA;
+}
+
+/* Index of rgb in the sorted palette, or -1. */
+static int palette_find(const VQGANPalette *pal, uint32_t rgb)
+{
+    int lo = 0, hi = pal->count - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (pal->rgb[mid] == rgb)
+            return mid;
+        if (pal->rgb[mid] < rgb)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+/* Index of the palette colour nearest rgb; *d2 its squared distance. */
+static int palette_nearest(const VQGANPalette *pal, uint32_t rgb, int *d2)
+{
+    int best = 0, bd = INT_MAX;
+    for (int i = 0; i < pal->count; i++) {
+        int dr = (int)(pal->rgb[i] >> 16) - (int)(rgb >> 16);
+        int dg = (int)(pal->rgb[i] >> 8 & 0xff) - (int)(rgb >> 8 & 0xff);
+        int db = (int)(pal->rgb[i] & 0xff) - (int)(rgb & 0xff);
+        int d = dr * dr + dg * dg + db * db;
+        if (d < bd) {
+            bd = d;
+            best = i;
+        }
+    }
+    *d2 = bd;
+    return best;
+}
+
+int ff_vqgan_prepare_color_labels(void *log_ctx, const AVFrame *in, const VQGANPalette *pal,
+                                  const uint8_t lut[256], int n_labels, uint8_t *dst,
+                                  ptrdiff_t dst_stride, int pw, int ph)
+{
+    const int w = in->width, h = in->height;
+    const int bpp = in->format == AV_PIX_FMT_RGBA ? 4 : 3;
+    const int ri = in->format == AV_PIX_FMT_BGR24 ? 2 : 0, bi = 2 - ri;
+    const int64_t max_d2 = (int64_t)pal->match_dist * pal->match_dist;
+    uint32_t last_rgb = 0xffffffff;
+    int last_id = 0;
+
+    for (int y = 0; y < h; y++) {
+        const uint8_t *src = in->data[0] + y * in->linesize[0];
+        uint8_t *row = dst + y * dst_stride;
+
+        for (int x = 0; x < w; x++, src += bpp) {
+            uint32_t rgb = (uint32_t)src[ri] << 16 | src[1] << 8 | src[bi];
+            if (rgb != last_rgb) {
+                int i = palette_find(pal, rgb), d2 = 0;
+                if (i < 0)
+                    i = palette_nearest(pal, rgb, &d2);
+                if (d2 && (!pal->match_dist || d2 > max_d2)) {
+                    av_log(log_ctx, AV_LOG_ERROR, "Colour #%06x at (%d,%d) is not in the palette "
+                           "%s%s: the closest entry is %d %s #%06x, at distance %.1f. %s\n",
+                           (unsigned)rgb, x, y, pal->source,
+                           pal->match_dist ? " within the palette_match distance" : "",
+                           pal->id[i], pal->name[i], (unsigned)pal->rgb[i], sqrt(d2),
+                           pal->match_dist ? "Raise the distance of palette_match=nearest:DIST, or fix the picture." :
+                           "For lossy label videos use palette_match=nearest:DIST; otherwise fix the picture or the palette.");
+                    return AVERROR(EINVAL);
+                }
+                last_rgb = rgb;
+                last_id  = lut[pal->id[i]];
+                if (last_id >= n_labels) {
+                    av_log(log_ctx, AV_LOG_ERROR, "Label %d (colour #%06x at (%d,%d)) is mapped to %d, "
+                           "outside the model's labels 0..%d.\n", pal->id[i], (unsigned)rgb, x, y,
+                           last_id, n_labels - 1);
+                    return AVERROR(EINVAL);
+                }
+            }
+            row[x] = last_id;
         }
         memset(row + w, row[w - 1], pw - w);
     }

@@ -29,10 +29,8 @@
 #include "libavutil/frame.h"
 #include "version_major.h"
 
-/* The model opened when no model= option is given; the build defines it. */
-#ifndef VQGAN_DEFAULT_MODEL
-#define VQGAN_DEFAULT_MODEL "samples/models/default.gguf"
-#endif
+/* The environment variable naming the model when no model= option is given. */
+#define VQGAN_MODEL_ENV "VQGAN_MODEL"
 
 /* Token maps travel as gray16 frames, one pixel per token. */
 #define VQGAN_TOKEN_PIX_FMT AV_PIX_FMT_GRAY16
@@ -61,6 +59,12 @@ typedef struct VQGANProgress {
 void ff_vqgan_log_init(void);
 
 /**
+ * Attribute the messages of a session's calls to the filter instance log_ctx
+ * (the session's log_callback and log_opaque).
+ */
+void ff_vqgan_session_log_setup(struct vqgan_session_params *params, void *log_ctx);
+
+/**
  * Map a libvqgan status to an AVERROR code.
  */
 int ff_vqgan_averror(int status);
@@ -70,6 +74,19 @@ int ff_vqgan_averror(int status);
  * loading it; logs a message naming the file on failure.
  */
 int ff_vqgan_model_check_path(void *log_ctx, const char *path);
+
+/**
+ * Find the model file of a filter instance, in this order: the model option
+ * (*path, when set); the VQGAN_MODEL environment variable; the installed
+ * default model (vqgan_default_model_path(), from libvqgan's configured
+ * datadir); and, only in an FFmpeg built inside libvqgan's build tree
+ * (VQGAN_BUILD_TREE_MODEL defined by that build), the tree's own copy.
+ * The option and the variable are taken as given (a missing file is an
+ * error naming it); the defaults are used when they exist. On success *path
+ * holds the file (replaced with an av_malloc'ed string when it was unset);
+ * otherwise the message lists every place tried.
+ */
+int ff_vqgan_find_model(void *log_ctx, char **path);
 
 /**
  * Take a reference to the model in path, loaded with the given precision
@@ -114,6 +131,54 @@ int ff_vqgan_parse_label_map(void *log_ctx, const char *spec, int n_labels,
 int ff_vqgan_prepare_labels(void *log_ctx, const AVFrame *in, const uint8_t lut[256],
                             int n_labels, uint8_t *dst, ptrdiff_t dst_stride,
                             int pw, int ph);
+
+/* Colour-coded label maps: a palette of label colours (legend.txt format). */
+#define VQGAN_PALETTE_MAX 256
+typedef struct VQGANPalette {
+    int      count;
+    uint32_t rgb[VQGAN_PALETTE_MAX];   ///< 0xRRGGBB, sorted
+    uint8_t  id[VQGAN_PALETTE_MAX];    ///< label of rgb[i]
+    char     name[VQGAN_PALETTE_MAX][48];
+    char     source[256];              ///< "'FILE'" or "of model 'FILE'", for messages
+    int      match_dist;               ///< 0: exact; > 0: nearest within this distance
+} VQGANPalette;
+
+/**
+ * Read a palette file: one entry a line, "id name #rrggbb" (tab- or
+ * space-separated; further columns and lines starting with '#' ignored),
+ * the format of libvqgan's samples/legend.txt and tools/colorize_labels.py.
+ * Every id must be below n_labels; ids and colours must be unique.
+ */
+int ff_vqgan_palette_load(void *log_ctx, const char *path, int n_labels, VQGANPalette *pal);
+
+/**
+ * The palette the model file carries (vqgan_model_label_color), sorted as
+ * ff_vqgan_palette_load's; returns 1, or 0 when the model has none.
+ */
+int ff_vqgan_palette_from_model(void *log_ctx, const struct vqgan_model *model,
+                                const char *model_path, int n_labels, VQGANPalette *pal);
+
+/**
+ * Parse palette_match: "exact" or "nearest:DIST" / "nearest=DIST" (DIST 1..442, the
+ * Euclidean RGB distance) into pal->match_dist.
+ */
+int ff_vqgan_palette_parse_match(void *log_ctx, const char *spec, VQGANPalette *pal);
+
+/**
+ * 1 when fmt is a colour label format the palette applies to (rgb24, bgr24, rgba).
+ */
+int ff_vqgan_is_color_label_format(int fmt);
+
+/**
+ * As ff_vqgan_prepare_labels for an rgb24 / bgr24 / rgba label frame (alpha
+ * ignored): each colour becomes its palette id (exact, or the nearest within
+ * pal->match_dist), then goes through lut. A colour that is not in the
+ * palette (or farther than the distance) fails with a message naming the
+ * colour, its position and the closest palette entry.
+ */
+int ff_vqgan_prepare_color_labels(void *log_ctx, const AVFrame *in, const VQGANPalette *pal,
+                                  const uint8_t lut[256], int n_labels, uint8_t *dst,
+                                  ptrdiff_t dst_stride, int pw, int ph);
 
 /**
  * Copy a w x h picture of bpp bytes per pixel into dst (pw x ph), replicating

@@ -131,7 +131,7 @@ TSAN_CC    ?= clang
 TSAN_DIR    = $(BUILD)/tsan
 TSAN_CFLAGS = $(filter-out -fopenmp -O2 -O3 -fvect-cost-model=%,$(CFLAGS)) -O1 -g -fsanitize=thread -fno-omit-frame-pointer \
               -I$(OMP_SHIM) -Wno-unknown-pragmas -Wno-source-uses-openmp -DVQ_TSAN_BUILD
-TSAN_LIBS   = -fsanitize=thread -ldnnl -lopenblas -lgomp -lmvec -lm -lpthread
+TSAN_LIBS   = -fsanitize=thread $(BACKEND_LIBS) -lgomp $(filter-out -fopenmp,$(BASE_LIBS))
 TSAN_OBJ    = $(SRC:src/%.c=$(TSAN_DIR)/obj/%.o)
 TSAN_TESTS ?= test_concurrency
 TSAN_RUNENV = TSAN_OPTIONS=halt_on_error=0:exitcode=66:second_deadlock_stack=1 OMP_NUM_THREADS=1
@@ -200,7 +200,7 @@ FUZZ_CFLAGS     = $(filter-out -fopenmp -O2 -O3 -g -fvect-cost-model=%,$(CFLAGS)
 # e.g. FUZZ_EXTRA_CFLAGS=-fno-sanitize=shift to look past a known bug
 # (with FUZZ_DIR=build/fuzz-explore to keep the builds apart)
 FUZZ_EXTRA_CFLAGS ?=
-FUZZ_LIBS       = -ldnnl -lopenblas -lgomp -lmvec -lm -lpthread
+FUZZ_LIBS       = $(BACKEND_LIBS) -lgomp $(filter-out -fopenmp,$(BASE_LIBS))
 FUZZ_OBJ        = $(SRC:src/%.c=$(FUZZ_DIR)/obj/%.o)
 # -rss_limit_mb: a model file may not make the loader allocate more than this
 FUZZ_OPTS      ?= -timeout=20 -rss_limit_mb=2048 -max_len=450000 -dict=tests/fuzz/gguf.dict \

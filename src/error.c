@@ -12,7 +12,7 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static vqgan_log_callback log_cb;
 static void *log_opaque;
 
-const char *vqgan_version(void) { return "0.1.0"; }
+const char *vqgan_version(void) { return VQGAN_VERSION_STRING; }
 
 const char *vqgan_status_string(int status)
 {
@@ -40,10 +40,36 @@ void vqgan_set_log_callback(vqgan_log_callback cb, void *opaque)
     pthread_mutex_unlock(&log_lock);
 }
 
+/* The log target of the session call running on this thread (sessions with
+ * their own log_callback), set by vq_session_enter. */
+static _Thread_local vqgan_log_callback thread_cb;
+static _Thread_local void *thread_opaque;
+static _Thread_local int thread_depth;
+
+void vq_log_push(vqgan_log_callback cb, void *opaque)
+{
+    if (thread_depth++ == 0) {
+        thread_cb = cb;
+        thread_opaque = opaque;
+    }
+}
+
+void vq_log_pop(void)
+{
+    if (thread_depth > 0 && --thread_depth == 0) {
+        thread_cb = NULL;
+        thread_opaque = NULL;
+    }
+}
+
 static void emit(int level, const char *msg)
 {
     vqgan_log_callback cb;
     void *opaque;
+    if (thread_cb) {
+        thread_cb(thread_opaque, level, msg);
+        return;
+    }
     pthread_mutex_lock(&log_lock);
     cb = log_cb;
     opaque = log_opaque;

@@ -17,5 +17,9 @@
 int  vq_error(int status, const char *fmt, ...) VQ_PRINTF(2, 3);
 void vq_log(int level, const char *fmt, ...) VQ_PRINTF(2, 3);
 void vq_clear_error(void);
+/* Messages of this thread go to cb (NULL: the process-wide callback) until
+ * the matching vq_log_pop; nested pushes keep the outermost target. */
+void vq_log_push(vqgan_log_callback cb, void *opaque);
+void vq_log_pop(void);
 
 #endif

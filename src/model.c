@@ -395,8 +395,38 @@ static void model_free(struct vqgan_model *m)
     if (m->label_names)
         for (int i = 0; i < m->n_labels; i++) free(m->label_names[i]);
     free(m->label_names);
+    free(m->label_colors);
     free(m->path);
     free(m);
+}
+
+
+/* Optional vqgan.cond_stage.label_colors: one "#rrggbb" per label (the
+ * palette of colour-coded label maps); all or none. */
+static int read_label_colors(const struct vq_gguf *g, struct vqgan_model *m)
+{
+    char **s = NULL;
+    int n = 0, r;
+    if ((r = vq_gguf_get_string_array(g, "vqgan.cond_stage.label_colors", 0, &s, &n))) return r;
+    if (!s) return 0;
+    if (n != m->n_labels)
+        r = vq_error(VQGAN_ERR_FORMAT, "%s: vqgan.cond_stage.label_colors has %d colours for %d labels",
+                     g->path, n, m->n_labels);
+    else if (!(m->label_colors = malloc(sizeof(*m->label_colors) * (size_t)n)))
+        r = vq_error(VQGAN_ERR_NOMEM, "out of memory");
+    for (int i = 0; !r && i < n; i++) {
+        if (strlen(s[i]) != 7 || s[i][0] != '#' || strspn(s[i] + 1, "0123456789abcdefABCDEF") != 6) {
+            r = vq_error(VQGAN_ERR_FORMAT, "%s: vqgan.cond_stage.label_colors[%d] = '%.16s' is not #rrggbb",
+                         g->path, i, s[i]);
+            break;
+        }
+        /* two labels may share a colour (ADE20K's standard palette does);
+         * readers of colour maps decide */
+        m->label_colors[i] = (uint32_t)strtoul(s[i] + 1, NULL, 16);
+    }
+    for (int i = 0; i < n; i++) free(s[i]);
+    free(s);
+    return r;
 }
 
 static int build_model(const struct vq_gguf *g, struct vqgan_model *m, const struct vqgan_model_params *p)
@@ -453,6 +483,7 @@ static int build_model(const struct vq_gguf *g, struct vqgan_model *m, const str
         if (m->label_names && nn != m->n_labels)
             return vq_error(VQGAN_ERR_FORMAT, "%s: vqgan.cond_stage.label_names has %d names for %d labels",
                             g->path, nn, m->n_labels);
+        if ((r = read_label_colors(g, m))) return r;
     } else if (m->info.cond_kind == VQGAN_COND_DEPTH) {
         if ((r = read_stage(g, m, &m->cond, "cond_stage", 0))) return r;
         if (m->cond.in_channels != 1)
@@ -835,6 +866,15 @@ int vqgan_model_get_info(const struct vqgan_model *m, struct vqgan_model_info *i
     if (!m || !info) return vq_error(VQGAN_ERR_INVALID, "vqgan_model_get_info: NULL argument");
     *info = m->info;
     return 0;
+}
+
+int vqgan_model_label_color(const struct vqgan_model *m, int label, uint8_t rgb[3])
+{
+    if (!m || !m->label_colors || label < 0 || label >= m->n_labels || !rgb) return 0;
+    rgb[0] = m->label_colors[label] >> 16;
+    rgb[1] = m->label_colors[label] >> 8 & 0xff;
+    rgb[2] = m->label_colors[label] & 0xff;
+    return 1;
 }
 
 const char *vqgan_model_label_name(const struct vqgan_model *m, int label)

@@ -87,6 +87,7 @@ struct vqgan_model {
     int n_labels;
     char **label_names;               /* [n_labels] or NULL                  */
     int coord_n_embed, coord_down;    /* CoordStage (cond_kind COORD)        */
+    uint32_t *label_colors;           /* [n_labels] 0xRRGGBB, or NULL        */
     int n_tensors;
     struct vq_tensor *tensors;
     /* shared-cache key */

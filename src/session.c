@@ -69,7 +69,11 @@ int vqgan_session_set_params(struct vqgan_session *s, const struct vqgan_session
     int r;
     if (!s || !p) return vq_error(VQGAN_ERR_INVALID, "vqgan_session_set_params: NULL argument");
     vq_clear_error();
-    if ((r = check_params(s->model, p))) return r;
+    /* the new parameters' log target reports their own refusal */
+    vq_log_push(p->log_callback, p->log_opaque);
+    r = check_params(s->model, p);
+    vq_log_pop();
+    if (r) return r;
     s->params = *p;
     s->n_threads = p->n_threads ? p->n_threads : vq_threads_available();
     return 0;
@@ -109,10 +113,12 @@ void vq_session_enter(struct vqgan_session *s)
     s->threads_used = s->n_threads < share ? s->n_threads : share;
     vq_threads_set(s->threads_used);
     vq_backend_set_bf16(s->model->bf16);
+    vq_log_push(s->params.log_callback, s->params.log_opaque);
 }
 
 void vq_session_leave(void)
 {
+    vq_log_pop();
     atomic_fetch_sub(&calls_running, 1);
 }
 
@@ -181,8 +187,23 @@ int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width,
     return r;
 }
 
+static int vqgan_encode_image_impl(struct vqgan_session *s, const uint8_t *rgb, ptrdiff_t stride,
+                                   int width, int height, int32_t *tokens);
+
+/* Its checks run before vqgan_encode_image_f32 enters the session: the
+ * session's log target covers them too. */
 int vqgan_encode_image(struct vqgan_session *s, const uint8_t *rgb, ptrdiff_t stride,
                        int width, int height, int32_t *tokens)
+{
+    if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_image: no session");
+    vq_log_push(s->params.log_callback, s->params.log_opaque);
+    const int r = vqgan_encode_image_impl(s, rgb, stride, width, height, tokens);
+    vq_log_pop();
+    return r;
+}
+
+static int vqgan_encode_image_impl(struct vqgan_session *s, const uint8_t *rgb, ptrdiff_t stride,
+                                   int width, int height, int32_t *tokens)
 {
     int r;
     if ((r = need_first_stage(s))) return r;

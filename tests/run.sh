@@ -26,6 +26,8 @@ for t in tests/test_*.sh; do [ -f "$t" ] && run "$(basename "$t")" sh "$t"; done
 for ff in ${FFMPEG_BINS:-}; do
     for t in tests/ffmpeg/*.sh; do [ -f "$t" ] && run "$(basename "$t") [$ff]" sh "$t" "$ff"; done
 done
+# The install test (make check-install): one "ok -" line per check.
+[ -n "${INSTALL_CHECK:-}" ] && run install $INSTALL_CHECK
 # The hardening runs (make check-hardening) print one "ok -" line per run.
 [ -n "${HARDENING:-}" ] && run hardening $HARDENING
 echo "$pass passed, $fail failed"

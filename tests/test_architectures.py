@@ -59,7 +59,9 @@ class SessionParams(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int), ("temperature", ctypes.c_float), ("top_k", ctypes.c_int),
                 ("top_p", ctypes.c_float), ("seed", ctypes.c_uint64), ("temporal", ctypes.c_int),
                 ("cache_bytes", ctypes.c_size_t), ("progress", ctypes.c_void_p),
-                ("progress_opaque", ctypes.c_void_p), ("fast_step", ctypes.c_int)]
+                ("progress_opaque", ctypes.c_void_p), ("fast_step", ctypes.c_int),
+                ("origin_x", ctypes.c_int32), ("origin_y", ctypes.c_int32),
+                ("log_callback", ctypes.c_void_p), ("log_opaque", ctypes.c_void_p)]
 
 
 def load_lib():

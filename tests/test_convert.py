@@ -29,6 +29,7 @@ TOOLS = os.path.join(ROOT, "tools")
 sys.path.insert(0, TOOLS)
 import gguf_writer as gw  # noqa: E402
 import convert  # noqa: E402
+import palettes  # noqa: E402
 
 PY = sys.executable or "/usr/bin/python3"
 CONVERT = os.path.join(TOOLS, "convert.py")
@@ -152,6 +153,9 @@ def expected_keys(cfg, name):
             e.update(stage_expect("cond_stage", cs, "cond_stage_model."))
             e["vqgan.cond_stage.kind"] = "segmentation"
             e["vqgan.cond_stage.n_labels"] = cs["params"]["n_labels"]
+            # --palette auto: COCO-Stuff / ADE20K label spaces get a palette
+            if cs["params"]["n_labels"] in (151, 182, 183):
+                e["vqgan.cond_stage.label_colors"] = palettes.default_palette(cs["params"]["n_labels"])
         elif ct == "VQModel":
             e.update(stage_expect("cond_stage", cs, "cond_stage_model."))
             e["vqgan.cond_stage.kind"] = "depth"

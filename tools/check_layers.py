@@ -19,7 +19,7 @@ import sys
 # Bottom to top; a file may use files of its own layer or below. The same
 # table is docs/architecture.md's.
 LAYERS = [
-    ("base", ["error", "memlimit", "scratch", "vmath"]),
+    ("base", ["error", "memlimit", "paths", "scratch", "vmath"]),
     ("backend", ["backend", "backend_dnnl", "backend_packed", "linear_small"]),
     ("ops", ["ops", "attention", "rows_probe"]),
     ("networks", ["gguf", "gpt", "vqgan", "sampler"]),

@@ -3,6 +3,7 @@
 
 usage: convert.py CONFIG.yaml CHECKPOINT.ckpt OUT.gguf
                   [--dtype f32|f16|bf16] [--name NAME] [--labels labels.txt]
+                  [--palette auto|none|FILE]
 
 CONFIG.yaml is the reference's config (model.target + model.params);
 CHECKPOINT.ckpt a Lightning checkpoint (its 'state_dict') or a bare state
@@ -690,7 +691,7 @@ def add_stage_keys(w, stage, s):
         w.add_string(k + "quantizer", s["quantizer"])
 
 
-def build_writer(plan, tensors, dtype="f32", name="", labels=None):
+def build_writer(plan, tensors, dtype="f32", name="", labels=None, colors=None):
     w = gw.GGUFWriter(alignment=32)
     w.add_string("general.architecture", "vqgan")
     w.add_string("general.name", name)
@@ -705,6 +706,8 @@ def build_writer(plan, tensors, dtype="f32", name="", labels=None):
         w.add_u32("vqgan.cond_stage.n_labels", plan["cond"]["n_labels"])
         if labels is not None:
             w.add_string_array("vqgan.cond_stage.label_names", labels)
+        if colors is not None:
+            w.add_string_array("vqgan.cond_stage.label_colors", colors)
     elif plan["cond_kind"] == "depth":
         add_stage_keys(w, "cond_stage", plan["cond"])
         w.add_string("vqgan.cond_stage.depth_normalization",
@@ -737,7 +740,7 @@ def build_writer(plan, tensors, dtype="f32", name="", labels=None):
 
 
 def convert(config_path, ckpt_path, out_path, dtype="f32", name=None,
-            labels_path=None):
+            labels_path=None, palette="auto"):
     import yaml
     if dtype not in ("f32", "f16", "bf16"):
         raise ConvertError("--dtype must be f32, f16 or bf16")
@@ -753,11 +756,23 @@ def convert(config_path, ckpt_path, out_path, dtype="f32", name=None,
             raise ConvertError("--labels given but the model has no "
                                "segmentation condition stage")
         labels = read_labels(labels_path, plan["cond"]["n_labels"])
+    colors = None
+    if plan["cond_kind"] == "segmentation" and palette != "none":
+        import palettes
+        n = plan["cond"]["n_labels"]
+        try:
+            colors = (palettes.default_palette(n) if palette == "auto"
+                      else palettes.read_palette_file(palette, n))
+        except palettes.PaletteError as e:
+            raise ConvertError(str(e))
+    elif palette not in ("auto", "none"):
+        raise ConvertError("--palette given but the model has no "
+                           "segmentation condition stage")
     sd = load_state_dict(ckpt_path)
     tensors = select_tensors(sd, plan)
     if name is None:
         name = os.path.splitext(os.path.basename(out_path))[0]
-    w = build_writer(plan, tensors, dtype, name, labels)
+    w = build_writer(plan, tensors, dtype, name, labels, colors)
     tmp = out_path + ".tmp"
     try:
         size = w.write(tmp)
@@ -933,10 +948,15 @@ def main(argv=None):
                     help="general.name (default: the output's base name)")
     ap.add_argument("--labels", default=None,
                     help="value<TAB>name file naming the segmentation labels")
+    ap.add_argument("--palette", default="auto",
+                    help="label colours for colour-coded label maps: an "
+                         "'id name #rrggbb' file (samples/legend.txt), 'none', "
+                         "or 'auto' (default): COCO-Stuff's for 182/183 labels, "
+                         "ADE20K's for 151 (tools/palettes.py)")
     a = ap.parse_args(argv)
     try:
         r = convert(a.config, a.checkpoint, a.output, a.dtype, a.name,
-                    a.labels)
+                    a.labels, a.palette)
     except ConvertError as e:
         sys.stderr.write("convert.py: error: %s\n" % e)
         return 1

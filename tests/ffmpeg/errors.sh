@@ -55,7 +55,7 @@ fails "class-conditional input larger than the largest grid" "gives a 1025x1 tok
     -f lavfi -i color=s=8200x8:d=0.04 -vf "vqgan_synth=model=$CLS" -f null -
 fails "condition tokens fed to mode=decode" "Input holds cond tokens.*mode=decode" \
     -i "$LABELS" -vf "vqgan_encode=model=$COND:stage=cond,vqgan_synth=model=$COND:mode=decode" -f null -
-fails "RGB picture fed to a segmentation model" "Input format rgb24 cannot be used.*gray8" \
+fails "RGB picture fed to a segmentation model" "Input format rgb24 holds colour-coded labels, and the model carries no palette: set palette=FILE.*format=gray8" \
     -i "$X" -vf "vqgan_synth=model=$COND" -f null -
 
 st=$(run_status "$FFMPEG" -nostdin -hide_banner -loglevel error -y -f rawvideo -pix_fmt gray8 -s 64x48 \

@@ -1,0 +1,95 @@
+# mk/install.mk: make install / make uninstall (DESTDIR honoured).
+#
+# Included by the top-level Makefile. The directories come from config.mk
+# (./configure --prefix, --bindir, --libdir, --includedir, --datadir):
+#
+#   LIBDIR      libvqgan.so.X.Y.Z, its soname link libvqgan.so.X, the
+#               development link libvqgan.so, libvqgan.a, pkgconfig/libvqgan.pc
+#   INCLUDEDIR  vqgan.h, vqgan_version.h
+#   DATADIR/libvqgan/models   default.gguf (vqgan_default_model_path()) and
+#                             its README; DATADIR/libvqgan/legend.txt
+#   DATADIR/libvqgan/tools    the Python tools, run from there
+#   BINDIR      one launcher per tool in INSTALL_TOOLS (vqgan-convert, ...)
+#   DATADIR/doc/libvqgan      README.md, LICENSE, docs/*.md
+#
+# make uninstall removes exactly the files make install writes (the lists
+# below) and the directories that are libvqgan's own.
+
+DESTDIR ?=
+DOCDIR   = $(DATADIR)/doc/libvqgan
+PKGDATA  = $(DATADIR)/libvqgan
+
+# The tools installed, as launcher-name:script. Add a tool here (and its
+# script to INSTALL_TOOL_FILES when it needs helpers) and both install and
+# uninstall pick it up.
+INSTALL_TOOLS = vqgan-convert:convert.py vqgan-colorize-labels:colorize_labels.py
+# Scripts copied to DATADIR/libvqgan/tools: the tools and the modules they import.
+INSTALL_TOOL_FILES = convert.py gguf_writer.py palettes.py colorize_labels.py
+INSTALL_DOCS = README.md LICENSE $(sort $(wildcard docs/*.md))
+
+# Every file make install writes, relative to DESTDIR (uninstall's list).
+INSTALLED_FILES = \
+    $(LIBDIR)/$(SOFILE) $(LIBDIR)/$(SONAME) $(LIBDIR)/libvqgan.so $(LIBDIR)/libvqgan.a \
+    $(LIBDIR)/pkgconfig/libvqgan.pc \
+    $(INCLUDEDIR)/vqgan.h $(INCLUDEDIR)/vqgan_version.h \
+    $(PKGDATA)/models/default.gguf $(PKGDATA)/models/README.md $(PKGDATA)/legend.txt \
+    $(INSTALL_TOOL_FILES:%=$(PKGDATA)/tools/%) \
+    $(foreach t,$(INSTALL_TOOLS),$(BINDIR)/$(word 1,$(subst :, ,$(t)))) \
+    $(INSTALL_DOCS:%=$(DOCDIR)/%)
+# Directories that hold nothing but libvqgan's files (removed by uninstall).
+INSTALLED_DIRS = $(PKGDATA)/tools $(PKGDATA)/models $(PKGDATA) $(DOCDIR)/docs $(DOCDIR)
+
+INSTALL      ?= install
+INSTALL_DATA  = $(INSTALL) -m 644
+
+.PHONY: install uninstall
+
+install: lib
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) \
+	    $(DESTDIR)$(PKGDATA)/models $(DESTDIR)$(PKGDATA)/tools $(DESTDIR)$(DOCDIR)/docs
+	$(INSTALL) -m 755 $(BUILD)/$(SOFILE) $(DESTDIR)$(LIBDIR)/$(SOFILE)
+	ln -sf $(SOFILE) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SOFILE) $(DESTDIR)$(LIBDIR)/libvqgan.so
+	$(INSTALL_DATA) $(BUILD)/libvqgan.a $(DESTDIR)$(LIBDIR)/libvqgan.a
+	printf '$(PC_TEXT)' "$(PREFIX)" "$(LIBDIR)" "$(INCLUDEDIR)" >$(DESTDIR)$(LIBDIR)/pkgconfig/libvqgan.pc
+	$(INSTALL_DATA) include/vqgan.h $(BUILD)/include/vqgan_version.h $(DESTDIR)$(INCLUDEDIR)/
+	$(INSTALL_DATA) samples/models/default.gguf samples/models/README.md $(DESTDIR)$(PKGDATA)/models/
+	$(INSTALL_DATA) samples/legend.txt $(DESTDIR)$(PKGDATA)/legend.txt
+	$(INSTALL_DATA) $(INSTALL_TOOL_FILES:%=tools/%) $(DESTDIR)$(PKGDATA)/tools/
+	@# The launchers run the installed scripts with the Python the build uses.
+	@set -e; for t in $(INSTALL_TOOLS); do \
+	    name=$${t%%:*}; script=$${t#*:}; \
+	    printf '#!/bin/sh\n# libvqgan %s: runs %s\nexec %s %s "$$@"\n' \
+	        "$(VERSION)" "$$script" "$(PYTHON)" "$(PKGDATA)/tools/$$script" >$(DESTDIR)$(BINDIR)/$$name; \
+	    chmod 755 $(DESTDIR)$(BINDIR)/$$name; echo "launcher $(BINDIR)/$$name -> $(PKGDATA)/tools/$$script"; \
+	done
+	$(INSTALL_DATA) README.md LICENSE $(DESTDIR)$(DOCDIR)/
+	$(INSTALL_DATA) $(filter docs/%,$(INSTALL_DOCS)) $(DESTDIR)$(DOCDIR)/docs/
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
+	-rmdir $(addprefix $(DESTDIR),$(INSTALLED_DIRS)) 2>/dev/null
+
+# make check-install: tests/install/run.sh (the install tree, a program using
+# the installed library through pkg-config, nm -D, uninstall, and FFmpeg
+# $(INSTALL_TEST_FFMPEG) from a pristine tree + the patches alone, built
+# against the installed library, then run with the checkout moved away).
+# make check runs it through tests/run.sh (INSTALL_CHECK).
+INSTALL_TEST_FFMPEG ?= $(firstword $(filter 7.1,$(FFMPEG_VERSIONS)) $(FFMPEG_DEFAULT_VERSION))
+# make check: tests/ffmpeg/*.sh run through the installed FFmpeg
+# $(INSTALL_TEST_FFMPEG) inside check-install, and through build/ffmpeg-<ver>
+# for the other versions (one FFmpeg build of each version, not two).
+CHECK_FFMPEG_VERSIONS = $(filter-out $(INSTALL_TEST_FFMPEG),$(FFMPEG_VERSIONS))
+CHECK_FFMPEG_BINS = $(CHECK_FFMPEG_VERSIONS:%=build/ffmpeg-%/ffmpeg)
+.PHONY: ffmpeg-check
+ffmpeg-check: $(CHECK_FFMPEG_VERSIONS:%=ffmpeg-%)
+.PHONY: check-install
+check-install: ffmpeg-src/.prepared test-models
+	@origin='$(FFMPEG_ORIGIN_$(INSTALL_TEST_FFMPEG))'; \
+	case $$origin in \
+	debian:*) src=$$(ls ffmpeg-src/downloads/ffmpeg_$(FFMPEG_RELEASE_$(INSTALL_TEST_FFMPEG)).orig.tar.* | grep -v '\.asc$$' | head -n1) ;; \
+	tar:*) src=$${origin#tar:}; src=$${src%:*} ;; \
+	dir:*) src=$${origin#dir:} ;; \
+	*) echo "not ok - FFmpeg $(INSTALL_TEST_FFMPEG) is prepared (build/config.mk: origin '$$origin')"; exit 1 ;; \
+	esac; \
+	$(TEST_ENV) FFMPEG_FLAGS='$(FFMPEG_CONFIGURE_FLAGS)' sh tests/install/run.sh "$$src" $(INSTALL_TEST_FFMPEG)

@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""Label palettes for colour-coded segmentation maps (vqgan.cond_stage.label_colors).
+
+The converter (tools/convert.py --palette) writes one into segmentation
+models; the FFmpeg filters read colour label pictures with it when no
+palette= file is given. A palette file has one label a line, "id name
+#rrggbb" (tab-separated; further columns and '#' lines ignored), as
+samples/legend.txt.
+
+Default palettes by label count (--palette auto):
+  182  COCO-Stuff ids (COCO-Stuff id - 1), the colours of samples/legend.txt
+       and tools/colorize_labels.py (the project's COCO-Stuff palette)
+  183  the same for ids 0..181, and 182 (unlabeled, the reference's shifted
+       maps) black
+  151  ADE20K SceneParsing: 0 (other) black, 1..150 the standard 150-class
+       palette (objectInfo150 order, as MMSegmentation's ADE20KDataset)
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# The standard ADE20K 150-class palette, classes 1..150 in objectInfo150 order.
+ADE20K_150 = [
+    (120, 120, 120), (180, 120, 120), (6, 230, 230), (80, 50, 50), (4, 200, 3),
+    (120, 120, 80), (140, 140, 140), (204, 5, 255), (230, 230, 230), (4, 250, 7),
+    (224, 5, 255), (235, 255, 7), (150, 5, 61), (120, 120, 70), (8, 255, 51),
+    (255, 6, 82), (143, 255, 140), (204, 255, 4), (255, 51, 7), (204, 70, 3),
+    (0, 102, 200), (61, 230, 250), (255, 6, 51), (11, 102, 255), (255, 7, 71),
+    (255, 9, 224), (9, 7, 230), (220, 220, 220), (255, 9, 92), (112, 9, 255),
+    (8, 255, 214), (7, 255, 224), (255, 184, 6), (10, 255, 71), (255, 41, 10),
+    (7, 255, 255), (224, 255, 8), (102, 8, 255), (255, 61, 6), (255, 194, 7),
+    (255, 122, 8), (0, 255, 20), (255, 8, 41), (255, 5, 153), (6, 51, 255),
+    (235, 12, 255), (160, 150, 20), (0, 163, 255), (140, 140, 140), (250, 10, 15),
+    (20, 255, 0), (31, 255, 0), (255, 31, 0), (255, 224, 0), (153, 255, 0),
+    (0, 0, 255), (255, 71, 0), (0, 235, 255), (0, 173, 255), (31, 0, 255),
+    (11, 200, 200), (255, 82, 0), (0, 255, 245), (0, 61, 255), (0, 255, 112),
+    (0, 255, 133), (255, 0, 0), (255, 163, 0), (255, 102, 0), (194, 255, 0),
+    (0, 143, 255), (51, 255, 0), (0, 82, 255), (0, 255, 41), (0, 255, 173),
+    (10, 0, 255), (173, 255, 0), (0, 255, 153), (255, 92, 0), (255, 0, 255),
+    (255, 0, 245), (255, 0, 102), (255, 173, 0), (255, 0, 20), (255, 184, 184),
+    (0, 31, 255), (0, 255, 61), (0, 71, 255), (255, 0, 204), (0, 255, 194),
+    (0, 255, 82), (0, 10, 255), (0, 112, 255), (51, 0, 255), (0, 194, 255),
+    (0, 122, 255), (0, 255, 163), (255, 153, 0), (0, 255, 10), (255, 112, 0),
+    (143, 255, 0), (82, 0, 255), (163, 255, 0), (255, 235, 0), (8, 184, 170),
+    (133, 0, 255), (0, 255, 92), (184, 0, 255), (255, 0, 31), (0, 184, 255),
+    (0, 214, 255), (255, 0, 112), (92, 255, 0), (0, 224, 255), (112, 224, 255),
+    (70, 184, 160), (163, 0, 255), (153, 0, 255), (71, 255, 0), (255, 0, 163),
+    (255, 204, 0), (255, 0, 143), (0, 255, 235), (133, 255, 0), (255, 0, 235),
+    (245, 0, 255), (255, 0, 122), (255, 245, 0), (10, 190, 212), (214, 255, 0),
+    (0, 204, 255), (20, 0, 255), (255, 255, 0), (0, 153, 255), (0, 41, 255),
+    (0, 255, 204), (41, 0, 255), (41, 255, 0), (173, 0, 255), (0, 245, 255),
+    (71, 0, 255), (122, 0, 255), (0, 255, 184), (0, 92, 255), (184, 255, 0),
+    (0, 133, 255), (255, 214, 0), (25, 194, 194), (102, 255, 0), (92, 0, 255),
+]
+
+
+class PaletteError(Exception):
+    pass
+
+
+def hexcolour(rgb):
+    return "#%02x%02x%02x" % tuple(int(v) for v in rgb)
+
+
+def default_palette(n_labels):
+    """'#rrggbb' per label for the label spaces above, or None."""
+    if n_labels in (182, 183):
+        import colorize_labels
+        cols = [hexcolour(c) for c in colorize_labels.palette()]
+        return cols + ["#000000"] if n_labels == 183 else cols
+    if n_labels == 151:
+        return ["#000000"] + [hexcolour(c) for c in ADE20K_150]
+    return None
+
+
+def read_palette_file(path, n_labels):
+    """'#rrggbb' per label from an "id name #rrggbb" file naming every label once."""
+    cols = {}
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as e:
+        raise PaletteError("cannot read palette %s: %s" % (path, e))
+    for ln, line in enumerate(lines, 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        words = s.split("\t") if "\t" in s else s.split()
+        colour = next((w for w in words[1:] if len(w) == 7 and w[0] == "#"
+                       and all(c in "0123456789abcdefABCDEF" for c in w[1:])), None)
+        try:
+            i = int(words[0])
+        except ValueError:
+            i = -1
+        if colour is None or not 0 <= i < n_labels:
+            raise PaletteError("%s:%d: expected \"id name #rrggbb\" with id 0..%d, got %r"
+                               % (path, ln, n_labels - 1, s))
+        if i in cols:
+            raise PaletteError("%s:%d: label %d listed twice" % (path, ln, i))
+        cols[i] = colour.lower()
+    missing = [i for i in range(n_labels) if i not in cols]
+    if missing:
+        raise PaletteError("%s gives no colour to label(s) %s of the model's %d"
+                           % (path, ", ".join(map(str, missing[:8])), n_labels))
+    out = [cols[i] for i in range(n_labels)]
+    if len(set(out)) != len(out):
+        raise PaletteError("%s gives one colour to two labels" % path)
+    return out
+
+
+def check_palette(cols, n_labels, what):
+    if len(cols) != n_labels or len(set(cols)) != len(cols):
+        raise PaletteError("%s: %d colours (%d distinct) for %d labels"
+                           % (what, len(cols), len(set(cols)), n_labels))
+    return cols
