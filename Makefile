@@ -70,9 +70,12 @@ $(BUILD)/include/vqgan_version.h: VERSION
 	@printf '/* Generated from VERSION by the build; do not edit. */\n#ifndef VQGAN_VERSION_H\n#define VQGAN_VERSION_H\n#define VQGAN_VERSION_MAJOR %s\n#define VQGAN_VERSION_MINOR %s\n#define VQGAN_VERSION_PATCH %s\n#define VQGAN_VERSION_STRING "%s"\n#endif\n' \
 	  $(VERSION_MAJOR) $(VERSION_MINOR) $(VERSION_PATCH) $(VERSION) >$@
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/vqgan.h $(BUILD)/include/vqgan_version.h config.mk
+# Header dependencies come from the compiler (-MMD -MP: build/obj/*.d), so an
+# object is rebuilt when a header it includes changes, and only then.
+$(BUILD)/obj/%.o: src/%.c $(BUILD)/include/vqgan_version.h config.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+-include $(OBJ:.o=.d)
 
 # The configured datadir is compiled into this one object (vqgan_default_model_path).
 $(BUILD)/obj/paths.o: CFLAGS += -DVQ_DATADIR='"$(DATADIR)"'
@@ -96,9 +99,10 @@ $(BUILD)/pkgconfig/libvqgan.pc: Makefile config.mk VERSION
 	@# vqgan_version.h is generated into the build tree
 	@sed -i 's|^Cflags:.*|Cflags: -I$${includedir} -I$(abspath $(BUILD))/include|' $@
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libvqgan.a $(wildcard tests/*.h)
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libvqgan.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< -o $@ $(BUILD)/libvqgan.a $(LIBS)
+	$(CC) $(CFLAGS) -MMD -MP -Itests $< -o $@ $(BUILD)/libvqgan.a $(LIBS)
+-include $(TEST_BIN:=.d) $(BENCH_BIN:=.d)
 
 # Model files converted from the reference's golden checkpoints.
 TEST_MODELS = vqgan segmentation gpt conditional classcond classwin uncondwin complete depth coord coco gumbel
