@@ -284,7 +284,7 @@ VQGAN_API int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, p
  * vqgan_depth_normalize) -> condition tokens through the one-channel
  * condition stage. width and height multiples of cond_factor; pre_quant as
  * for vqgan_encode_labels. A non-finite value is VQGAN_ERR_INVALID. */
-int vqgan_encode_depth(struct vqgan_session *s, const float *depth, int width, int height,
+VQGAN_API int vqgan_encode_depth(struct vqgan_session *s, const float *depth, int width, int height,
                        int32_t *tokens, float *pre_quant);
 /* Maps a depth map (any unit, planar float) to the model's [-1, 1] into out
  * (may be depth itself). lo == hi: the reference's per-image min-max,
@@ -293,18 +293,18 @@ int vqgan_encode_depth(struct vqgan_session *s, const float *depth, int width, i
  * for a whole stream, d' = 2 (d - lo) / (hi - lo) - 1 clamped to [-1, 1].
  * invert: d' = -d' afterwards (inputs where larger means farther; D-RIN
  * was trained on inverse depth, larger = nearer). */
-int vqgan_depth_normalize(const float *depth, int width, int height, float lo, float hi, int invert,
+VQGAN_API int vqgan_depth_normalize(const float *depth, int width, int height, float lo, float hi, int invert,
                           float *out);
 /* Coordinate-conditioned models (VQGAN_COND_COORD, FacesHQ): the condition
  * tokens of a width x height frame, from its size alone: the reference's
  * CoordStage on the raster-position map p / (width * height), area-averaged
  * over down_factor x down_factor blocks, times n_embed, rounded. A frame
  * so tall that a token reaches the vocabulary is VQGAN_ERR_LIMIT. */
-int vqgan_encode_coord(struct vqgan_session *s, int width, int height, int32_t *tokens);
+VQGAN_API int vqgan_encode_coord(struct vqgan_session *s, int width, int height, int32_t *tokens);
 /* Gumbel image tokenizers (image_quantizer VQGAN_QUANTIZER_GUMBEL): as
  * vqgan_encode_image_f32, with the quantizer's logits (image_codes x
  * (height/f) x (width/f), planar) whose argmax the tokens are. */
-int vqgan_encode_image_logits(struct vqgan_session *s, const float *chw, int width, int height,
+VQGAN_API int vqgan_encode_image_logits(struct vqgan_session *s, const float *chw, int width, int height,
                               int32_t *tokens, float *logits);
 
 /* First-stage tokens -> picture, grid gw x gh, output (gw*f) x (gh*f).
@@ -375,7 +375,7 @@ VQGAN_API int vqgan_session_get_stats(const struct vqgan_session *s, struct vqga
  * tokens, with no transformer. A model without a sliding-window transformer
  * (segmentation, depth or coordinate condition) is refused with
  * VQGAN_ERR_UNSUPPORTED. */
-int vqgan_follow_shift(const struct vqgan_model *model, const int32_t *cond, const int32_t *prev_cond,
+VQGAN_API int vqgan_follow_shift(const struct vqgan_model *model, const int32_t *cond, const int32_t *prev_cond,
                        int gw, int gh, int *shift_x, int *shift_y);
 
 #ifdef __cplusplus
