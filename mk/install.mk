@@ -22,9 +22,9 @@ PKGDATA  = $(DATADIR)/libvqgan
 # The tools installed, as launcher-name:script. Add a tool here (and its
 # script to INSTALL_TOOL_FILES when it needs helpers) and both install and
 # uninstall pick it up.
-INSTALL_TOOLS = vqgan-convert:convert.py vqgan-colorize-labels:colorize_labels.py
+INSTALL_TOOLS = vqgan-convert:convert.py vqgan-colorize-labels:colorize_labels.py vqgan-farm:vqgan-farm
 # Scripts copied to DATADIR/libvqgan/tools: the tools and the modules they import.
-INSTALL_TOOL_FILES = convert.py gguf_writer.py palettes.py colorize_labels.py
+INSTALL_TOOL_FILES = convert.py gguf_writer.py palettes.py colorize_labels.py vqgan-farm
 INSTALL_DOCS = README.md LICENSE $(sort $(wildcard docs/*.md))
 
 # Every file make install writes, relative to DESTDIR (uninstall's list).

@@ -78,7 +78,8 @@ S=$T/stage$PREFIX
 for f in lib/libvqgan.so.$VERSION lib/libvqgan.a lib/pkgconfig/libvqgan.pc include/vqgan.h \
          include/vqgan_version.h share/libvqgan/models/default.gguf share/libvqgan/legend.txt \
          share/libvqgan/tools/convert.py share/libvqgan/tools/colorize_labels.py \
-         bin/vqgan-convert bin/vqgan-colorize-labels share/doc/libvqgan/LICENSE \
+         bin/vqgan-convert bin/vqgan-colorize-labels bin/vqgan-farm share/libvqgan/tools/vqgan-farm \
+         share/doc/libvqgan/LICENSE \
          share/doc/libvqgan/README.md share/doc/libvqgan/docs/filters.md; do
     check "make install DESTDIR: $PREFIX/$f" test -f "$S/$f"
 done
@@ -99,6 +100,8 @@ check "make uninstall removes every installed file${left:+ (left: $left)}" test 
 "$PREFIX/bin/vqgan-convert" --help >"$T/conv.txt" 2>&1
 check "the installed vqgan-convert launcher runs the installed converter" grep -q "usage" "$T/conv.txt"
 check "the launcher names the installed script" grep -q "$PREFIX/share/libvqgan/tools/convert.py" "$PREFIX/bin/vqgan-convert"
+"$PREFIX/bin/vqgan-farm" --help >"$T/farm.txt" 2>&1
+check "the installed vqgan-farm launcher runs the installed farm tool" grep -q "submit" "$T/farm.txt"
 cat >"$T/prog.c" <<'EOF'
 #include <stdio.h>
 #include <vqgan.h>
