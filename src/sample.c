@@ -80,7 +80,7 @@ static int sample_any(struct vqgan_session *s, const char *what, const int32_t *
         return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: %s: the model has no condition (no class or start token, "
                         "no condition stage) to sample from", what, model_name(m));
     }
-    if (gw > 0 && gh > 0 && (int64_t)gw * gh <= m->gpt.block - 1)
+    if (gw > 0 && gh > 0 && (int64_t)gw * gh <= m->gpt.block)
         return vq_sequence_sample(&m->gpt, &p, first, stream, gw, gh, tokens, &s->stats);
     return vq_window_sample_token(&s->window, &m->gpt, &p, first, stream, gw, gh, tokens, &s->stats);
 }

@@ -38,10 +38,11 @@ static int window_start(int i, int n, int w, int step)
 
 int vq_window_side_token(int block)
 {
+    if (block < 1) return 0;
     int w = 1;
-    while (1 + (w + 1) * (w + 1) <= block)
+    while ((w + 1) * (w + 1) <= block)
         w++;
-    return 1 + w * w == block ? w : 0;
+    return w;
 }
 
 int vq_window_offset(int i, int n, int w)
@@ -958,9 +959,9 @@ int vq_sequence_sample(const struct vq_gpt *gpt, const struct vq_window_params *
     if ((r = vq_gpt_check(gpt))) return r;
     if ((r = check_grid(gw, gh))) return r;
     const int n = gw * gh;
-    if (n > gpt->block - 1)
-        return vq_error(VQGAN_ERR_LIMIT, "grid %dx%d holds %d tokens; the transformer's block %d allows at most %d "
-                        "after the condition token", gw, gh, n, gpt->block, gpt->block - 1);
+    if (n > gpt->block)
+        return vq_error(VQGAN_ERR_LIMIT, "grid %dx%d holds %d tokens; the transformer's block %d predicts at most %d "
+                        "(the condition token and all but the last token fed)", gw, gh, n, gpt->block, gpt->block);
     if (gpt->n_unmasked > 1)
         return vq_error(VQGAN_ERR_UNSUPPORTED, "n_unmasked %d is more than the one condition token", gpt->n_unmasked);
     if (first_token < 0 || first_token >= gpt->vocab)

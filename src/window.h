@@ -67,8 +67,11 @@ struct vq_window_params {
  * (w·w condition tokens, then w·w image tokens). 0 when block is not of that
  * form. */
 int vq_window_side(int block);
-/* Window side w of a class-conditional or unconditional transformer: block =
- * 1 + w·w (the one token, then w·w image tokens); 0 otherwise. */
+/* Window side w of a class-conditional or unconditional transformer: the
+ * largest w with w·w <= block (a placement feeds the one token, then its w·w
+ * image tokens but the last: w·w positions; 17 -> 4 as the golden classwin
+ * case, 256 -> 16 as the released FFHQ / CelebA-HQ / cIN configs); 0 for an
+ * empty block. */
 int vq_window_side_token(int block);
 
 /* The reference's schedule: row (or column) i of an n-long grid is predicted
@@ -90,7 +93,7 @@ int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
  * placement's sequence is [token] + its image tokens; draws are keyed to
  * (stream, row, column). Same state, caches, temporal modes and completion
  * as vq_window_sample (no prefix sharing: the common prefix is one position).
- * Needs block = 1 + w·w. */
+ * w = vq_window_side_token(block). */
 int vq_window_sample_token(struct vq_window_state **state, const struct vq_gpt *gpt,
                            const struct vq_window_params *p, int32_t token, uint32_t stream, int gw, int gh,
                            int32_t *tokens, struct vqgan_sample_stats *stats);
@@ -110,7 +113,8 @@ double vq_detect_shift(const int32_t *cur, const int32_t *prev, int gw, int gh, 
                        int *dy, int *dx);
 
 /* Class-conditional / unconditional grid: the sequence [first_token] followed by
- * the gw*gh image tokens in raster order (gw*gh <= block - 1), one cache, one
+ * the gw*gh image tokens in raster order (gw*gh <= block: the last token is
+ * never fed), one cache, one
  * new position per token, as the reference's sample_with_past. Draws are keyed
  * to (stream, row, column). p->given / p->mask keep cells as in
  * vq_window_sample (a kept token is fed, not drawn). */

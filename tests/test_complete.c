@@ -84,18 +84,24 @@ static void test_token_window(void)
     if (rgpt_init(&r, 20, 10, 1, 2, 16, 53)) { CHECK(0, "allocation"); return; }
     static const int shapes3[][2] = { { 4, 5 }, { 6, 3 } };
     token_shapes(&r.g, "block 10 (w=3)", shapes3, 2);
-    CHECK(vq_window_side_token(17) == 4 && vq_window_side_token(10) == 3 && vq_window_side_token(32) == 0 &&
-          vq_window_side_token(1) == 0, "window side from the block size (1 + w^2)");
-    /* a block that is not 1 + w^2 has no window */
-    r.g.block = 12;
+    CHECK(vq_window_side_token(17) == 4 && vq_window_side_token(10) == 3 && vq_window_side_token(256) == 16 &&
+          vq_window_side_token(32) == 5 && vq_window_side_token(1) == 1 && vq_window_side_token(0) == 0,
+          "window side from the block size (the largest w with w^2 <= block: 17 -> 4, 256 -> 16)");
+    rgpt_free(&r);
+    /* a block that is not 1 + w^2: block 12 slides a 3x3 window (9 positions
+     * fed at most), as block 16 = w^2 slides 4x4 (the released FFHQ /
+     * CelebA-HQ configs: block 256 = 16 x 16) */
+    if (rgpt_init(&r, 20, 12, 1, 2, 16, 54)) { CHECK(0, "allocation"); return; }
+    static const int shapes12[][2] = { { 5, 4 } };
+    token_shapes(&r.g, "block 12 (w=3)", shapes12, 1);
+    rgpt_free(&r);
+    if (rgpt_init(&r, 20, 16, 1, 2, 16, 55)) { CHECK(0, "allocation"); return; }
+    static const int shapes16[][2] = { { 5, 6 } };
+    token_shapes(&r.g, "block 16 (w=4)", shapes16, 1);
     int32_t out[64];
     struct vq_window_params p;
     memset(&p, 0, sizeof(p));
     p.sampling = greedy;
-    const struct oracle_input in = { NULL, 0, VQ_STREAM_SOS, NULL, NULL };
-    CHECK(windowed(&r.g, p, &in, 8, 8, out, NULL) == VQGAN_ERR_UNSUPPORTED,
-          "one-token window with block 12 (not 1 + w^2) is refused (VQGAN_ERR_UNSUPPORTED)");
-    r.g.block = 10;
     const struct oracle_input bad = { NULL, 20, VQ_STREAM_SOS, NULL, NULL };
     CHECK(windowed(&r.g, p, &bad, 8, 8, out, NULL) == VQGAN_ERR_INVALID,
           "a condition token outside the vocabulary is refused");

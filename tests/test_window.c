@@ -489,14 +489,15 @@ static void test_sequence(void)
     if (rgpt_init(&r, 30, 26, 2, 4, 32, 31)) { CHECK(0, "allocation"); return; }
     const struct vq_gpt *g = &r.g;
     const struct vq_sampler_params modes[] = { { 1.0f, 1, 1.0f, 0 }, { 0.9f, 6, 1.0f, 3 } };
-    static const int shapes[][2] = { { 5, 5 }, { 3, 7 }, { 1, 1 }, { 1, 25 } };
-    for (int s = 0; s < 4; s++)
+    /* up to the whole block: the last token is predicted, never fed */
+    static const int shapes[][2] = { { 5, 5 }, { 3, 7 }, { 1, 1 }, { 1, 25 }, { 2, 13 } };
+    for (int s = 0; s < 5; s++)
         for (int m = 0; m < 2; m++) {
             const int gh = shapes[s][0], gw = shapes[s][1], n = gw * gh;
             struct vq_window_params p;
             memset(&p, 0, sizeof(p));
             p.sampling = modes[m];
-            int32_t got[25], want[25], seq[26];
+            int32_t got[26], want[26], seq[27];
             struct vqgan_sample_stats st;
             int rc = vq_sequence_sample(g, &p, 7, VQ_STREAM_CLASS(7), gw, gh, got, &st);
             /* oracle: the whole sequence through the transformer per token */
