@@ -205,6 +205,9 @@ def check_roundtrip(path, sd, cfg, name, dtype):
         elif isinstance(exp.get(k.key), str):
             if k.type != want["string"]:
                 problems.append("key %s is not a string" % k.key)
+        elif isinstance(exp.get(k.key), list) and all(isinstance(x, str) for x in exp[k.key]):
+            if k.type != gw.T_ARRAY or k.elem_type != gw.T_STRING:
+                problems.append("key %s is not a string array" % k.key)
         elif isinstance(exp.get(k.key), list):
             if k.type != gw.T_ARRAY or k.elem_type != gw.T_U32:
                 problems.append("key %s is not a u32 array" % k.key)
