@@ -293,9 +293,10 @@ static int check_cond_format(AVFilterContext *ctx, int format)
     if (s->stage != STAGE_COND || s->info.cond_kind == VQGAN_COND_COORD)
         return 0;
     if (s->info.cond_kind == VQGAN_COND_SEGMENTATION &&
-        format != AV_PIX_FMT_GRAY8 && format != AV_PIX_FMT_PAL8) {
+        format != AV_PIX_FMT_GRAY8 && format != AV_PIX_FMT_PAL8 && !ff_vqgan_is_color_label_format(format)) {
         av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: model '%s' is "
-               "segmentation-conditional and takes gray8 (or pal8) labels%s. Insert format=gray8 "
+               "segmentation-conditional and takes gray8 (or pal8) labels or colour-coded labels "
+               "(rgb24, bgr24, rgba with a palette)%s. Insert format=gray8 "
                "for label pictures.\n", av_get_pix_fmt_name(format), s->model_path,
                ff_vqgan_is_depth_format(format) ?
                ", not depth maps (those need a depth-conditioned model)" : "");
@@ -354,7 +355,8 @@ static int config_output(AVFilterLink *outlink)
     s->pw = s->gw * f;
     s->ph = s->gh * f;
 
-    if (s->stage == STAGE_COND && ff_vqgan_is_color_label_format(inlink->format) && !s->palette.count) {
+    if (s->stage == STAGE_COND && s->info.cond_kind == VQGAN_COND_SEGMENTATION &&
+        ff_vqgan_is_color_label_format(inlink->format) && !s->palette.count) {
         av_log(ctx, AV_LOG_ERROR, "Input format %s holds colour-coded labels, and the model "
                "carries no palette: set palette=FILE (\"id name #rrggbb\" lines, as libvqgan's "
                "legend.txt), or insert format=gray8 for grey label ids.\n",
