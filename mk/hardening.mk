@@ -255,3 +255,7 @@ check-hardening:
 
 clean-hardening:
 	rm -rf $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR) $(BUILD)/valgrind $(OMP_SHIM)
+
+# src/paths.c holds the configured data directory (Makefile: the same flag
+# for build/obj/paths.o): every instrumented build of it needs it too.
+$(ASAN_DIR)/obj/paths.o $(TSAN_DIR)/obj/paths.o $(FUZZ_DIR)/obj/paths.o: CFLAGS += -DVQ_DATADIR='"$(DATADIR)"'
