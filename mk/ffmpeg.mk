@@ -227,3 +227,12 @@ endif
 
 ffmpeg-full: lib
 	+@$(MAKE) --no-print-directory -f $(FFMPEG_MK) ffmpeg-full-build
+
+# make check-full: the full profile's ffmpeg with a user's own media made by
+# Debian's ffmpeg (tests/ffmpeg-full/footage.sh: Matroska FFV1 + Opus/AAC to
+# MP4 H.264 with -c:a copy; ProRes and VP9 footage into vqgan_encode).
+.PHONY: check-full
+check-full: ffmpeg-full
+	@GOLDEN=$(GOLDEN) PYTHON=$(PYTHON) sh tests/ffmpeg-full/footage.sh build/ffmpeg-full/ffmpeg >$(BUILD)/check-full.log 2>&1; \
+	    rc=$$?; cat $(BUILD)/check-full.log; \
+	    echo "$$(grep -c '^ok ' $(BUILD)/check-full.log) passed, $$(grep -c '^not ok ' $(BUILD)/check-full.log) failed"; exit $$rc
