@@ -28,6 +28,18 @@ released model.  Everything is seeded; the schedule is step-based, so the
 same command reproduces the same model (up to CPU floating-point
 non-determinism in threaded kernels).
 
+Data: the S-FLCKR photos (HELD_OUT never seen by any stage) for all three
+stages; the photos of --extra-data (default ../shared/data/coco: COCO-Stuff
+photos whose maps are in the same label space, 255 = unlabelled) for the
+first stage only, which needs no labels.  --factor 8 builds both stages with
+four levels (f=8) instead of five (f=16).
+
+A long run can be stopped and continued: stages 1 and 3 write
+OUT/stage1.partial.pt / stage3.partial.pt every --ckpt-every steps (weights,
+optimiser state and every generator's state), finished stages OUT/stage1.pt,
+stage2.pt, each with the schedule it was made by; rerun the same command with
+--resume and it takes up where it stopped, with the same steps.
+
 `--verify` only checks the modules against the golden vectors of the
 reference (../shared/golden) and exits.
 """
