@@ -200,7 +200,7 @@ def diagnose(model_path, data, out=None):
         img, seg = E.center_square(*T.load_photo(data, n))
         with torch.no_grad():
             xr, _, (_, idx) = first(E.to_x(img))
-        r = E.to_u8(xr[0])
+        r = E.to_u8(xr)
         enc_counts += np.bincount(idx.numpy().ravel(), minlength=n_e)
         m, _ = speck_map(r)
         pos += m

@@ -679,6 +679,7 @@ class Resume:
     def __init__(self, args, name, sig, log):
         self.path = os.path.join(args.out, name + ".partial.pt")
         self.every, self.enabled, self.sig, self.log = args.ckpt_every, args.resume, sig, log
+        self.stop_after = args.stop_after
 
     def load(self):
         if not (self.enabled and os.path.exists(self.path)):
@@ -691,13 +692,17 @@ class Resume:
         return st
 
     def maybe_save(self, step, total, state):
-        if self.every <= 0 or (step + 1) % self.every or step + 1 >= total:
+        stop = self.stop_after and step + 1 == self.stop_after
+        if not stop and (self.every <= 0 or (step + 1) % self.every or step + 1 >= total):
             return
         st = state()
         st.update(sig=self.sig, step=step + 1, torch_rng=torch.get_rng_state())
         tmp = self.path + ".tmp"
         torch.save(st, tmp)
         os.replace(tmp, self.path)
+        if stop:
+            self.log("stopping after step %d as asked (--stop-after); continue with --resume" % (step + 1))
+            sys.exit(3)
 
     def done(self):
         if os.path.exists(self.path):
@@ -1311,6 +1316,8 @@ def main():
                          "stage2.pt when finished, continue from OUT/stage*.partial.pt otherwise")
     ap.add_argument("--ckpt-every", type=int, default=100,
                     help="steps between the resumable checkpoints of stages 1 and 3 (0: none)")
+    ap.add_argument("--stop-after", type=int, default=0,
+                    help="stop after this step of stage 1 or 3 with a checkpoint (to test --resume)")
     ap.add_argument("--factor", type=int, default=16, choices=sorted(CH_MULT),
                     help="downsampling factor of both stages (pixels per token side)")
     ap.add_argument("--extra-data", nargs="*", default=[DEFAULT_COCO] if os.path.isdir(DEFAULT_COCO) else [],
