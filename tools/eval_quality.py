@@ -185,7 +185,7 @@ def sliding_sample_cached(gpt, c_grid, w, greedy, top_k, temperature, gen):
 def synthesize(first, cond, gpt, seg, greedy, top_k, temperature, seed, log=None):
     w = int(round(math.sqrt(gpt.block_size // 2)))
     _, _, (_, ci) = cond.encode_labels(torch.from_numpy(seg.astype(np.int64))[None])
-    cg = ci.view(seg.shape[0] // 16, seg.shape[1] // 16)
+    cg = ci.view(seg.shape[0] // T.FACTOR, seg.shape[1] // T.FACTOR)
     gen = torch.Generator().manual_seed(seed)
     if cg.shape == (w, w):
         z = sample_window(gpt, cg, greedy, top_k, temperature, gen)
@@ -201,6 +201,9 @@ def load_gguf(path):
     state_dict names with their stage prefix)."""
     import gguf_writer as G
     g = G.read_gguf(path)
+    # f=16 has five encoder levels (down.0..down.4), f=8 four
+    T.set_factor(16 if any(ti.name.startswith("first_stage_model.encoder.down.4.") for ti in g.tensors)
+                 else 8)
     first, cond, gpt = T.build_models()
     for prefix, m in (("first_stage_model.", first), ("cond_stage_model.", cond),
                       ("transformer.", gpt)):
@@ -288,6 +291,10 @@ def main():
                     help="also synthesise this many held-out maps at 512 pixels wide "
                          "(sliding window over a 32-token-wide grid), pictures only")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--demo-png", default=os.path.join(T.ROOT, "samples", "demo.png"),
+                    help="demo picture whose synthesised panels get the artefact measure")
+    ap.add_argument("--frames", nargs="*", default=[],
+                    help="more pictures (e.g. every frame of build/demo.mp4) for the artefact measure")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
@@ -368,21 +375,40 @@ def main():
             n, *[100 * rows[r][1][j][0].mean() for r in (0, 2, 3, 5)]))
 
     # wide frames: the sliding window at work
+    wide_pics = []
     for j in range(min(a.wide, nv)):
         n = val_names[j]
         img0, seg0 = T.load_photo(a.data, n)
         img, seg = T.rescale(img0, seg0, 512 / img0.size[0])
-        H = img.size[1] // 16 * 16
+        H = img.size[1] // T.FACTOR * T.FACTOR
         img = np.asarray(img)[:H, :512]
         seg = np.asarray(seg)[:H, :512]
         ts = time.time()
         sk, z = synthesize(first, cond, gpt, seg, False, a.top_k, a.temperature, a.seed + 100 + j)
         Image.fromarray(np.concatenate([colorize(seg), img, sk], 1)).save(
             os.path.join(a.out, "%s_wide.png" % n))
+        wide_pics.append(("wide synthesis %dx%d" % (512, H), [sk]))
         acc = cent.score(sk, seg)[0].mean()
         say("\n  wide %s: %dx%d, token grid %dx%d (window %d), sampled in %.0fs, patch accuracy %.1f%% (real %.1f%%) -> %s_wide.png"
             % (n, 512, H, z.shape[1], z.shape[0], int(round(math.sqrt(gpt.block_size // 2))),
                time.time() - ts, 100 * acc, 100 * cent.score(img, seg)[0].mean(), n))
+    # (c) artefacts: isolated specks (tools/artifacts.py)
+    import artifacts as AR
+    say("\n(c) artefacts: isolated specks per megapixel (tools/artifacts.py: centre-surround "
+        ">= %.0f levels and >= %.0fx the local texture)" % (AR.CONTRAST, AR.TEXTURE))
+    real_all = [prep(n)[0] for n in train_names + val_names]
+    real_rate, _ = AR.pooled_rate(real_all)
+    say("  %-44s %8.1f   (%d photos, 256x256)" % ("real photos (all of sflckr)", real_rate, len(real_all)))
+    groups = [("held-out reconstructions", recons), ("held-out syntheses, top-k", synth_k),
+              ("held-out syntheses, greedy", synth_g)] + wide_pics
+    if a.demo_png and os.path.exists(a.demo_png):
+        groups.append(("demo frames (%s)" % os.path.basename(a.demo_png), AR.demo_panels(a.demo_png)))
+    if a.frames:
+        groups.append(("%d given frames" % len(a.frames),
+                       [np.asarray(Image.open(p_).convert("RGB")) for p_ in a.frames]))
+    for name, pics in groups:
+        r, n_ = AR.pooled_rate(pics)
+        say("  %-44s %8.1f   (%d specks; %.2fx real)" % (name, r, n_, r / max(real_rate, 1e-9)))
     say("\ntotal %.0fs" % (time.time() - t0))
     with open(os.path.join(a.out, "results.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -28,6 +28,18 @@ released model.  Everything is seeded; the schedule is step-based, so the
 same command reproduces the same model (up to CPU floating-point
 non-determinism in threaded kernels).
 
+Data: the S-FLCKR photos (HELD_OUT never seen by any stage) for all three
+stages; the photos of --extra-data (default ../shared/data/coco: COCO-Stuff
+photos whose maps are in the same label space, 255 = unlabelled) for the
+first stage only, which needs no labels.  --factor 8 builds both stages with
+four levels (f=8) instead of five (f=16).
+
+A long run can be stopped and continued: stages 1 and 3 write
+OUT/stage1.partial.pt / stage3.partial.pt every --ckpt-every steps (weights,
+optimiser state and every generator's state), finished stages OUT/stage1.pt,
+stage2.pt, each with the schedule it was made by; rerun the same command with
+--resume and it takes up where it stopped, with the same steps.
+
 `--verify` only checks the modules against the golden vectors of the
 reference (../shared/golden) and exits.
 """
@@ -51,6 +63,7 @@ ROOT = os.path.dirname(HERE)
 DEFAULT_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "sflckr"))
 if not os.path.isdir(DEFAULT_DATA):
     DEFAULT_DATA = "/work/shared/data/sflckr"
+DEFAULT_COCO = os.path.join(os.path.dirname(DEFAULT_DATA), "coco")
 DEFAULT_GOLDEN = os.path.normpath(os.path.join(ROOT, "..", "shared", "golden"))
 if not os.path.isdir(DEFAULT_GOLDEN):
     DEFAULT_GOLDEN = "/work/shared/golden"
@@ -64,6 +77,7 @@ HELD_OUT = [
 ]
 
 N_LABELS = 182
+UNLABELLED = 255
 WINDOW = 16  # transformer window (tokens per side): block_size = 2*w*w
 
 # ----------------------------------------------------------------------------
@@ -82,6 +96,24 @@ COND_STAGE = dict(
                   attn_resolutions=[16], dropout=0.0))
 TRANSFORMER = dict(vocab_size=max(FIRST_STAGE["n_embed"], COND_STAGE["n_embed"]),
                    block_size=2 * WINDOW * WINDOW, n_layer=4, n_head=4, n_embd=128)
+
+# Downsampling factor of both stages (pixels per token side); --factor sets it.
+FACTOR = 16
+CH_MULT = {16: [1, 1, 2, 2, 4], 8: [1, 2, 2, 4]}
+
+
+def set_factor(f):
+    """Both stages at f=16 (five levels, as the released S-FLCKR model) or f=8
+    (four levels, as the released f=8 models); attention at the lowest level."""
+    global FACTOR
+    for st in (FIRST_STAGE, COND_STAGE):
+        st["ddconfig"]["ch_mult"] = list(CH_MULT[f])
+        st["ddconfig"]["attn_resolutions"] = [st["ddconfig"]["resolution"] // f]
+    FACTOR = f
+
+
+def factor_of(ddconfig):
+    return 2 ** (len(ddconfig["ch_mult"]) - 1)
 
 
 # ============================================================================
@@ -533,6 +565,14 @@ def adaptive_weight(nll_loss, g_loss, last_layer, disc_weight):
 # ============================================================================
 # data
 # ============================================================================
+def extra_photos(args):
+    """(folder, name) pairs of the --extra-data photos (first stage only)."""
+    out = []
+    for d in args.extra_data:
+        out += [(d, f[:-4]) for f in sorted(os.listdir(os.path.join(d, "images"))) if f.endswith(".jpg")]
+    return out
+
+
 def list_photos(data):
     names = sorted(f[:-4] for f in os.listdir(os.path.join(data, "images")) if f.endswith(".jpg"))
     for h in HELD_OUT:
@@ -560,7 +600,8 @@ def rescale(img, seg, s):
 def to_tensors(img, seg):
     x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
     s = torch.from_numpy(np.asarray(seg, dtype=np.int64))
-    assert int(s.max()) < N_LABELS
+    # 255 = unlabelled (COCO-Stuff maps); only the first stage reads such photos
+    assert bool(((s < N_LABELS) | (s == UNLABELLED)).all())
     return x.contiguous(), s
 
 
@@ -571,9 +612,10 @@ class CropSampler:
     SCALES = [0.3, 0.375, 0.45, 0.55, 0.65, 0.8]
 
     def __init__(self, data, names, seed):
+        """names: photo names in data, or (folder, name) pairs (extra data)."""
         self.pyr = []
         for n in names:
-            img, seg = load_photo(data, n)
+            img, seg = load_photo(*((data, n) if isinstance(n, str) else n))
             levels = []
             for s in self.SCALES:
                 levels.append(to_tensors(*rescale(img, seg, s)))
@@ -626,6 +668,53 @@ def set_lr(opt, lr):
         g["lr"] = lr
 
 
+class Resume:
+    """Periodic checkpoints of one stage's loop: everything its next step
+    depends on (weights, optimiser moments, every random generator's state),
+    written atomically to OUT/NAME.partial.pt every --ckpt-every steps.  With
+    --resume a rerun continues from there and takes the same steps the
+    uninterrupted run would have taken.  `sig` (the stage's schedule and
+    seeds) must match, so a checkpoint of another schedule is never mixed in."""
+
+    def __init__(self, args, name, sig, log):
+        self.path = os.path.join(args.out, name + ".partial.pt")
+        self.every, self.enabled, self.sig, self.log = args.ckpt_every, args.resume, sig, log
+        self.stop_after = args.stop_after
+
+    def load(self):
+        if not (self.enabled and os.path.exists(self.path)):
+            return None
+        st = torch.load(self.path)
+        if st["sig"] != self.sig:
+            raise SystemExit("%s was written by another schedule (%s); remove it or drop --resume"
+                             % (self.path, st["sig"]))
+        self.log("resuming from %s at step %d" % (self.path, st["step"]))
+        return st
+
+    def maybe_save(self, step, total, state):
+        stop = self.stop_after and step + 1 == self.stop_after
+        if not stop and (self.every <= 0 or (step + 1) % self.every or step + 1 >= total):
+            return
+        st = state()
+        st.update(sig=self.sig, step=step + 1, torch_rng=torch.get_rng_state())
+        tmp = self.path + ".tmp"
+        torch.save(st, tmp)
+        os.replace(tmp, self.path)
+        if stop:
+            self.log("stopping after step %d as asked (--stop-after); continue with --resume" % (step + 1))
+            sys.exit(3)
+
+    def done(self):
+        if os.path.exists(self.path):
+            os.remove(self.path)
+
+
+def stage_sig(args, prefixes):
+    keys = sorted(k for k in vars(args) if k.startswith(prefixes))
+    return dict({k: getattr(args, k) for k in keys}, seed=args.seed, factor=FACTOR,
+                extra=list(args.extra_data), n_embed=FIRST_STAGE["n_embed"])
+
+
 # ============================================================================
 # stage 1: first-stage VQGAN
 # ============================================================================
@@ -646,7 +735,7 @@ def train_first_stage(args, data, train_names, val_names, log):
     torch.manual_seed(args.seed + 1)
     model = VQModel(**FIRST_STAGE)
     disc = NLayerDiscriminator(3, ndf=args.disc_ndf, n_layers=3)
-    sampler = CropSampler(data, train_names, args.seed + 1)
+    sampler = CropSampler(data, train_names + extra_photos(args), args.seed + 1)
     rng_t = torch.Generator().manual_seed(args.seed + 11)
     opt_ae = torch.optim.Adam(model.parameters(), lr=args.fs_lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.fs_lr, betas=(0.5, 0.9))
@@ -661,9 +750,22 @@ def train_first_stage(args, data, train_names, val_names, log):
         sum(p.numel() for p in model.parameters()) / 1e6, steps, args.fs_batch, args.fs_crop,
         args.fs_crop_late, int(args.fs_late * steps), disc_start))
     last = model.decoder.conv_out.weight
+    res = Resume(args, "stage1", stage_sig(args, ("fs_", "disc_", "perceptual", "codebook")), log)
+    start = 0
+    st = res.load()
+    if st:
+        model.load_state_dict(st["model"])
+        disc.load_state_dict(st["disc"])
+        opt_ae.load_state_dict(st["opt_ae"])
+        opt_d.load_state_dict(st["opt_d"])
+        usage = st["usage"]
+        sampler.rng.set_state(st["sampler_rng"])
+        rng_t.set_state(st["rng_t"])
+        torch.set_rng_state(st["torch_rng"])
+        start = st["step"]
     t0, acc = time.time(), {}
     model.train()
-    for step in range(steps):
+    for step in range(start, steps):
         lr = lr_at(step, steps, args.fs_lr, 100)
         set_lr(opt_ae, lr)
         set_lr(opt_d, lr)
@@ -713,10 +815,16 @@ def train_first_stage(args, data, train_names, val_names, log):
                 vused = len(torch.unique(vidx))
             model.train()
             el = time.time() - t0
+            done = step + 1 - start
             log("fs step %d/%d lr %.2e %s | restarted %d | val psnr %.2f codes-in-val %d | %.2fs/step, eta %.0fs"
                 % (step + 1, steps, lr, msg, acc.get("restarted", 0), vpsnr, vused,
-                   el / (step + 1), el / (step + 1) * (steps - step - 1)))
+                   el / done, el / done * (steps - step - 1)))
             acc = {}
+        res.maybe_save(step, steps, lambda: dict(
+            model=model.state_dict(), disc=disc.state_dict(), opt_ae=opt_ae.state_dict(),
+            opt_d=opt_d.state_dict(), usage=usage.clone(), sampler_rng=sampler.rng.get_state(),
+            rng_t=rng_t.get_state()))
+    res.done()
     model.eval()
     return model, disc
 
@@ -757,7 +865,7 @@ def label_maps(data, names, scale=0.4):
     for n in names:
         img, seg = rescale(*load_photo(data, n), scale)
         sg = torch.from_numpy(np.asarray(seg, dtype=np.int64))
-        out.append(sg[:sg.shape[0] // 16 * 16, :sg.shape[1] // 16 * 16])
+        out.append(sg[:sg.shape[0] // FACTOR * FACTOR, :sg.shape[1] // FACTOR * FACTOR])
     return out
 
 
@@ -771,8 +879,9 @@ def token_purity(model, train_maps, val_maps):
         for g in maps:
             H, W = g.shape
             t = model.encode_labels(g[None])[2][1]
-            maj = torch.mode(g.view(H // 16, 16, W // 16, 16).permute(0, 2, 1, 3)
-                             .reshape(-1, 256), -1).values
+            f = FACTOR
+            maj = torch.mode(g.view(H // f, f, W // f, f).permute(0, 2, 1, 3)
+                             .reshape(-1, f * f), -1).values
             res += list(zip(t.tolist(), maj.tolist()))
         return res
     tab = {}
@@ -889,9 +998,12 @@ TOKEN_SCALES = [0.375, 0.45, 0.55, 0.65]
 
 @torch.no_grad()
 def tokenize(first, cond, data, names, scales, offsets, log, flips=(False, True),
-             min_side=16 * WINDOW + 16):
+             min_side=None):
     """Encode whole photos (as the engine encodes whole frames) into aligned
     (cond grid, image grid) pairs at several scales, flips and pixel shifts."""
+    f = FACTOR
+    if min_side is None:
+        min_side = f * WINDOW + f
     out = []
     for n in names:
         img0, seg0 = load_photo(data, n)
@@ -902,14 +1014,14 @@ def tokenize(first, cond, data, names, scales, offsets, log, flips=(False, True)
             for flip in flips:
                 xf, sf = (x.flip(-1), sg.flip(-1)) if flip else (x, sg)
                 for oy, ox in offsets:
-                    H = (xf.shape[1] - oy) // 16 * 16
-                    W = (xf.shape[2] - ox) // 16 * 16
+                    H = (xf.shape[1] - oy) // f * f
+                    W = (xf.shape[2] - ox) // f * f
                     xc = xf[:, oy:oy + H, ox:ox + W][None]
                     sc = sf[oy:oy + H, ox:ox + W][None]
                     _, _, (_, zi) = first.encode(xc)
                     _, _, (_, ci) = cond.encode_labels(sc)
-                    if H // 16 >= WINDOW and W // 16 >= WINDOW:
-                        out.append((ci.view(H // 16, W // 16), zi.view(H // 16, W // 16)))
+                    if H // f >= WINDOW and W // f >= WINDOW:
+                        out.append((ci.view(H // f, W // f), zi.view(H // f, W // f)))
     log("tokenized %d grids from %d photos" % (len(out), len(names)))
     return out
 
@@ -955,9 +1067,18 @@ def train_transformer(args, first, cond, data, train_names, val_names, log):
     log("transformer: %.2fM params, %d steps, batch %d, block %d" % (
         sum(p.numel() for p in gpt.parameters()) / 1e6, steps, args.tf_batch,
         TRANSFORMER["block_size"]))
+    res = Resume(args, "stage3", stage_sig(args, ("tf_", "fs_", "cs_")), log)
+    start = 0
+    st = res.load()
+    if st:
+        gpt.load_state_dict(st["gpt"])
+        opt.load_state_dict(st["opt"])
+        rng.set_state(st["rng"])
+        torch.set_rng_state(st["torch_rng"])
+        start = st["step"]
     t0, acc, n = time.time(), 0.0, 0
     gpt.train()
-    for step in range(steps):
+    for step in range(start, steps):
         lr = lr_at(step, steps, args.tf_lr, 100)
         set_lr(opt, lr)
         c, z = sample_windows(grids, args.tf_batch, rng)
@@ -974,9 +1095,13 @@ def train_transformer(args, first, cond, data, train_names, val_names, log):
                 vl = float(net2net_loss(gpt, vc, vz))
             gpt.train()
             el = time.time() - t0
+            done = step + 1 - start
             log("tf step %d/%d lr %.2e loss %.4f | val loss %.4f | %.2fs/step, eta %.0fs" % (
-                step + 1, steps, lr, acc / n, vl, el / (step + 1), el / (step + 1) * (steps - step - 1)))
+                step + 1, steps, lr, acc / n, vl, el / done, el / done * (steps - step - 1)))
             acc, n = 0.0, 0
+        res.maybe_save(step, steps, lambda: dict(gpt=gpt.state_dict(), opt=opt.state_dict(),
+                                                 rng=rng.get_state()))
+    res.done()
     gpt.eval()
     return gpt
 
@@ -1030,6 +1155,10 @@ def load_trained(outdir):
     """Load OUT/model.ckpt back into (first, cond, gpt) torch modules (eval mode)."""
     ck = torch.load(os.path.join(outdir, "model.ckpt"), map_location="cpu")
     sd = ck["state_dict"]
+    import yaml
+    with open(os.path.join(outdir, "config.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    set_factor(factor_of(cfg["model"]["params"]["first_stage_config"]["params"]["ddconfig"]))
     first, cond, gpt = build_models()
     for prefix, m in (("first_stage_model.", first), ("cond_stage_model.", cond),
                       ("transformer.", gpt)):
@@ -1182,8 +1311,17 @@ def main():
     ap.add_argument("--seed", type=int, default=23)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--verify", action="store_true", help="only check modules against golden vectors")
-    ap.add_argument("--reuse-stages", action="store_true",
-                    help="reuse OUT/stage1.pt / stage2.pt from an earlier run of the same schedule")
+    ap.add_argument("--resume", "--reuse-stages", action="store_true",
+                    help="continue an interrupted run of the same schedule: reuse OUT/stage1.pt, "
+                         "stage2.pt when finished, continue from OUT/stage*.partial.pt otherwise")
+    ap.add_argument("--ckpt-every", type=int, default=100,
+                    help="steps between the resumable checkpoints of stages 1 and 3 (0: none)")
+    ap.add_argument("--stop-after", type=int, default=0,
+                    help="stop after this step of stage 1 or 3 with a checkpoint (to test --resume)")
+    ap.add_argument("--factor", type=int, default=16, choices=sorted(CH_MULT),
+                    help="downsampling factor of both stages (pixels per token side)")
+    ap.add_argument("--extra-data", nargs="*", default=[DEFAULT_COCO] if os.path.isdir(DEFAULT_COCO) else [],
+                    help="more photo folders (images/, segmentations/) for the first stage only")
     ap.add_argument("--log-every", type=int, default=50)
     # first stage
     ap.add_argument("--fs-steps", type=int, default=1200)
@@ -1207,6 +1345,7 @@ def main():
     ap.add_argument("--tf-batch", type=int, default=8)
     ap.add_argument("--tf-lr", type=float, default=5e-4)
     args = ap.parse_args()
+    set_factor(args.factor)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -1230,7 +1369,9 @@ def main():
 
     p1 = os.path.join(args.out, "stage1.pt")
     p2 = os.path.join(args.out, "stage2.pt")
-    if args.reuse_stages and os.path.exists(p1):
+    sig1 = stage_sig(args, ("fs_", "disc_", "perceptual", "codebook"))
+    sig2 = stage_sig(args, ("fs_", "disc_", "perceptual", "codebook", "cs_"))
+    if args.resume and os.path.exists(p1) and torch.load(p1).get("sig") == sig1:
         first = VQModel(**FIRST_STAGE)
         st = torch.load(p1)
         first.load_state_dict(st["model"])
@@ -1240,18 +1381,18 @@ def main():
     else:
         first, disc = train_first_stage(args, args.data, train_names, val_names, log)
         disc_sd = disc.state_dict()
-        torch.save({"model": first.state_dict(), "disc": disc_sd}, p1)
+        torch.save({"model": first.state_dict(), "disc": disc_sd, "sig": sig1}, p1)
     t1 = time.time()
     log("first stage done in %.0fs" % (t1 - T0))
 
-    if args.reuse_stages and os.path.exists(p2):
+    if args.resume and os.path.exists(p2) and torch.load(p2).get("sig") == sig2:
         cond = VQSegmentationModel(**COND_STAGE)
-        cond.load_state_dict(torch.load(p2))
+        cond.load_state_dict(torch.load(p2)["model"])
         cond.eval()
         log("reused", p2)
     else:
         cond = train_cond_stage(args, args.data, train_names, val_names, log)
-        torch.save(cond.state_dict(), p2)
+        torch.save({"model": cond.state_dict(), "sig": sig2}, p2)
     t2 = time.time()
     log("cond stage done in %.0fs" % (t2 - t1))
 
