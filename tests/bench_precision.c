@@ -444,9 +444,8 @@ int main(int argc, char **argv)
             return 2;
         }
     (void)bench_peak_gflops;
-    vq_threads_set(0);
-    const int bf16 = vq_dnnl_bf16_native();
-    printf("backend %s, %d threads, native bf16: %s\n", vq_backend_name(vq_backend_current()), vq_threads_get(),
+    const int bf16 = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16) != NULL;
+    printf("backend %s, %d threads, native bf16: %s\n", vq_backend_default()->name, vq_threads_available(),
            bf16 ? "yes" : "no (every bf16 figure below is fp32 against itself)");
     double t_start = now_s();
     golden_conditional();

@@ -26,32 +26,32 @@
 
 static double peak_bf16(void)
 {
-    if (!vq_dnnl_bf16_native()) return 0;
+    const struct vq_backend *be = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
+    if (!be) return 0;
+    const struct vq_exec ex = vq_exec_make(be, 0);
     static const int shapes[][3] = { { 512, 4096, 1024 }, { 512, 1024, 4096 }, { 1024, 4096, 1024 } };
     double best = 0;
-    vq_backend_set_bf16(1);
     for (size_t s = 0; s < 3; s++) {
         const int T = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         float *x = malloc(sizeof(float) * T * K), *w = malloc(sizeof(float) * N * K), *y = malloc(sizeof(float) * T * N);
         for (long i = 0; i < (long)T * K; i++) x[i] = (float)(i % 7) * 0.1f;
         for (long i = 0; i < (long)N * K; i++) w[i] = (float)(i % 5) * 0.1f;
-        struct vq_bf16_weight *wb = vq_dnnl_pack_bf16(w, N, K);
+        struct vq_packed *wb = vq_backend_pack(be, w, N, K, NULL);
         /* warm up (the first bf16/AMX products of a process run slowly) */
         for (double t0 = now_s(); now_s() - t0 < 0.5;)
-            vq_linear_bf16(x, T, K, wb, NULL, N, y);
+            be->linear_packed(&ex, wb, x, T, NULL, y);
         double t = 1e30;
         for (int r = 0; r < 8; r++) {
             double t0 = now_s();
-            vq_linear_bf16(x, T, K, wb, NULL, N, y);
+            be->linear_packed(&ex, wb, x, T, NULL, y);
             double d = now_s() - t0;
             if (d < t) t = d;
         }
         double g = 2.0 * T * N * K / t * 1e-9;
         if (g > best) best = g;
         free(x); free(w); free(y);
-        vq_dnnl_pack_free(wb);
+        vq_backend_pack_free(be, wb);
     }
-    vq_backend_set_bf16(0);
     return best;
 }
 
@@ -170,7 +170,7 @@ static void transformer(struct models *M, double peak[2])
             c.len = 0;
             f0 = vq_gemm_flops();
             double t0 = now_s();
-            vq_gpt_forward(g, &c, tok, n, n - 1, logits);
+            vq_gpt_forward(&M->s[p]->exec, g, &c, tok, n, n - 1, logits);
             double t = now_s() - t0;
             f1 = vq_gemm_flops();
             if (t < best) best = t;
@@ -185,7 +185,7 @@ static void transformer(struct models *M, double peak[2])
         for (int r = 0; r < 5; r++) {
             c.len = n / 2;
             double t0 = now_s();
-            vq_gpt_forward(g, &c, tok, 1, 0, logits);
+            vq_gpt_forward(&M->s[p]->exec, g, &c, tok, 1, 0, logits);
             double t = now_s() - t0;
             if (t < bd) bd = t;
         }
@@ -245,7 +245,7 @@ static void frame(struct models *M, int W, int H, int fast, int only_p)
                    (long long)st.cache_evictions, st.seconds);
         if (!r)
             printf("    CPU time %.1f s = %.0f %% of %d threads x wall time (below 100 %%: the machine was shared "
-                   "or threads waited)\n", cpu, 100.0 * cpu / (t * vq_threads_get()), vq_threads_get());
+                   "or threads waited)\n", cpu, 100.0 * cpu / (t * vq_threads_available()), vq_threads_available());
         if (!r && fast > 1 && last_exact[p].tok && last_exact[p].W == W && last_exact[p].H == H) {
             int same = 0;
             double se = 0;
@@ -286,16 +286,16 @@ int main(int argc, char **argv)
     for (int p = 0; p < 2; p++) {
         struct vqgan_model_params mp = vqgan_model_default_params();
         mp.precision = p ? VQGAN_PRECISION_BF16 : VQGAN_PRECISION_FP32;
-        if (p && !vq_dnnl_bf16_native()) break;
+        if (p && !vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16)) break;
         if (vqgan_model_load(path, &mp, &M.m[p]) || vqgan_session_new(M.m[p], NULL, &M.s[p])) {
             fprintf(stderr, "bench_speed: %s\n", vqgan_last_error());
             return 1;
         }
     }
-    vq_threads_set(0);
     printf("backend %s, %d threads, native bf16: %s; OpenBLAS (%s) kernels: %s\n",
-           vq_backend_name(vq_backend_current()), vq_threads_get(), vq_dnnl_bf16_native() ? "yes" : "no",
-           vq_backend_current() == VQ_BACKEND_BLAS ? "in use" : "fallback only, not used here",
+           vq_backend_default()->name, vq_threads_available(),
+           vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16) ? "yes" : "no",
+           vq_backend_default()->kind == VQ_BACKEND_BLAS ? "in use" : "fallback only, not used here",
            vq_blas_corename() ? vq_blas_corename() : "not built in");
     printf("OpenMP wait policy: %s\n", getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY")
                                                                   : "libgomp's default (spin a while, then sleep)");
