@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "backend_dnnl.h"
+#include "backend_int8.h"
 #include "linear_small.h"
 
 /* ---- the entries, each a thin adapter to its provider -------------------------- */
@@ -42,6 +43,12 @@ static int packed_bf16(const struct vq_exec *ex, const struct vq_packed *p, cons
     return vq_dnnl_linear_bf16(vq_nt(ex), p, x, T, b, y);
 }
 
+static int packed_int8(const struct vq_exec *ex, const struct vq_packed *p, const float *x, int T, const float *b,
+                       float *y)
+{
+    return vq_int8_linear(vq_nt(ex), p, x, T, b, y);
+}
+
 /* ---- the tables ------------------------------------------------------------------ */
 
 static const struct vq_backend ref_fp32 = {
@@ -63,6 +70,14 @@ static const struct vq_backend dnnl_bf16 = {
     .pack = vq_dnnl_pack_bf16, .pack_free = vq_dnnl_pack_free, .linear_packed = packed_bf16,
 };
 
+/* int8: the transformer's linear layers in int8 (backend_int8.h); the
+ * convolutions, the attention and its cache as in bf16 */
+static const struct vq_backend dnnl_int8 = {
+    .name = "onednn-int8", .kind = VQ_BACKEND_DNNL, .precision = VQ_PREC_INT8, .gemm = gemm_dnnl,
+    .conv2d = conv_dnnl_bf16, .linear_small = small_f32,
+    .pack = vq_int8_pack, .pack_free = vq_int8_pack_free, .linear_packed = packed_int8,
+};
+
 const struct vq_backend *vq_backend_get(int kind, int precision)
 {
     if (!vq_gemm_provider_built(kind))
@@ -72,6 +87,8 @@ const struct vq_backend *vq_backend_get(int kind, int precision)
         return kind == VQ_BACKEND_REF ? &ref_fp32 : kind == VQ_BACKEND_BLAS ? &blas_fp32 : &dnnl_fp32;
     case VQ_PREC_BF16:
         return kind == VQ_BACKEND_DNNL && vq_dnnl_bf16_native() ? &dnnl_bf16 : NULL;
+    case VQ_PREC_INT8:
+        return kind == VQ_BACKEND_DNNL && vq_dnnl_bf16_native() && vq_int8_native() ? &dnnl_int8 : NULL;
     }
     return NULL;
 }
@@ -83,12 +100,13 @@ const struct vq_backend *vq_backend_default(void)
     return be ? be : &ref_fp32;
 }
 
-/* enum vqgan_precision: 0 auto, 1 fp32, 2 bf16 (vqgan.h) */
+/* enum vqgan_precision: 0 auto, 1 fp32, 2 bf16, 3 int8 (vqgan.h) */
 const struct vq_backend *vq_backend_choose(int precision, int *downgraded)
 {
     const struct vq_backend *be = NULL;
-    if (precision == 2) be = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
-    if (downgraded) *downgraded = precision == 2 && !be;
+    if (precision == 3) be = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_INT8);
+    if (!be && precision >= 2) be = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
+    if (downgraded) *downgraded = precision >= 2 && (!be || (precision == 3) != (be->precision == VQ_PREC_INT8));
     return be ? be : vq_backend_default();
 }
 

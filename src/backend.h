@@ -15,6 +15,8 @@
  *   gemm.h          the product providers, their panels over the threads, the
  *                   scalar reference, the operation counter, bf16 rounding;
  *   backend_dnnl.h  oneDNN's convolution and its bf16 packed products;
+ *   backend_int8.h  int8 packed products (per-channel weight scales, rows of
+ *                   activations quantized at run time);
  *   linear_small.h  products of a few rows that stream the weights once. */
 #ifndef VQ_BACKEND_H
 #define VQ_BACKEND_H
@@ -29,6 +31,8 @@
 enum vq_backend_precision {
     VQ_PREC_FP32 = 0,
     VQ_PREC_BF16 = 1,   /* bf16 inputs, fp32 sums: packed products and convolutions */
+    VQ_PREC_INT8 = 2,   /* int8 packed products (exact int32 sums); convolutions,
+                           attention and its cache as in VQ_PREC_BF16 */
 };
 
 struct vq_exec;
@@ -73,7 +77,8 @@ struct vq_exec {
 
 /* The backend for a model loaded with precision (enum vqgan_precision):
  * fp32 for AUTO and FP32; bf16 where oneDNN runs bf16 natively, else fp32
- * (*downgraded set to 1). downgraded may be NULL. */
+ * (*downgraded set to 1); int8 where the CPU also has AVX512_VNNI, else
+ * bf16 or fp32 (*downgraded set). downgraded may be NULL. */
 const struct vq_backend *vq_backend_choose(int precision, int *downgraded);
 /* A provider at a precision (tests, benches: the reference against the
  * others); NULL when not built or not runnable on this CPU. */

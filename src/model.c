@@ -737,7 +737,9 @@ static int model_load_fd(int fd, const char *path, const struct stat *st, const 
     m->backend = vq_backend_choose(p.precision, &downgraded);
     m->check_finite = p.check_finite != 0;
     if (downgraded)
-        vq_log(VQGAN_LOG_WARNING, "vqgan: %s: this CPU has no native bf16; using fp32", path);
+        vq_log(VQGAN_LOG_WARNING, "vqgan: %s: this CPU has no %s; using %s", path,
+               p.precision == VQGAN_PRECISION_INT8 ? "AVX512_VNNI with native bf16" : "native bf16",
+               m->backend->precision == VQ_PREC_BF16 ? "bf16" : "fp32");
     m->info.identity = g.identity;
     r = build_model(&g, m, &p);
     vq_gguf_free(&g);
@@ -758,8 +760,9 @@ static int model_load_fd(int fd, const char *path, const struct stat *st, const 
 
 static int check_model_params(const struct vqgan_model_params *params)
 {
-    if (params && (params->precision < VQGAN_PRECISION_AUTO || params->precision > VQGAN_PRECISION_BF16))
-        return vq_error(VQGAN_ERR_INVALID, "precision %d is not auto (0), fp32 (1) or bf16 (2)", params->precision);
+    if (params && (params->precision < VQGAN_PRECISION_AUTO || params->precision > VQGAN_PRECISION_INT8))
+        return vq_error(VQGAN_ERR_INVALID, "precision %d is not auto (0), fp32 (1), bf16 (2) or int8 (3)",
+                        params->precision);
     return 0;
 }
 

@@ -190,18 +190,20 @@ static void test_random(int vocab, int block, int n_layer, int n_head, int D, in
     rgpt_free(&r);
 }
 
-/* bf16 products with the bf16 cache layout (gpt.h): half the bytes; logits
+/* bf16 (or int8) products with the bf16 cache layout (gpt.h): half the bytes; logits
  * near fp32's; one-at-a-time decode and chunks near the prefill (other
  * summation orders), a row computed in a later chunk of 64 rows or more
  * bit-identical; an odd number of positions fed, then more. */
-static void test_bf16(void)
+static void test_reduced(int prec)
 {
     struct rgpt r;
     if (rgpt_init_unmasked(&r, 48, 72, 2, 2, 64, 3, 21)) { CHECK(0, "allocation"); return; }
     struct vq_gpt *g = &r.g;
-    const struct vq_backend *bf16 = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
+    const struct vq_backend *bf16 = vq_backend_get(VQ_BACKEND_DNNL, prec);
+    const char *name = prec == VQ_PREC_INT8 ? "int8" : "bf16";
     if (!bf16 || !vq_attention_bf16_kernel(bf16, 32)) {
-        printf("ok - transformer bf16: no AVX512_BF16 here (skipped)\n");
+        printf("ok - transformer %s: no %s here (skipped)\n", name,
+               prec == VQ_PREC_INT8 ? "AVX512_VNNI with AVX512_BF16" : "AVX512_BF16");
         rgpt_free(&r);
         return;
     }
@@ -215,13 +217,13 @@ static void test_bf16(void)
     rc |= vq_gpt_pack(g, bf16);
     const size_t bf16_bytes = vq_kv_cache_bytes(g, T);
     CHECK(vq_kv_cache_bf16(g) && bf16_bytes == fp32_bytes / T * (T + 1) / 2,
-          "transformer bf16: the cache takes the bf16 layout, %zu bytes for %d positions (fp32: %zu)", bf16_bytes, T,
+          "transformer %s: the cache takes the bf16 layout, %zu bytes for %d positions (fp32: %zu)", name, bf16_bytes, T,
           fp32_bytes);
     rc |= vq_gpt_logits_all(NULL, g, idx, T, all);
     const double scale = max_abs(f32, (size_t)T * V);
     double e = max_abs_diff(all, f32, (size_t)T * V);
-    CHECK(rc == 0 && e < 0.05 * scale, "transformer bf16: prefill logits within %.2g of fp32's (5 %% of their "
-          "largest, %.1f)", e, scale);
+    CHECK(rc == 0 && e < 0.05 * scale, "transformer %s: prefill logits within %.2g of fp32's (5 %% of their "
+          "largest, %.1f)", name, e, scale);
 
     struct vq_kv_cache c;
     rc = vq_kv_cache_init(&c, g, T);
@@ -229,15 +231,15 @@ static void test_bf16(void)
     for (int p = 3; !rc && p < T; p++)
         rc = vq_gpt_forward(NULL, g, &c, idx + p, 1, 0, dec + (size_t)p * V);
     e = max_abs_diff(dec, all, (size_t)T * V);
-    CHECK(rc == 0 && c.bf16 && e < 0.02 * scale, "transformer bf16: one-at-a-time decode (odd and even ends) within "
-          "%.2g of the prefill", e);
+    CHECK(rc == 0 && c.bf16 && e < 0.02 * scale, "transformer %s: one-at-a-time decode (odd and even ends) within "
+          "%.2g of the prefill", name, e);
     /* positions 7..70 (64 rows) after a first call of 7: bit-identical rows */
     c.len = 0;
     rc = vq_gpt_forward(NULL, g, &c, idx, 7, 7, NULL);
     if (!rc) rc = vq_gpt_forward(NULL, g, &c, idx + 7, T - 7, 0, tail);
     vq_kv_cache_free(&c);
     CHECK(rc == 0 && !memcmp(tail, all + (size_t)7 * V, sizeof(float) * (T - 7) * V),
-          "transformer bf16: 64 rows fed after 7 bit-identical to the same rows of the prefill");
+          "transformer %s: 64 rows fed after 7 bit-identical to the same rows of the prefill", name);
     vq_gpt_unpack(g);
     free(f32); free(all); free(dec); free(tail);
     rgpt_free(&r);
@@ -311,7 +313,8 @@ int main(void)
     test_random(50, 37, 3, 3, 24, 0, 2);      /* odd sizes, head width 8 */
     test_random(40, 30, 2, 2, 16, 9, 3);      /* n_unmasked > 0 */
     test_random(64, 64, 1, 8, 64, 1, 4);
-    test_bf16();
+    test_reduced(VQ_PREC_BF16);
+    test_reduced(VQ_PREC_INT8);
     test_errors();
     test_golden();
     return test_exit();

@@ -6,6 +6,7 @@
 
 #include "attention.h"
 #include "backend.h"
+#include "backend_int8.h"
 #include "linear_small.h"
 #include "model.h"
 #include "ops.h"
@@ -204,6 +205,96 @@ static void test_linear_bf16(void)
     }
     free(w); free(b);
     }
+}
+
+/* int8 products (backend_int8.h): the quantized operands as documented; the
+ * VNNI kernel and the scalar kernel against a reference written here from
+ * the quantized operands with exact (64-bit) integer sums and the documented
+ * epilogue, bit for bit; threads and rows; the error against fp32. */
+static void test_linear_int8(void)
+{
+    static const int shapes[][2] = { { 257, 1000 }, { 160, 320 }, { 3, 7 }, { 1024, 64 } };   /* K, N */
+    static const int Ts[] = { 1, 5, 6, 7, 16, VQ_SMALL_ROWS, 37, 100 };
+    int ok_w = 1, ok_x = 1, ok_ref[2] = { 1, 1 }, ran[2] = { 0, 0 }, ok_thr = 1, ok_rows = 1;
+    double err = 0, mag = 0;
+    for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
+        const int K = shapes[sh][0], N = shapes[sh][1];
+        float *w = rnd((size_t)N * K), *b = rnd(N);
+        for (int i = 0; i < K; i++) w[(size_t)3 % N * K + i] *= 1e-3f;    /* a row of small weights */
+        struct vq_packed *pk = vq_int8_pack(w, N, K);
+        if (!pk) { CHECK(0, "int8: packing %dx%d", K, N); free(w); free(b); continue; }
+        /* weights: sw = max|W[n]| / 127, Wq = W / sw rounded, |W - sw Wq| <= sw / 2 */
+        int32_t *wq = malloc(sizeof(int32_t) * (size_t)N * K);
+        float *sw = malloc(sizeof(float) * N);
+        for (int n = 0; n < N; n++) {
+            float amax = 0;
+            for (int k = 0; k < K; k++) amax = fmaxf(amax, fabsf(w[(size_t)n * K + k]));
+            for (int k = 0; k < K; k++) {
+                wq[(size_t)n * K + k] = vq_int8_weight(pk, n, k, &sw[n]);
+                ok_w &= fabs((double)w[(size_t)n * K + k] - (double)sw[n] * wq[(size_t)n * K + k]) <= sw[n] * 0.5001 &&
+                        abs(wq[(size_t)n * K + k]) <= 127;
+            }
+            ok_w &= sw[n] == amax / 127.0f;
+        }
+        for (size_t ti = 0; ti < sizeof(Ts) / sizeof(Ts[0]); ti++) {
+            const int T = Ts[ti];
+            float *x = rnd((size_t)T * K), *y = malloc(sizeof(float) * T * N), *r = malloc(sizeof(float) * T * N),
+                  *y2 = malloc(sizeof(float) * T * N), *f = malloc(sizeof(float) * T * N);
+            for (int k = 0; k < K; k += 5) x[k] = 0.0f;
+            for (int k = 0; k < K; k++) x[(size_t)(T - 1) * K + k] = fabsf(x[(size_t)(T - 1) * K + k]);   /* >= 0 */
+            uint8_t *q = malloc(K);
+            for (int t = 0; t < T; t++) {
+                float sx;
+                int32_t zx;
+                vq_int8_quantize_row(x + (size_t)t * K, K, q, &sx, &zx);
+                for (int k = 0; k < K; k++) {
+                    const float v = x[(size_t)t * K + k];
+                    ok_x &= fabs((double)v - (double)sx * (q[k] - zx)) <= sx * 0.5001 && (v != 0.0f || q[k] == zx);
+                }
+                for (int n = 0; n < N; n++) {
+                    int64_t acc = 0, cs = 0;
+                    for (int k = 0; k < K; k++) {
+                        acc += (int64_t)q[k] * wq[(size_t)n * K + k];
+                        cs += wq[(size_t)n * K + k];
+                    }
+                    const float v = (float)(int32_t)(acc - (int64_t)zx * cs) * (sx * sw[n]);
+                    r[(size_t)t * N + n] = v + b[n];
+                }
+            }
+            vq_gemm_ref(0, 1, T, N, K, x, K, w, K, 0.0f, f, N);
+            for (int i = 0; i < T * N; i++) {
+                f[i] += b[i % N];
+                err += fabs((double)f[i] - r[i]);
+                mag += fabs((double)f[i]);
+            }
+            for (int kern = 0; kern < 2; kern++) {
+                if (kern && !vq_int8_native()) continue;
+                vq_int8_force(kern);
+                ran[kern] = 1;
+                ok_ref[kern] &= vq_int8_linear(2, pk, x, T, b, y) == 0 && !memcmp(y, r, sizeof(float) * T * N);
+                vq_int8_linear(1, pk, x, T, b, y2);
+                ok_thr &= !memcmp(y, y2, sizeof(float) * T * N);
+                for (int t = 0; t < T; t += 3) {
+                    vq_int8_linear(2, pk, x + (size_t)t * K, 1, b, y2);
+                    ok_rows &= !memcmp(y2, y + (size_t)t * N, sizeof(float) * N);
+                }
+            }
+            vq_int8_force(-1);
+            free(x); free(y); free(r); free(y2); free(f); free(q);
+        }
+        vq_int8_pack_free(pk);
+        free(w); free(b); free(wq); free(sw);
+    }
+    CHECK(ok_w, "int8: weights per output channel, scale max|W|/127, |W - s Wq| <= s/2 (4 shapes, K 3..1024, N 7..1000)");
+    CHECK(ok_x, "int8: rows of activations in 0..255 with a zero point, |x - s (q - z)| <= s/2, zero exact");
+    CHECK(ok_ref[0], "int8, scalar kernel: 1..100 rows, bit-identical to the reference (exact integer sums, the "
+          "documented epilogue)");
+    if (ran[1])
+        CHECK(ok_ref[1], "int8, AVX512_VNNI kernel: 1..100 rows, bit-identical to the reference (exact integer sums)");
+    else
+        printf("ok - int8, AVX512_VNNI kernel: not on this CPU (skipped)\n");
+    CHECK(ok_thr && ok_rows, "int8: bit-identical with 1 and 2 threads; each row as computed alone");
+    CHECK(err / mag < 2e-2, "int8: mean relative error %.2g < 2e-2 against the fp32 product", err / mag);
 }
 
 /* Linear layers of a few rows (linear_small.c), at every instruction set
@@ -654,6 +745,7 @@ int main(void)
     test_conv();
     test_conv_threads_bf16();
     test_linear_bf16();
+    test_linear_int8();
     test_linear_small();
     test_scratch();
     test_norms();
