@@ -2,14 +2,17 @@
  * against them, and whole frames against the reference's algorithm on the
  * same weights.
  *
- *   build/tests/bench_speed [--quick | --stages | --full | --full-only]   (make bench: no flag)
+ *   build/tests/bench_speed [--quick | --stages | --products | --full | --full-only]   (make bench: no flag)
  *
  * Model: $VQ_BENCH_MODEL (default build/sflckr-random.gguf: the released
  * S-FLCKR shapes, random weights). Reference timings: $VQ_REFERENCE_TIMING
  * (default build/reference-timing.json, written by tools/reference_timing.py
- * on the same weights). Whole frames: 256x512 and 512x512 (fp32, bf16; the
+ * on the same weights). The int8 backend's peak and the linear layers'
+ * rate at the transformer's shapes in fp32, bf16 and int8, and the
+ * transformer's prefill and decode in each. Whole frames: 256x512 and 512x512 (fp32, bf16; the
  * 512x512 ones take about 10 minutes each on 2 cores), and 256x512 in the
- * fast mode; --quick leaves out the 512x512 frames, --stages stops before the
+ * fast mode; --quick leaves out the 512x512 frames, --products stops after
+ * the peaks and the linear layers' rates, --stages stops before the
  * whole frames, --full adds the paper's 1024x672 frame in bf16 (fp32 where the
  * CPU lacks native bf16; about 25 minutes on 2 cores of a Zen 4), against the
  * paper's 379 s on a GPU, and --full-only runs that frame alone after the
@@ -21,12 +24,17 @@
 
 #include "bench_common.h"
 #include "gpt.h"
+#include "ops.h"
 #include "session.h"
 #include "vqgan.h"
 
-static double peak_bf16(void)
+static const char *prec_name[3] = { "fp32", "bf16", "int8" };
+
+/* The best rate of a backend's packed products (bf16, int8) on large
+ * transformer-shaped products: GFLOPS, or GOPS for int8 (2 per multiply-add). */
+static double peak_packed(int precision)
 {
-    const struct vq_backend *be = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
+    const struct vq_backend *be = vq_backend_get(VQ_BACKEND_DNNL, precision);
     if (!be) return 0;
     const struct vq_exec ex = vq_exec_make(be, 0);
     static const int shapes[][3] = { { 512, 4096, 1024 }, { 512, 1024, 4096 }, { 1024, 4096, 1024 } };
@@ -127,7 +135,59 @@ static double ref_frame_seconds(const char *size)
     return s ? atof(s + 10) : 0;
 }
 
-struct models { struct vqgan_model *m[2]; struct vqgan_session *s[2]; };
+struct models { struct vqgan_model *m[3]; struct vqgan_session *s[3]; };
+
+/* The transformer's linear layers alone, at its shapes (D x D, 4D x D,
+ * D x 4D) and row counts (a 512-position prefill, a window row of 16, one
+ * position), in each precision through its model's backend: the rate, and
+ * its share of that precision's peak. */
+static void products(struct models *M, const double peak[3])
+{
+    static const int rows[3] = { 512, 16, 1 };
+    double rate[3][3] = { { 0 } };
+    /* three rounds, the precisions interleaved, the best of each kept: the
+     * machine is shared and its load moves within seconds */
+    for (int round = 0; round < 3; round++)
+    for (int p = 0; p < 3; p++) {
+        if (!M->s[p]) continue;
+        const struct vq_gpt *g = &M->m[p]->gpt;
+        const struct vq_gpt_block *b = &g->blocks[0];
+        const int D = g->n_embd;
+        const struct vq_exec ex = vq_exec_make(g->be, 0);
+        const float *W[3] = { b->q_w, b->fc_w, b->fc2_w };
+        const struct vq_packed *P[3] = { b->q_p, b->fc_p, b->fc2_p };
+        const int N[3] = { D, 4 * D, D }, K[3] = { D, D, 4 * D };
+        float *x = malloc(sizeof(float) * 512 * 4 * D), *y = malloc(sizeof(float) * 512 * 4 * D);
+        for (long i = 0; i < 512L * 4 * D; i++) x[i] = sinf(0.01f * (float)i);
+        for (int r = 0; r < 3; r++) {
+            const int T = rows[r];
+            double ops = 0, t = 0;
+            for (int k = 0; k < 3; k++) {
+                vq_linear(&ex, x, T, K[k], W[k], P[k], NULL, N[k], y);
+                double best = 1e30;
+                for (int rep = 0; rep < (T > 16 ? 4 : 30); rep++) {
+                    const double t0 = now_s();
+                    vq_linear(&ex, x, T, K[k], W[k], P[k], NULL, N[k], y);
+                    best = fmin(best, now_s() - t0);
+                }
+                ops += 2.0 * T * N[k] * K[k];
+                t += best;
+            }
+            rate[p][r] = fmax(rate[p][r], ops / t * 1e-9);
+        }
+        free(x); free(y);
+    }
+    for (int p = 0; p < 3; p++) {
+        if (!M->s[p]) continue;
+        printf("  linear layers at the transformer's shapes, %s: %d rows %6.1f, 16 rows %6.1f, 1 row %6.1f G%s/s; "
+               "512 rows at %5.1f%% of the %s peak\n", prec_name[p], rows[0], rate[p][0], rate[p][1], rate[p][2],
+               p == 2 ? "OP" : "FLOP", 100 * rate[p][0] / peak[p], prec_name[p]);
+    }
+    if (M->s[2] && M->s[1])
+        printf("  int8 against bf16 (same run): 512 rows %.2fx, 16 rows %.2fx, 1 row %.2fx; against fp32 %.2fx, "
+               "%.2fx, %.2fx\n", rate[2][0] / rate[1][0], rate[2][1] / rate[1][1], rate[2][2] / rate[1][2],
+               rate[2][0] / rate[0][0], rate[2][1] / rate[0][1], rate[2][2] / rate[0][2]);
+}
 
 static void stages(struct models *M, double peak[2])
 {
@@ -152,9 +212,9 @@ static void stages(struct models *M, double peak[2])
     }
 }
 
-static void transformer(struct models *M, double peak[2])
+static void transformer(struct models *M, double peak[3])
 {
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < 3; p++) {
         if (!M->s[p]) continue;
         const struct vq_gpt *g = &M->m[p]->gpt;
         vq_session_enter(M->s[p]);
@@ -177,7 +237,7 @@ static void transformer(struct models *M, double peak[2])
         }
         double gf = (f1 - f0) * 1e-9;
         printf("  transformer prefill %d pos  %s  %6.2f s  %6.1f GFLOP  %6.1f GFLOPS  %5.1f%% of peak\n", n,
-               p ? "bf16" : "fp32", best, gf, gf / best, 100 * gf / best / peak[p]);
+               prec_name[p], best, gf, gf / best, 100 * gf / best / peak[p]);
         /* single-position decode at the middle of the window, between two
          * measurements of the bandwidth (this VM's moves by half within the
          * hour): the higher of each is the reference */
@@ -192,10 +252,10 @@ static void transformer(struct models *M, double peak[2])
         const double bw2 = memcpy_gbs(), rd2 = read_gbs();
         bw = bw2 > bw ? bw2 : bw;
         rd = rd2 > rd ? rd2 : rd;
-        double wbytes = (double)g->n_layer * 12.0 * g->n_embd * g->n_embd * (p ? 2 : 4) +
-                        (double)g->vocab * g->n_embd * (p ? 2 : 4);
+        const int wb = p == 2 ? 1 : p ? 2 : 4;
+        double wbytes = (double)g->n_layer * 12.0 * g->n_embd * g->n_embd * wb + (double)g->vocab * g->n_embd * wb;
         printf("  transformer decode 1 pos    %s  %6.3f s  weights %.2f GB  %6.1f GB/s  %5.1f%% of memcpy bandwidth"
-               " (%.1f GB/s beside it; %.0f%% of a read-only stream, %.1f GB/s)\n", p ? "bf16" : "fp32", bd,
+               " (%.1f GB/s beside it; %.0f%% of a read-only stream, %.1f GB/s)\n", prec_name[p], bd,
                wbytes * 1e-9, wbytes / bd * 1e-9, 100 * wbytes / bd * 1e-9 / bw, bw, 100 * wbytes / bd * 1e-9 / rd, rd);
         vq_kv_cache_free(&c);
         free(tok); free(logits);
@@ -280,13 +340,14 @@ int main(int argc, char **argv)
     int full = full_only || (argc > 1 && !strcmp(argv[1], "--full"));
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
     int stages_only = argc > 1 && !strcmp(argv[1], "--stages");
+    int products_only = argc > 1 && !strcmp(argv[1], "--products");
     const char *path = getenv("VQ_BENCH_MODEL") ? getenv("VQ_BENCH_MODEL") : "build/sflckr-random.gguf";
     struct models M;
     memset(&M, 0, sizeof(M));
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < 3; p++) {
         struct vqgan_model_params mp = vqgan_model_default_params();
-        mp.precision = p ? VQGAN_PRECISION_BF16 : VQGAN_PRECISION_FP32;
-        if (p && !vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16)) break;
+        mp.precision = p == 2 ? VQGAN_PRECISION_INT8 : p ? VQGAN_PRECISION_BF16 : VQGAN_PRECISION_FP32;
+        if (p && !vq_backend_get(VQ_BACKEND_DNNL, p == 2 ? VQ_PREC_INT8 : VQ_PREC_BF16)) break;
         if (vqgan_model_load(path, &mp, &M.m[p]) || vqgan_session_new(M.m[p], NULL, &M.s[p])) {
             fprintf(stderr, "bench_speed: %s\n", vqgan_last_error());
             return 1;
@@ -299,9 +360,13 @@ int main(int argc, char **argv)
            vq_blas_corename() ? vq_blas_corename() : "not built in");
     printf("OpenMP wait policy: %s\n", getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY")
                                                                   : "libgomp's default (spin a while, then sleep)");
-    double peak[2] = { bench_peak_gflops(0), peak_bf16() }, bw = memcpy_gbs(), rd = read_gbs();
-    printf("machine peak: matmul fp32 %.0f GFLOPS, bf16 %.0f GFLOPS; memcpy %.1f GB/s (read + write, all threads); "
-           "read alone %.1f GB/s\n", peak[0], peak[1], bw, rd);
+    double peak[3] = { bench_peak_gflops(0), peak_packed(VQ_PREC_BF16), peak_packed(VQ_PREC_INT8) };
+    double bw = memcpy_gbs(), rd = read_gbs();
+    printf("machine peak: matmul fp32 %.0f GFLOPS, bf16 %.0f GFLOPS, int8 %.0f GOPS (the int8 backend's own "
+           "AVX512_VNNI kernel, activations quantized per call included); memcpy %.1f GB/s (read + write, all "
+           "threads); read alone %.1f GB/s\n", peak[0], peak[1], peak[2], bw, rd);
+    products(&M, peak);
+    if (products_only) goto done;
     if (full_only) goto paper_frame;
     stages(&M, peak);
     transformer(&M, peak);
@@ -318,10 +383,10 @@ paper_frame:
 done:;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("peak resident memory: %.2f GB (both precisions' models loaded)\n", ru.ru_maxrss / 1048576.0);
-    for (int p = 0; p < 2; p++) {
-        free(last_exact[p].tok);
-        free(last_exact[p].rgb);
+    printf("peak resident memory: %.2f GB (every precision's model loaded)\n", ru.ru_maxrss / 1048576.0);
+    for (int p = 0; p < 3; p++) {
+        if (p < 2) free(last_exact[p].tok);
+        if (p < 2) free(last_exact[p].rgb);
         vqgan_session_free(M.s[p]);
         vqgan_model_unref(M.m[p]);
     }
