@@ -295,6 +295,7 @@ static inline uint16_t to_bf16(float x)
 void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, const void *K2, int ldk, const void *V2, int D, int n_head,
                        int n_unmasked, int L0, int n, float *att, float *y)
 {
+    VQ_OMP_ONLY(ex);
     const int nh = n_head, hd = D / nh, T = L0 + n;
     const float scale = (float)(1.0 / sqrt((double)hd));
     const int n_blocks = (n + ATT_ROWS - 1) / ATT_ROWS;
@@ -329,6 +330,7 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
 
 void vq_store_keys_bf16(const struct vq_exec *ex, const float *k, int n, int D, void *K2, int ldk, int L0)
 {
+    VQ_OMP_ONLY(ex);
     uint16_t *kp = K2;
 #pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16)) \
     num_threads(vq_nt(ex))
@@ -342,6 +344,7 @@ void vq_store_keys_bf16(const struct vq_exec *ex, const float *k, int n, int D, 
 
 void vq_store_values_bf16(const struct vq_exec *ex, const float *v, int n, int D, void *V2, int L0)
 {
+    VQ_OMP_ONLY(ex);
     uint16_t *vp = V2;
     const int end = L0 + n;
 #pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16)) \
@@ -397,6 +400,7 @@ void vq_attention(const struct vq_exec *ex, const float *q, const float *Kt, int
 
 void vq_transpose_keys(const struct vq_exec *ex, const float *k, int n, int D, float *Kt, int ldk)
 {
+    VQ_OMP_ONLY(ex);
 #pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16)) \
     num_threads(vq_nt(ex))
     for (int d0 = 0; d0 < D; d0 += 16) {

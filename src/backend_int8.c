@@ -241,6 +241,7 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
     }
     vq_flops_add(2ull * T * N * K);
     const int n_blk = w->Np / BLK, vnni = use_vnni();
+    VQ_OMP_ONLY(nt);
 #pragma omp parallel for schedule(static) if (n_blk > 1 && (int64_t)T * N * K >= (1 << 18)) num_threads(nt)
     for (int j = 0; j < n_blk; j++) {
 #ifdef VQ_INT8_X86

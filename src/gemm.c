@@ -168,6 +168,7 @@ void vq_flops_add(unsigned long long n) { __atomic_add_fetch(&gemm_flops, n, __A
 void vq_gemm_run(int kind, int n_threads, int transA, int transB, int M, int N, int K,
                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
+    VQ_OMP_ONLY(n_threads);
     if (M <= 0 || N <= 0)
         return;
     __atomic_add_fetch(&gemm_flops, 2ull * M * N * (K > 0 ? K : 0), __ATOMIC_RELAXED);

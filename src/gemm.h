@@ -57,6 +57,14 @@ void vq_f32_to_bf16(const float *x, uint16_t *y, size_t n);
  * the threads; from the shape alone, so results do not depend on threads. */
 int vq_panel_size(int n);
 
+/* For a parameter whose only use is a num_threads clause: builds without
+ * OpenMP (the TSan and fuzzing builds, mk/hardening.mk) drop the clause. */
+#ifdef _OPENMP
+#define VQ_OMP_ONLY(x) ((void)0)
+#else
+#define VQ_OMP_ONLY(x) ((void)(x))
+#endif
+
 /* Online cores: what a thread count of 0 means. */
 int vq_threads_available(void);
 

@@ -150,6 +150,7 @@ static panel_fn pick_panel(void)
 
 int vq_linear_small(int n_threads, const float *x, int T, int K, const float *W, const float *b, int N, float *y)
 {
+    VQ_OMP_ONLY(n_threads);
 #ifdef VQ_SMALL_X86
     const panel_fn panel = pick_panel();
     if (!panel || T < 1 || T > VQ_SMALL_ROWS || K < 1 || N < 1)
@@ -237,6 +238,7 @@ static void column_block_bf16(const uint16_t *xb, int T, int K, const uint16_t *
 int vq_linear_small_bf16(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b,
                          int N, float *y)
 {
+    VQ_OMP_ONLY(n_threads);
 #ifdef VQ_SMALL_X86
     if (small_level() < 3 || T < 1 || T > VQ_SMALL_ROWS || K < 2 || K % 2 || N % 64)
         return -1;

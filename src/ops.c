@@ -18,6 +18,7 @@
 static void im2col(const struct vq_exec *ex, const float *in, int C, int H, int W, int k, int s, int pad_t, int pad_l,
                    int y0, int rows, int Wo, float *col)
 {
+    VQ_OMP_ONLY(ex);
     const int n = rows * Wo;
 #pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
     for (int r = 0; r < C * k * k; r++) {
@@ -149,6 +150,7 @@ VQ_HOT static void scale_shift(const float *x, float *y, int n, float m, float a
 static void group_norm(const struct vq_exec *ex, const float *x, int C, int HW, int G, float eps,
                        const float *gamma, const float *beta, float *y, int swish)
 {
+    VQ_OMP_ONLY(ex);
     const int cpg = C / G;
 #pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
     for (int g = 0; g < G; g++) {
@@ -180,6 +182,7 @@ VQ_HOT static void swish_run(float *x, size_t n)
 
 void vq_swish(const struct vq_exec *ex, float *x, size_t n)
 {
+    VQ_OMP_ONLY(ex);
 #pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
     for (size_t i0 = 0; i0 < n; i0 += 4096)
         swish_run(x + i0, n - i0 < 4096 ? n - i0 : 4096);
@@ -187,6 +190,7 @@ void vq_swish(const struct vq_exec *ex, float *x, size_t n)
 
 void vq_upsample2x(const struct vq_exec *ex, const float *x, int C, int H, int W, float *y)
 {
+    VQ_OMP_ONLY(ex);
 #pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
     for (int c = 0; c < C; c++)
         for (int yy = 0; yy < 2 * H; yy++) {
@@ -199,6 +203,7 @@ void vq_upsample2x(const struct vq_exec *ex, const float *x, int C, int H, int W
 
 void vq_add(const struct vq_exec *ex, float *y, const float *x, size_t n)
 {
+    VQ_OMP_ONLY(ex);
 #pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
     for (size_t i = 0; i < n; i++)
         y[i] += x[i];
@@ -207,6 +212,7 @@ void vq_add(const struct vq_exec *ex, float *y, const float *x, size_t n)
 void vq_layer_norm(const struct vq_exec *ex, const float *x, int T, int D, const float *gamma, const float *beta,
                    float eps, float *y)
 {
+    VQ_OMP_ONLY(ex);
 #pragma omp parallel for schedule(static) if (T > 1) num_threads(vq_nt(ex))
     for (int t = 0; t < T; t++) {
         const float *xt = x + (size_t)t * D;
@@ -249,6 +255,7 @@ void vq_linear(const struct vq_exec *ex, const float *x, int T, int Din, const f
 
 void vq_gelu(const struct vq_exec *ex, float *x, size_t n)
 {
+    VQ_OMP_ONLY(ex);
     /* fixed blocks: the split does not depend on the thread count */
     const size_t block = 4096;
 #pragma omp parallel for schedule(static) if (n > block) num_threads(vq_nt(ex))
