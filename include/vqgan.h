@@ -79,6 +79,9 @@ enum vqgan_precision {
     VQGAN_PRECISION_AUTO = 0, /* the library's documented default (fp32)     */
     VQGAN_PRECISION_FP32 = 1,
     VQGAN_PRECISION_BF16 = 2, /* bf16 products where the CPU supports them   */
+    VQGAN_PRECISION_INT8 = 3, /* the transformer's linear layers in int8 (the
+                                 rest as bf16) where the CPU has AVX512_VNNI
+                                 and native bf16; docs/precision.md */
 };
 
 struct vqgan_model_params {

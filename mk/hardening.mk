@@ -34,8 +34,9 @@
 # session n_threads = 1, so oneDNN (which uses libgomp inside) stays on the
 # calling thread too. What TSan then checks is exactly our own
 # synchronisation: the shared-model cache and reference counts (model.c), the
-# per-thread error and the log callback lock (error.c), the bf16 registry
-# (backend_packed.c), oneDNN's one-time engine set-up (backend_dnnl.c), and
+# per-thread error and the log callback lock (error.c), the packed weights
+# (held by the model, read-only after load), oneDNN's one-time engine set-up
+# (backend_dnnl.c), and
 # that sessions share nothing mutable through the model. No suppressions.
 #
 # Valgrind and oneDNN: valgrind reports the CPU as having no AVX-512 (CPUID

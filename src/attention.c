@@ -251,21 +251,22 @@ static int forced_kernel = -1;
 void vq_attention_force(int kernel) { __atomic_store_n(&forced_kernel, kernel, __ATOMIC_RELAXED); }
 
 /* 1: the AVX-512 kernels, 0: vq_gemm */
-int vq_attention_kernel(int hd)
+int vq_attention_kernel(const struct vq_backend *be, int hd)
 {
 #ifdef VQ_ATT_X86
     const int f = __atomic_load_n(&forced_kernel, __ATOMIC_RELAXED);
     if (f >= 0) return f && vq_simd_level() >= 2 && hd % 16 == 0;
-    return vq_simd_level() >= 2 && hd % 16 == 0 && vq_backend_current() != VQ_BACKEND_REF;
+    if (!be) be = vq_backend_default();
+    return vq_simd_level() >= 2 && hd % 16 == 0 && be->kind != VQ_BACKEND_REF;
 #else
-    (void)hd;
+    (void)be; (void)hd;
     return 0;
 #endif
 }
 
-int vq_attention_bf16_kernel(int hd)
+int vq_attention_bf16_kernel(const struct vq_backend *be, int hd)
 {
-    return vq_attention_kernel(hd) && vq_simd_level() >= 3;
+    return vq_attention_kernel(be, hd) && vq_simd_level() >= 3;
 }
 
 /* Scale, mask and softmax of a task's rows: row r (position pos0 + r) keeps
@@ -291,14 +292,16 @@ static inline uint16_t to_bf16(float x)
     return (uint16_t)(u >> 16);
 }
 
-void vq_attention_bf16(const float *q, uint16_t *qb, const void *K2, int ldk, const void *V2, int D, int n_head,
+void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, const void *K2, int ldk, const void *V2, int D, int n_head,
                        int n_unmasked, int L0, int n, float *att, float *y)
 {
+    VQ_OMP_ONLY(ex);
     const int nh = n_head, hd = D / nh, T = L0 + n;
     const float scale = (float)(1.0 / sqrt((double)hd));
     const int n_blocks = (n + ATT_ROWS - 1) / ATT_ROWS;
     vq_f32_to_bf16(q, qb, (size_t)n * D);
-#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)n * T * D >= (1 << 20) || (int64_t)T * D >= (1 << 17))
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)n * T * D >= (1 << 20) || (int64_t)T * D >= (1 << 17)) \
+    num_threads(vq_nt(ex))
     for (int task = 0; task < nh * n_blocks; task++) {
         const int h = task / n_blocks, r0 = (task % n_blocks) * ATT_ROWS;
         const int rn = n - r0 < ATT_ROWS ? n - r0 : ATT_ROWS;
@@ -325,10 +328,12 @@ void vq_attention_bf16(const float *q, uint16_t *qb, const void *K2, int ldk, co
     }
 }
 
-void vq_store_keys_bf16(const float *k, int n, int D, void *K2, int ldk, int L0)
+void vq_store_keys_bf16(const struct vq_exec *ex, const float *k, int n, int D, void *K2, int ldk, int L0)
 {
+    VQ_OMP_ONLY(ex);
     uint16_t *kp = K2;
-#pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16))
+#pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16)) \
+    num_threads(vq_nt(ex))
     for (int d0 = 0; d0 < D; d0 += 16) {
         const int dn = D - d0 < 16 ? D - d0 : 16;
         for (int r = 0; r < n; r++)
@@ -337,11 +342,13 @@ void vq_store_keys_bf16(const float *k, int n, int D, void *K2, int ldk, int L0)
     }
 }
 
-void vq_store_values_bf16(const float *v, int n, int D, void *V2, int L0)
+void vq_store_values_bf16(const struct vq_exec *ex, const float *v, int n, int D, void *V2, int L0)
 {
+    VQ_OMP_ONLY(ex);
     uint16_t *vp = V2;
     const int end = L0 + n;
-#pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16))
+#pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16)) \
+    num_threads(vq_nt(ex))
     for (int r = 0; r < n; r++) {
         const int t = L0 + r;
         uint16_t *row = vp + (size_t)(t / 2) * D * 2 + (t & 1);
@@ -355,17 +362,18 @@ void vq_store_values_bf16(const float *v, int n, int D, void *V2, int L0)
     }
 }
 
-void vq_attention(const float *q, const float *Kt, int ldk, const float *V, int D, int n_head, int n_unmasked,
+void vq_attention(const struct vq_exec *ex, const float *q, const float *Kt, int ldk, const float *V, int D, int n_head, int n_unmasked,
                   int L0, int n, float *att, float *y)
 {
     const int nh = n_head, hd = D / nh, T = L0 + n;
     const float scale = (float)(1.0 / sqrt((double)hd));
     const int n_blocks = (n + ATT_ROWS - 1) / ATT_ROWS;
-    const int kernel = vq_attention_kernel(hd);
+    const int kernel = vq_attention_kernel(ex ? ex->be : NULL, hd);
 
     /* one new row still reads every key and value of the cache (T x D floats
      * each): spread over the heads once that is more than a little */
-#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)n * T * D >= (1 << 20) || (int64_t)T * D >= (1 << 17))
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)n * T * D >= (1 << 20) || (int64_t)T * D >= (1 << 17)) \
+    num_threads(vq_nt(ex))
     for (int task = 0; task < nh * n_blocks; task++) {
         const int h = task / n_blocks, r0 = (task % n_blocks) * ATT_ROWS;
         const int rn = n - r0 < ATT_ROWS ? n - r0 : ATT_ROWS;
@@ -379,20 +387,22 @@ void vq_attention(const float *q, const float *Kt, int ldk, const float *V, int 
             vq_flops_add(scores_avx512(rn, L0 + r0, n_unmasked, hd, qh, D, kh, ldk, S, T));
         } else
 #endif
-            vq_gemm(0, 0, rn, Tb, hd, qh, D, kh, ldk, 0.0f, S, T);
+            vq_gemm(ex, 0, 0, rn, Tb, hd, qh, D, kh, ldk, 0.0f, S, T);
         softmax_rows(S, T, rn, L0 + r0, n_unmasked, Tb, scale);
 #ifdef VQ_ATT_X86
         if (kernel) {
             vq_flops_add(output_avx512(rn, L0 + r0, n_unmasked, hd, S, T, vh, D, yh, D));
         } else
 #endif
-            vq_gemm(0, 0, rn, hd, Tb, S, T, vh, D, 0.0f, yh, D);
+            vq_gemm(ex, 0, 0, rn, hd, Tb, S, T, vh, D, 0.0f, yh, D);
     }
 }
 
-void vq_transpose_keys(const float *k, int n, int D, float *Kt, int ldk)
+void vq_transpose_keys(const struct vq_exec *ex, const float *k, int n, int D, float *Kt, int ldk)
 {
-#pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16))
+    VQ_OMP_ONLY(ex);
+#pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16)) \
+    num_threads(vq_nt(ex))
     for (int d0 = 0; d0 < D; d0 += 16) {
         const int dn = D - d0 < 16 ? D - d0 : 16;
         for (int r = 0; r < n; r++)

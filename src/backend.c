@@ -1,209 +1,137 @@
-/* Matrix-product dispatch: shape-determined panels, one OpenMP region, a
- * single-threaded provider call per panel (see backend.h). */
-#include <stdlib.h>
-#include <unistd.h>
-#include <omp.h>
+/* The backends (backend.h): one table of functions per provider and
+ * precision, and the choice made when a model is loaded. */
+#include <stddef.h>
 
 #include "backend.h"
+#include "backend_dnnl.h"
+#include "backend_int8.h"
+#include "linear_small.h"
 
-#ifdef VQ_HAVE_DNNL
-#include <dnnl.h>
-#endif
-#ifdef VQ_HAVE_OPENBLAS
-#include <cblas.h>
-void openblas_set_num_threads(int);
-char *openblas_get_corename(void);
-#endif
+/* ---- the entries, each a thin adapter to its provider -------------------------- */
 
-const char *vq_blas_corename(void)
+#define GEMM_FN(NAME, KIND)                                                                              \
+    static void NAME(const struct vq_exec *ex, int transA, int transB, int M, int N, int K, const float *A, \
+                     int lda, const float *B, int ldb, float beta, float *C, int ldc)                      \
+    {                                                                                                    \
+        vq_gemm_run(KIND, vq_nt(ex), transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);             \
+    }
+GEMM_FN(gemm_ref, VQ_BACKEND_REF)
+GEMM_FN(gemm_blas, VQ_BACKEND_BLAS)
+GEMM_FN(gemm_dnnl, VQ_BACKEND_DNNL)
+
+static int conv_dnnl(const struct vq_exec *ex, const float *in, int C, int H, int W, const float *weight,
+                     const float *bias, int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out)
 {
-#ifdef VQ_HAVE_OPENBLAS
-    const char *c = openblas_get_corename();
-    return c ? c : "unknown";
-#else
+    return vq_dnnl_conv2d(vq_nt(ex), in, C, H, W, weight, bias, Cout, k, s, pt, pl, pb, pr, out, 0);
+}
+
+static int conv_dnnl_bf16(const struct vq_exec *ex, const float *in, int C, int H, int W, const float *weight,
+                          const float *bias, int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out)
+{
+    return vq_dnnl_conv2d(vq_nt(ex), in, C, H, W, weight, bias, Cout, k, s, pt, pl, pb, pr, out, 1);
+}
+
+static int small_f32(const struct vq_exec *ex, const float *x, int T, int K, const float *W, const float *b, int N,
+                     float *y)
+{
+    return vq_linear_small(vq_nt(ex), x, T, K, W, b, N, y);
+}
+
+static int packed_bf16(const struct vq_exec *ex, const struct vq_packed *p, const float *x, int T, const float *b,
+                       float *y)
+{
+    return vq_dnnl_linear_bf16(vq_nt(ex), p, x, T, b, y);
+}
+
+static int packed_int8(const struct vq_exec *ex, const struct vq_packed *p, const float *x, int T, const float *b,
+                       float *y)
+{
+    return vq_int8_linear(vq_nt(ex), p, x, T, b, y);
+}
+
+/* ---- the tables ------------------------------------------------------------------ */
+
+static const struct vq_backend ref_fp32 = {
+    .name = "c-reference", .kind = VQ_BACKEND_REF, .precision = VQ_PREC_FP32, .gemm = gemm_ref,
+};
+static const struct vq_backend blas_fp32 = {
+    .name = "openblas", .kind = VQ_BACKEND_BLAS, .precision = VQ_PREC_FP32, .gemm = gemm_blas,
+    .linear_small = small_f32,
+};
+static const struct vq_backend dnnl_fp32 = {
+    .name = "onednn", .kind = VQ_BACKEND_DNNL, .precision = VQ_PREC_FP32, .gemm = gemm_dnnl,
+    .conv2d = conv_dnnl, .linear_small = small_f32,
+};
+/* bf16: the transformer's weights repacked once; products without packed
+ * weights (the VQGAN's attention, the quantizer) stay fp32 */
+static const struct vq_backend dnnl_bf16 = {
+    .name = "onednn-bf16", .kind = VQ_BACKEND_DNNL, .precision = VQ_PREC_BF16, .gemm = gemm_dnnl,
+    .conv2d = conv_dnnl_bf16, .linear_small = small_f32,
+    .pack = vq_dnnl_pack_bf16, .pack_free = vq_dnnl_pack_free, .linear_packed = packed_bf16,
+};
+
+/* int8: the transformer's linear layers in int8 (backend_int8.h); the
+ * convolutions, the attention and its cache as in bf16 */
+static const struct vq_backend dnnl_int8 = {
+    .name = "onednn-int8", .kind = VQ_BACKEND_DNNL, .precision = VQ_PREC_INT8, .gemm = gemm_dnnl,
+    .conv2d = conv_dnnl_bf16, .linear_small = small_f32,
+    .pack = vq_int8_pack, .pack_free = vq_int8_pack_free, .linear_packed = packed_int8,
+};
+
+const struct vq_backend *vq_backend_get(int kind, int precision)
+{
+    if (!vq_gemm_provider_built(kind))
+        return NULL;
+    switch (precision) {
+    case VQ_PREC_FP32:
+        return kind == VQ_BACKEND_REF ? &ref_fp32 : kind == VQ_BACKEND_BLAS ? &blas_fp32 : &dnnl_fp32;
+    case VQ_PREC_BF16:
+        return kind == VQ_BACKEND_DNNL && vq_dnnl_bf16_native() ? &dnnl_bf16 : NULL;
+    case VQ_PREC_INT8:
+        return kind == VQ_BACKEND_DNNL && vq_dnnl_bf16_native() && vq_int8_native() ? &dnnl_int8 : NULL;
+    }
     return NULL;
-#endif
 }
 
-#if defined(VQ_HAVE_DNNL)
-static int backend_kind = VQ_BACKEND_DNNL;
-#elif defined(VQ_HAVE_OPENBLAS)
-static int backend_kind = VQ_BACKEND_BLAS;
-#else
-static int backend_kind = VQ_BACKEND_REF;
-#endif
-
-const char *vq_backend_name(int kind)
+const struct vq_backend *vq_backend_default(void)
 {
-    switch (kind) {
-    case VQ_BACKEND_REF:  return "c-reference";
-    case VQ_BACKEND_BLAS: return "openblas";
-    case VQ_BACKEND_DNNL: return "onednn";
-    }
-    return "unknown";
+    const struct vq_backend *be = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_FP32);
+    if (!be) be = vq_backend_get(VQ_BACKEND_BLAS, VQ_PREC_FP32);
+    return be ? be : &ref_fp32;
 }
 
-int vq_backend_select(int kind)
+/* enum vqgan_precision: 0 auto, 1 fp32, 2 bf16, 3 int8 (vqgan.h) */
+const struct vq_backend *vq_backend_choose(int precision, int *downgraded)
 {
-    switch (kind) {
-    case VQ_BACKEND_REF: break;
-#ifdef VQ_HAVE_OPENBLAS
-    case VQ_BACKEND_BLAS: openblas_set_num_threads(1); break;
-#endif
-#ifdef VQ_HAVE_DNNL
-    case VQ_BACKEND_DNNL: break;
-#endif
-    default: return -1;
-    }
-    backend_kind = kind;
-    return 0;
+    const struct vq_backend *be = NULL;
+    if (precision == 3) be = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_INT8);
+    if (!be && precision >= 2) be = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
+    if (downgraded) *downgraded = precision >= 2 && (!be || (precision == 3) != (be->precision == VQ_PREC_INT8));
+    return be ? be : vq_backend_default();
 }
 
-int vq_backend_current(void) { return backend_kind; }
-
-static _Thread_local int use_bf16;
-void vq_backend_set_bf16(int on) { use_bf16 = on; }
-int  vq_backend_bf16(void) { return use_bf16; }
-
-void vq_threads_set(int n) { omp_set_num_threads(n > 0 ? n : vq_threads_available()); }
-int  vq_threads_get(void) { return omp_get_max_threads(); }
-int  vq_threads_available(void)
+struct vq_exec vq_exec_make(const struct vq_backend *be, int n_threads)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    return (struct vq_exec){ be ? be : vq_backend_default(), n_threads > 0 ? n_threads : vq_threads_available() };
 }
 
-void vq_gemm_ref(int transA, int transB, int M, int N, int K,
-                 const float *A, int lda, const float *B, int ldb,
-                 float beta, float *C, int ldc)
+void vq_gemm(const struct vq_exec *ex, int transA, int transB, int M, int N, int K, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc)
 {
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            float acc = 0.0f;
-            for (int k = 0; k < K; k++) {
-                float a = transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
-                float b = transB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
-                acc += a * b;
-            }
-            float *c = &C[(size_t)i * ldc + j];
-            *c = beta == 0.0f ? acc : acc + beta * *c;
-        }
+    const struct vq_exec e = vq_exec_of(ex);
+    e.be->gemm(&e, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
 
-#ifndef DNNL_SPLIT_STEP
-#define DNNL_SPLIT_STEP 15
-#endif
-#ifndef DNNL_SPLIT_ROWS
-#define DNNL_SPLIT_ROWS 64
-#endif
-
-/* One panel, single-threaded. */
-static void gemm_panel(int kind, int transA, int transB, int M, int N, int K,
-                       const float *A, int lda, const float *B, int ldb,
-                       float beta, float *C, int ldc)
+struct vq_packed *vq_backend_pack(const struct vq_backend *be, const float *W, int N, int K, int *nomem)
 {
-    switch (kind) {
-#ifdef VQ_HAVE_DNNL
-    case VQ_BACKEND_DNNL:
-        /* oneDNN's sgemm with a transposed B (every linear layer: weights are
-         * [out][in]) packs B first once M reaches 16 rows, which costs several
-         * times the product when B is streamed from memory and M is small
-         * (the sampler's chunks of w = 16 positions): below DNNL_SPLIT_ROWS
-         * rows, run it as calls of at most DNNL_SPLIT_STEP = 15 rows (balanced),
-         * which stream B directly (4x faster at 16 rows on 2 cores of a Zen 4).
-         * The split depends on the shape only. */
-        if (transB && !transA && M >= 16 && M < DNNL_SPLIT_ROWS) {
-            const int parts = (M + DNNL_SPLIT_STEP - 1) / DNNL_SPLIT_STEP;
-            for (int q = 0, m0 = 0; q < parts; q++) {
-                const int mm = (M - m0) / (parts - q);
-                const float *Aq = A + (size_t)m0 * lda;
-                float *Cq = C + (size_t)m0 * ldc;
-                if (dnnl_sgemm('N', 'T', mm, N, K, 1.0f, Aq, lda, B, ldb, beta, Cq, ldc) != dnnl_success)
-                    vq_gemm_ref(0, 1, mm, N, K, Aq, lda, B, ldb, beta, Cq, ldc);
-                m0 += mm;
-            }
-            return;
-        } else if (dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, 1.0f, A, lda,
-                              B, ldb, beta, C, ldc) == dnnl_success) {
-            return;
-        }
-        break;
-#endif
-#ifdef VQ_HAVE_OPENBLAS
-    case VQ_BACKEND_BLAS:
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                    transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
-                    beta, C, ldc);
-        return;
-#endif
-    default:
-        break;
-    }
-    vq_gemm_ref(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    if (nomem) *nomem = 0;
+    if (!be || !be->pack) return NULL;
+    struct vq_packed *p = be->pack(W, N, K);
+    if (!p && nomem) *nomem = 1;
+    return p;
 }
 
-/* Panel size from the shape alone: about 16 panels on big products, at
- * least two on small ones, 64 to 256 columns (rows) wide at the least.
- * Narrow panels repack the whole other operand once each: at 64 columns a
- * 512x1024x1024 product ran at 80% of its 256-column speed (fp32, 2 cores of
- * a Zen 4), 65% at 136 rows; but one panel leaves a core idle. */
-static int round64(int n) { return (n + 63) & ~63; }
-int vq_panel_size(int n)
+void vq_backend_pack_free(const struct vq_backend *be, struct vq_packed *p)
 {
-    int p = round64((n + 15) / 16), half = round64((n + 1) / 2);
-    const int floor = half < 256 ? half : 256;
-    if (p < floor) p = floor;
-    return p < 64 ? 64 : p;
-}
-
-static unsigned long long gemm_flops;
-unsigned long long vq_gemm_flops(void) { return __atomic_load_n(&gemm_flops, __ATOMIC_RELAXED); }
-void vq_flops_add(unsigned long long n) { __atomic_add_fetch(&gemm_flops, n, __ATOMIC_RELAXED); }
-
-void vq_gemm(int transA, int transB, int M, int N, int K,
-             const float *A, int lda, const float *B, int ldb,
-             float beta, float *C, int ldc)
-{
-    if (M <= 0 || N <= 0)
-        return;
-    __atomic_add_fetch(&gemm_flops, 2ull * M * N * (K > 0 ? K : 0), __ATOMIC_RELAXED);
-    const int kind = backend_kind;
-    if (K <= 0) {
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++)
-                C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
-        return;
-    }
-    const int split_n = N >= M;
-    const int len = split_n ? N : M;
-    const int p = vq_panel_size(len);
-    int n_panel = (len + p - 1) / p;
-    /* split rows: a last panel of fewer than DNNL_SPLIT_ROWS joins the one
-     * before, so that every row goes through the kernel its whole call would
-     * use (oneDNN's rows do not depend on the rows beside them from 64 on;
-     * gpt.h, vq_gpt_rows_independent) */
-    if (!split_n && n_panel > 1 && len - (n_panel - 1) * p < DNNL_SPLIT_ROWS)
-        n_panel--;
-    if (n_panel == 1 || (int64_t)M * N * K < (1 << 18)) {
-        /* the provider must not split the product itself: its own threading
-         * may reorder the K sum with the thread count */
-        const int saved = omp_get_max_threads();
-        omp_set_num_threads(1);
-        gemm_panel(kind, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
-        omp_set_num_threads(saved);
-        return;
-    }
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int t = 0; t < n_panel; t++) {
-        const int off = t * p;
-        const int n = t == n_panel - 1 ? len - off : p;
-        if (split_n) {
-            const float *Bp = transB ? B + (size_t)off * ldb : B + off;
-            gemm_panel(kind, transA, transB, M, n, K, A, lda, Bp, ldb, beta, C + off, ldc);
-        } else {
-            const float *Ap = transA ? A + off : A + (size_t)off * lda;
-            gemm_panel(kind, transA, transB, n, N, K, Ap, lda, B, ldb, beta,
-                       C + (size_t)off * ldc, ldc);
-        }
-    }
+    if (be && be->pack_free && p) be->pack_free(p);
 }

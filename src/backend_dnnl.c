@@ -1,26 +1,15 @@
 /* oneDNN primitives: direct convolution (fp32, or bf16 on CPUs with native
  * bf16/AMX), and the bf16 matrix product. Any failure returns nonzero so the
- * caller falls back to im2col + vq_gemm. */
+ * caller falls back to im2col + gemm. */
+#include <omp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "backend_dnnl.h"
+#include "linear_small.h"
 #include "scratch.h"
-
-/* Round to nearest even, as the CPU's own conversion (vcvtneps2bf16) does for
- * finite values; the integer form vectorizes (VQ_HOT clones). */
-VQ_HOT
-void vq_f32_to_bf16(const float *x, uint16_t *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        u += 0x7fff + ((u >> 16) & 1);
-        y[i] = (uint16_t)(u >> 16);
-    }
-}
 
 #ifdef VQ_HAVE_DNNL
 #include <dnnl.h>
@@ -88,12 +77,27 @@ static int bind(dnnl_stream_t st, const dnnl_memory_desc_t *pmd, dnnl_memory_t u
     return in ? reorder(st, user, *out) : 0;
 }
 
-int vq_dnnl_conv2d(const float *in, int C, int H, int W, const float *weight, const float *bias,
+/* The primitive's own threads: oneDNN's OpenMP runtime sizes its regions
+ * from the calling thread's setting, so the call's count is set around it
+ * and the caller's restored. */
+static int conv2d(const float *in, int C, int H, int W, const float *weight, const float *bias,
+                  int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16);
+int vq_dnnl_conv2d(int n_threads, const float *in, int C, int H, int W, const float *weight, const float *bias,
                    int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16)
 {
     pthread_once(&once, init);
     if (!engine || (bf16 && !bf16_native))
         return -1;
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(n_threads > 0 ? n_threads : 1);
+    const int r = conv2d(in, C, H, W, weight, bias, Cout, k, s, pt, pl, pb, pr, out, bf16);
+    omp_set_num_threads(saved);
+    return r;
+}
+
+static int conv2d(const float *in, int C, int H, int W, const float *weight, const float *bias,
+                  int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16)
+{
     const int Ho = (H + pt + pb - k) / s + 1, Wo = (W + pl + pr - k) / s + 1;
     const dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_dims_t sd = { 1, C, H, W }, wd = { Cout, C, k, k }, bd = { Cout }, dd = { 1, Cout, Ho, Wo };
@@ -156,6 +160,7 @@ done:
  * pairs along K, blocked along N), so no call repacks it again: at 1 to 16
  * rows that is 1.4x to 5x faster than the plain [N][K] layout (Zen 4). */
 struct vq_bf16_weight {
+    struct vq_packed hdr;        /* precision VQ_PREC_BF16, N, K */
     int N, K, panel, n_panel;
     int kpairs;                  /* every panel is as is_kpairs() says */
     void *mem;                   /* the panels, one after the other */
@@ -198,14 +203,15 @@ static size_t panel_bytes(const dnnl_memory_desc_t *md)
     return (dnnl_memory_desc_get_size(md) + 63) & ~(size_t)63;
 }
 
-void vq_dnnl_pack_free(struct vq_bf16_weight *w)
+void vq_dnnl_pack_free(struct vq_packed *p)
 {
+    struct vq_bf16_weight *w = (struct vq_bf16_weight *)p;
     if (!w) return;
     free(w->mem);
     free(w);
 }
 
-struct vq_bf16_weight *vq_dnnl_pack_bf16(const float *W, int N, int K)
+struct vq_packed *vq_dnnl_pack_bf16(const float *W, int N, int K)
 {
     pthread_once(&once, init);
     if (!engine || !bf16_native || N < 1 || K < 1)
@@ -216,6 +222,7 @@ struct vq_bf16_weight *vq_dnnl_pack_bf16(const float *W, int N, int K)
     dnnl_stream_t st = NULL;
     int ok = w && plain && dnnl_stream_create(&st, engine, dnnl_stream_default_flags) == dnnl_success;
     if (w) {
+        w->hdr = (struct vq_packed){ VQ_PREC_BF16, N, K };
         w->N = N;
         w->K = K;
         w->panel = panel;
@@ -262,10 +269,10 @@ struct vq_bf16_weight *vq_dnnl_pack_bf16(const float *W, int N, int K)
     if (st) dnnl_stream_destroy(st);
     free(plain);
     if (!ok) {
-        vq_dnnl_pack_free(w);
+        vq_dnnl_pack_free(w ? &w->hdr : NULL);
         return NULL;
     }
-    return w;
+    return &w->hdr;
 }
 
 /* Each thread keeps its stream and its last PRIM_CACHE matmul primitives,
@@ -374,25 +381,27 @@ static int linear_panel(const uint16_t *xb, int T, const struct vq_bf16_weight *
     return r;
 }
 
-int vq_linear_bf16(const float *x, int T, int K, const struct vq_bf16_weight *W, const float *b, int N, float *y)
+int vq_dnnl_linear_bf16(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, float *y)
 {
-    if (!W || W->K != K || W->N != N)
+    const struct vq_bf16_weight *W = (const struct vq_bf16_weight *)p;
+    if (!W || W->hdr.precision != VQ_PREC_BF16)
         return -1;
+    const int K = W->K, N = W->N, nt = n_threads > 0 ? n_threads : 1;
     const size_t nx = (size_t)T * K, chunk = 1 << 14;
     uint16_t *xb = malloc(sizeof(uint16_t) * nx);
     int fail = !xb;
     if (fail) return -1;
     /* the input is converted once, shared by every panel */
-#pragma omp parallel for schedule(static) if (nx >= 2 * chunk)
+#pragma omp parallel for schedule(static) if (nx >= 2 * chunk) num_threads(nt)
     for (size_t i = 0; i < nx; i += chunk)
         vq_f32_to_bf16(x + i, xb + i, nx - i < chunk ? nx - i : chunk);
     vq_flops_add(2ull * T * N * K);
     /* a few rows: streamed through the blocks directly (linear_small.c) */
-    if (T <= VQ_SMALL_ROWS && W->kpairs && !vq_linear_small_bf16(xb, T, K, W->mem, b, N, y)) {
+    if (T <= VQ_SMALL_ROWS && W->kpairs && !vq_linear_small_bf16(nt, xb, T, K, W->mem, b, N, y)) {
         free(xb);
         return 0;
     }
-#pragma omp parallel for schedule(dynamic, 1) reduction(| : fail)
+#pragma omp parallel for schedule(dynamic, 1) reduction(| : fail) num_threads(nt)
     for (int t = 0; t < W->n_panel; t++)
         fail |= linear_panel(xb, T, W, t, b, y, N) != 0;
     free(xb);
@@ -400,22 +409,22 @@ int vq_linear_bf16(const float *x, int T, int K, const struct vq_bf16_weight *W,
 }
 
 #else
-struct vq_bf16_weight *vq_dnnl_pack_bf16(const float *W, int N, int K)
+struct vq_packed *vq_dnnl_pack_bf16(const float *W, int N, int K)
 {
     (void)W; (void)N; (void)K;
     return NULL;
 }
-void vq_dnnl_pack_free(struct vq_bf16_weight *w) { (void)w; }
-int vq_linear_bf16(const float *x, int T, int K, const struct vq_bf16_weight *W, const float *b, int N, float *y)
+void vq_dnnl_pack_free(struct vq_packed *w) { (void)w; }
+int vq_dnnl_linear_bf16(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, float *y)
 {
-    (void)x; (void)T; (void)K; (void)W; (void)b; (void)N; (void)y;
+    (void)n_threads; (void)p; (void)x; (void)T; (void)b; (void)y;
     return -1;
 }
 int vq_dnnl_bf16_native(void) { return 0; }
-int vq_dnnl_conv2d(const float *in, int C, int H, int W, const float *weight, const float *bias,
+int vq_dnnl_conv2d(int n_threads, const float *in, int C, int H, int W, const float *weight, const float *bias,
                    int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16)
 {
-    (void)in; (void)C; (void)H; (void)W; (void)weight; (void)bias; (void)Cout; (void)k; (void)s;
+    (void)n_threads; (void)in; (void)C; (void)H; (void)W; (void)weight; (void)bias; (void)Cout; (void)k; (void)s;
     (void)pt; (void)pl; (void)pb; (void)pr; (void)out; (void)bf16;
     return -1;
 }

@@ -14,7 +14,13 @@
 
 int vq_kv_cache_bf16(const struct vq_gpt *gpt)
 {
-    return vq_backend_bf16() && vq_attention_bf16_kernel(gpt->n_embd / gpt->n_head);
+    return gpt->be && gpt->be->precision != VQ_PREC_FP32 && vq_attention_bf16_kernel(gpt->be, gpt->n_embd / gpt->n_head);
+}
+
+/* The products on the transformer's backend, with the call's threads. */
+static struct vq_exec gpt_exec(const struct vq_gpt *gpt, const struct vq_exec *ex)
+{
+    return vq_exec_make(gpt->be, ex ? ex->n_threads : 0);
 }
 
 static size_t cache_bytes(const struct vq_gpt *gpt, int cap, int bf16)
@@ -86,42 +92,60 @@ int vq_gpt_check(const struct vq_gpt *gpt)
     return 0;
 }
 
-int vq_gpt_pack_bf16(const struct vq_gpt *gpt)
+int vq_gpt_pack(struct vq_gpt *gpt, const struct vq_backend *be)
 {
     const int D = gpt->n_embd;
-    int r = 0;
-    for (int l = 0; l < gpt->n_layer && !r; l++) {
-        const struct vq_gpt_block *b = &gpt->blocks[l];
-        const float *ws[6] = { b->q_w, b->k_w, b->v_w, b->proj_w, b->fc_w, b->fc2_w };
-        const int ns[6] = { D, D, D, D, 4 * D, D }, ks[6] = { D, D, D, D, D, 4 * D };
-        for (int i = 0; i < 6 && !r; i++)
-            r = vq_packed_register(ws[i], ns[i], ks[i]);
+    int nomem = 0;
+    vq_gpt_unpack(gpt);
+    gpt->be = be;
+    if (!be || !be->pack)
+        return 0;
+    for (int l = 0; l < gpt->n_layer && !nomem; l++) {
+        struct vq_gpt_block *b = &gpt->blocks[l];
+        b->q_p = vq_backend_pack(be, b->q_w, D, D, &nomem);
+        if (!nomem) b->k_p = vq_backend_pack(be, b->k_w, D, D, &nomem);
+        if (!nomem) b->v_p = vq_backend_pack(be, b->v_w, D, D, &nomem);
+        if (!nomem) b->proj_p = vq_backend_pack(be, b->proj_w, D, D, &nomem);
+        if (!nomem) b->fc_p = vq_backend_pack(be, b->fc_w, 4 * D, D, &nomem);
+        if (!nomem) b->fc2_p = vq_backend_pack(be, b->fc2_w, D, 4 * D, &nomem);
     }
-    if (!r) r = vq_packed_register(gpt->head_w, gpt->vocab, D);
-    if (r) vq_gpt_unpack_bf16(gpt);
-    return r;
+    if (!nomem) gpt->head_p = vq_backend_pack(be, gpt->head_w, gpt->vocab, D, &nomem);
+    if (nomem) {
+        vq_gpt_unpack(gpt);
+        gpt->be = be;
+        return VQGAN_ERR_NOMEM;
+    }
+    return 0;
 }
 
-void vq_gpt_unpack_bf16(const struct vq_gpt *gpt)
+void vq_gpt_unpack(struct vq_gpt *gpt)
 {
-    for (int l = 0; l < gpt->n_layer; l++) {
-        const struct vq_gpt_block *b = &gpt->blocks[l];
-        const float *ws[6] = { b->q_w, b->k_w, b->v_w, b->proj_w, b->fc_w, b->fc2_w };
-        for (int i = 0; i < 6; i++) vq_packed_unregister(ws[i]);
+    const struct vq_backend *be = gpt->be;
+    for (int l = 0; gpt->blocks && l < gpt->n_layer; l++) {
+        struct vq_gpt_block *b = &gpt->blocks[l];
+        struct vq_packed **ps[6] = { &b->q_p, &b->k_p, &b->v_p, &b->proj_p, &b->fc_p, &b->fc2_p };
+        for (int i = 0; i < 6; i++) {
+            vq_backend_pack_free(be, *ps[i]);
+            *ps[i] = NULL;
+        }
     }
-    vq_packed_unregister(gpt->head_w);
+    vq_backend_pack_free(be, gpt->head_p);
+    gpt->head_p = NULL;
+    gpt->be = NULL;
 }
 
-int vq_gpt_rows_independent(const struct vq_gpt *gpt)
+int vq_gpt_rows_independent(const struct vq_exec *ex, const struct vq_gpt *gpt)
 {
     const int D = gpt->n_embd;
     const struct vq_gpt_block *b = &gpt->blocks[0];
-    if (vq_backend_current() == VQ_BACKEND_REF)
+    const struct vq_exec e = gpt_exec(gpt, ex);
+    if (e.be->kind == VQ_BACKEND_REF)
         return 1;
     /* every layer's products have one of these three shapes */
-    return vq_attention_kernel(D / gpt->n_head) && vq_linear_rows_independent(b->k_w, b->k_b, D, D) &&
-           vq_linear_rows_independent(b->fc_w, b->fc_b, 4 * D, D) &&
-           vq_linear_rows_independent(b->fc2_w, b->fc2_b, D, 4 * D);
+    return vq_attention_kernel(e.be, D / gpt->n_head) &&
+           vq_linear_rows_independent(&e, b->k_w, b->k_p, b->k_b, D, D) &&
+           vq_linear_rows_independent(&e, b->fc_w, b->fc_p, b->fc_b, 4 * D, D) &&
+           vq_linear_rows_independent(&e, b->fc2_w, b->fc2_p, b->fc2_b, D, 4 * D);
 }
 
 /* Scratch for one call: n rows of activations, per-head score matrices. */
@@ -138,16 +162,17 @@ static int check_tokens(const struct vq_gpt *gpt, const int32_t *tokens, int n)
     return 0;
 }
 
-int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
+int vq_gpt_forward(const struct vq_exec *exec, const struct vq_gpt *gpt, struct vq_kv_cache *cache,
                    const int32_t *tokens, int n_new, int first_row, float *logits)
 {
     const int D = gpt->n_embd, n = n_new, L0 = cache->len, T = L0 + n_new;
+    const struct vq_exec e = gpt_exec(gpt, exec), *ex = &e;
     int r;
 
     if (n < 1 || first_row < 0 || first_row > n)
         return vq_error(VQGAN_ERR_INVALID, "transformer forward of %d positions, logits from row %d", n, first_row);
     if (cache->n_layer != gpt->n_layer || cache->n_embd != D || !cache->kv ||
-        (cache->bf16 && !vq_attention_bf16_kernel(D / gpt->n_head)))
+        (cache->bf16 && !vq_attention_bf16_kernel(gpt->be, D / gpt->n_head)))
         return vq_error(VQGAN_ERR_INVALID, "transformer cache does not match the model");
     if (T > cache->cap)
         return vq_error(VQGAN_ERR_LIMIT, "transformer cache full: %d + %d positions, room for %d (block %d)",
@@ -193,33 +218,33 @@ int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
         float *x = s.x + (size_t)r0 * D, *xn = s.xn + (size_t)r0 * D;
 
         /* x += proj(attention(ln1(x))); new keys/values go to the cache */
-        vq_layer_norm(s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
-        vq_linear(s.xn, n, D, b->k_w, b->k_b, D, s.tmp);
+        vq_layer_norm(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
+        vq_linear(ex, s.xn, n, D, b->k_w, b->k_p, b->k_b, D, s.tmp);
         if (cache->bf16) {
-            vq_store_keys_bf16(s.tmp, n, D, K, ldk, L0);
-            vq_linear(s.xn, n, D, b->v_w, b->v_b, D, s.tmp);
-            vq_store_values_bf16(s.tmp, n, D, V, L0);
+            vq_store_keys_bf16(ex, s.tmp, n, D, K, ldk, L0);
+            vq_linear(ex, s.xn, n, D, b->v_w, b->v_p, b->v_b, D, s.tmp);
+            vq_store_values_bf16(ex, s.tmp, n, D, V, L0);
         } else {
-            vq_transpose_keys(s.tmp, n, D, (float *)K + L0, ldk);
-            vq_linear(s.xn, n, D, b->v_w, b->v_b, D, (float *)V + (size_t)L0 * D);
+            vq_transpose_keys(ex, s.tmp, n, D, (float *)K + L0, ldk);
+            vq_linear(ex, s.xn, n, D, b->v_w, b->v_p, b->v_b, D, (float *)V + (size_t)L0 * D);
         }
         if (!m)
             break;
-        vq_linear(xn, m, D, b->q_w, b->q_b, D, s.q);
+        vq_linear(ex, xn, m, D, b->q_w, b->q_p, b->q_b, D, s.q);
         if (cache->bf16)
-            vq_attention_bf16(s.q, (uint16_t *)s.h, K, ldk, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m, s.att,
-                              s.y);   /* s.h: free until the MLP */
+            vq_attention_bf16(ex, s.q, (uint16_t *)s.h, K, ldk, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m,
+                              s.att, s.y);   /* s.h: free until the MLP */
         else
-            vq_attention(s.q, K, ldk, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m, s.att, s.y);
-        vq_linear(s.y, m, D, b->proj_w, b->proj_b, D, s.tmp);
-        vq_add(x, s.tmp, md);
+            vq_attention(ex, s.q, K, ldk, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m, s.att, s.y);
+        vq_linear(ex, s.y, m, D, b->proj_w, b->proj_p, b->proj_b, D, s.tmp);
+        vq_add(ex, x, s.tmp, md);
 
         /* x += mlp.2(gelu(mlp.0(ln2(x)))) */
-        vq_layer_norm(x, m, D, b->ln2_w, b->ln2_b, LN_EPS, xn);
-        vq_linear(xn, m, D, b->fc_w, b->fc_b, 4 * D, s.h);
-        vq_gelu(s.h, 4 * md);
-        vq_linear(s.h, m, 4 * D, b->fc2_w, b->fc2_b, D, s.tmp);
-        vq_add(x, s.tmp, md);
+        vq_layer_norm(ex, x, m, D, b->ln2_w, b->ln2_b, LN_EPS, xn);
+        vq_linear(ex, xn, m, D, b->fc_w, b->fc_p, b->fc_b, 4 * D, s.h);
+        vq_gelu(ex, s.h, 4 * md);
+        vq_linear(ex, s.h, m, 4 * D, b->fc2_w, b->fc2_p, b->fc2_b, D, s.tmp);
+        vq_add(ex, x, s.tmp, md);
     }
     cache->len = T;
 
@@ -227,20 +252,20 @@ int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
     const int m = n - first_row;
     if (logits && m > 0) {
         const float *xr = s.x + (size_t)first_row * D;
-        vq_layer_norm(xr, m, D, gpt->lnf_w, gpt->lnf_b, LN_EPS, s.xn);
-        vq_linear(s.xn, m, D, gpt->head_w, NULL, gpt->vocab, logits);
+        vq_layer_norm(ex, xr, m, D, gpt->lnf_w, gpt->lnf_b, LN_EPS, s.xn);
+        vq_linear(ex, s.xn, m, D, gpt->head_w, gpt->head_p, NULL, gpt->vocab, logits);
     }
     vq_scratch_free(buf);
     return 0;
 }
 
-int vq_gpt_logits_all(const struct vq_gpt *gpt, const int32_t *tokens, int n, float *logits)
+int vq_gpt_logits_all(const struct vq_exec *ex, const struct vq_gpt *gpt, const int32_t *tokens, int n, float *logits)
 {
     struct vq_kv_cache c;
     int r;
     if ((r = vq_kv_cache_init(&c, gpt, n)))
         return r;
-    r = vq_gpt_forward(gpt, &c, tokens, n, 0, logits);
+    r = vq_gpt_forward(ex, gpt, &c, tokens, n, 0, logits);
     vq_kv_cache_free(&c);
     return r;
 }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "model.h"
 
 /* Per layer, the keys then the values of every position fed, in one of two
@@ -32,9 +33,9 @@ struct vq_kv_cache {
     void *kv;
 };
 
-/* 1 when a cache made now, by this thread, takes the bf16 layout: bf16
- * products (vq_backend_bf16) and the bf16 attention kernels for the model's
- * head width. */
+/* 1 when the transformer's caches take the bf16 layout: a backend with bf16
+ * (or int8) products and the bf16 attention kernels for the model's head
+ * width. */
 int vq_kv_cache_bf16(const struct vq_gpt *gpt);
 /* Bytes a cache of cap positions made now takes. */
 size_t vq_kv_cache_bytes(const struct vq_gpt *gpt, int cap);
@@ -70,12 +71,14 @@ void vq_kv_cache_copy_prefix(struct vq_kv_cache *dst, const struct vq_kv_cache *
  * just the last; n_new: none). The first call on an empty cache must cover the
  * n_unmasked positions that see each other. Errors: VQGAN_ERR_INVALID (token
  * out of range, bad sizes), VQGAN_ERR_LIMIT (cache full), VQGAN_ERR_NOMEM. */
-int vq_gpt_forward(const struct vq_gpt *gpt, struct vq_kv_cache *cache,
+int vq_gpt_forward(const struct vq_exec *ex, const struct vq_gpt *gpt, struct vq_kv_cache *cache,
                    const int32_t *tokens, int n_new, int first_row, float *logits);
+/* The products run on the transformer's own backend (gpt->be) with ex's
+ * threads; ex may be NULL (every core). */
 
 /* Logits of every position of one sequence of n tokens (n <= block):
  * logits[n][vocab]. */
-int vq_gpt_logits_all(const struct vq_gpt *gpt, const int32_t *tokens, int n, float *logits);
+int vq_gpt_logits_all(const struct vq_exec *ex, const struct vq_gpt *gpt, const int32_t *tokens, int n, float *logits);
 
 /* 1 when the keys and values of a row do not depend on the other rows fed
  * in the same call, for calls of at least VQ_ROWS_INDEPENDENT_FROM rows, at
@@ -85,13 +88,15 @@ int vq_gpt_logits_all(const struct vq_gpt *gpt, const int32_t *tokens, int n, fl
  * once per process; on Zen 4, oneDNN's are from 64 rows in fp32 and from 25
  * in bf16). test_window checks it through every logit of the sampler. The
  * sampler then shares condition prefixes between window placements. */
-int vq_gpt_rows_independent(const struct vq_gpt *gpt);
+int vq_gpt_rows_independent(const struct vq_exec *ex, const struct vq_gpt *gpt);
 
 /* Checks the hyperparameters and that every weight is present. */
 int vq_gpt_check(const struct vq_gpt *gpt);
-/* Registers the products' weights repacked for bf16 (backend.h); 0 or
- * VQGAN_ERR_NOMEM (nothing left registered). Unpack unregisters them. */
-int vq_gpt_pack_bf16(const struct vq_gpt *gpt);
-void vq_gpt_unpack_bf16(const struct vq_gpt *gpt);
+/* Gives the transformer backend be and packs its linear layers' weights for
+ * it (kept in the blocks next to the f32 weights; nothing for a backend
+ * without packed products); 0 or VQGAN_ERR_NOMEM (nothing left packed).
+ * Unpack frees them and returns the transformer to the default backend. */
+int vq_gpt_pack(struct vq_gpt *gpt, const struct vq_backend *be);
+void vq_gpt_unpack(struct vq_gpt *gpt);
 
 #endif

@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "gemm.h"
+#include "linear_small.h"
 #include "vmath.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -147,8 +148,9 @@ static panel_fn pick_panel(void)
 }
 #endif
 
-int vq_linear_small(const float *x, int T, int K, const float *W, const float *b, int N, float *y)
+int vq_linear_small(int n_threads, const float *x, int T, int K, const float *W, const float *b, int N, float *y)
 {
+    VQ_OMP_ONLY(n_threads);
 #ifdef VQ_SMALL_X86
     const panel_fn panel = pick_panel();
     if (!panel || T < 1 || T > VQ_SMALL_ROWS || K < 1 || N < 1)
@@ -163,13 +165,14 @@ int vq_linear_small(const float *x, int T, int K, const float *W, const float *b
         memcpy(xp + (size_t)i * ldx, x + (size_t)i * K, sizeof(float) * K);
     vq_flops_add(2ull * T * N * K);
     const int n_panel = (N + SMALL_PANEL - 1) / SMALL_PANEL;
-#pragma omp parallel for schedule(static) if (n_panel > 1 && (int64_t)T * N * K >= (1 << 18))
+#pragma omp parallel for schedule(static) if (n_panel > 1 && (int64_t)T * N * K >= (1 << 18)) \
+    num_threads(n_threads > 0 ? n_threads : 1)
     for (int p = 0; p < n_panel; p++)
         panel(xp, ldx, T, K, W, b, N, p * SMALL_PANEL, (p + 1) * SMALL_PANEL < N ? (p + 1) * SMALL_PANEL : N, y);
     free(xp);
     return 0;
 #else
-    (void)x; (void)T; (void)K; (void)W; (void)b; (void)N; (void)y;
+    (void)n_threads; (void)x; (void)T; (void)K; (void)W; (void)b; (void)N; (void)y;
     return -1;
 #endif
 }
@@ -232,19 +235,21 @@ static void column_block_bf16(const uint16_t *xb, int T, int K, const uint16_t *
 }
 #endif
 
-int vq_linear_small_bf16(const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b, int N,
-                         float *y)
+int vq_linear_small_bf16(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b,
+                         int N, float *y)
 {
+    VQ_OMP_ONLY(n_threads);
 #ifdef VQ_SMALL_X86
     if (small_level() < 3 || T < 1 || T > VQ_SMALL_ROWS || K < 2 || K % 2 || N % 64)
         return -1;
     const int n_blk = N / 64;
-#pragma omp parallel for schedule(static) if (n_blk > 1 && (int64_t)T * N * K >= (1 << 18))
+#pragma omp parallel for schedule(static) if (n_blk > 1 && (int64_t)T * N * K >= (1 << 18)) \
+    num_threads(n_threads > 0 ? n_threads : 1)
     for (int j = 0; j < n_blk; j++)
         column_block_bf16(xb, T, K, blocks + (size_t)j * 64 * K, b ? b + 64 * j : NULL, y + 64 * j, N);
     return 0;
 #else
-    (void)xb; (void)T; (void)K; (void)blocks; (void)b; (void)N; (void)y;
+    (void)n_threads; (void)xb; (void)T; (void)K; (void)blocks; (void)b; (void)N; (void)y;
     return -1;
 #endif
 }

@@ -372,10 +372,10 @@ static int read_gpt(const struct vq_gguf *g, struct vqgan_model *m)
     t->head_w = get(&w, "head.weight", t->vocab, D, -1, -1);
     free(prefix);
     if (w.err) return w.err;
-    if (m->bf16) {                      /* repack the products' weights once */
-        r = vq_gpt_pack_bf16(t);
-        if (r) return vq_error(VQGAN_ERR_NOMEM, "%s: out of memory repacking weights to bf16", g->path);
-    }
+    /* the model's backend, and its linear weights packed for it once (bf16) */
+    r = vq_gpt_pack(t, m->backend);
+    if (r) return vq_error(VQGAN_ERR_NOMEM, "%s: out of memory packing weights for the %s backend", g->path,
+                           m->backend->name);
     t->present = 1;
     return 0;
 }
@@ -383,8 +383,8 @@ static int read_gpt(const struct vq_gguf *g, struct vqgan_model *m)
 static void model_free(struct vqgan_model *m)
 {
     if (!m) return;
+    vq_gpt_unpack(&m->gpt);             /* the packed weights, before their tensors */
     for (int i = 0; i < m->n_tensors; i++) {
-        if (m->bf16) vq_packed_unregister(m->tensors[i].data);
         free(m->tensors[i].name);
         free(m->tensors[i].data);
     }
@@ -733,10 +733,13 @@ static int model_load_fd(int fd, const char *path, const struct stat *st, const 
     }
     m->refcount = 1;
     /* auto is fp32: exact parity with the reference (docs/precision.md) */
-    m->bf16 = p.precision == VQGAN_PRECISION_BF16 && vq_dnnl_bf16_native();
+    int downgraded;
+    m->backend = vq_backend_choose(p.precision, &downgraded);
     m->check_finite = p.check_finite != 0;
-    if (p.precision == VQGAN_PRECISION_BF16 && !m->bf16)
-        vq_log(VQGAN_LOG_WARNING, "vqgan: %s: this CPU has no native bf16; using fp32", path);
+    if (downgraded)
+        vq_log(VQGAN_LOG_WARNING, "vqgan: %s: this CPU has no %s; using %s", path,
+               p.precision == VQGAN_PRECISION_INT8 ? "AVX512_VNNI with native bf16" : "native bf16",
+               m->backend->precision == VQ_PREC_BF16 ? "bf16" : "fp32");
     m->info.identity = g.identity;
     r = build_model(&g, m, &p);
     vq_gguf_free(&g);
@@ -757,8 +760,9 @@ static int model_load_fd(int fd, const char *path, const struct stat *st, const 
 
 static int check_model_params(const struct vqgan_model_params *params)
 {
-    if (params && (params->precision < VQGAN_PRECISION_AUTO || params->precision > VQGAN_PRECISION_BF16))
-        return vq_error(VQGAN_ERR_INVALID, "precision %d is not auto (0), fp32 (1) or bf16 (2)", params->precision);
+    if (params && (params->precision < VQGAN_PRECISION_AUTO || params->precision > VQGAN_PRECISION_INT8))
+        return vq_error(VQGAN_ERR_INVALID, "precision %d is not auto (0), fp32 (1), bf16 (2) or int8 (3)",
+                        params->precision);
     return 0;
 }
 
@@ -820,14 +824,15 @@ int vqgan_model_acquire(const char *path, const struct vqgan_model_params *param
 
     /* the same file loaded with the same parameters, as they resolve here */
     const struct vqgan_model_params p = params ? *params : vqgan_model_default_params();
-    const int bf16 = p.precision == VQGAN_PRECISION_BF16 && vq_dnnl_bf16_native(), finite = p.check_finite != 0;
+    const struct vq_backend *backend = vq_backend_choose(p.precision, NULL);
+    const int finite = p.check_finite != 0;
 
     /* Loading happens under the lock so two instances never load one file twice. */
     pthread_mutex_lock(&cache_lock);
     for (int i = 0; i < VQ_CACHE_MAX; i++) {
         struct vqgan_model *m = cache[i];
         if (m && !strcmp(m->path, path) && m->dev == (uint64_t)st.st_dev && m->ino == (uint64_t)st.st_ino &&
-            m->size == (uint64_t)st.st_size && m->mtime_ns == mtime_ns(&st) && m->bf16 == bf16 &&
+            m->size == (uint64_t)st.st_size && m->mtime_ns == mtime_ns(&st) && m->backend == backend &&
             m->check_finite == finite) {
             __atomic_add_fetch(&m->refcount, 1, __ATOMIC_ACQ_REL);
             pthread_mutex_unlock(&cache_lock);

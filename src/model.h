@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include "vqgan.h"
 
+struct vq_backend;
+struct vq_packed;
+
 /* One named tensor, shape in numpy order (outermost first). */
 struct vq_tensor {
     char *name;
@@ -66,6 +69,8 @@ struct vq_gpt_block {
     const float *proj_w, *proj_b;
     const float *fc_w, *fc_b;         /* mlp.0: [4·n_embd][n_embd]           */
     const float *fc2_w, *fc2_b;       /* mlp.2: [n_embd][4·n_embd]           */
+    /* the same weights packed for the model's backend (vq_gpt_pack), or NULL */
+    struct vq_packed *q_p, *k_p, *v_p, *proj_p, *fc_p, *fc2_p;
 };
 struct vq_gpt {
     int present;
@@ -75,11 +80,16 @@ struct vq_gpt {
     struct vq_gpt_block *blocks;      /* [n_layer]                           */
     const float *lnf_w, *lnf_b;
     const float *head_w;              /* [vocab][n_embd], no bias            */
+    struct vq_packed *head_p;         /* head_w packed, or NULL              */
+    /* the backend that runs its products, chosen at load (backend.h); NULL:
+     * the default fp32 backend (transformers built by tests) */
+    const struct vq_backend *be;
 };
 
 struct vqgan_model {
     int refcount;                     /* atomic                              */
-    int bf16;                         /* products in bf16 (resolved precision) */
+    const struct vq_backend *backend; /* runs the products: chosen at load from
+                                         the precision asked for and the CPU */
     int check_finite;                 /* loaded with vqgan_model_params.check_finite */
     struct vqgan_model_info info;
     struct vq_stage first, cond;

@@ -5,6 +5,7 @@
 
 #include "backend.h"
 #include "error.h"
+#include "linear_small.h"
 #include "ops.h"
 #include "vmath.h"
 #include "vqgan.h"
@@ -14,11 +15,12 @@
 
 /* col[(c·k + ky)·k + kx][y·Wo + x] = in[c][y·s + ky - pad_t][x·s + kx - pad_l] for
  * output rows y0..y0+rows-1, zero outside the image. */
-static void im2col(const float *in, int C, int H, int W, int k, int s, int pad_t, int pad_l,
+static void im2col(const struct vq_exec *ex, const float *in, int C, int H, int W, int k, int s, int pad_t, int pad_l,
                    int y0, int rows, int Wo, float *col)
 {
+    VQ_OMP_ONLY(ex);
     const int n = rows * Wo;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
     for (int r = 0; r < C * k * k; r++) {
         const int c = r / (k * k), ky = (r / k) % k, kx = r % k;
         float *dst = col + (size_t)r * n;
@@ -39,7 +41,7 @@ static void im2col(const float *in, int C, int H, int W, int k, int s, int pad_t
     }
 }
 
-int vq_conv2d(const float *in, int C, int H, int W,
+int vq_conv2d(const struct vq_exec *ex, const float *in, int C, int H, int W,
               const float *weight, const float *bias, int Cout, int k, int s,
               int pad_t, int pad_l, int pad_b, int pad_r, float *out)
 {
@@ -48,14 +50,14 @@ int vq_conv2d(const float *in, int C, int H, int W,
     const int K = C * k * k;
     const size_t HWo = (size_t)Ho * Wo;
 
-    if (vq_backend_current() == VQ_BACKEND_DNNL &&
-        !vq_dnnl_conv2d(in, C, H, W, weight, bias, Cout, k, s, pad_t, pad_l, pad_b, pad_r, out,
-                        vq_backend_bf16())) {
+    const struct vq_exec e = vq_exec_of(ex);
+    ex = &e;
+    if (e.be->conv2d && !e.be->conv2d(ex, in, C, H, W, weight, bias, Cout, k, s, pad_t, pad_l, pad_b, pad_r, out)) {
         vq_flops_add(2ull * Cout * HWo * K);
         return 0;
     }
     if (k == 1 && s == 1 && !pad_t && !pad_l && !pad_b && !pad_r) {
-        vq_gemm(0, 0, Cout, (int)HWo, C, weight, C, in, (int)HWo, 0.0f, out, (int)HWo);
+        vq_gemm(ex, 0, 0, Cout, (int)HWo, C, weight, C, in, (int)HWo, 0.0f, out, (int)HWo);
     } else {
         size_t row_bytes = (size_t)K * Wo * sizeof(float);
         int band = (int)(VQ_IM2COL_BAND_BYTES / (row_bytes ? row_bytes : 1));
@@ -69,13 +71,13 @@ int vq_conv2d(const float *in, int C, int H, int W,
         for (int y0 = 0; y0 < Ho; y0 += band) {
             const int rows = Ho - y0 < band ? Ho - y0 : band;
             const int n = rows * Wo;
-            im2col(in, C, H, W, k, s, pad_t, pad_l, y0, rows, Wo, col);
-            vq_gemm(0, 0, Cout, n, K, weight, K, col, n, 0.0f, out + (size_t)y0 * Wo, (int)HWo);
+            im2col(ex, in, C, H, W, k, s, pad_t, pad_l, y0, rows, Wo, col);
+            vq_gemm(ex, 0, 0, Cout, n, K, weight, K, col, n, 0.0f, out + (size_t)y0 * Wo, (int)HWo);
         }
         free(col);
     }
     if (bias) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
         for (int c = 0; c < Cout; c++) {
             float *o = out + (size_t)c * HWo;
             for (size_t i = 0; i < HWo; i++)
@@ -145,11 +147,12 @@ VQ_HOT static void scale_shift(const float *x, float *y, int n, float m, float a
     }
 }
 
-static void group_norm(const float *x, int C, int HW, int G, float eps,
+static void group_norm(const struct vq_exec *ex, const float *x, int C, int HW, int G, float eps,
                        const float *gamma, const float *beta, float *y, int swish)
 {
+    VQ_OMP_ONLY(ex);
     const int cpg = C / G;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
     for (int g = 0; g < G; g++) {
         double mean, var;
         group_stats(x + (size_t)g * cpg * HW, (size_t)cpg * HW, &mean, &var);
@@ -159,16 +162,16 @@ static void group_norm(const float *x, int C, int HW, int G, float eps,
     }
 }
 
-void vq_group_norm(const float *x, int C, int HW, int G, float eps,
+void vq_group_norm(const struct vq_exec *ex, const float *x, int C, int HW, int G, float eps,
                    const float *gamma, const float *beta, float *y)
 {
-    group_norm(x, C, HW, G, eps, gamma, beta, y, 0);
+    group_norm(ex, x, C, HW, G, eps, gamma, beta, y, 0);
 }
 
-void vq_group_norm_swish(const float *x, int C, int HW, int G, float eps,
+void vq_group_norm_swish(const struct vq_exec *ex, const float *x, int C, int HW, int G, float eps,
                          const float *gamma, const float *beta, float *y)
 {
-    group_norm(x, C, HW, G, eps, gamma, beta, y, 1);
+    group_norm(ex, x, C, HW, G, eps, gamma, beta, y, 1);
 }
 
 VQ_HOT static void swish_run(float *x, size_t n)
@@ -177,16 +180,18 @@ VQ_HOT static void swish_run(float *x, size_t n)
         x[i] = x[i] / (1.0f + exp_approx(-x[i]));
 }
 
-void vq_swish(float *x, size_t n)
+void vq_swish(const struct vq_exec *ex, float *x, size_t n)
 {
-#pragma omp parallel for schedule(static)
+    VQ_OMP_ONLY(ex);
+#pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
     for (size_t i0 = 0; i0 < n; i0 += 4096)
         swish_run(x + i0, n - i0 < 4096 ? n - i0 : 4096);
 }
 
-void vq_upsample2x(const float *x, int C, int H, int W, float *y)
+void vq_upsample2x(const struct vq_exec *ex, const float *x, int C, int H, int W, float *y)
 {
-#pragma omp parallel for schedule(static)
+    VQ_OMP_ONLY(ex);
+#pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
     for (int c = 0; c < C; c++)
         for (int yy = 0; yy < 2 * H; yy++) {
             const float *src = x + ((size_t)c * H + yy / 2) * W;
@@ -196,17 +201,19 @@ void vq_upsample2x(const float *x, int C, int H, int W, float *y)
         }
 }
 
-void vq_add(float *y, const float *x, size_t n)
+void vq_add(const struct vq_exec *ex, float *y, const float *x, size_t n)
 {
-#pragma omp parallel for schedule(static)
+    VQ_OMP_ONLY(ex);
+#pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
     for (size_t i = 0; i < n; i++)
         y[i] += x[i];
 }
 
-void vq_layer_norm(const float *x, int T, int D, const float *gamma, const float *beta,
+void vq_layer_norm(const struct vq_exec *ex, const float *x, int T, int D, const float *gamma, const float *beta,
                    float eps, float *y)
 {
-#pragma omp parallel for schedule(static) if (T > 1)
+    VQ_OMP_ONLY(ex);
+#pragma omp parallel for schedule(static) if (T > 1) num_threads(vq_nt(ex))
     for (int t = 0; t < T; t++) {
         const float *xt = x + (size_t)t * D;
         float *yt = y + (size_t)t * D;
@@ -225,28 +232,33 @@ void vq_layer_norm(const float *x, int T, int D, const float *gamma, const float
     }
 }
 
-void vq_linear(const float *x, int T, int Din, const float *W, const float *b, int Dout,
-               float *y)
+void vq_linear(const struct vq_exec *ex, const float *x, int T, int Din, const float *W, const struct vq_packed *pk,
+               const float *b, int Dout, float *y)
 {
-    const struct vq_bf16_weight *wb = vq_backend_bf16() ? vq_packed_bf16(W) : NULL;
-    if (wb && !vq_linear_bf16(x, T, Din, wb, b, Dout, y))
+    const struct vq_exec e = vq_exec_of(ex);
+    const struct vq_backend *be = e.be;
+    ex = &e;
+    /* weights packed for this backend (held by the model), else the f32
+     * weights: a few rows streamed, more through the product */
+    if (pk && be->linear_packed && !be->linear_packed(ex, pk, x, T, b, y))
         return;
-    if (!wb && vq_backend_current() != VQ_BACKEND_REF && !vq_linear_small(x, T, Din, W, b, Dout, y))
+    if (!pk && T <= VQ_SMALL_ROWS && be->linear_small && !be->linear_small(ex, x, T, Din, W, b, Dout, y))
         return;
-    vq_gemm(0, 1, T, Dout, Din, x, Din, W, Din, 0.0f, y, Dout);
+    vq_gemm(ex, 0, 1, T, Dout, Din, x, Din, W, Din, 0.0f, y, Dout);
     if (b) {
-#pragma omp parallel for schedule(static) if (T > 1)
+#pragma omp parallel for schedule(static) if (T > 1) num_threads(vq_nt(ex))
         for (int t = 0; t < T; t++)
             for (int i = 0; i < Dout; i++)
                 y[(size_t)t * Dout + i] += b[i];
     }
 }
 
-void vq_gelu(float *x, size_t n)
+void vq_gelu(const struct vq_exec *ex, float *x, size_t n)
 {
+    VQ_OMP_ONLY(ex);
     /* fixed blocks: the split does not depend on the thread count */
     const size_t block = 4096;
-#pragma omp parallel for schedule(static) if (n > block)
+#pragma omp parallel for schedule(static) if (n > block) num_threads(vq_nt(ex))
     for (size_t i = 0; i < n; i += block)
         vq_vgelu(x + i, n - i < block ? n - i : block);
 }

@@ -13,7 +13,7 @@
 #define PROBE_KEEP 100      /* rows compared when the rows after them change  */
 #define PROBE_CACHE 16
 
-struct probe_entry { int N, K, bf16, kind, result; };
+struct probe_entry { int N, K, packed; const struct vq_backend *be; int result; };
 static struct probe_entry cache[PROBE_CACHE];
 static int cache_len;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -30,7 +30,19 @@ static void fill(float *x, size_t n, uint64_t s)
  *  - its first PROBE_KEEP rows, when the rows after them hold other values;
  *  - its rows from VQ_ROWS_INDEPENDENT_FROM on, as a call of their own;
  *  - its last VQ_ROWS_INDEPENDENT_FROM rows, likewise. */
-int vq_rows_probe(vq_linear_fn linear, const float *W, const float *b, int N, int K)
+/* The product probed: a plain function, or vq_linear through an exec. */
+struct probed {
+    vq_linear_fn fn;
+    const struct vq_exec *ex;
+    const struct vq_packed *pk;
+};
+static void run(const struct probed *p, const float *x, int T, int K, const float *W, const float *b, int N, float *y)
+{
+    if (p->fn) p->fn(x, T, K, W, b, N, y);
+    else vq_linear(p->ex, x, T, K, W, p->pk, b, N, y);
+}
+
+static int probe(const struct probed *linear, const float *W, const float *b, int N, int K)
 {
     const int M = PROBE_ROWS;
     float *x = malloc(sizeof(float) * (size_t)M * K), *x2 = malloc(sizeof(float) * (size_t)M * K);
@@ -40,13 +52,13 @@ int vq_rows_probe(vq_linear_fn linear, const float *W, const float *b, int N, in
         fill(x, (size_t)M * K, 0x9e3779b97f4a7c15ull);
         memcpy(x2, x, sizeof(float) * (size_t)PROBE_KEEP * K);
         fill(x2 + (size_t)PROBE_KEEP * K, (size_t)(M - PROBE_KEEP) * K, 0x2545f4914f6cdd1dull);
-        linear(x, M, K, W, b, N, y);
-        linear(x2, M, K, W, b, N, y2);
+        run(linear, x, M, K, W, b, N, y);
+        run(linear, x2, M, K, W, b, N, y2);
         same = !memcmp(y, y2, sizeof(float) * (size_t)PROBE_KEEP * N);
         static const int offs[2] = { VQ_ROWS_INDEPENDENT_FROM, PROBE_ROWS - VQ_ROWS_INDEPENDENT_FROM };
         for (int i = 0; i < 2 && same; i++) {
             const size_t o = (size_t)offs[i];
-            linear(x + o * K, M - (int)o, K, W, b, N, y2);
+            run(linear, x + o * K, M - (int)o, K, W, b, N, y2);
             same = !memcmp(y + o * N, y2, sizeof(float) * (M - o) * N);
         }
     }
@@ -54,18 +66,27 @@ int vq_rows_probe(vq_linear_fn linear, const float *W, const float *b, int N, in
     return same;
 }
 
-int vq_linear_rows_independent(const float *W, const float *b, int N, int K)
+int vq_rows_probe(vq_linear_fn linear, const float *W, const float *b, int N, int K)
 {
-    const int bf16 = vq_backend_bf16() && vq_packed_bf16(W), kind = vq_backend_current();
+    const struct probed p = { linear, NULL, NULL };
+    return probe(&p, W, b, N, K);
+}
+
+int vq_linear_rows_independent(const struct vq_exec *ex, const float *W, const struct vq_packed *pk, const float *b,
+                               int N, int K)
+{
+    const struct vq_exec e = vq_exec_of(ex);
+    const int packed = pk && e.be->linear_packed;
     int r = -1;
     pthread_mutex_lock(&lock);
     for (int i = 0; i < cache_len && r < 0; i++)
-        if (cache[i].N == N && cache[i].K == K && cache[i].bf16 == bf16 && cache[i].kind == kind)
+        if (cache[i].N == N && cache[i].K == K && cache[i].packed == packed && cache[i].be == e.be)
             r = cache[i].result;
     if (r < 0) {
-        r = vq_rows_probe(vq_linear, W, b, N, K);
-        struct probe_entry *e = &cache[cache_len < PROBE_CACHE ? cache_len++ : PROBE_CACHE - 1];
-        *e = (struct probe_entry){ N, K, bf16, kind, r };
+        const struct probed p = { NULL, &e, pk };
+        r = probe(&p, W, b, N, K);
+        struct probe_entry *en = &cache[cache_len < PROBE_CACHE ? cache_len++ : PROBE_CACHE - 1];
+        *en = (struct probe_entry){ N, K, packed, e.be, r };
     }
     pthread_mutex_unlock(&lock);
     return r;

@@ -29,6 +29,7 @@ static struct vq_window_params session_params(struct vqgan_session *s)
     p.origin_j = s->params.origin_x;
     p.progress = session_progress;
     p.progress_opaque = s;
+    p.exec = &s->exec;
     return p;
 }
 

@@ -111,8 +111,7 @@ void vq_session_enter(struct vqgan_session *s)
     int share = vq_threads_available() / running;
     if (share < 1) share = 1;
     s->threads_used = s->n_threads < share ? s->n_threads : share;
-    vq_threads_set(s->threads_used);
-    vq_backend_set_bf16(s->model->bf16);
+    s->exec = vq_exec_make(s->model->backend, s->threads_used);   /* the call's backend and threads */
     vq_log_push(s->params.log_callback, s->params.log_opaque);
 }
 
@@ -153,9 +152,10 @@ static int need_first_stage(struct vqgan_session *s)
 }
 
 /* Encoder output -> tokens (and optionally the pre-quantization values). */
-static int finish_encode(const struct vq_stage *st, float *h, int n, int32_t *tokens, float *pre_quant)
+static int finish_encode(struct vqgan_session *s, const struct vq_stage *st, float *h, int n, int32_t *tokens,
+                         float *pre_quant)
 {
-    int r = vq_quantize(st, h, n, tokens);
+    int r = vq_quantize(&s->exec, st, h, n, tokens);
     if (!r && pre_quant) memcpy(pre_quant, h, sizeof(float) * (size_t)st->embed_dim * n);
     free(h);
     return r;
@@ -173,8 +173,8 @@ static int vqgan_encode_image_f32_impl(struct vqgan_session *s, const float *chw
     if (st->in_channels != 3)
         return vq_error(VQGAN_ERR_UNSUPPORTED, "image tokenizer takes %d channels, not RGB", st->in_channels);
     if ((r = vq_stage_check_work(st, VQ_WORK_ENCODE, width, height, 0.0, "encode"))) return r;
-    if ((r = vq_stage_encode(st, chw, height, width, &h))) return r;
-    return finish_encode(st, h, (height / st->factor) * (width / st->factor), tokens, pre_quant);
+    if ((r = vq_stage_encode(&s->exec, st, chw, height, width, &h))) return r;
+    return finish_encode(s, st, h, (height / st->factor) * (width / st->factor), tokens, pre_quant);
 }
 
 int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width, int height,
@@ -279,11 +279,11 @@ static int vqgan_encode_labels_impl(struct vqgan_session *s, const uint8_t *ids,
                                 "label id %d at (%d, %d) is outside the model's labels 0..%d",
                                 ids[y * stride + x], x, y, st->in_channels - 1);
             }
-    if ((r = vq_stage_encode_labels(st, ids, stride, height, width, &h))) {
+    if ((r = vq_stage_encode_labels(&s->exec, st, ids, stride, height, width, &h))) {
         free(key);
         return r;
     }
-    r = finish_encode(st, h, n, tokens, pre_quant);
+    r = finish_encode(s, st, h, n, tokens, pre_quant);
     if (!r && key)
         vq_memo_store(&s->memos, VQ_MEMO_LABELS, key, key_len, tokens, sizeof(int32_t) * (size_t)n);
     free(key);
@@ -352,7 +352,7 @@ static int vqgan_decode_f32_impl(struct vqgan_session *s, const int32_t *tokens,
         free(key);
         return 0;
     }
-    if ((r = vq_stage_decode(st, tokens, gw, gh, &x))) {
+    if ((r = vq_stage_decode(&s->exec, st, tokens, gw, gh, &x))) {
         free(key);
         return r;
     }
@@ -449,7 +449,7 @@ static int vqgan_decode_impl(struct vqgan_session *s, const int32_t *tokens, int
         free(key);
         return 0;
     }
-    if ((r = vq_stage_decode(st, tokens, gw, gh, &x))) {
+    if ((r = vq_stage_decode(&s->exec, st, tokens, gw, gh, &x))) {
         free(key);
         return r;
     }
@@ -544,8 +544,8 @@ static int vqgan_encode_depth_impl(struct vqgan_session *s, const float *depth, 
             return vq_error(VQGAN_ERR_INVALID, "depth value %g at (%zu, %zu) is not finite", depth[i],
                             i % (size_t)width, i / (size_t)width);
     if ((r = vq_stage_check_work(st, VQ_WORK_ENCODE, width, height, 0.0, "depth encode"))) return r;
-    if ((r = vq_stage_encode(st, depth, height, width, &h))) return r;
-    return finish_encode(st, h, (height / st->factor) * (width / st->factor), tokens, pre_quant);
+    if ((r = vq_stage_encode(&s->exec, st, depth, height, width, &h))) return r;
+    return finish_encode(s, st, h, (height / st->factor) * (width / st->factor), tokens, pre_quant);
 }
 
 int vqgan_encode_depth(struct vqgan_session *s, const float *depth, int width, int height,
@@ -627,8 +627,8 @@ static int vqgan_encode_image_logits_impl(struct vqgan_session *s, const float *
     if ((r = vq_stage_check_work(st, VQ_WORK_ENCODE, width, height,
                                  (double)st->n_embed * (width / st->factor) * (height / st->factor) * 4.0,
                                  "encode"))) return r;
-    if ((r = vq_stage_encode(st, chw, height, width, &h))) return r;
-    r = vq_quantize_logits(st, h, (height / st->factor) * (width / st->factor), tokens, logits);
+    if ((r = vq_stage_encode(&s->exec, st, chw, height, width, &h))) return r;
+    r = vq_quantize_logits(&s->exec, st, h, (height / st->factor) * (width / st->factor), tokens, logits);
     free(h);
     return r;
 }

@@ -3,6 +3,7 @@
 #define VQ_SESSION_H
 
 #include "vqgan.h"
+#include "backend.h"
 #include "memo.h"
 #include "model.h"
 
@@ -13,14 +14,17 @@ struct vqgan_session {
     struct vqgan_session_params params;
     int n_threads;                    /* resolved (never 0)                  */
     int threads_used;                 /* by the last call (its share)         */
+    struct vq_exec exec;              /* the call's backend (the model's) and
+                                         threads, set by vq_session_enter     */
     struct vqgan_sample_stats stats;
     struct vq_window_state *window;   /* the sampler's caches and previous
                                          frame (window.c), may be NULL       */
     struct vq_memos memos;            /* the tokenizer calls' previous frame */
 };
 
-/* Called at the top of every public call: applies the thread count to the
- * calling thread and clears the last error. */
+/* Called at the top of every public call: takes the call's share of the
+ * cores into s->exec, which carries it to the backend, and clears the last
+ * error. */
 void vq_session_enter(struct vqgan_session *s);
 /* Ends the call vq_session_enter began (gives its share of the cores back). */
 void vq_session_leave(void);

@@ -19,36 +19,36 @@
 
 static int nomem(void) { return vq_error(VQGAN_ERR_NOMEM, "out of memory in the VQGAN stage"); }
 
-static int conv(const struct vq_conv *c, const float *x, int H, int W, float *y)
+static int conv(const struct vq_exec *ex, const struct vq_conv *c, const float *x, int H, int W, float *y)
 {
     const int pad = c->k / 2;
-    return vq_conv2d(x, c->cin, H, W, c->w, c->b, c->cout, c->k, 1, pad, pad, pad, pad, y);
+    return vq_conv2d(ex, x, c->cin, H, W, c->w, c->b, c->cout, c->k, 1, pad, pad, pad, pad, y);
 }
 
 /* swish(GroupNorm(x)) */
-static void norm_swish(const struct vq_norm *n, const float *x, int HW, float *y)
+static void norm_swish(const struct vq_exec *ex, const struct vq_norm *n, const float *x, int HW, float *y)
 {
-    vq_group_norm_swish(x, n->c, HW, GN_GROUPS, GN_EPS, n->g, n->b, y);
+    vq_group_norm_swish(ex, x, n->c, HW, GN_GROUPS, GN_EPS, n->g, n->b, y);
 }
 
 /* x (cin×H×W) -> y (cout×H×W): y = shortcut(x) + conv2(swish(norm2(conv1(swish(norm1(x)))))) */
-static int resblock(const struct vq_resblock *b, const float *x, int H, int W, float *y)
+static int resblock(const struct vq_exec *ex, const struct vq_resblock *b, const float *x, int H, int W, float *y)
 {
     const int HW = H * W, cin = b->conv1.cin, cout = b->conv1.cout;
     float *t = vq_scratch_alloc(sizeof(float) * (size_t)(cin > cout ? cin : cout) * HW);
     float *h = vq_scratch_alloc(sizeof(float) * (size_t)cout * HW);
     int r = 0;
     if (!t || !h) { r = nomem(); goto done; }
-    norm_swish(&b->norm1, x, HW, t);
-    if ((r = conv(&b->conv1, t, H, W, h))) goto done;
-    norm_swish(&b->norm2, h, HW, t);
-    if ((r = conv(&b->conv2, t, H, W, h))) goto done;
+    norm_swish(ex, &b->norm1, x, HW, t);
+    if ((r = conv(ex, &b->conv1, t, H, W, h))) goto done;
+    norm_swish(ex, &b->norm2, h, HW, t);
+    if ((r = conv(ex, &b->conv2, t, H, W, h))) goto done;
     if (b->nin_shortcut.w) {
-        if ((r = conv(&b->nin_shortcut, x, H, W, y))) goto done;
+        if ((r = conv(ex, &b->nin_shortcut, x, H, W, y))) goto done;
     } else {
         memcpy(y, x, sizeof(float) * (size_t)cout * HW);
     }
-    vq_add(y, h, (size_t)cout * HW);
+    vq_add(ex, y, h, (size_t)cout * HW);
 done:
     vq_scratch_free(t);
     vq_scratch_free(h);
@@ -56,7 +56,7 @@ done:
 }
 
 /* Single-head spatial self-attention, in place: x += proj_out(v · softmax(qᵀk / √C)ᵀ) */
-static int attnblock(const struct vq_attnblock *a, float *x, int H, int W)
+static int attnblock(const struct vq_exec *ex, const struct vq_attnblock *a, float *x, int H, int W)
 {
     const int C = a->norm.c, HW = H * W;
     float *hn = vq_scratch_alloc(sizeof(float) * (size_t)C * HW);
@@ -66,55 +66,55 @@ static int attnblock(const struct vq_attnblock *a, float *x, int H, int W)
     float *w = vq_scratch_alloc(sizeof(float) * (size_t)HW * HW);
     int r = 0;
     if (!hn || !q || !k || !v || !w) { r = nomem(); goto done; }
-    vq_group_norm(x, C, HW, GN_GROUPS, GN_EPS, a->norm.g, a->norm.b, hn);
-    if ((r = conv(&a->q, hn, H, W, q)) || (r = conv(&a->k, hn, H, W, k)) || (r = conv(&a->v, hn, H, W, v)))
+    vq_group_norm(ex, x, C, HW, GN_GROUPS, GN_EPS, a->norm.g, a->norm.b, hn);
+    if ((r = conv(ex, &a->q, hn, H, W, q)) || (r = conv(ex, &a->k, hn, H, W, k)) || (r = conv(ex, &a->v, hn, H, W, v)))
         goto done;
     /* w[i][j] = Σc q[c][i] k[c][j] */
-    vq_gemm(1, 0, HW, HW, C, q, HW, k, HW, 0.0f, w, HW);
+    vq_gemm(ex, 1, 0, HW, HW, C, q, HW, k, HW, 0.0f, w, HW);
     const float scale = 1.0f / sqrtf((float)C);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
     for (int i = 0; i < HW; i++) {
         float *row = w + (size_t)i * HW;
         for (int j = 0; j < HW; j++) row[j] *= scale;
         vq_softmax(row, HW);
     }
     /* hn[c][i] = Σj v[c][j] w[i][j] */
-    vq_gemm(0, 1, C, HW, HW, v, HW, w, HW, 0.0f, hn, HW);
-    if ((r = conv(&a->proj_out, hn, H, W, q))) goto done;
-    vq_add(x, q, (size_t)C * HW);
+    vq_gemm(ex, 0, 1, C, HW, HW, v, HW, w, HW, 0.0f, hn, HW);
+    if ((r = conv(ex, &a->proj_out, hn, H, W, q))) goto done;
+    vq_add(ex, x, q, (size_t)C * HW);
 done:
     vq_scratch_free(hn); vq_scratch_free(q); vq_scratch_free(k); vq_scratch_free(v); vq_scratch_free(w);
     return r;
 }
 
 /* Replace *x (c×H×W) by resblock(*x), reallocating for the new channel count. */
-static int step_resblock(const struct vq_resblock *b, float **x, int H, int W)
+static int step_resblock(const struct vq_exec *ex, const struct vq_resblock *b, float **x, int H, int W)
 {
     float *y = vq_scratch_alloc(sizeof(float) * (size_t)b->conv1.cout * H * W);
     if (!y) return nomem();
-    int r = resblock(b, *x, H, W, y);
+    int r = resblock(ex, b, *x, H, W, y);
     vq_scratch_free(*x);
     *x = y;
     return r;
 }
 
-static int step_conv(const struct vq_conv *c, float **x, int H, int W)
+static int step_conv(const struct vq_exec *ex, const struct vq_conv *c, float **x, int H, int W)
 {
     float *y = vq_scratch_alloc(sizeof(float) * (size_t)c->cout * H * W);
     if (!y) return nomem();
-    int r = conv(c, *x, H, W, y);
+    int r = conv(ex, c, *x, H, W, y);
     vq_scratch_free(*x);
     *x = y;
     return r;
 }
 
 /* Pad right and bottom by one, 3×3 convolution with stride 2. */
-static int step_downsample(const struct vq_conv *c, float **x, int *H, int *W)
+static int step_downsample(const struct vq_exec *ex, const struct vq_conv *c, float **x, int *H, int *W)
 {
     const int Ho = (*H + 1 - 3) / 2 + 1, Wo = (*W + 1 - 3) / 2 + 1;
     float *y = vq_scratch_alloc(sizeof(float) * (size_t)c->cout * Ho * Wo);
     if (!y) return nomem();
-    int r = vq_conv2d(*x, c->cin, *H, *W, c->w, c->b, c->cout, 3, 2, 0, 0, 1, 1, y);
+    int r = vq_conv2d(ex, *x, c->cin, *H, *W, c->w, c->b, c->cout, 3, 2, 0, 0, 1, 1, y);
     vq_scratch_free(*x);
     *x = y;
     *H = Ho;
@@ -123,62 +123,62 @@ static int step_downsample(const struct vq_conv *c, float **x, int *H, int *W)
 }
 
 /* Nearest ×2, then 3×3 convolution. */
-static int step_upsample(const struct vq_conv *c, float **x, int *H, int *W)
+static int step_upsample(const struct vq_exec *ex, const struct vq_conv *c, float **x, int *H, int *W)
 {
     float *u = vq_scratch_alloc(sizeof(float) * (size_t)c->cin * 4 * *H * *W);
     if (!u) return nomem();
-    vq_upsample2x(*x, c->cin, *H, *W, u);
+    vq_upsample2x(ex, *x, c->cin, *H, *W, u);
     vq_scratch_free(*x);
     *x = u;
     *H *= 2;
     *W *= 2;
-    return step_conv(c, x, *H, *W);
+    return step_conv(ex, c, x, *H, *W);
 }
 
-static int step_norm_out(const struct vq_norm *n, float *x, int HW)
+static int step_norm_out(const struct vq_exec *ex, const struct vq_norm *n, float *x, int HW)
 {
-    norm_swish(n, x, HW, x);
+    norm_swish(ex, n, x, HW, x);
     return 0;
 }
 
 /* Encoder from after conv_in, then quant_conv. *x is ch×H×W. */
 /* *n: the floats of the result (quant_conv's channels x the last H x W) */
-static int encode_rest(const struct vq_stage *s, float **x, int H, int W, size_t *n)
+static int encode_rest(const struct vq_exec *ex, const struct vq_stage *s, float **x, int H, int W, size_t *n)
 {
     const struct vq_coder *e = &s->enc;
     int r = 0;
     for (int l = 0; l < e->n_level && !r; l++) {
         const struct vq_level *lv = &e->level[l];
         for (int b = 0; b < lv->n_block && !r; b++) {
-            r = step_resblock(&lv->block[b], x, H, W);
-            if (!r && lv->has_attn) r = attnblock(&lv->attn[b], *x, H, W);
+            r = step_resblock(ex, &lv->block[b], x, H, W);
+            if (!r && lv->has_attn) r = attnblock(ex, &lv->attn[b], *x, H, W);
         }
-        if (!r && lv->has_resample) r = step_downsample(&lv->resample, x, &H, &W);
+        if (!r && lv->has_resample) r = step_downsample(ex, &lv->resample, x, &H, &W);
     }
-    if (!r) r = step_resblock(&e->mid_block_1, x, H, W);
-    if (!r) r = attnblock(&e->mid_attn_1, *x, H, W);
-    if (!r) r = step_resblock(&e->mid_block_2, x, H, W);
-    if (!r) r = step_norm_out(&e->norm_out, *x, H * W);
-    if (!r) r = step_conv(&e->conv_out, x, H, W);
-    if (!r) r = step_conv(&s->quant_conv, x, H, W);
+    if (!r) r = step_resblock(ex, &e->mid_block_1, x, H, W);
+    if (!r) r = attnblock(ex, &e->mid_attn_1, *x, H, W);
+    if (!r) r = step_resblock(ex, &e->mid_block_2, x, H, W);
+    if (!r) r = step_norm_out(ex, &e->norm_out, *x, H * W);
+    if (!r) r = step_conv(ex, &e->conv_out, x, H, W);
+    if (!r) r = step_conv(ex, &s->quant_conv, x, H, W);
     *n = (size_t)s->quant_conv.cout * H * W;
     return r;
 }
 
-static int stage_encode(const struct vq_stage *s, const float *in, int H, int W, float **out, size_t *n)
+static int stage_encode(const struct vq_exec *ex, const struct vq_stage *s, const float *in, int H, int W, float **out, size_t *n)
 {
     float *x = vq_scratch_alloc(sizeof(float) * (size_t)s->ch * H * W);
     int r;
     *out = NULL;
     if (!x) return nomem();
-    r = conv(&s->enc.conv_in, in, H, W, x);
-    if (!r) r = encode_rest(s, &x, H, W, n);
+    r = conv(ex, &s->enc.conv_in, in, H, W, x);
+    if (!r) r = encode_rest(ex, s, &x, H, W, n);
     if (r) { vq_scratch_free(x); return r; }
     *out = x;
     return 0;
 }
 
-static int stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptrdiff_t stride,
+static int stage_encode_labels(const struct vq_exec *ex, const struct vq_stage *s, const uint8_t *ids, ptrdiff_t stride,
                                int H, int W, float **out, size_t *n)
 {
     const struct vq_conv *c = &s->enc.conv_in;
@@ -188,7 +188,7 @@ static int stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptr
     float *x = vq_scratch_alloc(sizeof(float) * (size_t)C * H * W);
     /* one accumulator row per thread, allocated up front: a failure is an
      * error, not rows silently left out */
-    const int nt = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
+    const int nt = vq_nt(ex);
     float *accs = vq_scratch_alloc(sizeof(float) * (size_t)C * nt);
     *out = NULL;
     if (!lut || !x || !accs) { vq_scratch_free(lut); vq_scratch_free(x); vq_scratch_free(accs); return nomem(); }
@@ -219,7 +219,7 @@ static int stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptr
     }
     vq_scratch_free(accs);
     vq_scratch_free(lut);
-    int r = encode_rest(s, &x, H, W, n);
+    int r = encode_rest(ex, s, &x, H, W, n);
     if (r) { vq_scratch_free(x); return r; }
     *out = x;
     return 0;
@@ -229,7 +229,7 @@ static int stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptr
 
 /* GumbelQuantize without its noise: logits = proj(z) (a 1x1 convolution),
  * token = argmax, lowest index on ties; logits (K x n) kept when asked. */
-static int quantize_gumbel(const struct vq_stage *s, const float *z, int n, int32_t *idx, float *logits)
+static int quantize_gumbel(const struct vq_exec *ex, const struct vq_stage *s, const float *z, int n, int32_t *idx, float *logits)
 {
     const int D = s->embed_dim, K = s->n_embed;
     float *dot = malloc(sizeof(float) * (size_t)VQ_QUANT_BAND * K);
@@ -237,8 +237,8 @@ static int quantize_gumbel(const struct vq_stage *s, const float *z, int n, int3
     for (int i0 = 0; i0 < n; i0 += VQ_QUANT_BAND) {
         const int m = n - i0 < VQ_QUANT_BAND ? n - i0 : VQ_QUANT_BAND;
         /* dot[i][k] = Σd z[d][i0+i] proj[k][d] */
-        vq_gemm(1, 1, m, K, D, z + i0, n, s->proj.w, D, 0.0f, dot, K);
-#pragma omp parallel for schedule(static)
+        vq_gemm(ex, 1, 1, m, K, D, z + i0, n, s->proj.w, D, 0.0f, dot, K);
+#pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
         for (int i = 0; i < m; i++) {
             const float *row = dot + (size_t)i * K;
             float best = -FLT_MAX;
@@ -255,23 +255,23 @@ static int quantize_gumbel(const struct vq_stage *s, const float *z, int n, int3
     return 0;
 }
 
-int vq_quantize_logits(const struct vq_stage *s, const float *z, int n, int32_t *idx, float *logits)
+int vq_quantize_logits(const struct vq_exec *ex, const struct vq_stage *s, const float *z, int n, int32_t *idx, float *logits)
 {
     if (!s->gumbel) return vq_error(VQGAN_ERR_UNSUPPORTED, "the stage's quantizer has no logits (not gumbel)");
-    return quantize_gumbel(s, z, n, idx, logits);
+    return quantize_gumbel(ex, s, z, n, idx, logits);
 }
 
-int vq_quantize(const struct vq_stage *s, const float *z, int n, int32_t *idx)
+int vq_quantize(const struct vq_exec *ex, const struct vq_stage *s, const float *z, int n, int32_t *idx)
 {
     const int D = s->embed_dim, K = s->n_embed;
-    if (s->gumbel) return quantize_gumbel(s, z, n, idx, NULL);
+    if (s->gumbel) return quantize_gumbel(ex, s, z, n, idx, NULL);
     float *dot = malloc(sizeof(float) * (size_t)VQ_QUANT_BAND * K);
     if (!dot) return nomem();
     for (int i0 = 0; i0 < n; i0 += VQ_QUANT_BAND) {
         const int m = n - i0 < VQ_QUANT_BAND ? n - i0 : VQ_QUANT_BAND;
         /* dot[i][k] = Σd z[d][i0+i] e[k][d] */
-        vq_gemm(1, 1, m, K, D, z + i0, n, s->codebook, D, 0.0f, dot, K);
-#pragma omp parallel for schedule(static)
+        vq_gemm(ex, 1, 1, m, K, D, z + i0, n, s->codebook, D, 0.0f, dot, K);
+#pragma omp parallel for schedule(static) num_threads(vq_nt(ex))
         for (int i = 0; i < m; i++) {
             float zz = 0.0f;
             for (int d = 0; d < D; d++) zz += z[(size_t)d * n + i0 + i] * z[(size_t)d * n + i0 + i];
@@ -289,7 +289,7 @@ int vq_quantize(const struct vq_stage *s, const float *z, int n, int32_t *idx)
     return 0;
 }
 
-static int stage_decode(const struct vq_stage *s, const int32_t *tokens, int gw, int gh, float **out, size_t *n_out)
+static int stage_decode(const struct vq_exec *ex, const struct vq_stage *s, const int32_t *tokens, int gw, int gh, float **out, size_t *n_out)
 {
     const struct vq_coder *d = &s->dec;
     const int D = s->embed_dim, n = gw * gh;
@@ -300,21 +300,21 @@ static int stage_decode(const struct vq_stage *s, const int32_t *tokens, int gw,
     for (int i = 0; i < n; i++)
         for (int c = 0; c < D; c++)
             x[(size_t)c * n + i] = s->codebook[(size_t)tokens[i] * D + c];
-    r = step_conv(&s->post_quant_conv, &x, H, W);
-    if (!r) r = step_conv(&d->conv_in, &x, H, W);
-    if (!r) r = step_resblock(&d->mid_block_1, &x, H, W);
-    if (!r) r = attnblock(&d->mid_attn_1, x, H, W);
-    if (!r) r = step_resblock(&d->mid_block_2, &x, H, W);
+    r = step_conv(ex, &s->post_quant_conv, &x, H, W);
+    if (!r) r = step_conv(ex, &d->conv_in, &x, H, W);
+    if (!r) r = step_resblock(ex, &d->mid_block_1, &x, H, W);
+    if (!r) r = attnblock(ex, &d->mid_attn_1, x, H, W);
+    if (!r) r = step_resblock(ex, &d->mid_block_2, &x, H, W);
     for (int l = d->n_level - 1; l >= 0 && !r; l--) {
         const struct vq_level *lv = &d->level[l];
         for (int b = 0; b < lv->n_block && !r; b++) {
-            r = step_resblock(&lv->block[b], &x, H, W);
-            if (!r && lv->has_attn) r = attnblock(&lv->attn[b], x, H, W);
+            r = step_resblock(ex, &lv->block[b], &x, H, W);
+            if (!r && lv->has_attn) r = attnblock(ex, &lv->attn[b], x, H, W);
         }
-        if (!r && lv->has_resample) r = step_upsample(&lv->resample, &x, &H, &W);
+        if (!r && lv->has_resample) r = step_upsample(ex, &lv->resample, &x, &H, &W);
     }
-    if (!r) r = step_norm_out(&d->norm_out, x, H * W);
-    if (!r) r = step_conv(&d->conv_out, &x, H, W);
+    if (!r) r = step_norm_out(ex, &d->norm_out, x, H * W);
+    if (!r) r = step_conv(ex, &d->conv_out, &x, H, W);
     if (r) { vq_scratch_free(x); return r; }
     *n_out = (size_t)d->conv_out.cout * H * W;
     *out = x;
@@ -333,35 +333,35 @@ static int hand_over(float *x, size_t n, float **out)
     return *out ? 0 : nomem();
 }
 
-int vq_stage_encode(const struct vq_stage *s, const float *in, int H, int W, float **out)
+int vq_stage_encode(const struct vq_exec *ex, const struct vq_stage *s, const float *in, int H, int W, float **out)
 {
     float *x = NULL;
     size_t n = 0;
     vq_scratch_begin();
-    int r = stage_encode(s, in, H, W, &x, &n);
+    int r = stage_encode(ex, s, in, H, W, &x, &n);
     if (!r) r = hand_over(x, n, out);
     vq_scratch_end();
     return r;
 }
 
-int vq_stage_encode_labels(const struct vq_stage *s, const uint8_t *ids, ptrdiff_t stride, int H, int W,
+int vq_stage_encode_labels(const struct vq_exec *ex, const struct vq_stage *s, const uint8_t *ids, ptrdiff_t stride, int H, int W,
                            float **out)
 {
     float *x = NULL;
     size_t n = 0;
     vq_scratch_begin();
-    int r = stage_encode_labels(s, ids, stride, H, W, &x, &n);
+    int r = stage_encode_labels(ex, s, ids, stride, H, W, &x, &n);
     if (!r) r = hand_over(x, n, out);
     vq_scratch_end();
     return r;
 }
 
-int vq_stage_decode(const struct vq_stage *s, const int32_t *tokens, int gw, int gh, float **out)
+int vq_stage_decode(const struct vq_exec *ex, const struct vq_stage *s, const int32_t *tokens, int gw, int gh, float **out)
 {
     float *x = NULL;
     size_t n = 0;
     vq_scratch_begin();
-    int r = stage_decode(s, tokens, gw, gh, &x, &n);
+    int r = stage_decode(ex, s, tokens, gw, gh, &x, &n);
     if (!r) r = hand_over(x, n, out);
     vq_scratch_end();
     return r;

@@ -84,6 +84,7 @@ struct placement {
 struct vq_window_state {
     /* per call */
     const struct vq_gpt *gpt;
+    const struct vq_exec *exec;  /* this call's (vq_window_params)              */
     int dry_run;
     void (*trace)(void *opaque, int r0, int c0, int len, int n);
     void *trace_opaque;
@@ -406,7 +407,7 @@ static int feed(struct vq_window_state *st, struct placement *P, int end, float 
         P->cache.len = end;
         return 0;
     }
-    return vq_gpt_forward(st->gpt, &P->cache, st->seq, n, logits ? n - 1 : n, logits);
+    return vq_gpt_forward(st->exec, st->gpt, &P->cache, st->seq, n, logits ? n - 1 : n, logits);
 }
 
 /* The chunks a placement is fed in, the same in every frame and mode so that
@@ -780,6 +781,7 @@ static int window_sample(struct vq_window_state **state, const struct vq_gpt *gp
         temporal_reset(st);
     if (!mode) temporal_reset(st);
     st->gpt = gpt;
+    st->exec = p->exec;
     st->dry_run = p->dry_run;
     st->trace = p->trace;
     st->trace_opaque = p->trace_opaque;
@@ -799,7 +801,7 @@ static int window_sample(struct vq_window_state **state, const struct vq_gpt *gp
     st->n_c0 = st->Wp - w + 1;
     st->cap_bytes = p->cache_bytes ? p->cache_bytes : vq_default_cache_bytes();
     st->fed = st->evictions = st->shared = 0;
-    st->share = !p->no_share && vq_gpt_rows_independent(gpt);
+    st->share = !p->no_share && vq_gpt_rows_independent(p->exec, gpt);
     if ((r = buffers(st, gpt, (size_t)st->Hp * st->Wp))) return r;
     vq_sampler_free(&st->sampler);
     if ((r = vq_sampler_init(&st->sampler, &p->sampling, gpt->vocab))) return r;
@@ -988,9 +990,9 @@ int vq_sequence_sample(const struct vq_gpt *gpt, const struct vq_window_params *
             tokens[k] = 0;
         } else if (keep) {
             /* a kept cell's token is fed after it, its logits are not needed */
-            if ((r = vq_gpt_forward(gpt, &cache, &in, 1, 1, NULL))) goto end;
+            if ((r = vq_gpt_forward(p->exec, gpt, &cache, &in, 1, 1, NULL))) goto end;
         } else {
-            if ((r = vq_gpt_forward(gpt, &cache, &in, 1, 0, logits))) goto end;
+            if ((r = vq_gpt_forward(p->exec, gpt, &cache, &in, 1, 0, logits))) goto end;
             tokens[k] = vq_sample_token(&smp, logits, key);
         }
         if (keep) {

@@ -19,6 +19,7 @@ struct vq_window_state;
 void vq_window_state_free(struct vq_window_state *w);  /* NULL is a no-op */
 
 struct vq_window_params {
+    const struct vq_exec *exec;  /* the call's threads (backend.h); NULL: every core */
     struct vq_sampler_params sampling;
     size_t cache_bytes;          /* cap on kept placement caches; 0: vq_default_cache_bytes() */
     vqgan_progress_callback progress;   /* may be NULL; nonzero return cancels */

@@ -27,11 +27,11 @@ static double bench_peak_gflops(int verbose)
         float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N), *C = malloc(sizeof(float) * M * N);
         for (long i = 0; i < (long)M * K; i++) A[i] = (float)((i * 7) % 13) * 0.01f;
         for (long i = 0; i < (long)K * N; i++) B[i] = (float)((i * 5) % 11) * 0.01f;
-        vq_gemm(0, 0, M, N, K, A, K, B, N, 0.0f, C, N);
+        vq_gemm(NULL, 0, 0, M, N, K, A, K, B, N, 0.0f, C, N);
         double t_best = 1e30;
         for (int rep = 0; rep < 3; rep++) {
             double t0 = now_s();
-            vq_gemm(0, 0, M, N, K, A, K, B, N, 0.0f, C, N);
+            vq_gemm(NULL, 0, 0, M, N, K, A, K, B, N, 0.0f, C, N);
             double t = now_s() - t0;
             if (t < t_best) t_best = t;
         }

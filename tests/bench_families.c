@@ -119,11 +119,11 @@ static int bench_one(const char *dir, const char *name)
             float *z = malloc(sizeof(float) * (size_t)st->embed_dim * n);
             int32_t *idx = malloc(sizeof(int32_t) * n);
             for (long i = 0; i < (long)st->embed_dim * n; i++) z[i] = sinf(0.37f * (float)i);
-            vq_quantize(st, z, n, idx);
+            vq_quantize(NULL, st, z, n, idx);
             double best = 1e30;
             for (int rep = 0; rep < 3; rep++) {
                 double q0 = now_s();
-                vq_quantize(st, z, n, idx);
+                vq_quantize(NULL, st, z, n, idx);
                 best = fmin(best, now_s() - q0);
             }
             printf("  %-10s   quantizer on %dx%d positions x %d codes x %d dims: %.1f ms%s\n", name, side, side,

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "bench_common.h"
+#include "landscape.h"
 #include "model.h"
 #include "npy.h"
 #include "session.h"
@@ -111,31 +112,6 @@ static void set_sampling(struct vqgan_session *s, int top_k, uint64_t seed, int 
     sp.seed = seed;
     sp.fast_step = fast_step;
     vqgan_session_set_params(s, &sp);
-}
-
-/* A landscape label map (COCO-Stuff ids as in samples/legend.txt): sky with
- * clouds, a mountain ridge, sea on the left, grass with trees on the right. */
-static void landscape(uint8_t *ids, int W, int H)
-{
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            const double u = (double)x / W, v = (double)y / H;
-            const double ridge = 0.38 + 0.08 * sin(6.0 * u) + 0.04 * sin(17.0 * u + 1.0);
-            const double shore = 0.45 + 0.10 * sin(3.0 * v + 0.5);
-            uint8_t c;
-            if (v < ridge) {
-                const double cl = sin(9.0 * u + 2.0) * sin(11.0 * v) ;
-                c = v < 0.25 && cl > 0.55 ? 105 : 156;          /* clouds, sky-other */
-            } else if (v < ridge + 0.12) {
-                c = 134;                                        /* mountain */
-            } else if (u < shore) {
-                c = 154;                                        /* sea */
-            } else {
-                const double t = sin(23.0 * u) * sin(19.0 * v + 1.0);
-                c = t > 0.6 ? 168 : 123;                        /* tree, grass */
-            }
-            ids[(size_t)y * W + x] = c;
-        }
 }
 
 static int64_t *i64(struct npy *a) { return (int64_t *)a->data; }
@@ -272,7 +248,7 @@ static int frame_init(struct frame *F, struct pair *P, int gh, int gw)
     F->W = gw * info.factor; F->H = gh * info.factor;
     F->ids = malloc((size_t)F->W * F->H);
     F->cond = malloc(sizeof(int32_t) * F->n);
-    landscape(F->ids, F->W, F->H);
+    landscape(F->ids, F->W, F->H, 0.0);
     int32_t *c1 = malloc(sizeof(int32_t) * F->n);
     int r = vqgan_encode_labels(P->s[0], F->ids, F->W, F->W, F->H, F->cond, NULL);
     if (!r) r = vqgan_encode_labels(P->s[1], F->ids, F->W, F->W, F->H, c1, NULL);
@@ -444,9 +420,8 @@ int main(int argc, char **argv)
             return 2;
         }
     (void)bench_peak_gflops;
-    vq_threads_set(0);
-    const int bf16 = vq_dnnl_bf16_native();
-    printf("backend %s, %d threads, native bf16: %s\n", vq_backend_name(vq_backend_current()), vq_threads_get(),
+    const int bf16 = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16) != NULL;
+    printf("backend %s, %d threads, native bf16: %s\n", vq_backend_default()->name, vq_threads_available(),
            bf16 ? "yes" : "no (every bf16 figure below is fp32 against itself)");
     double t_start = now_s();
     golden_conditional();

@@ -2,14 +2,17 @@
  * against them, and whole frames against the reference's algorithm on the
  * same weights.
  *
- *   build/tests/bench_speed [--quick | --stages | --full | --full-only]   (make bench: no flag)
+ *   build/tests/bench_speed [--quick | --stages | --products | --full | --full-only]   (make bench: no flag)
  *
  * Model: $VQ_BENCH_MODEL (default build/sflckr-random.gguf: the released
  * S-FLCKR shapes, random weights). Reference timings: $VQ_REFERENCE_TIMING
  * (default build/reference-timing.json, written by tools/reference_timing.py
- * on the same weights). Whole frames: 256x512 and 512x512 (fp32, bf16; the
+ * on the same weights). The int8 backend's peak and the linear layers'
+ * rate at the transformer's shapes in fp32, bf16 and int8, and the
+ * transformer's prefill and decode in each. Whole frames: 256x512 and 512x512 (fp32, bf16; the
  * 512x512 ones take about 10 minutes each on 2 cores), and 256x512 in the
- * fast mode; --quick leaves out the 512x512 frames, --stages stops before the
+ * fast mode; --quick leaves out the 512x512 frames, --products stops after
+ * the peaks and the linear layers' rates, --stages stops before the
  * whole frames, --full adds the paper's 1024x672 frame in bf16 (fp32 where the
  * CPU lacks native bf16; about 25 minutes on 2 cores of a Zen 4), against the
  * paper's 379 s on a GPU, and --full-only runs that frame alone after the
@@ -21,39 +24,117 @@
 
 #include "bench_common.h"
 #include "gpt.h"
+#include "ops.h"
 #include "session.h"
 #include "vqgan.h"
 
-static double peak_bf16(void)
+static const char *prec_name[3] = { "fp32", "bf16", "int8" };
+
+/* The best rate of a backend's packed products (bf16, int8) on large
+ * transformer-shaped products: GFLOPS, or GOPS for int8 (2 per multiply-add). */
+static double peak_packed(int precision)
 {
-    if (!vq_dnnl_bf16_native()) return 0;
+    const struct vq_backend *be = vq_backend_get(VQ_BACKEND_DNNL, precision);
+    if (!be) return 0;
+    const struct vq_exec ex = vq_exec_make(be, 0);
     static const int shapes[][3] = { { 512, 4096, 1024 }, { 512, 1024, 4096 }, { 1024, 4096, 1024 } };
     double best = 0;
-    vq_backend_set_bf16(1);
     for (size_t s = 0; s < 3; s++) {
         const int T = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         float *x = malloc(sizeof(float) * T * K), *w = malloc(sizeof(float) * N * K), *y = malloc(sizeof(float) * T * N);
         for (long i = 0; i < (long)T * K; i++) x[i] = (float)(i % 7) * 0.1f;
         for (long i = 0; i < (long)N * K; i++) w[i] = (float)(i % 5) * 0.1f;
-        struct vq_bf16_weight *wb = vq_dnnl_pack_bf16(w, N, K);
+        struct vq_packed *wb = vq_backend_pack(be, w, N, K, NULL);
         /* warm up (the first bf16/AMX products of a process run slowly) */
         for (double t0 = now_s(); now_s() - t0 < 0.5;)
-            vq_linear_bf16(x, T, K, wb, NULL, N, y);
+            be->linear_packed(&ex, wb, x, T, NULL, y);
         double t = 1e30;
         for (int r = 0; r < 8; r++) {
             double t0 = now_s();
-            vq_linear_bf16(x, T, K, wb, NULL, N, y);
+            be->linear_packed(&ex, wb, x, T, NULL, y);
             double d = now_s() - t0;
             if (d < t) t = d;
         }
         double g = 2.0 * T * N * K / t * 1e-9;
         if (g > best) best = g;
         free(x); free(w); free(y);
-        vq_dnnl_pack_free(wb);
+        vq_backend_pack_free(be, wb);
     }
-    vq_backend_set_bf16(0);
     return best;
 }
+
+#ifdef VQ_HAVE_DNNL
+#include <dnnl.h>
+/* oneDNN's own int8 matmul (u8 x s8 -> s32, weights reordered once into the
+ * layout it picks, no quantization or epilogue: the raw product) at the
+ * int8 backend's shapes, best GOPS: what the int8 backend would get from
+ * oneDNN instead of its VNNI kernel. 0 when oneDNN refuses. */
+static double dnnl_int8_gops(void)
+{
+    static const int shapes[][3] = { { 512, 4096, 1024 }, { 512, 1024, 4096 }, { 16, 4096, 1024 } };
+    dnnl_engine_t eng;
+    dnnl_stream_t st;
+    if (dnnl_engine_create(&eng, dnnl_cpu, 0) != dnnl_success) return 0;
+    if (dnnl_stream_create(&st, eng, dnnl_stream_default_flags) != dnnl_success) return 0;
+    double best = 0;
+    for (size_t sh = 0; sh < 3; sh++) {
+        const int T = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
+        dnnl_dims_t sd = { T, K }, wd = { K, N }, dd = { T, N };
+        dnnl_memory_desc_t smd, wany, wplain, dmd;
+        dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_u8, dnnl_ab);
+        dnnl_memory_desc_init_by_tag(&wany, 2, wd, dnnl_s8, dnnl_format_tag_any);
+        dnnl_memory_desc_init_by_tag(&wplain, 2, wd, dnnl_s8, dnnl_ba);   /* W[N][K] */
+        dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_s32, dnnl_ab);
+        dnnl_matmul_desc_t d;
+        dnnl_primitive_desc_t pd;
+        dnnl_primitive_t prim;
+        if (dnnl_matmul_desc_init(&d, &smd, &wany, NULL, &dmd) != dnnl_success ||
+            dnnl_primitive_desc_create(&pd, &d, NULL, eng, NULL) != dnnl_success)
+            continue;
+        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        uint8_t *x = malloc((size_t)T * K);
+        int8_t *w = malloc((size_t)N * K), *wp = malloc(dnnl_memory_desc_get_size(wmd));
+        int32_t *y = malloc(sizeof(int32_t) * (size_t)T * N);
+        for (size_t i = 0; i < (size_t)T * K; i++) x[i] = (uint8_t)(i * 7);
+        for (size_t i = 0; i < (size_t)N * K; i++) w[i] = (int8_t)(i * 5 % 255 - 127);
+        dnnl_memory_t mx, mw0, mw, my;
+        dnnl_memory_create(&mx, &smd, eng, x);
+        dnnl_memory_create(&mw0, &wplain, eng, w);
+        dnnl_memory_create(&mw, wmd, eng, wp);
+        dnnl_memory_create(&my, &dmd, eng, y);
+        dnnl_primitive_desc_t rpd;
+        dnnl_primitive_t rp;
+        if (dnnl_reorder_primitive_desc_create(&rpd, &wplain, eng, wmd, eng, NULL) == dnnl_success &&
+            dnnl_primitive_create(&rp, rpd) == dnnl_success) {
+            dnnl_exec_arg_t ra[2] = { { DNNL_ARG_FROM, mw0 }, { DNNL_ARG_TO, mw } };
+            dnnl_primitive_execute(rp, st, 2, ra);
+            dnnl_stream_wait(st);
+            dnnl_primitive_destroy(rp);
+            dnnl_primitive_desc_destroy(rpd);
+            if (dnnl_primitive_create(&prim, pd) == dnnl_success) {
+                dnnl_exec_arg_t args[3] = { { DNNL_ARG_SRC, mx }, { DNNL_ARG_WEIGHTS, mw }, { DNNL_ARG_DST, my } };
+                double t = 1e30;
+                for (int r = 0; r < 6; r++) {
+                    const double t0 = now_s();
+                    dnnl_primitive_execute(prim, st, 3, args);
+                    dnnl_stream_wait(st);
+                    t = fmin(t, now_s() - t0);
+                }
+                best = fmax(best, 2.0 * T * N * K / t * 1e-9);
+                dnnl_primitive_destroy(prim);
+            }
+        }
+        dnnl_memory_destroy(mx); dnnl_memory_destroy(mw0); dnnl_memory_destroy(mw); dnnl_memory_destroy(my);
+        dnnl_primitive_desc_destroy(pd);
+        free(x); free(w); free(wp); free(y);
+    }
+    dnnl_stream_destroy(st);
+    dnnl_engine_destroy(eng);
+    return best;
+}
+#else
+static double dnnl_int8_gops(void) { return 0; }
+#endif
 
 /* CPU seconds (user + system) of the process so far. */
 static double cpu_s(void)
@@ -127,7 +208,59 @@ static double ref_frame_seconds(const char *size)
     return s ? atof(s + 10) : 0;
 }
 
-struct models { struct vqgan_model *m[2]; struct vqgan_session *s[2]; };
+struct models { struct vqgan_model *m[3]; struct vqgan_session *s[3]; };
+
+/* The transformer's linear layers alone, at its shapes (D x D, 4D x D,
+ * D x 4D) and row counts (a 512-position prefill, a window row of 16, one
+ * position), in each precision through its model's backend: the rate, and
+ * its share of that precision's peak. */
+static void products(struct models *M, const double peak[3])
+{
+    static const int rows[3] = { 512, 16, 1 };
+    double rate[3][3] = { { 0 } };
+    /* three rounds, the precisions interleaved, the best of each kept: the
+     * machine is shared and its load moves within seconds */
+    for (int round = 0; round < 3; round++)
+    for (int p = 0; p < 3; p++) {
+        if (!M->s[p]) continue;
+        const struct vq_gpt *g = &M->m[p]->gpt;
+        const struct vq_gpt_block *b = &g->blocks[0];
+        const int D = g->n_embd;
+        const struct vq_exec ex = vq_exec_make(g->be, 0);
+        const float *W[3] = { b->q_w, b->fc_w, b->fc2_w };
+        const struct vq_packed *P[3] = { b->q_p, b->fc_p, b->fc2_p };
+        const int N[3] = { D, 4 * D, D }, K[3] = { D, D, 4 * D };
+        float *x = malloc(sizeof(float) * 512 * 4 * D), *y = malloc(sizeof(float) * 512 * 4 * D);
+        for (long i = 0; i < 512L * 4 * D; i++) x[i] = sinf(0.01f * (float)i);
+        for (int r = 0; r < 3; r++) {
+            const int T = rows[r];
+            double ops = 0, t = 0;
+            for (int k = 0; k < 3; k++) {
+                vq_linear(&ex, x, T, K[k], W[k], P[k], NULL, N[k], y);
+                double best = 1e30;
+                for (int rep = 0; rep < (T > 16 ? 4 : 30); rep++) {
+                    const double t0 = now_s();
+                    vq_linear(&ex, x, T, K[k], W[k], P[k], NULL, N[k], y);
+                    best = fmin(best, now_s() - t0);
+                }
+                ops += 2.0 * T * N[k] * K[k];
+                t += best;
+            }
+            rate[p][r] = fmax(rate[p][r], ops / t * 1e-9);
+        }
+        free(x); free(y);
+    }
+    for (int p = 0; p < 3; p++) {
+        if (!M->s[p]) continue;
+        printf("  linear layers at the transformer's shapes, %s: %d rows %6.1f, 16 rows %6.1f, 1 row %6.1f G%s/s; "
+               "512 rows at %5.1f%% of the %s peak\n", prec_name[p], rows[0], rate[p][0], rate[p][1], rate[p][2],
+               p == 2 ? "OP" : "FLOP", 100 * rate[p][0] / peak[p], prec_name[p]);
+    }
+    if (M->s[2] && M->s[1])
+        printf("  int8 against bf16 (same run): 512 rows %.2fx, 16 rows %.2fx, 1 row %.2fx; against fp32 %.2fx, "
+               "%.2fx, %.2fx\n", rate[2][0] / rate[1][0], rate[2][1] / rate[1][1], rate[2][2] / rate[1][2],
+               rate[2][0] / rate[0][0], rate[2][1] / rate[0][1], rate[2][2] / rate[0][2]);
+}
 
 static void stages(struct models *M, double peak[2])
 {
@@ -152,9 +285,9 @@ static void stages(struct models *M, double peak[2])
     }
 }
 
-static void transformer(struct models *M, double peak[2])
+static void transformer(struct models *M, double peak[3])
 {
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < 3; p++) {
         if (!M->s[p]) continue;
         const struct vq_gpt *g = &M->m[p]->gpt;
         vq_session_enter(M->s[p]);
@@ -170,14 +303,14 @@ static void transformer(struct models *M, double peak[2])
             c.len = 0;
             f0 = vq_gemm_flops();
             double t0 = now_s();
-            vq_gpt_forward(g, &c, tok, n, n - 1, logits);
+            vq_gpt_forward(&M->s[p]->exec, g, &c, tok, n, n - 1, logits);
             double t = now_s() - t0;
             f1 = vq_gemm_flops();
             if (t < best) best = t;
         }
         double gf = (f1 - f0) * 1e-9;
         printf("  transformer prefill %d pos  %s  %6.2f s  %6.1f GFLOP  %6.1f GFLOPS  %5.1f%% of peak\n", n,
-               p ? "bf16" : "fp32", best, gf, gf / best, 100 * gf / best / peak[p]);
+               prec_name[p], best, gf, gf / best, 100 * gf / best / peak[p]);
         /* single-position decode at the middle of the window, between two
          * measurements of the bandwidth (this VM's moves by half within the
          * hour): the higher of each is the reference */
@@ -185,17 +318,17 @@ static void transformer(struct models *M, double peak[2])
         for (int r = 0; r < 5; r++) {
             c.len = n / 2;
             double t0 = now_s();
-            vq_gpt_forward(g, &c, tok, 1, 0, logits);
+            vq_gpt_forward(&M->s[p]->exec, g, &c, tok, 1, 0, logits);
             double t = now_s() - t0;
             if (t < bd) bd = t;
         }
         const double bw2 = memcpy_gbs(), rd2 = read_gbs();
         bw = bw2 > bw ? bw2 : bw;
         rd = rd2 > rd ? rd2 : rd;
-        double wbytes = (double)g->n_layer * 12.0 * g->n_embd * g->n_embd * (p ? 2 : 4) +
-                        (double)g->vocab * g->n_embd * (p ? 2 : 4);
+        const int wb = p == 2 ? 1 : p ? 2 : 4;
+        double wbytes = (double)g->n_layer * 12.0 * g->n_embd * g->n_embd * wb + (double)g->vocab * g->n_embd * wb;
         printf("  transformer decode 1 pos    %s  %6.3f s  weights %.2f GB  %6.1f GB/s  %5.1f%% of memcpy bandwidth"
-               " (%.1f GB/s beside it; %.0f%% of a read-only stream, %.1f GB/s)\n", p ? "bf16" : "fp32", bd,
+               " (%.1f GB/s beside it; %.0f%% of a read-only stream, %.1f GB/s)\n", prec_name[p], bd,
                wbytes * 1e-9, wbytes / bd * 1e-9, 100 * wbytes / bd * 1e-9 / bw, bw, 100 * wbytes / bd * 1e-9 / rd, rd);
         vq_kv_cache_free(&c);
         free(tok); free(logits);
@@ -245,7 +378,7 @@ static void frame(struct models *M, int W, int H, int fast, int only_p)
                    (long long)st.cache_evictions, st.seconds);
         if (!r)
             printf("    CPU time %.1f s = %.0f %% of %d threads x wall time (below 100 %%: the machine was shared "
-                   "or threads waited)\n", cpu, 100.0 * cpu / (t * vq_threads_get()), vq_threads_get());
+                   "or threads waited)\n", cpu, 100.0 * cpu / (t * vq_threads_available()), vq_threads_available());
         if (!r && fast > 1 && last_exact[p].tok && last_exact[p].W == W && last_exact[p].H == H) {
             int same = 0;
             double se = 0;
@@ -280,28 +413,44 @@ int main(int argc, char **argv)
     int full = full_only || (argc > 1 && !strcmp(argv[1], "--full"));
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
     int stages_only = argc > 1 && !strcmp(argv[1], "--stages");
+    int products_only = argc > 1 && !strcmp(argv[1], "--products");
     const char *path = getenv("VQ_BENCH_MODEL") ? getenv("VQ_BENCH_MODEL") : "build/sflckr-random.gguf";
     struct models M;
     memset(&M, 0, sizeof(M));
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < 3; p++) {
         struct vqgan_model_params mp = vqgan_model_default_params();
-        mp.precision = p ? VQGAN_PRECISION_BF16 : VQGAN_PRECISION_FP32;
-        if (p && !vq_dnnl_bf16_native()) break;
+        mp.precision = p == 2 ? VQGAN_PRECISION_INT8 : p ? VQGAN_PRECISION_BF16 : VQGAN_PRECISION_FP32;
+        if (p && !vq_backend_get(VQ_BACKEND_DNNL, p == 2 ? VQ_PREC_INT8 : VQ_PREC_BF16)) break;
         if (vqgan_model_load(path, &mp, &M.m[p]) || vqgan_session_new(M.m[p], NULL, &M.s[p])) {
             fprintf(stderr, "bench_speed: %s\n", vqgan_last_error());
             return 1;
         }
     }
-    vq_threads_set(0);
     printf("backend %s, %d threads, native bf16: %s; OpenBLAS (%s) kernels: %s\n",
-           vq_backend_name(vq_backend_current()), vq_threads_get(), vq_dnnl_bf16_native() ? "yes" : "no",
-           vq_backend_current() == VQ_BACKEND_BLAS ? "in use" : "fallback only, not used here",
+           vq_backend_default()->name, vq_threads_available(),
+           vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16) ? "yes" : "no",
+           vq_backend_default()->kind == VQ_BACKEND_BLAS ? "in use" : "fallback only, not used here",
            vq_blas_corename() ? vq_blas_corename() : "not built in");
     printf("OpenMP wait policy: %s\n", getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY")
                                                                   : "libgomp's default (spin a while, then sleep)");
-    double peak[2] = { bench_peak_gflops(0), peak_bf16() }, bw = memcpy_gbs(), rd = read_gbs();
-    printf("machine peak: matmul fp32 %.0f GFLOPS, bf16 %.0f GFLOPS; memcpy %.1f GB/s (read + write, all threads); "
-           "read alone %.1f GB/s\n", peak[0], peak[1], bw, rd);
+    double peak[3] = { bench_peak_gflops(0), peak_packed(VQ_PREC_BF16), peak_packed(VQ_PREC_INT8) };
+    double bw = memcpy_gbs(), rd = read_gbs();
+    printf("machine peak: matmul fp32 %.0f GFLOPS, bf16 %.0f GFLOPS, int8 %.0f GOPS (the int8 backend's own "
+           "AVX512_VNNI kernel, activations quantized per call included); memcpy %.1f GB/s (read + write, all "
+           "threads); read alone %.1f GB/s\n", peak[0], peak[1], peak[2], bw, rd);
+    if (peak[2] > 0) {
+        /* the same run, interleaved: oneDNN's raw int8 product against the
+         * int8 backend's kernel (quantization and epilogue included) */
+        double own = peak[2], onednn = 0;
+        for (int r = 0; r < 2; r++) {
+            onednn = fmax(onednn, dnnl_int8_gops());
+            own = fmax(own, peak_packed(VQ_PREC_INT8));
+        }
+        printf("int8 products: the backend's VNNI kernel %.0f GOPS; oneDNN's u8 x s8 -> s32 matmul at the same "
+               "shapes %.0f GOPS (its raw product, without quantizing the rows or the epilogue)\n", own, onednn);
+    }
+    products(&M, peak);
+    if (products_only) goto done;
     if (full_only) goto paper_frame;
     stages(&M, peak);
     transformer(&M, peak);
@@ -318,10 +467,10 @@ paper_frame:
 done:;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("peak resident memory: %.2f GB (both precisions' models loaded)\n", ru.ru_maxrss / 1048576.0);
-    for (int p = 0; p < 2; p++) {
-        free(last_exact[p].tok);
-        free(last_exact[p].rgb);
+    printf("peak resident memory: %.2f GB (every precision's model loaded)\n", ru.ru_maxrss / 1048576.0);
+    for (int p = 0; p < 3; p++) {
+        if (p < 2) free(last_exact[p].tok);
+        if (p < 2) free(last_exact[p].rgb);
         vqgan_session_free(M.s[p]);
         vqgan_model_unref(M.m[p]);
     }

@@ -107,7 +107,7 @@ static double time_forward(const struct vq_gpt *g, struct vq_kv_cache *c, int le
 {
     c->len = len;
     double t0 = now_s();
-    if (vq_gpt_forward(g, c, tok, n, n - 1, logits)) {
+    if (vq_gpt_forward(NULL, g, c, tok, n, n - 1, logits)) {
         fprintf(stderr, "forward failed\n");
         exit(1);
     }
@@ -132,8 +132,8 @@ int main(int argc, char **argv)
     const int w = vq_window_side(block), T = 2 * w * w - 1;
     printf("transformer: %d layers, width %d, %d heads, vocabulary %d, block %d (window %dx%d), random weights "
            "(%.1f s to make)\n", n_layer, D, n_head, vocab, block, w, w, now_s() - t0);
-    printf("backend %s, %d threads; best sgemm %.0f GFLOPS\n", vq_backend_name(vq_backend_current()),
-           vq_threads_get(), bench_peak_gflops(0));
+    printf("backend %s, %d threads; best sgemm %.0f GFLOPS\n", vq_backend_default()->name,
+           vq_threads_available(), bench_peak_gflops(0));
 
     struct vq_kv_cache cache;
     int32_t *tok = malloc(sizeof(int32_t) * block);
@@ -142,9 +142,9 @@ int main(int argc, char **argv)
 
     for (int prec = 0; prec < 2; prec++) {
     if (prec) {
-        if (!vq_dnnl_bf16_native()) break;
-        if (vq_gpt_pack_bf16(&g)) return 1;
-        vq_backend_set_bf16(1);
+        const struct vq_backend *bf16 = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
+        if (!bf16) break;
+        if (vq_gpt_pack(&g, bf16)) return 1;
         vq_kv_cache_free(&cache);
     }
     /* the cache in this precision's layout, every slot holding a value */
@@ -226,8 +226,7 @@ int main(int argc, char **argv)
         free(out);
     }
     }
-    vq_backend_set_bf16(0);
-    vq_gpt_unpack_bf16(&g);
+    vq_gpt_unpack(&g);
     vq_kv_cache_free(&cache);
     free(tok);
     free(logits);

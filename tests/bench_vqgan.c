@@ -18,8 +18,7 @@ int main(void)
         return 1;
     }
     vqgan_session_new(m, NULL, &s);
-    vq_threads_set(0);
-    printf("backend %s, %d threads\n", vq_backend_name(vq_backend_current()), vq_threads_get());
+    printf("backend %s, %d threads\n", vq_backend_default()->name, vq_threads_available());
     double peak = bench_peak_gflops(1);
     printf("peak fp32 matmul: %.1f GFLOPS\n", peak);
     struct vqgan_model_info info;

@@ -227,7 +227,7 @@ static void test_sequence_masked(void)
     for (int k = 0; !rc && k < n; k++) {
         int32_t t = given[k];
         if (mask[k]) {
-            rc = vq_gpt_logits_all(g, seq, k + 1, logits);
+            rc = vq_gpt_logits_all(NULL, g, seq, k + 1, logits);
             const struct vq_draw_key key = { VQ_STREAM_CLASS(7), k / gw, k % gw };
             t = vq_sample_token(&smp, logits + (size_t)k * g->vocab, key);
         } else {

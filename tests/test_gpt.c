@@ -121,7 +121,7 @@ static int chunked(const struct vq_gpt *g, const int32_t *idx, int T, const int 
     for (int p = 0, k = 0; !r && p < T; k++) {
         int n = sizes[k % n_sizes];
         if (n > T - p) n = T - p;
-        r = vq_gpt_forward(g, &c, idx + p, n, 0, logits + (size_t)p * g->vocab);
+        r = vq_gpt_forward(NULL, g, &c, idx + p, n, 0, logits + (size_t)p * g->vocab);
         p += n;
     }
     vq_kv_cache_free(&c);
@@ -148,7 +148,7 @@ static void test_random(int vocab, int block, int n_layer, int n_head, int D, in
         idx[p] = (int32_t)((frand() + 1.0f) * 0.5f * vocab) % vocab;
     ref_forward(g, idx, T, ref);
 
-    int rc = vq_gpt_logits_all(g, idx, T, all);
+    int rc = vq_gpt_logits_all(NULL, g, idx, T, all);
     double e = max_abs_diff(all, ref, (size_t)T * vocab);
     CHECK(rc == 0 && e < 1e-4, "%s: prefill vs scalar reference, max |diff| %.2e (logits up to %.1f)", name, e,
           max_abs(ref, (size_t)T * vocab));
@@ -157,9 +157,9 @@ static void test_random(int vocab, int block, int n_layer, int n_head, int D, in
     int first = n_unmasked > 1 ? n_unmasked : 1;
     struct vq_kv_cache c;
     rc = vq_kv_cache_init(&c, g, T);
-    if (!rc) rc = vq_gpt_forward(g, &c, idx, first, 0, dec);
+    if (!rc) rc = vq_gpt_forward(NULL, g, &c, idx, first, 0, dec);
     for (int p = first; !rc && p < T; p++)
-        rc = vq_gpt_forward(g, &c, idx + p, 1, 0, dec + (size_t)p * vocab);
+        rc = vq_gpt_forward(NULL, g, &c, idx + p, 1, 0, dec + (size_t)p * vocab);
     vq_kv_cache_free(&c);
     e = max_abs_diff(dec, all, (size_t)T * vocab);
     CHECK(rc == 0 && e <= 1e-5, "%s: one-at-a-time decode vs prefill, max |diff| %.2e", name, e);
@@ -171,38 +171,39 @@ static void test_random(int vocab, int block, int n_layer, int n_head, int D, in
 
     /* only the last row's logits */
     rc = vq_kv_cache_init(&c, g, T);
-    if (!rc) rc = vq_gpt_forward(g, &c, idx, T, T - 1, last);
+    if (!rc) rc = vq_gpt_forward(NULL, g, &c, idx, T, T - 1, last);
     e = max_abs_diff(last, all + (size_t)(T - 1) * vocab, vocab);
     CHECK(rc == 0 && c.len == T && e <= 1e-5, "%s: last-row-only logits match the full prefill's last row (%.2e)",
           name, e);
     /* the cache is full now */
-    rc = vq_gpt_forward(g, &c, idx, 1, 0, last);
+    rc = vq_gpt_forward(NULL, g, &c, idx, 1, 0, last);
     CHECK(rc == VQGAN_ERR_LIMIT && c.len == T, "%s: feeding past the cache is refused (VQGAN_ERR_LIMIT)", name);
     vq_kv_cache_free(&c);
 
     /* thread count does not change a bit */
-    vq_threads_set(1);
-    rc = vq_gpt_logits_all(g, idx, T, dec);
-    vq_threads_set(2);
-    rc |= vq_gpt_logits_all(g, idx, T, mix);
-    vq_threads_set(0);
+    const struct vq_exec one = vq_exec_make(NULL, 1), two = vq_exec_make(NULL, 2);
+    rc = vq_gpt_logits_all(&one, g, idx, T, dec);
+    rc |= vq_gpt_logits_all(&two, g, idx, T, mix);
     CHECK(rc == 0 && !memcmp(dec, mix, sizeof(float) * T * vocab), "%s: 1 and 2 threads bit-identical", name);
 
     free(idx); free(ref); free(all); free(dec); free(mix); free(last);
     rgpt_free(&r);
 }
 
-/* bf16 products with the bf16 cache layout (gpt.h): half the bytes; logits
+/* bf16 (or int8) products with the bf16 cache layout (gpt.h): half the bytes; logits
  * near fp32's; one-at-a-time decode and chunks near the prefill (other
  * summation orders), a row computed in a later chunk of 64 rows or more
  * bit-identical; an odd number of positions fed, then more. */
-static void test_bf16(void)
+static void test_reduced(int prec)
 {
     struct rgpt r;
     if (rgpt_init_unmasked(&r, 48, 72, 2, 2, 64, 3, 21)) { CHECK(0, "allocation"); return; }
     struct vq_gpt *g = &r.g;
-    if (!vq_dnnl_bf16_native() || !vq_attention_bf16_kernel(32) || vq_gpt_pack_bf16(g)) {
-        printf("ok - transformer bf16: no AVX512_BF16 here (skipped)\n");
+    const struct vq_backend *bf16 = vq_backend_get(VQ_BACKEND_DNNL, prec);
+    const char *name = prec == VQ_PREC_INT8 ? "int8" : "bf16";
+    if (!bf16 || !vq_attention_bf16_kernel(bf16, 32)) {
+        printf("ok - transformer %s: no %s here (skipped)\n", name,
+               prec == VQ_PREC_INT8 ? "AVX512_VNNI with AVX512_BF16" : "AVX512_BF16");
         rgpt_free(&r);
         return;
     }
@@ -211,36 +212,35 @@ static void test_bf16(void)
     for (int p = 0; p < T; p++) idx[p] = (int32_t)((frand() + 1.0f) * 0.5f * V) % V;
     float *f32 = malloc(sizeof(float) * T * V), *all = malloc(sizeof(float) * T * V),
           *dec = malloc(sizeof(float) * T * V), *tail = malloc(sizeof(float) * T * V);
-    int rc = vq_gpt_logits_all(g, idx, T, f32);
+    int rc = vq_gpt_logits_all(NULL, g, idx, T, f32);
     const size_t fp32_bytes = vq_kv_cache_bytes(g, T);
-    vq_backend_set_bf16(1);
+    rc |= vq_gpt_pack(g, bf16);
     const size_t bf16_bytes = vq_kv_cache_bytes(g, T);
     CHECK(vq_kv_cache_bf16(g) && bf16_bytes == fp32_bytes / T * (T + 1) / 2,
-          "transformer bf16: the cache takes the bf16 layout, %zu bytes for %d positions (fp32: %zu)", bf16_bytes, T,
+          "transformer %s: the cache takes the bf16 layout, %zu bytes for %d positions (fp32: %zu)", name, bf16_bytes, T,
           fp32_bytes);
-    rc |= vq_gpt_logits_all(g, idx, T, all);
+    rc |= vq_gpt_logits_all(NULL, g, idx, T, all);
     const double scale = max_abs(f32, (size_t)T * V);
     double e = max_abs_diff(all, f32, (size_t)T * V);
-    CHECK(rc == 0 && e < 0.05 * scale, "transformer bf16: prefill logits within %.2g of fp32's (5 %% of their "
-          "largest, %.1f)", e, scale);
+    CHECK(rc == 0 && e < 0.05 * scale, "transformer %s: prefill logits within %.2g of fp32's (5 %% of their "
+          "largest, %.1f)", name, e, scale);
 
     struct vq_kv_cache c;
     rc = vq_kv_cache_init(&c, g, T);
-    if (!rc) rc = vq_gpt_forward(g, &c, idx, 3, 0, dec);
+    if (!rc) rc = vq_gpt_forward(NULL, g, &c, idx, 3, 0, dec);
     for (int p = 3; !rc && p < T; p++)
-        rc = vq_gpt_forward(g, &c, idx + p, 1, 0, dec + (size_t)p * V);
+        rc = vq_gpt_forward(NULL, g, &c, idx + p, 1, 0, dec + (size_t)p * V);
     e = max_abs_diff(dec, all, (size_t)T * V);
-    CHECK(rc == 0 && c.bf16 && e < 0.02 * scale, "transformer bf16: one-at-a-time decode (odd and even ends) within "
-          "%.2g of the prefill", e);
+    CHECK(rc == 0 && c.bf16 && e < 0.02 * scale, "transformer %s: one-at-a-time decode (odd and even ends) within "
+          "%.2g of the prefill", name, e);
     /* positions 7..70 (64 rows) after a first call of 7: bit-identical rows */
     c.len = 0;
-    rc = vq_gpt_forward(g, &c, idx, 7, 7, NULL);
-    if (!rc) rc = vq_gpt_forward(g, &c, idx + 7, T - 7, 0, tail);
+    rc = vq_gpt_forward(NULL, g, &c, idx, 7, 7, NULL);
+    if (!rc) rc = vq_gpt_forward(NULL, g, &c, idx + 7, T - 7, 0, tail);
     vq_kv_cache_free(&c);
     CHECK(rc == 0 && !memcmp(tail, all + (size_t)7 * V, sizeof(float) * (T - 7) * V),
-          "transformer bf16: 64 rows fed after 7 bit-identical to the same rows of the prefill");
-    vq_backend_set_bf16(0);
-    vq_gpt_unpack_bf16(g);
+          "transformer %s: 64 rows fed after 7 bit-identical to the same rows of the prefill", name);
+    vq_gpt_unpack(g);
     free(f32); free(all); free(dec); free(tail);
     rgpt_free(&r);
 }
@@ -254,16 +254,16 @@ static void test_errors(void)
     int32_t idx[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
     int rc = vq_kv_cache_init(&c, &r.g, 8);
     CHECK(rc == 0, "cache of 8 positions");
-    rc = vq_gpt_forward(&r.g, &c, idx, 2, 0, logits);
+    rc = vq_gpt_forward(NULL, &r.g, &c, idx, 2, 0, logits);
     CHECK(rc == VQGAN_ERR_INVALID && c.len == 0, "a first chunk shorter than n_unmasked = 3 is refused");
     idx[1] = 16;
-    rc = vq_gpt_forward(&r.g, &c, idx, 3, 0, logits);
+    rc = vq_gpt_forward(NULL, &r.g, &c, idx, 3, 0, logits);
     CHECK(rc == VQGAN_ERR_INVALID && c.len == 0, "token 16 with vocabulary 16 is refused");
     idx[1] = -1;
-    rc = vq_gpt_forward(&r.g, &c, idx, 3, 0, logits);
+    rc = vq_gpt_forward(NULL, &r.g, &c, idx, 3, 0, logits);
     CHECK(rc == VQGAN_ERR_INVALID && c.len == 0, "token -1 is refused");
     idx[1] = 2;
-    rc = vq_gpt_forward(&r.g, &c, idx, 3, 2, logits);
+    rc = vq_gpt_forward(NULL, &r.g, &c, idx, 3, 2, logits);
     CHECK(rc == 0 && c.len == 3, "a first chunk of n_unmasked positions is accepted");
     vq_kv_cache_free(&c);
     rc = vq_kv_cache_init(&c, &r.g, 9);
@@ -292,7 +292,7 @@ static void test_golden(void)
         for (int t = 0; t < T; t++)
             tok[t] = (int32_t)((const int64_t *)idx.data)[b * T + t];
         const float *want = (const float *)ref.data + (size_t)b * T * V;
-        rc = vq_gpt_logits_all(g, tok, T, out);
+        rc = vq_gpt_logits_all(NULL, g, tok, T, out);
         double e = max_abs_diff(out, want, (size_t)T * V);
         CHECK(rc == 0 && e <= 1e-4, "golden gpt, sequence %d: logits of all %d positions within 1e-4 (max |diff| %.2e)",
               b, T, e);
@@ -313,7 +313,8 @@ int main(void)
     test_random(50, 37, 3, 3, 24, 0, 2);      /* odd sizes, head width 8 */
     test_random(40, 30, 2, 2, 16, 9, 3);      /* n_unmasked > 0 */
     test_random(64, 64, 1, 8, 64, 1, 4);
-    test_bf16();
+    test_reduced(VQ_PREC_BF16);
+    test_reduced(VQ_PREC_INT8);
     test_errors();
     test_golden();
     return test_exit();

@@ -96,7 +96,7 @@ static void test_cache(void)
     mp.precision = VQGAN_PRECISION_AUTO;
     mp.check_finite = 0;
     vqgan_model_acquire(p, &mp, &raw);
-    const int native = vq_dnnl_bf16_native();
+    const int native = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16) != NULL;
     CHECK(f32 == c && bf && (native ? bf != c : bf == c) && raw && raw != c,
           "shared cache: fp32 shares auto's model, bf16 %s, check_finite 0 is another model",
           native ? "is another (native bf16 here)" : "shares it too (no native bf16: it resolves to fp32)");

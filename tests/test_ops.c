@@ -6,6 +6,8 @@
 
 #include "attention.h"
 #include "backend.h"
+#include "backend_int8.h"
+#include "linear_small.h"
 #include "model.h"
 #include "ops.h"
 #include "scratch.h"
@@ -36,7 +38,8 @@ static double rel_err(const float *a, const float *b, size_t n)
 static void test_gemm(void)
 {
     for (int kind = 0; kind <= VQ_BACKEND_DNNL; kind++) {
-        if (vq_backend_select(kind)) continue;
+        if (!vq_backend_get(kind, VQ_PREC_FP32)) continue;
+        const struct vq_exec ex = vq_exec_make(vq_backend_get(kind, VQ_PREC_FP32), 0);
         double worst = 0;
         for (int t = 0; t < 24; t++) {
             int M = irand(1, 300), N = irand(1, 300), K = irand(1, 300), ta = t & 1, tb = (t >> 1) & 1;
@@ -46,7 +49,7 @@ static void test_gemm(void)
             memcpy(R, C, sizeof(float) * M * N);
             float beta = (t % 3 == 0) ? 0.5f : 0.0f;
             int lda = ta ? M : K, ldb = tb ? K : N;
-            vq_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, N);
+            vq_gemm(&ex, ta, tb, M, N, K, A, lda, B, ldb, beta, C, N);
             /* reference in double */
             for (int i = 0; i < M; i++)
                 for (int j = 0; j < N; j++) {
@@ -62,17 +65,15 @@ static void test_gemm(void)
         CHECK(worst < 1e-6, "gemm[%s]: 24 random shapes incl. transposes, err/sqrt(K) %.2g < 1e-6",
               vq_backend_name(kind), worst);
     }
-    vq_backend_select(VQ_BACKEND_DNNL);
 }
 
 static void test_gemm_threads(void)
 {
     const int M = 200, N = 3001, K = 257;
     float *A = rnd((size_t)M * K), *B = rnd((size_t)K * N), *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
-    vq_threads_set(1);
-    vq_gemm(0, 1, M, N, K, A, K, B, K, 0.0f, C1, N);
-    vq_threads_set(2);
-    vq_gemm(0, 1, M, N, K, A, K, B, K, 0.0f, C2, N);
+    const struct vq_exec one = vq_exec_make(NULL, 1), two = vq_exec_make(NULL, 2);
+    vq_gemm(&one, 0, 1, M, N, K, A, K, B, K, 0.0f, C1, N);
+    vq_gemm(&two, 0, 1, M, N, K, A, K, B, K, 0.0f, C2, N);
     CHECK(!memcmp(C1, C2, sizeof(float) * M * N), "gemm: bit-identical with 1 and 2 threads");
     free(A); free(B); free(C1); free(C2);
 }
@@ -108,7 +109,7 @@ static void test_conv(void)
         int Ho = (H + pt + pb - k) / s + 1, Wo = (W + pl + pr - k) / s + 1;
         float *in = rnd((size_t)C * H * W), *w = rnd((size_t)Co * C * k * k), *b = rnd(Co);
         float *o1 = malloc(sizeof(float) * Co * Ho * Wo), *o2 = malloc(sizeof(float) * Co * Ho * Wo);
-        vq_conv2d(in, C, H, W, w, b, Co, k, s, pt, pl, pb, pr, o1);
+        vq_conv2d(NULL, in, C, H, W, w, b, Co, k, s, pt, pl, pb, pr, o1);
         conv_ref(in, C, H, W, w, b, Co, k, s, pt, pl, pb, pr, o2);
         double e = rel_err(o1, o2, (size_t)Co * Ho * Wo);
         if (e > worst) worst = e;
@@ -125,15 +126,14 @@ static void test_conv_threads_bf16(void)
     float *in = rnd((size_t)C * H * W), *w = rnd((size_t)Co * C * 9), *b = rnd(Co);
     size_t n = (size_t)Co * H * W;
     float *o1 = malloc(sizeof(float) * n), *o2 = malloc(sizeof(float) * n), *o3 = malloc(sizeof(float) * n);
-    vq_threads_set(1);
-    vq_conv2d(in, C, H, W, w, b, Co, 3, 1, 1, 1, 1, 1, o1);
-    vq_threads_set(2);
-    vq_conv2d(in, C, H, W, w, b, Co, 3, 1, 1, 1, 1, 1, o2);
+    const struct vq_exec one = vq_exec_make(NULL, 1), two = vq_exec_make(NULL, 2);
+    vq_conv2d(&one, in, C, H, W, w, b, Co, 3, 1, 1, 1, 1, 1, o1);
+    vq_conv2d(&two, in, C, H, W, w, b, Co, 3, 1, 1, 1, 1, 1, o2);
     CHECK(!memcmp(o1, o2, sizeof(float) * n), "conv2d: bit-identical with 1 and 2 threads");
-    if (vq_dnnl_bf16_native()) {
-        vq_backend_set_bf16(1);
-        vq_conv2d(in, C, H, W, w, b, Co, 3, 1, 1, 1, 1, 1, o3);
-        vq_backend_set_bf16(0);
+    const struct vq_backend *bf16 = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
+    if (bf16) {
+        const struct vq_exec ex = vq_exec_make(bf16, 0);
+        vq_conv2d(&ex, in, C, H, W, w, b, Co, 3, 1, 1, 1, 1, 1, o3);
         double e = 0, s = 0;
         for (size_t i = 0; i < n; i++) { e += fabs(o3[i] - o1[i]); s += fabs(o1[i]); }
         CHECK(e / s < 1e-2, "conv2d bf16: mean relative error %.2g < 1e-2 against fp32", e / s);
@@ -146,7 +146,8 @@ static void test_conv_threads_bf16(void)
 /* bf16 products with weights repacked once (the transformer's path). */
 static void test_linear_bf16(void)
 {
-    if (!vq_dnnl_bf16_native()) {
+    const struct vq_backend *bf16 = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
+    if (!bf16) {
         printf("ok - linear bf16: no native bf16 on this CPU, fp32 used (skipped comparison)\n");
         return;
     }
@@ -158,19 +159,17 @@ static void test_linear_bf16(void)
     for (int sh = 0; sh < 2; sh++) {
     const int Din = shapes[sh][0], Dout = shapes[sh][1];
     float *w = rnd((size_t)Dout * Din), *b = rnd(Dout);
-    CHECK(vq_packed_register(w, Dout, Din) == 0, "linear bf16 %dx%d: weight repacked", Din, Dout);
+    const struct vq_exec one = vq_exec_make(bf16, 1), two = vq_exec_make(bf16, 2);
+    struct vq_packed *pk = vq_backend_pack(bf16, w, Dout, Din, NULL);
+    CHECK(pk != NULL, "linear bf16 %dx%d: weight repacked", Din, Dout);
     for (int k = 0; k < (sh ? 6 : 3); k++) {
         const int T = Ts[k];
         float *x = rnd((size_t)T * Din);
         float *y0 = malloc(sizeof(float) * T * Dout), *y1 = malloc(sizeof(float) * T * Dout),
               *y2 = malloc(sizeof(float) * T * Dout);
-        vq_linear(x, T, Din, w, b, Dout, y0);
-        vq_backend_set_bf16(1);
-        vq_threads_set(1);
-        vq_linear(x, T, Din, w, b, Dout, y1);
-        vq_threads_set(2);
-        vq_linear(x, T, Din, w, b, Dout, y2);
-        vq_backend_set_bf16(0);
+        vq_linear(NULL, x, T, Din, w, NULL, b, Dout, y0);
+        vq_linear(&one, x, T, Din, w, pk, b, Dout, y1);
+        vq_linear(&two, x, T, Din, w, pk, b, Dout, y2);
         double e = 0, s = 0;
         for (int i = 0; i < T * Dout; i++) { e += fabs(y1[i] - y0[i]); s += fabs(y0[i]); }
         CHECK(e / s < 1e-2 && e > 0, "linear bf16 %dx%d, %d rows: mean relative error %.2g < 1e-2 against fp32",
@@ -180,9 +179,7 @@ static void test_linear_bf16(void)
         if (sh && T <= VQ_SMALL_ROWS) {
             /* the same bf16 inputs through oneDNN: fp32 sums in another order */
             vq_linear_small_force(0);
-            vq_backend_set_bf16(1);
-            vq_linear(x, T, Din, w, b, Dout, y2);
-            vq_backend_set_bf16(0);
+            vq_linear(&two, x, T, Din, w, pk, b, Dout, y2);
             vq_linear_small_force(-1);
             double d = 0;
             for (int i = 0; i < T * Dout; i++) {
@@ -194,10 +191,110 @@ static void test_linear_bf16(void)
         }
         free(x); free(y0); free(y1); free(y2);
     }
-    vq_packed_unregister(w);
-    CHECK(vq_packed_bf16(w) == NULL, "linear bf16 %dx%d: unregistered", Din, Dout);
+    /* the packed weight is the caller's (the model's): without it the same
+     * backend computes in fp32 from the f32 weights */
+    vq_backend_pack_free(bf16, pk);
+    {
+        const int T = 16;
+        float *x = rnd((size_t)T * Din), *y0 = malloc(sizeof(float) * T * Dout), *y1 = malloc(sizeof(float) * T * Dout);
+        vq_linear(NULL, x, T, Din, w, NULL, b, Dout, y0);
+        vq_linear(&two, x, T, Din, w, NULL, b, Dout, y1);
+        CHECK(!memcmp(y0, y1, sizeof(float) * T * Dout), "linear bf16 %dx%d: without its packed weight the bf16 "
+              "backend's product is the fp32 one, bit for bit", Din, Dout);
+        free(x); free(y0); free(y1);
+    }
     free(w); free(b);
     }
+}
+
+/* int8 products (backend_int8.h): the quantized operands as documented; the
+ * VNNI kernel and the scalar kernel against a reference written here from
+ * the quantized operands with exact (64-bit) integer sums and the documented
+ * epilogue, bit for bit; threads and rows; the error against fp32. */
+static void test_linear_int8(void)
+{
+    static const int shapes[][2] = { { 257, 1000 }, { 160, 320 }, { 3, 7 }, { 1024, 64 } };   /* K, N */
+    static const int Ts[] = { 1, 5, 6, 7, 16, VQ_SMALL_ROWS, 37, 100 };
+    int ok_w = 1, ok_x = 1, ok_ref[2] = { 1, 1 }, ran[2] = { 0, 0 }, ok_thr = 1, ok_rows = 1;
+    double err = 0, mag = 0;
+    for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
+        const int K = shapes[sh][0], N = shapes[sh][1];
+        float *w = rnd((size_t)N * K), *b = rnd(N);
+        for (int i = 0; i < K; i++) w[(size_t)3 % N * K + i] *= 1e-3f;    /* a row of small weights */
+        struct vq_packed *pk = vq_int8_pack(w, N, K);
+        if (!pk) { CHECK(0, "int8: packing %dx%d", K, N); free(w); free(b); continue; }
+        /* weights: sw = max|W[n]| / 127, Wq = W / sw rounded, |W - sw Wq| <= sw / 2 */
+        int32_t *wq = malloc(sizeof(int32_t) * (size_t)N * K);
+        float *sw = malloc(sizeof(float) * N);
+        for (int n = 0; n < N; n++) {
+            float amax = 0;
+            for (int k = 0; k < K; k++) amax = fmaxf(amax, fabsf(w[(size_t)n * K + k]));
+            for (int k = 0; k < K; k++) {
+                wq[(size_t)n * K + k] = vq_int8_weight(pk, n, k, &sw[n]);
+                ok_w &= fabs((double)w[(size_t)n * K + k] - (double)sw[n] * wq[(size_t)n * K + k]) <= sw[n] * 0.5001 &&
+                        abs(wq[(size_t)n * K + k]) <= 127;
+            }
+            ok_w &= sw[n] == amax / 127.0f;
+        }
+        for (size_t ti = 0; ti < sizeof(Ts) / sizeof(Ts[0]); ti++) {
+            const int T = Ts[ti];
+            float *x = rnd((size_t)T * K), *y = malloc(sizeof(float) * T * N), *r = malloc(sizeof(float) * T * N),
+                  *y2 = malloc(sizeof(float) * T * N), *f = malloc(sizeof(float) * T * N);
+            for (int k = 0; k < K; k += 5) x[k] = 0.0f;
+            for (int k = 0; k < K; k++) x[(size_t)(T - 1) * K + k] = fabsf(x[(size_t)(T - 1) * K + k]);   /* >= 0 */
+            uint8_t *q = malloc(K);
+            for (int t = 0; t < T; t++) {
+                float sx;
+                int32_t zx;
+                vq_int8_quantize_row(x + (size_t)t * K, K, q, &sx, &zx);
+                for (int k = 0; k < K; k++) {
+                    const float v = x[(size_t)t * K + k];
+                    ok_x &= fabs((double)v - (double)sx * (q[k] - zx)) <= sx * 0.5001 && (v != 0.0f || q[k] == zx);
+                }
+                for (int n = 0; n < N; n++) {
+                    int64_t acc = 0, cs = 0;
+                    for (int k = 0; k < K; k++) {
+                        acc += (int64_t)q[k] * wq[(size_t)n * K + k];
+                        cs += wq[(size_t)n * K + k];
+                    }
+                    const float v = (float)(int32_t)(acc - (int64_t)zx * cs) * (sx * sw[n]);
+                    r[(size_t)t * N + n] = v + b[n];
+                }
+            }
+            vq_gemm_ref(0, 1, T, N, K, x, K, w, K, 0.0f, f, N);
+            for (int i = 0; i < T * N; i++) {
+                f[i] += b[i % N];
+                err += fabs((double)f[i] - r[i]);
+                mag += fabs((double)f[i]);
+            }
+            for (int kern = 0; kern < 2; kern++) {
+                if (kern && !vq_int8_native()) continue;
+                vq_int8_force(kern);
+                ran[kern] = 1;
+                ok_ref[kern] &= vq_int8_linear(2, pk, x, T, b, y) == 0 && !memcmp(y, r, sizeof(float) * T * N);
+                vq_int8_linear(1, pk, x, T, b, y2);
+                ok_thr &= !memcmp(y, y2, sizeof(float) * T * N);
+                for (int t = 0; t < T; t += 3) {
+                    vq_int8_linear(2, pk, x + (size_t)t * K, 1, b, y2);
+                    ok_rows &= !memcmp(y2, y + (size_t)t * N, sizeof(float) * N);
+                }
+            }
+            vq_int8_force(-1);
+            free(x); free(y); free(r); free(y2); free(f); free(q);
+        }
+        vq_int8_pack_free(pk);
+        free(w); free(b); free(wq); free(sw);
+    }
+    CHECK(ok_w, "int8: weights per output channel, scale max|W|/127, |W - s Wq| <= s/2 (4 shapes, K 3..1024, N 7..1000)");
+    CHECK(ok_x, "int8: rows of activations in 0..255 with a zero point, |x - s (q - z)| <= s/2, zero exact");
+    CHECK(ok_ref[0], "int8, scalar kernel: 1..100 rows, bit-identical to the reference (exact integer sums, the "
+          "documented epilogue)");
+    if (ran[1])
+        CHECK(ok_ref[1], "int8, AVX512_VNNI kernel: 1..100 rows, bit-identical to the reference (exact integer sums)");
+    else
+        printf("ok - int8, AVX512_VNNI kernel: not on this CPU (skipped)\n");
+    CHECK(ok_thr && ok_rows, "int8: bit-identical with 1 and 2 threads; each row as computed alone");
+    CHECK(err / mag < 2e-2, "int8: mean relative error %.2g < 2e-2 against the fp32 product", err / mag);
 }
 
 /* Linear layers of a few rows (linear_small.c), at every instruction set
@@ -212,7 +309,7 @@ static void test_linear_small(void)
         vq_linear_small_force(level);
         float probe = 0;
         const float one = 1.0f;
-        if (vq_linear_small(&one, 1, 1, &one, NULL, 1, &probe)) {
+        if (vq_linear_small(1, &one, 1, 1, &one, NULL, 1, &probe)) {
             printf("ok - linear, few rows, %s: not on this CPU (skipped)\n", names[level]);
             continue;
         }
@@ -224,8 +321,7 @@ static void test_linear_small(void)
                 float *x = rnd((size_t)T * K), *w = rnd((size_t)N * K), *b = ti % 2 ? NULL : rnd(N);
                 float *y = malloc(sizeof(float) * T * N), *r = malloc(sizeof(float) * T * N),
                       *y1 = malloc(sizeof(float) * N), *y2 = malloc(sizeof(float) * T * N);
-                vq_threads_set(2);
-                ok_ref &= vq_linear_small(x, T, K, w, b, N, y) == 0;
+                ok_ref &= vq_linear_small(2, x, T, K, w, b, N, y) == 0;
                 vq_gemm_ref(0, 1, T, N, K, x, K, w, K, 0.0f, r, N);
                 for (int i = 0; i < T * N; i++) {
                     if (b) r[i] += b[i % N];
@@ -234,15 +330,13 @@ static void test_linear_small(void)
                     if (!(e <= worst)) worst = e;
                 }
                 for (int i = 0; i < T; i++) {
-                    vq_linear_small(x + (size_t)i * K, 1, K, w, b, N, y1);
+                    vq_linear_small(2, x + (size_t)i * K, 1, K, w, b, N, y1);
                     ok_rows &= !memcmp(y1, y + (size_t)i * N, sizeof(float) * N);
                 }
-                vq_threads_set(1);
-                vq_linear_small(x, T, K, w, b, N, y2);
+                vq_linear_small(1, x, T, K, w, b, N, y2);
                 ok_thr &= !memcmp(y, y2, sizeof(float) * T * N);
                 free(x); free(w); free(b); free(y); free(r); free(y1); free(y2);
             }
-        vq_threads_set(0);
         CHECK(ok_ref && worst < 1e-5, "linear, few rows, %s: 1..%d rows, K 1..1024, N 1..130: error %.2g "
               "(scaled by 1 + sqrt K) < 1e-5 against the reference", names[level], VQ_SMALL_ROWS, worst);
         CHECK(ok_rows, "linear, few rows, %s: each row as computed alone, bit for bit", names[level]);
@@ -250,7 +344,7 @@ static void test_linear_small(void)
     }
     vq_linear_small_force(-1);
     float one = 1.0f, y;
-    CHECK(vq_linear_small(&one, VQ_SMALL_ROWS + 1, 1, &one, NULL, 1, &y) != 0,
+    CHECK(vq_linear_small(1, &one, VQ_SMALL_ROWS + 1, 1, &one, NULL, 1, &y) != 0,
           "linear, few rows: more than %d rows are left to the general product", VQ_SMALL_ROWS);
 }
 
@@ -286,7 +380,7 @@ static void test_norms(void)
     int C = 64, H = 7, W = 13, HW = H * W;
     float *x = rnd((size_t)C * HW), *g = rnd(C), *b = rnd(C), *y = malloc(sizeof(float) * C * HW), *r = malloc(sizeof(float) * C * HW);
     for (int i = 0; i < C * HW; i++) x[i] = x[i] * 3 + 1;
-    vq_group_norm(x, C, HW, 32, 1e-6f, g, b, y);
+    vq_group_norm(NULL, x, C, HW, 32, 1e-6f, g, b, y);
     for (int grp = 0; grp < 32; grp++) {
         int cpg = C / 32;
         double m = 0, v = 0;
@@ -303,7 +397,7 @@ static void test_norms(void)
 
     int T = 5, D = 37;
     float *lx = rnd((size_t)T * D), *lg = rnd(D), *lb = rnd(D), *ly = malloc(sizeof(float) * T * D), *lr = malloc(sizeof(float) * T * D);
-    vq_layer_norm(lx, T, D, lg, lb, 1e-5f, ly);
+    vq_layer_norm(NULL, lx, T, D, lg, lb, 1e-5f, ly);
     for (int t = 0; t < T; t++) {
         double m = 0, v = 0;
         for (int i = 0; i < D; i++) m += lx[t * D + i];
@@ -323,12 +417,12 @@ static void test_pointwise(void)
     float *x = rnd(n), *y = malloc(sizeof(float) * n), *r = malloc(sizeof(float) * n);
     for (int i = 0; i < n; i++) x[i] *= 8;
     memcpy(y, x, sizeof(float) * n);
-    vq_swish(y, n);
+    vq_swish(NULL, y, n);
     for (int i = 0; i < n; i++) r[i] = (float)(x[i] / (1 + exp(-(double)x[i])));
     double e = rel_err(y, r, n);
     CHECK(e < 1e-6, "swish: rel err %.2g < 1e-6", e);
     memcpy(y, x, sizeof(float) * n);
-    vq_gelu(y, n);
+    vq_gelu(NULL, y, n);
     for (int i = 0; i < n; i++) r[i] = (float)(0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0))));
     e = rel_err(y, r, n);
     CHECK(e < 1e-6, "gelu (exact erf): rel err %.2g < 1e-6", e);
@@ -362,7 +456,7 @@ static void test_pointwise(void)
 
     int C = 3, H = 5, W = 7;
     float *u = malloc(sizeof(float) * C * 4 * H * W);
-    vq_upsample2x(x, C, H, W, u);
+    vq_upsample2x(NULL, x, C, H, W, u);
     int ok = 1;
     for (int c = 0; c < C; c++)
         for (int yy = 0; yy < 2 * H; yy++)
@@ -372,7 +466,7 @@ static void test_pointwise(void)
 
     int T = 9, Din = 33, Dout = 17;
     float *lx = rnd((size_t)T * Din), *w = rnd((size_t)Dout * Din), *b = rnd(Dout), *ly = malloc(sizeof(float) * T * Dout), *lr = malloc(sizeof(float) * T * Dout);
-    vq_linear(lx, T, Din, w, b, Dout, ly);
+    vq_linear(NULL, lx, T, Din, w, NULL, b, Dout, ly);
     for (int t = 0; t < T; t++)
         for (int o = 0; o < Dout; o++) {
             double acc = b[o];
@@ -421,6 +515,7 @@ static void test_attention(void)
         { 96, 2, 0, 0, 130 }, { 64, 4, 0, 37, 1 }, { 40, 2, 0, 5, 40 }, { 128, 2, 24, 0, 40 }, { 128, 2, 24, 24, 3 },
     };
     static const char *names[] = { "vq_gemm", "AVX-512 kernels" };
+    const struct vq_exec one = vq_exec_make(NULL, 1), two = vq_exec_make(NULL, 2);
     for (int kern = 1; kern >= 0; kern--) {
         vq_attention_force(kern);
         double worst = 0;
@@ -432,25 +527,22 @@ static void test_attention(void)
             for (size_t i = 0; i < (size_t)n * D; i++) q[i] *= 3.0f;
             float *att = malloc(sizeof(float) * nh * n * T), *y = malloc(sizeof(float) * n * D),
                   *r = malloc(sizeof(float) * n * D), *y1 = malloc(sizeof(float) * n * D);
-            vq_threads_set(2);
-            vq_attention(q, Kt, ldk, V, D, nh, nu, L0, n, att, y);
+            vq_attention(&two, q, Kt, ldk, V, D, nh, nu, L0, n, att, y);
             attention_ref(q, Kt, ldk, V, D, nh, nu, L0, n, r);
             for (int i = 0; i < n * D; i++) {
                 const double e = fabs((double)y[i] - r[i]);
                 if (!(e <= worst)) worst = e;
             }
-            vq_threads_set(1);
-            vq_attention(q, Kt, ldk, V, D, nh, nu, L0, n, att, y1);
+            vq_attention(&one, q, Kt, ldk, V, D, nh, nu, L0, n, att, y1);
             ok_thr &= memcmp(y, y1, sizeof(float) * n * D) == 0;
             /* the same rows in a later chunk: positions L0+k.. on their own */
             const int k = n / 3;
             if (k > 0 && L0 + k >= nu) {
-                vq_attention(q + (size_t)k * D, Kt, ldk, V, D, nh, nu, L0 + k, n - k, att, y1);
+                vq_attention(&one, q + (size_t)k * D, Kt, ldk, V, D, nh, nu, L0 + k, n - k, att, y1);
                 ok_rows &= memcmp(y + (size_t)k * D, y1, sizeof(float) * (n - k) * D) == 0;
             }
             free(q); free(Kt); free(V); free(att); free(y); free(r); free(y1);
         }
-        vq_threads_set(0);
         CHECK(worst < 1e-5, "attention (%s): 9 shapes, abs err %.2g < 1e-5 against double", names[kern], worst);
         CHECK(ok_thr, "attention (%s): bit-identical with 1 and 2 threads", names[kern]);
         if (kern && vq_simd_level() >= 2)
@@ -474,7 +566,8 @@ static float round_bf16(float x)
  * rounding), slots past the positions fed holding NaN; threads and chunks. */
 static void test_attention_bf16(void)
 {
-    if (!vq_attention_bf16_kernel(64)) {
+    const struct vq_exec one = vq_exec_make(NULL, 1), two = vq_exec_make(NULL, 2);
+    if (!vq_attention_bf16_kernel(NULL, 64)) {
         printf("ok - attention bf16: no AVX512_BF16 on this CPU, the fp32 layout is used (skipped)\n");
         return;
     }
@@ -496,31 +589,28 @@ static void test_attention_bf16(void)
         uint16_t *K2 = malloc(2 * (size_t)D * ldk), *V2 = malloc(2 * (size_t)D * ldk), *qs = malloc(2 * (size_t)n * D);
         for (size_t i = 0; i < (size_t)D * ldk; i++) K2[i] = V2[i] = 0x7fc1;   /* NaN */
         /* fed in two calls, as a cache is */
-        vq_store_keys_bf16(k, L0, D, K2, ldk, 0);
-        vq_store_values_bf16(V, L0, D, V2, 0);
-        vq_store_keys_bf16(k + (size_t)L0 * D, n, D, K2, ldk, L0);
-        vq_store_values_bf16(V + (size_t)L0 * D, n, D, V2, L0);
+        vq_store_keys_bf16(&two, k, L0, D, K2, ldk, 0);
+        vq_store_values_bf16(&two, V, L0, D, V2, 0);
+        vq_store_keys_bf16(&two, k + (size_t)L0 * D, n, D, K2, ldk, L0);
+        vq_store_values_bf16(&two, V + (size_t)L0 * D, n, D, V2, L0);
         float *att = malloc(sizeof(float) * nh * n * T), *y = malloc(sizeof(float) * n * D),
               *r = malloc(sizeof(float) * n * D), *y1 = malloc(sizeof(float) * n * D);
-        vq_threads_set(2);
-        vq_attention_bf16(q, qs, K2, ldk, V2, D, nh, nu, L0, n, att, y);
+        vq_attention_bf16(&two, q, qs, K2, ldk, V2, D, nh, nu, L0, n, att, y);
         attention_ref(q, Kt, ldk, V, D, nh, nu, L0, n, r);
         for (int i = 0; i < n * D; i++) {
             const double e = fabs((double)y[i] - r[i]);
             finite &= isfinite(y[i]);
             if (!(e <= worst)) worst = e;
         }
-        vq_threads_set(1);
-        vq_attention_bf16(q, qs, K2, ldk, V2, D, nh, nu, L0, n, att, y1);
+        vq_attention_bf16(&one, q, qs, K2, ldk, V2, D, nh, nu, L0, n, att, y1);
         ok_thr &= memcmp(y, y1, sizeof(float) * n * D) == 0;
         const int s = n / 3;
         if (s > 0 && L0 + s >= nu) {
-            vq_attention_bf16(q + (size_t)s * D, qs, K2, ldk, V2, D, nh, nu, L0 + s, n - s, att, y1);
+            vq_attention_bf16(&one, q + (size_t)s * D, qs, K2, ldk, V2, D, nh, nu, L0 + s, n - s, att, y1);
             ok_rows &= memcmp(y + (size_t)s * D, y1, sizeof(float) * (n - s) * D) == 0;
         }
         free(q); free(k); free(V); free(Kt); free(K2); free(V2); free(qs); free(att); free(y); free(r); free(y1);
     }
-    vq_threads_set(0);
     CHECK(finite && worst < 4e-3, "attention bf16: 9 shapes, abs err %.2g < 4e-3 against double on the rounded "
           "inputs (the probabilities' rounding), no NaN read from past the positions fed", worst);
     CHECK(ok_thr, "attention bf16: bit-identical with 1 and 2 threads");
@@ -556,16 +646,17 @@ static void linear_plain(const float *x, int T, int Din, const float *W, const f
 
 /* Rows [o, o+n) of a call of M rows against a call of those n rows alone,
  * and rows [0, o) against a call where the rows after them hold other values. */
-static int split_same(const float *W, const float *b, int N, int K, int M, int o)
+static int split_same(const struct vq_exec *ex, const struct vq_packed *pk, const float *W, const float *b, int N,
+                      int K, int M, int o)
 {
     float *x = rnd((size_t)M * K), *x2 = malloc(sizeof(float) * (size_t)M * K);
     float *y = malloc(sizeof(float) * (size_t)M * N), *y2 = malloc(sizeof(float) * (size_t)M * N);
     memcpy(x2, x, sizeof(float) * (size_t)M * K);
     for (size_t i = (size_t)o * K; i < (size_t)M * K; i++) x2[i] = frand();
-    vq_linear(x, M, K, W, b, N, y);
-    vq_linear(x2, M, K, W, b, N, y2);
+    vq_linear(ex, x, M, K, W, pk, b, N, y);
+    vq_linear(ex, x2, M, K, W, pk, b, N, y2);
     int same = !memcmp(y, y2, sizeof(float) * (size_t)o * N);
-    vq_linear(x + (size_t)o * K, M - o, K, W, b, N, y2);
+    vq_linear(ex, x + (size_t)o * K, M - o, K, W, pk, b, N, y2);
     same &= !memcmp(y + (size_t)o * N, y2, sizeof(float) * (size_t)(M - o) * N);
     free(x); free(x2); free(y); free(y2);
     return same;
@@ -585,33 +676,32 @@ static void test_rows_probe(void)
      * probe passes, calls it did not try must agree too */
     static const int shapes[3][2] = { { 256, 256 }, { 1024, 256 }, { 256, 1024 } };
     for (int kind = 0; kind <= VQ_BACKEND_DNNL; kind++) {
-        if (vq_backend_select(kind)) continue;
+        if (!vq_backend_get(kind, VQ_PREC_FP32)) continue;
         for (int bf = 0; bf < 2; bf++) {
-            if (bf && (kind != VQ_BACKEND_DNNL || !vq_dnnl_bf16_native())) continue;
+            const struct vq_backend *be = vq_backend_get(kind, bf ? VQ_PREC_BF16 : VQ_PREC_FP32);
+            if (!be) continue;
+            const struct vq_exec ex = vq_exec_make(be, 0);
             for (int s = 0; s < 3; s++) {
                 const int N = shapes[s][0], K = shapes[s][1];
                 float *W = rnd((size_t)N * K), *B = rnd(N);
-                if (bf) vq_packed_register(W, N, K);
-                vq_backend_set_bf16(bf);
-                const int r = vq_linear_rows_independent(W, B, N, K);
+                struct vq_packed *pk = vq_backend_pack(be, W, N, K, NULL);
+                const int r = vq_linear_rows_independent(&ex, W, pk, B, N, K);
                 int tried = 0, same = 1;
                 for (; r && tried < (kind == VQ_BACKEND_REF ? 1 : 6); tried++) {
                     const int M = irand(2 * VQ_ROWS_INDEPENDENT_FROM, 512);
-                    same &= split_same(W, B, N, K, M, irand(VQ_ROWS_INDEPENDENT_FROM, M - VQ_ROWS_INDEPENDENT_FROM));
+                    same &= split_same(&ex, pk, W, B, N, K, M, irand(VQ_ROWS_INDEPENDENT_FROM, M - VQ_ROWS_INDEPENDENT_FROM));
                 }
-                CHECK(same && vq_linear_rows_independent(W, B, N, K) == r,
+                CHECK(same && vq_linear_rows_independent(&ex, W, pk, B, N, K) == r,
                       "rows probe, %s %s, %dx%d: rows %s; %d more splits (128..512-row calls) bit-identical",
                       vq_backend_name(kind), bf ? "bf16" : "fp32", K, N, r ? "independent" : "depend on the call",
                       tried);
                 if (kind == VQ_BACKEND_REF)
                     CHECK(r == 1, "rows probe: the reference backend is row-independent");
-                vq_backend_set_bf16(0);
-                if (bf) vq_packed_unregister(W);
+                vq_backend_pack_free(be, pk);
                 free(W); free(B);
             }
         }
     }
-    vq_backend_select(VQ_BACKEND_DNNL);
 }
 
 static void test_quantize(void)
@@ -632,7 +722,7 @@ static void test_quantize(void)
     float *z = rnd((size_t)n * 7);
     for (int d = 0; d < 7; d++) z[d * n + 0] = cb[10 * 7 + d];   /* exactly code 3 == code 10 */
     int32_t *idx = malloc(sizeof(int32_t) * n);
-    vq_quantize(&s, z, n, idx);
+    vq_quantize(NULL, &s, z, n, idx);
     int ok = 1;
     for (int i = 0; i < n; i++) {
         double best = 1e30; int arg = 0;
@@ -655,6 +745,7 @@ int main(void)
     test_conv();
     test_conv_threads_bf16();
     test_linear_bf16();
+    test_linear_int8();
     test_linear_small();
     test_scratch();
     test_norms();

@@ -399,7 +399,7 @@ static void test_model_args(void)
     refused(r, VQGAN_ERR_INVALID, "no model file", "vqgan_model_acquire(path NULL)");
     r = vqgan_model_acquire(model_path("gpt"), NULL, NULL);
     refused(r, VQGAN_ERR_INVALID, "NULL", "vqgan_model_acquire(out NULL)");
-    const int bad_prec[] = { -1, 3, INT_MAX, INT_MIN };
+    const int bad_prec[] = { -1, 4, INT_MAX, INT_MIN };
     for (int i = 0; i < 4; i++) {
         char what[96];
         p.precision = bad_prec[i];

@@ -73,6 +73,18 @@ static int windowed(const struct vq_gpt *g, const struct vq_sampler_params *sp, 
     return vq_window_sample(&state, g, &p, cond, gw, gh, out, st);
 }
 
+/* The same on n_threads threads. */
+static int windowed_threads(const struct vq_gpt *g, const struct vq_sampler_params *sp, int n_threads,
+                            const int32_t *cond, int gw, int gh, int32_t *out, struct vqgan_sample_stats *st)
+{
+    const struct vq_exec ex = vq_exec_make(NULL, n_threads);
+    struct vq_window_params p;
+    memset(&p, 0, sizeof(p));
+    p.sampling = *sp;
+    p.exec = &ex;
+    return vq_window_sample(&state, g, &p, cond, gw, gh, out, st);
+}
+
 static void compare_shapes(const struct vq_gpt *g, const char *model, const int (*shapes)[2], int n_shapes)
 {
     const int w = vq_window_side(g->block);
@@ -202,11 +214,8 @@ static void test_cache_and_determinism(void)
           "dry run counts the same positions and evictions");
 
     /* threads and seeds */
-    vq_threads_set(1);
-    rc = windowed(g, &sp, 0, cond, gw, gh, b, &s1);
-    vq_threads_set(2);
-    rc |= windowed(g, &sp, 0, cond, gw, gh, c, &s1);
-    vq_threads_set(0);
+    rc = windowed_threads(g, &sp, 1, cond, gw, gh, b, &s1);
+    rc |= windowed_threads(g, &sp, 2, cond, gw, gh, c, &s1);
     CHECK(rc == 0 && !memcmp(b, c, sizeof(b)) && !memcmp(a, b, sizeof(a)),
           "same seed: identical tokens with 1 and 2 threads");
     struct vq_sampler_params sp2 = sp;
@@ -387,7 +396,7 @@ static void test_prefix_sharing(void)
     for (int i = 0; i < gh; i++)
         for (int j = 0; j < gw; j++)
             if (i < 9 || (j < 3 && i < 15)) cond[i * gw + j] = i < 9 ? 7 : 11;
-    if (!vq_gpt_rows_independent(g)) {
+    if (!vq_gpt_rows_independent(NULL, g)) {
         printf("ok - prefix sharing: off with this backend / CPU (rows not independent) (skipped)\n");
         free(cond); free(a); free(b); rgpt_free(&r);
         return;
@@ -395,11 +404,11 @@ static void test_prefix_sharing(void)
     const struct vq_sampler_params modes[] = { { 1.0f, 1, 1.0f, 0 }, { 1.0f, 0, 0.95f, 99 } };
     struct vqgan_sample_stats s_on, s_off;
     for (int bf = 0; bf < 2; bf++) {
-        if (bf && (!vq_dnnl_bf16_native() || vq_gpt_pack_bf16(g))) {
+        const struct vq_backend *bf16 = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
+        if (bf && (!bf16 || vq_gpt_pack(g, bf16))) {
             printf("ok - prefix sharing, bf16: no native bf16 (skipped)\n");
             break;
         }
-        vq_backend_set_bf16(bf);
         for (int m = 0; m < 4; m++) {
             struct vq_window_params p;
             memset(&p, 0, sizeof(p));
@@ -443,8 +452,7 @@ static void test_prefix_sharing(void)
               "reused, %lld positions shared)", bf ? "bf16" : "fp32", (long long)s2.positions_reused,
               (long long)s2.positions_shared);
         free(c2);
-        vq_backend_set_bf16(0);
-        if (bf) vq_gpt_unpack_bf16(g);
+        if (bf) vq_gpt_unpack(g);
     }
     struct vq_window_params p;
     memset(&p, 0, sizeof(p));
@@ -452,15 +460,15 @@ static void test_prefix_sharing(void)
     /* the portable reference backend (scalar products and attention), and
      * OpenBLAS where its products pass the row probe, on the top-left 18 x 20
      * of the grid */
-    const int backend = vq_backend_current();
     for (int kind = VQ_BACKEND_REF; kind <= VQ_BACKEND_BLAS; kind++) {
-        if (vq_backend_select(kind)) continue;
-        const int gw2 = 20, gh2 = 18, on = vq_gpt_rows_independent(g);
+        if (!vq_backend_get(kind, VQ_PREC_FP32)) continue;
+        g->be = vq_backend_get(kind, VQ_PREC_FP32);
+        const int gw2 = 20, gh2 = 18, on = vq_gpt_rows_independent(NULL, g);
         int32_t *c2 = malloc(sizeof(int32_t) * gw2 * gh2);
         for (int i = 0; i < gh2; i++)
             memcpy(c2 + i * gw2, cond + i * gw, sizeof(int32_t) * gw2);
         const int same = same_unshared(g, p, c2, gw2, gh2, &s_on, &s_off);
-        vq_backend_select(backend);
+        g->be = NULL;
         CHECK(same && (on ? s_on.positions_shared > 0 : s_on.positions_shared == 0) && (on || kind != VQ_BACKEND_REF),
               "prefix sharing, %s backend: every logit bit-identical to no sharing; %lld positions shared%s",
               vq_backend_name(kind), (long long)s_on.positions_shared, on ? "" : " (rows not independent: off)");
@@ -506,7 +514,7 @@ static void test_sequence(void)
             rc |= vq_sampler_init(&smp, &modes[m], g->vocab);
             seq[0] = 7;
             for (int k = 0; !rc && k < n; k++) {
-                rc = vq_gpt_logits_all(g, seq, k + 1, logits);
+                rc = vq_gpt_logits_all(NULL, g, seq, k + 1, logits);
                 const struct vq_draw_key key = { VQ_STREAM_CLASS(7), k / gw, k % gw };
                 want[k] = seq[k + 1] = vq_sample_token(&smp, logits + (size_t)k * g->vocab, key);
             }

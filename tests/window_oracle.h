@@ -74,7 +74,7 @@ static int oracle_sample(const struct vq_gpt *g, const struct vq_sampler_params 
                 const int k = q < np ? q : q - np;
                 seq[q] = src[(r0 + k / w) * Wp + c0 + k % w];
             }
-            rc = vq_gpt_logits_all(g, seq, T, logits);
+            rc = vq_gpt_logits_all(NULL, g, seq, T, logits);
             const float *l = logits + (size_t)(np - 1 + li * w + lj) * g->vocab;
             const struct vq_draw_key key = { in->stream, i, j };
             img[i * Wp + j] = vq_sample_token(&s, l, key);

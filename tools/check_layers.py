@@ -20,7 +20,7 @@ import sys
 # table is docs/architecture.md's.
 LAYERS = [
     ("base", ["error", "memlimit", "paths", "scratch", "vmath"]),
-    ("backend", ["backend", "backend_dnnl", "backend_packed", "linear_small"]),
+    ("backend", ["backend", "backend_dnnl", "backend_int8", "gemm", "linear_small"]),
     ("ops", ["ops", "attention", "rows_probe"]),
     ("networks", ["gguf", "gpt", "vqgan", "sampler"]),
     ("pipeline", ["model", "window", "memo"]),

@@ -1,0 +1,26 @@
+/* oneDNN: direct convolutions and bf16 products through weights repacked
+ * once (backend_dnnl.c). Every function returns nonzero (or NULL) when
+ * oneDNN is not built in or cannot do it; callers then fall back. */
+#ifndef VQ_BACKEND_DNNL_H
+#define VQ_BACKEND_DNNL_H
+
+#include "backend.h"
+
+/* 1 when oneDNN runs bf16 natively on this CPU (AVX512_BF16 or AMX). */
+int vq_dnnl_bf16_native(void);
+
+/* Direct convolution on n_threads threads (vq_conv2d's contract), bf16
+ * inputs with fp32 sums when bf16 is nonzero. */
+int vq_dnnl_conv2d(int n_threads, const float *in, int C, int H, int W, const float *weight, const float *bias,
+                   int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16);
+
+/* A weight matrix W[N][K] (torch Linear layout) in bf16, repacked once per
+ * column panel into oneDNN's preferred layout; NULL when out of memory or
+ * without native bf16. */
+struct vq_packed *vq_dnnl_pack_bf16(const float *W, int N, int K);
+void vq_dnnl_pack_free(struct vq_packed *w);
+/* y[T×N] = x[T×K] · Wᵀ + b: x converted to bf16 once, fp32 accumulation and
+ * output, panels over n_threads threads; nonzero when unavailable. */
+int vq_dnnl_linear_bf16(int n_threads, const struct vq_packed *w, const float *x, int T, const float *b, float *y);
+
+#endif

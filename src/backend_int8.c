@@ -1,0 +1,258 @@
+/* int8 products: weights quantized per output channel once, activations per
+ * row at run time, exact int32 sums (backend_int8.h).
+ *
+ * Layout: the N columns padded to a multiple of 64 and K to a multiple of 4;
+ * each block of 64 columns is [K/4][64][4] bytes, so that one 64-byte load
+ * holds 16 columns × 4 consecutive k, what vpdpbusd multiplies by 4 bytes of
+ * a row broadcast to every lane. Padding weights are 0. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_int8.h"
+#include "gemm.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define VQ_INT8_X86 1
+#endif
+
+#define BLK 64              /* columns per block                         */
+#define ROWS 6              /* rows per register tile (6 x 4 accumulators) */
+
+struct vq_int8_weight {
+    struct vq_packed hdr;   /* precision VQ_PREC_INT8, N, K */
+    int Np, Kp;
+    int8_t *q;              /* Np/64 blocks of [Kp/4][64][4]            */
+    float *scale;           /* [Np] sw; 0 on padding                    */
+    int32_t *colsum;        /* [Np] Σk Wq[n][k]                         */
+};
+
+static int forced = -1;
+void vq_int8_force(int kernel) { __atomic_store_n(&forced, kernel, __ATOMIC_RELAXED); }
+
+int vq_int8_native(void)
+{
+#ifdef VQ_INT8_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
+
+static int use_vnni(void)
+{
+    const int f = __atomic_load_n(&forced, __ATOMIC_RELAXED);
+    return f != 0 && vq_int8_native();
+}
+
+/* Nearest integer, ties to even, for |v| < 2^22 (vectorises, unlike lrintf). */
+static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
+
+static inline size_t at(int Kp, int n, int k)
+{
+    return ((size_t)(n / BLK) * (Kp / 4) + k / 4) * (BLK * 4) + (size_t)(n % BLK) * 4 + k % 4;
+}
+
+void vq_int8_pack_free(struct vq_packed *p)
+{
+    struct vq_int8_weight *w = (struct vq_int8_weight *)p;
+    if (!w) return;
+    free(w->q);
+    free(w->scale);
+    free(w->colsum);
+    free(w);
+}
+
+struct vq_packed *vq_int8_pack(const float *W, int N, int K)
+{
+    if (N < 1 || K < 1) return NULL;
+    struct vq_int8_weight *w = calloc(1, sizeof(*w));
+    if (!w) return NULL;
+    w->hdr = (struct vq_packed){ VQ_PREC_INT8, N, K };
+    w->Np = (N + BLK - 1) / BLK * BLK;
+    w->Kp = (K + 3) / 4 * 4;
+    if (posix_memalign((void **)&w->q, 64, (size_t)w->Np * w->Kp)) w->q = NULL;
+    w->scale = calloc((size_t)w->Np, sizeof(float));
+    w->colsum = calloc((size_t)w->Np, sizeof(int32_t));
+    if (!w->q || !w->scale || !w->colsum) {
+        vq_int8_pack_free(&w->hdr);
+        return NULL;
+    }
+    memset(w->q, 0, (size_t)w->Np * w->Kp);
+    for (int n = 0; n < N; n++) {
+        const float *row = W + (size_t)n * K;
+        float amax = 0.0f;
+        for (int k = 0; k < K; k++) {
+            const float a = row[k] < 0 ? -row[k] : row[k];
+            if (a > amax) amax = a;
+        }
+        const float s = amax > 0.0f ? amax / 127.0f : 1.0f, inv = 1.0f / s;
+        int32_t sum = 0;
+        for (int k = 0; k < K; k++) {
+            float v = round_even(row[k] * inv);
+            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+            w->q[at(w->Kp, n, k)] = (int8_t)v;
+            sum += (int32_t)v;
+        }
+        w->scale[n] = s;
+        w->colsum[n] = sum;
+    }
+    return &w->hdr;
+}
+
+int vq_int8_weight(const struct vq_packed *p, int n, int k, float *scale)
+{
+    const struct vq_int8_weight *w = (const struct vq_int8_weight *)p;
+    if (scale) *scale = w->scale[n];
+    return w->q[at(w->Kp, n, k)];
+}
+
+/* One row: its range widened to hold 0, 255 steps; q = round(x / s) + z. */
+void vq_int8_quantize_row(const float *x, int K, uint8_t *q, float *scale, int32_t *zero)
+{
+    float lo = 0.0f, hi = 0.0f;
+    for (int k = 0; k < K; k++) {
+        lo = x[k] < lo ? x[k] : lo;
+        hi = x[k] > hi ? x[k] : hi;
+    }
+    const float s = hi > lo ? (hi - lo) / 255.0f : 1.0f, inv = 1.0f / s;
+    const float z = round_even(-lo * inv);
+    for (int k = 0; k < K; k++) {
+        float v = round_even(x[k] * inv) + z;
+        v = v > 255.0f ? 255.0f : v < 0.0f ? 0.0f : v;
+        q[k] = (uint8_t)v;
+    }
+    *scale = s;
+    *zero = (int32_t)z;
+}
+
+/* The epilogue of one element, the same in every kernel. */
+static inline float finish(int32_t acc, int32_t zx, int32_t colsum, float sx, float sw, const float *b, int n)
+{
+    const float v = (float)(acc - zx * colsum) * (sx * sw);
+    return b ? v + b[n] : v;
+}
+
+/* ---- the scalar reference kernel: one block of columns for all rows ------ */
+static void block_scalar(const struct vq_int8_weight *w, const uint8_t *xq, int ldx, int T, const float *sx,
+                         const int32_t *zx, int n0, const float *b, float *y)
+{
+    const int N = w->hdr.N, n1 = n0 + BLK < N ? n0 + BLK : N, Kp = w->Kp;
+    for (int t = 0; t < T; t++)
+        for (int n = n0; n < n1; n++) {
+            int32_t acc = 0;
+            for (int k = 0; k < Kp; k++) acc += (int32_t)xq[(size_t)t * ldx + k] * w->q[at(Kp, n, k)];
+            y[(size_t)t * N + n] = finish(acc, zx[t], w->colsum[n], sx[t], w->scale[n], b, n);
+        }
+}
+
+#ifdef VQ_INT8_X86
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+/* M rows (a constant 1..ROWS: the accumulators stay in registers) against one
+ * block of 64 columns: per group of 4 k, 4 weight vectors and one broadcast
+ * of each row's 4 bytes, 4 M vpdpbusd. */
+VNNI __attribute__((always_inline)) static inline void tile_vnni(const struct vq_int8_weight *w, const uint8_t *xq,
+                                                                 int ldx, const int M, const float *sx,
+                                                                 const int32_t *zx, int n0, const float *b, float *y)
+{
+    const int N = w->hdr.N, Kp = w->Kp;
+    const int8_t *blk = w->q + (size_t)(n0 / BLK) * Kp * BLK;
+    __m512i acc[ROWS][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) acc[i][q] = _mm512_setzero_si512();
+    for (int p = 0; p < Kp / 4; p++) {
+        const int8_t *bp = blk + (size_t)p * BLK * 4;
+        const __m512i w0 = _mm512_load_si512(bp), w1 = _mm512_load_si512(bp + 64);
+        const __m512i w2 = _mm512_load_si512(bp + 128), w3 = _mm512_load_si512(bp + 192);
+#pragma GCC unroll 6
+        for (int i = 0; i < M; i++) {
+            int32_t four;
+            memcpy(&four, xq + (size_t)i * ldx + 4 * p, 4);
+            const __m512i a = _mm512_set1_epi32(four);
+            acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], a, w0);
+            acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], a, w1);
+            acc[i][2] = _mm512_dpbusd_epi32(acc[i][2], a, w2);
+            acc[i][3] = _mm512_dpbusd_epi32(acc[i][3], a, w3);
+        }
+    }
+    /* epilogue: (acc - zx colsum) (sx sw) + b, as finish() */
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        const int c0 = n0 + 16 * q, nv = N - c0 < 0 ? 0 : N - c0 > 16 ? 16 : N - c0;
+        if (!nv) break;
+        const __mmask16 mk = (__mmask16)((1u << nv) - 1);
+        const __m512i cs = _mm512_loadu_si512(w->colsum + c0);
+        const __m512 sw = _mm512_loadu_ps(w->scale + c0);
+        const __m512 bv = b ? _mm512_maskz_loadu_ps(mk, b + c0) : _mm512_setzero_ps();
+#pragma GCC unroll 6
+        for (int i = 0; i < M; i++) {
+            const __m512i d = _mm512_sub_epi32(acc[i][q], _mm512_mullo_epi32(_mm512_set1_epi32(zx[i]), cs));
+            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(_mm512_set1_ps(sx[i]), sw));
+            if (b) v = _mm512_add_ps(v, bv);
+            _mm512_mask_storeu_ps(y + (size_t)i * N + c0, mk, v);
+        }
+    }
+}
+
+VNNI static void block_vnni(const struct vq_int8_weight *w, const uint8_t *xq, int ldx, int T, const float *sx,
+                            const int32_t *zx, int n0, const float *b, float *y)
+{
+    const int N = w->hdr.N;
+    int i = 0;
+    for (; i + ROWS <= T; i += ROWS)
+        tile_vnni(w, xq + (size_t)i * ldx, ldx, ROWS, sx + i, zx + i, n0, b, y + (size_t)i * N);
+    const uint8_t *xi = xq + (size_t)i * ldx;
+    float *yi = y + (size_t)i * N;
+    switch (T - i) {
+    case 5: tile_vnni(w, xi, ldx, 5, sx + i, zx + i, n0, b, yi); break;
+    case 4: tile_vnni(w, xi, ldx, 4, sx + i, zx + i, n0, b, yi); break;
+    case 3: tile_vnni(w, xi, ldx, 3, sx + i, zx + i, n0, b, yi); break;
+    case 2: tile_vnni(w, xi, ldx, 2, sx + i, zx + i, n0, b, yi); break;
+    case 1: tile_vnni(w, xi, ldx, 1, sx + i, zx + i, n0, b, yi); break;
+    default: break;
+    }
+}
+#endif
+
+int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, float *y)
+{
+    const struct vq_int8_weight *w = (const struct vq_int8_weight *)p;
+    if (!w || w->hdr.precision != VQ_PREC_INT8 || T < 1)
+        return -1;
+    const int K = w->hdr.K, Kp = w->Kp, N = w->hdr.N, nt = n_threads > 0 ? n_threads : 1;
+    /* rows padded to Kp with the zero point (they meet zero weights) and a
+     * cache line apart */
+    const int ldx = (Kp + 63) / 64 * 64 + 64;
+    uint8_t *xq = malloc((size_t)T * ldx + sizeof(float) * T + sizeof(int32_t) * T);
+    if (!xq) return -1;
+    float *sx = (float *)(xq + (size_t)T * ldx);
+    int32_t *zx = (int32_t *)(sx + T);
+#pragma omp parallel for schedule(static) if ((int64_t)T * K >= (1 << 16)) num_threads(nt)
+    for (int t = 0; t < T; t++) {
+        uint8_t *q = xq + (size_t)t * ldx;
+        vq_int8_quantize_row(x + (size_t)t * K, K, q, &sx[t], &zx[t]);
+        memset(q + K, 0, (size_t)(ldx - K));
+    }
+    vq_flops_add(2ull * T * N * K);
+    const int n_blk = w->Np / BLK, vnni = use_vnni();
+    VQ_OMP_ONLY(nt);
+#pragma omp parallel for schedule(static) if (n_blk > 1 && (int64_t)T * N * K >= (1 << 18)) num_threads(nt)
+    for (int j = 0; j < n_blk; j++) {
+#ifdef VQ_INT8_X86
+        if (vnni) {
+            block_vnni(w, xq, ldx, T, sx, zx, j * BLK, b, y);
+            continue;
+        }
+#endif
+        block_scalar(w, xq, ldx, T, sx, zx, j * BLK, b, y);
+    }
+    (void)vnni;
+    free(xq);
+    return 0;
+}

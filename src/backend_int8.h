@@ -1,0 +1,44 @@
+/* int8 products (backend_int8.c): y[T×N] = x[T×K] · Wᵀ + b with
+ *
+ *   weights     int8, one scale per output channel: W[n][k] ≈ sw[n]·Wq[n][k],
+ *               Wq in -127..127 (symmetric, quantized once at load);
+ *   activations uint8, one scale and zero point per row, at run time:
+ *               x[t][k] ≈ sx[t]·(Xq[t][k] − zx[t]), Xq in 0..255 (the row's
+ *               range, widened to hold 0, in 255 steps);
+ *   sums        int32, exact: acc = Σk Xq·Wq (AVX512_VNNI vpdpbusd, or the
+ *               scalar loop), then y = (acc − zx·Σk Wq[n][k]) · (sx·sw) + b.
+ *
+ * Every sum is an exact integer and the float epilogue is the same
+ * operations in the same order in every kernel: the VNNI kernel and the
+ * scalar reference agree bit for bit, and a row's result depends neither on
+ * the other rows of the call nor on the threads. */
+#ifndef VQ_BACKEND_INT8_H
+#define VQ_BACKEND_INT8_H
+
+#include <stdint.h>
+
+#include "backend.h"
+
+/* 1 when the CPU runs the VNNI kernel (AVX512F, AVX512BW, AVX512_VNNI). */
+int vq_int8_native(void);
+
+/* W[N][K] quantized per output channel and laid out for the kernel; NULL
+ * when out of memory. */
+struct vq_packed *vq_int8_pack(const float *W, int N, int K);
+void vq_int8_pack_free(struct vq_packed *p);
+
+/* y[T×N] = x[T×K] · Wᵀ + b (b may be NULL) on n_threads threads; nonzero
+ * when p is not an int8 packing. */
+int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, float *y);
+
+/* Tests: 0 forces the scalar kernel, 1 the VNNI kernel (where the CPU has
+ * it), -1 the automatic choice. */
+void vq_int8_force(int kernel);
+
+/* Tests: the quantized operands of a packing and of a row, to check the
+ * kernels against a scalar reference: the weight Wq[n][k] and its scale, and
+ * a row x[K] quantized as the products do (q[K], its scale and zero point). */
+int vq_int8_weight(const struct vq_packed *p, int n, int k, float *scale);
+void vq_int8_quantize_row(const float *x, int K, uint8_t *q, float *scale, int32_t *zero);
+
+#endif

@@ -1,0 +1,214 @@
+/* Matrix-product providers: shape-determined panels, one OpenMP region of
+ * the call's threads, a single-threaded provider call per panel (gemm.h). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <omp.h>
+#include <pthread.h>
+
+#include "gemm.h"
+
+#ifdef VQ_HAVE_DNNL
+#include <dnnl.h>
+#endif
+#ifdef VQ_HAVE_OPENBLAS
+#include <cblas.h>
+void openblas_set_num_threads(int);
+char *openblas_get_corename(void);
+#endif
+
+#ifdef VQ_HAVE_OPENBLAS
+/* OpenBLAS's own threads would split a panel's sums by their count. */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_init(void) { openblas_set_num_threads(1); }
+static void blas_single_thread(void) { pthread_once(&blas_once, blas_init); }
+#endif
+
+const char *vq_blas_corename(void)
+{
+#ifdef VQ_HAVE_OPENBLAS
+    const char *c = openblas_get_corename();
+    return c ? c : "unknown";
+#else
+    return NULL;
+#endif
+}
+
+const char *vq_backend_name(int kind)
+{
+    switch (kind) {
+    case VQ_BACKEND_REF:  return "c-reference";
+    case VQ_BACKEND_BLAS: return "openblas";
+    case VQ_BACKEND_DNNL: return "onednn";
+    }
+    return "unknown";
+}
+
+int vq_gemm_provider_built(int kind)
+{
+    switch (kind) {
+    case VQ_BACKEND_REF: return 1;
+#ifdef VQ_HAVE_OPENBLAS
+    case VQ_BACKEND_BLAS: return 1;
+#endif
+#ifdef VQ_HAVE_DNNL
+    case VQ_BACKEND_DNNL: return 1;
+#endif
+    default: return 0;
+    }
+}
+
+int vq_threads_available(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Round to nearest even, as the CPU's own conversion (vcvtneps2bf16) does for
+ * finite values; the integer form vectorizes (VQ_HOT clones). */
+VQ_HOT
+void vq_f32_to_bf16(const float *x, uint16_t *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        u += 0x7fff + ((u >> 16) & 1);
+        y[i] = (uint16_t)(u >> 16);
+    }
+}
+
+void vq_gemm_ref(int transA, int transB, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float acc = 0.0f;
+            for (int k = 0; k < K; k++) {
+                float a = transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = transB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                acc += a * b;
+            }
+            float *c = &C[(size_t)i * ldc + j];
+            *c = beta == 0.0f ? acc : acc + beta * *c;
+        }
+}
+
+#ifndef DNNL_SPLIT_STEP
+#define DNNL_SPLIT_STEP 15
+#endif
+#ifndef DNNL_SPLIT_ROWS
+#define DNNL_SPLIT_ROWS 64
+#endif
+
+/* One panel, single-threaded. */
+static void gemm_panel(int kind, int transA, int transB, int M, int N, int K,
+                       const float *A, int lda, const float *B, int ldb,
+                       float beta, float *C, int ldc)
+{
+    switch (kind) {
+#ifdef VQ_HAVE_DNNL
+    case VQ_BACKEND_DNNL:
+        /* oneDNN's sgemm with a transposed B (every linear layer: weights are
+         * [out][in]) packs B first once M reaches 16 rows, which costs several
+         * times the product when B is streamed from memory and M is small
+         * (the sampler's chunks of w = 16 positions): below DNNL_SPLIT_ROWS
+         * rows, run it as calls of at most DNNL_SPLIT_STEP = 15 rows (balanced),
+         * which stream B directly (4x faster at 16 rows on 2 cores of a Zen 4).
+         * The split depends on the shape only. */
+        if (transB && !transA && M >= 16 && M < DNNL_SPLIT_ROWS) {
+            const int parts = (M + DNNL_SPLIT_STEP - 1) / DNNL_SPLIT_STEP;
+            for (int q = 0, m0 = 0; q < parts; q++) {
+                const int mm = (M - m0) / (parts - q);
+                const float *Aq = A + (size_t)m0 * lda;
+                float *Cq = C + (size_t)m0 * ldc;
+                if (dnnl_sgemm('N', 'T', mm, N, K, 1.0f, Aq, lda, B, ldb, beta, Cq, ldc) != dnnl_success)
+                    vq_gemm_ref(0, 1, mm, N, K, Aq, lda, B, ldb, beta, Cq, ldc);
+                m0 += mm;
+            }
+            return;
+        } else if (dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, 1.0f, A, lda,
+                              B, ldb, beta, C, ldc) == dnnl_success) {
+            return;
+        }
+        break;
+#endif
+#ifdef VQ_HAVE_OPENBLAS
+    case VQ_BACKEND_BLAS:
+        blas_single_thread();
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
+                    beta, C, ldc);
+        return;
+#endif
+    default:
+        break;
+    }
+    vq_gemm_ref(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* Panel size from the shape alone: about 16 panels on big products, at
+ * least two on small ones, 64 to 256 columns (rows) wide at the least.
+ * Narrow panels repack the whole other operand once each: at 64 columns a
+ * 512x1024x1024 product ran at 80% of its 256-column speed (fp32, 2 cores of
+ * a Zen 4), 65% at 136 rows; but one panel leaves a core idle. */
+static int round64(int n) { return (n + 63) & ~63; }
+int vq_panel_size(int n)
+{
+    int p = round64((n + 15) / 16), half = round64((n + 1) / 2);
+    const int floor = half < 256 ? half : 256;
+    if (p < floor) p = floor;
+    return p < 64 ? 64 : p;
+}
+
+static unsigned long long gemm_flops;
+unsigned long long vq_gemm_flops(void) { return __atomic_load_n(&gemm_flops, __ATOMIC_RELAXED); }
+void vq_flops_add(unsigned long long n) { __atomic_add_fetch(&gemm_flops, n, __ATOMIC_RELAXED); }
+
+void vq_gemm_run(int kind, int n_threads, int transA, int transB, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    VQ_OMP_ONLY(n_threads);
+    if (M <= 0 || N <= 0)
+        return;
+    __atomic_add_fetch(&gemm_flops, 2ull * M * N * (K > 0 ? K : 0), __ATOMIC_RELAXED);
+    if (K <= 0) {
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+        return;
+    }
+    const int split_n = N >= M;
+    const int len = split_n ? N : M;
+    const int p = vq_panel_size(len);
+    int n_panel = (len + p - 1) / p;
+    /* split rows: a last panel of fewer than DNNL_SPLIT_ROWS joins the one
+     * before, so that every row goes through the kernel its whole call would
+     * use (oneDNN's rows do not depend on the rows beside them from 64 on;
+     * gpt.h, vq_gpt_rows_independent) */
+    if (!split_n && n_panel > 1 && len - (n_panel - 1) * p < DNNL_SPLIT_ROWS)
+        n_panel--;
+    if (n_panel == 1 || (int64_t)M * N * K < (1 << 18)) {
+        /* the provider must not split the product itself: its own threading
+         * may reorder the K sum with the thread count: one thread for the
+         * provider call, the calling thread's setting restored after it */
+        const int saved = omp_get_max_threads();
+        omp_set_num_threads(1);
+        gemm_panel(kind, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        omp_set_num_threads(saved);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads > 0 ? n_threads : 1)
+    for (int t = 0; t < n_panel; t++) {
+        const int off = t * p;
+        const int n = t == n_panel - 1 ? len - off : p;
+        if (split_n) {
+            const float *Bp = transB ? B + (size_t)off * ldb : B + off;
+            gemm_panel(kind, transA, transB, M, n, K, A, lda, Bp, ldb, beta, C + off, ldc);
+        } else {
+            const float *Ap = transA ? A + off : A + (size_t)off * lda;
+            gemm_panel(kind, transA, transB, n, N, K, Ap, lda, B, ldb, beta,
+                       C + (size_t)off * ldc, ldc);
+        }
+    }
+}
