@@ -22,8 +22,8 @@ LAYERS = [
     ("base", ["error", "memlimit", "paths", "scratch", "vmath"]),
     ("backend", ["backend", "backend_dnnl", "backend_packed", "linear_small"]),
     ("ops", ["ops", "attention", "rows_probe"]),
-    ("networks", ["gguf", "gpt", "vqgan", "sampler"]),
-    ("pipeline", ["model", "window", "memo"]),
+    ("networks", ["gguf", "gpt", "vqgan", "sampler", "grid"]),
+    ("pipeline", ["model", "placements", "prefix", "temporal", "window", "sequence", "memo"]),
     ("api", ["session", "sample", "follow"]),
 ]
 
