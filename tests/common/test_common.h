@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int test_failures;
 
@@ -33,6 +34,35 @@ static inline const char *model_path(const char *name)
 }
 
 static int test_exit(void) { return test_failures ? 1 : 0; }
+
+/* A test program is a table of named cases: with no argument it runs them
+ * all, with one it runs the case of that name (`build/tests/test_window
+ * prefix_sharing`), `--list` names them. */
+struct test_case {
+    const char *name;
+    void (*run)(void);
+};
+
+static inline int test_run_cases(int argc, char **argv, const struct test_case *cases, size_t n)
+{
+    const char *prog = argv[0] && strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    if (argc > 1 && !strcmp(argv[1], "--list")) {
+        for (size_t k = 0; k < n; k++) printf("%s\n", cases[k].name);
+        return 0;
+    }
+    int ran = 0;
+    for (size_t k = 0; k < n; k++)
+        if (argc < 2 || !strcmp(argv[1], cases[k].name)) {
+            cases[k].run();
+            ran++;
+        }
+    if (!ran) {
+        fprintf(stderr, "%s: no case named %s (--list names them)\n", prog, argv[1]);
+        return 2;
+    }
+    return test_exit();
+}
+#define TEST_RUN_CASES(argc, argv, cases) test_run_cases(argc, argv, cases, sizeof(cases) / sizeof((cases)[0]))
 
 /* Copies a file; 0 on success. */
 static inline int copy_file(const char *from, const char *to)

@@ -292,11 +292,14 @@ out:
     }
 }
 
-int main(void)
+static const struct test_case cases[] = {
+    { "depth", test_depth },
+    { "coord", test_coord },
+    { "coco", test_coco },
+    { "gumbel", test_gumbel },
+};
+
+int main(int argc, char **argv)
 {
-    test_depth();
-    test_coord();
-    test_coco();
-    test_gumbel();
-    return test_exit();
+    return TEST_RUN_CASES(argc, argv, cases);
 }

@@ -620,18 +620,22 @@ static void test_golden_classcond(void)
 
 static void drop(void *o, int l, const char *msg) { (void)o; (void)l; (void)msg; }
 
-int main(void)
+static const struct test_case cases[] = {
+    { "schedule", test_schedule },
+    { "oracle", test_oracle },
+    { "cache_and_determinism", test_cache_and_determinism },
+    { "eviction_order", test_eviction_order },
+    { "default_cap", test_default_cap },
+    { "prefix_sharing", test_prefix_sharing },
+    { "sequence", test_sequence },
+    { "golden_conditional", test_golden_conditional },
+    { "golden_classcond", test_golden_classcond },
+};
+
+int main(int argc, char **argv)
 {
     vqgan_set_log_callback(drop, NULL);
-    test_schedule();
-    test_oracle();
-    test_cache_and_determinism();
-    test_eviction_order();
-    test_default_cap();
-    test_prefix_sharing();
-    test_sequence();
-    test_golden_conditional();
-    test_golden_classcond();
+    const int r = TEST_RUN_CASES(argc, argv, cases);
     vq_window_state_free(state);
-    return test_exit();
+    return r;
 }

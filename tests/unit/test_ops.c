@@ -648,20 +648,23 @@ static void test_quantize(void)
     free(cb); free(s.codebook_norm2); free(z); free(idx);
 }
 
-int main(void)
+static const struct test_case cases[] = {
+    { "gemm", test_gemm },
+    { "gemm_threads", test_gemm_threads },
+    { "conv", test_conv },
+    { "conv_threads_bf16", test_conv_threads_bf16 },
+    { "linear_bf16", test_linear_bf16 },
+    { "linear_small", test_linear_small },
+    { "scratch", test_scratch },
+    { "norms", test_norms },
+    { "pointwise", test_pointwise },
+    { "attention", test_attention },
+    { "attention_bf16", test_attention_bf16 },
+    { "rows_probe", test_rows_probe },
+    { "quantize", test_quantize },
+};
+
+int main(int argc, char **argv)
 {
-    test_gemm();
-    test_gemm_threads();
-    test_conv();
-    test_conv_threads_bf16();
-    test_linear_bf16();
-    test_linear_small();
-    test_scratch();
-    test_norms();
-    test_pointwise();
-    test_attention();
-    test_attention_bf16();
-    test_rows_probe();
-    test_quantize();
-    return test_exit();
+    return TEST_RUN_CASES(argc, argv, cases);
 }
