@@ -137,8 +137,21 @@ check: deps lib ffmpeg-check $(CHECK_DATA)
 	@$(TEST_ENV) FFMPEG_BINS="$(CHECK_FFMPEG_BINS)" \
 	  HARDENING="$(MAKE) -s --no-print-directory check-hardening" \
 	  INSTALL_CHECK="$(MAKE) -s --no-print-directory check-install" sh tests/run.sh $(TEST_BIN)
+# check-quick needs no ../shared: without the golden data ($(GOLDEN) missing)
+# it runs the unit tests' cases that need none (VQ_NO_GOLDEN=1: the others
+# are skipped, each named), the converter's writer checks, the parity test on
+# generated architectures (tests/parity/test_architectures.py: seeded random
+# weights against the reference's modules, its own fixture) and the layering
+# check; with the golden data, every test program but the FFmpeg ones.
+HAVE_GOLDEN := $(wildcard $(GOLDEN)/vqgan/model.ckpt)
+UNIT_BIN := $(addprefix $(BUILD)/tests/,$(notdir $(basename $(wildcard tests/unit/test_*.c))))
+ifneq ($(HAVE_GOLDEN),)
 check-quick: deps lib $(CHECK_DATA)
 	@$(TEST_ENV) sh tests/run.sh $(TEST_BIN)
+else
+check-quick: deps lib $(UNIT_BIN)
+	@$(TEST_ENV) VQ_NO_GOLDEN=1 sh tests/run.sh $(UNIT_BIN)
+endif
 
 # The released S-FLCKR shapes with seeded random weights, as a model file and
 # as a reference-layout checkpoint (the same weights), and the reference

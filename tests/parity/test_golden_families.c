@@ -293,10 +293,10 @@ out:
 }
 
 static const struct test_case cases[] = {
-    { "depth", test_depth },
-    { "coord", test_coord },
-    { "coco", test_coco },
-    { "gumbel", test_gumbel },
+    { "depth", test_depth, 0 },
+    { "coord", test_coord, 0 },
+    { "coco", test_coco, 0 },
+    { "gumbel", test_gumbel, 0 },
 };
 
 int main(int argc, char **argv)

@@ -146,9 +146,9 @@ static void test_segmentation_stage(void) { test_segmentation("segmentation", "s
 static void test_conditional_stage(void) { test_segmentation("conditional", "conditional", 0); }
 
 static const struct test_case cases[] = {
-    { "vqgan", test_vqgan },
-    { "segmentation", test_segmentation_stage },
-    { "conditional", test_conditional_stage },
+    { "vqgan", test_vqgan, 0 },
+    { "segmentation", test_segmentation_stage, 0 },
+    { "conditional", test_conditional_stage, 0 },
 };
 
 int main(int argc, char **argv)

@@ -479,15 +479,15 @@ static void test_procs(void) { test_processes(quick ? 2 : 3); }
 
 /* The cases run after main's set-up (the shared models, a reference run). */
 static const struct test_case cases[] = {
-    { "shared_sessions", test_shared },
+    { "shared_sessions", test_shared, 0 },
 #ifndef VQ_TSAN_BUILD
-    { "shared_sessions_omp", test_shared_omp },
-    { "core_sharing", test_core_sharing },
+    { "shared_sessions_omp", test_shared_omp, 0 },
+    { "core_sharing", test_core_sharing, 0 },
 #endif
-    { "parallel_loads", test_loads },
-    { "acquire_races", test_races },
-    { "errors_and_log", test_errors },
-    { "processes", test_procs },
+    { "parallel_loads", test_loads, 0 },
+    { "acquire_races", test_races, 0 },
+    { "errors_and_log", test_errors, 0 },
+    { "processes", test_procs, 0 },
 };
 
 int main(int argc, char **argv)

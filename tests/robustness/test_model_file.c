@@ -113,9 +113,9 @@ static void test_broken(void)
 }
 
 static const struct test_case cases[] = {
-    { "paths", test_paths },
-    { "cache", test_cache },
-    { "broken", test_broken },
+    { "paths", test_paths, 0 },
+    { "cache", test_cache, 0 },
+    { "broken", test_broken, 0 },
 };
 
 int main(int argc, char **argv)

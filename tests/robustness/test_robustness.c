@@ -1006,18 +1006,18 @@ static void test_fuzz_corpus_files(void)
 
 /* The cases run after main's set-up (the test models and their sessions). */
 static const struct test_case cases[] = {
-    { "status_and_version", test_status_and_version },
-    { "model_args", test_model_args },
-    { "session_args", test_session_args },
-    { "tokenizer_args", test_tokenizer_args },
-    { "sampling_args", test_sampling_args },
-    { "still_working", test_still_working },
-    { "file_changed_after_load", test_file_changed_after_load },
-    { "truncated_during_load", test_truncated_during_load },
-    { "special_files", test_special_files },
-    { "limits_before_allocation", test_limits_before_allocation },
-    { "fuzz_regressions", test_fuzz_regression_files },
-    { "fuzz_corpus", test_fuzz_corpus_files },
+    { "status_and_version", test_status_and_version, 0 },
+    { "model_args", test_model_args, 0 },
+    { "session_args", test_session_args, 0 },
+    { "tokenizer_args", test_tokenizer_args, 0 },
+    { "sampling_args", test_sampling_args, 0 },
+    { "still_working", test_still_working, 0 },
+    { "file_changed_after_load", test_file_changed_after_load, 0 },
+    { "truncated_during_load", test_truncated_during_load, 0 },
+    { "special_files", test_special_files, 0 },
+    { "limits_before_allocation", test_limits_before_allocation, 0 },
+    { "fuzz_regressions", test_fuzz_regression_files, 0 },
+    { "fuzz_corpus", test_fuzz_corpus_files, 0 },
 };
 
 int main(int argc, char **argv)

@@ -647,7 +647,14 @@ def test_broken_set(tmp):
 
 
 def main():
-    golden = find_golden()
+    no_golden = os.environ.get("VQ_NO_GOLDEN", "0") not in ("", "0")
+    golden = None if no_golden else find_golden()
+    if no_golden:
+        # make check-quick without ../shared: the writer's own checks only
+        with tempfile.TemporaryDirectory(prefix="test_convert.") as tmp:
+            test_writer_units(tmp)
+        print("# skipped the conversions of the golden checkpoints (VQ_NO_GOLDEN set)")
+        return 1 if failures else 0
     if golden is None:
         report(False, "golden models found (set VQGAN_GOLDEN)")
         return 1

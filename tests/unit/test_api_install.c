@@ -99,10 +99,10 @@ static void test_session_log(void)
 }
 
 static const struct test_case cases[] = {
-    { "version", test_version },
-    { "default_model_path", test_default_model_path },
-    { "palette", test_palette },
-    { "session_log", test_session_log },
+    { "version", test_version, 0 },
+    { "default_model_path", test_default_model_path, 0 },
+    { "palette", test_palette, 1 },
+    { "session_log", test_session_log, 0 },
 };
 
 int main(int argc, char **argv)

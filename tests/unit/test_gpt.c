@@ -316,10 +316,10 @@ static void test_random_shapes(void)
 }
 
 static const struct test_case cases[] = {
-    { "random", test_random_shapes },
-    { "bf16", test_bf16 },
-    { "errors", test_errors },
-    { "golden", test_golden },
+    { "random", test_random_shapes, 0 },
+    { "bf16", test_bf16, 0 },
+    { "errors", test_errors, 0 },
+    { "golden", test_golden, 1 },
 };
 
 int main(int argc, char **argv)

@@ -649,19 +649,19 @@ static void test_quantize(void)
 }
 
 static const struct test_case cases[] = {
-    { "gemm", test_gemm },
-    { "gemm_threads", test_gemm_threads },
-    { "conv", test_conv },
-    { "conv_threads_bf16", test_conv_threads_bf16 },
-    { "linear_bf16", test_linear_bf16 },
-    { "linear_small", test_linear_small },
-    { "scratch", test_scratch },
-    { "norms", test_norms },
-    { "pointwise", test_pointwise },
-    { "attention", test_attention },
-    { "attention_bf16", test_attention_bf16 },
-    { "rows_probe", test_rows_probe },
-    { "quantize", test_quantize },
+    { "gemm", test_gemm, 0 },
+    { "gemm_threads", test_gemm_threads, 0 },
+    { "conv", test_conv, 0 },
+    { "conv_threads_bf16", test_conv_threads_bf16, 0 },
+    { "linear_bf16", test_linear_bf16, 0 },
+    { "linear_small", test_linear_small, 0 },
+    { "scratch", test_scratch, 0 },
+    { "norms", test_norms, 0 },
+    { "pointwise", test_pointwise, 0 },
+    { "attention", test_attention, 0 },
+    { "attention_bf16", test_attention_bf16, 0 },
+    { "rows_probe", test_rows_probe, 0 },
+    { "quantize", test_quantize, 0 },
 };
 
 int main(int argc, char **argv)

@@ -210,7 +210,7 @@ static void test_parts(void)
 static void drop(void *o, int l, const char *msg) { (void)o; (void)l; (void)msg; }
 
 static const struct test_case cases[] = {
-    { "parts", test_parts },
+    { "parts", test_parts, 1 },
 };
 
 int main(int argc, char **argv)

@@ -234,11 +234,11 @@ static void test_invalid(void)
 static void drop(void *o, int l, const char *m) { (void)o; (void)l; (void)m; }
 
 static const struct test_case cases[] = {
-    { "rng_values", test_rng_values },
-    { "semantics", test_semantics },
-    { "top_p", test_top_p },
-    { "keyed", test_keyed },
-    { "invalid", test_invalid },
+    { "rng_values", test_rng_values, 0 },
+    { "semantics", test_semantics, 0 },
+    { "top_p", test_top_p, 0 },
+    { "keyed", test_keyed, 0 },
+    { "invalid", test_invalid, 0 },
 };
 
 int main(int argc, char **argv)

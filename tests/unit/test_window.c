@@ -621,15 +621,15 @@ static void test_golden_classcond(void)
 static void drop(void *o, int l, const char *msg) { (void)o; (void)l; (void)msg; }
 
 static const struct test_case cases[] = {
-    { "schedule", test_schedule },
-    { "oracle", test_oracle },
-    { "cache_and_determinism", test_cache_and_determinism },
-    { "eviction_order", test_eviction_order },
-    { "default_cap", test_default_cap },
-    { "prefix_sharing", test_prefix_sharing },
-    { "sequence", test_sequence },
-    { "golden_conditional", test_golden_conditional },
-    { "golden_classcond", test_golden_classcond },
+    { "schedule", test_schedule, 0 },
+    { "oracle", test_oracle, 0 },
+    { "cache_and_determinism", test_cache_and_determinism, 0 },
+    { "eviction_order", test_eviction_order, 0 },
+    { "default_cap", test_default_cap, 0 },
+    { "prefix_sharing", test_prefix_sharing, 0 },
+    { "sequence", test_sequence, 0 },
+    { "golden_conditional", test_golden_conditional, 1 },
+    { "golden_classcond", test_golden_classcond, 1 },
 };
 
 int main(int argc, char **argv)
