@@ -43,10 +43,18 @@ LIBS      = $(BACKEND_LIBS) $(BASE_LIBS)
 
 SRC      := $(sort $(wildcard src/*.c))
 OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
-TESTS    := $(sort $(wildcard tests/test_*.c))
-TEST_BIN := $(TESTS:tests/%.c=$(BUILD)/tests/%)
-BENCHES  := $(sort $(wildcard tests/bench_*.c))
-BENCH_BIN:= $(BENCHES:tests/%.c=$(BUILD)/tests/%)
+# tests/: unit/ (one part of the library against a slow obvious reference),
+# parity/ (against the reference implementation's outputs), robustness/
+# (hostile inputs, limits, concurrency), tools/ (the converter, the layering
+# check), bench/ (figures, not pass/fail), ffmpeg/ and install/ (end to end),
+# common/ (the headers they share). The programs build flat into build/tests/.
+TEST_DIRS := tests/unit tests/parity tests/robustness
+TESTS    := $(sort $(foreach d,$(TEST_DIRS),$(wildcard $(d)/test_*.c)))
+TEST_BIN := $(addprefix $(BUILD)/tests/,$(notdir $(TESTS:.c=)))
+BENCHES  := $(sort $(wildcard tests/bench/bench_*.c))
+BENCH_BIN:= $(addprefix $(BUILD)/tests/,$(notdir $(BENCHES:.c=)))
+vpath test_%.c $(TEST_DIRS)
+vpath bench_%.c tests/bench
 
 .PHONY: all lib deps check check-quick bench bench-families-models demo clean test-models
 all: lib ffmpeg
@@ -99,10 +107,13 @@ $(BUILD)/pkgconfig/libvqgan.pc: Makefile config.mk VERSION
 	@# vqgan_version.h is generated into the build tree
 	@sed -i 's|^Cflags:.*|Cflags: -I$${includedir} -I$(abspath $(BUILD))/include|' $@
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libvqgan.a
+$(BUILD)/tests/%: %.c $(BUILD)/libvqgan.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -Itests $< -o $@ $(BUILD)/libvqgan.a $(LIBS)
+	$(CC) $(CFLAGS) -MMD -MP -Itests/common $< -o $@ $(BUILD)/libvqgan.a $(LIBS)
 -include $(TEST_BIN:=.d) $(BENCH_BIN:=.d)
+# The test sources lived in tests/ itself until the split into tests/unit/ and
+# the rest: an older build's dependency files still name them there.
+tests/test_%.c tests/bench_%.c tests/%.h: ;
 
 # Model files converted from the reference's golden checkpoints.
 TEST_MODELS = vqgan segmentation gpt conditional classcond classwin uncondwin complete depth coord coco gumbel
@@ -111,10 +122,10 @@ $(BUILD)/test-models/%.gguf: tools/convert.py tools/gguf_writer.py
 	@mkdir -p $(dir $@)
 	$(PYTHON) tools/convert.py $(GOLDEN)/$*/config.yaml $(GOLDEN)/$*/model.ckpt $@ >/dev/null
 
-# One hand-broken model file per field, for tests/test_model_file.c.
-$(BUILD)/broken-models/expect.tsv: $(BUILD)/test-models/vqgan.gguf tests/make_broken_models.py
+# One hand-broken model file per field, for tests/robustness/test_model_file.c.
+$(BUILD)/broken-models/expect.tsv: $(BUILD)/test-models/vqgan.gguf tests/robustness/make_broken_models.py
 	@rm -rf $(dir $@) && mkdir -p $(dir $@)
-	$(PYTHON) tests/make_broken_models.py $< $(dir $@) >/dev/null
+	$(PYTHON) tests/robustness/make_broken_models.py $< $(dir $@) >/dev/null
 
 # make check: every test program, the Python tests, the FFmpeg tests against
 # every FFmpeg version, and the hardening runs (sanitizers, valgrind, fuzzing:
@@ -126,8 +137,21 @@ check: deps lib ffmpeg-check $(CHECK_DATA)
 	@$(TEST_ENV) FFMPEG_BINS="$(CHECK_FFMPEG_BINS)" \
 	  HARDENING="$(MAKE) -s --no-print-directory check-hardening" \
 	  INSTALL_CHECK="$(MAKE) -s --no-print-directory check-install" sh tests/run.sh $(TEST_BIN)
+# check-quick needs no ../shared: without the golden data ($(GOLDEN) missing)
+# it runs the unit tests' cases that need none (VQ_NO_GOLDEN=1: the others
+# are skipped, each named), the converter's writer checks, the parity test on
+# generated architectures (tests/parity/test_architectures.py: seeded random
+# weights against the reference's modules, its own fixture) and the layering
+# check; with the golden data, every test program but the FFmpeg ones.
+HAVE_GOLDEN := $(wildcard $(GOLDEN)/vqgan/model.ckpt)
+UNIT_BIN := $(addprefix $(BUILD)/tests/,$(notdir $(basename $(wildcard tests/unit/test_*.c))))
+ifneq ($(HAVE_GOLDEN),)
 check-quick: deps lib $(CHECK_DATA)
 	@$(TEST_ENV) sh tests/run.sh $(TEST_BIN)
+else
+check-quick: deps lib $(UNIT_BIN)
+	@$(TEST_ENV) VQ_NO_GOLDEN=1 sh tests/run.sh $(UNIT_BIN)
+endif
 
 # The released S-FLCKR shapes with seeded random weights, as a model file and
 # as a reference-layout checkpoint (the same weights), and the reference
@@ -144,7 +168,7 @@ $(BUILD)/reference-timing.json: $(BUILD)/sflckr-random.gguf tools/reference_timi
 # suite (tests/run.sh) stays passive: it shares the machine with itself.
 BENCH_ENV = env -u OMP_WAIT_POLICY
 # The released families at their real shapes with random weights, for
-# tests/bench_families (bf16 files: the loader converts to f32; the 1.4B cIN
+# tests/bench/bench_families (bf16 files: the loader converts to f32; the 1.4B cIN
 # model takes 3 GB on disk, 6 GB in memory).
 FAMILIES = drin faceshq coco ade20k ffhq celebahq gumbel_f8 f16_16384 cin
 FAMILY_MODELS = $(FAMILIES:%=$(BUILD)/families/%.gguf)

@@ -92,19 +92,16 @@ enum VQGANInput {
 
 typedef struct VQGANSynthContext {
     const AVClass *class;
+    VQGANCommon common;           ///< model, session, label options, input (vqgan_common.h)
 
-    char   *model_path;
     int     mode;
     float   temperature;
     int     top_k;
     float   top_p;
     int64_t seed;
-    int     threads;
     int     class_id;
-    char   *map;
     int     temporal;
     int     fast;
-    int     precision;
     int     complete;             ///< enum VQGANComplete
     int     mask_grow;
     int     blend;                ///< enum VQGANBlend
@@ -115,17 +112,7 @@ typedef struct VQGANSynthContext {
     int     cond_tokens;
     float   depth_lo, depth_hi;
     int     origin_x, origin_y;   ///< draws keyed to (row + origin_y, column + origin_x)
-    char   *palette_path;
-    char   *palette_match;
 
-    VQGANPalette palette;         ///< colour label frames (rgb24, bgr24, rgba)
-    int     have_palette;
-
-    struct vqgan_model     *model;
-    struct vqgan_model_info info;
-    struct vqgan_session   *session;
-    uint8_t label_map[256];
-    char    model_id[17];
     VQGANProgress progress;
 
     enum VQGANInput input;
@@ -144,10 +131,6 @@ typedef struct VQGANSynthContext {
     unsigned int rgb_size;
     float *depth;                 ///< depth map padded to the factor, model range
     unsigned int depth_size;
-
-    int in_w, in_h, in_format;    ///< input the filter is configured for
-
-    int64_t frame_count;
 
     FFFrameSync fs;               ///< complete=: the inputs' frames by timestamp
     VQGANCompletion cpl;          ///< complete=: picture, masks, kept tokens
@@ -170,7 +153,8 @@ typedef struct VQGANSynthContext {
 #define TFLAGS FLAGS | AV_OPT_FLAG_RUNTIME_PARAM
 
 static const AVOption vqgan_synth_options[] = {
-    { "model",       "set the libvqgan model file (GGUF)", OFFSET(model_path), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, FLAGS },
+    VQGAN_COMMON_OPTIONS(VQGANSynthContext, FLAGS, TFLAGS, "remap gray8 label ids, src=dst pairs",
+                         "label colours of rgb24/bgr24/rgba label frames (\"id name #rrggbb\" lines)"),
     { "mode",        "set what to do with the input", OFFSET(mode), AV_OPT_TYPE_INT, { .i64 = MODE_SAMPLE }, 0, MODE_NB - 1, FLAGS, .unit = "mode" },
         { "sample", "sample image tokens with the transformer, then decode", 0, AV_OPT_TYPE_CONST, { .i64 = MODE_SAMPLE }, 0, 0, FLAGS, .unit = "mode" },
         { "decode", "decode gray16 image tokens",                            0, AV_OPT_TYPE_CONST, { .i64 = MODE_DECODE }, 0, 0, FLAGS, .unit = "mode" },
@@ -179,16 +163,13 @@ static const AVOption vqgan_synth_options[] = {
     { "top_k",       "sample among the k most likely tokens (0: off, 1: greedy)", OFFSET(top_k), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, INT_MAX, TFLAGS },
     { "top_p",       "sample within this cumulative probability (1: off)", OFFSET(top_p), AV_OPT_TYPE_FLOAT, { .dbl = 1.0 }, 0, 1, TFLAGS },
     { "seed",        "set the random seed", OFFSET(seed), AV_OPT_TYPE_INT64, { .i64 = 0 }, 0, INT64_MAX, TFLAGS },
-    { "threads",     "set the number of threads (0: all online cores)", OFFSET(threads), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, 1024, FLAGS },
     { "class",       "set the class id of class-conditional models", OFFSET(class_id), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, INT_MAX, TFLAGS },
-    { "map",         "remap gray8 label ids, src=dst pairs", OFFSET(map), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, TFLAGS },
     { "temporal",    "set how successive frames of a video are sampled", OFFSET(temporal), AV_OPT_TYPE_INT, { .i64 = VQGAN_TEMPORAL_OFF }, VQGAN_TEMPORAL_OFF, VQGAN_TEMPORAL_STEADY, FLAGS, .unit = "temporal" },
         { "off",    "sample every frame afresh",                              0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_OFF    }, 0, 0, FLAGS, .unit = "temporal" },
         { "reuse",  "reuse what did not change (frames identical to off)",    0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_REUSE  }, 0, 0, FLAGS, .unit = "temporal" },
         { "follow", "as reuse, and move the picture with panned labels",      0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_FOLLOW }, 0, 0, FLAGS, .unit = "temporal" },
         { "steady", "as reuse, and keep the pixels far from every change (approximate)", 0, AV_OPT_TYPE_CONST, { .i64 = VQGAN_TEMPORAL_STEADY }, 0, 0, FLAGS, .unit = "temporal" },
     { "fast",        "approximate fast sampling: one window placement predicts up to fast x fast cells (0 or 1: exact)", OFFSET(fast), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, VQGAN_MAX_FAST_STEP, TFLAGS },
-    VQGAN_PRECISION_OPTIONS(OFFSET(precision), "precision", FLAGS),
     { "complete",    "keep a picture outside a mask, synthesize inside it (0: off)", OFFSET(complete), AV_OPT_TYPE_INT, { .i64 = COMPLETE_OFF }, 0, COMPLETE_NB - 1, FLAGS, .unit = "complete" },
         { "off",   "one input: synthesize whole frames",                          0, AV_OPT_TYPE_CONST, { .i64 = COMPLETE_OFF   }, 0, 0, FLAGS, .unit = "complete" },
         { "mask",  "three inputs: condition, picture (rgb24), mask (gray8, non-zero = resynthesize)", 0, AV_OPT_TYPE_CONST, { .i64 = COMPLETE_MASK  }, 0, 0, FLAGS, .unit = "complete" },
@@ -205,8 +186,6 @@ static const AVOption vqgan_synth_options[] = {
     { "cond_tokens", "gray16 input holds condition tokens from vqgan_encode, not depth maps (depth models)", OFFSET(cond_tokens), AV_OPT_TYPE_BOOL, { .i64 = 0 }, 0, 1, FLAGS },
     { "origin_x",    "key the draws of column x to x + origin_x (follow: the first frame's content origin)", OFFSET(origin_x), AV_OPT_TYPE_INT, { .i64 = 0 }, -VQGAN_MAX_ORIGIN, VQGAN_MAX_ORIGIN, FLAGS },
     { "origin_y",    "key the draws of row y to y + origin_y (follow: the first frame's content origin)", OFFSET(origin_y), AV_OPT_TYPE_INT, { .i64 = 0 }, -VQGAN_MAX_ORIGIN, VQGAN_MAX_ORIGIN, FLAGS },
-    { "palette",     "label colours of rgb24/bgr24/rgba label frames (\"id name #rrggbb\" lines)", OFFSET(palette_path), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, TFLAGS },
-    { "palette_match", "how label colours match the palette: exact, or nearest:DIST", OFFSET(palette_match), AV_OPT_TYPE_STRING, { .str = "exact" }, 0, 0, TFLAGS },
     { NULL }
 };
 
@@ -259,63 +238,29 @@ static av_cold int init(AVFilterContext *ctx)
     VQGANSynthContext *s = ctx->priv;
     int ret;
 
-    if (s->temperature <= 0) {
-        av_log(ctx, AV_LOG_ERROR, "temperature=%g is invalid: it must be > 0 (up to 100).\n",
-               s->temperature);
-        return AVERROR(EINVAL);
-    }
-    if (s->top_p <= 0) {
-        av_log(ctx, AV_LOG_ERROR, "top_p=%g is invalid: accepted range (0, 1], 1 disables.\n",
-               s->top_p);
-        return AVERROR(EINVAL);
-    }
-    ff_vqgan_log_init();
     if ((ret = init_inputs(ctx)) < 0)
         return ret;
-    /* The model itself is loaded when the output is configured: ffmpeg
-     * creates and frees a graph once before the one that runs. */
-    return ff_vqgan_find_model(ctx, &s->model_path);
+    return ff_vqgan_common_init(ctx, &s->common);
 }
 
 /* The session parameters the options give. */
 static struct vqgan_session_params session_params(VQGANSynthContext *s)
 {
     struct vqgan_session_params params = vqgan_session_default_params();
-    params.n_threads       = s->threads;
     params.temperature     = s->temperature;
-    params.top_k           = s->top_k;
+    params.top_k           = s->mode == MODE_SAMPLE ? s->top_k : 0; /* decoding samples nothing */
     params.top_p           = s->top_p;
     params.seed            = s->seed;
-    params.temporal        = s->mode == MODE_SAMPLE && spatial_condition(s->info.cond_kind) ?
+    params.temporal        = s->mode == MODE_SAMPLE && spatial_condition(s->common.info.cond_kind) ?
                              s->temporal : VQGAN_TEMPORAL_OFF;
     params.fast_step       = s->fast;
     params.origin_x        = s->origin_x;
     params.origin_y        = s->origin_y;
     params.progress        = ff_vqgan_progress;
     params.progress_opaque = &s->progress;
+    params.n_threads       = s->common.threads;
     ff_vqgan_session_log_setup(&params, s->progress.log_ctx);
     return params;
-}
-
-/* The label options (map, palette, palette_match) against the loaded model:
- * into lut and pal, so that a refused command leaves the current ones. */
-static int parse_label_options(AVFilterContext *ctx, uint8_t lut[256], VQGANPalette *pal,
-                               int *have_palette)
-{
-    VQGANSynthContext *s = ctx->priv;
-    int ret = ff_vqgan_parse_label_map(ctx, s->map, s->info.n_labels, lut);
-
-    if (ret < 0)
-        return ret;
-    if (s->palette_path && *s->palette_path) {
-        if ((ret = ff_vqgan_palette_load(ctx, s->palette_path, s->info.n_labels, pal)) < 0)
-            return ret;
-        *have_palette = 1;
-    } else {
-        /* the palette the model file carries, if any */
-        *have_palette = ff_vqgan_palette_from_model(ctx, s->model, s->model_path, s->info.n_labels, pal);
-    }
-    return ff_vqgan_palette_parse_match(ctx, s->palette_match, pal);
 }
 
 /* Load the model (from the shared cache), check the options against it. */
@@ -323,55 +268,47 @@ static int load_model(AVFilterContext *ctx)
 {
     VQGANSynthContext *s = ctx->priv;
     struct vqgan_session_params params;
-    int ret;
+    int ret = ff_vqgan_common_load(ctx, &s->common);
 
-    vqgan_model_unref(s->model); /* from an earlier failed attempt */
-    ret = ff_vqgan_model_open(ctx, s->model_path, s->precision, &s->model, &s->info);
     if (ret < 0)
         return ret;
-    snprintf(s->model_id, sizeof(s->model_id), "%016"PRIx64, s->info.identity);
 
-    if (s->complete != COMPLETE_OFF && (!s->info.has_first_stage || s->info.factor <= 0)) {
+    if (s->complete != COMPLETE_OFF && (!s->common.info.has_first_stage || s->common.info.factor <= 0)) {
         av_log(ctx, AV_LOG_ERROR, "complete=%s encodes the picture with the model's image "
                "tokenizer (first stage), but model '%s' has none.\n",
-               s->complete == COMPLETE_MASK ? "mask" : "alpha", s->model_path);
+               s->complete == COMPLETE_MASK ? "mask" : "alpha", s->common.model_path);
         return AVERROR(EINVAL);
     }
-    if (!s->info.has_first_stage || s->info.factor <= 0) {
+    if (!s->common.info.has_first_stage || s->common.info.factor <= 0) {
         av_log(ctx, AV_LOG_ERROR, "Model '%s' has no image decoder (first stage); "
-               "vqgan_synth needs one.\n", s->model_path);
+               "vqgan_synth needs one.\n", s->common.model_path);
         return AVERROR(EINVAL);
     }
-    if (s->info.image_codes > VQGAN_MAX_CODES || s->info.cond_codes > VQGAN_MAX_CODES) {
+    if (s->common.info.image_codes > VQGAN_MAX_CODES || s->common.info.cond_codes > VQGAN_MAX_CODES) {
         av_log(ctx, AV_LOG_ERROR, "Model '%s' has more than %d codes, more than gray16 "
-               "tokens can hold.\n", s->model_path, VQGAN_MAX_CODES);
+               "tokens can hold.\n", s->common.model_path, VQGAN_MAX_CODES);
         return AVERROR_PATCHWELCOME;
     }
 
     if (s->mode == MODE_SAMPLE) {
-        if (!s->info.has_transformer || s->info.cond_kind == VQGAN_COND_NONE) {
+        if (!s->common.info.has_transformer || s->common.info.cond_kind == VQGAN_COND_NONE) {
             av_log(ctx, AV_LOG_ERROR, "mode=sample needs a transformer, but model '%s' "
                    "is a tokenizer only. Use mode=decode, or a model with a transformer.\n",
-                   s->model_path);
+                   s->common.model_path);
             return AVERROR(EINVAL);
         }
-        if (s->top_k > s->info.vocab_size) {
-            av_log(ctx, AV_LOG_ERROR, "top_k=%d is above the vocabulary of model '%s': "
-                   "accepted range 0..%d (0 disables, 1 is greedy).\n",
-                   s->top_k, s->model_path, s->info.vocab_size);
-            return AVERROR(EINVAL);
-        }
-        switch (s->info.cond_kind) {
+        switch (s->common.info.cond_kind) {
         case VQGAN_COND_SEGMENTATION:
-            ret = parse_label_options(ctx, s->label_map, &s->palette, &s->have_palette);
+            ret = ff_vqgan_parse_label_options(ctx, &s->common, s->common.label_map, &s->common.palette);
             if (ret < 0)
                 return ret;
+            s->common.have_palette = ret;
             break;
         case VQGAN_COND_CLASS:
-            if (s->class_id >= s->info.n_classes) {
+            if (s->class_id >= s->common.info.n_classes) {
                 av_log(ctx, AV_LOG_ERROR, "class=%d is outside the classes of model '%s': "
-                       "accepted range 0..%d.\n", s->class_id, s->model_path,
-                       s->info.n_classes - 1);
+                       "accepted range 0..%d.\n", s->class_id, s->common.model_path,
+                       s->common.info.n_classes - 1);
                 return AVERROR(EINVAL);
             }
             break;
@@ -383,48 +320,45 @@ static int load_model(AVFilterContext *ctx)
         default:
             if (s->class_id)
                 av_log(ctx, AV_LOG_WARNING, "Model '%s' is %s; class=%d is ignored.\n",
-                       s->model_path, s->info.cond_kind == VQGAN_COND_COORD ? "coordinate-conditioned" :
+                       s->common.model_path, s->common.info.cond_kind == VQGAN_COND_COORD ? "coordinate-conditioned" :
                        "unconditional", s->class_id);
             break;
         }
-        if (s->info.cond_kind != VQGAN_COND_DEPTH && (s->depth_range || s->depth_invert || s->cond_tokens))
+        if (s->common.info.cond_kind != VQGAN_COND_DEPTH && (s->depth_range || s->depth_invert || s->cond_tokens))
             av_log(ctx, AV_LOG_WARNING, "The depth_range, depth_invert and cond_tokens options apply to "
                    "depth-conditioned models only; ignored.\n");
-        if (s->temporal != VQGAN_TEMPORAL_OFF && !spatial_condition(s->info.cond_kind))
+        if (s->temporal != VQGAN_TEMPORAL_OFF && !spatial_condition(s->common.info.cond_kind))
             av_log(ctx, AV_LOG_WARNING, "The temporal option applies to models with a spatial "
                    "condition (segmentation, depth, coordinates) only; ignored.\n");
-        if (s->fast > 1 && !spatial_condition(s->info.cond_kind))
+        if (s->fast > 1 && !spatial_condition(s->common.info.cond_kind))
             av_log(ctx, AV_LOG_WARNING, "The fast option applies to models with a spatial "
                    "condition (segmentation, depth, coordinates) only; ignored.\n");
-        if (s->map && s->info.cond_kind != VQGAN_COND_SEGMENTATION)
+        if (s->common.map && s->common.info.cond_kind != VQGAN_COND_SEGMENTATION)
             av_log(ctx, AV_LOG_WARNING, "The map option applies to segmentation-conditional "
                    "models only; ignored.\n");
     }
     if (s->mode == MODE_ORIGIN) {
-        if (!s->info.has_transformer || s->info.cond_kind != VQGAN_COND_SEGMENTATION) {
+        if (!s->common.info.has_transformer || s->common.info.cond_kind != VQGAN_COND_SEGMENTATION) {
             av_log(ctx, AV_LOG_ERROR, "mode=origin needs a segmentation-conditional model "
                    "(temporal=follow applies to those only), but model '%s' is not one.\n",
-                   s->model_path);
+                   s->common.model_path);
             return AVERROR(EINVAL);
         }
-        ret = ff_vqgan_parse_label_map(ctx, s->map, s->info.n_labels, s->label_map);
+        ret = ff_vqgan_parse_label_map(ctx, s->common.map, s->common.info.n_labels, s->common.label_map);
         if (ret < 0)
             return ret;
     }
 
     s->progress.log_ctx = ctx;
     params = session_params(s);
-    return ff_vqgan_session_new(ctx, s->model, &params, &s->session);
+    return ff_vqgan_common_session(ctx, &s->common, &params);
 }
 
 static av_cold void uninit(AVFilterContext *ctx)
 {
     VQGANSynthContext *s = ctx->priv;
 
-    vqgan_session_free(s->session);
-    s->session = NULL;
-    vqgan_model_unref(s->model);
-    s->model = NULL;
+    ff_vqgan_common_uninit(&s->common);
     av_freep(&s->labels);
     av_freep(&s->cond);
     av_freep(&s->tokens);
@@ -480,19 +414,6 @@ static int query_formats(const AVFilterContext *ctx,
                           &cfg_out[0]->formats);
 }
 
-static int check_grid(AVFilterContext *ctx, int w, int h, int f)
-{
-    VQGANSynthContext *s = ctx->priv;
-
-    if (s->gw > VQGAN_MAX_GRID || s->gh > VQGAN_MAX_GRID) {
-        av_log(ctx, AV_LOG_ERROR, "Input %dx%d gives a %dx%d token grid; grids up to "
-               "%dx%d (%dx%d pixels at factor %d) are accepted.\n", w, h, s->gw, s->gh,
-               VQGAN_MAX_GRID, VQGAN_MAX_GRID, VQGAN_MAX_GRID * f, VQGAN_MAX_GRID * f, f);
-        return AVERROR(EINVAL);
-    }
-    return 0;
-}
-
 static int complete_frame(FFFrameSync *fs);
 
 /* complete=: check the picture and the mask against the output the condition
@@ -531,7 +452,7 @@ static int config_complete(AVFilterContext *ctx, AVFilterLink *outlink)
                cl->w, cl->h, outlink->w, outlink->h, what, ml ? " and the mask" : "");
         return AVERROR(EINVAL);
     }
-    if ((ret = ff_vqgan_completion_init(&s->cpl, pl->w, pl->h, s->info.factor, s->gw, s->gh)) < 0)
+    if ((ret = ff_vqgan_completion_init(&s->cpl, pl->w, pl->h, s->common.info.factor, s->gw, s->gh)) < 0)
         return ret;
     s->pic_w      = pl->w;
     s->pic_h      = pl->h;
@@ -582,12 +503,12 @@ static int config_depth_input(AVFilterContext *ctx, int format)
     if (format == AV_PIX_FMT_PAL8)
         av_log(ctx, AV_LOG_ERROR, "Input format pal8 holds segmentation labels, but model '%s' is "
                "depth-conditioned: it takes depth maps (gray8, gray16, grayf32), or gray16 "
-               "condition tokens with cond_tokens=1.\n", s->model_path);
+               "condition tokens with cond_tokens=1.\n", s->common.model_path);
     else
         av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: depth-conditioned model '%s' "
                "takes depth maps (gray8, gray16, grayf32), or gray16 condition tokens with "
                "cond_tokens=1. Insert format=gray16 (or grayf32) for depth pictures.\n",
-               av_get_pix_fmt_name(format), s->model_path);
+               av_get_pix_fmt_name(format), s->common.model_path);
     return AVERROR(EINVAL);
 }
 
@@ -602,7 +523,7 @@ static int condition_tokens(AVFilterContext *ctx, const AVFrame *in)
     if (!s->cond)
         return AVERROR(ENOMEM);
     if (s->input == INPUT_COORD)
-        return vqgan_encode_coord(s->session, s->dw, s->dh, s->cond);
+        return vqgan_encode_coord(s->common.session, s->dw, s->dh, s->cond);
     if (in->metadata && av_dict_get(in->metadata, VQGAN_META_STAGE, NULL, 0)) {
         av_log(ctx, AV_LOG_ERROR, "Input frames hold tokens from vqgan_encode (" VQGAN_META_STAGE
                " metadata), not depth maps; set cond_tokens=1 to sample from condition tokens.\n");
@@ -615,7 +536,7 @@ static int condition_tokens(AVFilterContext *ctx, const AVFrame *in)
                                  s->depth, s->lw, s->lh);
     if (ret < 0)
         return ret;
-    return vqgan_encode_depth(s->session, s->depth, s->lw, s->lh, s->cond, NULL);
+    return vqgan_encode_depth(s->common.session, s->depth, s->lw, s->lh, s->cond, NULL);
 }
 
 /* The condition tokens of a depth frame or of the frame's coordinates;
@@ -627,10 +548,9 @@ static int depth_or_coord_condition(AVFilterContext *ctx, const AVFrame *in)
 
     if (ret >= 0 || ret < VQGAN_ERR_CANCELLED)   /* done, or an AVERROR already logged */
         return ret;
-    av_log(ctx, AV_LOG_ERROR, "Failed %s frame %"PRId64" (%dx%d): %s.\n",
-           s->input == INPUT_DEPTH ? "encoding the depth of" : "building the coordinates of",
-           s->frame_count, s->dw, s->dh, vqgan_last_error());
-    return ff_vqgan_averror(ret);
+    return ff_vqgan_call_failed(ctx, ret, "%s frame %"PRId64" (%dx%d)",
+                                s->input == INPUT_DEPTH ? "encoding the depth of" : "building the coordinates of",
+                                s->common.frame_count, s->dw, s->dh);
 }
 
 static int config_output(AVFilterLink *outlink)
@@ -640,18 +560,18 @@ static int config_output(AVFilterLink *outlink)
     AVFilterLink *inlink = ctx->inputs[0];
     int f, ret;
 
-    if (!s->session && (ret = load_model(ctx)) < 0)
+    if (!s->common.session && (ret = load_model(ctx)) < 0)
         return ret;
-    f = s->info.factor;
+    f = s->common.info.factor;
 
     if (s->mode == MODE_DECODE) {
         if (inlink->format != VQGAN_TOKEN_PIX_FMT)
             goto bad_format;
         s->input = INPUT_IMAGE_TOKENS;
-    } else if (s->info.cond_kind == VQGAN_COND_SEGMENTATION) {
+    } else if (s->common.info.cond_kind == VQGAN_COND_SEGMENTATION) {
         if (inlink->format == AV_PIX_FMT_GRAY8 || inlink->format == AV_PIX_FMT_PAL8)
             s->input = INPUT_LABELS; /* pal8: the palette indices are the labels */
-        else if (ff_vqgan_is_color_label_format(inlink->format) && s->have_palette)
+        else if (ff_vqgan_is_color_label_format(inlink->format) && s->common.have_palette)
             s->input = INPUT_LABELS; /* colours through the palette option */
         else if (ff_vqgan_is_color_label_format(inlink->format)) {
             av_log(ctx, AV_LOG_ERROR, "Input format %s holds colour-coded labels, and the "
@@ -663,31 +583,33 @@ static int config_output(AVFilterLink *outlink)
             s->input = INPUT_COND_TOKENS;
         else
             goto bad_format;
-    } else if (s->info.cond_kind == VQGAN_COND_DEPTH) {
+    } else if (s->common.info.cond_kind == VQGAN_COND_DEPTH) {
         if ((ret = config_depth_input(ctx, inlink->format)) < 0)
             return ret;
-    } else if (s->info.cond_kind == VQGAN_COND_COORD) {
+    } else if (s->common.info.cond_kind == VQGAN_COND_COORD) {
         s->input = INPUT_COORD;
     } else {
         s->input = INPUT_TIMING;
     }
 
+    if (s->input == INPUT_TIMING && s->complete != COMPLETE_OFF)
+        inlink = ctx->inputs[1]; /* the picture gives the size, not the condition input */
     switch (s->input) {
     case INPUT_IMAGE_TOKENS:
     case INPUT_COND_TOKENS:
         s->gw = inlink->w;
         s->gh = inlink->h;
-        if ((ret = check_grid(ctx, inlink->w, inlink->h, f)) < 0)
+        if ((ret = ff_vqgan_check_grid(ctx, inlink->w, inlink->h, s->gw, s->gh, f)) < 0)
             return ret;
         outlink->w = s->gw * f;
         outlink->h = s->gh * f;
         break;
     case INPUT_DEPTH:
     case INPUT_LABELS: {
-        const int cf = s->info.cond_factor;
+        const int cf = s->common.info.cond_factor;
         s->gw = (inlink->w + cf - 1) / cf;
         s->gh = (inlink->h + cf - 1) / cf;
-        if ((ret = check_grid(ctx, inlink->w, inlink->h, cf)) < 0)
+        if ((ret = ff_vqgan_check_grid(ctx, inlink->w, inlink->h, s->gw, s->gh, cf)) < 0)
             return ret;
         s->lw = s->gw * cf;
         s->lh = s->gh * cf;
@@ -697,22 +619,13 @@ static int config_output(AVFilterLink *outlink)
         break;
     }
     case INPUT_COORD:
-        /* the position map of the frame the model synthesizes (the input's
-         * size padded to the factor), any number of windows */
-        s->gw = (inlink->w + f - 1) / f;
-        s->gh = (inlink->h + f - 1) / f;
-        if ((ret = check_grid(ctx, inlink->w, inlink->h, f)) < 0)
-            return ret;
-        outlink->w = inlink->w;
-        outlink->h = inlink->h;
-        break;
     case INPUT_TIMING:
-        if (s->complete != COMPLETE_OFF)
-            inlink = ctx->inputs[1]; /* the picture gives the size, not the condition input */
-        /* grids larger than the block slide the window (libvqgan) */
+        /* coordinates: the position map of the frame the model synthesizes
+         * (the input's size padded to the factor); class and unconditional
+         * models: grids larger than the block slide the window (libvqgan) */
         s->gw = (inlink->w + f - 1) / f;
         s->gh = (inlink->h + f - 1) / f;
-        if ((ret = check_grid(ctx, inlink->w, inlink->h, f)) < 0)
+        if ((ret = ff_vqgan_check_grid(ctx, inlink->w, inlink->h, s->gw, s->gh, f)) < 0)
             return ret;
         outlink->w = inlink->w;
         outlink->h = inlink->h;
@@ -730,9 +643,7 @@ static int config_output(AVFilterLink *outlink)
         outlink->w = inlink->w;
         outlink->h = inlink->h;
     }
-    s->in_w      = inlink->w;
-    s->in_h      = inlink->h;
-    s->in_format = inlink->format;
+    ff_vqgan_input_configured(&s->common, inlink->w, inlink->h, inlink->format);
 
     av_log(ctx, AV_LOG_VERBOSE, "%s %dx%d (%s) -> tokens %dx%d -> rgb24 %dx%d%s\n",
            av_get_pix_fmt_name(inlink->format), inlink->w, inlink->h,
@@ -751,7 +662,7 @@ bad_format:
         av_log(ctx, AV_LOG_ERROR, "Input format %s looks like a depth map, but model '%s' "
                "is segmentation-conditional: it takes gray8 (or pal8) labels or gray16 condition "
                "tokens. Depth maps need a depth-conditioned model (D-RIN).\n",
-               av_get_pix_fmt_name(inlink->format), s->model_path);
+               av_get_pix_fmt_name(inlink->format), s->common.model_path);
         return AVERROR(EINVAL);
     }
     av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: %s. Insert format=gray8 "
@@ -761,18 +672,13 @@ bad_format:
     return AVERROR(EINVAL);
 }
 
+/* The format may change too: config_output takes what the model accepts. */
 static int reconfigure(AVFilterContext *ctx, const AVFrame *in)
 {
     VQGANSynthContext *s = ctx->priv;
-    AVFilterLink *inlink = ctx->inputs[0];
+    int ret = ff_vqgan_reconfigure_input(ctx, &s->common, ctx->inputs[0], in, 1);
 
-    av_log(ctx, AV_LOG_VERBOSE, "Input changed from %s %dx%d to %s %dx%d; reconfiguring.\n",
-           av_get_pix_fmt_name(s->in_format), s->in_w, s->in_h,
-           av_get_pix_fmt_name(in->format), in->width, in->height);
-    inlink->w      = in->width;
-    inlink->h      = in->height;
-    inlink->format = in->format;
-    return config_output(ctx->outputs[0]);
+    return ret < 0 ? ret : config_output(ctx->outputs[0]);
 }
 
 /* Check what vqgan_encode wrote into the frame metadata. */
@@ -797,9 +703,9 @@ static int check_metadata(AVFilterContext *ctx, const AVFrame *in, const char *w
                " from vqgan_encode=stage=cond, or gray8 labels; use mode=decode for image tokens");
         return AVERROR(EINVAL);
     }
-    if (model && strcmp(model->value, s->model_id) && !(s->warned_meta & 2)) {
+    if (model && strcmp(model->value, s->common.model_id) && !(s->warned_meta & 2)) {
         av_log(ctx, AV_LOG_WARNING, "Tokens come from model %s, this filter uses %s ('%s'); "
-               "they must share the codebook.\n", model->value, s->model_id, s->model_path);
+               "they must share the codebook.\n", model->value, s->common.model_id, s->common.model_path);
         s->warned_meta |= 2;
     }
     return 0;
@@ -848,16 +754,16 @@ static int tokens_out(AVFilterContext *ctx, const AVFrame *props, int64_t pts,
     }
     out->pts = pts;
     snprintf(grid, sizeof(grid), "%dx%d", s->gw, s->gh);
-    snprintf(factor, sizeof(factor), "%d", s->info.factor);
+    snprintf(factor, sizeof(factor), "%d", s->common.info.factor);
     av_dict_set(&out->metadata, VQGAN_META_STAGE, "image", 0);
     av_dict_set(&out->metadata, VQGAN_META_GRID, grid, 0);
-    av_dict_set(&out->metadata, VQGAN_META_MODEL, s->model_id, 0);
+    av_dict_set(&out->metadata, VQGAN_META_MODEL, s->common.model_id, 0);
     av_dict_set(&out->metadata, VQGAN_META_FACTOR, factor, 0);
     secs = (av_gettime_relative() - t0) / 1e6;
     av_log(ctx, AV_LOG_INFO, "frame %"PRId64": %"PRId64" tokens sampled, %"PRId64" reused "
-           "in %.3f s, %dx%d tokens out\n", s->frame_count, stats->positions_sampled,
+           "in %.3f s, %dx%d tokens out\n", s->common.frame_count, stats->positions_sampled,
            stats->positions_reused, secs, s->gw, s->gh);
-    s->frame_count++;
+    s->common.frame_count++;
     return ff_filter_frame(outlink, out);
 }
 
@@ -878,13 +784,12 @@ static int origin_frame(AVFilterContext *ctx, AVFrame *in)
     int sx, sy, ret;
     char v[16];
 
-    ret = vqgan_follow_shift(s->model, s->cond, have_prev ? s->prev_cond : NULL,
+    ret = vqgan_follow_shift(s->common.model, s->cond, have_prev ? s->prev_cond : NULL,
                              s->gw, s->gh, &sx, &sy);
     if (ret < 0) {
-        av_log(ctx, AV_LOG_ERROR, "Failed detecting the shift of frame %"PRId64" (%dx%d tokens): %s.\n",
-               s->frame_count, s->gw, s->gh, vqgan_last_error());
         av_frame_free(&in);
-        return ff_vqgan_averror(ret);
+        return ff_vqgan_call_failed(ctx, ret, "detecting the shift of frame %"PRId64" (%dx%d tokens)",
+                                    s->common.frame_count, s->gw, s->gh);
     }
     if (have_prev) {
         s->cur_ox += sx;
@@ -909,9 +814,9 @@ static int origin_frame(AVFilterContext *ctx, AVFrame *in)
     av_dict_set(&in->metadata, VQGAN_META_ORIGIN_X, v, 0);
     snprintf(v, sizeof(v), "%d", (int)s->cur_oy);
     av_dict_set(&in->metadata, VQGAN_META_ORIGIN_Y, v, 0);
-    av_log(ctx, AV_LOG_VERBOSE, "frame %"PRId64": shift %d,%d, origin %d,%d\n", s->frame_count,
+    av_log(ctx, AV_LOG_VERBOSE, "frame %"PRId64": shift %d,%d, origin %d,%d\n", s->common.frame_count,
            sx, sy, (int)s->cur_ox, (int)s->cur_oy);
-    s->frame_count++;
+    s->common.frame_count++;
     return ff_filter_frame(ctx->outputs[0], in);
 }
 
@@ -946,97 +851,70 @@ static int process_command(AVFilterContext *ctx, const char *cmd, const char *ar
 {
     VQGANSynthContext *s = ctx->priv;
     VQGANSynthContext old = *s;
-    char *old_map = NULL, *old_palette = NULL, *old_match = NULL;
-    uint8_t lut[256];
-    VQGANPalette *pal = NULL;
-    int have_palette = s->have_palette, ret;
+    VQGANCommand t;
+    int ret = ff_vqgan_command_begin(ctx, &s->common, &t, cmd, args, res, res_len, flags);
 
-    if ((s->map && !(old_map = av_strdup(s->map))) ||
-        (s->palette_path && !(old_palette = av_strdup(s->palette_path))) ||
-        (s->palette_match && !(old_match = av_strdup(s->palette_match)))) {
-        ret = AVERROR(ENOMEM);
-        goto end;
-    }
-    ret = ff_filter_process_command(ctx, cmd, args, res, res_len, flags);
     if (ret < 0)
         goto refused;
-    if (!s->session) /* not configured yet: load_model checks the values */
-        goto end;
+    if (!s->common.session) { /* not configured yet: load_model checks the values */
+        ff_vqgan_command_commit(&s->common, &t);
+        return ret;
+    }
 
+    /* The sampling parameters are the library's to check (vqgan_session_set_params
+     * below); the class id travels with each call, so it is checked here. */
     ret = AVERROR(EINVAL);
-    if (s->temperature <= 0) {
-        av_log(ctx, AV_LOG_ERROR, "temperature=%g is invalid: it must be > 0 (up to 100).\n", s->temperature);
-        goto refused;
-    }
-    if (s->top_p <= 0) {
-        av_log(ctx, AV_LOG_ERROR, "top_p=%g is invalid: accepted range (0, 1], 1 disables.\n", s->top_p);
-        goto refused;
-    }
-    if (s->mode == MODE_SAMPLE && s->top_k > s->info.vocab_size) {
-        av_log(ctx, AV_LOG_ERROR, "top_k=%d is above the vocabulary of model '%s': accepted "
-               "range 0..%d.\n", s->top_k, s->model_path, s->info.vocab_size);
-        goto refused;
-    }
-    if (s->mode == MODE_SAMPLE && s->info.cond_kind == VQGAN_COND_CLASS && s->class_id >= s->info.n_classes) {
+    if (s->mode == MODE_SAMPLE && s->common.info.cond_kind == VQGAN_COND_CLASS && s->class_id >= s->common.info.n_classes) {
         av_log(ctx, AV_LOG_ERROR, "class=%d is outside the classes of model '%s': accepted "
-               "range 0..%d.\n", s->class_id, s->model_path, s->info.n_classes - 1);
+               "range 0..%d.\n", s->class_id, s->common.model_path, s->common.info.n_classes - 1);
         goto refused;
     }
-    if (s->mode == MODE_SAMPLE && s->info.cond_kind == VQGAN_COND_SEGMENTATION) {
-        if (!(pal = av_malloc(sizeof(*pal)))) {
-            ret = AVERROR(ENOMEM);
-            goto refused;
-        }
-        *pal = s->palette;
-        if ((ret = parse_label_options(ctx, lut, pal, &have_palette)) < 0)
-            goto refused;
-        if (ff_vqgan_is_color_label_format(s->in_format) && !have_palette) {
-            av_log(ctx, AV_LOG_ERROR, "The input holds colour labels: the palette cannot be unset.\n");
-            ret = AVERROR(EINVAL);
-            goto refused;
-        }
-    }
+    if (s->mode == MODE_SAMPLE && s->common.info.cond_kind == VQGAN_COND_SEGMENTATION &&
+        (ret = ff_vqgan_command_labels(ctx, &s->common, &t)) < 0)
+        goto refused;
     {
         struct vqgan_session_params params = session_params(s);
-        int r = vqgan_session_set_params(s->session, &params);
+        int r = vqgan_session_set_params(s->common.session, &params);
         if (r < 0) {
             av_log(ctx, AV_LOG_ERROR, "%s\n", vqgan_last_error());
             ret = ff_vqgan_averror(r);
             goto refused;
         }
     }
-    if (pal) {
-        memcpy(s->label_map, lut, sizeof(lut));
-        s->palette      = *pal;
-        s->have_palette = have_palette;
-    }
-    av_log(ctx, AV_LOG_VERBOSE, "Command %s=%s applied from frame %"PRId64".\n", cmd, args, s->frame_count);
-    ret = 0;
-    goto end;
+    ff_vqgan_command_commit(&s->common, &t);
+    av_log(ctx, AV_LOG_VERBOSE, "Command %s=%s applied from frame %"PRId64".\n", cmd, args, s->common.frame_count);
+    return 0;
 
 refused:
     /* Every option back to its value before the command. */
-    av_freep(&s->map);
-    av_freep(&s->palette_path);
-    av_freep(&s->palette_match);
     s->temperature = old.temperature;
     s->top_k       = old.top_k;
     s->top_p       = old.top_p;
     s->seed        = old.seed;
     s->class_id    = old.class_id;
     s->fast        = old.fast;
-    s->map           = old_map;
-    s->palette_path  = old_palette;
-    s->palette_match = old_match;
-    old_map = old_palette = old_match = NULL;
-    if (ret != AVERROR(ENOSYS))
-        av_log(ctx, AV_LOG_ERROR, "Command %s=%s refused; the old value is kept.\n", cmd, args);
-end:
-    av_free(old_map);
-    av_free(old_palette);
-    av_free(old_match);
-    av_free(pal);
-    return ret;
+    return ff_vqgan_command_refused(ctx, &s->common, &t, cmd, args, ret);
+}
+
+static int decode_failed(AVFilterContext *ctx, int status)
+{
+    VQGANSynthContext *s = ctx->priv;
+
+    return ff_vqgan_call_failed(ctx, status, "decoding frame %"PRId64" (%dx%d tokens)",
+                                s->common.frame_count, s->gw, s->gh);
+}
+
+/* The image tokens decoded into s->rgb, the whole padded grid (dw x dh). */
+static int decode_padded(AVFilterContext *ctx)
+{
+    VQGANSynthContext *s = ctx->priv;
+    int ret;
+
+    av_fast_malloc(&s->rgb, &s->rgb_size, (size_t)s->dw * s->dh * 3);
+    if (!s->rgb)
+        return AVERROR(ENOMEM);
+    ret = vqgan_decode(s->common.session, s->tokens, s->gw, s->gh, s->rgb, (ptrdiff_t)s->dw * 3);
+    return ret < 0 ? decode_failed(ctx, ret) : 0;
 }
 
 static int filter_frame(AVFilterLink *inlink, AVFrame *in)
@@ -1052,12 +930,12 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
 
     /* Compared with what this filter was configured for: the link itself
      * may have been updated already by a filter before that reconfigured. */
-    if (in->width != s->in_w || in->height != s->in_h || in->format != s->in_format) {
+    if (ff_vqgan_input_changed(&s->common, in)) {
         ret = reconfigure(ctx, in);
         if (ret < 0)
             goto fail;
     }
-    s->progress.frame       = s->frame_count;
+    s->progress.frame       = s->common.frame_count;
     s->progress.last_report = t0;
 
     av_fast_malloc(&s->tokens, &s->tokens_size, (size_t)s->gw * s->gh * sizeof(*s->tokens));
@@ -1075,21 +953,21 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
             goto fail;
         }
         if (ff_vqgan_is_color_label_format(in->format))
-            ret = ff_vqgan_prepare_color_labels(ctx, in, &s->palette, s->label_map, s->info.n_labels,
+            ret = ff_vqgan_prepare_color_labels(ctx, in, &s->common.palette, s->common.label_map, s->common.info.n_labels,
                                                 s->labels, s->lw, s->lw, s->lh);
         else
-            ret = ff_vqgan_prepare_labels(ctx, in, s->label_map, s->info.n_labels,
+            ret = ff_vqgan_prepare_labels(ctx, in, s->common.label_map, s->common.info.n_labels,
                                           s->labels, s->lw, s->lw, s->lh);
         if (ret < 0)
             goto fail;
         step = "encoding the labels of";
-        ret = vqgan_encode_labels(s->session, s->labels, s->lw, s->lw, s->lh, s->cond, NULL);
+        ret = vqgan_encode_labels(s->common.session, s->labels, s->lw, s->lw, s->lh, s->cond, NULL);
         if (ret < 0)
             break;
         step = "sampling";
         if (s->mode == MODE_ORIGIN)
             break;
-        ret = vqgan_sample_conditional(s->session, s->cond, s->gw, s->gh, s->tokens);
+        ret = vqgan_sample_conditional(s->common.session, s->cond, s->gw, s->gh, s->tokens);
         break;
     case INPUT_COND_TOKENS:
         av_fast_malloc(&s->cond, &s->cond_size, (size_t)s->gw * s->gh * sizeof(*s->cond));
@@ -1098,32 +976,31 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
             goto fail;
         }
         if ((ret = check_metadata(ctx, in, "cond")) < 0 ||
-            (ret = read_tokens(ctx, in, s->cond, s->info.cond_codes, "condition")) < 0)
+            (ret = read_tokens(ctx, in, s->cond, s->common.info.cond_codes, "condition")) < 0)
             goto fail;
         if (s->mode != MODE_ORIGIN)
-            ret = vqgan_sample_conditional(s->session, s->cond, s->gw, s->gh, s->tokens);
+            ret = vqgan_sample_conditional(s->common.session, s->cond, s->gw, s->gh, s->tokens);
         break;
     case INPUT_IMAGE_TOKENS:
         if ((ret = check_metadata(ctx, in, "image")) < 0 ||
-            (ret = read_tokens(ctx, in, s->tokens, s->info.image_codes, "image")) < 0)
+            (ret = read_tokens(ctx, in, s->tokens, s->common.info.image_codes, "image")) < 0)
             goto fail;
         break;
     case INPUT_TIMING:
-        ret = vqgan_sample_unconditional(s->session, s->class_id, s->gw, s->gh, s->tokens);
+        ret = vqgan_sample_unconditional(s->common.session, s->class_id, s->gw, s->gh, s->tokens);
         break;
     case INPUT_DEPTH:
     case INPUT_COORD:
         if ((ret = depth_or_coord_condition(ctx, in)) < 0)
             goto fail;
-        ret = vqgan_sample_conditional(s->session, s->cond, s->gw, s->gh, s->tokens);
+        ret = vqgan_sample_conditional(s->common.session, s->cond, s->gw, s->gh, s->tokens);
         break;
     }
     if (ret >= 0 && s->mode == MODE_SAMPLE)
-        ret = vqgan_session_get_stats(s->session, &stats);
+        ret = vqgan_session_get_stats(s->common.session, &stats);
     if (ret < 0) {
-        av_log(ctx, AV_LOG_ERROR, "Failed %s frame %"PRId64" (%dx%d tokens): %s.\n",
-               step, s->frame_count, s->gw, s->gh, vqgan_last_error());
-        ret = ff_vqgan_averror(ret);
+        ret = ff_vqgan_call_failed(ctx, ret, "%s frame %"PRId64" (%dx%d tokens)",
+                                   step, s->common.frame_count, s->gw, s->gh);
         goto fail;
     }
     if (s->output == OUTPUT_TOKENS) {
@@ -1140,34 +1017,23 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
         goto fail;
     }
     if (out->width == s->dw && out->height == s->dh) {
-        ret = vqgan_decode(s->session, s->tokens, s->gw, s->gh, out->data[0], out->linesize[0]);
+        ret = vqgan_decode(s->common.session, s->tokens, s->gw, s->gh, out->data[0], out->linesize[0]);
+        if (ret < 0)
+            ret = decode_failed(ctx, ret);
     } else {
         /* Decode the padded grid, keep the input's size. */
-        av_fast_malloc(&s->rgb, &s->rgb_size, (size_t)s->dw * s->dh * 3);
-        if (!s->rgb) {
-            ret = AVERROR(ENOMEM);
-            goto fail;
-        }
-        ret = vqgan_decode(s->session, s->tokens, s->gw, s->gh, s->rgb, (ptrdiff_t)s->dw * 3);
+        ret = decode_padded(ctx);
         if (ret >= 0)
             av_image_copy_plane(out->data[0], out->linesize[0], s->rgb, (ptrdiff_t)s->dw * 3,
                                 out->width * 3, out->height);
     }
-    if (ret < 0) {
-        av_log(ctx, AV_LOG_ERROR, "Failed decoding frame %"PRId64" (%dx%d tokens): %s.\n",
-               s->frame_count, s->gw, s->gh, vqgan_last_error());
-        ret = ff_vqgan_averror(ret);
+    if (ret < 0)
         goto fail;
-    }
 
     ret = av_frame_copy_props(out, in);
     if (ret < 0)
         goto fail;
-    /* The output is a picture, no longer a token map. */
-    av_dict_set(&out->metadata, VQGAN_META_STAGE, NULL, 0);
-    av_dict_set(&out->metadata, VQGAN_META_GRID, NULL, 0);
-    av_dict_set(&out->metadata, VQGAN_META_FACTOR, NULL, 0);
-    av_dict_set(&out->metadata, VQGAN_META_MODEL, s->model_id, 0);
+    ff_vqgan_picture_metadata(&s->common, out);
 
     {
         double secs = (av_gettime_relative() - t0) / 1e6;
@@ -1178,19 +1044,19 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
         if (s->mode == MODE_SAMPLE && s->temporal != VQGAN_TEMPORAL_OFF)
             av_log(ctx, AV_LOG_INFO, "frame %"PRId64": %"PRId64" tokens sampled, %"PRId64
                    " reused (shift %d,%d) in %.3f s (%.1f tokens/s), %dx%d decoded\n",
-                   s->frame_count, stats.positions_sampled, stats.positions_reused,
+                   s->common.frame_count, stats.positions_sampled, stats.positions_reused,
                    stats.shift_x, stats.shift_y,
                    secs, secs > 0 ? stats.positions_sampled / secs : 0.0, s->dw, s->dh);
         else if (s->mode == MODE_SAMPLE)
             av_log(ctx, AV_LOG_INFO, "frame %"PRId64": %"PRId64" tokens sampled in %.3f s "
-                   "(%.1f tokens/s), %dx%d decoded\n", s->frame_count, stats.positions_sampled,
+                   "(%.1f tokens/s), %dx%d decoded\n", s->common.frame_count, stats.positions_sampled,
                    secs, secs > 0 ? stats.positions_sampled / secs : 0.0, s->dw, s->dh);
         else
             av_log(ctx, AV_LOG_INFO, "frame %"PRId64": %d tokens decoded in %.3f s "
-                   "(%.1f tokens/s)\n", s->frame_count, s->gw * s->gh,
+                   "(%.1f tokens/s)\n", s->common.frame_count, s->gw * s->gh,
                    secs, secs > 0 ? s->gw * s->gh / secs : 0.0);
     }
-    s->frame_count++;
+    s->common.frame_count++;
 
     av_frame_free(&in);
     return ff_filter_frame(outlink, out);
@@ -1212,11 +1078,11 @@ static int complete_condition(AVFilterContext *ctx, const AVFrame *in, const int
     *cond = NULL;
     if (s->input == INPUT_TIMING)
         return 0;
-    if (in->width != s->in_w || in->height != s->in_h || in->format != s->in_format) {
+    if (in->width != s->common.in_w || in->height != s->common.in_h || in->format != s->common.in_format) {
         av_log(ctx, AV_LOG_ERROR, "The condition input changed from %s %dx%d to %s %dx%d; "
                "complete= does not follow size changes within the filter (let ffmpeg "
                "rebuild the graph: drop -reinit_filter 0).\n",
-               av_get_pix_fmt_name(s->in_format), s->in_w, s->in_h,
+               av_get_pix_fmt_name(s->common.in_format), s->common.in_w, s->common.in_h,
                av_get_pix_fmt_name(in->format), in->width, in->height);
         return AVERROR(EINVAL);
     }
@@ -1227,22 +1093,21 @@ static int complete_condition(AVFilterContext *ctx, const AVFrame *in, const int
         av_fast_malloc(&s->labels, &s->labels_size, (size_t)s->lw * s->lh);
         if (!s->labels)
             return AVERROR(ENOMEM);
-        ret = ff_vqgan_prepare_labels(ctx, in, s->label_map, s->info.n_labels,
+        ret = ff_vqgan_prepare_labels(ctx, in, s->common.label_map, s->common.info.n_labels,
                                       s->labels, s->lw, s->lw, s->lh);
         if (ret < 0)
             return ret;
-        ret = vqgan_encode_labels(s->session, s->labels, s->lw, s->lw, s->lh, s->cond, NULL);
+        ret = vqgan_encode_labels(s->common.session, s->labels, s->lw, s->lw, s->lh, s->cond, NULL);
         if (ret < 0) {
-            av_log(ctx, AV_LOG_ERROR, "Failed encoding the labels of frame %"PRId64": %s.\n",
-                   s->frame_count, vqgan_last_error());
-            return ff_vqgan_averror(ret);
+            return ff_vqgan_call_failed(ctx, ret, "encoding the labels of frame %"PRId64,
+                                        s->common.frame_count);
         }
     } else if (s->input == INPUT_DEPTH || s->input == INPUT_COORD) {
         if ((ret = depth_or_coord_condition(ctx, in)) < 0)
             return ret;
     } else {
         if ((ret = check_metadata(ctx, in, "cond")) < 0 ||
-            (ret = read_tokens(ctx, in, s->cond, s->info.cond_codes, "condition")) < 0)
+            (ret = read_tokens(ctx, in, s->cond, s->common.info.cond_codes, "condition")) < 0)
             return ret;
     }
     *cond = s->cond;
@@ -1284,7 +1149,7 @@ static int complete_frame(FFFrameSync *fs)
                mask ? ", mask " : "", mask ? av_get_pix_fmt_name(mask->format) : "");
         return AVERROR(EINVAL);
     }
-    s->progress.frame       = s->frame_count;
+    s->progress.frame       = s->common.frame_count;
     s->progress.last_report = t0;
     av_fast_malloc(&s->tokens, &s->tokens_size, (size_t)total * sizeof(*s->tokens));
     if (!s->tokens)
@@ -1303,12 +1168,11 @@ static int complete_frame(FFFrameSync *fs)
      * deterministic). */
     if (cells < total) {
         if (!c->have_prev || memcmp(c->rgb, c->prev_rgb, (size_t)c->pw * c->ph * 3)) {
-            ret = vqgan_encode_image(s->session, c->rgb, (ptrdiff_t)c->pw * 3, c->pw, c->ph,
+            ret = vqgan_encode_image(s->common.session, c->rgb, (ptrdiff_t)c->pw * 3, c->pw, c->ph,
                                      c->given);
             if (ret < 0) {
-                av_log(ctx, AV_LOG_ERROR, "Failed encoding the picture of frame %"PRId64
-                       " (%dx%d): %s.\n", s->frame_count, c->pw, c->ph, vqgan_last_error());
-                return ff_vqgan_averror(ret);
+                return ff_vqgan_call_failed(ctx, ret, "encoding the picture of frame %"PRId64" (%dx%d)",
+                                            s->common.frame_count, c->pw, c->ph);
             }
             encoded = 1;
         }
@@ -1317,14 +1181,13 @@ static int complete_frame(FFFrameSync *fs)
     }
     kept_changed = ff_vqgan_completion_kept_changed(c);
 
-    ret = vqgan_sample_masked(s->session, cond, s->class_id, c->given, c->cells,
+    ret = vqgan_sample_masked(s->common.session, cond, s->class_id, c->given, c->cells,
                               s->gw, s->gh, s->tokens);
     if (ret >= 0)
-        ret = vqgan_session_get_stats(s->session, &stats);
+        ret = vqgan_session_get_stats(s->common.session, &stats);
     if (ret < 0) {
-        av_log(ctx, AV_LOG_ERROR, "Failed sampling frame %"PRId64" (%d of %dx%d cells "
-               "masked): %s.\n", s->frame_count, cells, s->gw, s->gh, vqgan_last_error());
-        return ff_vqgan_averror(ret);
+        return ff_vqgan_call_failed(ctx, ret, "sampling frame %"PRId64" (%d of %dx%d cells masked)",
+                                    s->common.frame_count, cells, s->gw, s->gh);
     }
     if (cells < total) {
         memcpy(c->prev_given, c->given, (size_t)total * sizeof(*c->given));
@@ -1335,7 +1198,7 @@ static int complete_frame(FFFrameSync *fs)
     }
 
     av_log(ctx, AV_LOG_VERBOSE, "frame %"PRId64": %"PRId64" pixels masked, %d of %d cells "
-           "sampled, picture %s, %d kept tokens changed\n", s->frame_count, masked, cells,
+           "sampled, picture %s, %d kept tokens changed\n", s->common.frame_count, masked, cells,
            total, cells == total ? "not needed" : encoded ? "encoded" : "unchanged",
            kept_changed);
     if (s->output == OUTPUT_TOKENS)
@@ -1349,18 +1212,8 @@ static int complete_frame(FFFrameSync *fs)
         av_image_copy_plane(out->data[0], out->linesize[0], c->rgb, (ptrdiff_t)c->pw * 3,
                             out->width * 3, out->height);
     } else {
-        av_fast_malloc(&s->rgb, &s->rgb_size, (size_t)s->dw * s->dh * 3);
-        if (!s->rgb) {
-            ret = AVERROR(ENOMEM);
+        if ((ret = decode_padded(ctx)) < 0)
             goto fail;
-        }
-        ret = vqgan_decode(s->session, s->tokens, s->gw, s->gh, s->rgb, (ptrdiff_t)s->dw * 3);
-        if (ret < 0) {
-            av_log(ctx, AV_LOG_ERROR, "Failed decoding frame %"PRId64" (%dx%d tokens): %s.\n",
-                   s->frame_count, s->gw, s->gh, vqgan_last_error());
-            ret = ff_vqgan_averror(ret);
-            goto fail;
-        }
         if (s->blend == BLEND_MASK)
             ret = ff_vqgan_completion_blend(c, s->feather, out->data[0], out->linesize[0],
                                             s->rgb, (ptrdiff_t)s->dw * 3);
@@ -1373,20 +1226,17 @@ static int complete_frame(FFFrameSync *fs)
     if ((ret = av_frame_copy_props(out, pic)) < 0)
         goto fail;
     out->pts = pts;
-    av_dict_set(&out->metadata, VQGAN_META_STAGE, NULL, 0);
-    av_dict_set(&out->metadata, VQGAN_META_GRID, NULL, 0);
-    av_dict_set(&out->metadata, VQGAN_META_FACTOR, NULL, 0);
-    av_dict_set(&out->metadata, VQGAN_META_MODEL, s->model_id, 0);
+    ff_vqgan_picture_metadata(&s->common, out);
 
     {
         double secs = (av_gettime_relative() - t0) / 1e6;
         av_log(ctx, AV_LOG_INFO, "frame %"PRId64": %d of %d cells masked, %d kept tokens "
                "changed; %"PRId64" tokens sampled, %"PRId64" reused in %.3f s, %dx%d %s\n",
-               s->frame_count, cells, total, kept_changed, stats.positions_sampled,
+               s->common.frame_count, cells, total, kept_changed, stats.positions_sampled,
                stats.positions_reused, secs, out->width, out->height,
                s->blend == BLEND_MASK && !cells ? "copied" : "decoded");
     }
-    s->frame_count++;
+    s->common.frame_count++;
     return ff_filter_frame(outlink, out);
 
 fail:
@@ -1429,19 +1279,11 @@ static const AVFilterPad vqgan_synth_outputs[] = {
     },
 };
 
-#if LIBAVFILTER_VERSION_MAJOR >= 11
-const FFFilter ff_vf_vqgan_synth = {
-    .p.name        = "vqgan_synth",
-    .p.description = NULL_IF_CONFIG_SMALL("Synthesize pictures with a VQGAN and its transformer (libvqgan)."),
-    .p.priv_class  = &vqgan_synth_class,
-    .p.flags       = AVFILTER_FLAG_DYNAMIC_INPUTS,
-#else
-const AVFilter ff_vf_vqgan_synth = {
-    .name          = "vqgan_synth",
-    .description   = NULL_IF_CONFIG_SMALL("Synthesize pictures with a VQGAN and its transformer (libvqgan)."),
-    .priv_class    = &vqgan_synth_class,
-    .flags         = AVFILTER_FLAG_DYNAMIC_INPUTS,
-#endif
+const VQGANFilter ff_vf_vqgan_synth = {
+    .VQGAN_PUBLIC(name)        = "vqgan_synth",
+    .VQGAN_PUBLIC(description) = NULL_IF_CONFIG_SMALL("Synthesize pictures with a VQGAN and its transformer (libvqgan)."),
+    .VQGAN_PUBLIC(priv_class)  = &vqgan_synth_class,
+    .VQGAN_PUBLIC(flags)       = AVFILTER_FLAG_DYNAMIC_INPUTS,
     .priv_size     = sizeof(VQGANSynthContext),
     .init          = init,
     .uninit        = uninit,

@@ -19,6 +19,8 @@
  */
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include "libavutil/avstring.h"
+#include "libavutil/dict.h"
 #include "libavutil/error.h"
 #include "libavutil/macros.h"
 #include "libavutil/mem.h"
@@ -201,10 +204,7 @@ int ff_vqgan_model_open(void *log_ctx, const char *path, int precision,
 
     ff_vqgan_log_init();
 
-    ret = ff_vqgan_model_check_path(log_ctx, path);
-    if (ret < 0)
-        return ret;
-
+    /* the library checks the path (missing, a directory, unreadable) */
     params.precision = precision;
     ret = vqgan_model_acquire(path, &params, model);
     if (ret < 0) {
@@ -244,6 +244,181 @@ int ff_vqgan_session_new(void *log_ctx, struct vqgan_model *model,
         return ff_vqgan_averror(ret);
     }
     return 0;
+}
+
+int ff_vqgan_common_init(void *log_ctx, VQGANCommon *c)
+{
+    ff_vqgan_log_init();
+    return ff_vqgan_find_model(log_ctx, &c->model_path);
+}
+
+int ff_vqgan_common_load(void *log_ctx, VQGANCommon *c)
+{
+    int ret;
+
+    vqgan_model_unref(c->model); /* from an earlier failed attempt */
+    ret = ff_vqgan_model_open(log_ctx, c->model_path, c->precision, &c->model, &c->info);
+    if (ret < 0)
+        return ret;
+    snprintf(c->model_id, sizeof(c->model_id), "%016"PRIx64, c->info.identity);
+    return 0;
+}
+
+int ff_vqgan_common_session(void *log_ctx, VQGANCommon *c, struct vqgan_session_params *params)
+{
+    params->n_threads = c->threads;
+    ff_vqgan_session_log_setup(params, log_ctx);
+    return ff_vqgan_session_new(log_ctx, c->model, params, &c->session);
+}
+
+void ff_vqgan_common_uninit(VQGANCommon *c)
+{
+    vqgan_session_free(c->session);
+    c->session = NULL;
+    vqgan_model_unref(c->model);
+    c->model = NULL;
+}
+
+int ff_vqgan_parse_label_options(void *log_ctx, const VQGANCommon *c, uint8_t lut[256], VQGANPalette *pal)
+{
+    int have_palette = 1;
+    int ret = ff_vqgan_parse_label_map(log_ctx, c->map, c->info.n_labels, lut);
+
+    if (ret < 0)
+        return ret;
+    if (c->palette_path && *c->palette_path) {
+        if ((ret = ff_vqgan_palette_load(log_ctx, c->palette_path, c->info.n_labels, pal)) < 0)
+            return ret;
+    } else if (!(have_palette = ff_vqgan_palette_from_model(log_ctx, c->model, c->model_path,
+                                                           c->info.n_labels, pal))) {
+        pal->count = 0; /* colour frames are refused */
+    }
+    ret = ff_vqgan_palette_parse_match(log_ctx, c->palette_match, pal);
+    return ret < 0 ? ret : have_palette;
+}
+
+int ff_vqgan_input_changed(const VQGANCommon *c, const AVFrame *in)
+{
+    return in->width != c->in_w || in->height != c->in_h || in->format != c->in_format;
+}
+
+void ff_vqgan_input_configured(VQGANCommon *c, int w, int h, int format)
+{
+    c->in_w      = w;
+    c->in_h      = h;
+    c->in_format = format;
+}
+
+int ff_vqgan_reconfigure_input(void *log_ctx, const VQGANCommon *c, AVFilterLink *inlink,
+                               const AVFrame *in, int formats)
+{
+    av_log(log_ctx, AV_LOG_VERBOSE, "Input changed from %s %dx%d to %s %dx%d; reconfiguring.\n",
+           av_get_pix_fmt_name(c->in_format), c->in_w, c->in_h,
+           av_get_pix_fmt_name(in->format), in->width, in->height);
+    if (!formats && in->format != c->in_format) {
+        /* Only one format is negotiated. */
+        av_log(log_ctx, AV_LOG_ERROR, "Input format changed from %s to %s mid-stream; "
+               "only %s is accepted here.\n", av_get_pix_fmt_name(c->in_format),
+               av_get_pix_fmt_name(in->format), av_get_pix_fmt_name(c->in_format));
+        return AVERROR(EINVAL);
+    }
+    inlink->w      = in->width;
+    inlink->h      = in->height;
+    inlink->format = in->format;
+    return 0;
+}
+
+static char **label_option(VQGANCommon *c, int i)
+{
+    return i == 0 ? &c->map : i == 1 ? &c->palette_path : &c->palette_match;
+}
+
+int ff_vqgan_command_begin(AVFilterContext *ctx, VQGANCommon *c, VQGANCommand *t, const char *cmd,
+                           const char *args, char *res, int res_len, int flags)
+{
+    memset(t, 0, sizeof(*t));
+    t->have_palette = c->have_palette;
+    for (int i = 0; i < 3; i++) {
+        char **opt = label_option(c, i);
+        if (*opt && !(t->old[i] = av_strdup(*opt)))
+            return AVERROR(ENOMEM);
+    }
+    return ff_filter_process_command(ctx, cmd, args, res, res_len, flags);
+}
+
+int ff_vqgan_command_labels(void *log_ctx, VQGANCommon *c, VQGANCommand *t)
+{
+    int ret;
+
+    if (!(t->pal = av_malloc(sizeof(*t->pal))))
+        return AVERROR(ENOMEM);
+    *t->pal = c->palette;
+    if ((ret = ff_vqgan_parse_label_options(log_ctx, c, t->lut, t->pal)) < 0)
+        return ret;
+    t->have_palette = ret;
+    if (ff_vqgan_is_color_label_format(c->in_format) && !t->have_palette) {
+        av_log(log_ctx, AV_LOG_ERROR, "The input holds colour labels: the palette cannot be unset.\n");
+        return AVERROR(EINVAL);
+    }
+    return 0;
+}
+
+void ff_vqgan_command_commit(VQGANCommon *c, VQGANCommand *t)
+{
+    if (t->pal) {
+        memcpy(c->label_map, t->lut, sizeof(t->lut));
+        c->palette      = *t->pal;
+        c->have_palette = t->have_palette;
+    }
+    for (int i = 0; i < 3; i++)
+        av_freep(&t->old[i]);
+    av_freep(&t->pal);
+}
+
+int ff_vqgan_command_refused(void *log_ctx, VQGANCommon *c, VQGANCommand *t, const char *cmd,
+                             const char *args, int ret)
+{
+    for (int i = 0; i < 3; i++) {
+        char **opt = label_option(c, i);
+        av_free(*opt);
+        *opt = t->old[i];
+        t->old[i] = NULL;
+    }
+    av_freep(&t->pal);
+    if (ret != AVERROR(ENOSYS))
+        av_log(log_ctx, AV_LOG_ERROR, "Command %s=%s refused; the old value is kept.\n", cmd, args);
+    return ret;
+}
+
+int ff_vqgan_check_grid(void *log_ctx, int w, int h, int gw, int gh, int f)
+{
+    if (gw > VQGAN_MAX_GRID || gh > VQGAN_MAX_GRID) {
+        av_log(log_ctx, AV_LOG_ERROR, "Input %dx%d gives a %dx%d token grid; grids up to "
+               "%dx%d (%dx%d pixels at factor %d) are accepted.\n", w, h, gw, gh,
+               VQGAN_MAX_GRID, VQGAN_MAX_GRID, VQGAN_MAX_GRID * f, VQGAN_MAX_GRID * f, f);
+        return AVERROR(EINVAL);
+    }
+    return 0;
+}
+
+void ff_vqgan_picture_metadata(const VQGANCommon *c, AVFrame *out)
+{
+    av_dict_set(&out->metadata, VQGAN_META_STAGE, NULL, 0);
+    av_dict_set(&out->metadata, VQGAN_META_GRID, NULL, 0);
+    av_dict_set(&out->metadata, VQGAN_META_FACTOR, NULL, 0);
+    av_dict_set(&out->metadata, VQGAN_META_MODEL, c->model_id, 0);
+}
+
+int ff_vqgan_call_failed(void *log_ctx, int status, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    av_log(log_ctx, AV_LOG_ERROR, "Failed %s: %s.\n", what, vqgan_last_error());
+    return ff_vqgan_averror(status);
 }
 
 static int parse_label(const char *s, char **end, long *val)

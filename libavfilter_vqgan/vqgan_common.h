@@ -26,7 +26,11 @@
 
 #include <vqgan.h>
 
+#include "libavutil/attributes.h"
 #include "libavutil/frame.h"
+
+#include "avfilter.h"
+#include "filters.h"
 #include "version_major.h"
 
 /* The environment variable naming the model when no model= option is given. */
@@ -45,6 +49,17 @@
 /* libavfilter before 11 (FFmpeg 7.x) lacks ff_make_pixel_format_list(). */
 #if LIBAVFILTER_VERSION_MAJOR < 11
 #define ff_make_pixel_format_list(fmts) ff_make_format_list((const int *)(fmts))
+#endif
+
+/* The filter definition: FFFilter (libavfilter 11, FFmpeg 8 and later) wraps
+ * the public AVFilter fields in .p; before, the filter is an AVFilter.
+ *     const VQGANFilter ff_vf_x = { .VQGAN_PUBLIC(name) = "x", ... };     */
+#if LIBAVFILTER_VERSION_MAJOR >= 11
+typedef FFFilter VQGANFilter;
+#define VQGAN_PUBLIC(field) p.field
+#else
+typedef AVFilter VQGANFilter;
+#define VQGAN_PUBLIC(field) field
 #endif
 
 typedef struct VQGANProgress {
@@ -107,6 +122,153 @@ int ff_vqgan_model_open(void *log_ctx, const char *path, int precision,
         { "bf16", "bf16 products where the CPU has them (faster; other tokens)", 0, AV_OPT_TYPE_CONST,  \
           { .i64 = VQGAN_PRECISION_BF16 }, 0, 0, flags_, .unit = unit_ }
 
+/* Colour-coded label maps: a palette of label colours (legend.txt format). */
+#define VQGAN_PALETTE_MAX 256
+typedef struct VQGANPalette {
+    int      count;
+    uint32_t rgb[VQGAN_PALETTE_MAX];   ///< 0xRRGGBB, sorted
+    uint8_t  id[VQGAN_PALETTE_MAX];    ///< label of rgb[i]
+    char     name[VQGAN_PALETTE_MAX][48];
+    char     source[256];              ///< "'FILE'" or "of model 'FILE'", for messages
+    int      match_dist;               ///< 0: exact; > 0: nearest within this distance
+} VQGANPalette;
+
+/**
+ * What both filters hold: the options every one of them has (model, threads,
+ * precision, and the label options map, palette, palette_match), the model
+ * and its session, the label lookup, and the input configured. Embedded as
+ * the field `common` of each filter's context (VQGAN_COMMON_OPTIONS).
+ */
+typedef struct VQGANCommon {
+    char   *model_path;
+    int     threads;
+    int     precision;
+    char   *map;
+    char   *palette_path;
+    char   *palette_match;
+
+    struct vqgan_model     *model;
+    struct vqgan_model_info info;
+    struct vqgan_session   *session;
+    char    model_id[17];             ///< the model's identity, hex (frame metadata)
+    uint8_t label_map[256];
+    VQGANPalette palette;             ///< colour label frames (rgb24, bgr24, rgba)
+    int     have_palette;
+
+    int     in_w, in_h, in_format;    ///< input the filter is configured for
+    int64_t frame_count;
+} VQGANCommon;
+
+/* The common options of a filter whose context type_ embeds a VQGANCommon as
+ * `common`; the map and palette help strings name what the filter applies
+ * them to. */
+#define VQGAN_COMMON_OFFSET(type_, field_) offsetof(type_, common.field_)
+#define VQGAN_COMMON_OPTIONS(type_, flags_, runtime_flags_, map_help_, palette_help_)                    \
+    { "model",   "set the libvqgan model file (GGUF)", VQGAN_COMMON_OFFSET(type_, model_path),            \
+      AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0, flags_ },                                                \
+    { "threads", "set the number of threads (0: all online cores)", VQGAN_COMMON_OFFSET(type_, threads),  \
+      AV_OPT_TYPE_INT, { .i64 = 0 }, 0, 1024, flags_ },                                                   \
+    VQGAN_PRECISION_OPTIONS(VQGAN_COMMON_OFFSET(type_, precision), "precision", flags_),                 \
+    { "map", map_help_, VQGAN_COMMON_OFFSET(type_, map), AV_OPT_TYPE_STRING, { .str = NULL }, 0, 0,       \
+      runtime_flags_ },                                                                                   \
+    { "palette", palette_help_, VQGAN_COMMON_OFFSET(type_, palette_path), AV_OPT_TYPE_STRING,             \
+      { .str = NULL }, 0, 0, runtime_flags_ },                                                            \
+    { "palette_match", "how label colours match the palette: exact, or nearest:DIST",                     \
+      VQGAN_COMMON_OFFSET(type_, palette_match), AV_OPT_TYPE_STRING, { .str = "exact" }, 0, 0,           \
+      runtime_flags_ }
+
+/**
+ * init: route libvqgan's messages to av_log() and find the model file (the
+ * model itself is loaded when the output is configured: ffmpeg creates and
+ * frees a graph once before the one that runs).
+ */
+int ff_vqgan_common_init(void *log_ctx, VQGANCommon *c);
+
+/**
+ * Take a reference to the model (c->model_path, c->precision) from the
+ * shared cache, dropping one left by an earlier failed attempt; fills
+ * c->info and c->model_id.
+ */
+int ff_vqgan_common_load(void *log_ctx, VQGANCommon *c);
+
+/**
+ * Create the session with params, its thread count from the threads option
+ * and its messages attributed to the filter instance log_ctx.
+ */
+int ff_vqgan_common_session(void *log_ctx, VQGANCommon *c, struct vqgan_session_params *params);
+
+/**
+ * Free the session and drop the model reference.
+ */
+void ff_vqgan_common_uninit(VQGANCommon *c);
+
+/**
+ * The label options (map, palette, palette_match) against the loaded model,
+ * into lut and pal, so that a refused command leaves the current ones.
+ * Without the palette option the model's own palette is taken, when it has
+ * one. Returns have_palette (1 or 0), or a negative AVERROR.
+ */
+int ff_vqgan_parse_label_options(void *log_ctx, const VQGANCommon *c, uint8_t lut[256], VQGANPalette *pal);
+
+/**
+ * 1 when frame in differs in size or format from the input configured.
+ */
+int ff_vqgan_input_changed(const VQGANCommon *c, const AVFrame *in);
+
+/**
+ * Record the input the filter is now configured for.
+ */
+void ff_vqgan_input_configured(VQGANCommon *c, int w, int h, int format);
+
+/**
+ * A frame of another size (or, when formats is set, format) than the input
+ * configured: the link takes the frame's, to be configured again by the
+ * caller. Fails when the format changed and formats is 0 (one format is
+ * negotiated).
+ */
+int ff_vqgan_reconfigure_input(void *log_ctx, const VQGANCommon *c, AVFilterLink *inlink,
+                               const AVFrame *in, int formats);
+
+/**
+ * A runtime command (sendcmd, zmq) as a transaction over the label options:
+ * ff_vqgan_command_begin applies it to the options, keeping the old label
+ * option strings; ff_vqgan_command_labels parses the label options into the
+ * transaction; then either ff_vqgan_command_commit (the parsed lookup and
+ * palette become the filter's) or ff_vqgan_command_refused (every label
+ * option back to its old value, one message). A filter restores its own
+ * other options itself before calling ff_vqgan_command_refused.
+ */
+typedef struct VQGANCommand {
+    char         *old[3];             ///< map, palette, palette_match before the command
+    VQGANPalette *pal;                ///< parsed palette (NULL: labels not parsed)
+    uint8_t       lut[256];
+    int           have_palette;
+} VQGANCommand;
+
+int  ff_vqgan_command_begin(AVFilterContext *ctx, VQGANCommon *c, VQGANCommand *t, const char *cmd,
+                            const char *args, char *res, int res_len, int flags);
+int  ff_vqgan_command_labels(void *log_ctx, VQGANCommon *c, VQGANCommand *t);
+void ff_vqgan_command_commit(VQGANCommon *c, VQGANCommand *t);
+int  ff_vqgan_command_refused(void *log_ctx, VQGANCommon *c, VQGANCommand *t, const char *cmd,
+                              const char *args, int ret);
+
+/**
+ * An input of w x h pixels gives a gw x gh token grid at factor f: fails,
+ * naming the largest input accepted, when the grid is over VQGAN_MAX_GRID.
+ */
+int ff_vqgan_check_grid(void *log_ctx, int w, int h, int gw, int gh, int f);
+
+/**
+ * Mark out as a picture (no longer a token map) of the model c->model_id.
+ */
+void ff_vqgan_picture_metadata(const VQGANCommon *c, AVFrame *out);
+
+/**
+ * Log a failed libvqgan call once, with what the filter was doing and the
+ * library's message, and return its AVERROR.
+ */
+int ff_vqgan_call_failed(void *log_ctx, int status, const char *fmt, ...) av_printf_format(3, 4);
+
 /**
  * Create a session with the given parameters; logs on failure.
  */
@@ -131,17 +293,6 @@ int ff_vqgan_parse_label_map(void *log_ctx, const char *spec, int n_labels,
 int ff_vqgan_prepare_labels(void *log_ctx, const AVFrame *in, const uint8_t lut[256],
                             int n_labels, uint8_t *dst, ptrdiff_t dst_stride,
                             int pw, int ph);
-
-/* Colour-coded label maps: a palette of label colours (legend.txt format). */
-#define VQGAN_PALETTE_MAX 256
-typedef struct VQGANPalette {
-    int      count;
-    uint32_t rgb[VQGAN_PALETTE_MAX];   ///< 0xRRGGBB, sorted
-    uint8_t  id[VQGAN_PALETTE_MAX];    ///< label of rgb[i]
-    char     name[VQGAN_PALETTE_MAX][48];
-    char     source[256];              ///< "'FILE'" or "of model 'FILE'", for messages
-    int      match_dist;               ///< 0: exact; > 0: nearest within this distance
-} VQGANPalette;
 
 /**
  * Read a palette file: one entry a line, "id name #rrggbb" (tab- or

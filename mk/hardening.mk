@@ -4,11 +4,11 @@
 # program (or run) in the test runner's format, "ok - ..." / "not ok - ...",
 # keeps the full output under build/<kind>/log/, and fails when a line fails.
 #
-#   check-asan      the library and every tests/test_*.c built with
+#   check-asan      the library and every tests/{unit,parity,robustness}/test_*.c built with
 #                   AddressSanitizer + UndefinedBehaviorSanitizer (gcc) into
 #                   build/asan/, each test run once ($(HARD_JOBS) at a time,
 #                   OMP_WAIT_POLICY=passive); LeakSanitizer is on
-#   check-tsan      tests/test_concurrency.c under ThreadSanitizer (clang),
+#   check-tsan      tests/robustness/test_concurrency.c under ThreadSanitizer (clang),
 #                   library built WITHOUT -fopenmp (see below) into build/tsan/
 #   check-valgrind  valgrind memcheck, no leak allowed, on $(VALGRIND_TESTS)
 #                   (the normal build/tests/ binaries) and on the fuzz target
@@ -88,7 +88,7 @@ $(OMP_SHIM)/omp.h:
 ASAN_DIR    = $(BUILD)/asan
 ASAN_FLAGS  = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ASAN_OBJ    = $(SRC:src/%.c=$(ASAN_DIR)/obj/%.o)
-ASAN_TESTS  = $(TESTS:tests/%.c=$(ASAN_DIR)/tests/%)
+ASAN_TESTS  = $(addprefix $(ASAN_DIR)/tests/,$(notdir $(TESTS:.c=)))
 ASAN_RUNENV = OMP_WAIT_POLICY=passive ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=0 \
               UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
@@ -100,14 +100,14 @@ $(ASAN_DIR)/libvqgan.a: $(ASAN_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(ASAN_DIR)/tests/%: tests/%.c $(ASAN_DIR)/libvqgan.a $(wildcard tests/*.h)
+$(ASAN_DIR)/tests/%: %.c $(ASAN_DIR)/libvqgan.a $(wildcard tests/common/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(ASAN_FLAGS) -Itests $< -o $@ $(ASAN_DIR)/libvqgan.a $(LIBS)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -Itests/common $< -o $@ $(ASAN_DIR)/libvqgan.a $(LIBS)
 
 # The tests run $(HARD_JOBS) at a time (each its own result file), then the
 # result lines are printed in order.
 HARD_JOBS ?= 2
-ASAN_RESULTS = $(TESTS:tests/%.c=$(ASAN_DIR)/result/%)
+ASAN_RESULTS = $(addprefix $(ASAN_DIR)/result/,$(notdir $(TESTS:.c=)))
 
 $(ASAN_DIR)/result/%: $(ASAN_DIR)/tests/% hardening-force
 	@mkdir -p $(dir $@) $(ASAN_DIR)/log; fail=0; \
@@ -145,9 +145,9 @@ $(TSAN_DIR)/libvqgan.a: $(TSAN_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(TSAN_DIR)/tests/%: tests/%.c $(TSAN_DIR)/libvqgan.a $(wildcard tests/*.h)
+$(TSAN_DIR)/tests/%: %.c $(TSAN_DIR)/libvqgan.a $(wildcard tests/common/*.h)
 	@mkdir -p $(dir $@)
-	$(TSAN_CC) $(TSAN_CFLAGS) -Itests $< -o $@ $(TSAN_DIR)/libvqgan.a $(TSAN_LIBS)
+	$(TSAN_CC) $(TSAN_CFLAGS) -Itests/common $< -o $@ $(TSAN_DIR)/libvqgan.a $(TSAN_LIBS)
 
 check-tsan: $(TSAN_TESTS:%=$(TSAN_DIR)/tests/%) $(HARD_DATA)
 	@mkdir -p $(TSAN_DIR)/log; fail=0; \

@@ -1,12 +1,13 @@
 /* Follow mode without sampling: the shift a FOLLOW session detects between
  * two frames' condition tokens, for computing content origins ahead of a
  * render cut into parts (tools/vqgan-farm, docs/farm.md). The detection is
- * window.c's own (vq_detect_shift, radius w/2), so the origins agree with
+ * temporal.c's own (vq_detect_shift, radius w/2), so the origins agree with
  * those a session reaches by sampling every frame. */
 #include "error.h"
 #include "model.h"
 #include "vqgan.h"
-#include "window.h"
+#include "grid.h"
+#include "temporal.h"
 
 int vqgan_follow_shift(const struct vqgan_model *model, const int32_t *cond, const int32_t *prev_cond,
                        int gw, int gh, int *shift_x, int *shift_y)
@@ -22,9 +23,8 @@ int vqgan_follow_shift(const struct vqgan_model *model, const int32_t *cond, con
         (kind != VQGAN_COND_SEGMENTATION && kind != VQGAN_COND_DEPTH && kind != VQGAN_COND_COORD) || !w)
         return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: follow needs a sliding-window transformer with a spatial "
                         "condition", model->path ? model->path : model->info.name);
-    if (gw < 1 || gh < 1 || gw > VQGAN_MAX_GRID || gh > VQGAN_MAX_GRID)
-        return vq_error(gw < 1 || gh < 1 ? VQGAN_ERR_INVALID : VQGAN_ERR_LIMIT,
-                        "grid %dx%d is outside 1x1..%dx%d", gw, gh, VQGAN_MAX_GRID, VQGAN_MAX_GRID);
+    const int r = vq_check_grid("vqgan_follow_shift: token grid", gw, gh);
+    if (r) return r;
     if (prev_cond)
         vq_detect_shift(cond, prev_cond, gw, gh, w / 2, &dy, &dx);
     *shift_x = dx;

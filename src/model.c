@@ -16,7 +16,7 @@
 #include "gpt.h"
 #include "memlimit.h"
 #include "model.h"
-#include "window.h"
+#include "grid.h"
 
 /* ---- tensors -------------------------------------------------------------- */
 
@@ -542,8 +542,8 @@ static int build_model(const struct vq_gguf *g, struct vqgan_model *m, const str
                             g->path, in->image_codes, in->cond_codes, t->vocab);
         if (in->cond_kind == VQGAN_COND_SEGMENTATION || in->cond_kind == VQGAN_COND_DEPTH ||
             in->cond_kind == VQGAN_COND_COORD) {
-            int w = (int)floor(sqrt(t->block / 2.0) + 0.5);
-            if (2 * w * w != t->block)
+            const int w = vq_window_side(t->block);
+            if (!w)
                 return vq_error(VQGAN_ERR_FORMAT, "%s: block_size %d is not 2*w*w for a segmentation-conditional window",
                                 g->path, t->block);
             in->window = w;
@@ -551,7 +551,7 @@ static int build_model(const struct vq_gguf *g, struct vqgan_model *m, const str
                 return vq_error(VQGAN_ERR_FORMAT, "%s: condition stage factor %d differs from image factor %d",
                                 g->path, m->cond.factor, m->first.factor);
         } else if (in->cond_kind == VQGAN_COND_CLASS || in->cond_kind == VQGAN_COND_SOS) {
-            /* the sampler's own rule (window.c): block = 1 + w*w, or no window */
+            /* the sampler's own rule (grid.c): the largest w with w*w <= block */
             in->window = vq_window_side_token(t->block);
             if (in->cond_kind == VQGAN_COND_CLASS && in->n_classes > t->vocab)
                 return vq_error(VQGAN_ERR_FORMAT, "%s: n_classes %d exceeds the vocabulary %d", g->path,

@@ -1,11 +1,13 @@
 /* Sessions, and the public tokenizer calls (encode, decode). */
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "error.h"
+#include "grid.h"
 #include "session.h"
 #include "vqgan_stage.h"
 #include "window.h"
@@ -137,10 +139,9 @@ static int check_frame(const struct vq_stage *st, const char *what, int width, i
     if (width % st->factor || height % st->factor)
         return vq_error(VQGAN_ERR_INVALID, "%s: size %dx%d is not a multiple of the downsampling factor %d",
                         what, width, height, st->factor);
-    if (width / st->factor > VQGAN_MAX_GRID || height / st->factor > VQGAN_MAX_GRID)
-        return vq_error(VQGAN_ERR_LIMIT, "%s: size %dx%d makes a token grid larger than %dx%d",
-                        what, width, height, VQGAN_MAX_GRID, VQGAN_MAX_GRID);
-    return 0;
+    char grid[64];
+    snprintf(grid, sizeof(grid), "%s: token grid", what);
+    return vq_check_grid(grid, width / st->factor, height / st->factor);
 }
 
 static int need_first_stage(struct vqgan_session *s)
@@ -302,17 +303,10 @@ int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t s
 
 static int check_tokens(const struct vq_stage *st, const int32_t *tokens, int gw, int gh)
 {
-    if (gw <= 0 || gh <= 0)
-        return vq_error(VQGAN_ERR_INVALID, "token grid %dx%d is outside 1..%d per side", gw, gh, VQGAN_MAX_GRID);
-    if (gw > VQGAN_MAX_GRID || gh > VQGAN_MAX_GRID)
-        return vq_error(VQGAN_ERR_LIMIT, "decode: token grid %dx%d is larger than %dx%d (VQGAN_MAX_GRID)", gw, gh,
-                        VQGAN_MAX_GRID, VQGAN_MAX_GRID);
+    int r;
+    if ((r = vq_check_grid("decode: token grid", gw, gh))) return r;
     if (!tokens) return vq_error(VQGAN_ERR_INVALID, "decode: NULL tokens");
-    for (int i = 0; i < gw * gh; i++)
-        if (tokens[i] < 0 || tokens[i] >= st->n_embed)
-            return vq_error(VQGAN_ERR_INVALID, "token %d at grid (%d, %d) is outside the codebook 0..%d",
-                            tokens[i], i % gw, i / gw, st->n_embed - 1);
-    return 0;
+    return vq_check_tokens("token", "codebook", tokens, NULL, gw, gh, st->n_embed);
 }
 
 /* Temporal: the previous decode's picture when the tokens are the same

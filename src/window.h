@@ -1,18 +1,26 @@
 /* Sampling token grids with the transformer (docs/sampling.md):
- *  - the reference's sliding window for segmentation-conditional models, with
- *    a KV cache per window placement under a memory cap;
- *  - one cached sequence for class-conditional and unconditional models.
+ *  - the reference's sliding window for models with a spatial condition, with
+ *    a KV cache per window placement under a memory cap (window.c, the
+ *    placement caches in placements.c, their feeding in prefix.c, the
+ *    previous frame of temporal modes in temporal.c, the schedule in grid.c);
+ *  - one cached sequence for class-conditional and unconditional models
+ *    (sequence.c).
  *
- * The public calls vqgan_sample_conditional / vqgan_sample_unconditional wrap
- * the functions below, which take the transformer directly (tests, benches). */
+ * The public calls (sample.c) wrap the functions below, which take the
+ * transformer directly (tests, benches: window_test.h adds their hooks). */
 #ifndef VQ_WINDOW_H
 #define VQ_WINDOW_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include <omp.h>
 
 #include "gpt.h"
+#include "grid.h"
 #include "sampler.h"
+#include "temporal.h"
 #include "vqgan.h"
 
 struct vq_window_state;
@@ -24,14 +32,6 @@ struct vq_window_params {
     size_t cache_bytes;          /* cap on kept placement caches; 0: vq_default_cache_bytes() */
     vqgan_progress_callback progress;   /* may be NULL; nonzero return cancels */
     void *progress_opaque;
-    int no_share;                /* 1: no condition prefixes shared between
-                                    placements (tests: the same tokens) */
-    int dry_run;                 /* 1: run the schedule and count the work, no
-                                    transformer (tokens come out 0); benches */
-    /* may be NULL: told of every transformer call, placement (r0, c0), cache
-     * length before the call, positions fed (benches, tests) */
-    void (*trace)(void *opaque, int r0, int c0, int len, int n);
-    void *trace_opaque;
     /* enum vqgan_temporal (docs/sampling.md, "Temporal modes"): with reuse or
      * follow the state keeps the previous call's grids, tokens and placement
      * caches, and a call is a frame of a sequence */
@@ -47,13 +47,6 @@ struct vq_window_params {
      * reference's schedule); s > 1 lets one placement predict up to s x s
      * cells (s capped at w - w/2), approximate. 0..VQGAN_MAX_FAST_STEP. */
     int fast_step;
-    /* benches (scoring a grid under a schedule): when forced is not NULL,
-     * cell (i, j) of the gh x gw grid takes forced[i * gw + j] instead of a
-     * drawn token (padded columns are drawn as usual); on_logits, when not
-     * NULL, is shown the logits of every cell computed (vocab values) */
-    const int32_t *forced;
-    void (*on_logits)(void *opaque, int i, int j, const float *logits, int vocab);
-    void *on_logits_opaque;
     /* completion (docs/sampling.md, "Completion"): when mask is not NULL,
      * cell (i, j) of the gh x gw grid is sampled only where mask[i * gw + j]
      * is nonzero and otherwise holds given[i * gw + j] from the start (given
@@ -64,25 +57,7 @@ struct vq_window_params {
     const uint8_t *mask;
 };
 
-/* Window side w of a segmentation-conditional transformer: block = 2·w·w
- * (w·w condition tokens, then w·w image tokens). 0 when block is not of that
- * form. */
-int vq_window_side(int block);
-/* Window side w of a class-conditional or unconditional transformer: the
- * largest w with w·w <= block (a placement feeds the one token, then its w·w
- * image tokens but the last: w·w positions; 17 -> 4 as the golden classwin
- * case, 256 -> 16 as the released FFHQ / CelebA-HQ / cIN configs); 0 for an
- * empty block. */
-int vq_window_side_token(int block);
-
-/* The reference's schedule: row (or column) i of an n-long grid is predicted
- * from the window whose first row (column) is i - vq_window_offset(i, n, w):
- *     offset = i            if i <= w/2
- *            = w - (n - i)  if n - i < w - w/2
- *            = w/2          otherwise              (w/2 rounded down; n >= w) */
-int vq_window_offset(int i, int n, int w);
-
-/* Segmentation-conditional grid: cond and tokens are gh x gw, raster order.
+/* Grid with a spatial condition: cond and tokens are gh x gw, raster order.
  * *state is created on first use and kept (free with vq_window_state_free).
  * stats (may be NULL) is filled on success and on failure alike. */
 int vq_window_sample(struct vq_window_state **state, const struct vq_gpt *gpt,
@@ -103,24 +78,31 @@ int vq_window_sample_token(struct vq_window_state **state, const struct vq_gpt *
  * shifts; 0, 0 in the other modes). */
 void vq_window_origin(const struct vq_window_state *st, int32_t *oi, int32_t *oj);
 
-/* The shift (dy, dx) of the condition grid cur against prev (both gh x gw, row
- * stride gw), cur[i][j] == prev[i + dy][j + dx]: the shift with |dy|, |dx| <=
- * radius whose overlap agrees best, ties to the smallest (compared away from
- * the edges: min(2, side / 6) cells; overlaps of at least half that region),
- * taken when it agrees on >= 90 % of the overlap, or on >= 50 % while leaving
- * at most 3/4 of the disagreement of no shift; else 0, 0 (still, or a cut).
- * Returns the agreement of the result in [0, 1]. */
-double vq_detect_shift(const int32_t *cur, const int32_t *prev, int gw, int gh, int radius,
-                       int *dy, int *dx);
-
 /* Class-conditional / unconditional grid: the sequence [first_token] followed by
  * the gw*gh image tokens in raster order (gw*gh <= block: the last token is
- * never fed), one cache, one
- * new position per token, as the reference's sample_with_past. Draws are keyed
- * to (stream, row, column). p->given / p->mask keep cells as in
- * vq_window_sample (a kept token is fed, not drawn). */
+ * never fed), one cache, one new position per token, as the reference's
+ * sample_with_past. Draws are keyed to (stream, row, column). p->given /
+ * p->mask keep cells as in vq_window_sample (a kept token is fed, not drawn).
+ * (sequence.c) */
 int vq_sequence_sample(const struct vq_gpt *gpt, const struct vq_window_params *p,
                        int32_t first_token, uint32_t stream, int gw, int gh,
                        int32_t *tokens, struct vqgan_sample_stats *stats);
+
+/* Completion's inputs: every given token of a kept cell inside the vocabulary
+ * (shared by window.c and sequence.c). */
+int vq_check_given(const struct vq_gpt *gpt, const struct vq_window_params *p, int gw, int gh);
+
+/* The statistics of a call that started at t0 (omp_get_wtime). */
+static inline void vq_stats_fill(struct vqgan_sample_stats *stats, int64_t sampled, int64_t reused, int64_t fed,
+                                 int64_t ev, double t0)
+{
+    if (!stats) return;
+    memset(stats, 0, sizeof(*stats));
+    stats->positions_sampled = sampled;
+    stats->positions_reused = reused;
+    stats->transformer_tokens = fed;
+    stats->cache_evictions = ev;
+    stats->seconds = omp_get_wtime() - t0;
+}
 
 #endif

@@ -21,8 +21,8 @@ run() {
     pass=$((pass + p)); fail=$((fail + f))
 }
 for t in "$@"; do run "$(basename "$t")" "$t"; done
-for t in tests/test_*.py; do [ -f "$t" ] && run "$(basename "$t")" "${PYTHON:-/usr/bin/python3}" "$t"; done
-for t in tests/test_*.sh; do [ -f "$t" ] && run "$(basename "$t")" sh "$t"; done
+for t in tests/*/test_*.py; do [ -f "$t" ] && run "$(basename "$t")" "${PYTHON:-/usr/bin/python3}" "$t"; done
+for t in tests/*/test_*.sh; do [ -f "$t" ] && run "$(basename "$t")" sh "$t"; done
 for ff in ${FFMPEG_BINS:-}; do
     for t in tests/ffmpeg/*.sh; do [ -f "$t" ] && run "$(basename "$t") [$ff]" sh "$t" "$ff"; done
 done

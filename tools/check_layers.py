@@ -7,7 +7,10 @@ other in a cycle (two files calling each other, or longer), or when an object
 belongs to no layer (a new file must be placed in docs/architecture.md's
 table and here).
 
-    tools/check_layers.py BUILD/obj      prints the file graph and the verdict
+    tools/check_layers.py BUILD/obj [SRC]   prints the file graph and the verdict
+
+With SRC (the source folder), objects without a SRC/NAME.c (left by a
+source since removed) are ignored, with a note.
 
 Exit status 0 when the layering holds, 1 otherwise (every violation printed)."""
 import collections
@@ -22,8 +25,8 @@ LAYERS = [
     ("base", ["error", "memlimit", "paths", "scratch", "vmath"]),
     ("backend", ["backend", "backend_dnnl", "backend_int8", "gemm", "linear_small"]),
     ("ops", ["ops", "attention", "rows_probe"]),
-    ("networks", ["gguf", "gpt", "vqgan", "sampler"]),
-    ("pipeline", ["model", "window", "memo"]),
+    ("networks", ["gguf", "gpt", "vqgan", "sampler", "grid"]),
+    ("pipeline", ["model", "placements", "prefix", "temporal", "window", "sequence", "memo"]),
     ("api", ["session", "sample", "follow"]),
 ]
 
@@ -74,9 +77,17 @@ def cycles(graph):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
     objs = sorted(glob.glob(os.path.join(sys.argv[1], "*.o")))
+    if len(sys.argv) == 3:
+        # with the source folder: an object left in the build folder by a source
+        # since removed is not the library's
+        stale = [o for o in objs if not os.path.exists(
+            os.path.join(sys.argv[2], os.path.basename(o)[:-2] + ".c"))]
+        for o in stale:
+            print("check_layers: %s ignored: no %s.c in %s" % (o, os.path.basename(o)[:-2], sys.argv[2]))
+        objs = [o for o in objs if o not in stale]
     if not objs:
         sys.exit("check_layers: no objects in %s" % sys.argv[1])
     layer = {f: k for k, (_, files) in enumerate(LAYERS) for f in files}

@@ -38,9 +38,9 @@ fails "mode=sample on a tokenizer-only model" "mode=sample needs a transformer.*
     -i "$X" -vf "vqgan_synth=model=$VQ" -f null -
 fails "negative temperature" "-1.*temperature.*out of range \\[0 - 100\\]" \
     -i "$LABELS" -vf "vqgan_synth=model=$COND:temperature=-1" -f null -
-fails "zero temperature" "temperature=0 is invalid.*> 0" \
+fails "zero temperature" "temperature = 0 must be a finite value > 0" \
     -i "$LABELS" -vf "vqgan_synth=model=$COND:temperature=0" -f null -
-fails "top_k above the vocabulary" "top_k=1000 is above the vocabulary.*0\.\.64" \
+fails "top_k above the vocabulary" "top_k = 1000 is above the model's vocabulary.*0\.\.64" \
     -i "$LABELS" -vf "vqgan_synth=model=$COND:top_k=1000" -f null -
 fails "unknown label id" "Label id 200 at \(0,0\) is not known.*0\.\.7" \
     -f rawvideo -pix_fmt gray8 -s 64x48 -i "$TMP/unknown.gray" -vf "vqgan_synth=model=$COND:top_k=1" -f null -

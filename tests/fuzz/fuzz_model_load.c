@@ -6,7 +6,7 @@
  * label names, a session, and on small models one cheap call of every stage
  * it has (decode, encode, label encode, sampling). Any crash, sanitizer
  * report, leak (LeakSanitizer at exit) or hang is a bug; the input then goes
- * to tests/fuzz/regressions/, which tests/test_robustness.c loads every run.
+ * to tests/fuzz/regressions/, which tests/robustness/test_robustness.c loads every run.
  *
  * Build: clang -fsanitize=fuzzer,address,undefined (see mk/hardening.mk).
  * With -DVQ_FUZZ_STANDALONE it is a plain program that runs the target once

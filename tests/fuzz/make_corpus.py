@@ -7,7 +7,7 @@ Tiny but valid model files of every kind (a first stage alone, the
 transformer alone, segmentation-conditional, class-conditional and
 unconditional pipelines, in f32, f16 and bf16), made with
 tools/make_random_model.py from the configs below, plus the hand-broken
-variants of the transformer-only file from tests/make_broken_models.py.
+variants of the transformer-only file from tests/robustness/make_broken_models.py.
 Everything stays small (about 1 MB in all) so that the fuzzer runs fast.
 The files are checked in; run this again only when the format changes.
 """

@@ -233,15 +233,18 @@ static void test_invalid(void)
 
 static void drop(void *o, int l, const char *m) { (void)o; (void)l; (void)m; }
 
-int main(void)
+static const struct test_case cases[] = {
+    { "rng_values", test_rng_values, 0 },
+    { "semantics", test_semantics, 0 },
+    { "top_p", test_top_p, 0 },
+    { "keyed", test_keyed, 0 },
+    { "invalid", test_invalid, 0 },
+};
+
+int main(int argc, char **argv)
 {
     (void)golden_path;
     (void)model_path;
     vqgan_set_log_callback(drop, NULL);
-    test_rng_values();
-    test_semantics();
-    test_top_p();
-    test_keyed();
-    test_invalid();
-    return test_exit();
+    return TEST_RUN_CASES(argc, argv, cases);
 }

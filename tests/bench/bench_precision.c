@@ -33,6 +33,7 @@
 #include "session.h"
 #include "vqgan.h"
 #include "window.h"
+#include "window_test.h"
 
 static const char *env_or(const char *name, const char *def)
 {
@@ -344,12 +345,10 @@ static double nll_exact(struct vqgan_session *s, const struct frame *F, const in
     memset(&p, 0, sizeof(p));
     p.sampling.temperature = 1.0f;
     p.sampling.top_p = 1.0f;
-    p.forced = tok;
-    p.on_logits = nll_add;
-    p.on_logits_opaque = &a;
+    const struct vq_window_hooks h = { .forced = tok, .on_logits = nll_add, .on_logits_opaque = &a };
     int32_t *out = malloc(sizeof(int32_t) * F->n);
     vq_session_enter(s);
-    int r = vq_window_sample(&st, &s->model->gpt, &p, F->cond, F->gw, F->gh, out, NULL);
+    int r = vq_window_sample_hooked(&st, &s->model->gpt, &p, &h, F->cond, F->gw, F->gh, out, NULL);
     vq_session_leave();
     vq_window_state_free(st);
     free(out);

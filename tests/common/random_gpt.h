@@ -1,4 +1,4 @@
-/* tests/random_gpt.h: a transformer with seeded random weights (no model
+/* tests/common/random_gpt.h: a transformer with seeded random weights (no model
  * file), for the sampler tests; and the tests' small random generator. */
 #ifndef VQ_TESTS_RANDOM_GPT_H
 #define VQ_TESTS_RANDOM_GPT_H

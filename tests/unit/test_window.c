@@ -17,6 +17,7 @@
 #include "test_common.h"
 #include "vqgan.h"
 #include "window.h"
+#include "window_test.h"
 
 /* ---- a random GPT (as in test_gpt.c) ---------------------------------------- */
 
@@ -207,9 +208,9 @@ static void test_cache_and_determinism(void)
     memset(&p, 0, sizeof(p));
     p.sampling = sp;
     p.cache_bytes = three;
-    p.dry_run = 1;
+    const struct vq_window_hooks dry = { .dry_run = 1 };
     struct vqgan_sample_stats sd;
-    rc = vq_window_sample(&state, g, &p, cond, gw, gh, c, &sd);
+    rc = vq_window_sample_hooked(&state, g, &p, &dry, cond, gw, gh, c, &sd);
     CHECK(rc == 0 && sd.transformer_tokens == s2.transformer_tokens && sd.cache_evictions == s2.cache_evictions,
           "dry run counts the same positions and evictions");
 
@@ -297,17 +298,17 @@ static void test_eviction_order(void)
     struct vq_window_params p;
     memset(&p, 0, sizeof(p));
     p.sampling = (struct vq_sampler_params){ 1.0f, 0, 1.0f, 1 };
-    p.dry_run = 1;
+    const struct vq_window_hooks dry = { .dry_run = 1 };
     /* S-FLCKR bytes / (2 * 24 layers * 1024 wide * 4 bytes) positions */
     const double per_sflckr_byte = (double)vq_kv_cache_bytes(g, 1) / (2.0 * 24 * 1024 * 4);
     p.cache_bytes = (size_t)((double)(1u << 31) * per_sflckr_byte);
     struct vq_window_state *st = NULL;
     struct vqgan_sample_stats s_cap, s_all, s_6g;
-    int rc = vq_window_sample(&st, g, &p, cond, gw, gh, out, &s_cap);
+    int rc = vq_window_sample_hooked(&st, g, &p, &dry, cond, gw, gh, out, &s_cap);
     p.cache_bytes = (size_t)1 << 40;
-    rc |= vq_window_sample(&st, g, &p, cond, gw, gh, out, &s_all);
+    rc |= vq_window_sample_hooked(&st, g, &p, &dry, cond, gw, gh, out, &s_all);
     p.cache_bytes = (size_t)((double)VQGAN_DEFAULT_CACHE_BYTES * per_sflckr_byte);
-    rc |= vq_window_sample(&st, g, &p, cond, gw, gh, out, &s_6g);
+    rc |= vq_window_sample_hooked(&st, g, &p, &dry, cond, gw, gh, out, &s_6g);
     vq_window_state_free(st);
     CHECK(rc == 0 && s_all.cache_evictions == 0 && s_all.transformer_tokens == 524293,
           "42x64 grid, no cap: %lld positions fed, no evictions", (long long)s_all.transformer_tokens);
@@ -366,13 +367,11 @@ static int same_unshared(const struct vq_gpt *g, struct vq_window_params p, cons
     const size_t n = (size_t)gw * gh;
     int32_t *a = malloc(sizeof(int32_t) * n), *b = malloc(sizeof(int32_t) * n);
     uint64_t h_on = 14695981039346656037ull, h_off = h_on;
-    p.on_logits = hash_logits;
-    p.on_logits_opaque = &h_on;
-    p.no_share = 0;
-    int rc = !a || !b || vq_window_sample(&state, g, &p, cond, gw, gh, a, on);
-    p.on_logits_opaque = &h_off;
-    p.no_share = 1;
-    rc = rc || vq_window_sample(&state, g, &p, cond, gw, gh, b, off);
+    struct vq_window_hooks h = { .on_logits = hash_logits, .on_logits_opaque = &h_on, .no_share = 0 };
+    int rc = !a || !b || vq_window_sample_hooked(&state, g, &p, &h, cond, gw, gh, a, on);
+    h.on_logits_opaque = &h_off;
+    h.no_share = 1;
+    rc = rc || vq_window_sample_hooked(&state, g, &p, &h, cond, gw, gh, b, off);
     const int same = !rc && !memcmp(a, b, sizeof(int32_t) * n) && h_on == h_off;
     free(a);
     free(b);
@@ -417,8 +416,8 @@ static void test_prefix_sharing(void)
             p.fast_step = m == 3 ? 2 : 0;
             struct vqgan_sample_stats s_dry;
             const int same = same_unshared(g, p, cond, gw, gh, &s_on, &s_off);
-            p.dry_run = 1;
-            const int rc = vq_window_sample(&state, g, &p, cond, gw, gh, b, &s_dry);
+            const struct vq_window_hooks dry = { .dry_run = 1 };
+            const int rc = vq_window_sample_hooked(&state, g, &p, &dry, cond, gw, gh, b, &s_dry);
             static const char *what[] = { "greedy", "top-p 0.95 seeded", "greedy, cap of 2 windows",
                                           "top-p 0.95, fast step 2" };
             CHECK(rc == 0 && same && s_on.positions_shared > 0 &&
@@ -445,8 +444,8 @@ static void test_prefix_sharing(void)
         vq_window_state_free(ts);
         memset(&p, 0, sizeof(p));
         p.sampling = modes[1];
-        p.no_share = 1;
-        rc |= vq_window_sample(&state, g, &p, c2, gw, gh, b, &s3);
+        const struct vq_window_hooks unshared = { .no_share = 1 };
+        rc |= vq_window_sample_hooked(&state, g, &p, &unshared, c2, gw, gh, b, &s3);
         CHECK(rc == 0 && !memcmp(a, b, sizeof(int32_t) * n) && s2.positions_reused > 0 && s2.positions_shared > 0,
               "prefix sharing, %s, temporal reuse: second frame identical to from scratch without sharing (%lld cells "
               "reused, %lld positions shared)", bf ? "bf16" : "fp32", (long long)s2.positions_reused,
@@ -629,18 +628,22 @@ static void test_golden_classcond(void)
 
 static void drop(void *o, int l, const char *msg) { (void)o; (void)l; (void)msg; }
 
-int main(void)
+static const struct test_case cases[] = {
+    { "schedule", test_schedule, 0 },
+    { "oracle", test_oracle, 0 },
+    { "cache_and_determinism", test_cache_and_determinism, 0 },
+    { "eviction_order", test_eviction_order, 0 },
+    { "default_cap", test_default_cap, 0 },
+    { "prefix_sharing", test_prefix_sharing, 0 },
+    { "sequence", test_sequence, 0 },
+    { "golden_conditional", test_golden_conditional, 1 },
+    { "golden_classcond", test_golden_classcond, 1 },
+};
+
+int main(int argc, char **argv)
 {
     vqgan_set_log_callback(drop, NULL);
-    test_schedule();
-    test_oracle();
-    test_cache_and_determinism();
-    test_eviction_order();
-    test_default_cap();
-    test_prefix_sharing();
-    test_sequence();
-    test_golden_conditional();
-    test_golden_classcond();
+    const int r = TEST_RUN_CASES(argc, argv, cases);
     vq_window_state_free(state);
-    return test_exit();
+    return r;
 }

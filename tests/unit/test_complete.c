@@ -1,6 +1,6 @@
 /* The sliding window with a one-token condition (class-conditional and
  * unconditional models on grids larger than the window) and completion (kept
- * cells), against the slow oracle (tests/window_oracle.h) on random models:
+ * cells), against the slow oracle (tests/common/window_oracle.h) on random models:
  * every grid shape against the window, masks of every shape, cache caps down
  * to 1 byte, temporal reuse; then the golden classwin, uncondwin and complete
  * cases through the public API.
@@ -431,29 +431,20 @@ static void test_golden_complete(void)
 
 static void drop(void *o, int l, const char *msg) { (void)o; (void)l; (void)msg; }
 
-static const struct { const char *name; void (*run)(void); } cases[] = {
-    { "token_window", test_token_window },
-    { "masks", test_masks },
-    { "sequence_masked", test_sequence_masked },
-    { "temporal_masked", test_temporal_masked },
-    { "golden_classwin", test_golden_classwin },
-    { "golden_uncondwin", test_golden_uncondwin },
-    { "golden_complete", test_golden_complete },
+static const struct test_case cases[] = {
+    { "token_window", test_token_window, 0 },
+    { "masks", test_masks, 0 },
+    { "sequence_masked", test_sequence_masked, 0 },
+    { "temporal_masked", test_temporal_masked, 1 },
+    { "golden_classwin", test_golden_classwin, 1 },
+    { "golden_uncondwin", test_golden_uncondwin, 1 },
+    { "golden_complete", test_golden_complete, 1 },
 };
 
 int main(int argc, char **argv)
 {
     vqgan_set_log_callback(drop, NULL);
-    int ran = 0;
-    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
-        if (argc < 2 || !strcmp(argv[1], cases[k].name)) {
-            cases[k].run();
-            ran++;
-        }
-    if (!ran) {
-        fprintf(stderr, "test_complete: no case named %s\n", argv[1]);
-        return 2;
-    }
+    const int r = TEST_RUN_CASES(argc, argv, cases);
     vq_window_state_free(state);
-    return test_exit();
+    return r;
 }

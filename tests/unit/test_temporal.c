@@ -661,17 +661,20 @@ static void test_sample_video(void)
 
 static void drop(void *o, int l, const char *msg) { (void)o; (void)l; (void)msg; }
 
-int main(void)
+static const struct test_case cases[] = {
+    { "reuse_exact", test_reuse_exact, 0 },
+    { "cancel", test_cancel, 0 },
+    { "gumbel", test_gumbel, 0 },
+    { "detect_shift", test_detect_shift, 0 },
+    { "follow", test_follow, 0 },
+    { "public", test_public, 1 },
+    { "steady", test_steady, 1 },
+    { "sample_video", test_sample_video, 1 },
+};
+
+int main(int argc, char **argv)
 {
     (void)golden_path;
     vqgan_set_log_callback(drop, NULL);
-    test_reuse_exact();
-    test_cancel();
-    test_gumbel();
-    test_detect_shift();
-    test_follow();
-    test_public();
-    test_steady();
-    test_sample_video();
-    return test_exit();
+    return TEST_RUN_CASES(argc, argv, cases);
 }

@@ -2,7 +2,7 @@
 """Long-run soak of vqgan_synth (issue 21, docs/farm.md "Soak"): memory stays
 flat and speed steady over a long render.
 
-    /usr/bin/python3 tests/soak.py [--ffmpeg build/ffmpeg] [--frames 500]
+    /usr/bin/python3 tests/robustness/soak.py [--ffmpeg build/ffmpeg] [--frames 500]
         [--size 128x96] [--temporal follow,reuse] [--out build/soak]
         [--model PATH] [--label-mod N] [--synth seed=7:top_k=32:threads=1]
         [--valgrind-frames 0]
@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(HERE))
 PAN_MAP = "canada_256743165_9f130ba95b_b"
 ROCK = 149
 FPS = 8

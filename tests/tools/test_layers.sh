@@ -10,7 +10,7 @@ t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 say() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fi; }
 
-out=$("$PY" tools/check_layers.py "$B/obj" 2>&1); rc=$?
+out=$("$PY" tools/check_layers.py "$B/obj" src 2>&1); rc=$?
 say $rc "the library's objects keep the layers ($(echo "$out" | tail -n 1 | sed 's/^check_layers: //'))"
 [ $rc = 0 ] || echo "$out" | grep -v '^  ' | sed 's/^/    /'
 

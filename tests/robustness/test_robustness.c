@@ -28,7 +28,7 @@
 #include "vqgan.h"
 /* the fuzzer's target (LLVMFuzzerTestOneInput): regressions are replayed
  * through exactly the calls the fuzzer made */
-#include "fuzz/fuzz_model_load.c"
+#include "../fuzz/fuzz_model_load.c"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -992,6 +992,34 @@ static void test_fuzz_corpus(const char *dir)
 
 /* ---- main ----------------------------------------------------------------------------- */
 
+static void test_fuzz_regression_files(void)
+{
+    const char *reg = getenv("VQ_FUZZ_REGRESSIONS");
+    test_fuzz_regressions(reg ? reg : "tests/fuzz/regressions");
+}
+
+static void test_fuzz_corpus_files(void)
+{
+    const char *cor = getenv("VQ_FUZZ_CORPUS");
+    test_fuzz_corpus(cor ? cor : "tests/fuzz/corpus");
+}
+
+/* The cases run after main's set-up (the test models and their sessions). */
+static const struct test_case cases[] = {
+    { "status_and_version", test_status_and_version, 0 },
+    { "model_args", test_model_args, 0 },
+    { "session_args", test_session_args, 0 },
+    { "tokenizer_args", test_tokenizer_args, 0 },
+    { "sampling_args", test_sampling_args, 0 },
+    { "still_working", test_still_working, 0 },
+    { "file_changed_after_load", test_file_changed_after_load, 0 },
+    { "truncated_during_load", test_truncated_during_load, 0 },
+    { "special_files", test_special_files, 0 },
+    { "limits_before_allocation", test_limits_before_allocation, 0 },
+    { "fuzz_regressions", test_fuzz_regression_files, 0 },
+    { "fuzz_corpus", test_fuzz_corpus_files, 0 },
+};
+
 int main(int argc, char **argv)
 {
     (void)golden_path;
@@ -1032,20 +1060,7 @@ int main(int argc, char **argv)
     vqgan_model_get_info(m_cond, &i_cond);
     vqgan_model_get_info(m_cls, &i_cls);
 
-    test_status_and_version();
-    test_model_args();
-    test_session_args();
-    test_tokenizer_args();
-    test_sampling_args();
-    test_still_working();
-    test_file_changed_after_load();
-    test_truncated_during_load();
-    test_special_files();
-    test_limits_before_allocation();
-    const char *reg = getenv("VQ_FUZZ_REGRESSIONS");
-    test_fuzz_regressions(reg ? reg : "tests/fuzz/regressions");
-    const char *cor = getenv("VQ_FUZZ_CORPUS");
-    test_fuzz_corpus(cor ? cor : "tests/fuzz/corpus");
+    const int ret = TEST_RUN_CASES(argc, argv, cases);
 
     vqgan_session_free(s_vq);
     vqgan_session_free(s_cond);
@@ -1060,5 +1075,5 @@ int main(int argc, char **argv)
                                        "huge.gguf" };
     for (size_t i = 0; i < sizeof(leftovers) / sizeof(leftovers[0]); i++) unlink(tmp_path(leftovers[i]));
     rmdir(tmpdir);
-    return test_exit();
+    return ret;
 }

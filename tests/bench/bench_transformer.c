@@ -26,6 +26,7 @@
 #include "memlimit.h"
 #include "model.h"
 #include "window.h"
+#include "window_test.h"
 
 /* ---- random weights ---------------------------------------------------------------- */
 
@@ -174,12 +175,10 @@ int main(int argc, char **argv)
         p.sampling.top_k = 100;
         p.sampling.top_p = 1.0f;
         p.sampling.seed = 1;
-        p.dry_run = 1;
-        p.trace = on_call;
-        p.trace_opaque = &cs;
+        const struct vq_window_hooks dry = { .dry_run = 1, .trace = on_call, .trace_opaque = &cs };
         struct vq_window_state *state = NULL;
         struct vqgan_sample_stats st;
-        if (vq_window_sample(&state, &g, &p, cond, gw, gh, out, &st)) return 1;
+        if (vq_window_sample_hooked(&state, &g, &p, &dry, cond, gw, gh, out, &st)) return 1;
         const int64_t naive_pos = (int64_t)cells * T;
 
         /* windowed time: one timed call per chunk size, at its median cache length */
@@ -213,8 +212,6 @@ int main(int argc, char **argv)
                "naive %.1f (extrapolated: one forward x %d cells), %.1fx faster\n",
                est, groups, t_naive * cells, cells, t_naive * cells / est);
         if (full && gi < 2) {
-            p.dry_run = 0;
-            p.trace = NULL;
             if (vq_window_sample(&state, &g, &p, cond, gw, gh, out, &st)) return 1;
             printf("  --full: windowed sampler measured %.1f s for the frame (%lld positions, %lld evictions)\n",
                    st.seconds, (long long)st.transformer_tokens, (long long)st.cache_evictions);

@@ -307,15 +307,26 @@ static void test_golden(void)
     vqgan_model_unref(m);
 }
 
-int main(void)
+static void test_random_shapes(void)
 {
     test_random(32, 24, 2, 4, 32, 0, 1);
     test_random(50, 37, 3, 3, 24, 0, 2);      /* odd sizes, head width 8 */
     test_random(40, 30, 2, 2, 16, 9, 3);      /* n_unmasked > 0 */
     test_random(64, 64, 1, 8, 64, 1, 4);
-    test_reduced(VQ_PREC_BF16);
-    test_reduced(VQ_PREC_INT8);
-    test_errors();
-    test_golden();
-    return test_exit();
+}
+
+static void test_bf16(void) { test_reduced(VQ_PREC_BF16); }
+static void test_int8(void) { test_reduced(VQ_PREC_INT8); }
+
+static const struct test_case cases[] = {
+    { "random", test_random_shapes, 0 },
+    { "bf16", test_bf16, 0 },
+    { "int8", test_int8, 0 },
+    { "errors", test_errors, 0 },
+    { "golden", test_golden, 1 },
+};
+
+int main(int argc, char **argv)
+{
+    return TEST_RUN_CASES(argc, argv, cases);
 }

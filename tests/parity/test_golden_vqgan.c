@@ -142,10 +142,16 @@ static void test_segmentation(const char *model, const char *dir, int check_h)
     vqgan_model_unref(m);
 }
 
-int main(void)
+static void test_segmentation_stage(void) { test_segmentation("segmentation", "segmentation", 1); }
+static void test_conditional_stage(void) { test_segmentation("conditional", "conditional", 0); }
+
+static const struct test_case cases[] = {
+    { "vqgan", test_vqgan, 0 },
+    { "segmentation", test_segmentation_stage, 0 },
+    { "conditional", test_conditional_stage, 0 },
+};
+
+int main(int argc, char **argv)
 {
-    test_vqgan();
-    test_segmentation("segmentation", "segmentation", 1);
-    test_segmentation("conditional", "conditional", 0);
-    return test_exit();
+    return TEST_RUN_CASES(argc, argv, cases);
 }

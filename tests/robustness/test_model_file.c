@@ -1,5 +1,5 @@
 /* The loader against one hand-broken model file per field (made by
- * tests/make_broken_models.py): each is refused with a message naming the
+ * tests/robustness/make_broken_models.py): each is refused with a message naming the
  * field, none crashes. Also: missing file, a directory, the shared cache. */
 #include <fcntl.h>
 #include <string.h>
@@ -104,13 +104,22 @@ static void test_cache(void)
     vqgan_model_unref(c);
 }
 
+/* The hand-broken set, in the folder VQ_BROKEN_MODELS names. */
+static void test_broken(void)
+{
+    const char *dir = getenv("VQ_BROKEN_MODELS");
+    if (dir) test_broken_set(dir);
+    else CHECK(0, "broken-model set: VQ_BROKEN_MODELS not set");
+}
+
+static const struct test_case cases[] = {
+    { "paths", test_paths, 0 },
+    { "cache", test_cache, 0 },
+    { "broken", test_broken, 0 },
+};
+
 int main(int argc, char **argv)
 {
     vqgan_set_log_callback(quiet, NULL);
-    const char *dir = argc > 1 ? argv[1] : getenv("VQ_BROKEN_MODELS");
-    test_paths();
-    test_cache();
-    if (dir) test_broken_set(dir);
-    else CHECK(0, "broken-model set: VQ_BROKEN_MODELS not set");
-    return test_exit();
+    return TEST_RUN_CASES(argc, argv, cases);
 }

@@ -738,21 +738,24 @@ static void test_quantize(void)
     free(cb); free(s.codebook_norm2); free(z); free(idx);
 }
 
-int main(void)
+static const struct test_case cases[] = {
+    { "gemm", test_gemm, 0 },
+    { "gemm_threads", test_gemm_threads, 0 },
+    { "conv", test_conv, 0 },
+    { "conv_threads_bf16", test_conv_threads_bf16, 0 },
+    { "linear_bf16", test_linear_bf16, 0 },
+    { "linear_int8", test_linear_int8, 0 },
+    { "linear_small", test_linear_small, 0 },
+    { "scratch", test_scratch, 0 },
+    { "norms", test_norms, 0 },
+    { "pointwise", test_pointwise, 0 },
+    { "attention", test_attention, 0 },
+    { "attention_bf16", test_attention_bf16, 0 },
+    { "rows_probe", test_rows_probe, 0 },
+    { "quantize", test_quantize, 0 },
+};
+
+int main(int argc, char **argv)
 {
-    test_gemm();
-    test_gemm_threads();
-    test_conv();
-    test_conv_threads_bf16();
-    test_linear_bf16();
-    test_linear_int8();
-    test_linear_small();
-    test_scratch();
-    test_norms();
-    test_pointwise();
-    test_attention();
-    test_attention_bf16();
-    test_rows_probe();
-    test_quantize();
-    return test_exit();
+    return TEST_RUN_CASES(argc, argv, cases);
 }

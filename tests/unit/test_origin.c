@@ -209,11 +209,14 @@ static void test_parts(void)
 
 static void drop(void *o, int l, const char *msg) { (void)o; (void)l; (void)msg; }
 
-int main(void)
+static const struct test_case cases[] = {
+    { "parts", test_parts, 1 },
+};
+
+int main(int argc, char **argv)
 {
     (void)golden_path;
     (void)copy_file;
     vqgan_set_log_callback(drop, NULL);
-    test_parts();
-    return test_exit();
+    return TEST_RUN_CASES(argc, argv, cases);
 }

@@ -292,11 +292,14 @@ out:
     }
 }
 
-int main(void)
+static const struct test_case cases[] = {
+    { "depth", test_depth, 0 },
+    { "coord", test_coord, 0 },
+    { "coco", test_coco, 0 },
+    { "gumbel", test_gumbel, 0 },
+};
+
+int main(int argc, char **argv)
 {
-    test_depth();
-    test_coord();
-    test_coco();
-    test_gumbel();
-    return test_exit();
+    return TEST_RUN_CASES(argc, argv, cases);
 }

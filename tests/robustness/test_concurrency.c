@@ -467,6 +467,29 @@ static void test_core_sharing(void)
     for (int i = 0; i < 2; i++) vqgan_session_free(w[i].s);
 }
 
+static void test_shared(void) { test_shared_sessions(quick ? 2 : 4, 1, quick ? 1 : 2); }
+#ifndef VQ_TSAN_BUILD
+/* sessions that run OpenMP regions of their own, from several threads */
+static void test_shared_omp(void) { test_shared_sessions(2, 2, 1); }
+#endif
+static void test_loads(void) { test_parallel_loads(quick ? 2 : 3); }
+static void test_races(void) { test_acquire_races(quick ? 3 : 4, quick ? 10 : 40); }
+static void test_errors(void) { test_errors_and_log(quick ? 3 : 4); }
+static void test_procs(void) { test_processes(quick ? 2 : 3); }
+
+/* The cases run after main's set-up (the shared models, a reference run). */
+static const struct test_case cases[] = {
+    { "shared_sessions", test_shared, 0 },
+#ifndef VQ_TSAN_BUILD
+    { "shared_sessions_omp", test_shared_omp, 0 },
+    { "core_sharing", test_core_sharing, 0 },
+#endif
+    { "parallel_loads", test_loads, 0 },
+    { "acquire_races", test_races, 0 },
+    { "errors_and_log", test_errors, 0 },
+    { "processes", test_procs, 0 },
+};
+
 int main(int argc, char **argv)
 {
     (void)golden_path;
@@ -492,21 +515,12 @@ int main(int argc, char **argv)
     CHECK(ref.status == 0, "single-threaded reference run (%s)", ref.err);
     if (ref.status) return test_exit();
 
-    test_shared_sessions(quick ? 2 : 4, 1, quick ? 1 : 2);
-#ifndef VQ_TSAN_BUILD
-    /* sessions that run OpenMP regions of their own, from several threads */
-    test_shared_sessions(2, 2, 1);
-    test_core_sharing();
-#endif
-    test_parallel_loads(quick ? 2 : 3);
-    test_acquire_races(quick ? 3 : 4, quick ? 10 : 40);
-    test_errors_and_log(quick ? 3 : 4);
-    test_processes(quick ? 2 : 3);
+    const int unknown = TEST_RUN_CASES(argc, argv, cases) == 2;
 
     vqgan_model_unref(m_vq);
     vqgan_model_unref(m_cond);
     vqgan_model_unref(m_cls);
     CHECK(vqgan_model_cache_count() == n0, "every shared model released at the end (cache holds %d, had %d)",
           vqgan_model_cache_count(), n0);
-    return test_exit();
+    return unknown ? 2 : test_exit();
 }

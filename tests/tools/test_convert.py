@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Tests for tools/convert.py, tools/gguf_writer.py, tests/make_broken_models.py.
+"""Tests for tools/convert.py, tools/gguf_writer.py, tests/robustness/make_broken_models.py.
 
 Converts every golden case (shared/golden/*: config.yaml + model.ckpt) in
 f32, f16 and bf16, reads the files back and checks keys, names, shapes and
@@ -24,7 +24,7 @@ import torch
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(HERE))
 TOOLS = os.path.join(ROOT, "tools")
 sys.path.insert(0, TOOLS)
 import gguf_writer as gw  # noqa: E402
@@ -621,7 +621,7 @@ def test_refusals(golden, tmp):
 def test_broken_set(tmp):
     valid = os.path.join(tmp, "vqgan-f32.gguf")
     out = os.path.join(tmp, "broken")
-    p = subprocess.run([PY, os.path.join(HERE, "make_broken_models.py"),
+    p = subprocess.run([PY, os.path.join(ROOT, "tests", "robustness", "make_broken_models.py"),
                         valid, out], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, universal_newlines=True)
     report(p.returncode == 0,
@@ -647,7 +647,14 @@ def test_broken_set(tmp):
 
 
 def main():
-    golden = find_golden()
+    no_golden = os.environ.get("VQ_NO_GOLDEN", "0") not in ("", "0")
+    golden = None if no_golden else find_golden()
+    if no_golden:
+        # make check-quick without ../shared: the writer's own checks only
+        with tempfile.TemporaryDirectory(prefix="test_convert.") as tmp:
+            test_writer_units(tmp)
+        print("# skipped the conversions of the golden checkpoints (VQ_NO_GOLDEN set)")
+        return 1 if failures else 0
     if golden is None:
         report(False, "golden models found (set VQGAN_GOLDEN)")
         return 1

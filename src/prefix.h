@@ -1,0 +1,17 @@
+/* Feeding a window placement: bringing its KV cache up to the prefix that
+ * predicts a cell, in chunks that are the same in every frame and mode, with
+ * condition prefixes copied from other placements where they agree
+ * (docs/sampling.md, "Shared condition prefixes"). */
+#ifndef VQ_PREFIX_H
+#define VQ_PREFIX_H
+
+#include "placements.h"
+
+/* Placement P's cache made to hold the prefix that predicts grid cell (i, j),
+ * and that prediction's logits written to `logits` (vocab values; untouched in
+ * a dry run). A cache holding tokens that no longer match the grids (a kept
+ * one, a later frame) is first cut back to the chunk boundary below the
+ * first token that differs. */
+int vq_prefix_bring(struct vq_placements *pc, struct vq_placement *P, int i, int j, int temporal, float *logits);
+
+#endif
