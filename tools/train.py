@@ -674,28 +674,50 @@ class Resume:
     written atomically to OUT/NAME.partial.pt every --ckpt-every steps.  With
     --resume a rerun continues from there and takes the same steps the
     uninterrupted run would have taken.  `sig` (the stage's schedule and
-    seeds) must match, so a checkpoint of another schedule is never mixed in."""
+    seeds) must match, so a checkpoint of another schedule is never mixed in.
+    `objs` names what is saved and restored: modules and optimisers
+    (state_dict), generators (get_state), tensors (copied in place)."""
 
-    def __init__(self, args, name, sig, log):
+    def __init__(self, args, name, sig, log, objs):
         self.path = os.path.join(args.out, name + ".partial.pt")
         self.every, self.enabled, self.sig, self.log = args.ckpt_every, args.resume, sig, log
         self.stop_after = args.stop_after
+        self.objs = objs
+
+    @staticmethod
+    def _get(o):
+        if isinstance(o, torch.Tensor):
+            return o.clone()
+        return o.state_dict() if hasattr(o, "state_dict") else o.get_state()
+
+    @staticmethod
+    def _set(o, v):
+        if isinstance(o, torch.Tensor):
+            o.copy_(v)
+        elif hasattr(o, "load_state_dict"):
+            o.load_state_dict(v)
+        else:
+            o.set_state(v)
 
     def load(self):
+        """Restore the objects from the last checkpoint; the step to continue at."""
         if not (self.enabled and os.path.exists(self.path)):
-            return None
+            return 0
         st = torch.load(self.path)
         if st["sig"] != self.sig:
             raise SystemExit("%s was written by another schedule (%s); remove it or drop --resume"
                              % (self.path, st["sig"]))
         self.log("resuming from %s at step %d" % (self.path, st["step"]))
-        return st
+        for k, o in self.objs.items():
+            self._set(o, st[k])
+        torch.set_rng_state(st["torch_rng"])
+        return st["step"]
 
-    def maybe_save(self, step, total, state):
+    def maybe_save(self, step, total):
         stop = self.stop_after and step + 1 == self.stop_after
         if not stop and (self.every <= 0 or (step + 1) % self.every or step + 1 >= total):
             return
-        st = state()
+        st = {k: self._get(o) for k, o in self.objs.items()}
         st.update(sig=self.sig, step=step + 1, torch_rng=torch.get_rng_state())
         tmp = self.path + ".tmp"
         torch.save(st, tmp)
@@ -750,19 +772,10 @@ def train_first_stage(args, data, train_names, val_names, log):
         sum(p.numel() for p in model.parameters()) / 1e6, steps, args.fs_batch, args.fs_crop,
         args.fs_crop_late, int(args.fs_late * steps), disc_start))
     last = model.decoder.conv_out.weight
-    res = Resume(args, "stage1", stage_sig(args, ("fs_", "disc_", "perceptual", "codebook")), log)
-    start = 0
-    st = res.load()
-    if st:
-        model.load_state_dict(st["model"])
-        disc.load_state_dict(st["disc"])
-        opt_ae.load_state_dict(st["opt_ae"])
-        opt_d.load_state_dict(st["opt_d"])
-        usage = st["usage"]
-        sampler.rng.set_state(st["sampler_rng"])
-        rng_t.set_state(st["rng_t"])
-        torch.set_rng_state(st["torch_rng"])
-        start = st["step"]
+    res = Resume(args, "stage1", stage_sig(args, ("fs_", "disc_", "perceptual", "codebook")), log,
+                 dict(model=model, disc=disc, opt_ae=opt_ae, opt_d=opt_d, usage=usage,
+                      sampler_rng=sampler.rng, rng_t=rng_t))
+    start = res.load()
     t0, acc = time.time(), {}
     model.train()
     for step in range(start, steps):
@@ -820,10 +833,7 @@ def train_first_stage(args, data, train_names, val_names, log):
                 % (step + 1, steps, lr, msg, acc.get("restarted", 0), vpsnr, vused,
                    el / done, el / done * (steps - step - 1)))
             acc = {}
-        res.maybe_save(step, steps, lambda: dict(
-            model=model.state_dict(), disc=disc.state_dict(), opt_ae=opt_ae.state_dict(),
-            opt_d=opt_d.state_dict(), usage=usage.clone(), sampler_rng=sampler.rng.get_state(),
-            rng_t=rng_t.get_state()))
+        res.maybe_save(step, steps)
     res.done()
     model.eval()
     return model, disc
@@ -1067,15 +1077,9 @@ def train_transformer(args, first, cond, data, train_names, val_names, log):
     log("transformer: %.2fM params, %d steps, batch %d, block %d" % (
         sum(p.numel() for p in gpt.parameters()) / 1e6, steps, args.tf_batch,
         TRANSFORMER["block_size"]))
-    res = Resume(args, "stage3", stage_sig(args, ("tf_", "fs_", "cs_")), log)
-    start = 0
-    st = res.load()
-    if st:
-        gpt.load_state_dict(st["gpt"])
-        opt.load_state_dict(st["opt"])
-        rng.set_state(st["rng"])
-        torch.set_rng_state(st["torch_rng"])
-        start = st["step"]
+    res = Resume(args, "stage3", stage_sig(args, ("tf_", "fs_", "cs_")), log,
+                 dict(gpt=gpt, opt=opt, rng=rng))
+    start = res.load()
     t0, acc, n = time.time(), 0.0, 0
     gpt.train()
     for step in range(start, steps):
@@ -1099,8 +1103,7 @@ def train_transformer(args, first, cond, data, train_names, val_names, log):
             log("tf step %d/%d lr %.2e loss %.4f | val loss %.4f | %.2fs/step, eta %.0fs" % (
                 step + 1, steps, lr, acc / n, vl, el / done, el / done * (steps - step - 1)))
             acc, n = 0.0, 0
-        res.maybe_save(step, steps, lambda: dict(gpt=gpt.state_dict(), opt=opt.state_dict(),
-                                                 rng=rng.get_state()))
+        res.maybe_save(step, steps)
     res.done()
     gpt.eval()
     return gpt
