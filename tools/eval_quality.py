@@ -396,7 +396,7 @@ def main():
     import artifacts as AR
     say("\n(c) artefacts: isolated specks per megapixel (tools/artifacts.py: centre-surround "
         ">= %.0f levels and >= %.0fx the local texture)" % (AR.CONTRAST, AR.TEXTURE))
-    real_all = [prep(n)[0] for n in train_names + val_names]
+    real_all = [img for img, _ in train_pairs + val_pairs]
     real_rate, _ = AR.pooled_rate(real_all)
     say("  %-44s %8.1f   (%d photos, 256x256)" % ("real photos (all of sflckr)", real_rate, len(real_all)))
     groups = [("held-out reconstructions", recons), ("held-out syntheses, top-k", synth_k),
