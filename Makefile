@@ -133,8 +133,11 @@ $(BUILD)/broken-models/expect.tsv: $(BUILD)/test-models/vqgan.gguf tests/robustn
 CHECK_DATA = test-models $(BUILD)/broken-models/expect.tsv $(TEST_BIN)
 TEST_ENV = GOLDEN=$(GOLDEN) VQ_TEST_MODELS=$(abspath $(BUILD))/test-models BUILD=$(BUILD) PYTHON=$(PYTHON) \
 	  VQ_BROKEN_MODELS=$(abspath $(BUILD))/broken-models VQGAN_GOLDEN=$(GOLDEN)
+# farm.sh tests tools/vqgan-farm and Slurm around an ffmpeg, not the filters:
+# it runs once, in the install test (about 4 of make check's minutes each time).
+FFMPEG_ONCE = farm.sh
 check: deps lib ffmpeg-check $(CHECK_DATA)
-	@$(TEST_ENV) FFMPEG_BINS="$(CHECK_FFMPEG_BINS)" \
+	@$(TEST_ENV) FFMPEG_BINS="$(CHECK_FFMPEG_BINS)" FFMPEG_ONCE="$(FFMPEG_ONCE)" \
 	  HARDENING="$(MAKE) -s --no-print-directory check-hardening" \
 	  INSTALL_CHECK="$(MAKE) -s --no-print-directory check-install" sh tests/run.sh $(TEST_BIN)
 # check-quick needs no ../shared: without the golden data ($(GOLDEN) missing)
