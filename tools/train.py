@@ -731,8 +731,8 @@ class Resume:
             os.remove(self.path)
 
 
-def stage_sig(args, prefixes):
-    keys = sorted(k for k in vars(args) if k.startswith(prefixes))
+def stage_sig(args, prefixes, skip=()):
+    keys = sorted(k for k in vars(args) if k.startswith(prefixes) and k not in skip)
     return dict({k: getattr(args, k) for k in keys}, seed=args.seed, factor=FACTOR,
                 extra=list(args.extra_data), n_embed=FIRST_STAGE["n_embed"])
 
@@ -753,6 +753,13 @@ def restart_dead_codes(vq, usage, zf, rng_t):
     return len(dead)
 
 
+def fs_end(args):
+    """The step the first stage ends at: --fs-stop truncates the schedule of
+    --fs-steps (learning rate, late crops and GAN start stay those of the
+    whole schedule)."""
+    return min(args.fs_stop, args.fs_steps) if args.fs_stop > 0 else args.fs_steps
+
+
 def train_first_stage(args, data, train_names, val_names, log):
     torch.manual_seed(args.seed + 1)
     model = VQModel(**FIRST_STAGE)
@@ -762,23 +769,27 @@ def train_first_stage(args, data, train_names, val_names, log):
     opt_ae = torch.optim.Adam(model.parameters(), lr=args.fs_lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.fs_lr, betas=(0.5, 0.9))
     steps = args.fs_steps
+    end = fs_end(args)
     disc_start = int(steps * args.disc_start)
     n_e = FIRST_STAGE["n_embed"]
     usage = torch.zeros(n_e)
     # fixed validation crops from held-out photos
     vsampler = CropSampler(data, val_names, args.seed + 100)
     vx, _ = vsampler.sample(8, 128)
-    log("first stage: %.2fM params, %d steps, batch %d, crop %d (%d from step %d), disc from step %d" % (
-        sum(p.numel() for p in model.parameters()) / 1e6, steps, args.fs_batch, args.fs_crop,
+    log("first stage: %.2fM params, %d steps%s, batch %d, crop %d (%d from step %d), disc from step %d" % (
+        sum(p.numel() for p in model.parameters()) / 1e6, steps,
+        " (ending at step %d)" % end if end < steps else "", args.fs_batch, args.fs_crop,
         args.fs_crop_late, int(args.fs_late * steps), disc_start))
     last = model.decoder.conv_out.weight
-    res = Resume(args, "stage1", stage_sig(args, ("fs_", "disc_", "perceptual", "codebook")), log,
+    # --fs-stop does not change the steps before it: its partial checkpoints
+    # are those of the whole schedule
+    res = Resume(args, "stage1", stage_sig(args, ("fs_", "disc_", "perceptual", "codebook"), skip=("fs_stop",)), log,
                  dict(model=model, disc=disc, opt_ae=opt_ae, opt_d=opt_d, usage=usage,
                       sampler_rng=sampler.rng, rng_t=rng_t))
     start = res.load()
     t0, acc = time.time(), {}
     model.train()
-    for step in range(start, steps):
+    for step in range(start, end):
         lr = lr_at(step, steps, args.fs_lr, 100)
         set_lr(opt_ae, lr)
         set_lr(opt_d, lr)
@@ -818,7 +829,7 @@ def train_first_stage(args, data, train_names, val_names, log):
             if nd:
                 acc["restarted"] = acc.get("restarted", 0) + nd
             usage.zero_()
-        if (step + 1) % args.log_every == 0 or step == steps - 1:
+        if (step + 1) % args.log_every == 0 or step == end - 1:
             n = acc.pop("n")
             msg = " ".join("%s %.4f" % (k, v / n) for k, v in sorted(acc.items()) if k != "restarted")
             model.eval()
@@ -831,9 +842,9 @@ def train_first_stage(args, data, train_names, val_names, log):
             done = step + 1 - start
             log("fs step %d/%d lr %.2e %s | restarted %d | val psnr %.2f codes-in-val %d | %.2fs/step, eta %.0fs"
                 % (step + 1, steps, lr, msg, acc.get("restarted", 0), vpsnr, vused,
-                   el / done, el / done * (steps - step - 1)))
+                   el / done, el / done * (end - step - 1)))
             acc = {}
-        res.maybe_save(step, steps)
+        res.maybe_save(step, end)
     res.done()
     model.eval()
     return model, disc
@@ -1328,6 +1339,9 @@ def main():
     ap.add_argument("--log-every", type=int, default=50)
     # first stage
     ap.add_argument("--fs-steps", type=int, default=1200)
+    ap.add_argument("--fs-stop", type=int, default=0,
+                    help="end the first stage after this step of the --fs-steps schedule (which is "
+                         "otherwise unchanged: learning rate, late crops, GAN start); 0 = at its end")
     ap.add_argument("--fs-batch", type=int, default=8)
     ap.add_argument("--fs-crop", type=int, default=96)
     ap.add_argument("--fs-crop-late", type=int, default=128)
@@ -1414,7 +1428,7 @@ def main():
     write_yaml(os.path.join(fdir, "config.yaml"), {"model": fcfg})
     fsd = dict(first.state_dict())
     fsd.update({"loss.discriminator." + k: v for k, v in disc_sd.items()})
-    save_lightning(os.path.join(fdir, "model.ckpt"), fsd, epoch=0, global_step=args.fs_steps)
+    save_lightning(os.path.join(fdir, "model.ckpt"), fsd, epoch=0, global_step=fs_end(args))
     # round trip: the written checkpoint loads back into the reference modules
     load_trained(args.out)
     log("wrote %s/config.yaml, %s/model.ckpt (%d tensors); total %.0fs (%.1f min)" % (
