@@ -30,6 +30,20 @@ SYNTH="model=$MODEL:seed=7:top_k=32"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 trap 'sh "$ROOT/tests/ffmpeg/slurm_cluster" stop "$CL"; rm -rf "$TMP"' EXIT
 
+# The sample videos are 512x320, made for a model of factor 16 (32x20
+# tokens). For a model of factor f they are scaled by f/16 (nearest
+# neighbour, FFV1), which keeps the token grid, the pan in whole tokens and
+# the test's cost.
+PAN=$ROOT/samples/labels_pan.mkv MOVING=$ROOT/samples/labels_moving.mkv
+S=$((16 / $(model_factor "$MODEL")))
+if [ "$S" -gt 1 ]; then
+    for v in pan moving; do
+        ff -i "$ROOT/samples/labels_$v.mkv" -vf "scale=iw/$S:ih/$S:flags=neighbor" -c:v ffv1 "$TMP/labels_$v.mkv" ||
+            { notok "scaling labels_$v.mkv by 1/$S"; sed 's/^/# /' "$TMP/stderr"; }
+    done
+    PAN=$TMP/labels_pan.mkv MOVING=$TMP/labels_moving.mkv
+fi
+
 if sh "$ROOT/tests/ffmpeg/slurm_cluster" start "$CL" 2>"$TMP/cluster.err"; then
     ok "a one-node Slurm cluster (munged, slurmctld, slurmd; 2 CPUs, loopback) started"
 else
@@ -62,11 +76,11 @@ same_frames() {
 
 # ---- refusals --------------------------------------------------------------
 out=$TMP/past.mkv
-$FARM submit "$ROOT/samples/labels_pan.mkv" "$out" --frames 30 --frames-per-task 3 --ffmpeg "$FFMPEG" \
+$FARM submit "$PAN" "$out" --frames 30 --frames-per-task 3 --ffmpeg "$FFMPEG" \
     --filter "$SYNTH" >"$TMP/o" 2>"$TMP/e"; rc=$?
 check "a frame range past the end is refused: \"$(cat "$TMP/e")\"" \
     sh -c "[ $rc -ne 0 ] && grep -q 'past the end.*24 frames' '$TMP/e' && [ ! -e '$out' ] && [ ! -e '$out.farm' ]"
-env PATH=/nonexistent $FARM submit "$ROOT/samples/labels_pan.mkv" "$out" --frames 3 --frames-per-task 3 \
+env PATH=/nonexistent $FARM submit "$PAN" "$out" --frames 3 --frames-per-task 3 \
     --ffmpeg "$FFMPEG" --filter "$SYNTH" >"$TMP/o" 2>"$TMP/e"; rc=$?
 check "sbatch not on PATH is refused, nothing written: \"$(cat "$TMP/e")\"" \
     sh -c "[ $rc -ne 0 ] && grep -q 'sbatch was not found' '$TMP/e' && [ ! -e '$out' ] && [ ! -e '$out.farm' ]"
@@ -74,7 +88,7 @@ check "sbatch not on PATH is refused, nothing written: \"$(cat "$TMP/e")\"" \
 # a model that is there at submission and gone when the task runs
 cp "$MODEL" "$TMP/gone.gguf"
 out=$TMP/gone.mkv
-$FARM submit "$ROOT/samples/labels_moving.mkv" "$out" --frames 4 --frames-per-task 2 --ffmpeg "$FFMPEG" \
+$FARM submit "$MOVING" "$out" --frames 4 --frames-per-task 2 --ffmpeg "$FFMPEG" \
     --filter "model=$TMP/gone.gguf:seed=7:top_k=32:temporal=reuse" --sbatch=--hold >"$TMP/o" 2>&1
 rm -f "$TMP/gone.gguf"
 for j in $(squeue -h -o %F | sort -u); do scontrol release "$j"; done
@@ -86,10 +100,10 @@ check "a model missing on the node: the tasks fail naming it and the node, no ou
 sed 's/^/# /' "$TMP/st" | head -4
 
 # ---- follow: 12 frames of the pan in 4 tasks --------------------------------
-ff -i "$ROOT/samples/labels_pan.mkv" -frames:v 12 -vf "vqgan_synth=$SYNTH:threads=1:temporal=follow" -c:v ffv1 "$TMP/ref_pan.mkv" ||
+ff -i "$PAN" -frames:v 12 -vf "vqgan_synth=$SYNTH:threads=1:temporal=follow" -c:v ffv1 "$TMP/ref_pan.mkv" ||
     { notok "one-process render of labels_pan.mkv"; sed 's/^/# /' "$TMP/stderr"; }
 out=$TMP/pan.mkv
-$FARM submit "$ROOT/samples/labels_pan.mkv" "$out" --frames 12 --frames-per-task 3 --ffmpeg "$FFMPEG" \
+$FARM submit "$PAN" "$out" --frames 12 --frames-per-task 3 --ffmpeg "$FFMPEG" \
     --filter "$SYNTH:temporal=follow" >"$TMP/o" 2>&1 || { notok "submit labels_pan.mkv"; sed 's/^/# /' "$TMP/o"; }
 wait_idle 900
 $FARM status "$out" >"$TMP/st" 2>&1; rc=$?
@@ -110,7 +124,7 @@ with wave.open(sys.argv[1], "wb") as w:       # 3 s of 440 Hz, 16-bit mono
     w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * t / 8000)))
                            for t in range(24000)))
 EOF
-ff -i "$ROOT/samples/labels_moving.mkv" -i "$TMP/tone.wav" -map 0:v -map 1:a -c copy "$TMP/moving_av.mkv" ||
+ff -i "$MOVING" -i "$TMP/tone.wav" -map 0:v -map 1:a -c copy "$TMP/moving_av.mkv" ||
     { notok "muxing a WAV track into labels_moving.mkv"; sed 's/^/# /' "$TMP/stderr"; }
 ff -i "$TMP/moving_av.mkv" -frames:v 12 -map 0:v -vf "vqgan_synth=$SYNTH:threads=1:temporal=reuse" -c:v ffv1 "$TMP/ref_mov.mkv" ||
     { notok "one-process render of labels_moving.mkv"; sed 's/^/# /' "$TMP/stderr"; }

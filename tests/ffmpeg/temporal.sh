@@ -9,19 +9,29 @@ MOVING=$ROOT/samples/labels_moving.mkv
 PAN=$ROOT/samples/labels_pan.mkv
 STATIC=$ROOT/samples/labels_static.mkv
 
-# synth OUT VIDEO N CROP OPTIONS: the first N frames of VIDEO, cropped to
-# CROP (w:h:x:y, to keep the test short), through vqgan_synth with the
-# default model, as framemd5
+# The videos are 512x320, made for a model of factor 16 (32x20 tokens, the
+# camera moves by whole tokens). For a model of factor f they are scaled by
+# f/16 first (nearest neighbour: the labels stay labels), which keeps the
+# token grid, the moves in tokens and the test's cost.
+F=$(model_factor "$ROOT/samples/models/default.gguf")
+S=$((16 / F))
+W=$((512 / S)) H=$((320 / S))
+FIT="scale=$W:$H:flags=neighbor"
+
+# synth OUT VIDEO N CROP OPTIONS: the first N frames of VIDEO, fitted to the
+# model's factor and cropped to CROP (w:h:x:y in the 512x320 frame, to keep
+# the test short), through vqgan_synth with the default model, as framemd5
 synth() {
     _out=$1 _in=$2 _n=$3 _crop=$4; shift 4
+    _c=$(echo "$_crop" | awk -F: -v s=$S '{ printf "%d:%d:%d:%d", $1 / s, $2 / s, $3 / s, $4 / s }')
     "$FFMPEG" -nostdin -hide_banner -loglevel info -y -i "$_in" -frames:v "$_n" \
-        -vf "crop=$_crop,vqgan_synth=seed=3:top_k=100:$1" -f framemd5 "$_out" \
+        -vf "$FIT,crop=$_c,vqgan_synth=seed=3:top_k=100:$1" -f framemd5 "$_out" \
         2>"$TMP/stderr.$(basename "$_out")"
 }
 
 synth "$TMP/off" "$MOVING" 3 512:320:0:0 "temporal=off";   r1=$?
 synth "$TMP/reuse" "$MOVING" 3 512:320:0:0 "temporal=reuse"; r2=$?
-check "labels_moving.mkv, 3 frames of 512x320, off and reuse, default model: run" [ $r1$r2 = 00 ]
+check "labels_moving.mkv, 3 frames of ${W}x$H (factor $F), off and reuse, default model: run" [ $r1$r2 = 00 ]
 check "the default model is used when no model= is given" \
     grep -q "default.gguf" "$TMP/stderr.off"
 check "labels_moving.mkv: temporal=reuse frames identical (framemd5) to temporal=off" \
@@ -32,23 +42,23 @@ check "labels_moving.mkv: temporal=reuse reuses positions after the first frame"
 # steady: frame 0 is off's; later frames keep the pixels of every cell far
 # from the tokens that changed (here the rows above the rolling disc)
 "$FFMPEG" -nostdin -hide_banner -loglevel error -y -i "$MOVING" -frames:v 3 \
-    -vf "vqgan_synth=seed=3:top_k=100:temporal=steady" -f rawvideo -pix_fmt rgb24 "$TMP/steady.rgb" \
+    -vf "$FIT,vqgan_synth=seed=3:top_k=100:temporal=steady" -f rawvideo -pix_fmt rgb24 "$TMP/steady.rgb" \
     2>"$TMP/stderr.steady"
 check "labels_moving.mkv with steady: runs" [ $? -eq 0 ]
-check "labels_moving.mkv with steady: still 16x16 cells between frames, changes near the disc, frame 0 = off's" \
+check "labels_moving.mkv with steady: still ${F}x$F cells between frames, changes near the disc, frame 0 = off's" \
     "$PYTHON" -c '
 import hashlib, sys
 import numpy as np
-W, H = 512, 320
+W, H, F = (int(v) for v in sys.argv[3:6])
 a = np.fromfile(sys.argv[1], dtype=np.uint8).reshape(-1, H, W, 3)
 md5 = [l.split(",")[-1].strip() for l in open(sys.argv[2]) if not l.startswith("#")]
-cells = lambda d: d.reshape(H // 16, 16, W // 16, 16, 3).any(axis=(1, 3, 4))
+cells = lambda d: d.reshape(H // F, F, W // F, F, 3).any(axis=(1, 3, 4))
 moved = [cells(a[t] != a[t - 1]) for t in (1, 2)]
 still = [int((~m).sum()) for m in moved]
 print("# cells still from frame to frame: %s of %d" % (still, moved[0].size))
 sys.exit(0 if len(a) == 3 and hashlib.md5(a[0].tobytes()).hexdigest() == md5[0]
          and still[1] > 0 and all(s < moved[0].size for s in still) else 1)
-' "$TMP/steady.rgb" "$TMP/off"
+' "$TMP/steady.rgb" "$TMP/off" $W $H $F
 
 synth "$TMP/static" "$STATIC" 3 256:256:0:64 "temporal=reuse"
 check "labels_static.mkv with reuse: runs" [ $? -eq 0 ]
