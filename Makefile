@@ -134,7 +134,7 @@ CHECK_DATA = test-models $(BUILD)/broken-models/expect.tsv $(TEST_BIN)
 TEST_ENV = GOLDEN=$(GOLDEN) VQ_TEST_MODELS=$(abspath $(BUILD))/test-models BUILD=$(BUILD) PYTHON=$(PYTHON) \
 	  VQ_BROKEN_MODELS=$(abspath $(BUILD))/broken-models VQGAN_GOLDEN=$(GOLDEN)
 # farm.sh tests tools/vqgan-farm and Slurm around an ffmpeg, not the filters:
-# it runs once, in the install test (about 4 of make check's minutes each time).
+# it runs once, in the install test (it took 200-230 s a run here).
 FFMPEG_ONCE = farm.sh
 check: deps lib ffmpeg-check $(CHECK_DATA)
 	@$(TEST_ENV) FFMPEG_BINS="$(CHECK_FFMPEG_BINS)" FFMPEG_ONCE="$(FFMPEG_ONCE)" \

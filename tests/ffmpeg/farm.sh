@@ -30,12 +30,9 @@ SYNTH="model=$MODEL:seed=7:top_k=32"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 trap 'sh "$ROOT/tests/ffmpeg/slurm_cluster" stop "$CL"; rm -rf "$TMP"' EXIT
 
-# The sample videos are 512x320, made for a model of factor 16 (32x20
-# tokens). For a model of factor f they are scaled by f/16 (nearest
-# neighbour, FFV1), which keeps the token grid, the pan in whole tokens and
-# the test's cost.
+# the sample videos fitted to the model's factor (testlib's samples_divisor)
 PAN=$ROOT/samples/labels_pan.mkv MOVING=$ROOT/samples/labels_moving.mkv
-S=$((16 / $(model_factor "$MODEL")))
+S=$(samples_divisor "$MODEL")
 if [ "$S" -gt 1 ]; then
     for v in pan moving; do
         ff -i "$ROOT/samples/labels_$v.mkv" -vf "scale=iw/$S:ih/$S:flags=neighbor" -c:v ffv1 "$TMP/labels_$v.mkv" ||

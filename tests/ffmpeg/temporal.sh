@@ -9,12 +9,9 @@ MOVING=$ROOT/samples/labels_moving.mkv
 PAN=$ROOT/samples/labels_pan.mkv
 STATIC=$ROOT/samples/labels_static.mkv
 
-# The videos are 512x320, made for a model of factor 16 (32x20 tokens, the
-# camera moves by whole tokens). For a model of factor f they are scaled by
-# f/16 first (nearest neighbour: the labels stay labels), which keeps the
-# token grid, the moves in tokens and the test's cost.
+# the videos fitted to the model's factor F (testlib's samples_divisor)
 F=$(model_factor "$ROOT/samples/models/default.gguf")
-S=$((16 / F))
+S=$(samples_divisor "$ROOT/samples/models/default.gguf")
 W=$((512 / S)) H=$((320 / S))
 FIT="scale=$W:$H:flags=neighbor"
 
