@@ -217,6 +217,7 @@ void vq_layer_norm(const struct vq_exec *ex, const float *x, int T, int D, const
     for (int t = 0; t < T; t++) {
         const float *xt = x + (size_t)t * D;
         float *yt = y + (size_t)t * D;
+        if (vq_vlayer_norm(xt, D, gamma, beta, eps, yt)) continue;
         double sum = 0.0, sq = 0.0;
         for (int i = 0; i < D; i++)
             sum += xt[i];

@@ -116,7 +116,54 @@ static float max_512(const float *x, int n)
     }
     return _mm512_reduce_max_ps(m);
 }
+
+/* One row of layer norm: the mean and the variance summed in double, 16
+ * lanes in a fixed order; the output with the scalar loop's float operations
+ * (separate multiplies and adds, no FMA), so with the same mean and inverse
+ * deviation every element is the scalar loop's. D a multiple of 16. */
+__attribute__((target("avx512f")))
+static void layer_norm_512(const float *x, int D, const float *g, const float *b, float eps, float *y)
+{
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int i = 0; i < D; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    }
+    const double mean = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / D;
+    const __m512d md = _mm512_set1_pd(mean);
+    __m512d q0 = _mm512_setzero_pd(), q1 = _mm512_setzero_pd();
+    for (int i = 0; i < D; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        const __m512d d0 = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), md);
+        const __m512d d1 = _mm512_sub_pd(
+            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), md);
+        q0 = _mm512_add_pd(q0, _mm512_mul_pd(d0, d0));
+        q1 = _mm512_add_pd(q1, _mm512_mul_pd(d1, d1));
+    }
+    const double sq = _mm512_reduce_add_pd(_mm512_add_pd(q0, q1));
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / sqrt(sq / D + eps)));
+    const __m512 m = _mm512_set1_ps((float)mean);
+    for (int i = 0; i < D; i += 16) {
+        const __m512 t = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), m), inv),
+                                       _mm512_loadu_ps(g + i));
+        _mm512_storeu_ps(y + i, _mm512_add_ps(t, _mm512_loadu_ps(b + i)));
+    }
+}
 #endif
+
+int vq_vlayer_norm(const float *x, int D, const float *gamma, const float *beta, float eps, float *y)
+{
+#if VQ_VMATH_X86
+    if (D > 0 && D % 16 == 0 && vq_simd_level() >= 2) {
+        layer_norm_512(x, D, gamma, beta, eps, y);
+        return 1;
+    }
+#else
+    (void)x; (void)D; (void)gamma; (void)beta; (void)eps; (void)y;
+#endif
+    return 0;
+}
 
 float vq_vmax(const float *x, int n)
 {

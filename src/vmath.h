@@ -12,6 +12,11 @@ float vq_vmax(const float *x, int n);
 /* x[i] = expf(x[i] - sub) for i < n; returns their sum (in double; with
  * AVX-512 as 16 partial sums in a fixed order). */
 double vq_vexp_sum(float *x, int n, float sub);
+/* y = layer norm of the row x[0..D) (gamma, beta; the variance plus eps)
+ * where the CPU has AVX-512 and D is a multiple of 16, with the scalar
+ * loop's arithmetic but its double sums in 16 lanes; returns 0 (nothing
+ * written) otherwise, for the caller's scalar loop. */
+int vq_vlayer_norm(const float *x, int D, const float *gamma, const float *beta, float eps, float *y);
 /* x[i] = 0.5·x·(1 + erf(x/√2)) for i < n (the exact, erf form of GELU). */
 void vq_vgelu(float *x, size_t n);
 

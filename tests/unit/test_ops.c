@@ -409,6 +409,31 @@ static void test_norms(void)
     e = rel_err(ly, lr, (size_t)T * D);
     CHECK(e < 1e-5, "layer_norm: 5x37, rel err %.2g < 1e-5", e);
     free(x); free(g); free(b); free(y); free(r); free(lx); free(lg); free(lb); free(ly); free(lr);
+
+    /* widths of 16s take the AVX-512 row kernel where the CPU has it: the
+     * scalar loop's float arithmetic, only the double sums in another order */
+    for (int w = 0; w < 2; w++) {
+        const int LT = 9, LD = w ? 1024 : 128;
+        float *ax = rnd((size_t)LT * LD), *ag = rnd(LD), *ab = rnd(LD);
+        float *ay = malloc(sizeof(float) * LT * LD), *ar = malloc(sizeof(float) * LT * LD);
+        for (int i = 0; i < LT * LD; i++) ax[i] = ax[i] * (1 + i % 7) + 3.0f;  /* an offset mean, spread rows */
+        vq_layer_norm(NULL, ax, LT, LD, ag, ab, 1e-5f, ay);
+        for (int t = 0; t < LT; t++) {  /* the scalar loop, as written before the kernel */
+            const float *xt = ax + (size_t)t * LD;
+            double sum = 0.0, sq = 0.0;
+            for (int i = 0; i < LD; i++) sum += xt[i];
+            const double mean = sum / LD;
+            for (int i = 0; i < LD; i++) { double d = xt[i] - mean; sq += d * d; }
+            const float inv = (float)(1.0 / sqrt(sq / LD + 1e-5f)), m = (float)mean;
+            for (int i = 0; i < LD; i++) ar[(size_t)t * LD + i] = (xt[i] - m) * inv * ag[i] + ab[i];
+        }
+        int same = 0;
+        for (int i = 0; i < LT * LD; i++) same += memcmp(&ay[i], &ar[i], sizeof(float)) == 0;
+        e = rel_err(ay, ar, (size_t)LT * LD);
+        CHECK(e < 1e-6, "layer_norm: 9x%d (%s), rel err %.2g < 1e-6 against the scalar loop, %d of %d bit-identical",
+              LD, vq_simd_level() >= 2 ? "AVX-512 kernel" : "scalar", e, same, LT * LD);
+        free(ax); free(ag); free(ab); free(ay); free(ar);
+    }
 }
 
 static void test_pointwise(void)
