@@ -328,33 +328,100 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
     }
 }
 
+/* the caches' 32-bit lanes, written over memory that the kernels read as
+ * bf16 halves */
+typedef uint32_t lane32 __attribute__((may_alias));
+
+#ifdef VQ_ATT_X86
+/* A tile of 16 lanes (32 dimensions) x rn <= 16 positions of the keys: each
+ * row rounded to bf16 (nearest even, as to_bf16) and packed in registers,
+ * then each lane's rn positions gathered and stored as one vector. */
+__attribute__((target("avx512f")))
+static void keys_tile_512(const float *k, int D, int rn, lane32 *dst, int ldk)
+{
+    uint32_t rows[16][16] __attribute__((aligned(64)));
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    for (int r = 0; r < rn; r++) {
+        __m512i h[2];
+        for (int half = 0; half < 2; half++) {
+            const __m512i u = _mm512_castps_si512(_mm512_loadu_ps(k + (size_t)r * D + 16 * half));
+            const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+            h[half] = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+        }
+        const __m512i row = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(h[0])),
+                                               _mm512_cvtepi32_epi16(h[1]), 1);
+        _mm512_store_si512(rows[r], row);
+    }
+    const __m512i idx = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
+    const __mmask16 m = (__mmask16)((1u << rn) - 1);
+    for (int q = 0; q < 16; q++) {
+        const __m512i col = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, &rows[0][q], 4);
+        _mm512_mask_storeu_epi32(dst + (size_t)q * ldk, m, col);
+    }
+}
+#endif
+
+/* Keys go to [D/2][ldk] 32-bit lanes, a lane holding dimensions 2p (low
+ * half) and 2p + 1 of one position: a transpose of the rows' bf16 pairs,
+ * done in tiles of 16 positions x 16 lanes so that reads and writes stay
+ * contiguous (a lane's 16 positions are 64 bytes). */
 void vq_store_keys_bf16(const struct vq_exec *ex, const float *k, int n, int D, void *K2, int ldk, int L0)
 {
     VQ_OMP_ONLY(ex);
-    uint16_t *kp = K2;
+    lane32 *kp = K2;
+    const int P = D / 2;
 #pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16)) \
     num_threads(vq_nt(ex))
-    for (int d0 = 0; d0 < D; d0 += 16) {
-        const int dn = D - d0 < 16 ? D - d0 : 16;
-        for (int r = 0; r < n; r++)
-            for (int d = d0; d < d0 + dn; d++)
-                kp[((size_t)(d / 2) * ldk + L0 + r) * 2 + (d & 1)] = to_bf16(k[(size_t)r * D + d]);
+    for (int p0 = 0; p0 < P; p0 += 16) {
+        const int pn = P - p0 < 16 ? P - p0 : 16;
+        for (int r0 = 0; r0 < n; r0 += 16) {
+            const int rn = n - r0 < 16 ? n - r0 : 16;
+#ifdef VQ_ATT_X86
+            if (pn == 16 && vq_simd_level() >= 2) {
+                keys_tile_512(k + (size_t)r0 * D + 2 * p0, D, rn, kp + (size_t)p0 * ldk + L0 + r0, ldk);
+                continue;
+            }
+#endif
+            uint16_t rows[16][32];   /* row r's dimensions 2 p0 .. 2 (p0 + pn) - 1 in bf16 */
+            uint32_t t[16][16];
+            for (int r = 0; r < rn; r++)
+                vq_f32_to_bf16(k + (size_t)(r0 + r) * D + 2 * p0, rows[r], (size_t)2 * pn);
+            for (int r = 0; r < rn; r++)
+                for (int q = 0; q < pn; q++)
+                    t[q][r] = rows[r][2 * q] | (uint32_t)rows[r][2 * q + 1] << 16;
+            for (int q = 0; q < pn; q++)
+                memcpy(kp + (size_t)(p0 + q) * ldk + L0 + r0, t[q], sizeof(uint32_t) * rn);
+        }
     }
+}
+
+/* Values go to [cap/2][D] 32-bit lanes, a lane holding one dimension of
+ * positions 2u (low half) and 2u + 1: two rows interleaved. A position
+ * without its partner in this call writes its half alone. */
+static void store_value_half(uint16_t *vp, const float *v, int t, int D)
+{
+    uint16_t *row = vp + (size_t)(t / 2) * D * 2 + (t & 1);
+    for (int c = 0; c < D; c++)
+        row[2 * c] = to_bf16(v[c]);
 }
 
 void vq_store_values_bf16(const struct vq_exec *ex, const float *v, int n, int D, void *V2, int L0)
 {
     VQ_OMP_ONLY(ex);
     uint16_t *vp = V2;
-    const int end = L0 + n;
+    const int end = L0 + n, odd0 = L0 & 1;
+    const int pairs = (n - odd0) / 2;    /* whole lanes: positions a, a + 1, a even */
+    if (odd0) store_value_half(vp, v, L0, D);
 #pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16)) \
     num_threads(vq_nt(ex))
-    for (int r = 0; r < n; r++) {
-        const int t = L0 + r;
-        uint16_t *row = vp + (size_t)(t / 2) * D * 2 + (t & 1);
+    for (int u = 0; u < pairs; u++) {
+        const int r = odd0 + 2 * u, t = L0 + r;
+        const float *a = v + (size_t)r * D, *b = a + D;
+        lane32 *lane = (lane32 *)(vp + (size_t)(t / 2) * D * 2);
         for (int c = 0; c < D; c++)
-            row[2 * c] = to_bf16(v[(size_t)r * D + c]);
+            lane[c] = to_bf16(a[c]) | (uint32_t)to_bf16(b[c]) << 16;
     }
+    if (odd0 + 2 * pairs < n) store_value_half(vp, v + (size_t)(n - 1) * D, end - 1, D);
     if (end & 1) {                     /* the partner of the last position */
         uint16_t *row = vp + (size_t)(end / 2) * D * 2 + 1;
         for (int c = 0; c < D; c++)

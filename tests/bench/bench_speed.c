@@ -9,14 +9,15 @@
  * (default build/reference-timing.json, written by tools/reference_timing.py
  * on the same weights). The int8 backend's peak and the linear layers'
  * rate at the transformer's shapes in fp32, bf16 and int8, and the
- * transformer's prefill and decode in each. Whole frames: 256x512 and 512x512 (fp32, bf16; the
- * 512x512 ones take about 10 minutes each on 2 cores), and 256x512 in the
- * fast mode; --quick leaves out the 512x512 frames, --products stops after
- * the peaks and the linear layers' rates, --stages stops before the
- * whole frames, --full adds the paper's 1024x672 frame in bf16 (fp32 where the
- * CPU lacks native bf16; about 25 minutes on 2 cores of a Zen 4), against the
- * paper's 379 s on a GPU, and --full-only runs that frame alone after the
- * machine's peaks. */
+ * transformer's prefill and decode in each. Whole frames: 256x512 (fp32,
+ * bf16, int8) and 512x512 (fp32, bf16; about 10 minutes each on 2 cores of a
+ * Zen 4), and 256x512 in the fast mode, each with its products' time at peak;
+ * --quick leaves out the 512x512 frames, --products stops after the peaks and
+ * the linear layers' rates, --stages stops before the whole frames, --full
+ * adds the paper's 1024x672 frame in bf16 and int8 (fp32 where the CPU lacks
+ * native bf16; bf16 took about 25 minutes on 2 cores of a Zen 4, 7.5 on a Zen
+ * 5), against the paper's 379 s on a GPU, and --full-only runs those frames
+ * alone after the machine's peaks. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -336,19 +337,26 @@ static void transformer(struct models *M, double peak[3])
     }
 }
 
-/* The last exact frame of each precision, for the fast mode's drift. */
-static struct { int32_t *tok; uint8_t *rgb; int W, H; } last_exact[2];
+/* The last exact frame of each precision, for the fast mode's drift and
+ * for int8's against bf16. */
+static struct { int32_t *tok; uint8_t *rgb; int W, H; double t; } last_exact[3];
 
-/* One whole frame per precision; fast > 1: the approximate fast mode
- * (fast_step, docs/sampling.md), compared with the exact frame of the same
- * size and precision run before it; only_p >= 0: that precision only. */
-static void frame(struct models *M, int W, int H, int fast, int only_p)
+enum { FP32 = 1, BF16 = 2, INT8 = 4 };
+
+/* One whole frame per precision in the mask (FP32 | BF16 | INT8); fast > 1:
+ * the approximate fast mode (fast_step, docs/sampling.md), compared with the
+ * exact frame of the same size and precision run before it. Each frame
+ * prints its products (linear layers and attention, as the backends count
+ * them), the time they alone would take at the precision's peak measured in
+ * this run, and that time's share of the frame's: the rest is the edge
+ * steps, the small chunks, element-wise work and sampling. */
+static void frame(struct models *M, const double peak[3], int W, int H, int fast, int mask)
 {
     char size[32];
     snprintf(size, sizeof(size), "%dx%d", H, W);
     double ref = ref_frame_seconds(size);
-    for (int p = 0; p < 2; p++) {
-        if (!M->s[p] || (only_p >= 0 && p != only_p)) continue;
+    for (int p = 0; p < 3; p++) {
+        if (!M->s[p] || !(mask & (1 << p))) continue;
         struct vqgan_session_params sp = vqgan_session_default_params();
         sp.fast_step = fast;
         vqgan_session_set_params(M->s[p], &sp);
@@ -358,11 +366,16 @@ static void frame(struct models *M, int W, int H, int fast, int only_p)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++)
                 ids[y * W + x] = (uint8_t)(y < H / 3 ? 156 : (x + y / 2) % 200 < 100 ? 134 : 168);
+        const unsigned long long fa = vq_gemm_flops();
         const double c0 = cpu_s(), t0 = now_s();
         int r = vqgan_encode_labels(M->s[p], ids, W, W, H, cond, NULL);
+        const unsigned long long f0 = vq_gemm_flops();
+        const double ts = now_s();
         if (!r) r = vqgan_sample_conditional(M->s[p], cond, gw, gh, tok);
+        const double tsample = now_s() - ts, flops = (double)(vq_gemm_flops() - f0);
         if (!r) r = vqgan_decode(M->s[p], tok, gw, gh, rgb, W * 3);
         double t = now_s() - t0, cpu = cpu_s() - c0;
+        const double flops_all = (double)(vq_gemm_flops() - fa);
         struct vqgan_sample_stats st;
         vqgan_session_get_stats(M->s[p], &st);
         char tag[48] = "";
@@ -370,15 +383,29 @@ static void frame(struct models *M, int W, int H, int fast, int only_p)
         if (r) printf("  frame %s: %s\n", size, vqgan_last_error());
         else if (ref > 0)
             printf("  whole frame %-9s %s%s  %7.1f s  (%lld positions through the transformer)  reference %.0f s  -> %.1fx faster\n",
-                   size, p ? "bf16" : "fp32", tag, t,
+                   size, prec_name[p], tag, t,
                    (long long)st.transformer_tokens, ref, ref / t);
         else
             printf("  whole frame %-9s %s%s  %7.1f s  (%lld positions, %lld cache evictions; sampling %.1f s; no "
-                   "reference timing)\n", size, p ? "bf16" : "fp32", tag, t, (long long)st.transformer_tokens,
+                   "reference timing)\n", size, prec_name[p], tag, t, (long long)st.transformer_tokens,
                    (long long)st.cache_evictions, st.seconds);
         if (!r)
             printf("    CPU time %.1f s = %.0f %% of %d threads x wall time (below 100 %%: the machine was shared "
                    "or threads waited)\n", cpu, 100.0 * cpu / (t * vq_threads_available()), vq_threads_available());
+        if (!r && peak[p] > 0 && p < 2) {   /* int8 frames mix int8 and bf16 (attention, first stage) products */
+            const char *u = "FLOP";
+            printf("    products at the %s peak (%.0f G%sS): the sampler's %.1f T%s %.1f s = %.1f %% of its %.1f s; "
+                   "the whole frame's %.1f T%s (first stage included) %.1f s = %.1f %% of its %.1f s\n",
+                   prec_name[p], peak[p], u, flops * 1e-12, u, flops / (peak[p] * 1e9),
+                   100 * flops / (peak[p] * 1e9) / tsample, tsample, flops_all * 1e-12, u,
+                   flops_all / (peak[p] * 1e9), 100 * flops_all / (peak[p] * 1e9) / t, t);
+        }
+        if (!r && p == 2 && fast <= 1 && last_exact[1].tok && last_exact[1].W == W && last_exact[1].H == H) {
+            int same = 0;
+            for (int i = 0; i < gw * gh; i++) same += tok[i] == last_exact[1].tok[i];
+            printf("    int8 against bf16: %.2fx the bf16 frame's time; %.1f %% of the tokens equal (the draws "
+                   "diverge after the first differing token)\n", t / last_exact[1].t, 100.0 * same / (gw * gh));
+        }
         if (!r && fast > 1 && last_exact[p].tok && last_exact[p].W == W && last_exact[p].H == H) {
             int same = 0;
             double se = 0;
@@ -397,6 +424,7 @@ static void frame(struct models *M, int W, int H, int fast, int only_p)
             last_exact[p].rgb = rgb;
             last_exact[p].W = W;
             last_exact[p].H = H;
+            last_exact[p].t = t;
             tok = NULL;
             rgb = NULL;
         }
@@ -455,14 +483,14 @@ int main(int argc, char **argv)
     stages(&M, peak);
     transformer(&M, peak);
     if (stages_only) goto done;
-    frame(&M, 512, 256, 0, -1);
-    frame(&M, 512, 256, 4, M.s[1] ? 1 : 0);    /* the approximate fast mode, bf16 where native */
+    frame(&M, peak, 512, 256, 0, FP32 | BF16 | INT8);
+    frame(&M, peak, 512, 256, 4, M.s[1] ? BF16 : FP32);    /* the approximate fast mode, bf16 where native */
     if (!quick)
-        frame(&M, 512, 512, 0, -1);
+        frame(&M, peak, 512, 512, 0, FP32 | BF16);
 paper_frame:
     if (full) {
         printf("  the paper's frame, 1024x672: target under 379 s (the paper's figure for its sampler on a 2021 GPU)\n");
-        frame(&M, 1024, 672, 0, M.s[1] ? 1 : 0);
+        frame(&M, peak, 1024, 672, 0, M.s[1] ? BF16 | INT8 : FP32);
     }
 done:;
     struct rusage ru;

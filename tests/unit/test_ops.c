@@ -586,6 +586,13 @@ static float round_bf16(float x)
     return r;
 }
 
+static uint16_t bf16_bits(float x)
+{
+    uint16_t b;
+    vq_f32_to_bf16(&x, &b, 1);
+    return b;
+}
+
 /* The bf16 cache layout and kernels: against the double reference on the
  * bf16-rounded query, keys and values (what is left is the probabilities'
  * rounding), slots past the positions fed holding NaN; threads and chunks. */
@@ -599,9 +606,10 @@ static void test_attention_bf16(void)
     static const int cases[][5] = {   /* D, n_head, n_unmasked, L0, n: odd and even ends */
         { 64, 1, 0, 0, 1 }, { 128, 2, 0, 0, 77 }, { 128, 2, 0, 50, 9 }, { 192, 4, 0, 133, 70 }, { 96, 2, 0, 0, 130 },
         { 64, 4, 0, 37, 1 }, { 128, 2, 24, 0, 40 }, { 128, 2, 24, 24, 3 }, { 32, 2, 0, 10, 2 },
+        { 48, 3, 0, 5, 21 },   /* 24 lanes: a tile of 8 through the portable store */
     };
     double worst = 0;
-    int ok_rows = 1, ok_thr = 1, finite = 1;
+    int ok_rows = 1, ok_thr = 1, finite = 1, layout_ok = 1;
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         const int D = cases[c][0], nh = cases[c][1], nu = cases[c][2], L0 = cases[c][3], n = cases[c][4];
         const int T = L0 + n, ldk = (T + 3 + 1) & ~1;
@@ -618,6 +626,14 @@ static void test_attention_bf16(void)
         vq_store_values_bf16(&two, V, L0, D, V2, 0);
         vq_store_keys_bf16(&two, k + (size_t)L0 * D, n, D, K2, ldk, L0);
         vq_store_values_bf16(&two, V + (size_t)L0 * D, n, D, V2, L0);
+        /* the layout, slot by slot: keys [D/2][ldk][2], values [T/2][D][2],
+         * the partner of an odd last position zero */
+        for (int t = 0; t < T; t++)
+            for (int d = 0; d < D; d++) {
+                layout_ok &= K2[((size_t)(d / 2) * ldk + t) * 2 + (d & 1)] == bf16_bits(k[(size_t)t * D + d]);
+                layout_ok &= V2[(size_t)(t / 2) * D * 2 + (size_t)d * 2 + (t & 1)] == bf16_bits(V[(size_t)t * D + d]);
+                if (T & 1) layout_ok &= V2[(size_t)(T / 2) * D * 2 + (size_t)d * 2 + 1] == 0;
+            }
         float *att = malloc(sizeof(float) * nh * n * T), *y = malloc(sizeof(float) * n * D),
               *r = malloc(sizeof(float) * n * D), *y1 = malloc(sizeof(float) * n * D);
         vq_attention_bf16(&two, q, qs, K2, ldk, V2, D, nh, nu, L0, n, att, y);
@@ -636,8 +652,10 @@ static void test_attention_bf16(void)
         }
         free(q); free(k); free(V); free(Kt); free(K2); free(V2); free(qs); free(att); free(y); free(r); free(y1);
     }
-    CHECK(finite && worst < 4e-3, "attention bf16: 9 shapes, abs err %.2g < 4e-3 against double on the rounded "
+    CHECK(finite && worst < 4e-3, "attention bf16: 10 shapes, abs err %.2g < 4e-3 against double on the rounded "
           "inputs (the probabilities' rounding), no NaN read from past the positions fed", worst);
+    CHECK(layout_ok, "attention bf16: keys and values stored in their cache layout, slot by slot, fed in two calls "
+          "(odd and even starts and ends)");
     CHECK(ok_thr, "attention bf16: bit-identical with 1 and 2 threads");
     CHECK(ok_rows, "attention bf16: a row's result does not depend on the chunk it is computed in");
 }
