@@ -1476,27 +1476,29 @@ def main():
     t1 = time.time()
     log("first stage done in %.0fs" % (t1 - T0))
 
-    if args.resume and os.path.exists(p2) and torch.load(p2).get("sig") == sig2:
-        cond = VQSegmentationModel(**COND_STAGE)
-        cond.load_state_dict(torch.load(p2)["model"])
-        cond.eval()
-        log("reused", p2)
-    else:
-        cond = train_cond_stage(args, args.data, train_names, val_names, log)
-        torch.save({"model": cond.state_dict(), "sig": sig2}, p2)
+    def reuse_or_train(path, sig, build, train):
+        """A finished stage: its checkpoint when --resume finds one of this
+        schedule (sig), else trained now and saved there."""
+        saved = torch.load(path) if args.resume and os.path.exists(path) else None
+        if saved is not None and saved.get("sig") == sig:
+            module = build()
+            module.load_state_dict(saved["model"])
+            module.eval()
+            log("reused", path)
+            return module
+        module = train()
+        torch.save({"model": module.state_dict(), "sig": sig}, path)
+        return module
+
+    cond = reuse_or_train(p2, sig2, lambda: VQSegmentationModel(**COND_STAGE),
+                          lambda: train_cond_stage(args, args.data, train_names, val_names, log))
     t2 = time.time()
     log("cond stage done in %.0fs" % (t2 - t1))
 
     p3 = os.path.join(args.out, "stage3.pt")
     sig3 = stage_sig(args, ("fs_", "disc_", "perceptual", "codebook", "cs_", "tf_"))
-    if args.resume and os.path.exists(p3) and torch.load(p3).get("sig") == sig3:
-        gpt = GPT(**TRANSFORMER)
-        gpt.load_state_dict(torch.load(p3)["model"])
-        gpt.eval()
-        log("reused", p3)
-    else:
-        gpt = train_transformer(args, first, cond, args.data, train_names, val_names, log)
-        torch.save({"model": gpt.state_dict(), "sig": sig3}, p3)
+    gpt = reuse_or_train(p3, sig3, lambda: GPT(**TRANSFORMER),
+                         lambda: train_transformer(args, first, cond, args.data, train_names, val_names, log))
     t3 = time.time()
     log("transformer done in %.0fs" % (t3 - t2))
 
