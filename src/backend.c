@@ -43,6 +43,12 @@ static int packed_bf16(const struct vq_exec *ex, const struct vq_packed *p, cons
     return vq_dnnl_linear_bf16(vq_nt(ex), p, x, T, b, y);
 }
 
+static int packed_bf16_in(const struct vq_exec *ex, const struct vq_packed *p, const uint16_t *xb, int T,
+                          const float *b, float *y)
+{
+    return vq_dnnl_linear_bf16_in(vq_nt(ex), p, xb, T, b, y);
+}
+
 static int packed_int8(const struct vq_exec *ex, const struct vq_packed *p, const float *x, int T, const float *b,
                        float *y)
 {
@@ -68,6 +74,7 @@ static const struct vq_backend dnnl_bf16 = {
     .name = "onednn-bf16", .kind = VQ_BACKEND_DNNL, .precision = VQ_PREC_BF16, .gemm = gemm_dnnl,
     .conv2d = conv_dnnl_bf16, .linear_small = small_f32,
     .pack = vq_dnnl_pack_bf16, .pack_free = vq_dnnl_pack_free, .linear_packed = packed_bf16,
+    .linear_packed_bf16 = packed_bf16_in,
 };
 
 /* int8: the transformer's linear layers in int8 (backend_int8.h); the

@@ -66,6 +66,11 @@ struct vq_backend {
      * nonzero (nothing done) when it cannot: the caller falls back to W. */
     int (*linear_packed)(const struct vq_exec *ex, const struct vq_packed *p, const float *x, int T, const float *b,
                          float *y);
+    /* The same product from x already rounded to bf16 (xb = vq_f32_to_bf16
+     * of x): the same bits as linear_packed on x, without converting x again
+     * (one conversion serves products that share an input). May be NULL. */
+    int (*linear_packed_bf16)(const struct vq_exec *ex, const struct vq_packed *p, const uint16_t *xb, int T,
+                              const float *b, float *y);
 };
 
 /* One call's execution: the model's backend and the threads the session

@@ -381,31 +381,37 @@ static int linear_panel(const uint16_t *xb, int T, const struct vq_bf16_weight *
     return r;
 }
 
-int vq_dnnl_linear_bf16(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, float *y)
+int vq_dnnl_linear_bf16_in(int n_threads, const struct vq_packed *p, const uint16_t *xb, int T, const float *b,
+                           float *y)
 {
     const struct vq_bf16_weight *W = (const struct vq_bf16_weight *)p;
     if (!W || W->hdr.precision != VQ_PREC_BF16)
         return -1;
     const int K = W->K, N = W->N, nt = n_threads > 0 ? n_threads : 1;
-    const size_t nx = (size_t)T * K, chunk = 1 << 14;
-    uint16_t *xb = malloc(sizeof(uint16_t) * nx);
-    int fail = !xb;
-    if (fail) return -1;
-    /* the input is converted once, shared by every panel */
-#pragma omp parallel for schedule(static) if (nx >= 2 * chunk) num_threads(nt)
-    for (size_t i = 0; i < nx; i += chunk)
-        vq_f32_to_bf16(x + i, xb + i, nx - i < chunk ? nx - i : chunk);
+    int fail = 0;
     vq_flops_add(2ull * T * N * K);
     /* a few rows: streamed through the blocks directly (linear_small.c) */
-    if (T <= VQ_SMALL_ROWS && W->kpairs && !vq_linear_small_bf16(nt, xb, T, K, W->mem, b, N, y)) {
-        free(xb);
+    if (T <= VQ_SMALL_ROWS && W->kpairs && !vq_linear_small_bf16(nt, xb, T, K, W->mem, b, N, y))
         return 0;
-    }
 #pragma omp parallel for schedule(dynamic, 1) reduction(| : fail) num_threads(nt)
     for (int t = 0; t < W->n_panel; t++)
         fail |= linear_panel(xb, T, W, t, b, y, N) != 0;
-    free(xb);
     return fail ? -1 : 0;
+}
+
+int vq_dnnl_linear_bf16(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, float *y)
+{
+    const struct vq_bf16_weight *W = (const struct vq_bf16_weight *)p;
+    if (!W || W->hdr.precision != VQ_PREC_BF16)
+        return -1;
+    const size_t nx = (size_t)T * W->K;
+    uint16_t *xb = malloc(sizeof(uint16_t) * nx);
+    if (!xb) return -1;
+    /* the input is converted once, shared by every panel */
+    vq_f32_to_bf16_par(n_threads > 0 ? n_threads : 1, x, xb, nx);
+    const int r = vq_dnnl_linear_bf16_in(n_threads, p, xb, T, b, y);
+    free(xb);
+    return r;
 }
 
 #else
@@ -418,6 +424,12 @@ void vq_dnnl_pack_free(struct vq_packed *w) { (void)w; }
 int vq_dnnl_linear_bf16(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, float *y)
 {
     (void)n_threads; (void)p; (void)x; (void)T; (void)b; (void)y;
+    return -1;
+}
+int vq_dnnl_linear_bf16_in(int n_threads, const struct vq_packed *p, const uint16_t *xb, int T, const float *b,
+                           float *y)
+{
+    (void)n_threads; (void)p; (void)xb; (void)T; (void)b; (void)y;
     return -1;
 }
 int vq_dnnl_bf16_native(void) { return 0; }

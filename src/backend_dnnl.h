@@ -22,5 +22,8 @@ void vq_dnnl_pack_free(struct vq_packed *w);
 /* y[T×N] = x[T×K] · Wᵀ + b: x converted to bf16 once, fp32 accumulation and
  * output, panels over n_threads threads; nonzero when unavailable. */
 int vq_dnnl_linear_bf16(int n_threads, const struct vq_packed *w, const float *x, int T, const float *b, float *y);
+/* The same from xb = x rounded to bf16 (vq_f32_to_bf16): the same bits. */
+int vq_dnnl_linear_bf16_in(int n_threads, const struct vq_packed *w, const uint16_t *xb, int T, const float *b,
+                           float *y);
 
 #endif

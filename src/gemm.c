@@ -77,6 +77,14 @@ void vq_f32_to_bf16(const float *x, uint16_t *y, size_t n)
     }
 }
 
+void vq_f32_to_bf16_par(int n_threads, const float *x, uint16_t *y, size_t n)
+{
+    const size_t chunk = 1 << 14;
+#pragma omp parallel for schedule(static) if (n >= 2 * chunk) num_threads(n_threads > 0 ? n_threads : 1)
+    for (size_t i = 0; i < n; i += chunk)
+        vq_f32_to_bf16(x + i, y + i, n - i < chunk ? n - i : chunk);
+}
+
 void vq_gemm_ref(int transA, int transB, int M, int N, int K,
                  const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc)

@@ -53,6 +53,9 @@ const char *vq_blas_corename(void);
 
 /* Round to nearest even, as the CPU's own conversion does. */
 void vq_f32_to_bf16(const float *x, uint16_t *y, size_t n);
+/* The same on n_threads threads, in fixed chunks (the bits do not depend on
+ * the threads). */
+void vq_f32_to_bf16_par(int n_threads, const float *x, uint16_t *y, size_t n);
 /* Columns (rows) per panel when a product of n columns (rows) is split over
  * the threads; from the shape alone, so results do not depend on threads. */
 int vq_panel_size(int n);

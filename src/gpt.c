@@ -148,10 +148,22 @@ int vq_gpt_rows_independent(const struct vq_exec *ex, const struct vq_gpt *gpt)
            vq_linear_rows_independent(&e, b->fc2_w, b->fc2_p, b->fc2_b, D, 4 * D);
 }
 
-/* Scratch for one call: n rows of activations, per-head score matrices. */
+/* Scratch for one call: n rows of activations, per-head score matrices;
+ * xb: ln1's output rounded to bf16 once for the key, value and query
+ * products (bf16 backends, vq_linear_bf16_input), [n][D]. */
 struct gpt_scratch {
     float *x, *xn, *q, *y, *tmp, *h, *att;
+    uint16_t *xb;
 };
+
+/* y = x · Wᵀ + b, from xb (x rounded to bf16) when the block's products take
+ * bf16 input, else from x: the same bits either way. */
+static void linear_in(const struct vq_exec *ex, int bf16_in, const float *x, const uint16_t *xb, int T, int Din,
+                      const float *W, const struct vq_packed *pk, const float *b, int Dout, float *y)
+{
+    if (!bf16_in || vq_linear_bf16(ex, xb, T, pk, b, y))
+        vq_linear(ex, x, T, Din, W, pk, b, Dout, y);
+}
 
 static int check_tokens(const struct vq_gpt *gpt, const int32_t *tokens, int n)
 {
@@ -185,7 +197,8 @@ int vq_gpt_forward(const struct vq_exec *exec, const struct vq_gpt *gpt, struct 
 
     struct gpt_scratch s;
     const size_t nd = (size_t)n * D;
-    float *buf = vq_scratch_alloc(sizeof(float) * (5 * nd + 4 * nd + (size_t)gpt->n_head * n * T));
+    const size_t nf = 5 * nd + 4 * nd + (size_t)gpt->n_head * n * T;
+    float *buf = vq_scratch_alloc(sizeof(float) * nf + sizeof(uint16_t) * nd);
     if (!buf)
         return vq_error(VQGAN_ERR_NOMEM, "transformer forward of %d positions: out of memory", n);
     s.x = buf;
@@ -195,6 +208,7 @@ int vq_gpt_forward(const struct vq_exec *exec, const struct vq_gpt *gpt, struct 
     s.tmp = s.y + nd;
     s.h = s.tmp + nd;            /* [n][4D] */
     s.att = s.h + 4 * nd;        /* [n_head][n][T] */
+    s.xb = (uint16_t *)(buf + nf);
 
     /* embeddings */
     for (int t = 0; t < n; t++) {
@@ -217,20 +231,25 @@ int vq_gpt_forward(const struct vq_exec *exec, const struct vq_gpt *gpt, struct 
         const size_t md = (size_t)m * D;
         float *x = s.x + (size_t)r0 * D, *xn = s.xn + (size_t)r0 * D;
 
-        /* x += proj(attention(ln1(x))); new keys/values go to the cache */
+        /* x += proj(attention(ln1(x))); new keys/values go to the cache;
+         * with bf16 products, ln1(x) is rounded once for k, v and q */
+        const int qkv_bf16 = vq_linear_bf16_input(ex, b->k_p) && vq_linear_bf16_input(ex, b->v_p) &&
+                             vq_linear_bf16_input(ex, b->q_p);
         vq_layer_norm(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
-        vq_linear(ex, s.xn, n, D, b->k_w, b->k_p, b->k_b, D, s.tmp);
+        if (qkv_bf16) vq_f32_to_bf16_par(vq_nt(ex), s.xn, s.xb, nd);
+        const uint16_t *xbr = s.xb + (size_t)r0 * D;
+        linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->k_w, b->k_p, b->k_b, D, s.tmp);
         if (cache->bf16) {
             vq_store_keys_bf16(ex, s.tmp, n, D, K, ldk, L0);
-            vq_linear(ex, s.xn, n, D, b->v_w, b->v_p, b->v_b, D, s.tmp);
+            linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->v_w, b->v_p, b->v_b, D, s.tmp);
             vq_store_values_bf16(ex, s.tmp, n, D, V, L0);
         } else {
             vq_transpose_keys(ex, s.tmp, n, D, (float *)K + L0, ldk);
-            vq_linear(ex, s.xn, n, D, b->v_w, b->v_p, b->v_b, D, (float *)V + (size_t)L0 * D);
+            linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->v_w, b->v_p, b->v_b, D, (float *)V + (size_t)L0 * D);
         }
         if (!m)
             break;
-        vq_linear(ex, xn, m, D, b->q_w, b->q_p, b->q_b, D, s.q);
+        linear_in(ex, qkv_bf16, xn, xbr, m, D, b->q_w, b->q_p, b->q_b, D, s.q);
         if (cache->bf16)
             vq_attention_bf16(ex, s.q, (uint16_t *)s.h, K, ldk, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m,
                               s.att, s.y);   /* s.h: free until the MLP */

@@ -254,6 +254,20 @@ void vq_linear(const struct vq_exec *ex, const float *x, int T, int Din, const f
     }
 }
 
+int vq_linear_bf16_input(const struct vq_exec *ex, const struct vq_packed *pk)
+{
+    const struct vq_exec e = vq_exec_of(ex);
+    return pk && e.be->linear_packed_bf16 && pk->precision == VQ_PREC_BF16;
+}
+
+int vq_linear_bf16(const struct vq_exec *ex, const uint16_t *xb, int T, const struct vq_packed *pk, const float *b,
+                   float *y)
+{
+    const struct vq_exec e = vq_exec_of(ex);
+    if (!vq_linear_bf16_input(&e, pk)) return -1;
+    return e.be->linear_packed_bf16(&e, pk, xb, T, b, y);
+}
+
 void vq_gelu(const struct vq_exec *ex, float *x, size_t n)
 {
     VQ_OMP_ONLY(ex);

@@ -43,6 +43,12 @@ void vq_layer_norm(const struct vq_exec *ex, const float *x, int T, int D, const
  * when given, the product runs from it (bf16), else from W (fp32). */
 void vq_linear(const struct vq_exec *ex, const float *x, int T, int Din, const float *W, const struct vq_packed *pk,
                const float *b, int Dout, float *y);
+/* vq_linear from its input already rounded to bf16 (xb, vq_f32_to_bf16 of
+ * x), the same bits, where ex's backend runs pk's product from bf16 input;
+ * nonzero (nothing done) otherwise. vq_linear_bf16_input: whether it does. */
+int vq_linear_bf16_input(const struct vq_exec *ex, const struct vq_packed *pk);
+int vq_linear_bf16(const struct vq_exec *ex, const uint16_t *xb, int T, const struct vq_packed *pk, const float *b,
+                   float *y);
 /* 1 when vq_linear with ex's backend (and pk, which may be NULL) gives every
  * row of a call of at least VQ_ROWS_INDEPENDENT_FROM rows the same bits
  * whatever the other rows of the call are and wherever the row sits in it; 0

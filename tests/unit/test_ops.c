@@ -176,6 +176,13 @@ static void test_linear_bf16(void)
               Din, Dout, T, e / s);
         CHECK(!memcmp(y1, y2, sizeof(float) * T * Dout), "linear bf16 %dx%d, %d rows: bit-identical with 1 and 2 "
               "threads", Din, Dout, T);
+        /* from the input rounded once beforehand (gpt.c: k, v and q share it) */
+        uint16_t *xb = malloc(sizeof(uint16_t) * T * Din);
+        vq_f32_to_bf16_par(2, x, xb, (size_t)T * Din);
+        CHECK(vq_linear_bf16_input(&two, pk) && !vq_linear_bf16(&two, xb, T, pk, b, y2) &&
+              !memcmp(y1, y2, sizeof(float) * T * Dout), "linear bf16 %dx%d, %d rows: from a bf16 input, the same "
+              "bits", Din, Dout, T);
+        free(xb);
         if (sh && T <= VQ_SMALL_ROWS) {
             /* the same bf16 inputs through oneDNN: fp32 sums in another order */
             vq_linear_small_force(0);
