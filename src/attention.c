@@ -370,6 +370,9 @@ void vq_store_keys_bf16(const struct vq_exec *ex, const float *k, int n, int D, 
     VQ_OMP_ONLY(ex);
     lane32 *kp = K2;
     const int P = D / 2;
+#ifdef VQ_ATT_X86
+    const int tiles512 = vq_simd_level() >= 2;
+#endif
 #pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16)) \
     num_threads(vq_nt(ex))
     for (int p0 = 0; p0 < P; p0 += 16) {
@@ -377,7 +380,7 @@ void vq_store_keys_bf16(const struct vq_exec *ex, const float *k, int n, int D, 
         for (int r0 = 0; r0 < n; r0 += 16) {
             const int rn = n - r0 < 16 ? n - r0 : 16;
 #ifdef VQ_ATT_X86
-            if (pn == 16 && vq_simd_level() >= 2) {
+            if (pn == 16 && tiles512) {
                 keys_tile_512(k + (size_t)r0 * D + 2 * p0, D, rn, kp + (size_t)p0 * ldk + L0 + r0, ldk);
                 continue;
             }

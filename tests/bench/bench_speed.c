@@ -393,12 +393,11 @@ static void frame(struct models *M, const double peak[3], int W, int H, int fast
             printf("    CPU time %.1f s = %.0f %% of %d threads x wall time (below 100 %%: the machine was shared "
                    "or threads waited)\n", cpu, 100.0 * cpu / (t * vq_threads_available()), vq_threads_available());
         if (!r && peak[p] > 0 && p < 2) {   /* int8 frames mix int8 and bf16 (attention, first stage) products */
-            const char *u = "FLOP";
-            printf("    products at the %s peak (%.0f G%sS): the sampler's %.1f T%s %.1f s = %.1f %% of its %.1f s; "
-                   "the whole frame's %.1f T%s (first stage included) %.1f s = %.1f %% of its %.1f s\n",
-                   prec_name[p], peak[p], u, flops * 1e-12, u, flops / (peak[p] * 1e9),
-                   100 * flops / (peak[p] * 1e9) / tsample, tsample, flops_all * 1e-12, u,
-                   flops_all / (peak[p] * 1e9), 100 * flops_all / (peak[p] * 1e9) / t, t);
+            const double at_peak = flops / (peak[p] * 1e9), all_at_peak = flops_all / (peak[p] * 1e9);
+            printf("    products at the %s peak (%.0f GFLOPS): the sampler's %.1f TFLOP %.1f s = %.1f %% of its %.1f s; "
+                   "the whole frame's %.1f TFLOP (first stage included) %.1f s = %.1f %% of its %.1f s\n",
+                   prec_name[p], peak[p], flops * 1e-12, at_peak, 100 * at_peak / tsample, tsample,
+                   flops_all * 1e-12, all_at_peak, 100 * all_at_peak / t, t);
         }
         if (!r && p == 2 && fast <= 1 && last_exact[1].tok && last_exact[1].W == W && last_exact[1].H == H) {
             int same = 0;
