@@ -110,8 +110,38 @@ int vq_int8_weight(const struct vq_packed *p, int n, int k, float *scale)
     return w->q[at(w->Kp, n, k)];
 }
 
+#ifdef VQ_INT8_X86
+/* quantize_row_scalar's arithmetic 16 lanes at a time (min and max are exact
+ * in any order; the rounding is the same nearest-even), so the same bytes,
+ * scale and zero point. */
+__attribute__((target("avx512f,avx512bw")))
+static void quantize_row_512(const float *x, int K, uint8_t *q, float *scale, int32_t *zero)
+{
+    __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+    for (int k = 0; k < K; k += 16) {
+        const __mmask16 m = K - k >= 16 ? 0xffff : (__mmask16)((1u << (K - k)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + k);   /* padding lanes 0: the range holds 0 anyway */
+        lo = _mm512_min_ps(lo, v);
+        hi = _mm512_max_ps(hi, v);
+    }
+    const float l = _mm512_reduce_min_ps(lo), h = _mm512_reduce_max_ps(hi);
+    const float s = h > l ? (h - l) / 255.0f : 1.0f, inv = 1.0f / s;
+    const float z = round_even(-l * inv);
+    const __m512 vi = _mm512_set1_ps(inv), vz = _mm512_set1_ps(z), top = _mm512_set1_ps(255.0f);
+    for (int k = 0; k < K; k += 16) {
+        const __mmask16 m = K - k >= 16 ? 0xffff : (__mmask16)((1u << (K - k)) - 1);
+        const __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + k), vi),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, vz), _mm512_setzero_ps()), top);
+        _mm512_mask_cvtepi32_storeu_epi8(q + k, m, _mm512_cvtps_epi32(v));
+    }
+    *scale = s;
+    *zero = (int32_t)z;
+}
+#endif
+
 /* One row: its range widened to hold 0, 255 steps; q = round(x / s) + z. */
-void vq_int8_quantize_row(const float *x, int K, uint8_t *q, float *scale, int32_t *zero)
+static void quantize_row_scalar(const float *x, int K, uint8_t *q, float *scale, int32_t *zero)
 {
     float lo = 0.0f, hi = 0.0f;
     for (int k = 0; k < K; k++) {
@@ -127,6 +157,17 @@ void vq_int8_quantize_row(const float *x, int K, uint8_t *q, float *scale, int32
     }
     *scale = s;
     *zero = (int32_t)z;
+}
+
+void vq_int8_quantize_row(const float *x, int K, uint8_t *q, float *scale, int32_t *zero)
+{
+#ifdef VQ_INT8_X86
+    if (use_vnni()) {
+        quantize_row_512(x, K, q, scale, zero);
+        return;
+    }
+#endif
+    quantize_row_scalar(x, K, q, scale, zero);
 }
 
 /* The epilogue of one element, the same in every kernel. */

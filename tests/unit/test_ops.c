@@ -294,6 +294,35 @@ static void test_linear_int8(void)
     }
     CHECK(ok_w, "int8: weights per output channel, scale max|W|/127, |W - s Wq| <= s/2 (4 shapes, K 3..1024, N 7..1000)");
     CHECK(ok_x, "int8: rows of activations in 0..255 with a zero point, |x - s (q - z)| <= s/2, zero exact");
+    if (vq_int8_native()) {
+        /* the AVX-512 row quantizer against the scalar one: rows of every
+         * tail length, of one sign, constant, zero, and with exact halves */
+        int ok_q = 1;
+        uint8_t q0[300], q1[300];
+        for (int K = 1; K <= 300 && ok_q; K += K < 40 ? 1 : 37) {
+            for (int kind = 0; kind < 6; kind++) {
+                float *x = rnd((size_t)K);
+                for (int k = 0; k < K; k++) {
+                    if (kind == 1) x[k] = fabsf(x[k]) + 0.5f;          /* positive only */
+                    if (kind == 2) x[k] = -fabsf(x[k]);                /* negative only */
+                    if (kind == 3) x[k] = 0.25f;                       /* constant */
+                    if (kind == 4) x[k] = 0.0f;
+                    if (kind == 5) x[k] = (float)(k % 511) - 255.0f;   /* steps of exactly one, halves after scaling */
+                }
+                float s0, s1;
+                int32_t z0, z1;
+                vq_int8_force(0);
+                vq_int8_quantize_row(x, K, q0, &s0, &z0);
+                vq_int8_force(1);
+                vq_int8_quantize_row(x, K, q1, &s1, &z1);
+                ok_q &= s0 == s1 && z0 == z1 && !memcmp(q0, q1, (size_t)K);
+                free(x);
+            }
+        }
+        vq_int8_force(-1);
+        CHECK(ok_q, "int8: the AVX-512 row quantizer gives the scalar one's bytes, scale and zero point (K 1..300, "
+              "tails, one sign, constant and zero rows)");
+    }
     CHECK(ok_ref[0], "int8, scalar kernel: 1..100 rows, bit-identical to the reference (exact integer sums, the "
           "documented epilogue)");
     if (ran[1])
