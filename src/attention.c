@@ -311,11 +311,13 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
         const uint16_t *kh = (const uint16_t *)K2 + (size_t)h * hd * ldk;   /* hd/2 pairs of [ldk][2] */
         vq_flops_add(scores_bf16(rn, L0 + r0, n_unmasked, hd, qb + (size_t)r0 * D + h * hd, D, kh, ldk, S, T));
 #endif
-        softmax_rows(S, T, rn, L0 + r0, n_unmasked, Tb, scale);
         /* the probabilities to bf16 in place (row stride 2T halves), and a
          * zero past an odd count */
         for (int r = 0; r < rn; r++) {
             float *s = S + (size_t)r * T;
+            if (vq_vsoftmax_bf16(s, visible(L0 + r0 + r, n_unmasked), Tb, scale))
+                continue;
+            softmax_rows(s, T, 1, L0 + r0 + r, n_unmasked, Tb, scale);
             uint16_t *p = (uint16_t *)s;
             for (int t = 0; t < Tb; t++)
                 p[t] = to_bf16(s[t]);

@@ -4,6 +4,7 @@
  * through the same routine (a short tail is padded to a whole vector), so a
  * result never depends on how callers split the work between threads. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "vmath.h"
@@ -151,6 +152,58 @@ static void layer_norm_512(const float *x, int D, const float *g, const float *b
     }
 }
 #endif
+
+#if VQ_VMATH_X86
+/* The row's softmax in the three passes of attention.c's scalar path
+ * (scale, vq_vmax, vq_vexp_sum, times the inverse sum, zeros up to tb, then
+ * nearest-even bf16), fused: the same float operations in the same order and
+ * the same 16-lane double sums, so the same bits. */
+__attribute__((target("avx512f,avx512bw")))
+static void softmax_bf16_512(float *s, int vis, int tb, float scale)
+{
+    const __m512 vsc = _mm512_set1_ps(scale);
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < vis; i += 16) {
+        const __mmask16 m = vis - i >= 16 ? 0xffff : (__mmask16)((1u << (vis - i)) - 1);
+        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + i), vsc));
+    }
+    const __m512 vs = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int i = 0; i < vis; i += 16) {
+        const __mmask16 m = vis - i >= 16 ? 0xffff : (__mmask16)((1u << (vis - i)) - 1);
+        const __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + i), vsc);
+        const __m512 e = _mm512_maskz_mov_ps(m, _ZGVeN16v_expf(_mm512_sub_ps(x, vs)));
+        _mm512_mask_storeu_ps(s + i, m, e);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
+    /* in place, forward: the 16 halves stored at i cover floats i/2 .. i/2+7, already read */
+    uint16_t *p = (uint16_t *)s;
+    const int te = (tb + 1) & ~1;
+    for (int i = 0; i < te; i += 16) {
+        const __mmask16 m = te - i >= 16 ? 0xffff : (__mmask16)((1u << (te - i)) - 1);
+        const __mmask16 mv = vis - i >= 16 ? 0xffff : vis <= i ? 0 : (__mmask16)((1u << (vis - i)) - 1);
+        const __m512i u = _mm512_castps_si512(_mm512_maskz_mul_ps(mv, _mm512_maskz_loadu_ps(mv, s + i), inv));
+        const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+        const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+        _mm512_mask_cvtepi32_storeu_epi16(p + i, m, r);
+    }
+}
+#endif
+
+int vq_vsoftmax_bf16(float *s, int vis, int tb, float scale)
+{
+#if VQ_VMATH_X86
+    if (vis > 0 && vq_simd_level() >= 2) {
+        softmax_bf16_512(s, vis, tb, scale);
+        return 1;
+    }
+#else
+    (void)s; (void)vis; (void)tb; (void)scale;
+#endif
+    return 0;
+}
 
 int vq_vlayer_norm(const float *x, int D, const float *gamma, const float *beta, float eps, float *y)
 {

@@ -17,6 +17,12 @@ double vq_vexp_sum(float *x, int n, float sub);
  * loop's arithmetic but its double sums in 16 lanes; returns 0 (nothing
  * written) otherwise, for the caller's scalar loop. */
 int vq_vlayer_norm(const float *x, int D, const float *gamma, const float *beta, float eps, float *y);
+/* One row of attention probabilities: softmax(s[0..vis) · scale) written
+ * in place as bf16 (nearest even) in the row's first 2·tb bytes, zeros from
+ * vis to tb rounded up to even; the same bits as the scale, vq_vmax,
+ * vq_vexp_sum, normalize and round loops. Returns 0 (nothing written) where
+ * the CPU lacks AVX-512, for the caller's loops. */
+int vq_vsoftmax_bf16(float *s, int vis, int tb, float scale);
 /* x[i] = 0.5·x·(1 + erf(x/√2)) for i < n (the exact, erf form of GELU). */
 void vq_vgelu(float *x, size_t n);
 

@@ -759,6 +759,38 @@ static int split_same(const struct vq_exec *ex, const struct vq_packed *pk, cons
     return same;
 }
 
+/* The fused softmax-to-bf16 row against the loops it replaces: scale,
+ * vq_softmax, zeros to tb, nearest-even bf16, bit for bit. */
+static void test_softmax_bf16(void)
+{
+    if (vq_simd_level() < 2) {
+        printf("ok - softmax to bf16: no AVX-512 on this CPU, the scalar loops are used (skipped)\n");
+        return;
+    }
+    int ok = 1, cases = 0;
+    /* short rows of every tail, then long ones: about 30 of their 0.5 M
+     * values fall on a rounding tie (low half 0x8000, or 0x7fff and odd) */
+    for (int vis = 1; vis <= 100 + 64 * 8192; vis += vis < 40 ? 1 : vis <= 100 ? 13 : 8192)
+        for (int extra = 0; extra < (vis <= 100 ? 4 : 1); extra++) {
+            const int tb = vis + extra * 5, n = tb + 2;
+            const float scale = extra & 1 ? 0.125f : 0.3f;
+            float *x = rnd((size_t)n), *r = malloc(sizeof(float) * n);
+            for (int i = 0; i < n; i++) x[i] *= extra == 3 ? 60.0f : 4.0f;   /* wide ranges: tiny and denormal p */
+            memcpy(r, x, sizeof(float) * n);
+            for (int i = 0; i < vis; i++) r[i] *= scale;
+            vq_softmax(r, vis);
+            for (int i = vis; i < tb; i++) r[i] = 0.0f;
+            uint16_t *want = malloc(2 * (size_t)n);
+            vq_f32_to_bf16(r, want, (size_t)tb);
+            if (tb & 1) want[tb] = 0;
+            ok &= vq_vsoftmax_bf16(x, vis, tb, scale) == 1 && !memcmp(x, want, 2 * (size_t)((tb + 1) & ~1));
+            cases++;
+            free(x); free(r); free(want);
+        }
+    CHECK(ok, "softmax to bf16 (AVX-512, fused): the scale, softmax, zero and round loops' bits in %d rows "
+          "(1..100 keys, odd and even ends, wide ranges; 64 of 8k keys for the rounding ties)", cases);
+}
+
 static void test_rows_probe(void)
 {
     float *w = rnd(48 * 40), *b = rnd(48);
@@ -848,6 +880,7 @@ static const struct test_case cases[] = {
     { "pointwise", test_pointwise, 0 },
     { "attention", test_attention, 0 },
     { "attention_bf16", test_attention_bf16, 0 },
+    { "softmax_bf16", test_softmax_bf16, 0 },
     { "rows_probe", test_rows_probe, 0 },
     { "quantize", test_quantize, 0 },
 };
