@@ -4,8 +4,8 @@
  * run along contiguous rows:
  *   scores  S[r][t] = Σ_d q[r][d] · Kᵀ[d][t]   (vectorized over keys t)
  *   output  y[r][e] = Σ_t S[r][t] · V[t][e]    (vectorized over the head's e)
- * The AVX-512 kernels keep a tile of rows × 32 keys (scores) or rows × 64
- * columns (output) in registers and accumulate with one FMA per term, in the
+ * The AVX-512 kernels keep a tile of rows × 32 keys (scores; 6 rows × 64
+ * keys in bf16) or rows × 64 columns (output) in registers and accumulate with one FMA per term, in the
  * order d = 0, 1, ... (scores) and t = 0, 1, ... (output): a row's result does
  * not depend on the tile it shares, the block, the task or the thread. Other
  * CPUs and head widths that are not a multiple of 16 go through vq_gemm with
@@ -18,7 +18,10 @@
  * positions of a column. One vdpbf16ps then adds two terms per lane: the
  * scores take the query in bf16, the output the probabilities in bf16, and
  * both sums run in fp32 in a fixed order as above. A partner slot past the
- * last position holds zero, so an odd count of keys reads no stale value. */
+ * last position holds zero, so an odd count of keys reads no stale value.
+ * Each task converts its own rows and head of the query to bf16, and each row's
+ * softmax runs as one fused pass set that writes the bf16 probabilities in
+ * place (vq_vsoftmax_bf16). */
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
@@ -99,29 +102,33 @@ AVX512 __m512i pair_at(const uint16_t *p)
     return _mm512_set1_epi32(v);
 }
 
-/* S[M rows][tn <= 32 keys] = qb[M][hd] · keys, from pairs k2[hd/2][ldk][2]
- * starting at the tile's first key */
+/* S[M rows][tn <= 64 keys] = qb[M][hd] · keys, from pairs k2[hd/2][ldk][2]
+ * starting at the tile's first key: per pair of dimensions 4 key vectors and
+ * M broadcasts for 4 M vdpbf16ps (M <= 6: 24 accumulators) */
 AVX512BF16 void scores_tile_bf16(const int M, const uint16_t *qb, int ldq, const uint16_t *k2, int ldk, int hd,
                                  int tn, float *S, int lds)
 {
-    const __mmask16 m0 = tn >= 16 ? 0xffff : (__mmask16)((1u << tn) - 1);
-    const __mmask16 m1 = tn >= 32 ? 0xffff : tn <= 16 ? 0 : (__mmask16)((1u << (tn - 16)) - 1);
-    __m512 acc[8][2];
-    _Pragma("GCC unroll 8") for (int r = 0; r < M; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    __mmask16 mk[4];
+    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {
+        const int c = tn - 16 * v;
+        mk[v] = c >= 16 ? 0xffff : c <= 0 ? 0 : (__mmask16)((1u << c) - 1);
+    }
+    __m512 acc[6][4];
+    _Pragma("GCC unroll 6") for (int r = 0; r < M; r++)
+        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
     for (int dp = 0; dp < hd / 2; dp++) {
         const uint16_t *k = k2 + (size_t)dp * ldk * 2;
-        const __m512bh k0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, k);
-        const __m512bh k1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, k + 32);
-        _Pragma("GCC unroll 8") for (int r = 0; r < M; r++) {
+        __m512bh kv[4];
+        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+            kv[v] = (__m512bh)_mm512_maskz_loadu_epi32(mk[v], k + 32 * v);
+        _Pragma("GCC unroll 6") for (int r = 0; r < M; r++) {
             const __m512bh a = (__m512bh)pair_at(qb + (size_t)r * ldq + 2 * dp);
-            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, k0);
-            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, k1);
+            _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, kv[v]);
         }
     }
-    _Pragma("GCC unroll 8") for (int r = 0; r < M; r++) {
-        _mm512_mask_storeu_ps(S + (size_t)r * lds, m0, acc[r][0]);
-        _mm512_mask_storeu_ps(S + (size_t)r * lds + 16, m1, acc[r][1]);
-    }
+    _Pragma("GCC unroll 6") for (int r = 0; r < M; r++)
+        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+            _mm512_mask_storeu_ps(S + (size_t)r * lds + 16 * v, mk[v], acc[r][v]);
 }
 
 /* y[M rows][16·NV columns] = P[M][0 .. T) · values, from probabilities in
@@ -187,14 +194,26 @@ static uint64_t scores_avx512(int rn, int pos0, int n_unmasked, int hd, const fl
 #undef SCORES
 }
 
-/* the same from bf16 pairs: the query qb[rn][hd], keys k2[hd/2][ldk][2] */
+/* the same from bf16 pairs (the query qb[rn][hd], keys k2[hd/2][ldk][2]) in
+ * groups of 6 rows and tiles of 64 keys: a broadcast feeds 4 products */
 __attribute__((target("avx512f,avx512bf16")))
 static uint64_t scores_bf16(int rn, int pos0, int n_unmasked, int hd, const uint16_t *qb, int ldq,
                             const uint16_t *k2, int ldk, float *S, int lds)
 {
+    uint64_t flops = 0;
+    for (int r = 0; r < rn; r += 6) {
+        const int m = rn - r < 6 ? rn - r : 6;
+        const int T = visible(pos0 + r + m - 1, n_unmasked);
+        flops += 2ull * m * T * hd;
+        for (int t = 0; t < T; t += 64) {
+            const int tn = T - t < 64 ? T - t : 64;
+            float *s = S + (size_t)r * lds + t;
 #define SCORES(M) scores_tile_bf16(M, qb + (size_t)r * ldq, ldq, k2 + (size_t)t * 2, ldk, hd, tn, s, lds)
-    SCORES_GROUPS
+            switch (m) { ROW_CASES_6_TO_1(SCORES) }
 #undef SCORES
+        }
+    }
+    return flops;
 }
 #undef SCORES_GROUPS
 
@@ -299,7 +318,6 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
     const int nh = n_head, hd = D / nh, T = L0 + n;
     const float scale = (float)(1.0 / sqrt((double)hd));
     const int n_blocks = (n + ATT_ROWS - 1) / ATT_ROWS;
-    vq_f32_to_bf16(q, qb, (size_t)n * D);
 #pragma omp parallel for schedule(dynamic, 1) if ((int64_t)n * T * D >= (1 << 20) || (int64_t)T * D >= (1 << 17)) \
     num_threads(vq_nt(ex))
     for (int task = 0; task < nh * n_blocks; task++) {
@@ -309,6 +327,8 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
         float *S = att + ((size_t)h * n + r0) * T;           /* [rn][Tb], row stride T */
 #ifdef VQ_ATT_X86
         const uint16_t *kh = (const uint16_t *)K2 + (size_t)h * hd * ldk;   /* hd/2 pairs of [ldk][2] */
+        for (int r = r0; r < r0 + rn; r++)   /* the task's part of the query in bf16 */
+            vq_f32_to_bf16(q + (size_t)r * D + h * hd, qb + (size_t)r * D + h * hd, (size_t)hd);
         vq_flops_add(scores_bf16(rn, L0 + r0, n_unmasked, hd, qb + (size_t)r0 * D + h * hd, D, kh, ldk, S, T));
 #endif
         /* the probabilities to bf16 in place (row stride 2T halves), and a
