@@ -349,7 +349,8 @@ static struct prim_entry *prim_get(int T, int K, int n, int bias, const dnnl_mem
     return e;
 }
 
-/* One panel: y[T×n] (row stride ldy) = xb[T×K] · panelᵀ (+ b). The product
+/* One panel: y[T×n] (row stride ldy) = xb[T×K] · panelᵀ (+ b), for weights
+ * whose panels are not one blocked matrix (linear_whole). The product
  * writes a dense block (with a strided destination oneDNN 2.6 gives the
  * blocked weights to its reference kernel), copied into y after. */
 static int linear_panel(const uint16_t *xb, int T, const struct vq_bf16_weight *w, int t, const float *b,
@@ -381,6 +382,40 @@ static int linear_panel(const uint16_t *xb, int T, const struct vq_bf16_weight *
     return r;
 }
 
+/* The whole product in one oneDNN call on nt threads, where the panels, end to
+ * end, are the blocked layout of the whole matrix (kpairs: N/64 blocks of
+ * [K/2][64][2], oneDNN's BA16a64b2a): its destination is y itself, dense,
+ * so nothing is copied. The same bits as the panels' calls (each output's
+ * sum runs over k in the same order; test_ops compares them). */
+static int linear_whole(int nt, const uint16_t *xb, int T, const struct vq_bf16_weight *w, const float *b, float *y)
+{
+    dnnl_memory_desc_t wmd;
+    dnnl_dims_t wd = { w->K, w->N };
+    if (dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_bf16, dnnl_BA16a64b2a) != dnnl_success ||
+        !is_kpairs(&wmd, w->K, w->N))
+        return -1;
+    dnnl_stream_t st;
+    struct prim_entry *e = prim_get(T, w->K, w->N, b != NULL, &wmd, &st);
+    if (!e) return -1;
+    if (dnnl_memory_set_data_handle(e->m[0], (void *)xb) != dnnl_success ||
+        dnnl_memory_set_data_handle(e->m[1], w->mem) != dnnl_success ||
+        (b && dnnl_memory_set_data_handle(e->m[2], (void *)b) != dnnl_success) ||
+        dnnl_memory_set_data_handle(e->m[3], y) != dnnl_success)
+        return -1;
+    dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, e->m[0] }, { DNNL_ARG_WEIGHTS, e->m[1] },
+                                { DNNL_ARG_DST, e->m[3] }, { DNNL_ARG_BIAS, e->m[2] } };
+    /* oneDNN takes its threads from the calling thread's OpenMP setting */
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(nt);
+    const int r = dnnl_primitive_execute(e->prim, st, b ? 4 : 3, args) == dnnl_success &&
+                  dnnl_stream_wait(st) == dnnl_success ? 0 : -1;
+    omp_set_num_threads(before);
+    return r;
+}
+
+static int whole_off;   /* tests: 1 runs every product panel by panel */
+void vq_dnnl_whole_force_off(int off) { __atomic_store_n(&whole_off, off, __ATOMIC_RELAXED); }
+
 int vq_dnnl_linear_bf16_in(int n_threads, const struct vq_packed *p, const uint16_t *xb, int T, const float *b,
                            float *y)
 {
@@ -392,6 +427,9 @@ int vq_dnnl_linear_bf16_in(int n_threads, const struct vq_packed *p, const uint1
     vq_flops_add(2ull * T * N * K);
     /* a few rows: streamed through the blocks directly (linear_small.c) */
     if (T <= VQ_SMALL_ROWS && W->kpairs && !vq_linear_small_bf16(nt, xb, T, K, W->mem, b, N, y))
+        return 0;
+    if (W->kpairs && W->n_panel > 1 && !__atomic_load_n(&whole_off, __ATOMIC_RELAXED) &&
+        !linear_whole(nt, xb, T, W, b, y))
         return 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(| : fail) num_threads(nt)
     for (int t = 0; t < W->n_panel; t++)
@@ -433,6 +471,7 @@ int vq_dnnl_linear_bf16_in(int n_threads, const struct vq_packed *p, const uint1
     return -1;
 }
 int vq_dnnl_bf16_native(void) { return 0; }
+void vq_dnnl_whole_force_off(int off) { (void)off; }
 int vq_dnnl_conv2d(int n_threads, const float *in, int C, int H, int W, const float *weight, const float *bias,
                    int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16)
 {

@@ -25,5 +25,9 @@ int vq_dnnl_linear_bf16(int n_threads, const struct vq_packed *w, const float *x
 /* The same from xb = x rounded to bf16 (vq_f32_to_bf16): the same bits. */
 int vq_dnnl_linear_bf16_in(int n_threads, const struct vq_packed *w, const uint16_t *xb, int T, const float *b,
                            float *y);
+/* Tests: 1 runs every bf16 product panel by panel (each into a dense block,
+ * copied into place), 0 (the default) runs a product whose panels form one
+ * blocked matrix as one call writing y directly. */
+void vq_dnnl_whole_force_off(int off);
 
 #endif

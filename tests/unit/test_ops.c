@@ -6,6 +6,7 @@
 
 #include "attention.h"
 #include "backend.h"
+#include "backend_dnnl.h"
 #include "backend_int8.h"
 #include "linear_small.h"
 #include "model.h"
@@ -212,6 +213,46 @@ static void test_linear_bf16(void)
     }
     free(w); free(b);
     }
+}
+
+/* bf16 products whose panels form one blocked matrix run as one oneDNN call
+ * writing y directly (backend_dnnl.c, linear_whole): the same bits as the
+ * panels' calls, with 1 and 2 threads, at the transformer's row counts. */
+static void test_linear_bf16_whole(void)
+{
+    const struct vq_backend *bf16 = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
+    if (!bf16) {
+        printf("ok - linear bf16, whole products: no native bf16 on this CPU (skipped)\n");
+        return;
+    }
+    static const int shapes[][2] = { { 256, 1024 }, { 128, 320 }, { 512, 256 }, { 1024, 576 } };   /* K, N */
+    static const int Ts[] = { VQ_SMALL_ROWS + 1, 40, 64, 100, 136, 256, 392 };
+    int ok = 1, ok_thr = 1, n = 0;
+    for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
+        const int K = shapes[sh][0], N = shapes[sh][1];
+        float *w = rnd((size_t)N * K), *b = rnd(N);
+        struct vq_packed *pk = vq_backend_pack(bf16, w, N, K, NULL);
+        const struct vq_exec one = vq_exec_make(bf16, 1), two = vq_exec_make(bf16, 2);
+        for (size_t k = 0; k < sizeof(Ts) / sizeof(Ts[0]); k++) {
+            const int T = Ts[k];
+            float *x = rnd((size_t)T * K), *y0 = malloc(sizeof(float) * T * N), *y1 = malloc(sizeof(float) * T * N),
+                  *y2 = malloc(sizeof(float) * T * N);
+            vq_dnnl_whole_force_off(1);
+            vq_linear(&two, x, T, K, w, pk, sh & 1 ? NULL : b, N, y0);
+            vq_dnnl_whole_force_off(0);
+            vq_linear(&two, x, T, K, w, pk, sh & 1 ? NULL : b, N, y1);
+            vq_linear(&one, x, T, K, w, pk, sh & 1 ? NULL : b, N, y2);
+            ok &= pk && !memcmp(y0, y1, sizeof(float) * T * N);
+            ok_thr &= !memcmp(y1, y2, sizeof(float) * T * N);
+            n++;
+            free(x); free(y0); free(y1); free(y2);
+        }
+        vq_backend_pack_free(bf16, pk);
+        free(w); free(b);
+    }
+    CHECK(ok, "linear bf16, whole products: one call writing y gives the panels' bits (%d products, K 128..1024, "
+          "N 256..1024, %d..392 rows, with and without bias)", n, VQ_SMALL_ROWS + 1);
+    CHECK(ok_thr, "linear bf16, whole products: bit-identical with 1 and 2 threads");
 }
 
 /* int8 products (backend_int8.h): the quantized operands as documented; the
@@ -873,6 +914,7 @@ static const struct test_case cases[] = {
     { "conv", test_conv, 0 },
     { "conv_threads_bf16", test_conv_threads_bf16, 0 },
     { "linear_bf16", test_linear_bf16, 0 },
+    { "linear_bf16_whole", test_linear_bf16_whole, 0 },
     { "linear_int8", test_linear_int8, 0 },
     { "linear_small", test_linear_small, 0 },
     { "scratch", test_scratch, 0 },
