@@ -5,11 +5,11 @@
  *   scores  S[r][t] = Σ_d q[r][d] · Kᵀ[d][t]   (vectorized over keys t)
  *   output  y[r][e] = Σ_t S[r][t] · V[t][e]    (vectorized over the head's e)
  * The AVX-512 kernels keep a tile of rows × 32 keys (scores; 6 rows × 64
- * keys in bf16) or rows × 64 columns (output) in registers and accumulate with one FMA per term, in the
- * order d = 0, 1, ... (scores) and t = 0, 1, ... (output): a row's result does
- * not depend on the tile it shares, the block, the task or the thread. Other
- * CPUs and head widths that are not a multiple of 16 go through vq_gemm with
- * the same layout. Masked scores are exact zeros, so a row whose block reads
+ * keys in bf16) or rows × 64 columns (output) in registers and accumulate
+ * with one FMA per term, in the order d = 0, 1, ... (scores) and t = 0, 1,
+ * ... (output): a row's result does not depend on the tile it shares, the
+ * block, the task or the thread. Other CPUs and head widths that are not a
+ * multiple of 16 go through vq_gemm with the same layout. Masked scores are exact zeros, so a row whose block reads
  * further keys only adds zero terms.
  *
  * With bf16 products on a CPU with AVX512_BF16, the cache holds bf16 in pairs
@@ -19,9 +19,9 @@
  * scores take the query in bf16, the output the probabilities in bf16, and
  * both sums run in fp32 in a fixed order as above. A partner slot past the
  * last position holds zero, so an odd count of keys reads no stale value.
- * Each task converts its own rows and head of the query to bf16, and each row's
- * softmax runs as one fused pass set that writes the bf16 probabilities in
- * place (vq_vsoftmax_bf16). */
+ * Each task converts its own rows and head of the query to bf16, and each
+ * row's softmax runs as one fused set of passes that writes the bf16
+ * probabilities in place (vq_vsoftmax_bf16). */
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
