@@ -40,13 +40,13 @@ static int small_f32(const struct vq_exec *ex, const float *x, int T, int K, con
 static int packed_bf16(const struct vq_exec *ex, const struct vq_packed *p, const float *x, int T, const float *b,
                        float *y)
 {
-    return vq_dnnl_linear_bf16(vq_nt(ex), p, x, T, b, y);
+    return vq_dnnl_linear_bf16(vq_nt(ex), vq_small_rows(ex), p, x, T, b, y);
 }
 
 static int packed_bf16_in(const struct vq_exec *ex, const struct vq_packed *p, const uint16_t *xb, int T,
                           const float *b, float *y)
 {
-    return vq_dnnl_linear_bf16_in(vq_nt(ex), p, xb, T, b, y);
+    return vq_dnnl_linear_bf16_in(vq_nt(ex), vq_small_rows(ex), p, xb, T, b, y);
 }
 
 static int packed_int8(const struct vq_exec *ex, const struct vq_packed *p, const float *x, int T, const float *b,
@@ -119,7 +119,7 @@ const struct vq_backend *vq_backend_choose(int precision, int *downgraded)
 
 struct vq_exec vq_exec_make(const struct vq_backend *be, int n_threads)
 {
-    return (struct vq_exec){ be ? be : vq_backend_default(), n_threads > 0 ? n_threads : vq_threads_available() };
+    return (struct vq_exec){ be ? be : vq_backend_default(), n_threads > 0 ? n_threads : vq_threads_available(), 0 };
 }
 
 void vq_gemm(const struct vq_exec *ex, int transA, int transB, int M, int N, int K, const float *A, int lda,

@@ -26,6 +26,10 @@
 
 #include "gemm.h"
 
+/* linear_small.h's VQ_SMALL_ROWS: the rows a product takes the few-rows
+ * kernels up to, unless its exec says more (struct vq_exec) */
+#define VQ_SMALL_ROWS_DEFAULT 24
+
 /* The arithmetic of the products whose weights the backend packs (the
  * transformer's linear layers) and of its convolutions. */
 enum vq_backend_precision {
@@ -55,7 +59,7 @@ struct vq_backend {
     int (*conv2d)(const struct vq_exec *ex, const float *in, int C, int H, int W, const float *weight,
                   const float *bias, int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out);
     /* y[T×N] = x[T×K] · Wᵀ + b from the f32 weights W[N][K] for a few rows
-     * (T <= VQ_SMALL_ROWS); nonzero (nothing done) when not handled. May be NULL. */
+     * (T <= vq_small_rows); nonzero (nothing done) when not handled. May be NULL. */
     int (*linear_small)(const struct vq_exec *ex, const float *x, int T, int K, const float *W, const float *b,
                         int N, float *y);
     /* Packs W[N][K] (torch Linear layout) for linear_packed; NULL when out of
@@ -78,6 +82,11 @@ struct vq_backend {
 struct vq_exec {
     const struct vq_backend *be;
     int n_threads;
+    /* 0, or the rows up to which products take the few-rows kernels
+     * (linear_small.h) instead of VQ_SMALL_ROWS: a call whose rows are
+     * several sequences of at most VQ_SMALL_ROWS rows each, batched
+     * (vq_gpt_forward_batch), so that every row gets its own call's bits */
+    int small_rows;
 };
 
 /* The backend for a model loaded with precision (enum vqgan_precision):
@@ -99,6 +108,11 @@ struct vq_exec vq_exec_make(const struct vq_backend *be, int n_threads);
 static inline struct vq_exec vq_exec_of(const struct vq_exec *ex)
 {
     return ex ? *ex : vq_exec_make(NULL, 0);
+}
+/* Rows up to which ex's products take the few-rows kernels. */
+static inline int vq_small_rows(const struct vq_exec *ex)
+{
+    return ex && ex->small_rows > 0 ? ex->small_rows : VQ_SMALL_ROWS_DEFAULT;
 }
 /* Threads for a parallel region of a call (num_threads clause). */
 static inline int vq_nt(const struct vq_exec *ex)

@@ -416,8 +416,15 @@ static int linear_whole(int nt, const uint16_t *xb, int T, const struct vq_bf16_
 static int whole_off;   /* tests: 1 runs every product panel by panel */
 void vq_dnnl_whole_force_off(int off) { __atomic_store_n(&whole_off, off, __ATOMIC_RELAXED); }
 
-int vq_dnnl_linear_bf16_in(int n_threads, const struct vq_packed *p, const uint16_t *xb, int T, const float *b,
-                           float *y)
+int vq_dnnl_small_ok(const struct vq_packed *p)
+{
+    const struct vq_bf16_weight *W = (const struct vq_bf16_weight *)p;
+    return W && W->hdr.precision == VQ_PREC_BF16 && W->kpairs && W->K % 2 == 0 && W->N % 64 == 0 &&
+           vq_linear_small_ready(1);
+}
+
+int vq_dnnl_linear_bf16_in(int n_threads, int small_rows, const struct vq_packed *p, const uint16_t *xb, int T,
+                           const float *b, float *y)
 {
     const struct vq_bf16_weight *W = (const struct vq_bf16_weight *)p;
     if (!W || W->hdr.precision != VQ_PREC_BF16)
@@ -426,7 +433,7 @@ int vq_dnnl_linear_bf16_in(int n_threads, const struct vq_packed *p, const uint1
     int fail = 0;
     vq_flops_add(2ull * T * N * K);
     /* a few rows: streamed through the blocks directly (linear_small.c) */
-    if (T <= VQ_SMALL_ROWS && W->kpairs && !vq_linear_small_bf16(nt, xb, T, K, W->mem, b, N, y))
+    if (T <= small_rows && W->kpairs && !vq_linear_small_bf16(nt, xb, T, K, W->mem, b, N, y))
         return 0;
     if (W->kpairs && W->n_panel > 1 && !__atomic_load_n(&whole_off, __ATOMIC_RELAXED) &&
         !linear_whole(nt, xb, T, W, b, y))
@@ -437,7 +444,8 @@ int vq_dnnl_linear_bf16_in(int n_threads, const struct vq_packed *p, const uint1
     return fail ? -1 : 0;
 }
 
-int vq_dnnl_linear_bf16(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, float *y)
+int vq_dnnl_linear_bf16(int n_threads, int small_rows, const struct vq_packed *p, const float *x, int T,
+                        const float *b, float *y)
 {
     const struct vq_bf16_weight *W = (const struct vq_bf16_weight *)p;
     if (!W || W->hdr.precision != VQ_PREC_BF16)
@@ -447,7 +455,7 @@ int vq_dnnl_linear_bf16(int n_threads, const struct vq_packed *p, const float *x
     if (!xb) return -1;
     /* the input is converted once, shared by every panel */
     vq_f32_to_bf16_par(n_threads > 0 ? n_threads : 1, x, xb, nx);
-    const int r = vq_dnnl_linear_bf16_in(n_threads, p, xb, T, b, y);
+    const int r = vq_dnnl_linear_bf16_in(n_threads, small_rows, p, xb, T, b, y);
     free(xb);
     return r;
 }
@@ -459,15 +467,21 @@ struct vq_packed *vq_dnnl_pack_bf16(const float *W, int N, int K)
     return NULL;
 }
 void vq_dnnl_pack_free(struct vq_packed *w) { (void)w; }
-int vq_dnnl_linear_bf16(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, float *y)
+int vq_dnnl_small_ok(const struct vq_packed *p)
 {
-    (void)n_threads; (void)p; (void)x; (void)T; (void)b; (void)y;
+    (void)p;
+    return 0;
+}
+int vq_dnnl_linear_bf16(int n_threads, int small_rows, const struct vq_packed *p, const float *x, int T,
+                        const float *b, float *y)
+{
+    (void)n_threads; (void)small_rows; (void)p; (void)x; (void)T; (void)b; (void)y;
     return -1;
 }
-int vq_dnnl_linear_bf16_in(int n_threads, const struct vq_packed *p, const uint16_t *xb, int T, const float *b,
-                           float *y)
+int vq_dnnl_linear_bf16_in(int n_threads, int small_rows, const struct vq_packed *p, const uint16_t *xb, int T,
+                           const float *b, float *y)
 {
-    (void)n_threads; (void)p; (void)xb; (void)T; (void)b; (void)y;
+    (void)n_threads; (void)small_rows; (void)p; (void)xb; (void)T; (void)b; (void)y;
     return -1;
 }
 int vq_dnnl_bf16_native(void) { return 0; }

@@ -20,11 +20,16 @@ int vq_dnnl_conv2d(int n_threads, const float *in, int C, int H, int W, const fl
 struct vq_packed *vq_dnnl_pack_bf16(const float *W, int N, int K);
 void vq_dnnl_pack_free(struct vq_packed *w);
 /* y[T×N] = x[T×K] · Wᵀ + b: x converted to bf16 once, fp32 accumulation and
- * output, panels over n_threads threads; nonzero when unavailable. */
-int vq_dnnl_linear_bf16(int n_threads, const struct vq_packed *w, const float *x, int T, const float *b, float *y);
+ * output, panels over n_threads threads (up to small_rows rows, the few-rows
+ * kernel of linear_small.h where the packing allows); nonzero when
+ * unavailable. */
+int vq_dnnl_linear_bf16(int n_threads, int small_rows, const struct vq_packed *w, const float *x, int T,
+                        const float *b, float *y);
 /* The same from xb = x rounded to bf16 (vq_f32_to_bf16): the same bits. */
-int vq_dnnl_linear_bf16_in(int n_threads, const struct vq_packed *w, const uint16_t *xb, int T, const float *b,
-                           float *y);
+int vq_dnnl_linear_bf16_in(int n_threads, int small_rows, const struct vq_packed *w, const uint16_t *xb, int T,
+                           const float *b, float *y);
+/* 1 when w's products of up to small_rows rows take the few-rows kernel. */
+int vq_dnnl_small_ok(const struct vq_packed *w);
 /* Tests: 1 runs every bf16 product panel by panel (each into a dense block,
  * copied into place), 0 (the default) runs a product whose panels form one
  * blocked matrix as one call writing y directly. */

@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "error.h"
 #include "gpt.h"
+#include "linear_small.h"
 #include "ops.h"
 #include "scratch.h"
 
@@ -148,11 +149,24 @@ int vq_gpt_rows_independent(const struct vq_exec *ex, const struct vq_gpt *gpt)
            vq_linear_rows_independent(&e, b->fc2_w, b->fc2_p, b->fc2_b, D, 4 * D);
 }
 
+int vq_gpt_batchable(const struct vq_exec *ex, const struct vq_gpt *gpt)
+{
+    const struct vq_gpt_block *b = &gpt->blocks[0];
+    const struct vq_exec e = gpt_exec(gpt, ex);
+    const struct vq_packed *pk[7] = { b->q_p, b->k_p, b->v_p, b->proj_p, b->fc_p, b->fc2_p, gpt->head_p };
+    if (e.be->kind == VQ_BACKEND_REF)
+        return 0;
+    for (int i = 0; i < 7; i++)
+        if (!vq_linear_small_any(&e, pk[i]))
+            return 0;
+    return 1;
+}
+
 /* Scratch for one call: n rows of activations, per-head score matrices;
  * xb: ln1's output rounded to bf16 once for the key, value and query
  * products (bf16 backends, vq_linear_bf16_input), [n][D]. */
 struct gpt_scratch {
-    float *x, *xn, *q, *y, *tmp, *h, *att;
+    float *x, *xn, *q, *y, *tmp, *h, *att, *lg;
     uint16_t *xb;
 };
 
@@ -174,15 +188,12 @@ static int check_tokens(const struct vq_gpt *gpt, const int32_t *tokens, int n)
     return 0;
 }
 
-int vq_gpt_forward(const struct vq_exec *exec, const struct vq_gpt *gpt, struct vq_kv_cache *cache,
-                   const int32_t *tokens, int n_new, int first_row, float *logits)
+static int check_seq(const struct vq_gpt *gpt, const struct vq_gpt_seq *q)
 {
-    const int D = gpt->n_embd, n = n_new, L0 = cache->len, T = L0 + n_new;
-    const struct vq_exec e = gpt_exec(gpt, exec), *ex = &e;
-    int r;
-
-    if (n < 1 || first_row < 0 || first_row > n)
-        return vq_error(VQGAN_ERR_INVALID, "transformer forward of %d positions, logits from row %d", n, first_row);
+    const struct vq_kv_cache *cache = q->cache;
+    const int D = gpt->n_embd, n = q->n, L0 = cache->len, T = L0 + n;
+    if (n < 1 || q->first_row < 0 || q->first_row > n)
+        return vq_error(VQGAN_ERR_INVALID, "transformer forward of %d positions, logits from row %d", n, q->first_row);
     if (cache->n_layer != gpt->n_layer || cache->n_embd != D || !cache->kv ||
         (cache->bf16 && !vq_attention_bf16_kernel(gpt->be, D / gpt->n_head)))
         return vq_error(VQGAN_ERR_INVALID, "transformer cache does not match the model");
@@ -192,12 +203,66 @@ int vq_gpt_forward(const struct vq_exec *exec, const struct vq_gpt *gpt, struct 
     if (L0 < gpt->n_unmasked && T < gpt->n_unmasked)
         return vq_error(VQGAN_ERR_INVALID, "the first %d positions see each other (n_unmasked) and must be fed "
                         "together; got positions %d..%d", gpt->n_unmasked, L0, T - 1);
-    if ((r = check_tokens(gpt, tokens, n)))
-        return r;
+    return check_tokens(gpt, q->tokens, n);
+}
 
+/* Where a sequence's rows sit in the call: its rows start at row0 (every
+ * layer but the last), its output rows at out0 (the last layer: the rows of
+ * every sequence's logits, one after the other); the last layer runs its
+ * rows from skip on. */
+struct seq_rows {
+    int row0, out0, skip;
+};
+
+/* Moves each sequence's output rows (its rows from skip on) of a row-major
+ * array of width d next to the previous sequence's: the last layer's rows. */
+static void compact_rows(void *a, size_t d, const struct vq_gpt_seq *seq, const struct seq_rows *at, int n_seq)
+{
+    for (int i = 0; i < n_seq; i++) {
+        const int m = seq[i].n - at[i].skip;
+        if (m > 0 && at[i].out0 != at[i].row0 + at[i].skip)
+            memmove((char *)a + at[i].out0 * d, (char *)a + (at[i].row0 + at[i].skip) * d, (size_t)m * d);
+    }
+}
+
+/* The forward of n_seq sequences whose rows go through the products
+ * together (vq_gpt_forward_batch; one sequence: vq_gpt_forward). */
+static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const struct vq_gpt_seq *seq, int n_seq)
+{
+    const int D = gpt->n_embd;
+    struct vq_exec e = gpt_exec(gpt, exec);
+    const struct vq_exec *ex = &e;
+    struct seq_rows at[VQ_GPT_MAX_BATCH];
+    int n = 0, n_out = 0, att_rows = 0, att_keys = 0, r;
+
+    if (n_seq < 1 || n_seq > VQ_GPT_MAX_BATCH)
+        return vq_error(VQGAN_ERR_INVALID, "transformer forward of %d sequences (1..%d)", n_seq, VQ_GPT_MAX_BATCH);
+    for (int i = 0; i < n_seq; i++) {
+        if ((r = check_seq(gpt, &seq[i])))
+            return r;
+        for (int k = 0; k < i; k++)
+            if (seq[k].cache == seq[i].cache)
+                return vq_error(VQGAN_ERR_INVALID, "transformer forward: one cache fed twice in a call");
+        at[i].skip = seq[i].logits ? seq[i].first_row : seq[i].n;
+        at[i].row0 = n;
+        at[i].out0 = n_out;
+        n += seq[i].n;
+        n_out += seq[i].n - at[i].skip;
+        if (seq[i].n > att_rows) att_rows = seq[i].n;
+        if (seq[i].cache->len + seq[i].n > att_keys) att_keys = seq[i].cache->len + seq[i].n;
+    }
+    if (n_seq > 1) {
+        /* each product gives every row the bits it has in a call of its
+         * own sequence: the few-rows kernels, whatever the call's rows */
+        if (att_rows > VQ_SMALL_ROWS || !vq_gpt_batchable(exec, gpt))
+            return vq_error(VQGAN_ERR_INVALID, "transformer forward: these %d sequences cannot share the products",
+                            n_seq);
+        e.small_rows = n;
+    }
     struct gpt_scratch s;
     const size_t nd = (size_t)n * D;
-    const size_t nf = 5 * nd + 4 * nd + (size_t)gpt->n_head * n * T;
+    const size_t n_lg = n_seq > 1 ? (size_t)n_out * gpt->vocab : 0;   /* the batch's logits */
+    const size_t nf = 5 * nd + 4 * nd + (size_t)gpt->n_head * att_rows * att_keys + n_lg;
     float *buf = vq_scratch_alloc(sizeof(float) * nf + sizeof(uint16_t) * nd);
     if (!buf)
         return vq_error(VQGAN_ERR_NOMEM, "transformer forward of %d positions: out of memory", n);
@@ -207,54 +272,75 @@ int vq_gpt_forward(const struct vq_exec *exec, const struct vq_gpt *gpt, struct 
     s.y = s.q + nd;
     s.tmp = s.y + nd;
     s.h = s.tmp + nd;            /* [n][4D] */
-    s.att = s.h + 4 * nd;        /* [n_head][n][T] */
+    s.att = s.h + 4 * nd;        /* [n_head][rows][keys] of one sequence */
+    s.lg = s.att + (size_t)gpt->n_head * att_rows * att_keys;   /* [n_out][vocab] */
     s.xb = (uint16_t *)(buf + nf);
 
     /* embeddings */
-    for (int t = 0; t < n; t++) {
-        const float *te = gpt->tok_emb + (size_t)tokens[t] * D;
-        const float *pe = gpt->pos_emb + (size_t)(L0 + t) * D;
-        float *x = s.x + (size_t)t * D;
-        for (int i = 0; i < D; i++)
-            x[i] = te[i] + pe[i];
-    }
+    for (int i = 0; i < n_seq; i++)
+        for (int t = 0; t < seq[i].n; t++) {
+            const float *te = gpt->tok_emb + (size_t)seq[i].tokens[t] * D;
+            const float *pe = gpt->pos_emb + (size_t)(seq[i].cache->len + t) * D;
+            float *x = s.x + (size_t)(at[i].row0 + t) * D;
+            for (int k = 0; k < D; k++)
+                x[k] = te[k] + pe[k];
+        }
 
-    /* rows whose output is used after the last layer: the logits' rows */
-    const int out0 = logits ? first_row : n;
     for (int l = 0; l < gpt->n_layer; l++) {
         const struct vq_gpt_block *b = &gpt->blocks[l];
-        void *K = vq_kv_cache_k(cache, l), *V = vq_kv_cache_v(cache, l);
-        const int ldk = vq_kv_cache_rows(cache);
         /* the last layer needs every row's keys and values (for the cache),
-         * but queries, attention and MLP for the output rows only */
-        const int r0 = l == gpt->n_layer - 1 ? out0 : 0, m = n - r0;
+         * but queries, attention and MLP for the output rows only: one
+         * sequence's last rows (x from row r0), or every sequence's, moved
+         * together (compact_rows); q and y hold them from row 0 */
+        const int last = l == gpt->n_layer - 1, m = last ? n_out : n, r0 = last && n_seq == 1 ? at[0].skip : 0;
         const size_t md = (size_t)m * D;
         float *x = s.x + (size_t)r0 * D, *xn = s.xn + (size_t)r0 * D;
 
-        /* x += proj(attention(ln1(x))); new keys/values go to the cache;
+        /* x += proj(attention(ln1(x))); new keys/values go to the caches;
          * with bf16 products, ln1(x) is rounded once for k, v and q */
         const int qkv_bf16 = vq_linear_bf16_input(ex, b->k_p) && vq_linear_bf16_input(ex, b->v_p) &&
                              vq_linear_bf16_input(ex, b->q_p);
         vq_layer_norm(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
         if (qkv_bf16) vq_f32_to_bf16_par(vq_nt(ex), s.xn, s.xb, nd);
-        const uint16_t *xbr = s.xb + (size_t)r0 * D;
         linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->k_w, b->k_p, b->k_b, D, s.tmp);
-        if (cache->bf16) {
-            vq_store_keys_bf16(ex, s.tmp, n, D, K, ldk, L0);
-            linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->v_w, b->v_p, b->v_b, D, s.tmp);
-            vq_store_values_bf16(ex, s.tmp, n, D, V, L0);
-        } else {
-            vq_transpose_keys(ex, s.tmp, n, D, (float *)K + L0, ldk);
-            linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->v_w, b->v_p, b->v_b, D, (float *)V + (size_t)L0 * D);
+        for (int i = 0; i < n_seq; i++) {
+            const struct vq_kv_cache *c = seq[i].cache;
+            const float *ki = s.tmp + (size_t)at[i].row0 * D;
+            if (c->bf16) vq_store_keys_bf16(ex, ki, seq[i].n, D, vq_kv_cache_k(c, l), vq_kv_cache_rows(c), c->len);
+            else vq_transpose_keys(ex, ki, seq[i].n, D, (float *)vq_kv_cache_k(c, l) + c->len, vq_kv_cache_rows(c));
+        }
+        /* one fp32 cache takes its values straight from the product */
+        const struct vq_kv_cache *c0 = seq[0].cache;
+        float *v_out = n_seq == 1 && !c0->bf16 ? (float *)vq_kv_cache_v(c0, l) + (size_t)c0->len * D : s.tmp;
+        linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->v_w, b->v_p, b->v_b, D, v_out);
+        for (int i = 0; i < n_seq && v_out == s.tmp; i++) {
+            const struct vq_kv_cache *c = seq[i].cache;
+            const float *vi = s.tmp + (size_t)at[i].row0 * D;
+            if (c->bf16) vq_store_values_bf16(ex, vi, seq[i].n, D, vq_kv_cache_v(c, l), c->len);
+            else memcpy((float *)vq_kv_cache_v(c, l) + (size_t)c->len * D, vi, sizeof(float) * (size_t)seq[i].n * D);
         }
         if (!m)
             break;
+        if (last && n_seq > 1) {
+            compact_rows(s.x, sizeof(float) * D, seq, at, n_seq);
+            compact_rows(s.xn, sizeof(float) * D, seq, at, n_seq);
+            if (qkv_bf16) compact_rows(s.xb, sizeof(uint16_t) * D, seq, at, n_seq);
+        }
+        const uint16_t *xbr = s.xb + (size_t)r0 * D;
         linear_in(ex, qkv_bf16, xn, xbr, m, D, b->q_w, b->q_p, b->q_b, D, s.q);
-        if (cache->bf16)
-            vq_attention_bf16(ex, s.q, (uint16_t *)s.h, K, ldk, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m,
-                              s.att, s.y);   /* s.h: free until the MLP */
-        else
-            vq_attention(ex, s.q, K, ldk, V, D, gpt->n_head, gpt->n_unmasked, L0 + r0, m, s.att, s.y);
+        for (int i = 0; i < n_seq; i++) {
+            const struct vq_kv_cache *c = seq[i].cache;
+            const int skip = last ? at[i].skip : 0, mi = seq[i].n - skip;
+            const size_t o = (size_t)(last ? at[i].out0 : at[i].row0) * D;
+            if (mi <= 0) continue;
+            if (c->bf16)
+                vq_attention_bf16(ex, s.q + o, (uint16_t *)s.h, vq_kv_cache_k(c, l), vq_kv_cache_rows(c),
+                                  vq_kv_cache_v(c, l), D, gpt->n_head, gpt->n_unmasked, c->len + skip, mi, s.att,
+                                  s.y + o);   /* s.h: free until the MLP */
+            else
+                vq_attention(ex, s.q + o, vq_kv_cache_k(c, l), vq_kv_cache_rows(c), vq_kv_cache_v(c, l), D,
+                             gpt->n_head, gpt->n_unmasked, c->len + skip, mi, s.att, s.y + o);
+        }
         vq_linear(ex, s.y, m, D, b->proj_w, b->proj_p, b->proj_b, D, s.tmp);
         vq_add(ex, x, s.tmp, md);
 
@@ -265,17 +351,35 @@ int vq_gpt_forward(const struct vq_exec *exec, const struct vq_gpt *gpt, struct 
         vq_linear(ex, s.h, m, 4 * D, b->fc2_w, b->fc2_p, b->fc2_b, D, s.tmp);
         vq_add(ex, x, s.tmp, md);
     }
-    cache->len = T;
+    for (int i = 0; i < n_seq; i++)
+        seq[i].cache->len += seq[i].n;
 
     /* head(ln_f(x)) for the rows asked for only */
-    const int m = n - first_row;
-    if (logits && m > 0) {
-        const float *xr = s.x + (size_t)first_row * D;
-        vq_layer_norm(ex, xr, m, D, gpt->lnf_w, gpt->lnf_b, LN_EPS, s.xn);
-        vq_linear(ex, s.xn, m, D, gpt->head_w, gpt->head_p, NULL, gpt->vocab, logits);
+    const float *xr = s.x + (size_t)(n_seq == 1 ? at[0].skip : 0) * D;
+    if (n_out > 0) {
+        vq_layer_norm(ex, xr, n_out, D, gpt->lnf_w, gpt->lnf_b, LN_EPS, s.xn);
+        float *lg = n_seq == 1 ? seq[0].logits : s.lg;
+        vq_linear(ex, s.xn, n_out, D, gpt->head_w, gpt->head_p, NULL, gpt->vocab, lg);
+        for (int i = 0; n_seq > 1 && i < n_seq; i++)
+            if (seq[i].n > at[i].skip)
+                memcpy(seq[i].logits, lg + (size_t)at[i].out0 * gpt->vocab,
+                       sizeof(float) * (size_t)(seq[i].n - at[i].skip) * gpt->vocab);
     }
     vq_scratch_free(buf);
     return 0;
+}
+
+int vq_gpt_forward(const struct vq_exec *exec, const struct vq_gpt *gpt, struct vq_kv_cache *cache,
+                   const int32_t *tokens, int n_new, int first_row, float *logits)
+{
+    const struct vq_gpt_seq q = { cache, tokens, n_new, first_row, logits };
+    return forward(exec, gpt, &q, 1);
+}
+
+int vq_gpt_forward_batch(const struct vq_exec *exec, const struct vq_gpt *gpt, const struct vq_gpt_seq *seq,
+                         int n_seq)
+{
+    return forward(exec, gpt, seq, n_seq);
 }
 
 int vq_gpt_logits_all(const struct vq_exec *ex, const struct vq_gpt *gpt, const int32_t *tokens, int n, float *logits)

@@ -76,6 +76,29 @@ int vq_gpt_forward(const struct vq_exec *ex, const struct vq_gpt *gpt, struct vq
 /* The products run on the transformer's own backend (gpt->be) with ex's
  * threads; ex may be NULL (every core). */
 
+/* One sequence of a batched forward: vq_gpt_forward's arguments. */
+struct vq_gpt_seq {
+    struct vq_kv_cache *cache;
+    const int32_t *tokens;
+    int n, first_row;
+    float *logits;
+};
+#define VQ_GPT_MAX_BATCH 16
+/* vq_gpt_forward of n_seq (1..VQ_GPT_MAX_BATCH) sequences, each with its
+ * own cache, in one pass whose products take every sequence's rows at once
+ * (the weights are read once for all of them). Every sequence gets the very
+ * bits of its own vq_gpt_forward: more than one sequence needs
+ * vq_gpt_batchable and at most VQ_SMALL_ROWS rows each (VQGAN_ERR_INVALID
+ * otherwise), so that every product runs the few-rows kernels, whose rows do
+ * not depend on each other. Errors as vq_gpt_forward; a cache may appear
+ * once. */
+int vq_gpt_forward_batch(const struct vq_exec *ex, const struct vq_gpt *gpt, const struct vq_gpt_seq *seq,
+                         int n_seq);
+/* 1 when ex's backend runs every product of the transformer through the
+ * few-rows kernels at any row count (ops.h, vq_linear_small_any): sequences
+ * of at most VQ_SMALL_ROWS rows can then be batched. */
+int vq_gpt_batchable(const struct vq_exec *ex, const struct vq_gpt *gpt);
+
 /* Logits of every position of one sequence of n tokens (n <= block):
  * logits[n][vocab]. */
 int vq_gpt_logits_all(const struct vq_exec *ex, const struct vq_gpt *gpt, const int32_t *tokens, int n, float *logits);

@@ -140,6 +140,16 @@ static int small_level(void)
 }
 #endif
 
+int vq_linear_small_ready(int bf16)
+{
+#ifdef VQ_SMALL_X86
+    return small_level() >= (bf16 ? 3 : 1);
+#else
+    (void)bf16;
+    return 0;
+#endif
+}
+
 #ifdef VQ_SMALL_X86
 static panel_fn pick_panel(void)
 {
@@ -153,7 +163,7 @@ int vq_linear_small(int n_threads, const float *x, int T, int K, const float *W,
     VQ_OMP_ONLY(n_threads);
 #ifdef VQ_SMALL_X86
     const panel_fn panel = pick_panel();
-    if (!panel || T < 1 || T > VQ_SMALL_ROWS || K < 1 || N < 1)
+    if (!panel || T < 1 || K < 1 || N < 1)
         return -1;
     /* rows of x 4 KiB apart (K = 1024) would fall in the same L1 sets as
      * each other and as the weight rows: copied with one more cache line a row */
@@ -240,7 +250,7 @@ int vq_linear_small_bf16(int n_threads, const uint16_t *xb, int T, int K, const 
 {
     VQ_OMP_ONLY(n_threads);
 #ifdef VQ_SMALL_X86
-    if (small_level() < 3 || T < 1 || T > VQ_SMALL_ROWS || K < 2 || K % 2 || N % 64)
+    if (small_level() < 3 || T < 1 || K < 2 || K % 2 || N % 64)
         return -1;
     const int n_blk = N / 64;
 #pragma omp parallel for schedule(static) if (n_blk > 1 && (int64_t)T * N * K >= (1 << 18)) \

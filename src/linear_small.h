@@ -5,11 +5,15 @@
 
 #include <stdint.h>
 
-/* y[T×N] = x[T×K] · Wᵀ + b (b may be NULL) for T <= VQ_SMALL_ROWS on
- * n_threads threads. Each element's sum is in a fixed order, independent of
- * T and of the threads. Nonzero (nothing done) without AVX2+FMA or beyond
- * VQ_SMALL_ROWS rows. */
-#define VQ_SMALL_ROWS 24
+#include "backend.h"
+
+/* y[T×N] = x[T×K] · Wᵀ + b (b may be NULL) on n_threads threads. Each
+ * element's sum is in a fixed order, independent of T and of the threads:
+ * the products use them for T <= VQ_SMALL_ROWS, where they beat the general
+ * providers, and for batches of several sequences of that many rows at most
+ * (struct vq_exec, small_rows), which then get the bits of their own calls.
+ * Nonzero (nothing done) without AVX2+FMA. */
+#define VQ_SMALL_ROWS VQ_SMALL_ROWS_DEFAULT
 int vq_linear_small(int n_threads, const float *x, int T, int K, const float *W, const float *b, int N, float *y);
 /* The same in bf16 (fp32 accumulation, vdpbf16ps) from weights repacked as
  * N/64 blocks of 64 columns one after the other, each [K/2][64][2] (k pairs;
@@ -17,6 +21,9 @@ int vq_linear_small(int n_threads, const float *x, int T, int K, const float *W,
  * for other shapes. */
 int vq_linear_small_bf16(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b,
                          int N, float *y);
+
+/* 1 when the kernel above runs on this CPU (bf16: the bf16 one). */
+int vq_linear_small_ready(int bf16);
 
 /* Tests: caps the instruction set of the two above (0 off, 1 AVX2+FMA, 2
  * AVX-512, 3 AVX-512 with bf16; -1 whatever the CPU has, the default). */

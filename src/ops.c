@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "backend_dnnl.h"
 #include "error.h"
 #include "linear_small.h"
 #include "ops.h"
@@ -243,7 +244,7 @@ void vq_linear(const struct vq_exec *ex, const float *x, int T, int Din, const f
      * weights: a few rows streamed, more through the product */
     if (pk && be->linear_packed && !be->linear_packed(ex, pk, x, T, b, y))
         return;
-    if (!pk && T <= VQ_SMALL_ROWS && be->linear_small && !be->linear_small(ex, x, T, Din, W, b, Dout, y))
+    if (!pk && T <= vq_small_rows(ex) && be->linear_small && !be->linear_small(ex, x, T, Din, W, b, Dout, y))
         return;
     vq_gemm(ex, 0, 1, T, Dout, Din, x, Din, W, Din, 0.0f, y, Dout);
     if (b) {
@@ -252,6 +253,18 @@ void vq_linear(const struct vq_exec *ex, const float *x, int T, int Din, const f
             for (int i = 0; i < Dout; i++)
                 y[(size_t)t * Dout + i] += b[i];
     }
+}
+
+int vq_linear_small_any(const struct vq_exec *ex, const struct vq_packed *pk)
+{
+    const struct vq_exec e = vq_exec_of(ex);
+    if (!pk)
+        return e.be->linear_small && vq_linear_small_ready(0);
+    if (!e.be->linear_packed)
+        return 0;
+    if (pk->precision == VQ_PREC_INT8)
+        return 1;   /* backend_int8.c: one kernel for every row count */
+    return pk->precision == VQ_PREC_BF16 && vq_dnnl_small_ok(pk);
 }
 
 int vq_linear_bf16_input(const struct vq_exec *ex, const struct vq_packed *pk)

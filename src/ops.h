@@ -59,6 +59,11 @@ int vq_linear_bf16(const struct vq_exec *ex, const uint16_t *xb, int T, const st
 #define VQ_ROWS_INDEPENDENT_FROM 64
 int vq_linear_rows_independent(const struct vq_exec *ex, const float *W, const struct vq_packed *pk, const float *b,
                                int N, int K);
+/* 1 when vq_linear with ex's backend and pk (may be NULL) takes the
+ * few-rows kernels (linear_small.h) for every call of up to vq_small_rows(ex)
+ * rows, whose rows do not depend on each other: the products of sequences
+ * batched together (vq_gpt_forward_batch). */
+int vq_linear_small_any(const struct vq_exec *ex, const struct vq_packed *pk);
 /* The probe itself, uncached, of any product with vq_linear's contract
  * (tests give it products that are not row-independent). */
 typedef void (*vq_linear_fn)(const float *x, int T, int Din, const float *W, const float *b, int Dout, float *y);

@@ -127,3 +127,44 @@ int vq_prefix_bring(struct vq_placements *pc, struct vq_placement *P, int i, int
     cut_back(pc, P, vq_prefix_len(pc, P, i, j), temporal);
     return extend(pc, P, i, j, logits);
 }
+
+int vq_prefix_single(struct vq_placements *pc, struct vq_placement *P, int i, int j, int temporal, int max)
+{
+    const int target = vq_prefix_len(pc, P, i, j);
+    cut_back(pc, P, target, temporal);
+    const int len = P->cache.len;
+    if (len < pc->np || len >= target || target - len > max)
+        return 0;
+    /* extend() feeds up to the first visit past len: it must be (i, j) */
+    for (int vi = P->row_lo; vi <= P->row_hi; vi++)
+        for (int vj = P->col_lo; vj <= P->col_hi; vj++) {
+            const int end = vq_prefix_len(pc, P, vi, vj);
+            if (end > len)
+                return end == target;
+        }
+    return 0;
+}
+
+int vq_prefix_bring_batch(struct vq_placements *pc, struct vq_placement *const *P, const int *i, const int *j, int n,
+                          float *const *logits)
+{
+    struct vq_gpt_seq seq[VQ_GPT_MAX_BATCH];
+    if (n < 1 || n > VQ_GPT_MAX_BATCH)
+        return vq_error(VQGAN_ERR_INVALID, "window: a batch of %d placements (1..%d)", n, VQ_GPT_MAX_BATCH);
+    for (int k = 0; k < n; k++) {
+        struct vq_placement *Q = P[k];
+        const int a = Q->cache.len, end = vq_prefix_len(pc, Q, i[k], j[k]);
+        pc->fed += end - a;
+        if (pc->trace)
+            pc->trace(pc->trace_opaque, Q->r0, Q->c0, a, end - a);
+        for (int q = a; q < end; q++)
+            Q->toks[q] = vq_placement_token(pc, Q, q);
+        seq[k] = (struct vq_gpt_seq){ &Q->cache, Q->toks + a, end - a, end - a - 1, logits[k] };
+    }
+    if (pc->dry_run) {
+        for (int k = 0; k < n; k++)
+            P[k]->cache.len += seq[k].n;
+        return 0;
+    }
+    return vq_gpt_forward_batch(pc->exec, pc->gpt, seq, n);
+}

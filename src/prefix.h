@@ -14,4 +14,14 @@
  * first token that differs. */
 int vq_prefix_bring(struct vq_placements *pc, struct vq_placement *P, int i, int j, int temporal, float *logits);
 
+/* 1 when bringing P to (i, j) is one feed of at most max positions after
+ * its condition (the chunk from its cache, cut back as vq_prefix_bring does,
+ * to the visit (i, j)); 0 when it takes anything else. */
+int vq_prefix_single(struct vq_placements *pc, struct vq_placement *P, int i, int j, int temporal, int max);
+/* vq_prefix_bring of n placements (distinct) to cells (i[k], j[k]), each a
+ * single feed (vq_prefix_single), in one batched forward
+ * (vq_gpt_forward_batch): the same caches and logits, logits[k] for each. */
+int vq_prefix_bring_batch(struct vq_placements *pc, struct vq_placement *const *P, const int *i, const int *j, int n,
+                          float *const *logits);
+
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "linear_small.h"
 #include "memlimit.h"
 #include "placements.h"
 #include "prefix.h"
@@ -35,6 +36,8 @@ struct vq_window_state {
     int32_t *seq;                    /* [block]                                 */
     float *logits;                   /* [vocab]                                 */
     int seq_cap, logits_cap;
+    float *batch;                    /* [cells][vocab]: a batch's logits        */
+    size_t batch_cap;
 };
 
 /* The condition of a call: a gh x gw grid of tokens (spatial), or one token
@@ -71,6 +74,7 @@ void vq_window_state_free(struct vq_window_state *st)
     free(st->keep);
     free(st->seq);
     free(st->logits);
+    free(st->batch);
     free(st);
 }
 
@@ -264,12 +268,29 @@ static int link_frame(struct vq_window_state *st, const struct vq_window_params 
     return 0;
 }
 
-/* The token of grid cell (i, j), drawn with key (ki, kj): a function of the
- * seed, the key and the window's content before (i, j) only. */
+/* The token of cell (i, j) from its logits, drawn with key (ki, kj): a
+ * function of the seed, the key and the window's content before (i, j). */
+static void draw_cell(struct vq_window_state *st, int i, int j, int32_t ki, int32_t kj, const float *logits,
+                      int32_t *token)
+{
+    const struct vq_window_hooks *h = st->hooks;
+    if (h->dry_run) {
+        *token = 0;
+        return;
+    }
+    if (h->on_logits) h->on_logits(h->on_logits_opaque, i, j, logits, st->pc.gpt->vocab);
+    if (h->forced && j < st->gw) {
+        *token = h->forced[(size_t)i * st->gw + j];
+    } else {
+        const struct vq_draw_key key = { st->stream, ki, kj };
+        *token = st->gumbel ? vq_gumbel_token(&st->sampler, logits, key) : vq_sample_token(&st->sampler, logits, key);
+    }
+}
+
+/* The token of grid cell (i, j) through its placement. */
 static int sample_cell(struct vq_window_state *st, int i, int j, int32_t ki, int32_t kj, int32_t *token)
 {
     struct vq_placements *pc = &st->pc;
-    const struct vq_window_hooks *h = st->hooks;
     const int r0 = vq_window_start(i, pc->Hp, pc->w, pc->step);
     const int c0 = vq_window_start(j, pc->Wp, pc->w, pc->step);
     struct vq_placement *P = NULL;
@@ -278,18 +299,7 @@ static int sample_cell(struct vq_window_state *st, int i, int j, int32_t ki, int
     pc->cur_j = j;
     if ((r = vq_placements_get(pc, r0, c0, &P))) return r;
     if ((r = vq_prefix_bring(pc, P, i, j, st->temporal, st->logits))) return r;
-    if (h->dry_run) {
-        *token = 0;
-        return 0;
-    }
-    if (h->on_logits) h->on_logits(h->on_logits_opaque, i, j, st->logits, pc->gpt->vocab);
-    if (h->forced && j < st->gw) {
-        *token = h->forced[(size_t)i * st->gw + j];
-    } else {
-        const struct vq_draw_key key = { st->stream, ki, kj };
-        *token = st->gumbel ? vq_gumbel_token(&st->sampler, st->logits, key)
-                            : vq_sample_token(&st->sampler, st->logits, key);
-    }
+    draw_cell(st, i, j, ki, kj, st->logits, token);
     return 0;
 }
 
@@ -298,45 +308,179 @@ struct walk_counts {
     int64_t sampled, reused, kept;
 };
 
-/* 5. The grid in raster order: a kept cell stays, a reusable one takes the
- * previous frame's token, the others are sampled; a placement is done after
- * its last visit. */
-static int walk_grid(struct vq_window_state *st, const struct vq_window_params *p, const struct frame_link *L,
-                     struct walk_counts *n)
+/* After cell (i, j) has its token: its placement is done after its last
+ * visit; progress is told. */
+static int cell_done(struct vq_window_state *st, const struct vq_window_params *p, const struct walk_counts *n,
+                     int i, int j)
 {
     struct vq_placements *pc = &st->pc;
     const int w = pc->w, Wp = pc->Wp, Hp = pc->Hp, step = pc->step;
-    const int64_t total = (int64_t)pc->Hs * Wp;
-    int r;
-    for (int i = 0; i < pc->Hs; i++) {
-        const int r0 = vq_window_start(i, Hp, w, step);
-        int lo, hi;
-        vq_window_visits(r0, Hp, w, step, &lo, &hi);
-        const int last_row = i == hi || i == pc->Hs - 1;
-        for (int j = 0; j < Wp; j++) {
-            int32_t *t = &st->img[(size_t)i * Wp + j];
-            if (st->keep[(size_t)i * Wp + j]) {
-                n->kept++;
-            } else if (L->reuse && vq_prev_reusable(&st->prev, pc, i, j, L->dy, L->dx)) {
-                *t = st->prev.img[(size_t)(i + L->dy) * Wp + j + L->dx];
-                n->reused++;
-            } else {
-                if ((r = sample_cell(st, i, j, L->oi + i, L->oj + j, t)))
-                    return r;
-                n->sampled++;
-            }
-            const int c0 = vq_window_start(j, Wp, w, step);
-            if (last_row) {
-                vq_window_visits(c0, Wp, w, step, &lo, &hi);
-                if (j == hi) vq_placements_done(pc, r0, c0, st->temporal);
-            }
-            const int64_t done = n->sampled + n->reused + n->kept;
-            if (p->progress && p->progress(p->progress_opaque, done, total))
-                return vq_error(VQGAN_ERR_CANCELLED, "sampling cancelled after %lld of %lld positions",
-                                (long long)done, (long long)total);
-        }
+    const int r0 = vq_window_start(i, Hp, w, step), c0 = vq_window_start(j, Wp, w, step);
+    int lo, hi;
+    vq_window_visits(r0, Hp, w, step, &lo, &hi);
+    if (i == hi || i == pc->Hs - 1) {
+        vq_window_visits(c0, Wp, w, step, &lo, &hi);
+        if (j == hi) vq_placements_done(pc, r0, c0, st->temporal);
+    }
+    const int64_t done = n->sampled + n->reused + n->kept, total = (int64_t)pc->Hs * Wp;
+    if (p->progress && p->progress(p->progress_opaque, done, total))
+        return vq_error(VQGAN_ERR_CANCELLED, "sampling cancelled after %lld of %lld positions", (long long)done,
+                        (long long)total);
+    return 0;
+}
+
+/* Whether cell (i, j) takes its token without the transformer: kept, or
+ * reused from the previous frame (then set). */
+static int cell_free(struct vq_window_state *st, const struct frame_link *L, struct walk_counts *n, int i, int j)
+{
+    const int Wp = st->pc.Wp;
+    if (st->keep[(size_t)i * Wp + j]) {
+        n->kept++;
+        return 1;
+    }
+    if (L->reuse && vq_prev_reusable(&st->prev, &st->pc, i, j, L->dy, L->dx)) {
+        st->img[(size_t)i * Wp + j] = st->prev.img[(size_t)(i + L->dy) * Wp + j + L->dx];
+        n->reused++;
+        return 1;
     }
     return 0;
+}
+
+/* One cell, alone: kept, reused or sampled, then done. */
+static int visit_cell(struct vq_window_state *st, const struct vq_window_params *p, const struct frame_link *L,
+                      struct walk_counts *n, int i, int j)
+{
+    int r;
+    if (!cell_free(st, L, n, i, j)) {
+        if ((r = sample_cell(st, i, j, L->oi + i, L->oj + j, &st->img[(size_t)i * st->pc.Wp + j])))
+            return r;
+        n->sampled++;
+    }
+    return cell_done(st, p, n, i, j);
+}
+
+/* 5. The grid in raster order: a kept cell stays, a reusable one takes the
+ * previous frame's token, the others are sampled; a placement is done after
+ * its last visit. */
+static int walk_raster(struct vq_window_state *st, const struct vq_window_params *p, const struct frame_link *L,
+                       struct walk_counts *n)
+{
+    int r;
+    for (int i = 0; i < st->pc.Hs; i++)
+        for (int j = 0; j < st->pc.Wp; j++)
+            if ((r = visit_cell(st, p, L, n, i, j)))
+                return r;
+    return 0;
+}
+
+/* 5'. The same cells in another order, where the transformer's products can
+ * be shared (vq_gpt_batchable): a cell's token depends only on its
+ * placement's window before it, so several rows advance together, each
+ * behind the one above by the window, and the cells whose placement needs
+ * one small feed (a single position at the left and right edges, a row of
+ * the window in the top and bottom bands) are fed together, up to
+ * WAVE_ROWS rows at once. The tokens are those of the raster order: every
+ * draw is keyed to its cell, every sequence of a batch gets the bits of its
+ * own forward. A cell is taken in this order of preference: several small
+ * feeds of different rows together, else the first row's large feed, else
+ * one small feed. */
+#define WAVE_ROWS 6
+#define WAVE_MAX_POSITIONS 96
+
+/* Cell (i, j)'s window before it is all sampled: every row above it in the
+ * window is through the window's last column. */
+static int cell_ready(const struct vq_placements *pc, const int *next, int i, int j)
+{
+    const int r0 = vq_window_start(i, pc->Hp, pc->w, pc->step);
+    const int end = vq_window_start(j, pc->Wp, pc->w, pc->step) + pc->w;
+    for (int r = r0; r < i; r++)
+        if (next[r] < end) return 0;
+    return 1;
+}
+
+static int batch_logits(struct vq_window_state *st, int n)
+{
+    const size_t need = (size_t)n * st->pc.gpt->vocab;
+    if (need <= st->batch_cap) return 0;
+    float *b = realloc(st->batch, sizeof(float) * need);
+    if (!b) return vq_error(VQGAN_ERR_NOMEM, "sampler buffers: out of memory");
+    st->batch = b;
+    st->batch_cap = need;
+    return 0;
+}
+
+/* The small feeds of one round, sampled together. */
+static int run_batch(struct vq_window_state *st, const struct vq_window_params *p, const struct frame_link *L,
+                     struct walk_counts *n, struct vq_placement *const *P, const int *bi, const int *bj, int nb)
+{
+    struct vq_placements *pc = &st->pc;
+    float *lg[VQ_GPT_MAX_BATCH];
+    int r;
+    if ((r = batch_logits(st, nb))) return r;
+    for (int k = 0; k < nb; k++) {
+        struct vq_placement *Q = NULL;
+        lg[k] = st->batch + (size_t)k * pc->gpt->vocab;
+        pc->cur_i = bi[k];
+        pc->cur_j = bj[k];
+        if ((r = vq_placements_get(pc, P[k]->r0, P[k]->c0, &Q))) return r;   /* cached: only touched */
+    }
+    if ((r = vq_prefix_bring_batch(pc, P, bi, bj, nb, lg))) return r;
+    for (int k = 0; k < nb; k++) {
+        draw_cell(st, bi[k], bj[k], L->oi + bi[k], L->oj + bj[k], lg[k], &st->img[(size_t)bi[k] * pc->Wp + bj[k]]);
+        n->sampled++;
+        if ((r = cell_done(st, p, n, bi[k], bj[k]))) return r;
+    }
+    return 0;
+}
+
+static int walk_wave(struct vq_window_state *st, const struct vq_window_params *p, const struct frame_link *L,
+                     struct walk_counts *n)
+{
+    struct vq_placements *pc = &st->pc;
+    const int Hs = pc->Hs, Wp = pc->Wp, w = pc->w, step = pc->step;
+    int *next = calloc((size_t)Hs, sizeof(int));
+    int first = 0, r = 0;
+    if (!next) return vq_error(VQGAN_ERR_NOMEM, "sampler buffers: out of memory");
+    while (!r) {
+        while (first < Hs && next[first] == Wp) first++;
+        if (first == Hs) break;
+        struct vq_placement *P[VQ_GPT_MAX_BATCH];
+        int bi[VQ_GPT_MAX_BATCH], bj[VQ_GPT_MAX_BATCH], nb = 0, rows = 0, big = -1, freed = 0;
+        for (int i = first; i < Hs && i < first + WAVE_ROWS && !freed; i++) {
+            const int j = next[i];
+            if (j == Wp || !cell_ready(pc, next, i, j)) continue;
+            if (cell_free(st, L, n, i, j)) {         /* no transformer: done at once */
+                next[i]++;
+                r = cell_done(st, p, n, i, j);
+                freed = 1;
+                break;
+            }
+            const int r0 = vq_window_start(i, pc->Hp, w, step), c0 = vq_window_start(j, Wp, w, step);
+            struct vq_placement *Q = pc->table[(size_t)r0 * pc->n_c0 + c0];
+            for (int k = 0; k < nb && Q; k++)
+                if (P[k] == Q) Q = NULL;   /* one feed a placement a round */
+            const int room = WAVE_MAX_POSITIONS - rows < VQ_SMALL_ROWS ? WAVE_MAX_POSITIONS - rows : VQ_SMALL_ROWS;
+            if (Q && !Q->kept && nb < VQ_GPT_MAX_BATCH && room > 0 &&
+                vq_prefix_single(pc, Q, i, j, st->temporal, room)) {
+                P[nb] = Q;
+                bi[nb] = i;
+                bj[nb++] = j;
+                rows += vq_prefix_len(pc, Q, i, j) - Q->cache.len;
+            } else if (big < 0) {
+                big = i;
+            }
+        }
+        if (freed) continue;
+        if (nb >= 2) {
+            for (int k = 0; k < nb; k++) next[bi[k]]++;
+            r = run_batch(st, p, L, n, P, bi, bj, nb);
+        } else {
+            const int i = big >= 0 ? big : bi[0];
+            r = visit_cell(st, p, L, n, i, next[i]++);
+        }
+    }
+    free(next);
+    return r;
 }
 
 /* 6. The tokens out, and (temporal) the frame kept for the next call. */
@@ -377,7 +521,9 @@ static int window_sample(struct vq_window_state **state, const struct vq_gpt *gp
     vq_scratch_begin();
     if (!(r = begin_call(st, gpt, p, h, c, gw, gh, &ws))) {
         pad_grids(st, p, c, gw, gh);
-        if (!(r = link_frame(st, p, gw, gh, &L)) && !(r = walk_grid(st, p, &L, &n)))
+        const int wave = !h->no_batch && vq_gpt_batchable(p->exec, gpt);
+        if (!(r = link_frame(st, p, gw, gh, &L)) &&
+            !(r = wave ? walk_wave(st, p, &L, &n) : walk_raster(st, p, &L, &n)))
             keep_frame(st, p, &L, gw, gh, tokens);
     }
     if (stats) {

@@ -10,6 +10,9 @@ struct vq_window_hooks {
     /* 1: no condition prefixes shared between placements (tests: the same
      * tokens and logits) */
     int no_share;
+    /* 1: the cells in raster order, one transformer call each (tests: the
+     * same tokens and logits as the batched order) */
+    int no_batch;
     /* 1: run the schedule and count the work, no transformer (tokens come
      * out 0); benches */
     int dry_run;

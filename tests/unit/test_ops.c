@@ -420,9 +420,19 @@ static void test_linear_small(void)
         CHECK(ok_thr, "linear, few rows, %s: bit-identical with 1 and 2 threads", names[level]);
     }
     vq_linear_small_force(-1);
-    float one = 1.0f, y;
-    CHECK(vq_linear_small(1, &one, VQ_SMALL_ROWS + 1, 1, &one, NULL, 1, &y) != 0,
-          "linear, few rows: more than %d rows are left to the general product", VQ_SMALL_ROWS);
+    {
+        /* batches of sequences (vq_gpt_forward_batch) run the kernel beyond
+         * VQ_SMALL_ROWS rows: each row keeps the bits of its own call */
+        const int T = 3 * VQ_SMALL_ROWS + 5, K = 200, N = 70;
+        float *x = rnd((size_t)T * K), *w = rnd((size_t)N * K);
+        float *y = malloc(sizeof(float) * T * N), *y1 = malloc(sizeof(float) * N);
+        int ok = !vq_linear_small(2, x, T, K, w, NULL, N, y);
+        for (int t = 0; t < T && ok; t++)
+            ok = !vq_linear_small(1, x + (size_t)t * K, 1, K, w, NULL, N, y1) &&
+                 !memcmp(y1, y + (size_t)t * N, sizeof(float) * N);
+        CHECK(ok, "linear, few rows: %d rows, each row as computed alone, bit for bit", T);
+        free(x); free(w); free(y); free(y1);
+    }
 }
 
 /* Working buffers of a stage call (scratch.h). */

@@ -285,7 +285,9 @@ static void test_cache_and_determinism(void)
  * top (and bottom) band once per row; under 2 GiB, evicting the least recently
  * used evicted each one just before its next visit (781 208 positions fed, 689
  * evictions); evicting the one visited last (Belady) keeps most of the band.
- * 6 GiB holds both bands: nothing is evicted. */
+ * 6 GiB holds both bands: nothing is evicted. The batched order (window.c,
+ * walk_wave), where the transformer's products can be shared, runs the band's
+ * rows a few at a time and evicts less under 2 GiB. */
 static void test_eviction_order(void)
 {
     struct rgpt r;
@@ -298,13 +300,14 @@ static void test_eviction_order(void)
     struct vq_window_params p;
     memset(&p, 0, sizeof(p));
     p.sampling = (struct vq_sampler_params){ 1.0f, 0, 1.0f, 1 };
-    const struct vq_window_hooks dry = { .dry_run = 1 };
+    const struct vq_window_hooks dry = { .dry_run = 1, .no_batch = 1 }, dry_wave = { .dry_run = 1 };
     /* S-FLCKR bytes / (2 * 24 layers * 1024 wide * 4 bytes) positions */
     const double per_sflckr_byte = (double)vq_kv_cache_bytes(g, 1) / (2.0 * 24 * 1024 * 4);
     p.cache_bytes = (size_t)((double)(1u << 31) * per_sflckr_byte);
     struct vq_window_state *st = NULL;
-    struct vqgan_sample_stats s_cap, s_all, s_6g;
+    struct vqgan_sample_stats s_cap, s_all, s_6g, s_wave;
     int rc = vq_window_sample_hooked(&st, g, &p, &dry, cond, gw, gh, out, &s_cap);
+    rc |= vq_window_sample_hooked(&st, g, &p, &dry_wave, cond, gw, gh, out, &s_wave);
     p.cache_bytes = (size_t)1 << 40;
     rc |= vq_window_sample_hooked(&st, g, &p, &dry, cond, gw, gh, out, &s_all);
     p.cache_bytes = (size_t)((double)VQGAN_DEFAULT_CACHE_BYTES * per_sflckr_byte);
@@ -318,6 +321,11 @@ static void test_eviction_order(void)
     CHECK(rc == 0 && s_cap.transformer_tokens == 666853 && s_cap.cache_evictions == 372,
           "42x64 grid under the 2 GiB-equivalent cap: %lld positions fed, %lld evictions (least recently used: "
           "781208, 689)", (long long)s_cap.transformer_tokens, (long long)s_cap.cache_evictions);
+    const int wave = vq_gpt_batchable(NULL, g);
+    CHECK(rc == 0 && s_wave.transformer_tokens == (wave ? 650413 : 666853) &&
+          s_wave.cache_evictions == (wave ? 327 : 372),
+          "42x64 grid under the 2 GiB-equivalent cap, %s order: %lld positions fed, %lld evictions",
+          wave ? "batched" : "raster", (long long)s_wave.transformer_tokens, (long long)s_wave.cache_evictions);
     free(cond);
     free(out);
     rgpt_free(&r);
@@ -357,6 +365,101 @@ static void hash_logits(void *opaque, int i, int j, const float *logits, int voc
     const unsigned char *b = (const unsigned char *)logits;
     *h = (*h ^ (uint64_t)(i * 4099 + j)) * 1099511628211ull;
     for (size_t k = 0; k < sizeof(float) * (size_t)vocab; k++) *h = (*h ^ b[k]) * 1099511628211ull;
+}
+
+/* Each cell's logits hashed on their own (the order of the cells aside). */
+struct cell_hashes {
+    uint64_t *h;
+    int gw;
+};
+static void cell_logits(void *opaque, int i, int j, const float *logits, int vocab)
+{
+    struct cell_hashes *c = opaque;
+    uint64_t h = 14695981039346656037ull;
+    const unsigned char *b = (const unsigned char *)logits;
+    for (size_t k = 0; k < sizeof(float) * (size_t)vocab; k++) h = (h ^ b[k]) * 1099511628211ull;
+    if (j < c->gw) c->h[(size_t)i * c->gw + j] = h;
+}
+
+/* Samples the gh x gw grid under p in the batched order and in raster order
+ * (a state each: temporal frames follow on), comparing tokens and every
+ * cell's logits bit for bit: 1 when the same. */
+static struct vq_window_state *st_wave, *st_raster;
+static int same_unbatched(const struct vq_gpt *g, struct vq_window_params p, const int32_t *cond, int gw, int gh)
+{
+    const size_t n = (size_t)gw * gh;
+    int32_t *a = malloc(sizeof(int32_t) * n), *b = malloc(sizeof(int32_t) * n);
+    struct cell_hashes ha = { calloc(n, sizeof(uint64_t)), gw }, hb = { calloc(n, sizeof(uint64_t)), gw };
+    struct vq_window_hooks h = { .on_logits = cell_logits, .on_logits_opaque = &ha };
+    int rc = !a || !b || !ha.h || !hb.h || vq_window_sample_hooked(&st_wave, g, &p, &h, cond, gw, gh, a, NULL);
+    h.on_logits_opaque = &hb;
+    h.no_batch = 1;
+    rc = rc || vq_window_sample_hooked(&st_raster, g, &p, &h, cond, gw, gh, b, NULL);
+    const int same = !rc && !memcmp(a, b, sizeof(int32_t) * n) && !memcmp(ha.h, hb.h, sizeof(uint64_t) * n);
+    free(a); free(b); free(ha.h); free(hb.h);
+    return same;
+}
+
+/* The batched order (window.c, walk_wave: small feeds of several rows in one
+ * forward) gives the raster order's tokens and logits bit for bit: fp32,
+ * bf16 and int8 products where the CPU has them, seeded and greedy, in fast
+ * mode, under a tight cache cap, with completion, over temporal frames. */
+static void test_batched_order(void)
+{
+    static const int precs[3] = { VQ_PREC_FP32, VQ_PREC_BF16, VQ_PREC_INT8 };
+    static const char *names[3] = { "fp32", "bf16", "int8" };
+    struct rgpt r;
+    if (rgpt_init(&r, 64, 512, 2, 2, 128, 91)) { CHECK(0, "allocation"); return; }
+    struct vq_gpt *g = &r.g;
+    const int gw = 37, gh = 23, n = gw * gh;
+    int32_t *cond = malloc(sizeof(int32_t) * n), *given = malloc(sizeof(int32_t) * n);
+    uint8_t *mask = malloc((size_t)n);
+    random_tokens(cond, n, g->vocab, 5);
+    random_tokens(given, n, g->vocab, 6);
+    for (int k = 0; k < n; k++) mask[k] = (k * 7) % 11 != 0;
+    for (int pi = 0; pi < 3; pi++) {
+        const struct vq_backend *be = vq_backend_get(VQ_BACKEND_DNNL, precs[pi]);
+        if (!be) be = pi ? NULL : vq_backend_default();
+        if (!be || vq_gpt_pack(g, be)) {
+            printf("ok - batched order, %s: not on this CPU / build (skipped)\n", names[pi]);
+            continue;
+        }
+        if (!vq_gpt_batchable(NULL, g)) {
+            printf("ok - batched order, %s: products not batchable here (skipped)\n", names[pi]);
+            vq_gpt_unpack(g);
+            continue;
+        }
+        struct vq_window_params p;
+        memset(&p, 0, sizeof(p));
+        p.sampling = (struct vq_sampler_params){ 1.0f, 0, 1.0f, 17 };
+        int ok = same_unbatched(g, p, cond, gw, gh);
+        p.sampling = (struct vq_sampler_params){ 1.0f, 1, 1.0f, 0 };
+        ok = ok && same_unbatched(g, p, cond, gw, gh);
+        p.sampling = (struct vq_sampler_params){ 1.0f, 0, 1.0f, 3 };
+        p.fast_step = 3;
+        ok = ok && same_unbatched(g, p, cond, gw, gh);
+        p.fast_step = 0;
+        p.cache_bytes = 3 * vq_kv_cache_bytes(g, g->block);
+        ok = ok && same_unbatched(g, p, cond, gw, gh);
+        p.cache_bytes = 0;
+        p.given = given;
+        p.mask = mask;
+        ok = ok && same_unbatched(g, p, cond, gw, gh);
+        p.given = NULL;
+        p.mask = NULL;
+        p.temporal = VQGAN_TEMPORAL_REUSE;
+        ok = ok && same_unbatched(g, p, cond, gw, gh);
+        cond[5 * gw + 20] = (cond[5 * gw + 20] + 1) % g->vocab;   /* a changed cell: part reused */
+        ok = ok && same_unbatched(g, p, cond, gw, gh);
+        vq_window_state_free(st_wave);
+        vq_window_state_free(st_raster);
+        st_wave = st_raster = NULL;
+        CHECK(ok, "batched order, %s: tokens and every logit as in raster order (seeded, greedy, fast, tight "
+              "cap, completion, temporal reuse)", names[pi]);
+        vq_gpt_unpack(g);
+    }
+    free(cond); free(given); free(mask);
+    rgpt_free(&r);
 }
 
 /* Samples the gh x gw grid under p with and without prefix sharing, hashing
@@ -635,6 +738,7 @@ static const struct test_case cases[] = {
     { "eviction_order", test_eviction_order, 0 },
     { "default_cap", test_default_cap, 0 },
     { "prefix_sharing", test_prefix_sharing, 0 },
+    { "batched_order", test_batched_order, 0 },
     { "sequence", test_sequence, 0 },
     { "golden_conditional", test_golden_conditional, 1 },
     { "golden_classcond", test_golden_classcond, 1 },
