@@ -106,8 +106,16 @@ static int extend(struct vq_placements *pc, struct vq_placement *P, int i, int j
     const int ww = pc->np, target = vq_prefix_len(pc, P, i, j);
     int r;
     share_prefix(pc, P);
-    if (P->cache.len < ww && target > ww && (r = feed(pc, P, ww, NULL)))
-        return r;
+    if (P->cache.len < ww && target > ww) {
+        /* row-independent products (pc->share): the rest of the condition
+         * and a first visit of VQ_ROWS_INDEPENDENT_FROM positions or more go
+         * in one call, the numbers of two such calls */
+        if (pc->share && ww - P->cache.len >= VQ_ROWS_INDEPENDENT_FROM &&
+            target - ww >= VQ_ROWS_INDEPENDENT_FROM && boundary_below(pc, P, target, target) <= ww)
+            return feed(pc, P, target, logits);
+        if ((r = feed(pc, P, ww, NULL)))
+            return r;
+    }
     for (int vi = P->row_lo; vi <= P->row_hi; vi++)
         for (int vj = P->col_lo; vj <= P->col_hi; vj++) {
             const int end = vq_prefix_len(pc, P, vi, vj);
