@@ -55,6 +55,12 @@ static int packed_int8(const struct vq_exec *ex, const struct vq_packed *p, cons
     return vq_int8_linear(vq_nt(ex), p, x, T, b, y);
 }
 
+static int int8_small_any(const struct vq_packed *p)
+{
+    (void)p;
+    return 1;   /* backend_int8.c: one kernel for every row count */
+}
+
 /* ---- the tables ------------------------------------------------------------------ */
 
 static const struct vq_backend ref_fp32 = {
@@ -74,7 +80,7 @@ static const struct vq_backend dnnl_bf16 = {
     .name = "onednn-bf16", .kind = VQ_BACKEND_DNNL, .precision = VQ_PREC_BF16, .gemm = gemm_dnnl,
     .conv2d = conv_dnnl_bf16, .linear_small = small_f32,
     .pack = vq_dnnl_pack_bf16, .pack_free = vq_dnnl_pack_free, .linear_packed = packed_bf16,
-    .linear_packed_bf16 = packed_bf16_in,
+    .linear_packed_bf16 = packed_bf16_in, .packed_small_any = vq_dnnl_small_ok,
 };
 
 /* int8: the transformer's linear layers in int8 (backend_int8.h); the
@@ -83,6 +89,7 @@ static const struct vq_backend dnnl_int8 = {
     .name = "onednn-int8", .kind = VQ_BACKEND_DNNL, .precision = VQ_PREC_INT8, .gemm = gemm_dnnl,
     .conv2d = conv_dnnl_bf16, .linear_small = small_f32,
     .pack = vq_int8_pack, .pack_free = vq_int8_pack_free, .linear_packed = packed_int8,
+    .packed_small_any = int8_small_any,
 };
 
 const struct vq_backend *vq_backend_get(int kind, int precision)

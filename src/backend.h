@@ -26,9 +26,9 @@
 
 #include "gemm.h"
 
-/* linear_small.h's VQ_SMALL_ROWS: the rows a product takes the few-rows
- * kernels up to, unless its exec says more (struct vq_exec) */
-#define VQ_SMALL_ROWS_DEFAULT 24
+/* The rows up to which a product takes the few-rows kernels (linear_small.h),
+ * unless its exec says more (struct vq_exec, small_rows). */
+#define VQ_SMALL_ROWS 24
 
 /* The arithmetic of the products whose weights the backend packs (the
  * transformer's linear layers) and of its convolutions. */
@@ -75,6 +75,10 @@ struct vq_backend {
      * (one conversion serves products that share an input). May be NULL. */
     int (*linear_packed_bf16)(const struct vq_exec *ex, const struct vq_packed *p, const uint16_t *xb, int T,
                               const float *b, float *y);
+    /* 1 when linear_packed through p takes a few-rows kernel, whose rows do
+     * not depend on each other, for every call of up to vq_small_rows rows.
+     * May be NULL (never). */
+    int (*packed_small_any)(const struct vq_packed *p);
 };
 
 /* One call's execution: the model's backend and the threads the session
@@ -112,7 +116,7 @@ static inline struct vq_exec vq_exec_of(const struct vq_exec *ex)
 /* Rows up to which ex's products take the few-rows kernels. */
 static inline int vq_small_rows(const struct vq_exec *ex)
 {
-    return ex && ex->small_rows > 0 ? ex->small_rows : VQ_SMALL_ROWS_DEFAULT;
+    return ex && ex->small_rows > 0 ? ex->small_rows : VQ_SMALL_ROWS;
 }
 /* Threads for a parallel region of a call (num_threads clause). */
 static inline int vq_nt(const struct vq_exec *ex)

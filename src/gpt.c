@@ -7,7 +7,6 @@
 #include "backend.h"
 #include "error.h"
 #include "gpt.h"
-#include "linear_small.h"
 #include "ops.h"
 #include "scratch.h"
 

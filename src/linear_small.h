@@ -9,11 +9,10 @@
 
 /* y[T×N] = x[T×K] · Wᵀ + b (b may be NULL) on n_threads threads. Each
  * element's sum is in a fixed order, independent of T and of the threads:
- * the products use them for T <= VQ_SMALL_ROWS, where they beat the general
- * providers, and for batches of several sequences of that many rows at most
+ * the products use them for T <= VQ_SMALL_ROWS (backend.h), where they beat
+ * the general providers, and for batches of several sequences of that many rows at most
  * (struct vq_exec, small_rows), which then get the bits of their own calls.
  * Nonzero (nothing done) without AVX2+FMA. */
-#define VQ_SMALL_ROWS VQ_SMALL_ROWS_DEFAULT
 int vq_linear_small(int n_threads, const float *x, int T, int K, const float *W, const float *b, int N, float *y);
 /* The same in bf16 (fp32 accumulation, vdpbf16ps) from weights repacked as
  * N/64 blocks of 64 columns one after the other, each [K/2][64][2] (k pairs;

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "backend.h"
-#include "backend_dnnl.h"
 #include "error.h"
 #include "linear_small.h"
 #include "ops.h"
@@ -260,11 +259,7 @@ int vq_linear_small_any(const struct vq_exec *ex, const struct vq_packed *pk)
     const struct vq_exec e = vq_exec_of(ex);
     if (!pk)
         return e.be->linear_small && vq_linear_small_ready(0);
-    if (!e.be->linear_packed)
-        return 0;
-    if (pk->precision == VQ_PREC_INT8)
-        return 1;   /* backend_int8.c: one kernel for every row count */
-    return pk->precision == VQ_PREC_BF16 && vq_dnnl_small_ok(pk);
+    return e.be->linear_packed && e.be->packed_small_any && e.be->packed_small_any(pk);
 }
 
 int vq_linear_bf16_input(const struct vq_exec *ex, const struct vq_packed *pk)

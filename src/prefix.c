@@ -141,16 +141,9 @@ int vq_prefix_single(struct vq_placements *pc, struct vq_placement *P, int i, in
     const int target = vq_prefix_len(pc, P, i, j);
     cut_back(pc, P, target, temporal);
     const int len = P->cache.len;
-    if (len < pc->np || len >= target || target - len > max)
-        return 0;
-    /* extend() feeds up to the first visit past len: it must be (i, j) */
-    for (int vi = P->row_lo; vi <= P->row_hi; vi++)
-        for (int vj = P->col_lo; vj <= P->col_hi; vj++) {
-            const int end = vq_prefix_len(pc, P, vi, vj);
-            if (end > len)
-                return end == target;
-        }
-    return 0;
+    /* extend() feeds up to the first visit past len: no chunk boundary
+     * may lie between len and (i, j) */
+    return len >= pc->np && len < target && target - len <= max && boundary_below(pc, P, target, target) <= len;
 }
 
 int vq_prefix_bring_batch(struct vq_placements *pc, struct vq_placement *const *P, const int *i, const int *j, int n,

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "error.h"
-#include "linear_small.h"
 #include "memlimit.h"
 #include "placements.h"
 #include "prefix.h"
