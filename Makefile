@@ -15,6 +15,14 @@ GOLDEN   ?= $(abspath ../shared/golden)
 include config.mk
 config.mk:
 	./configure --lib-only
+# The goals that install the missing Debian packages (deps, below) do so
+# before that first ./configure, so that it finds the backends they bring (on
+# a fresh machine, `make check` would otherwise build and test the library
+# without oneDNN: the full ./configure that the FFmpeg build runs later
+# rewrites config.mk too late for the make already running).
+ifneq ($(filter check check-quick bench,$(MAKECMDGOALS)),)
+config.mk: | deps
+endif
 
 # One place holds the version: VERSION ("MAJOR.MINOR.PATCH"). The header
 # vqgan_version.h, vqgan_version(), the .pc file and the soname come from it.

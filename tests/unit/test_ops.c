@@ -680,6 +680,36 @@ static uint16_t bf16_bits(float x)
     return b;
 }
 
+/* vq_f32_to_bf16 on many values at once (16 lanes where the CPU has
+ * AVX-512) against one value at a time (the scalar loop): ties, NaNs,
+ * infinities, subnormals and values that round up into the exponent. */
+static void test_bf16_rounding(void)
+{
+    enum { N = 16 * 19 + 5 };
+    static const uint32_t special[] = { 0x7fc00000u, 0x7f800001u, 0xffc00001u, 0x7f800000u, 0xff800000u,
+                                        0x00000001u, 0x00008000u, 0x00018000u, 0x007fffffu, 0x80008000u,
+                                        0x3f808000u, 0x3f818000u, 0x3f80ffffu, 0x7f7fffffu, 0x477fffffu,
+                                        0x00000000u, 0x80000000u, 0x3f7f8000u };
+    float x[N];
+    uint16_t y[N];
+    uint64_t st = 12345;
+    for (int i = 0; i < N; i++) {
+        uint32_t u;
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        u = (uint32_t)(st >> 32);
+        if (i % 3 == 0) u = special[(i / 3) % (sizeof(special) / sizeof(special[0]))];
+        if (i % 7 == 1) u = (u & 0xffff0000u) | 0x8000u;    /* an exact tie */
+        memcpy(&x[i], &u, 4);
+    }
+    int ok = 1;
+    for (int off = 0; off < 3; off++) {
+        vq_f32_to_bf16(x + off, y, (size_t)(N - off));
+        for (int i = 0; i < N - off; i++)
+            ok &= y[i] == bf16_bits(x[off + i]);
+    }
+    CHECK(ok, "f32 to bf16: %d values (ties, NaN, inf, subnormals) at 3 offsets convert as one at a time", N);
+}
+
 /* The bf16 cache layout and kernels: against the double reference on the
  * bf16-rounded query, keys and values (what is left is the probabilities'
  * rounding), slots past the positions fed holding NaN; threads and chunks. */
@@ -932,6 +962,7 @@ static const struct test_case cases[] = {
     { "pointwise", test_pointwise, 0 },
     { "attention", test_attention, 0 },
     { "attention_bf16", test_attention_bf16, 0 },
+    { "bf16_rounding", test_bf16_rounding, 0 },
     { "softmax_bf16", test_softmax_bf16, 0 },
     { "rows_probe", test_rows_probe, 0 },
     { "quantize", test_quantize, 0 },
