@@ -35,7 +35,6 @@ struct vq_placements {
                                         (spatial) or 1 (class / start token)    */
     int step;                        /* schedule step: 1 exact, > 1 fast mode   */
     const int32_t *cond, *img;       /* the padded grids [Hp][Wp] fed from      */
-    int32_t *seq;                    /* [block]: the positions of one feed      */
     int share;                       /* condition prefixes copied between placements */
     int64_t frame;                   /* frames sampled with this state          */
     int cur_i, cur_j;                /* the cell being sampled (eviction order) */

@@ -5,20 +5,28 @@
 #include "ops.h"
 #include "prefix.h"
 
+/* The tokens of positions [P->len, end) of placement P's window into
+ * P->toks, counted and traced as fed; returns P->len. */
+static int take_tokens(struct vq_placements *pc, struct vq_placement *P, int end)
+{
+    const int a = P->cache.len;
+    pc->fed += end - a;
+    if (pc->trace)
+        pc->trace(pc->trace_opaque, P->r0, P->c0, a, end - a);
+    for (int q = a; q < end; q++)
+        P->toks[q] = vq_placement_token(pc, P, q);
+    return a;
+}
+
 /* Feeds positions [P->len, end) of placement P's window. */
 static int feed(struct vq_placements *pc, struct vq_placement *P, int end, float *logits)
 {
-    const int a = P->cache.len, n = end - a;
-    pc->fed += n;
-    if (pc->trace)
-        pc->trace(pc->trace_opaque, P->r0, P->c0, a, n);
-    for (int q = a; q < end; q++)
-        pc->seq[q - a] = P->toks[q] = vq_placement_token(pc, P, q);
+    const int a = take_tokens(pc, P, end), n = end - a;
     if (pc->dry_run) {
         P->cache.len = end;
         return 0;
     }
-    return vq_gpt_forward(pc->exec, pc->gpt, &P->cache, pc->seq, n, logits ? n - 1 : n, logits);
+    return vq_gpt_forward(pc->exec, pc->gpt, &P->cache, P->toks + a, n, logits ? n - 1 : n, logits);
 }
 
 /* The chunks a placement is fed in, the same in every frame and mode so that
@@ -154,12 +162,7 @@ int vq_prefix_bring_batch(struct vq_placements *pc, struct vq_placement *const *
         return vq_error(VQGAN_ERR_INVALID, "window: a batch of %d placements (1..%d)", n, VQ_GPT_MAX_BATCH);
     for (int k = 0; k < n; k++) {
         struct vq_placement *Q = P[k];
-        const int a = Q->cache.len, end = vq_prefix_len(pc, Q, i[k], j[k]);
-        pc->fed += end - a;
-        if (pc->trace)
-            pc->trace(pc->trace_opaque, Q->r0, Q->c0, a, end - a);
-        for (int q = a; q < end; q++)
-            Q->toks[q] = vq_placement_token(pc, Q, q);
+        const int end = vq_prefix_len(pc, Q, i[k], j[k]), a = take_tokens(pc, Q, end);
         seq[k] = (struct vq_gpt_seq){ &Q->cache, Q->toks + a, end - a, end - a - 1, logits[k] };
     }
     if (pc->dry_run) {

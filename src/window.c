@@ -32,9 +32,8 @@ struct vq_window_state {
                                         condition fills cond with its token     */
     uint8_t *keep;                   /* [Hp][Wp]: 1 = kept (completion)         */
     size_t grid_cap;
-    int32_t *seq;                    /* [block]                                 */
     float *logits;                   /* [vocab]                                 */
-    int seq_cap, logits_cap;
+    int logits_cap;
     float *batch;                    /* [cells][vocab]: a batch's logits        */
     size_t batch_cap;
 };
@@ -71,7 +70,6 @@ void vq_window_state_free(struct vq_window_state *st)
     free(st->cond);
     free(st->img);
     free(st->keep);
-    free(st->seq);
     free(st->logits);
     free(st->batch);
     free(st);
@@ -103,7 +101,7 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem)
 
 static int buffers(struct vq_window_state *st, const struct vq_gpt *gpt, size_t grid)
 {
-    size_t gc = st->grid_cap, sc = (size_t)st->seq_cap, lc = (size_t)st->logits_cap;
+    size_t gc = st->grid_cap, lc = (size_t)st->logits_cap;
     int r;
     if (grid > gc) {
         size_t c2 = gc, c3 = gc;
@@ -113,13 +111,10 @@ static int buffers(struct vq_window_state *st, const struct vq_gpt *gpt, size_t 
         st->grid_cap = grid;
     }
     if (st->temporal && (r = vq_prev_reserve(&st->prev, grid))) return r;
-    if ((r = grow((void **)&st->seq, &sc, (size_t)gpt->block, sizeof(int32_t)))) return r;
-    st->seq_cap = (int)sc;
     if ((r = grow((void **)&st->logits, &lc, (size_t)gpt->vocab, sizeof(float)))) return r;
     st->logits_cap = (int)lc;
     st->pc.cond = st->cond;
     st->pc.img = st->img;
-    st->pc.seq = st->seq;
     return 0;
 }
 
