@@ -49,6 +49,12 @@ static int packed_bf16_in(const struct vq_exec *ex, const struct vq_packed *p, c
     return vq_dnnl_linear_bf16_in(vq_nt(ex), vq_small_rows(ex), p, xb, T, b, y);
 }
 
+static int packed_bf16_epi(const struct vq_exec *ex, const struct vq_packed *p, const uint16_t *xb, int T,
+                           const float *b, int epi, void *y)
+{
+    return vq_dnnl_linear_bf16_epi(vq_nt(ex), vq_small_rows(ex), p, xb, T, b, epi, y);
+}
+
 static int packed_int8(const struct vq_exec *ex, const struct vq_packed *p, const float *x, int T, const float *b,
                        float *y)
 {
@@ -80,7 +86,8 @@ static const struct vq_backend dnnl_bf16 = {
     .name = "onednn-bf16", .kind = VQ_BACKEND_DNNL, .precision = VQ_PREC_BF16, .gemm = gemm_dnnl,
     .conv2d = conv_dnnl_bf16, .linear_small = small_f32,
     .pack = vq_dnnl_pack_bf16, .pack_free = vq_dnnl_pack_free, .linear_packed = packed_bf16,
-    .linear_packed_bf16 = packed_bf16_in, .packed_small_any = vq_dnnl_small_ok,
+    .linear_packed_bf16 = packed_bf16_in, .linear_packed_bf16_epi = packed_bf16_epi,
+    .packed_small_any = vq_dnnl_small_ok,
 };
 
 /* int8: the transformer's linear layers in int8 (backend_int8.h); the

@@ -39,6 +39,13 @@ enum vq_backend_precision {
                            attention and its cache as in VQ_PREC_BF16 */
 };
 
+/* What a packed product from bf16 input does with its result
+ * (linear_packed_bf16_epi, ops.h vq_linear_bf16_gelu / vq_linear_bf16_add). */
+enum vq_epilogue {
+    VQ_EPI_GELU_BF16 = 1,   /* y (bf16) = gelu(x·Wᵀ + b), rounded to bf16          */
+    VQ_EPI_ADD = 2,         /* y (fp32) += x·Wᵀ + b: one rounding, as a sum after  */
+};
+
 struct vq_exec;
 /* Weights packed for one backend: each backend's own struct begins with this
  * header (its precision and the shape of W[N][K]). */
@@ -75,6 +82,11 @@ struct vq_backend {
      * (one conversion serves products that share an input). May be NULL. */
     int (*linear_packed_bf16)(const struct vq_exec *ex, const struct vq_packed *p, const uint16_t *xb, int T,
                               const float *b, float *y);
+    /* The bf16-input product with an epilogue (enum vq_epilogue) fused into
+     * it, for the calls where the backend has such a kernel; nonzero (nothing
+     * done) for the others, which ops.c completes itself. May be NULL. */
+    int (*linear_packed_bf16_epi)(const struct vq_exec *ex, const struct vq_packed *p, const uint16_t *xb, int T,
+                                  const float *b, int epi, void *y);
     /* 1 when linear_packed through p takes a few-rows kernel, whose rows do
      * not depend on each other, for every call of up to vq_small_rows rows.
      * May be NULL (never). */

@@ -181,20 +181,31 @@ static int is_kpairs(const dnnl_memory_desc_t *md, int K, int n)
            b->inner_blks[2] == 2 && b->inner_idxs[2] == 0 && b->strides[0] == 32 * 64 && b->strides[1] == (dnnl_dim_t)K * 64;
 }
 
-/* The matmul x[T×K] (bf16) · w (panel of n columns, descriptor wmd) + b -> y (fp32, row stride ldy). */
-static int matmul_desc(int T, int K, int n, const dnnl_memory_desc_t *wmd, int bias, int ldy,
+/* The matmul x[T×K] (bf16) · w (panel of n columns, descriptor wmd) + b -> y
+ * (row stride ldy): fp32, or with epi (enum vq_epilogue, 0 for none) GELU
+ * into bf16 or a sum into y (post-ops). */
+static int matmul_desc(int T, int K, int n, const dnnl_memory_desc_t *wmd, int bias, int ldy, int epi,
                        dnnl_primitive_desc_t *pd, dnnl_memory_desc_t md[4])
 {
     dnnl_dims_t sd = { T, K }, bd = { 1, n }, dd = { T, n }, ds = { ldy, 1 };
     dnnl_memory_desc_init_by_tag(&md[0], 2, sd, dnnl_bf16, dnnl_ab);
     md[1] = *wmd;
     dnnl_memory_desc_init_by_tag(&md[2], 2, bd, dnnl_f32, dnnl_ab);
-    dnnl_memory_desc_init_by_strides(&md[3], 2, dd, dnnl_f32, ds);
+    dnnl_memory_desc_init_by_strides(&md[3], 2, dd, epi == VQ_EPI_GELU_BF16 ? dnnl_bf16 : dnnl_f32, ds);
     dnnl_matmul_desc_t d;
-    if (dnnl_matmul_desc_init(&d, &md[0], &md[1], bias ? &md[2] : NULL, &md[3]) != dnnl_success ||
-        dnnl_primitive_desc_create(pd, &d, NULL, engine, NULL) != dnnl_success)
-        return -1;
-    return 0;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    int ok = dnnl_matmul_desc_init(&d, &md[0], &md[1], bias ? &md[2] : NULL, &md[3]) == dnnl_success;
+    if (ok && epi) {
+        ok = dnnl_primitive_attr_create(&attr) == dnnl_success && dnnl_post_ops_create(&po) == dnnl_success &&
+             (epi == VQ_EPI_GELU_BF16 ? dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f)
+                                      : dnnl_post_ops_append_sum(po, 1.0f)) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    }
+    ok = ok && dnnl_primitive_desc_create(pd, &d, attr, engine, NULL) == dnnl_success;
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return ok ? 0 : -1;
 }
 
 /* A panel's share of the weight's memory: its size, 64-byte aligned. */
@@ -237,7 +248,7 @@ struct vq_packed *vq_dnnl_pack_bf16(const float *W, int N, int K)
         dnnl_memory_desc_t any, md[4];
         dnnl_memory_desc_init_by_tag(&any, 2, wd, dnnl_bf16, dnnl_format_tag_any);
         dnnl_primitive_desc_t pd;
-        if (matmul_desc(64, K, n, &any, 1, n, &pd, md)) {
+        if (matmul_desc(64, K, n, &any, 1, n, 0, &pd, md)) {
             dnnl_dims_t ws = { 1, K };                          /* keep the plain layout */
             dnnl_memory_desc_init_by_strides(&w->p[t].md, 2, wd, dnnl_bf16, ws);
         } else {
@@ -281,7 +292,7 @@ struct vq_packed *vq_dnnl_pack_bf16(const float *W, int N, int K)
  * one-position transformer step). */
 #define PRIM_CACHE 48
 struct prim_entry {
-    int T, K, n, bias;
+    int T, K, n, bias, epi;
     dnnl_memory_desc_t wmd;
     dnnl_primitive_t prim;
     dnnl_memory_t m[4];
@@ -309,7 +320,8 @@ static void prim_cache_free(void *p)
     free(c);
 }
 
-static struct prim_entry *prim_get(int T, int K, int n, int bias, const dnnl_memory_desc_t *wmd, dnnl_stream_t *st)
+static struct prim_entry *prim_get(int T, int K, int n, int bias, int epi, const dnnl_memory_desc_t *wmd,
+                                   dnnl_stream_t *st)
 {
     struct prim_cache *c = pthread_getspecific(prim_key);
     if (!c) {
@@ -324,14 +336,15 @@ static struct prim_entry *prim_get(int T, int K, int n, int bias, const dnnl_mem
     *st = c->st;
     for (int i = 0; i < c->count; i++) {
         struct prim_entry *e = &c->e[i];
-        if (e->T == T && e->K == K && e->n == n && e->bias == bias && dnnl_memory_desc_equal(&e->wmd, wmd))
+        if (e->T == T && e->K == K && e->n == n && e->bias == bias && e->epi == epi &&
+            dnnl_memory_desc_equal(&e->wmd, wmd))
             return e;
     }
     struct prim_entry *e = &c->e[c->count < PRIM_CACHE ? c->count++ : c->next++ % PRIM_CACHE];
     entry_free(e);
     dnnl_memory_desc_t md[4];
     dnnl_primitive_desc_t pd = NULL;
-    if (matmul_desc(T, K, n, wmd, bias, n, &pd, md))
+    if (matmul_desc(T, K, n, wmd, bias, n, epi, &pd, md))
         return NULL;
     int ok = dnnl_primitive_create(&e->prim, pd) == dnnl_success;
     for (int i = 0; ok && i < 4; i++)
@@ -345,6 +358,7 @@ static struct prim_entry *prim_get(int T, int K, int n, int bias, const dnnl_mem
     e->K = K;
     e->n = n;
     e->bias = bias;
+    e->epi = epi;
     e->wmd = *wmd;
     return e;
 }
@@ -358,7 +372,7 @@ static int linear_panel(const uint16_t *xb, int T, const struct vq_bf16_weight *
 {
     const int off = t * w->panel, n = w->N - off < w->panel ? w->N - off : w->panel;
     dnnl_stream_t st;
-    struct prim_entry *e = prim_get(T, w->K, n, b != NULL, &w->p[t].md, &st);
+    struct prim_entry *e = prim_get(T, w->K, n, b != NULL, 0, &w->p[t].md, &st);
     if (!e) return -1;
     float *dense = n == ldy ? y + off : malloc(sizeof(float) * (size_t)T * n);
     if (!dense) return -1;
@@ -387,7 +401,8 @@ static int linear_panel(const uint16_t *xb, int T, const struct vq_bf16_weight *
  * [K/2][64][2], oneDNN's BA16a64b2a): its destination is y itself, dense,
  * so nothing is copied. The same bits as the panels' calls (each output's
  * sum runs over k in the same order; test_ops compares them). */
-static int linear_whole(int nt, const uint16_t *xb, int T, const struct vq_bf16_weight *w, const float *b, float *y)
+static int linear_whole(int nt, const uint16_t *xb, int T, const struct vq_bf16_weight *w, const float *b, int epi,
+                        void *y)
 {
     dnnl_memory_desc_t wmd;
     dnnl_dims_t wd = { w->K, w->N };
@@ -395,7 +410,7 @@ static int linear_whole(int nt, const uint16_t *xb, int T, const struct vq_bf16_
         !is_kpairs(&wmd, w->K, w->N))
         return -1;
     dnnl_stream_t st;
-    struct prim_entry *e = prim_get(T, w->K, w->N, b != NULL, &wmd, &st);
+    struct prim_entry *e = prim_get(T, w->K, w->N, b != NULL, epi, &wmd, &st);
     if (!e) return -1;
     if (dnnl_memory_set_data_handle(e->m[0], (void *)xb) != dnnl_success ||
         dnnl_memory_set_data_handle(e->m[1], w->mem) != dnnl_success ||
@@ -436,12 +451,24 @@ int vq_dnnl_linear_bf16_in(int n_threads, int small_rows, const struct vq_packed
     if (T <= small_rows && W->kpairs && !vq_linear_small_bf16(nt, xb, T, K, W->mem, b, N, y))
         return 0;
     if (W->kpairs && W->n_panel > 1 && !__atomic_load_n(&whole_off, __ATOMIC_RELAXED) &&
-        !linear_whole(nt, xb, T, W, b, y))
+        !linear_whole(nt, xb, T, W, b, 0, y))
         return 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(| : fail) num_threads(nt)
     for (int t = 0; t < W->n_panel; t++)
         fail |= linear_panel(xb, T, W, t, b, y, N) != 0;
     return fail ? -1 : 0;
+}
+
+int vq_dnnl_linear_bf16_epi(int n_threads, int small_rows, const struct vq_packed *p, const uint16_t *xb, int T,
+                            const float *b, int epi, void *y)
+{
+    const struct vq_bf16_weight *W = (const struct vq_bf16_weight *)p;
+    if (!W || W->hdr.precision != VQ_PREC_BF16 || T <= small_rows || !W->kpairs || W->n_panel < 2 ||
+        __atomic_load_n(&whole_off, __ATOMIC_RELAXED) ||
+        linear_whole(n_threads > 0 ? n_threads : 1, xb, T, W, b, epi, y))
+        return -1;
+    vq_flops_add(2ull * T * W->N * W->K);
+    return 0;
 }
 
 int vq_dnnl_linear_bf16(int n_threads, int small_rows, const struct vq_packed *p, const float *x, int T,
@@ -482,6 +509,12 @@ int vq_dnnl_linear_bf16_in(int n_threads, int small_rows, const struct vq_packed
                            const float *b, float *y)
 {
     (void)n_threads; (void)small_rows; (void)p; (void)xb; (void)T; (void)b; (void)y;
+    return -1;
+}
+int vq_dnnl_linear_bf16_epi(int n_threads, int small_rows, const struct vq_packed *p, const uint16_t *xb, int T,
+                            const float *b, int epi, void *y)
+{
+    (void)n_threads; (void)small_rows; (void)p; (void)xb; (void)T; (void)b; (void)epi; (void)y;
     return -1;
 }
 int vq_dnnl_bf16_native(void) { return 0; }

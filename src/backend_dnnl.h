@@ -28,6 +28,13 @@ int vq_dnnl_linear_bf16(int n_threads, int small_rows, const struct vq_packed *w
 /* The same from xb = x rounded to bf16 (vq_f32_to_bf16): the same bits. */
 int vq_dnnl_linear_bf16_in(int n_threads, int small_rows, const struct vq_packed *w, const uint16_t *xb, int T,
                            const float *b, float *y);
+/* The same with an epilogue (enum vq_epilogue) fused into oneDNN's kernel:
+ * for more than small_rows rows through weights stored as one blocked
+ * matrix (linear_whole); nonzero (nothing done) otherwise. GELU is oneDNN's
+ * own (gelu_erf: its erf approximation, not glibc's erff); the add gives the
+ * bits of the product followed by a sum. */
+int vq_dnnl_linear_bf16_epi(int n_threads, int small_rows, const struct vq_packed *w, const uint16_t *xb, int T,
+                            const float *b, int epi, void *y);
 /* 1 when w's products of up to small_rows rows take the few-rows kernel. */
 int vq_dnnl_small_ok(const struct vq_packed *w);
 /* Tests: 1 runs every bf16 product panel by panel (each into a dense block,

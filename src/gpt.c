@@ -232,7 +232,7 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
     struct vq_exec e = gpt_exec(gpt, exec);
     const struct vq_exec *ex = &e;
     struct seq_rows at[VQ_GPT_MAX_BATCH];
-    int n = 0, n_out = 0, att_rows = 0, att_keys = 0, r;
+    int n = 0, n_out = 0, att_rows = 0, att_keys = 0, r, err = 0;
 
     if (n_seq < 1 || n_seq > VQ_GPT_MAX_BATCH)
         return vq_error(VQGAN_ERR_INVALID, "transformer forward of %d sequences (1..%d)", n_seq, VQ_GPT_MAX_BATCH);
@@ -299,6 +299,8 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
          * with bf16 products, ln1(x) is rounded once for k, v and q */
         const int qkv_bf16 = vq_linear_bf16_input(ex, b->k_p) && vq_linear_bf16_input(ex, b->v_p) &&
                              vq_linear_bf16_input(ex, b->q_p);
+        const int mlp_bf16 = vq_linear_bf16_input(ex, b->proj_p) && vq_linear_bf16_input(ex, b->fc_p) &&
+                             vq_linear_bf16_input(ex, b->fc2_p);
         vq_layer_norm(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
         if (qkv_bf16) vq_f32_to_bf16_par(vq_nt(ex), s.xn, s.xb, nd);
         linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->k_w, b->k_p, b->k_b, D, s.tmp);
@@ -340,15 +342,31 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
                 vq_attention(ex, s.q + o, vq_kv_cache_k(c, l), vq_kv_cache_rows(c), vq_kv_cache_v(c, l), D,
                              gpt->n_head, gpt->n_unmasked, c->len + skip, mi, s.att, s.y + o);
         }
+        /* x += mlp.2(gelu(mlp.0(ln2(x)))) after x += proj(y); with bf16
+         * products, each input is rounded once, the hidden layer leaves its
+         * product in bf16 (GELU fused) and both sums into x are the
+         * products' own (vq_linear_bf16_add) */
+        if (mlp_bf16) {
+            uint16_t *hb = (uint16_t *)s.h;
+            vq_f32_to_bf16_par(vq_nt(ex), s.y, s.xb, md);
+            if ((err = vq_linear_bf16_add(ex, s.xb, m, b->proj_p, b->proj_b, x))) break;
+            vq_layer_norm(ex, x, m, D, b->ln2_w, b->ln2_b, LN_EPS, xn);
+            vq_f32_to_bf16_par(vq_nt(ex), xn, s.xb, md);
+            if ((err = vq_linear_bf16_gelu(ex, s.xb, m, b->fc_p, b->fc_b, hb))) break;
+            if ((err = vq_linear_bf16_add(ex, hb, m, b->fc2_p, b->fc2_b, x))) break;
+            continue;
+        }
         vq_linear(ex, s.y, m, D, b->proj_w, b->proj_p, b->proj_b, D, s.tmp);
         vq_add(ex, x, s.tmp, md);
-
-        /* x += mlp.2(gelu(mlp.0(ln2(x)))) */
         vq_layer_norm(ex, x, m, D, b->ln2_w, b->ln2_b, LN_EPS, xn);
         vq_linear(ex, xn, m, D, b->fc_w, b->fc_p, b->fc_b, 4 * D, s.h);
         vq_gelu(ex, s.h, 4 * md);
         vq_linear(ex, s.h, m, 4 * D, b->fc2_w, b->fc2_p, b->fc2_b, D, s.tmp);
         vq_add(ex, x, s.tmp, md);
+    }
+    if (err) {
+        vq_scratch_free(buf);
+        return err;
     }
     for (int i = 0; i < n_seq; i++)
         seq[i].cache->len += seq[i].n;

@@ -276,6 +276,42 @@ int vq_linear_bf16(const struct vq_exec *ex, const uint16_t *xb, int T, const st
     return e.be->linear_packed_bf16(&e, pk, xb, T, b, y);
 }
 
+/* The product with its epilogue fused by the backend, or else the product
+ * into a buffer and the epilogue here. */
+static int linear_bf16_epi(const struct vq_exec *ex, const uint16_t *xb, int T, const struct vq_packed *pk,
+                           const float *b, int epi, void *y)
+{
+    const struct vq_exec e = vq_exec_of(ex);
+    if (!vq_linear_bf16_input(&e, pk)) return VQGAN_ERR_INVALID;
+    if (e.be->linear_packed_bf16_epi && !e.be->linear_packed_bf16_epi(&e, pk, xb, T, b, epi, y)) return 0;
+    const size_t n = (size_t)T * pk->N;
+    float *t = malloc(sizeof(float) * n);
+    if (!t || e.be->linear_packed_bf16(&e, pk, xb, T, b, t)) {
+        free(t);
+        return vq_error(VQGAN_ERR_NOMEM, "product of %d rows, %d -> %d: out of memory", T, pk->K, pk->N);
+    }
+    if (epi == VQ_EPI_GELU_BF16) {
+        vq_gelu(&e, t, n);
+        vq_f32_to_bf16_par(vq_nt(&e), t, y, n);
+    } else {
+        vq_add(&e, y, t, n);
+    }
+    free(t);
+    return 0;
+}
+
+int vq_linear_bf16_gelu(const struct vq_exec *ex, const uint16_t *xb, int T, const struct vq_packed *pk,
+                        const float *b, uint16_t *yb)
+{
+    return linear_bf16_epi(ex, xb, T, pk, b, VQ_EPI_GELU_BF16, yb);
+}
+
+int vq_linear_bf16_add(const struct vq_exec *ex, const uint16_t *xb, int T, const struct vq_packed *pk,
+                       const float *b, float *y)
+{
+    return linear_bf16_epi(ex, xb, T, pk, b, VQ_EPI_ADD, y);
+}
+
 void vq_gelu(const struct vq_exec *ex, float *x, size_t n)
 {
     VQ_OMP_ONLY(ex);

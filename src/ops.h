@@ -49,6 +49,21 @@ void vq_linear(const struct vq_exec *ex, const float *x, int T, int Din, const f
 int vq_linear_bf16_input(const struct vq_exec *ex, const struct vq_packed *pk);
 int vq_linear_bf16(const struct vq_exec *ex, const uint16_t *xb, int T, const struct vq_packed *pk, const float *b,
                    float *y);
+/* The MLP's and the residual's products from bf16 input (vq_linear_bf16_input
+ * must hold for pk), with what follows them fused where the backend can
+ * (enum vq_epilogue; backend.h):
+ *  - vq_linear_bf16_gelu: yb[T×N] = bf16(gelu(xb · Wᵀ + b)), the next
+ *    product's input. Where the backend fuses it (oneDNN, more rows than
+ *    the few-rows kernels take) GELU is the backend's own erf approximation,
+ *    else vq_gelu's: a row's bits depend on which kernel its call takes,
+ *    like its product's (vq_linear_rows_independent).
+ *  - vq_linear_bf16_add: y[T×N] += xb · Wᵀ + b, the bits of vq_linear_bf16
+ *    into a buffer followed by vq_add.
+ * Nonzero (VQGAN_ERR_NOMEM, y untouched) when out of memory. */
+int vq_linear_bf16_gelu(const struct vq_exec *ex, const uint16_t *xb, int T, const struct vq_packed *pk,
+                        const float *b, uint16_t *yb);
+int vq_linear_bf16_add(const struct vq_exec *ex, const uint16_t *xb, int T, const struct vq_packed *pk,
+                       const float *b, float *y);
 /* 1 when vq_linear with ex's backend (and pk, which may be NULL) gives every
  * row of a call of at least VQ_ROWS_INDEPENDENT_FROM rows the same bits
  * whatever the other rows of the call are and wherever the row sits in it; 0

@@ -255,6 +255,91 @@ static void test_linear_bf16_whole(void)
     CHECK(ok_thr, "linear bf16, whole products: bit-identical with 1 and 2 threads");
 }
 
+/* bf16 products with their epilogue (ops.h vq_linear_bf16_add and
+ * vq_linear_bf16_gelu): the add gives the bits of the product followed by
+ * vq_add at every row count (fused by oneDNN past the few-rows kernels);
+ * GELU into bf16 gives the bits of vq_gelu and the rounding where the
+ * few-rows kernels run, and oneDNN's gelu_erf past them: within one bf16
+ * rounding step of that, on a small share of the elements; both give a row
+ * the same bits whatever else its call holds, and the same with 1 and 2
+ * threads. */
+static void test_linear_bf16_epilogue(void)
+{
+    const struct vq_backend *bf16 = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
+    if (!bf16) {
+        printf("ok - linear bf16 epilogues: no native bf16 on this CPU (skipped)\n");
+        return;
+    }
+    static const int shapes[][2] = { { 256, 1024 }, { 1024, 256 }, { 512, 576 } };   /* K, N */
+    static const int Ts[] = { 1, 7, VQ_SMALL_ROWS, VQ_SMALL_ROWS + 1, 64, 136, 392 };
+    int ok_add = 1, ok_small = 1, ok_rows = 1, ok_thr = 1, n = 0;
+    size_t diff = 0, total = 0;
+    double worst = 0;
+    for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
+        const int K = shapes[sh][0], N = shapes[sh][1];
+        float *w = rnd((size_t)N * K), *b = rnd(N);
+        for (size_t i = 0; i < (size_t)N * K; i++) w[i] *= 4.0f / sqrtf((float)K);   /* pre-activations ~ +-4 */
+        struct vq_packed *pk = vq_backend_pack(bf16, w, N, K, NULL);
+        const struct vq_exec one = vq_exec_make(bf16, 1), two = vq_exec_make(bf16, 2);
+        for (size_t k = 0; k < sizeof(Ts) / sizeof(Ts[0]) && pk; k++) {
+            const int T = Ts[k];
+            const size_t nx = (size_t)T * K, ny = (size_t)T * N;
+            float *x = rnd(nx), *acc = rnd(ny), *y0 = malloc(sizeof(float) * ny), *ya = malloc(sizeof(float) * ny);
+            float *yt = malloc(sizeof(float) * ny);
+            uint16_t *xb = malloc(2 * nx), *g0 = malloc(2 * ny), *g1 = malloc(2 * ny), *g2 = malloc(2 * ny);
+            vq_f32_to_bf16(x, xb, nx);
+            /* add: against the product and vq_add */
+            memcpy(y0, acc, sizeof(float) * ny);
+            vq_linear_bf16(&two, xb, T, pk, b, yt);
+            vq_add(&two, y0, yt, ny);
+            memcpy(ya, acc, sizeof(float) * ny);
+            ok_add &= !vq_linear_bf16_add(&two, xb, T, pk, b, ya) && !memcmp(ya, y0, sizeof(float) * ny);
+            memcpy(ya, acc, sizeof(float) * ny);
+            ok_thr &= !vq_linear_bf16_add(&one, xb, T, pk, b, ya) && !memcmp(ya, y0, sizeof(float) * ny);
+            /* GELU: against vq_gelu and the rounding */
+            vq_gelu(&two, yt, ny);
+            vq_f32_to_bf16(yt, g0, ny);
+            ok_small &= !vq_linear_bf16_gelu(&two, xb, T, pk, b, g1);
+            ok_thr &= !vq_linear_bf16_gelu(&one, xb, T, pk, b, g2) && !memcmp(g1, g2, 2 * ny);
+            if (T <= VQ_SMALL_ROWS) {
+                ok_small &= !memcmp(g0, g1, 2 * ny);
+            } else {
+                for (size_t i = 0; i < ny; i++) {
+                    if (g0[i] == g1[i]) continue;
+                    uint32_t u0 = (uint32_t)g0[i] << 16, u1 = (uint32_t)g1[i] << 16;
+                    float f0, f1;
+                    memcpy(&f0, &u0, 4);
+                    memcpy(&f1, &u1, 4);
+                    /* relative to one bf16 step of the value, or absolute
+                     * near zero (the tail of large negative inputs, where
+                     * erf's approximations differ by ~1e-7 absolute) */
+                    const double d = fabs((double)f0 - f1) / (fabs((double)f0) + 1e-4);
+                    if (!(d <= worst)) worst = d;
+                    diff++;
+                }
+                total += ny;
+                /* a row's bits without the rows after it */
+                const int half = T / 2 > VQ_SMALL_ROWS ? T / 2 : VQ_SMALL_ROWS + 1;
+                if (half < T) {
+                    ok_rows &= !vq_linear_bf16_gelu(&two, xb, half, pk, b, g2) && !memcmp(g1, g2, 2 * (size_t)half * N);
+                }
+            }
+            n++;
+            free(x); free(acc); free(y0); free(ya); free(yt); free(xb); free(g0); free(g1); free(g2);
+        }
+        ok_add &= pk != NULL;
+        vq_backend_pack_free(bf16, pk);
+        free(w); free(b);
+    }
+    CHECK(ok_add, "linear bf16 + add: the bits of the product and vq_add (%d products, 1..392 rows)", n);
+    CHECK(ok_small, "linear bf16 + GELU to bf16, up to %d rows: the bits of vq_gelu and the rounding", VQ_SMALL_ROWS);
+    CHECK(diff * 100 <= total && worst <= 1.0 / 64,
+          "linear bf16 + GELU to bf16, fused by oneDNN: %zu of %zu differ from vq_gelu's (at most 1 %%), by at most "
+          "%.2g of |value| + 1e-4 (one bf16 step: <= 1/128; 1/64 allowed)", diff, total, worst);
+    CHECK(ok_rows, "linear bf16 + GELU to bf16: a row's bits do not depend on the rows after it");
+    CHECK(ok_thr, "linear bf16 epilogues: bit-identical with 1 and 2 threads");
+}
+
 /* int8 products (backend_int8.h): the quantized operands as documented; the
  * VNNI kernel and the scalar kernel against a reference written here from
  * the quantized operands with exact (64-bit) integer sums and the documented
@@ -955,6 +1040,7 @@ static const struct test_case cases[] = {
     { "conv_threads_bf16", test_conv_threads_bf16, 0 },
     { "linear_bf16", test_linear_bf16, 0 },
     { "linear_bf16_whole", test_linear_bf16_whole, 0 },
+    { "linear_bf16_epilogue", test_linear_bf16_epilogue, 0 },
     { "linear_int8", test_linear_int8, 0 },
     { "linear_small", test_linear_small, 0 },
     { "scratch", test_scratch, 0 },
