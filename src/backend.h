@@ -43,7 +43,8 @@ enum vq_backend_precision {
  * (linear_packed_bf16_epi, ops.h vq_linear_bf16_gelu / vq_linear_bf16_add). */
 enum vq_epilogue {
     VQ_EPI_GELU_BF16 = 1,   /* y (bf16) = gelu(x·Wᵀ + b), rounded to bf16          */
-    VQ_EPI_ADD = 2,         /* y (fp32) += x·Wᵀ + b: one rounding, as a sum after  */
+    VQ_EPI_ADD = 2,         /* y (fp32) += x·Wᵀ + b: the product (bias included)
+                               rounded, then added: vq_linear and vq_add's bits */
 };
 
 struct vq_exec;

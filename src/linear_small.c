@@ -201,11 +201,11 @@ int vq_linear_small(int n_threads, const float *x, int T, int K, const float *W,
  * accumulators, which start from zero (p0 == 0) or from y (the pass before
  * stored them there; a store and a load are exact, so the sum runs over k in
  * the same order whatever the passes); the last pass (p1 == K/2) adds the
- * bias. Meanwhile every `gap` pairs one pair (4 cache lines) of pf, up to
- * pf_end, is prefetched: the weights the next pass reads. */
+ * bias. Meanwhile every `gap` pairs one pair (4 cache lines) of pf is
+ * prefetched, n_pf pairs in all: the weights the next pass reads. */
 __attribute__((target("avx512f,avx512bf16"), always_inline))
 static inline void block_bf16(const uint16_t *xb, int K, const int M, const uint16_t *blk, int p0, int p1,
-                              const uint16_t *pf, const uint16_t *pf_end, int gap, const float *b, float *y, int ldy)
+                              const uint16_t *pf, int n_pf, int gap, const float *b, float *y, int ldy)
 {
     __m512 acc[6][4];
 #pragma GCC unroll 6
@@ -214,7 +214,7 @@ static inline void block_bf16(const uint16_t *xb, int K, const int M, const uint
         for (int q = 0; q < 4; q++)
             acc[i][q] = p0 ? _mm512_loadu_ps(y + (size_t)i * ldy + 16 * q) : _mm512_setzero_ps();
     for (int g0 = p0; g0 < p1; g0 += gap) {
-        if (pf < pf_end) {
+        if (n_pf-- > 0) {
             _mm_prefetch((const char *)pf, _MM_HINT_T1);
             _mm_prefetch((const char *)(pf + 32), _MM_HINT_T1);
             _mm_prefetch((const char *)(pf + 64), _MM_HINT_T1);
@@ -276,11 +276,10 @@ static void column_block_bf16(const uint16_t *xb, int T, int K, const uint16_t *
             const uint16_t *pf = nb ? nb + (size_t)done * 128 : NULL;
             const int share = nb ? ((p1 - p0) + gap - 1) / gap : 0;
             const int n_pf = share < np - done ? share : np - done;
-            const uint16_t *pf_end = nb ? pf + (size_t)n_pf * 128 : NULL;
             done += n_pf;
             const uint16_t *xi = xb + (size_t)i * K;
             float *yi = y + (size_t)i * ldy;
-#define BLOCK(M) block_bf16(xi, K, M, blk, p0, p1, pf, pf_end, gap, b, yi, ldy)
+#define BLOCK(M) block_bf16(xi, K, M, blk, p0, p1, pf, n_pf, gap, b, yi, ldy)
             switch (m) {
             case 6: BLOCK(6); break;
             case 5: BLOCK(5); break;
