@@ -282,7 +282,8 @@ static int linear_bf16_epi(const struct vq_exec *ex, const uint16_t *xb, int T, 
                            const float *b, int epi, void *y)
 {
     const struct vq_exec e = vq_exec_of(ex);
-    if (!vq_linear_bf16_input(&e, pk)) return VQGAN_ERR_INVALID;
+    if (!vq_linear_bf16_input(&e, pk))
+        return vq_error(VQGAN_ERR_INVALID, "product from bf16 input: the backend takes none for these weights");
     if (e.be->linear_packed_bf16_epi && !e.be->linear_packed_bf16_epi(&e, pk, xb, T, b, epi, y)) return 0;
     const size_t n = (size_t)T * pk->N;
     float *t = malloc(sizeof(float) * n);
