@@ -105,8 +105,8 @@ AVX512 __m512i pair_at(const uint16_t *p)
 /* S[M rows][tn <= 64 keys] = qb[M][hd] · keys, from pairs k2[hd/2][ldk][2]
  * starting at the tile's first key: per pair of dimensions 4 key vectors and
  * M broadcasts for 4 M vdpbf16ps (M <= 6: 24 accumulators) */
-AVX512BF16 void scores_tile_bf16(const int M, const uint16_t *qb, int ldq, const uint16_t *k2, int ldk, int hd,
-                                 int tn, float *S, int lds)
+AVX512BF16 void scores_tile_bf16_body(const int M, const int full, const uint16_t *qb, int ldq, const uint16_t *k2,
+                                      int ldk, int hd, int tn, float scale, float *S, int lds)
 {
     __mmask16 mk[4];
     _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {
@@ -120,15 +120,26 @@ AVX512BF16 void scores_tile_bf16(const int M, const uint16_t *qb, int ldq, const
         const uint16_t *k = k2 + (size_t)dp * ldk * 2;
         __m512bh kv[4];
         _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
-            kv[v] = (__m512bh)_mm512_maskz_loadu_epi32(mk[v], k + 32 * v);
+            kv[v] = (__m512bh)(full ? _mm512_loadu_si512(k + 32 * v) : _mm512_maskz_loadu_epi32(mk[v], k + 32 * v));
         _Pragma("GCC unroll 6") for (int r = 0; r < M; r++) {
             const __m512bh a = (__m512bh)pair_at(qb + (size_t)r * ldq + 2 * dp);
             _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, kv[v]);
         }
     }
+    const __m512 vsc = _mm512_set1_ps(scale);
     _Pragma("GCC unroll 6") for (int r = 0; r < M; r++)
-        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
-            _mm512_mask_storeu_ps(S + (size_t)r * lds + 16 * v, mk[v], acc[r][v]);
+        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {
+            if (full) _mm512_storeu_ps(S + (size_t)r * lds + 16 * v, _mm512_mul_ps(acc[r][v], vsc));
+            else _mm512_mask_storeu_ps(S + (size_t)r * lds + 16 * v, mk[v], _mm512_mul_ps(acc[r][v], vsc));
+        }
+}
+
+/* the tile of 64 keys without masks, a shorter one with */
+AVX512BF16 void scores_tile_bf16(const int M, const uint16_t *qb, int ldq, const uint16_t *k2, int ldk, int hd,
+                                 int tn, float scale, float *S, int lds)
+{
+    if (tn == 64) scores_tile_bf16_body(M, 1, qb, ldq, k2, ldk, hd, tn, scale, S, lds);
+    else scores_tile_bf16_body(M, 0, qb, ldq, k2, ldk, hd, tn, scale, S, lds);
 }
 
 /* y[M rows][16·NV columns] = P[M][0 .. T) · values, from probabilities in
@@ -198,7 +209,7 @@ static uint64_t scores_avx512(int rn, int pos0, int n_unmasked, int hd, const fl
  * groups of 6 rows and tiles of 64 keys: a broadcast feeds 4 products */
 __attribute__((target("avx512f,avx512bf16")))
 static uint64_t scores_bf16(int rn, int pos0, int n_unmasked, int hd, const uint16_t *qb, int ldq,
-                            const uint16_t *k2, int ldk, float *S, int lds)
+                            const uint16_t *k2, int ldk, float scale, float *S, int lds)
 {
     uint64_t flops = 0;
     for (int r = 0; r < rn; r += 6) {
@@ -208,7 +219,7 @@ static uint64_t scores_bf16(int rn, int pos0, int n_unmasked, int hd, const uint
         for (int t = 0; t < T; t += 64) {
             const int tn = T - t < 64 ? T - t : 64;
             float *s = S + (size_t)r * lds + t;
-#define SCORES(M) scores_tile_bf16(M, qb + (size_t)r * ldq, ldq, k2 + (size_t)t * 2, ldk, hd, tn, s, lds)
+#define SCORES(M) scores_tile_bf16(M, qb + (size_t)r * ldq, ldq, k2 + (size_t)t * 2, ldk, hd, tn, scale, s, lds)
             switch (m) { ROW_CASES_6_TO_1(SCORES) }
 #undef SCORES
         }
@@ -311,10 +322,20 @@ static inline uint16_t to_bf16(float x)
     return (uint16_t)(u >> 16);
 }
 
+/* Rows pos0 .. pos0+rn-1's probabilities in bf16 from their scaled scores,
+ * in place (row stride 2·lds halves), zeros past each row's keys up to Tb
+ * and at Tb when Tb is odd. */
+static void probabilities_bf16(float *S, int lds, int rn, int pos0, int n_unmasked, int Tb)
+{
+    for (int r = 0; r < rn; r++)
+        vq_vsoftmax_bf16(S + (size_t)r * lds, visible(pos0 + r, n_unmasked), Tb);
+}
+
 void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, const void *K2, int ldk, const void *V2, int D, int n_head,
                        int n_unmasked, int L0, int n, float *att, float *y)
 {
     VQ_OMP_ONLY(ex);
+#ifdef VQ_ATT_X86
     const int nh = n_head, hd = D / nh, T = L0 + n;
     const float scale = (float)(1.0 / sqrt((double)hd));
     const int n_blocks = (n + ATT_ROWS - 1) / ATT_ROWS;
@@ -323,31 +344,27 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
     for (int task = 0; task < nh * n_blocks; task++) {
         const int h = task / n_blocks, r0 = (task % n_blocks) * ATT_ROWS;
         const int rn = n - r0 < ATT_ROWS ? n - r0 : ATT_ROWS;
-        const int Tb = visible(L0 + r0 + rn - 1, n_unmasked);
-        float *S = att + ((size_t)h * n + r0) * T;           /* [rn][Tb], row stride T */
-#ifdef VQ_ATT_X86
+        float *S = att + ((size_t)h * n + r0) * T;           /* [rn][keys], row stride T */
         const uint16_t *kh = (const uint16_t *)K2 + (size_t)h * hd * ldk;   /* hd/2 pairs of [ldk][2] */
         for (int r = r0; r < r0 + rn; r++)   /* the task's part of the query in bf16 */
             vq_f32_to_bf16(q + (size_t)r * D + h * hd, qb + (size_t)r * D + h * hd, (size_t)hd);
-        vq_flops_add(scores_bf16(rn, L0 + r0, n_unmasked, hd, qb + (size_t)r0 * D + h * hd, D, kh, ldk, S, T));
-#endif
-        /* the probabilities to bf16 in place (row stride 2T halves), and a
-         * zero past an odd count */
-        for (int r = 0; r < rn; r++) {
-            float *s = S + (size_t)r * T;
-            if (vq_vsoftmax_bf16(s, visible(L0 + r0 + r, n_unmasked), Tb, scale))
-                continue;
-            softmax_rows(s, T, 1, L0 + r0 + r, n_unmasked, Tb, scale);
-            uint16_t *p = (uint16_t *)s;
-            for (int t = 0; t < Tb; t++)
-                p[t] = to_bf16(s[t]);
-            if (Tb & 1) p[Tb] = 0;
+        /* a group of 6 rows at a time from scores to output, each group's
+         * scores and probabilities (6 x Tg) in the task's first 6 rows of
+         * scratch, which stay in cache */
+        for (int g = 0; g < rn; g += 6) {
+            const int m = rn - g < 6 ? rn - g : 6, pos = L0 + r0 + g;
+            const int Tg = visible(pos + m - 1, n_unmasked);
+            float *Sg = S;
+            vq_flops_add(scores_bf16(m, pos, n_unmasked, hd, qb + (size_t)(r0 + g) * D + h * hd, D, kh, ldk, scale, Sg, T));
+            probabilities_bf16(Sg, T, m, pos, n_unmasked, Tg);
+            vq_flops_add(output_bf16(m, pos, n_unmasked, hd, (const uint16_t *)Sg, 2 * T,
+                                     (const uint16_t *)V2 + (size_t)h * hd * 2, D, y + (size_t)(r0 + g) * D + h * hd, D));
         }
-#ifdef VQ_ATT_X86
-        vq_flops_add(output_bf16(rn, L0 + r0, n_unmasked, hd, (const uint16_t *)S, 2 * T,
-                                 (const uint16_t *)V2 + (size_t)h * hd * 2, D, y + (size_t)r0 * D + h * hd, D));
-#endif
     }
+#else
+    (void)q; (void)qb; (void)K2; (void)ldk; (void)V2; (void)D; (void)n_head; (void)n_unmasked; (void)L0; (void)n;
+    (void)att; (void)y;
+#endif
 }
 
 /* the caches' 32-bit lanes, written over memory that the kernels read as

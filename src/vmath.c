@@ -18,9 +18,14 @@ __attribute__((target("avx512f"))) __m512 _ZGVeN16v_erff(__m512);
 __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256);
 __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_erff(__m256);
 
+static int forced_level = -1;
+void vq_simd_force(int level) { __atomic_store_n(&forced_level, level, __ATOMIC_RELAXED); }
+
 int vq_simd_level(void)
 {
     static int l = -1;
+    const int f = __atomic_load_n(&forced_level, __ATOMIC_RELAXED);
+    if (f >= 0) return f;
     int v = __atomic_load_n(&l, __ATOMIC_RELAXED);
     if (v < 0) {
         __builtin_cpu_init();
@@ -65,6 +70,7 @@ static void gelu_256(float *x, size_t n, float unused)
 }
 #else
 int vq_simd_level(void) { return 0; }
+void vq_simd_force(int level) { (void)level; }
 static void exp_256(float *x, size_t n, float sub) { (void)x; (void)n; (void)sub; }
 static void gelu_512(float *x, size_t n, float u) { (void)x; (void)n; (void)u; }
 static void gelu_256(float *x, size_t n, float u) { (void)x; (void)n; (void)u; }
@@ -153,56 +159,123 @@ static void layer_norm_512(const float *x, int D, const float *g, const float *b
 }
 #endif
 
-#if VQ_VMATH_X86
-/* The row's softmax in the three passes of attention.c's scalar path
- * (scale, vq_vmax, vq_vexp_sum, times the inverse sum, zeros up to tb, then
- * nearest-even bf16), fused: the same float operations in the same order and
- * the same 16-lane double sums, so the same bits. */
-__attribute__((target("avx512f,avx512bw")))
-static void softmax_bf16_512(float *s, int vis, int tb, float scale)
+/* exp(x) as the bf16 attention computes it (vq_exp_bf16): x = n·ln 2 + r
+ * with n = rint(x·log2 e) and |r| <= ln 2 / 2 (ln 2 in two parts, so n·ln 2
+ * is exact enough), e^r by its Taylor polynomial of degree 7 (truncation
+ * below 1e-8 relative: the error is the steps' rounding), times 2^n. x is clamped at -104 (below it the
+ * result is 0 in fp32 anyway), so -inf gives 0, not NaN. The scalar and the
+ * vector forms round every step alike (fused multiply-adds, scalef =
+ * ldexpf), so they give the same bits. */
+#define EXP_LO -104.0f
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_LN2_HI 0.693145751953125f          /* 0x3f317200: n·EXP_LN2_HI exact for |n| < 2^8 */
+#define EXP_LN2_LO 1.42860682030941723e-6f
+#define EXP_POLY(FMA, p, r)                                                                    \
+    p = FMA(p, r, 1.0f / 720);                                                                 \
+    p = FMA(p, r, 1.0f / 120);                                                                 \
+    p = FMA(p, r, 1.0f / 24);                                                                  \
+    p = FMA(p, r, 1.0f / 6);                                                                   \
+    p = FMA(p, r, 0.5f);                                                                       \
+    p = FMA(p, r, 1.0f);                                                                       \
+    p = FMA(p, r, 1.0f);
+
+float vq_exp_bf16(float x)
 {
-    const __m512 vsc = _mm512_set1_ps(scale);
+    x = x > EXP_LO ? x : EXP_LO;
+    const float n = rintf(x * EXP_LOG2E);
+    const float r = fmaf(-n, EXP_LN2_LO, fmaf(-n, EXP_LN2_HI, x));
+    float p = 1.0f / 5040;
+    EXP_POLY(fmaf, p, r)
+    return ldexpf(p, (int)n);
+}
+
+#if VQ_VMATH_X86
+#define FMA512(a, b, c) _mm512_fmadd_ps(a, b, _mm512_set1_ps(c))
+__attribute__((target("avx512f"), always_inline)) static inline __m512 exp_bf16_512(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EXP_LOG2E)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO),
+                                      _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x));
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    EXP_POLY(FMA512, p, r)
+    return _mm512_scalef_ps(p, n);
+}
+#undef FMA512
+
+/* The row's softmax (vq_vsoftmax_bf16): the max, exp and the sum in 16
+ * double lanes, then times the inverse sum rounded to bf16 (nearest even) */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void softmax_bf16_512(float *s, int vis, int tb)
+{
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for (int i = 0; i < vis; i += 16) {
         const __mmask16 m = vis - i >= 16 ? 0xffff : (__mmask16)((1u << (vis - i)) - 1);
-        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + i), vsc));
+        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, s + i));
     }
     const __m512 vs = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     for (int i = 0; i < vis; i += 16) {
         const __mmask16 m = vis - i >= 16 ? 0xffff : (__mmask16)((1u << (vis - i)) - 1);
-        const __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + i), vsc);
-        const __m512 e = _mm512_maskz_mov_ps(m, _ZGVeN16v_expf(_mm512_sub_ps(x, vs)));
+        const __m512 e = _mm512_maskz_mov_ps(m, exp_bf16_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), vs)));
         _mm512_mask_storeu_ps(s + i, m, e);
         s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
         s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
     }
     const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
-    /* in place, forward: the 16 halves stored at i cover floats i/2 .. i/2+7, already read */
+    /* in place, forward: the 16 halves stored at i cover floats i/2 .. i/2+7,
+     * already read; vcvtneps2bf16 rounds to nearest even and flushes
+     * subnormals to zero */
     uint16_t *p = (uint16_t *)s;
     const int te = (tb + 1) & ~1;
     for (int i = 0; i < te; i += 16) {
         const __mmask16 m = te - i >= 16 ? 0xffff : (__mmask16)((1u << (te - i)) - 1);
         const __mmask16 mv = vis - i >= 16 ? 0xffff : vis <= i ? 0 : (__mmask16)((1u << (vis - i)) - 1);
-        const __m512i u = _mm512_castps_si512(_mm512_maskz_mul_ps(mv, _mm512_maskz_loadu_ps(mv, s + i), inv));
-        const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-        const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-        _mm512_mask_cvtepi32_storeu_epi16(p + i, m, r);
+        const __m256bh b = _mm512_cvtneps_pbh(_mm512_maskz_mul_ps(mv, _mm512_maskz_loadu_ps(mv, s + i), inv));
+        _mm256_mask_storeu_epi16(p + i, m, (__m256i)b);
     }
 }
 #endif
 
-int vq_vsoftmax_bf16(float *s, int vis, int tb, float scale)
+/* vcvtneps2bf16's rounding of a probability (finite, >= 0): nearest even,
+ * subnormals to zero */
+static inline uint16_t round_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if (x < 1.17549435e-38f) return (uint16_t)(u >> 16 & 0x8000);
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+void vq_vsoftmax_bf16(float *s, int vis, int tb)
 {
 #if VQ_VMATH_X86
-    if (vis > 0 && vq_simd_level() >= 2) {
-        softmax_bf16_512(s, vis, tb, scale);
-        return 1;
+    if (vis > 0 && vq_simd_level() >= 3) {
+        softmax_bf16_512(s, vis, tb);
+        return;
     }
-#else
-    (void)s; (void)vis; (void)tb; (void)scale;
 #endif
-    return 0;
+    /* the same operations one value at a time: the double sum in the
+     * vector's 16 lanes, each lane in the vector's order */
+    float mx = -INFINITY;
+    for (int i = 0; i < vis; i++)
+        mx = s[i] > mx ? s[i] : mx;
+    double lane[16] = { 0 };
+    for (int i = 0; i < vis; i++) {
+        s[i] = vq_exp_bf16(s[i] - mx);
+        lane[i % 16] += s[i];
+    }
+    double sum = 0.0;
+    for (int w = 8; w >= 1; w /= 2)       /* _mm512_reduce_add_pd's tree: (0..3 + 4..7) halves, then pairs */
+        for (int i = 0; i < w; i++) lane[i] += lane[i + w];
+    sum = lane[0];
+    const float inv = (float)(1.0 / sum);
+    uint16_t *p = (uint16_t *)s;
+    const int te = (tb + 1) & ~1;
+    for (int i = 0; i < te; i++)
+        p[i] = i < vis ? round_bf16(s[i] * inv) : 0;
 }
 
 int vq_vlayer_norm(const float *x, int D, const float *gamma, const float *beta, float eps, float *y)

@@ -7,6 +7,8 @@
 /* The vector instructions this CPU has, for the hand-vectorized kernels:
  * 0 none, 1 AVX2 + FMA, 2 AVX-512, 3 AVX-512 with AVX512_BF16. */
 int vq_simd_level(void);
+/* Tests: vq_simd_level answers level from now on (-1: the CPU's again). */
+void vq_simd_force(int level);
 /* The largest of x[0..n), n >= 1. */
 float vq_vmax(const float *x, int n);
 /* x[i] = expf(x[i] - sub) for i < n; returns their sum (in double; with
@@ -17,12 +19,17 @@ double vq_vexp_sum(float *x, int n, float sub);
  * loop's arithmetic but its double sums in 16 lanes; returns 0 (nothing
  * written) otherwise, for the caller's scalar loop. */
 int vq_vlayer_norm(const float *x, int D, const float *gamma, const float *beta, float eps, float *y);
-/* One row of attention probabilities: softmax(s[0..vis) · scale) written
- * in place as bf16 (nearest even) in the row's first 2·tb bytes, zeros from
- * vis to tb rounded up to even; the same bits as the scale, vq_vmax,
- * vq_vexp_sum, normalize and round loops. Returns 0 (nothing written) where
- * the CPU lacks AVX-512, for the caller's loops. */
-int vq_vsoftmax_bf16(float *s, int vis, int tb, float scale);
+/* exp(x) of the bf16 attention's softmax: a degree-7 polynomial after
+ * reduction by ln 2, within 2 ulp of expf over the range that matters
+ * (x <= 0), 0 below -104; scalar and vector forms give the same bits. */
+float vq_exp_bf16(float x);
+/* One row of attention probabilities: softmax(s[0..vis)) (the scores
+ * already scaled) with vq_exp_bf16 and the sum in double, written in place
+ * as bf16 in the row's first 2·tb bytes (nearest even, subnormals flushed
+ * to zero as vcvtneps2bf16 does), zeros from vis to tb rounded up to even.
+ * AVX-512 with AVX512_BF16 where the CPU has it, else one value at a time
+ * with the same bits. */
+void vq_vsoftmax_bf16(float *s, int vis, int tb);
 /* x[i] = 0.5·x·(1 + erf(x/√2)) for i < n (the exact, erf form of GELU). */
 void vq_vgelu(float *x, size_t n);
 
