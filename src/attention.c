@@ -327,8 +327,13 @@ static inline uint16_t to_bf16(float x)
  * and at Tb when Tb is odd. */
 static void probabilities_bf16(float *S, int lds, int rn, int pos0, int n_unmasked, int Tb)
 {
-    for (int r = 0; r < rn; r++)
-        vq_vsoftmax_bf16(S + (size_t)r * lds, visible(pos0 + r, n_unmasked), Tb);
+    int vis[VQ_SOFTMAX_ROWS];
+    for (int r0 = 0; r0 < rn; r0 += VQ_SOFTMAX_ROWS) {
+        const int m = rn - r0 < VQ_SOFTMAX_ROWS ? rn - r0 : VQ_SOFTMAX_ROWS;
+        for (int r = 0; r < m; r++)
+            vis[r] = visible(pos0 + r0 + r, n_unmasked);
+        vq_vsoftmax_bf16(S + (size_t)r0 * lds, lds, m, vis, Tb);
+    }
 }
 
 void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, const void *K2, int ldk, const void *V2, int D, int n_head,

@@ -189,6 +189,14 @@ float vq_exp_bf16(float x)
     return ldexpf(p, (int)n);
 }
 
+/* The sum of 16 lanes in a fixed tree: halves, then quarters, ... */
+static inline float lanes_sum(float *lane)
+{
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) lane[i] += lane[i + w];
+    return lane[0];
+}
+
 #if VQ_VMATH_X86
 #define FMA512(a, b, c) _mm512_fmadd_ps(a, b, _mm512_set1_ps(c))
 __attribute__((target("avx512f"), always_inline)) static inline __m512 exp_bf16_512(__m512 x)
@@ -204,36 +212,54 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 exp_bf16_
 }
 #undef FMA512
 
-/* The row's softmax (vq_vsoftmax_bf16): the max, exp and the sum in 16
- * double lanes, then times the inverse sum rounded to bf16 (nearest even) */
+/* The rows' softmax (vq_vsoftmax_bf16): the max, exp and the sum in 16
+ * float lanes (then lanes_sum), times the inverse sum rounded to bf16; each
+ * pass over every row before the next pass, so that a row's pass does not
+ * wait for the reduction that ends its previous one */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static void softmax_bf16_512(float *s, int vis, int tb)
+static void softmax_bf16_512(float *S, int lds, int rows, const int *vis, int tb)
 {
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    for (int i = 0; i < vis; i += 16) {
-        const __mmask16 m = vis - i >= 16 ? 0xffff : (__mmask16)((1u << (vis - i)) - 1);
-        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, s + i));
+    float mx[VQ_SOFTMAX_ROWS], inv[VQ_SOFTMAX_ROWS];
+    for (int r = 0; r < rows; r++) {
+        const float *s = S + (size_t)r * lds;
+        const int n = vis[r];
+        __m512 v = _mm512_set1_ps(-INFINITY);
+        for (int i = 0; i < n; i += 16) {
+            const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            v = _mm512_mask_max_ps(v, m, v, _mm512_maskz_loadu_ps(m, s + i));
+        }
+        mx[r] = _mm512_reduce_max_ps(v);
     }
-    const __m512 vs = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-    for (int i = 0; i < vis; i += 16) {
-        const __mmask16 m = vis - i >= 16 ? 0xffff : (__mmask16)((1u << (vis - i)) - 1);
-        const __m512 e = _mm512_maskz_mov_ps(m, exp_bf16_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), vs)));
-        _mm512_mask_storeu_ps(s + i, m, e);
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    for (int r = 0; r < rows; r++) {
+        float *s = S + (size_t)r * lds;
+        const int n = vis[r];
+        const __m512 vs = _mm512_set1_ps(mx[r]);
+        __m512 sum = _mm512_setzero_ps();
+        for (int i = 0; i < n; i += 16) {
+            const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            const __m512 e = _mm512_maskz_mov_ps(m, exp_bf16_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), vs)));
+            _mm512_mask_storeu_ps(s + i, m, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        float lane[16];
+        _mm512_storeu_ps(lane, sum);
+        inv[r] = 1.0f / lanes_sum(lane);
     }
-    const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
     /* in place, forward: the 16 halves stored at i cover floats i/2 .. i/2+7,
      * already read; vcvtneps2bf16 rounds to nearest even and flushes
      * subnormals to zero */
-    uint16_t *p = (uint16_t *)s;
     const int te = (tb + 1) & ~1;
-    for (int i = 0; i < te; i += 16) {
-        const __mmask16 m = te - i >= 16 ? 0xffff : (__mmask16)((1u << (te - i)) - 1);
-        const __mmask16 mv = vis - i >= 16 ? 0xffff : vis <= i ? 0 : (__mmask16)((1u << (vis - i)) - 1);
-        const __m256bh b = _mm512_cvtneps_pbh(_mm512_maskz_mul_ps(mv, _mm512_maskz_loadu_ps(mv, s + i), inv));
-        _mm256_mask_storeu_epi16(p + i, m, (__m256i)b);
+    for (int r = 0; r < rows; r++) {
+        const float *s = S + (size_t)r * lds;
+        uint16_t *p = (uint16_t *)(S + (size_t)r * lds);
+        const int n = vis[r];
+        const __m512 vi = _mm512_set1_ps(inv[r]);
+        for (int i = 0; i < te; i += 16) {
+            const __mmask16 m = te - i >= 16 ? 0xffff : (__mmask16)((1u << (te - i)) - 1);
+            const __mmask16 mv = n - i >= 16 ? 0xffff : n <= i ? 0 : (__mmask16)((1u << (n - i)) - 1);
+            const __m256bh b = _mm512_cvtneps_pbh(_mm512_maskz_mul_ps(mv, _mm512_maskz_loadu_ps(mv, s + i), vi));
+            _mm256_mask_storeu_epi16(p + i, m, (__m256i)b);
+        }
     }
 }
 #endif
@@ -249,33 +275,35 @@ static inline uint16_t round_bf16(float x)
     return (uint16_t)(u >> 16);
 }
 
-void vq_vsoftmax_bf16(float *s, int vis, int tb)
+void vq_vsoftmax_bf16(float *S, int lds, int rows, const int *vis, int tb)
 {
 #if VQ_VMATH_X86
-    if (vis > 0 && vq_simd_level() >= 3) {
-        softmax_bf16_512(s, vis, tb);
+    if (vq_simd_level() >= 3) {
+        for (int r = 0; r < rows; r += VQ_SOFTMAX_ROWS)
+            softmax_bf16_512(S + (size_t)r * lds, lds, rows - r < VQ_SOFTMAX_ROWS ? rows - r : VQ_SOFTMAX_ROWS, vis + r,
+                             tb);
         return;
     }
 #endif
-    /* the same operations one value at a time: the double sum in the
-     * vector's 16 lanes, each lane in the vector's order */
-    float mx = -INFINITY;
-    for (int i = 0; i < vis; i++)
-        mx = s[i] > mx ? s[i] : mx;
-    double lane[16] = { 0 };
-    for (int i = 0; i < vis; i++) {
-        s[i] = vq_exp_bf16(s[i] - mx);
-        lane[i % 16] += s[i];
+    /* the same operations one value at a time: the sum in the vector's 16
+     * lanes, each lane in the vector's order */
+    for (int r = 0; r < rows; r++) {
+        float *s = S + (size_t)r * lds;
+        const int n = vis[r];
+        float mx = -INFINITY;
+        for (int i = 0; i < n; i++)
+            mx = s[i] > mx ? s[i] : mx;
+        float lane[16] = { 0 };
+        for (int i = 0; i < n; i++) {
+            s[i] = vq_exp_bf16(s[i] - mx);
+            lane[i % 16] += s[i];
+        }
+        const float inv = 1.0f / lanes_sum(lane);
+        uint16_t *p = (uint16_t *)s;
+        const int te = (tb + 1) & ~1;
+        for (int i = 0; i < te; i++)
+            p[i] = i < n ? round_bf16(s[i] * inv) : 0;
     }
-    double sum = 0.0;
-    for (int w = 8; w >= 1; w /= 2)       /* _mm512_reduce_add_pd's tree: (0..3 + 4..7) halves, then pairs */
-        for (int i = 0; i < w; i++) lane[i] += lane[i + w];
-    sum = lane[0];
-    const float inv = (float)(1.0 / sum);
-    uint16_t *p = (uint16_t *)s;
-    const int te = (tb + 1) & ~1;
-    for (int i = 0; i < te; i++)
-        p[i] = i < vis ? round_bf16(s[i] * inv) : 0;
 }
 
 int vq_vlayer_norm(const float *x, int D, const float *gamma, const float *beta, float eps, float *y)

@@ -23,13 +23,15 @@ int vq_vlayer_norm(const float *x, int D, const float *gamma, const float *beta,
  * reduction by ln 2, within 2 ulp of expf over the range that matters
  * (x <= 0), 0 below -104; scalar and vector forms give the same bits. */
 float vq_exp_bf16(float x);
-/* One row of attention probabilities: softmax(s[0..vis)) (the scores
- * already scaled) with vq_exp_bf16 and the sum in double, written in place
- * as bf16 in the row's first 2·tb bytes (nearest even, subnormals flushed
- * to zero as vcvtneps2bf16 does), zeros from vis to tb rounded up to even.
- * AVX-512 with AVX512_BF16 where the CPU has it, else one value at a time
- * with the same bits. */
-void vq_vsoftmax_bf16(float *s, int vis, int tb);
+/* Rows of attention probabilities: row r, at S + r·lds, becomes
+ * softmax(s[0..vis[r])) (the scores already scaled) with vq_exp_bf16 and
+ * the sum in 16 float lanes, written in place as bf16 in the row's first
+ * 2·tb bytes (nearest even, subnormals flushed to zero as vcvtneps2bf16
+ * does), zeros from vis[r] to tb rounded up to even; every vis[r] >= 1.
+ * AVX-512 with AVX512_BF16 where the CPU has it (VQ_SOFTMAX_ROWS rows at a
+ * time, pass by pass), else one value at a time with the same bits. */
+#define VQ_SOFTMAX_ROWS 8
+void vq_vsoftmax_bf16(float *S, int lds, int rows, const int *vis, int tb);
 /* x[i] = 0.5·x·(1 + erf(x/√2)) for i < n (the exact, erf form of GELU). */
 void vq_vgelu(float *x, size_t n);
 

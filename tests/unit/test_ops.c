@@ -962,9 +962,9 @@ static void test_softmax_bf16(void)
             float *x = rnd((size_t)n), *r = malloc(sizeof(float) * n);
             for (int i = 0; i < n; i++) x[i] *= extra == 3 ? 60.0f : 4.0f;   /* wide ranges: tiny and denormal p */
             memcpy(r, x, sizeof(float) * n);
-            vq_vsoftmax_bf16(x, vis, tb);
+            vq_vsoftmax_bf16(x, 0, 1, &vis, tb);
             vq_simd_force(0);
-            vq_vsoftmax_bf16(r, vis, tb);
+            vq_vsoftmax_bf16(r, 0, 1, &vis, tb);
             vq_simd_force(-1);
             ok &= !memcmp(x, r, 2 * (size_t)((tb + 1) & ~1));
             cases++;
@@ -972,6 +972,23 @@ static void test_softmax_bf16(void)
         }
     CHECK(ok, "softmax to bf16 (AVX512_BF16): the scalar loop's bits in %d rows (1..100 keys, odd and even ends, wide "
           "ranges; 64 of 8k keys for the rounding ties)", cases);
+
+    /* many rows in one call (taken VQ_SOFTMAX_ROWS at a time, pass by pass):
+     * each row's bits as alone */
+    const int rows = 2 * VQ_SOFTMAX_ROWS + 3, lds = 300, tb = 291;
+    int vis[2 * VQ_SOFTMAX_ROWS + 3];
+    float *x = rnd((size_t)rows * lds), *r = malloc(sizeof(float) * rows * lds);
+    for (int i = 0; i < rows * lds; i++) x[i] *= 8.0f;
+    for (int i = 0; i < rows; i++) vis[i] = tb - 17 * (i % 4) - (i & 1);
+    memcpy(r, x, sizeof(float) * rows * lds);
+    vq_vsoftmax_bf16(x, lds, rows, vis, tb);
+    ok = 1;
+    for (int i = 0; i < rows; i++) {
+        vq_vsoftmax_bf16(r + (size_t)i * lds, 0, 1, &vis[i], tb);
+        ok &= !memcmp(x + (size_t)i * lds, r + (size_t)i * lds, 2 * (size_t)((tb + 1) & ~1));
+    }
+    free(x); free(r);
+    CHECK(ok, "softmax to bf16: %d rows of 240..291 keys in one call, each row's bits as alone", rows);
 }
 
 static void test_rows_probe(void)
