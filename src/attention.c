@@ -353,6 +353,7 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
         const uint16_t *kh = (const uint16_t *)K2 + (size_t)h * hd * ldk;   /* hd/2 pairs of [ldk][2] */
         for (int r = r0; r < r0 + rn; r++)   /* the task's part of the query in bf16 */
             vq_f32_to_bf16(q + (size_t)r * D + h * hd, qb + (size_t)r * D + h * hd, (size_t)hd);
+        uint64_t flops = 0;
         /* a group of 6 rows at a time from scores to output, each group's
          * scores and probabilities (6 x Tg) in the task's first 6 rows of
          * scratch, which stay in cache */
@@ -360,11 +361,12 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
             const int m = rn - g < 6 ? rn - g : 6, pos = L0 + r0 + g;
             const int Tg = visible(pos + m - 1, n_unmasked);
             float *Sg = S;
-            vq_flops_add(scores_bf16(m, pos, n_unmasked, hd, qb + (size_t)(r0 + g) * D + h * hd, D, kh, ldk, scale, Sg, T));
+            flops += scores_bf16(m, pos, n_unmasked, hd, qb + (size_t)(r0 + g) * D + h * hd, D, kh, ldk, scale, Sg, T);
             probabilities_bf16(Sg, T, m, pos, n_unmasked, Tg);
-            vq_flops_add(output_bf16(m, pos, n_unmasked, hd, (const uint16_t *)Sg, 2 * T,
-                                     (const uint16_t *)V2 + (size_t)h * hd * 2, D, y + (size_t)(r0 + g) * D + h * hd, D));
+            flops += output_bf16(m, pos, n_unmasked, hd, (const uint16_t *)Sg, 2 * T,
+                                 (const uint16_t *)V2 + (size_t)h * hd * 2, D, y + (size_t)(r0 + g) * D + h * hd, D);
         }
+        vq_flops_add(flops);   /* once a task: the counter is shared by the threads */
     }
 #else
     (void)q; (void)qb; (void)K2; (void)ldk; (void)V2; (void)D; (void)n_head; (void)n_unmasked; (void)L0; (void)n;

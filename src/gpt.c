@@ -170,12 +170,17 @@ struct gpt_scratch {
 };
 
 /* y = x · Wᵀ + b, from xb (x rounded to bf16) when the block's products take
- * bf16 input, else from x: the same bits either way. */
-static void linear_in(const struct vq_exec *ex, int bf16_in, const float *x, const uint16_t *xb, int T, int Din,
-                      const float *W, const struct vq_packed *pk, const float *b, int Dout, float *y)
+ * bf16 input (x is not written then), else from x. */
+static int linear_in(const struct vq_exec *ex, int bf16_in, const float *x, const uint16_t *xb, int T, int Din,
+                     const float *W, const struct vq_packed *pk, const float *b, int Dout, float *y)
 {
-    if (!bf16_in || vq_linear_bf16(ex, xb, T, pk, b, y))
+    if (!bf16_in) {
         vq_linear(ex, x, T, Din, W, pk, b, Dout, y);
+        return 0;
+    }
+    if (vq_linear_bf16(ex, xb, T, pk, b, y))
+        return vq_error(VQGAN_ERR_NOMEM, "product of %d rows, %d -> %d: out of memory", T, Din, Dout);
+    return 0;
 }
 
 static int check_tokens(const struct vq_gpt *gpt, const int32_t *tokens, int n)
@@ -296,14 +301,15 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
         float *x = s.x + (size_t)r0 * D, *xn = s.xn + (size_t)r0 * D;
 
         /* x += proj(attention(ln1(x))); new keys/values go to the caches;
-         * with bf16 products, ln1(x) is rounded once for k, v and q */
+         * with bf16 products, ln1(x) is written in bf16 only, once for k, v
+         * and q */
         const int qkv_bf16 = vq_linear_bf16_input(ex, b->k_p) && vq_linear_bf16_input(ex, b->v_p) &&
                              vq_linear_bf16_input(ex, b->q_p);
         const int mlp_bf16 = vq_linear_bf16_input(ex, b->proj_p) && vq_linear_bf16_input(ex, b->fc_p) &&
                              vq_linear_bf16_input(ex, b->fc2_p);
-        vq_layer_norm(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
-        if (qkv_bf16) vq_f32_to_bf16_par(vq_nt(ex), s.xn, s.xb, nd);
-        linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->k_w, b->k_p, b->k_b, D, s.tmp);
+        if (qkv_bf16) vq_layer_norm_bf16(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xb);
+        else vq_layer_norm(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
+        if ((err = linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->k_w, b->k_p, b->k_b, D, s.tmp))) break;
         for (int i = 0; i < n_seq; i++) {
             const struct vq_kv_cache *c = seq[i].cache;
             const float *ki = s.tmp + (size_t)at[i].row0 * D;
@@ -313,7 +319,7 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
         /* one fp32 cache takes its values straight from the product */
         const struct vq_kv_cache *c0 = seq[0].cache;
         float *v_out = n_seq == 1 && !c0->bf16 ? (float *)vq_kv_cache_v(c0, l) + (size_t)c0->len * D : s.tmp;
-        linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->v_w, b->v_p, b->v_b, D, v_out);
+        if ((err = linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->v_w, b->v_p, b->v_b, D, v_out))) break;
         for (int i = 0; i < n_seq && v_out == s.tmp; i++) {
             const struct vq_kv_cache *c = seq[i].cache;
             const float *vi = s.tmp + (size_t)at[i].row0 * D;
@@ -324,11 +330,11 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
             break;
         if (last && n_seq > 1) {
             compact_rows(s.x, sizeof(float) * D, seq, at, n_seq);
-            compact_rows(s.xn, sizeof(float) * D, seq, at, n_seq);
             if (qkv_bf16) compact_rows(s.xb, sizeof(uint16_t) * D, seq, at, n_seq);
+            else compact_rows(s.xn, sizeof(float) * D, seq, at, n_seq);
         }
         const uint16_t *xbr = s.xb + (size_t)r0 * D;
-        linear_in(ex, qkv_bf16, xn, xbr, m, D, b->q_w, b->q_p, b->q_b, D, s.q);
+        if ((err = linear_in(ex, qkv_bf16, xn, xbr, m, D, b->q_w, b->q_p, b->q_b, D, s.q))) break;
         for (int i = 0; i < n_seq; i++) {
             const struct vq_kv_cache *c = seq[i].cache;
             const int skip = last ? at[i].skip : 0, mi = seq[i].n - skip;
@@ -350,8 +356,7 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
             uint16_t *hb = (uint16_t *)s.h;
             vq_f32_to_bf16_par(vq_nt(ex), s.y, s.xb, md);
             if ((err = vq_linear_bf16_add(ex, s.xb, m, b->proj_p, b->proj_b, x))) break;
-            vq_layer_norm(ex, x, m, D, b->ln2_w, b->ln2_b, LN_EPS, xn);
-            vq_f32_to_bf16_par(vq_nt(ex), xn, s.xb, md);
+            vq_layer_norm_bf16(ex, x, m, D, b->ln2_w, b->ln2_b, LN_EPS, s.xb);
             if ((err = vq_linear_bf16_gelu(ex, s.xb, m, b->fc_p, b->fc_b, hb))) break;
             if ((err = vq_linear_bf16_add(ex, hb, m, b->fc2_p, b->fc2_b, x))) break;
             continue;

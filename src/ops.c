@@ -209,15 +209,17 @@ void vq_add(const struct vq_exec *ex, float *y, const float *x, size_t n)
         y[i] += x[i];
 }
 
-void vq_layer_norm(const struct vq_exec *ex, const float *x, int T, int D, const float *gamma, const float *beta,
-                   float eps, float *y)
+/* Rows of layer norm into y (fp32) or, with y NULL, yb (bf16). */
+static void layer_norm_rows(const struct vq_exec *ex, const float *x, int T, int D, const float *gamma,
+                            const float *beta, float eps, float *y, uint16_t *yb)
 {
     VQ_OMP_ONLY(ex);
 #pragma omp parallel for schedule(static) if (T > 1) num_threads(vq_nt(ex))
     for (int t = 0; t < T; t++) {
         const float *xt = x + (size_t)t * D;
-        float *yt = y + (size_t)t * D;
-        if (vq_vlayer_norm(xt, D, gamma, beta, eps, yt)) continue;
+        float *yt = y ? y + (size_t)t * D : NULL;
+        uint16_t *ybt = y ? NULL : yb + (size_t)t * D;
+        if (vq_vlayer_norm(xt, D, gamma, beta, eps, yt, ybt)) continue;
         double sum = 0.0, sq = 0.0;
         for (int i = 0; i < D; i++)
             sum += xt[i];
@@ -228,9 +230,24 @@ void vq_layer_norm(const struct vq_exec *ex, const float *x, int T, int D, const
         }
         const float inv = (float)(1.0 / sqrt(sq / D + eps));
         const float m = (float)mean;
-        for (int i = 0; i < D; i++)
-            yt[i] = (xt[i] - m) * inv * gamma[i] + beta[i];
+        for (int i = 0; i < D; i++) {
+            const float v = (xt[i] - m) * inv * gamma[i] + beta[i];
+            if (yt) yt[i] = v;
+            else vq_f32_to_bf16(&v, ybt + i, 1);
+        }
     }
+}
+
+void vq_layer_norm(const struct vq_exec *ex, const float *x, int T, int D, const float *gamma, const float *beta,
+                   float eps, float *y)
+{
+    layer_norm_rows(ex, x, T, D, gamma, beta, eps, y, NULL);
+}
+
+void vq_layer_norm_bf16(const struct vq_exec *ex, const float *x, int T, int D, const float *gamma,
+                        const float *beta, float eps, uint16_t *yb)
+{
+    layer_norm_rows(ex, x, T, D, gamma, beta, eps, NULL, yb);
 }
 
 void vq_linear(const struct vq_exec *ex, const float *x, int T, int Din, const float *W, const struct vq_packed *pk,

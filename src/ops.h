@@ -38,6 +38,10 @@ void vq_add(const struct vq_exec *ex, float *y, const float *x, size_t n);
 /* LayerNorm over the last dimension of a T×D matrix. */
 void vq_layer_norm(const struct vq_exec *ex, const float *x, int T, int D, const float *gamma, const float *beta,
                    float eps, float *y);
+/* The same rounded to bf16 (the bits of vq_layer_norm then vq_f32_to_bf16),
+ * without the fp32 rows: the input of the products that take bf16. */
+void vq_layer_norm_bf16(const struct vq_exec *ex, const float *x, int T, int D, const float *gamma,
+                        const float *beta, float eps, uint16_t *yb);
 /* y[T×Dout] = x[T×Din] · Wᵀ + b, W stored [Dout][Din] (torch Linear). b may
  * be NULL. pk (may be NULL) is W packed for ex's backend (vq_backend_pack):
  * when given, the product runs from it (bf16), else from W (fp32). */

@@ -127,9 +127,12 @@ static float max_512(const float *x, int n)
 /* One row of layer norm: the mean and the variance summed in double, 16
  * lanes in a fixed order; the output with the scalar loop's float operations
  * (separate multiplies and adds, no FMA), so with the same mean and inverse
- * deviation every element is the scalar loop's. D a multiple of 16. */
-__attribute__((target("avx512f")))
-static void layer_norm_512(const float *x, int D, const float *g, const float *b, float eps, float *y)
+ * deviation every element is the scalar loop's. D a multiple of 16. The
+ * output in fp32 (y), or rounded to bf16 (yb, nearest even as
+ * vq_f32_to_bf16) when y is NULL. */
+__attribute__((target("avx512f"), always_inline))
+static inline void layer_norm_512_body(const float *x, int D, const float *g, const float *b, float eps, float *y,
+                                       uint16_t *yb)
 {
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     for (int i = 0; i < D; i += 16) {
@@ -154,8 +157,28 @@ static void layer_norm_512(const float *x, int D, const float *g, const float *b
     for (int i = 0; i < D; i += 16) {
         const __m512 t = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), m), inv),
                                        _mm512_loadu_ps(g + i));
-        _mm512_storeu_ps(y + i, _mm512_add_ps(t, _mm512_loadu_ps(b + i)));
+        const __m512 o = _mm512_add_ps(t, _mm512_loadu_ps(b + i));
+        if (y) {
+            _mm512_storeu_ps(y + i, o);
+        } else {
+            const __m512i u = _mm512_castps_si512(o);
+            const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+            const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+            _mm256_storeu_si256((__m256i *)(yb + i), _mm512_cvtepi32_epi16(r));
+        }
     }
+}
+
+__attribute__((target("avx512f")))
+static void layer_norm_512(const float *x, int D, const float *g, const float *b, float eps, float *y)
+{
+    layer_norm_512_body(x, D, g, b, eps, y, NULL);
+}
+
+__attribute__((target("avx512f")))
+static void layer_norm_bf16_512(const float *x, int D, const float *g, const float *b, float eps, uint16_t *yb)
+{
+    layer_norm_512_body(x, D, g, b, eps, NULL, yb);
 }
 #endif
 
@@ -306,15 +329,16 @@ void vq_vsoftmax_bf16(float *S, int lds, int rows, const int *vis, int tb)
     }
 }
 
-int vq_vlayer_norm(const float *x, int D, const float *gamma, const float *beta, float eps, float *y)
+int vq_vlayer_norm(const float *x, int D, const float *gamma, const float *beta, float eps, float *y, uint16_t *yb)
 {
 #if VQ_VMATH_X86
     if (D > 0 && D % 16 == 0 && vq_simd_level() >= 2) {
-        layer_norm_512(x, D, gamma, beta, eps, y);
+        if (y) layer_norm_512(x, D, gamma, beta, eps, y);
+        else layer_norm_bf16_512(x, D, gamma, beta, eps, yb);
         return 1;
     }
 #else
-    (void)x; (void)D; (void)gamma; (void)beta; (void)eps; (void)y;
+    (void)x; (void)D; (void)gamma; (void)beta; (void)eps; (void)y; (void)yb;
 #endif
     return 0;
 }

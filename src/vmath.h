@@ -3,6 +3,7 @@
 #define VQ_VMATH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The vector instructions this CPU has, for the hand-vectorized kernels:
  * 0 none, 1 AVX2 + FMA, 2 AVX-512, 3 AVX-512 with AVX512_BF16. */
@@ -16,9 +17,10 @@ float vq_vmax(const float *x, int n);
 double vq_vexp_sum(float *x, int n, float sub);
 /* y = layer norm of the row x[0..D) (gamma, beta; the variance plus eps)
  * where the CPU has AVX-512 and D is a multiple of 16, with the scalar
- * loop's arithmetic but its double sums in 16 lanes; returns 0 (nothing
- * written) otherwise, for the caller's scalar loop. */
-int vq_vlayer_norm(const float *x, int D, const float *gamma, const float *beta, float eps, float *y);
+ * loop's arithmetic but its double sums in 16 lanes; with y NULL, the row
+ * rounded to bf16 into yb (nearest even, vq_f32_to_bf16's bits). Returns 0
+ * (nothing written) otherwise, for the caller's scalar loop. */
+int vq_vlayer_norm(const float *x, int D, const float *gamma, const float *beta, float eps, float *y, uint16_t *yb);
 /* exp(x) of the bf16 attention's softmax: a degree-7 polynomial after
  * reduction by ln 2, within 2 ulp of expf over the range that matters
  * (x <= 0), 0 below -104; scalar and vector forms give the same bits. */

@@ -604,6 +604,19 @@ static void test_norms(void)
         e = rel_err(ay, ar, (size_t)LT * LD);
         CHECK(e < 1e-6, "layer_norm: 9x%d (%s), rel err %.2g < 1e-6 against the scalar loop, %d of %d bit-identical",
               LD, vq_simd_level() >= 2 ? "AVX-512 kernel" : "scalar", e, same, LT * LD);
+        /* straight to bf16: vq_layer_norm's bits rounded, kernel and scalar loop */
+        uint16_t *want = malloc(2 * (size_t)LT * LD), *got = malloc(2 * (size_t)LT * LD);
+        int ok = 1;
+        for (int f = 0; f < 2; f++) {
+            if (f) vq_simd_force(0);
+            vq_layer_norm(NULL, ax, LT, LD, ag, ab, 1e-5f, ay);
+            vq_f32_to_bf16(ay, want, (size_t)LT * LD);
+            vq_layer_norm_bf16(NULL, ax, LT, LD, ag, ab, 1e-5f, got);
+            ok &= !memcmp(want, got, 2 * (size_t)LT * LD);
+            vq_simd_force(-1);
+        }
+        CHECK(ok, "layer_norm to bf16: 9x%d, the fp32 rows' bits rounded (kernel and scalar loop)", LD);
+        free(want); free(got);
         free(ax); free(ag); free(ab); free(ay); free(ar);
     }
 }
