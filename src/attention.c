@@ -146,7 +146,7 @@ AVX512BF16 void scores_tile_bf16(const int M, const uint16_t *qb, int ldq, const
  * bf16 (row stride ldp) and value pairs v2[T/2][D][2] at the tile's first
  * column; P holds zero past each row's keys and at index T when T is odd */
 AVX512BF16 void output_tile_bf16(const int M, const int NV, const uint16_t *P, int ldp, const uint16_t *v2, int D,
-                                 int T, float *y, int ldy)
+                                 int T, float *y, uint16_t *yb, int ldy)
 {
     __m512 acc[6][4];
     _Pragma("GCC unroll 6") for (int r = 0; r < M; r++)
@@ -159,6 +159,17 @@ AVX512BF16 void output_tile_bf16(const int M, const int NV, const uint16_t *P, i
             const __m512bh a = (__m512bh)pair_at(P + (size_t)r * ldp + 2 * tp);
             _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], a, b[c]);
         }
+    }
+    if (yb) {   /* rounded to nearest even, as vq_f32_to_bf16 */
+        const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+        _Pragma("GCC unroll 6") for (int r = 0; r < M; r++)
+            _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++) {
+                const __m512i u = _mm512_castps_si512(acc[r][c]);
+                const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+                const __m512i h = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+                _mm256_storeu_si256((__m256i *)(yb + (size_t)r * ldy + 16 * c), _mm512_cvtepi32_epi16(h));
+            }
+        return;
     }
     _Pragma("GCC unroll 6") for (int r = 0; r < M; r++)
         _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++) _mm512_storeu_ps(y + (size_t)r * ldy + 16 * c, acc[r][c]);
@@ -245,7 +256,8 @@ static uint64_t scores_bf16(int rn, int pos0, int n_unmasked, int hd, const uint
         flops += 2ull * m * T * hd;                                                            \
         for (int c = 0; c < hd; c += 64) {                                                     \
             const int nv = hd - c < 64 ? (hd - c) / 16 : 4;                                    \
-            float *yc = y + (size_t)r * ldy + c;                                               \
+            float *yc = y ? y + (size_t)r * ldy + c : NULL;                                    \
+            uint16_t *ybc = y ? NULL : yb + (size_t)r * ldy + c;                               \
             switch (nv) {                                                                      \
             case 4: OUTPUT_ROWS(4) break;                                                      \
             case 3: OUTPUT_ROWS(3) break;                                                      \
@@ -260,16 +272,17 @@ __attribute__((target("avx512f")))
 static uint64_t output_avx512(int rn, int pos0, int n_unmasked, int hd, const float *S, int lds, const float *v,
                               int ldv, float *y, int ldy)
 {
-#define OUTPUT(M) output_tile(M, nvc, S + (size_t)r * lds, lds, v + c, ldv, T, yc, ldy)
+    uint16_t *const yb = NULL;
+#define OUTPUT(M) (void)ybc, output_tile(M, nvc, S + (size_t)r * lds, lds, v + c, ldv, T, yc, ldy)
     OUTPUT_GROUPS
 #undef OUTPUT
 }
 
 __attribute__((target("avx512f,avx512bf16")))
 static uint64_t output_bf16(int rn, int pos0, int n_unmasked, int hd, const uint16_t *P, int ldp,
-                            const uint16_t *v2, int D, float *y, int ldy)
+                            const uint16_t *v2, int D, float *y, uint16_t *yb, int ldy)
 {
-#define OUTPUT(M) output_tile_bf16(M, nvc, P + (size_t)r * ldp, ldp, v2 + (size_t)c * 2, D, T, yc, ldy)
+#define OUTPUT(M) output_tile_bf16(M, nvc, P + (size_t)r * ldp, ldp, v2 + (size_t)c * 2, D, T, yc, ybc, ldy)
     OUTPUT_GROUPS
 #undef OUTPUT
 }
@@ -337,7 +350,7 @@ static void probabilities_bf16(float *S, int lds, int rn, int pos0, int n_unmask
 }
 
 void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, const void *K2, int ldk, const void *V2, int D, int n_head,
-                       int n_unmasked, int L0, int n, float *att, float *y)
+                       int n_unmasked, int L0, int n, float *att, float *y, uint16_t *yb)
 {
     VQ_OMP_ONLY(ex);
 #ifdef VQ_ATT_X86
@@ -363,14 +376,15 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
             float *Sg = S;
             flops += scores_bf16(m, pos, n_unmasked, hd, qb + (size_t)(r0 + g) * D + h * hd, D, kh, ldk, scale, Sg, T);
             probabilities_bf16(Sg, T, m, pos, n_unmasked, Tg);
+            const size_t o = (size_t)(r0 + g) * D + h * hd;
             flops += output_bf16(m, pos, n_unmasked, hd, (const uint16_t *)Sg, 2 * T,
-                                 (const uint16_t *)V2 + (size_t)h * hd * 2, D, y + (size_t)(r0 + g) * D + h * hd, D);
+                                 (const uint16_t *)V2 + (size_t)h * hd * 2, D, y ? y + o : NULL, y ? NULL : yb + o, D);
         }
         vq_flops_add(flops);   /* once a task: the counter is shared by the threads */
     }
 #else
     (void)q; (void)qb; (void)K2; (void)ldk; (void)V2; (void)D; (void)n_head; (void)n_unmasked; (void)L0; (void)n;
-    (void)att; (void)y;
+    (void)att; (void)y; (void)yb;
 #endif
 }
 

@@ -19,9 +19,11 @@ void vq_attention(const struct vq_exec *ex, const float *q, const float *Kt, int
 /* The same against a cache in the bf16 layout (gpt.h): keys K2[D/2][ldk][2],
  * values V2[ldk/2][D][2], ldk even. The query (copied to the scratch qb,
  * n·D values) and the probabilities are rounded to bf16; the sums are fp32.
- * Only where vq_attention_bf16_kernel. */
+ * The output goes to y, or with y NULL rounded to bf16 (nearest even, as
+ * vq_f32_to_bf16) to yb[n][D], the next product's input. Only where
+ * vq_attention_bf16_kernel. */
 void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, const void *K2, int ldk, const void *V2, int D, int n_head,
-                       int n_unmasked, int L0, int n, float *att, float *y);
+                       int n_unmasked, int L0, int n, float *att, float *y, uint16_t *yb);
 /* Rows L0 .. L0+n-1 of the bf16 layout from n rows of keys / values [n][D]
  * (nearest even); after values, a zero in the partner slot of an odd end. */
 void vq_store_keys_bf16(const struct vq_exec *ex, const float *k, int n, int D, void *K2, int ldk, int L0);

@@ -335,6 +335,11 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
         }
         const uint16_t *xbr = s.xb + (size_t)r0 * D;
         if ((err = linear_in(ex, qkv_bf16, xn, xbr, m, D, b->q_w, b->q_p, b->q_b, D, s.q))) break;
+        /* attention's output rounded to bf16 by the bf16 kernel itself when
+         * it is the projection's input (into xb: free once q is done) */
+        int y_bf16 = mlp_bf16;
+        for (int i = 0; i < n_seq; i++)
+            y_bf16 &= seq[i].cache->bf16;
         for (int i = 0; i < n_seq; i++) {
             const struct vq_kv_cache *c = seq[i].cache;
             const int skip = last ? at[i].skip : 0, mi = seq[i].n - skip;
@@ -343,7 +348,7 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
             if (c->bf16)
                 vq_attention_bf16(ex, s.q + o, (uint16_t *)s.h, vq_kv_cache_k(c, l), vq_kv_cache_rows(c),
                                   vq_kv_cache_v(c, l), D, gpt->n_head, gpt->n_unmasked, c->len + skip, mi, s.att,
-                                  s.y + o);   /* s.h: free until the MLP */
+                                  y_bf16 ? NULL : s.y + o, s.xb + o);   /* s.h: free until the MLP */
             else
                 vq_attention(ex, s.q + o, vq_kv_cache_k(c, l), vq_kv_cache_rows(c), vq_kv_cache_v(c, l), D,
                              gpt->n_head, gpt->n_unmasked, c->len + skip, mi, s.att, s.y + o);
@@ -354,7 +359,7 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
          * products' own (vq_linear_bf16_add) */
         if (mlp_bf16) {
             uint16_t *hb = (uint16_t *)s.h;
-            vq_f32_to_bf16_par(vq_nt(ex), s.y, s.xb, md);
+            if (!y_bf16) vq_f32_to_bf16_par(vq_nt(ex), s.y, s.xb, md);
             if ((err = vq_linear_bf16_add(ex, s.xb, m, b->proj_p, b->proj_b, x))) break;
             vq_layer_norm_bf16(ex, x, m, D, b->ln2_w, b->ln2_b, LN_EPS, s.xb);
             if ((err = vq_linear_bf16_gelu(ex, s.xb, m, b->fc_p, b->fc_b, hb))) break;

@@ -824,7 +824,7 @@ static void test_attention_bf16(void)
         { 48, 3, 0, 5, 21 },   /* 24 lanes: a tile of 8 through the portable store */
     };
     double worst = 0;
-    int ok_rows = 1, ok_thr = 1, finite = 1, layout_ok = 1;
+    int ok_rows = 1, ok_thr = 1, finite = 1, layout_ok = 1, ok_yb = 1;
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         const int D = cases[c][0], nh = cases[c][1], nu = cases[c][2], L0 = cases[c][3], n = cases[c][4];
         const int T = L0 + n, ldk = (T + 3 + 1) & ~1;
@@ -869,22 +869,28 @@ static void test_attention_bf16(void)
         }
         float *att = malloc(sizeof(float) * nh * n * T), *y = malloc(sizeof(float) * n * D),
               *r = malloc(sizeof(float) * n * D), *y1 = malloc(sizeof(float) * n * D);
-        vq_attention_bf16(&two, q, qs, K2, ldk, V2, D, nh, nu, L0, n, att, y);
+        vq_attention_bf16(&two, q, qs, K2, ldk, V2, D, nh, nu, L0, n, att, y, NULL);
         attention_ref(q, Kt, ldk, V, D, nh, nu, L0, n, r);
         for (int i = 0; i < n * D; i++) {
             const double e = fabs((double)y[i] - r[i]);
             finite &= isfinite(y[i]);
             if (!(e <= worst)) worst = e;
         }
-        vq_attention_bf16(&one, q, qs, K2, ldk, V2, D, nh, nu, L0, n, att, y1);
+        vq_attention_bf16(&one, q, qs, K2, ldk, V2, D, nh, nu, L0, n, att, y1, NULL);
         ok_thr &= memcmp(y, y1, sizeof(float) * n * D) == 0;
         const int s = n / 3;
         if (s > 0 && L0 + s >= nu) {
-            vq_attention_bf16(&one, q + (size_t)s * D, qs, K2, ldk, V2, D, nh, nu, L0 + s, n - s, att, y1);
+            vq_attention_bf16(&one, q + (size_t)s * D, qs, K2, ldk, V2, D, nh, nu, L0 + s, n - s, att, y1, NULL);
             ok_rows &= memcmp(y + (size_t)s * D, y1, sizeof(float) * (n - s) * D) == 0;
         }
+        uint16_t *yb = malloc(2 * (size_t)n * D), *want = malloc(2 * (size_t)n * D);
+        vq_attention_bf16(&two, q, qs, K2, ldk, V2, D, nh, nu, L0, n, att, NULL, yb);
+        vq_f32_to_bf16(y, want, (size_t)n * D);
+        ok_yb &= memcmp(yb, want, 2 * (size_t)n * D) == 0;
+        free(yb); free(want);
         free(q); free(k); free(V); free(Kt); free(K2); free(V2); free(qs); free(att); free(y); free(r); free(y1);
     }
+    CHECK(ok_yb, "attention bf16: the output straight in bf16 is the fp32 output rounded (nearest even)");
     CHECK(finite && worst < 4e-3, "attention bf16: 10 shapes, abs err %.2g < 4e-3 against double on the rounded "
           "inputs (the probabilities' rounding), no NaN read from past the positions fed", worst);
     CHECK(layout_ok, "attention bf16: keys and values stored in their cache layout, rounded to nearest even (ties "
