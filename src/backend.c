@@ -58,7 +58,13 @@ static int packed_bf16_epi(const struct vq_exec *ex, const struct vq_packed *p, 
 static int packed_int8(const struct vq_exec *ex, const struct vq_packed *p, const float *x, int T, const float *b,
                        float *y)
 {
-    return vq_int8_linear(vq_nt(ex), p, x, T, b, y);
+    return vq_int8_linear(vq_nt(ex), p, x, T, b, 0, y);
+}
+
+static int packed_int8_epi(const struct vq_exec *ex, const struct vq_packed *p, const float *x, int T,
+                           const float *b, int epi, float *y)
+{
+    return vq_int8_linear(vq_nt(ex), p, x, T, b, epi, y);
 }
 
 static int int8_small_any(const struct vq_packed *p)
@@ -96,6 +102,7 @@ static const struct vq_backend dnnl_int8 = {
     .name = "onednn-int8", .kind = VQ_BACKEND_DNNL, .precision = VQ_PREC_INT8, .gemm = gemm_dnnl,
     .conv2d = conv_dnnl_bf16, .linear_small = small_f32,
     .pack = vq_int8_pack, .pack_free = vq_int8_pack_free, .linear_packed = packed_int8,
+    .linear_packed_epi = packed_int8_epi,
     .packed_small_any = int8_small_any,
 };
 

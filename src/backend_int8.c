@@ -11,6 +11,7 @@
 
 #include "backend_int8.h"
 #include "gemm.h"
+#include "vmath.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -177,17 +178,28 @@ static inline float finish(int32_t acc, int32_t zx, int32_t colsum, float sx, fl
     return b ? v + b[n] : v;
 }
 
+/* GELU of a tile's rows (columns n0 .. n1), in place, as vq_gelu: an element's
+ * bits do not depend on the span it comes in (vmath.h) */
+static void gelu_rows(float *y, int N, int M, int n0, int n1)
+{
+    if (n1 > n0)
+        for (int i = 0; i < M; i++) vq_vgelu(y + (size_t)i * N + n0, (size_t)(n1 - n0));
+}
+
 /* ---- the scalar reference kernel: one block of columns for all rows ------ */
 static void block_scalar(const struct vq_int8_weight *w, const uint8_t *xq, int ldx, int T, const float *sx,
-                         const int32_t *zx, int n0, const float *b, float *y)
+                         const int32_t *zx, int n0, const float *b, int epi, float *y)
 {
     const int N = w->hdr.N, n1 = n0 + BLK < N ? n0 + BLK : N, Kp = w->Kp;
     for (int t = 0; t < T; t++)
         for (int n = n0; n < n1; n++) {
             int32_t acc = 0;
             for (int k = 0; k < Kp; k++) acc += (int32_t)xq[(size_t)t * ldx + k] * w->q[at(Kp, n, k)];
-            y[(size_t)t * N + n] = finish(acc, zx[t], w->colsum[n], sx[t], w->scale[n], b, n);
+            const float v = finish(acc, zx[t], w->colsum[n], sx[t], w->scale[n], b, n);
+            float *o = &y[(size_t)t * N + n];
+            *o = epi == VQ_EPI_ADD ? *o + v : v;
         }
+    if (epi == VQ_EPI_GELU) gelu_rows(y, N, T, n0, n1);
 }
 
 #ifdef VQ_INT8_X86
@@ -198,7 +210,8 @@ static void block_scalar(const struct vq_int8_weight *w, const uint8_t *xq, int 
  * of each row's 4 bytes, 4 M vpdpbusd. */
 VNNI __attribute__((always_inline)) static inline void tile_vnni(const struct vq_int8_weight *w, const uint8_t *xq,
                                                                  int ldx, const int M, const float *sx,
-                                                                 const int32_t *zx, int n0, const float *b, float *y)
+                                                                 const int32_t *zx, int n0, const float *b, int epi,
+                                                                 float *y)
 {
     const int N = w->hdr.N, Kp = w->Kp;
     const int8_t *blk = w->q + (size_t)(n0 / BLK) * Kp * BLK;
@@ -236,35 +249,39 @@ VNNI __attribute__((always_inline)) static inline void tile_vnni(const struct vq
             const __m512i d = _mm512_sub_epi32(acc[i][q], _mm512_mullo_epi32(_mm512_set1_epi32(zx[i]), cs));
             __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(_mm512_set1_ps(sx[i]), sw));
             if (b) v = _mm512_add_ps(v, bv);
-            _mm512_mask_storeu_ps(y + (size_t)i * N + c0, mk, v);
+            float *o = y + (size_t)i * N + c0;
+            if (epi == VQ_EPI_ADD) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, o), v);   /* vq_add's y + x */
+            _mm512_mask_storeu_ps(o, mk, v);
         }
     }
+    if (epi == VQ_EPI_GELU) gelu_rows(y, N, M, n0, n0 + BLK < N ? n0 + BLK : N);
 }
 
 VNNI static void block_vnni(const struct vq_int8_weight *w, const uint8_t *xq, int ldx, int T, const float *sx,
-                            const int32_t *zx, int n0, const float *b, float *y)
+                            const int32_t *zx, int n0, const float *b, int epi, float *y)
 {
     const int N = w->hdr.N;
     int i = 0;
     for (; i + ROWS <= T; i += ROWS)
-        tile_vnni(w, xq + (size_t)i * ldx, ldx, ROWS, sx + i, zx + i, n0, b, y + (size_t)i * N);
+        tile_vnni(w, xq + (size_t)i * ldx, ldx, ROWS, sx + i, zx + i, n0, b, epi, y + (size_t)i * N);
     const uint8_t *xi = xq + (size_t)i * ldx;
     float *yi = y + (size_t)i * N;
     switch (T - i) {
-    case 5: tile_vnni(w, xi, ldx, 5, sx + i, zx + i, n0, b, yi); break;
-    case 4: tile_vnni(w, xi, ldx, 4, sx + i, zx + i, n0, b, yi); break;
-    case 3: tile_vnni(w, xi, ldx, 3, sx + i, zx + i, n0, b, yi); break;
-    case 2: tile_vnni(w, xi, ldx, 2, sx + i, zx + i, n0, b, yi); break;
-    case 1: tile_vnni(w, xi, ldx, 1, sx + i, zx + i, n0, b, yi); break;
+    case 5: tile_vnni(w, xi, ldx, 5, sx + i, zx + i, n0, b, epi, yi); break;
+    case 4: tile_vnni(w, xi, ldx, 4, sx + i, zx + i, n0, b, epi, yi); break;
+    case 3: tile_vnni(w, xi, ldx, 3, sx + i, zx + i, n0, b, epi, yi); break;
+    case 2: tile_vnni(w, xi, ldx, 2, sx + i, zx + i, n0, b, epi, yi); break;
+    case 1: tile_vnni(w, xi, ldx, 1, sx + i, zx + i, n0, b, epi, yi); break;
     default: break;
     }
 }
 #endif
 
-int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, float *y)
+int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, int epi,
+                   float *y)
 {
     const struct vq_int8_weight *w = (const struct vq_int8_weight *)p;
-    if (!w || w->hdr.precision != VQ_PREC_INT8 || T < 1)
+    if (!w || w->hdr.precision != VQ_PREC_INT8 || T < 1 || (epi && epi != VQ_EPI_ADD && epi != VQ_EPI_GELU))
         return -1;
     const int K = w->hdr.K, Kp = w->Kp, N = w->hdr.N, nt = n_threads > 0 ? n_threads : 1;
     /* rows padded to Kp with the zero point (they meet zero weights) and a
@@ -287,11 +304,11 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
     for (int j = 0; j < n_blk; j++) {
 #ifdef VQ_INT8_X86
         if (vnni) {
-            block_vnni(w, xq, ldx, T, sx, zx, j * BLK, b, y);
+            block_vnni(w, xq, ldx, T, sx, zx, j * BLK, b, epi, y);
             continue;
         }
 #endif
-        block_scalar(w, xq, ldx, T, sx, zx, j * BLK, b, y);
+        block_scalar(w, xq, ldx, T, sx, zx, j * BLK, b, epi, y);
     }
     (void)vnni;
     free(xq);

@@ -27,9 +27,12 @@ int vq_int8_native(void);
 struct vq_packed *vq_int8_pack(const float *W, int N, int K);
 void vq_int8_pack_free(struct vq_packed *p);
 
-/* y[T×N] = x[T×K] · Wᵀ + b (b may be NULL) on n_threads threads; nonzero
- * when p is not an int8 packing. */
-int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, float *y);
+/* y[T×N] = x[T×K] · Wᵀ + b (b may be NULL) on n_threads threads, with epi
+ * 0, or VQ_EPI_ADD (y += ...) or VQ_EPI_GELU (y = gelu(...)) applied to
+ * each tile as it is finished: the bits of the product followed by vq_add /
+ * vq_gelu. Nonzero when p is not an int8 packing. */
+int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, int epi,
+                   float *y);
 
 /* Tests: 0 forces the scalar kernel, 1 the VNNI kernel (where the CPU has
  * it), -1 the automatic choice. */

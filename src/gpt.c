@@ -366,13 +366,12 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
             if ((err = vq_linear_bf16_add(ex, hb, m, b->fc2_p, b->fc2_b, x))) break;
             continue;
         }
-        vq_linear(ex, s.y, m, D, b->proj_w, b->proj_p, b->proj_b, D, s.tmp);
-        vq_add(ex, x, s.tmp, md);
+        /* fp32 or int8 products: the adds and GELU fused where the backend
+         * does (int8) */
+        vq_linear_add(ex, s.y, m, D, b->proj_w, b->proj_p, b->proj_b, D, s.tmp, x);
         vq_layer_norm(ex, x, m, D, b->ln2_w, b->ln2_b, LN_EPS, xn);
-        vq_linear(ex, xn, m, D, b->fc_w, b->fc_p, b->fc_b, 4 * D, s.h);
-        vq_gelu(ex, s.h, 4 * md);
-        vq_linear(ex, s.h, m, 4 * D, b->fc2_w, b->fc2_p, b->fc2_b, D, s.tmp);
-        vq_add(ex, x, s.tmp, md);
+        vq_linear_gelu(ex, xn, m, D, b->fc_w, b->fc_p, b->fc_b, 4 * D, s.h);
+        vq_linear_add(ex, s.h, m, 4 * D, b->fc2_w, b->fc2_p, b->fc2_b, D, s.tmp, x);
     }
     if (err) {
         vq_scratch_free(buf);

@@ -285,6 +285,31 @@ int vq_linear_bf16_input(const struct vq_exec *ex, const struct vq_packed *pk)
     return pk && e.be->linear_packed_bf16 && pk->precision == VQ_PREC_BF16;
 }
 
+/* The backend's fused product and epilogue, when it has one for pk. */
+static int linear_epi(const struct vq_exec *ex, const float *x, int T, const struct vq_packed *pk, const float *b,
+                      int epi, float *y)
+{
+    const struct vq_exec e = vq_exec_of(ex);
+    return pk && e.be->linear_packed_epi &&
+           !e.be->linear_packed_epi(&e, pk, x, T, b, epi, y);
+}
+
+void vq_linear_add(const struct vq_exec *ex, const float *x, int T, int Din, const float *W,
+                   const struct vq_packed *pk, const float *b, int Dout, float *tmp, float *y)
+{
+    if (linear_epi(ex, x, T, pk, b, VQ_EPI_ADD, y)) return;
+    vq_linear(ex, x, T, Din, W, pk, b, Dout, tmp);
+    vq_add(ex, y, tmp, (size_t)T * Dout);
+}
+
+void vq_linear_gelu(const struct vq_exec *ex, const float *x, int T, int Din, const float *W,
+                    const struct vq_packed *pk, const float *b, int Dout, float *y)
+{
+    if (linear_epi(ex, x, T, pk, b, VQ_EPI_GELU, y)) return;
+    vq_linear(ex, x, T, Din, W, pk, b, Dout, y);
+    vq_gelu(ex, y, (size_t)T * Dout);
+}
+
 int vq_linear_bf16(const struct vq_exec *ex, const uint16_t *xb, int T, const struct vq_packed *pk, const float *b,
                    float *y)
 {

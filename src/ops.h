@@ -47,6 +47,14 @@ void vq_layer_norm_bf16(const struct vq_exec *ex, const float *x, int T, int D, 
  * when given, the product runs from it (bf16), else from W (fp32). */
 void vq_linear(const struct vq_exec *ex, const float *x, int T, int Din, const float *W, const struct vq_packed *pk,
                const float *b, int Dout, float *y);
+/* vq_linear followed by vq_add (y[T×Dout] += x · Wᵀ + b; tmp: T·Dout floats
+ * of scratch) or by vq_gelu (y = gelu(x · Wᵀ + b)), fused into the product
+ * where ex's backend does so for pk (linear_packed_epi: the int8 kernel),
+ * with the same bits either way. */
+void vq_linear_add(const struct vq_exec *ex, const float *x, int T, int Din, const float *W,
+                   const struct vq_packed *pk, const float *b, int Dout, float *tmp, float *y);
+void vq_linear_gelu(const struct vq_exec *ex, const float *x, int T, int Din, const float *W,
+                    const struct vq_packed *pk, const float *b, int Dout, float *y);
 /* vq_linear from its input already rounded to bf16 (xb, vq_f32_to_bf16 of
  * x), the same bits, where ex's backend runs pk's product from bf16 input;
  * nonzero (nothing done) otherwise. vq_linear_bf16_input: whether it does. */

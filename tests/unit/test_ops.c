@@ -348,7 +348,7 @@ static void test_linear_int8(void)
 {
     static const int shapes[][2] = { { 257, 1000 }, { 160, 320 }, { 3, 7 }, { 1024, 64 } };   /* K, N */
     static const int Ts[] = { 1, 5, 6, 7, 16, VQ_SMALL_ROWS, 37, 100 };
-    int ok_w = 1, ok_x = 1, ok_ref[2] = { 1, 1 }, ran[2] = { 0, 0 }, ok_thr = 1, ok_rows = 1;
+    int ok_w = 1, ok_x = 1, ok_ref[2] = { 1, 1 }, ran[2] = { 0, 0 }, ok_thr = 1, ok_rows = 1, ok_epi = 1, n_epi = 0;
     double err = 0, mag = 0;
     for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
         const int K = shapes[sh][0], N = shapes[sh][1];
@@ -404,13 +404,25 @@ static void test_linear_int8(void)
                 if (kern && !vq_int8_native()) continue;
                 vq_int8_force(kern);
                 ran[kern] = 1;
-                ok_ref[kern] &= vq_int8_linear(2, pk, x, T, b, y) == 0 && !memcmp(y, r, sizeof(float) * T * N);
-                vq_int8_linear(1, pk, x, T, b, y2);
+                ok_ref[kern] &= vq_int8_linear(2, pk, x, T, b, 0, y) == 0 && !memcmp(y, r, sizeof(float) * T * N);
+                vq_int8_linear(1, pk, x, T, b, 0, y2);
                 ok_thr &= !memcmp(y, y2, sizeof(float) * T * N);
                 for (int t = 0; t < T; t += 3) {
-                    vq_int8_linear(2, pk, x + (size_t)t * K, 1, b, y2);
+                    vq_int8_linear(2, pk, x + (size_t)t * K, 1, b, 0, y2);
                     ok_rows &= !memcmp(y2, y + (size_t)t * N, sizeof(float) * N);
                 }
+                /* the epilogues: the product's bits then vq_add / vq_gelu */
+                float *acc = malloc(sizeof(float) * T * N), *want = malloc(sizeof(float) * T * N);
+                for (int i = 0; i < T * N; i++) acc[i] = want[i] = (float)(i % 13) * 0.37f - 2.0f;
+                vq_add(NULL, want, y, (size_t)T * N);
+                ok_epi &= vq_int8_linear(2, pk, x, T, b, VQ_EPI_ADD, acc) == 0 &&
+                          !memcmp(acc, want, sizeof(float) * T * N);
+                memcpy(want, y, sizeof(float) * T * N);
+                vq_gelu(NULL, want, (size_t)T * N);
+                ok_epi &= vq_int8_linear(2, pk, x, T, b, VQ_EPI_GELU, acc) == 0 &&
+                          !memcmp(acc, want, sizeof(float) * T * N);
+                n_epi++;
+                free(acc); free(want);
             }
             vq_int8_force(-1);
             free(x); free(y); free(r); free(y2); free(f); free(q);
@@ -419,6 +431,8 @@ static void test_linear_int8(void)
         free(w); free(b); free(wq); free(sw);
     }
     CHECK(ok_w, "int8: weights per output channel, scale max|W|/127, |W - s Wq| <= s/2 (4 shapes, K 3..1024, N 7..1000)");
+    CHECK(ok_epi && n_epi > 0, "int8: the add and GELU epilogues give the product's bits then vq_add / vq_gelu's (%d "
+          "products, both kernels)", n_epi);
     CHECK(ok_x, "int8: rows of activations in 0..255 with a zero point, |x - s (q - z)| <= s/2, zero exact");
     if (vq_int8_native()) {
         /* the AVX-512 row quantizer against the scalar one: rows of every
