@@ -102,11 +102,11 @@ AVX512 __m512i pair_at(const uint16_t *p)
     return _mm512_set1_epi32(v);
 }
 
-/* S[M rows][tn <= 64 keys] = qb[M][hd] · keys, from pairs k2[hd/2][ldk][2]
+/* S[M rows][tn <= 64 keys] = scale · qb[M][hd] · keys, from pairs k2[hd/2][ldk][2]
  * starting at the tile's first key: per pair of dimensions 4 key vectors and
  * M broadcasts for 4 M vdpbf16ps (M <= 6: 24 accumulators) */
-AVX512BF16 void scores_tile_bf16_body(const int M, const int full, const uint16_t *qb, int ldq, const uint16_t *k2,
-                                      int ldk, int hd, int tn, float scale, float *S, int lds)
+AVX512BF16 void scores_tile_bf16(const int M, const uint16_t *qb, int ldq, const uint16_t *k2, int ldk, int hd,
+                                 int tn, float scale, float *S, int lds)
 {
     __mmask16 mk[4];
     _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {
@@ -120,26 +120,17 @@ AVX512BF16 void scores_tile_bf16_body(const int M, const int full, const uint16_
         const uint16_t *k = k2 + (size_t)dp * ldk * 2;
         __m512bh kv[4];
         _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
-            kv[v] = (__m512bh)(full ? _mm512_loadu_si512(k + 32 * v) : _mm512_maskz_loadu_epi32(mk[v], k + 32 * v));
+            kv[v] = (__m512bh)_mm512_maskz_loadu_epi32(mk[v], k + 32 * v);
         _Pragma("GCC unroll 6") for (int r = 0; r < M; r++) {
             const __m512bh a = (__m512bh)pair_at(qb + (size_t)r * ldq + 2 * dp);
             _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, kv[v]);
         }
     }
+    /* scaled as they are stored: the softmax's own multiply */
     const __m512 vsc = _mm512_set1_ps(scale);
     _Pragma("GCC unroll 6") for (int r = 0; r < M; r++)
-        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {
-            if (full) _mm512_storeu_ps(S + (size_t)r * lds + 16 * v, _mm512_mul_ps(acc[r][v], vsc));
-            else _mm512_mask_storeu_ps(S + (size_t)r * lds + 16 * v, mk[v], _mm512_mul_ps(acc[r][v], vsc));
-        }
-}
-
-/* the tile of 64 keys without masks, a shorter one with */
-AVX512BF16 void scores_tile_bf16(const int M, const uint16_t *qb, int ldq, const uint16_t *k2, int ldk, int hd,
-                                 int tn, float scale, float *S, int lds)
-{
-    if (tn == 64) scores_tile_bf16_body(M, 1, qb, ldq, k2, ldk, hd, tn, scale, S, lds);
-    else scores_tile_bf16_body(M, 0, qb, ldq, k2, ldk, hd, tn, scale, S, lds);
+        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+            _mm512_mask_storeu_ps(S + (size_t)r * lds + 16 * v, mk[v], _mm512_mul_ps(acc[r][v], vsc));
 }
 
 /* y[M rows][16·NV columns] = P[M][0 .. T) · values, from probabilities in

@@ -185,10 +185,10 @@ static void layer_norm_bf16_512(const float *x, int D, const float *g, const flo
 /* exp(x) as the bf16 attention computes it (vq_exp_bf16): x = n·ln 2 + r
  * with n = rint(x·log2 e) and |r| <= ln 2 / 2 (ln 2 in two parts, so n·ln 2
  * is exact enough), e^r by its Taylor polynomial of degree 7 (truncation
- * below 1e-8 relative: the error is the steps' rounding), times 2^n. x is clamped at -104 (below it the
- * result is 0 in fp32 anyway), so -inf gives 0, not NaN. The scalar and the
- * vector forms round every step alike (fused multiply-adds, scalef =
- * ldexpf), so they give the same bits. */
+ * below 1e-8 relative: the error is the steps' rounding), times 2^n. x is
+ * clamped at -104 (below it the result is 0 in fp32 anyway), so -inf and NaN
+ * give 0. The scalar and the vector forms round every step alike (fused
+ * multiply-adds, scalef = ldexpf), so they give the same bits. */
 #define EXP_LO -104.0f
 #define EXP_LOG2E 1.44269504088896341f
 #define EXP_LN2_HI 0.693145751953125f          /* 0x3f317200: n·EXP_LN2_HI exact for |n| < 2^8 */
