@@ -45,8 +45,9 @@ enum vq_epilogue {
     VQ_EPI_GELU_BF16 = 1,   /* y (bf16) = gelu(x·Wᵀ + b), rounded to bf16          */
     VQ_EPI_ADD = 2,         /* y (fp32) += x·Wᵀ + b: the product (bias included)
                                rounded, then added: vq_linear and vq_add's bits */
-    VQ_EPI_GELU = 3,        /* y (fp32) = gelu(x·Wᵀ + b): vq_linear and vq_gelu's
-                               bits (linear_packed_epi only)                     */
+    VQ_EPI_GELU = 3,        /* y (fp32) = gelu(x·Wᵀ + b): vq_linear's bits, then
+                               the backend's GELU (linear_packed_epi only; int8:
+                               vq_vgelu_poly)                                     */
 };
 
 struct vq_exec;
@@ -91,8 +92,9 @@ struct vq_backend {
     int (*linear_packed_bf16_epi)(const struct vq_exec *ex, const struct vq_packed *p, const uint16_t *xb, int T,
                                   const float *b, int epi, void *y);
     /* linear_packed with an epilogue, VQ_EPI_ADD or VQ_EPI_GELU, fused into
-     * it: the bits of linear_packed followed by vq_add / vq_gelu; nonzero
-     * (nothing done) when it cannot. May be NULL. */
+     * it: the bits of linear_packed followed by vq_add / the backend's GELU
+     * (int8: vq_vgelu_poly); nonzero (nothing done) when it cannot. May be
+     * NULL. */
     int (*linear_packed_epi)(const struct vq_exec *ex, const struct vq_packed *p, const float *x, int T,
                              const float *b, int epi, float *y);
     /* 1 when linear_packed through p takes a few-rows kernel, whose rows do

@@ -48,9 +48,10 @@ void vq_layer_norm_bf16(const struct vq_exec *ex, const float *x, int T, int D, 
 void vq_linear(const struct vq_exec *ex, const float *x, int T, int Din, const float *W, const struct vq_packed *pk,
                const float *b, int Dout, float *y);
 /* vq_linear followed by vq_add (y[T×Dout] += x · Wᵀ + b; tmp: T·Dout floats
- * of scratch) or by vq_gelu (y = gelu(x · Wᵀ + b)), fused into the product
- * where ex's backend does so for pk (linear_packed_epi: the int8 kernel),
- * with the same bits either way. */
+ * of scratch) or by GELU (y = gelu(x · Wᵀ + b)), fused into the product
+ * where ex's backend does so for pk (linear_packed_epi: the int8 kernel).
+ * The add has the same bits either way; GELU is vq_gelu's unfused, the
+ * backend's own fused (int8: vq_vgelu_poly, vmath.h). */
 void vq_linear_add(const struct vq_exec *ex, const float *x, int T, int Din, const float *W,
                    const struct vq_packed *pk, const float *b, int Dout, float *tmp, float *y);
 void vq_linear_gelu(const struct vq_exec *ex, const float *x, int T, int Din, const float *W,

@@ -411,14 +411,14 @@ static void test_linear_int8(void)
                     vq_int8_linear(2, pk, x + (size_t)t * K, 1, b, 0, y2);
                     ok_rows &= !memcmp(y2, y + (size_t)t * N, sizeof(float) * N);
                 }
-                /* the epilogues: the product's bits then vq_add / vq_gelu */
+                /* the epilogues: the product's bits then vq_add / vq_vgelu_poly */
                 float *acc = malloc(sizeof(float) * T * N), *want = malloc(sizeof(float) * T * N);
                 for (int i = 0; i < T * N; i++) acc[i] = want[i] = (float)(i % 13) * 0.37f - 2.0f;
                 vq_add(NULL, want, y, (size_t)T * N);
                 ok_epi &= vq_int8_linear(2, pk, x, T, b, VQ_EPI_ADD, acc) == 0 &&
                           !memcmp(acc, want, sizeof(float) * T * N);
                 memcpy(want, y, sizeof(float) * T * N);
-                vq_gelu(NULL, want, (size_t)T * N);
+                vq_vgelu_poly(want, (size_t)T * N);
                 ok_epi &= vq_int8_linear(2, pk, x, T, b, VQ_EPI_GELU, acc) == 0 &&
                           !memcmp(acc, want, sizeof(float) * T * N);
                 n_epi++;
@@ -431,7 +431,7 @@ static void test_linear_int8(void)
         free(w); free(b); free(wq); free(sw);
     }
     CHECK(ok_w, "int8: weights per output channel, scale max|W|/127, |W - s Wq| <= s/2 (4 shapes, K 3..1024, N 7..1000)");
-    CHECK(ok_epi && n_epi > 0, "int8: the add and GELU epilogues give the product's bits then vq_add / vq_gelu's (%d "
+    CHECK(ok_epi && n_epi > 0, "int8: the add and GELU epilogues give the product's bits then vq_add / vq_vgelu_poly's (%d "
           "products, both kernels)", n_epi);
     CHECK(ok_x, "int8: rows of activations in 0..255 with a zero point, |x - s (q - z)| <= s/2, zero exact");
     if (vq_int8_native()) {
@@ -978,6 +978,37 @@ static void test_exp_bf16(void)
           "0 at -inf and below -104, exactly 1 at 0", worst, n);
 }
 
+/* int8's GELU against the exact one (erfc in double): within 8 ulp down to
+ * 1e-36 (below, x Φ(x) goes through a subnormal Φ), within 1e-37 below; the vector form's bits equal the
+ * scalar's at every point, in spans of every tail length. */
+static void test_gelu_poly(void)
+{
+    double worst = 0, at = 0;
+    int ok = 1, n = 0;
+    float buf[37], one[37];
+    for (float x = -16.5f; x <= 16.5f; n++) {
+        const int w = 1 + n % 37;   /* a span of w values from x */
+        for (int i = 0; i < w; i++, x = x + (fabsf(x) < 1e-3f ? 1.37e-7f : 0.000613f)) buf[i] = x;
+        memcpy(one, buf, sizeof(float) * w);
+        vq_vgelu_poly(buf, (size_t)w);
+        for (int i = 0; i < w; i++) {
+            const float s = vq_gelu_poly(one[i]);
+            ok &= !memcmp(&s, &buf[i], sizeof(float));
+            const double want = one[i] * 0.5 * erfc(-one[i] / sqrt(2.0));
+            if (fabs(want) >= 1e-36) {   /* below, Φ(x) itself is subnormal */
+                const double ulp = (double)nextafterf((float)fabs(want), INFINITY) - (float)fabs(want);
+                const double err = fabs((double)s - want) / ulp;
+                if (err > worst) worst = err, at = one[i];
+            } else
+                ok &= fabs((double)s - want) <= 1e-37;
+        }
+    }
+    ok &= vq_gelu_poly(0.0f) == 0.0f && vq_gelu_poly(INFINITY) == INFINITY && vq_gelu_poly(-40.0f) == 0.0f &&
+          vq_gelu_poly(40.0f) == 40.0f && isnan(vq_gelu_poly(NAN));
+    CHECK(ok && worst <= 8.0, "int8's GELU (own Φ): within %.2f ulp of the exact (worst at %g; bar 8) over "
+          "-16.5..16.5, vector = scalar bits in spans of 1..37, 0, ±40, inf, NaN", worst, at);
+}
+
 /* The softmax-to-bf16 row, AVX-512 against the scalar loop (the same
  * operations one value at a time), bit for bit. */
 static void test_softmax_bf16(void)
@@ -1117,6 +1148,7 @@ static const struct test_case cases[] = {
     { "attention_bf16", test_attention_bf16, 0 },
     { "bf16_rounding", test_bf16_rounding, 0 },
     { "exp_bf16", test_exp_bf16, 0 },
+    { "gelu_poly", test_gelu_poly, 0 },
     { "softmax_bf16", test_softmax_bf16, 0 },
     { "rows_probe", test_rows_probe, 0 },
     { "quantize", test_quantize, 0 },
