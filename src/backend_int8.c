@@ -201,7 +201,7 @@ static inline float finish(int32_t acc, int32_t zx, int32_t colsum, float sx, fl
 /* GELU of a tile's rows (columns n0 .. n1), in place, with vq_vgelu_poly:
  * an element's bits do not depend on the span it comes in (vmath.h). Its
  * few ulp of difference from vq_gelu's erff are far below the 8-bit steps
- * that the next product quantizes the hidden layer to, and it takes 0.75x
+ * that the next product quantizes the hidden layer to, and it takes 0.8x
  * the time (the hidden layer's GELU was 4 % of an int8 frame). */
 static void gelu_rows(float *y, int N, int M, int n0, int n1)
 {
