@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "attention.h"
 #include "backend.h"
 #include "ops.h"
@@ -151,15 +152,11 @@ AVX512BF16 void output_tile_bf16(const int M, const int NV, const uint16_t *P, i
             _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], a, b[c]);
         }
     }
-    if (yb) {   /* rounded to nearest even, as vq_f32_to_bf16 */
-        const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    if (yb) {   /* rounded as vq_f32_to_bf16 */
         _Pragma("GCC unroll 6") for (int r = 0; r < M; r++)
-            _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++) {
-                const __m512i u = _mm512_castps_si512(acc[r][c]);
-                const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
-                const __m512i h = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
-                _mm256_storeu_si256((__m256i *)(yb + (size_t)r * ldy + 16 * c), _mm512_cvtepi32_epi16(h));
-            }
+            _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++)
+                _mm256_storeu_si256((__m256i *)(yb + (size_t)r * ldy + 16 * c),
+                                    _mm512_cvtepi32_epi16(vq_bf16_round_512(acc[r][c])));
         return;
     }
     _Pragma("GCC unroll 6") for (int r = 0; r < M; r++)
@@ -318,13 +315,6 @@ static void softmax_rows(float *S, int lds, int rn, int pos0, int n_unmasked, in
     }
 }
 
-static inline uint16_t to_bf16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    u += 0x7fff + ((u >> 16) & 1);    /* nearest even, as vq_f32_to_bf16 */
-    return (uint16_t)(u >> 16);
-}
 
 /* Rows pos0 .. pos0+rn-1's probabilities in bf16 from their scaled scores,
  * in place (row stride 2·lds halves), zeros past each row's keys up to Tb
@@ -385,20 +375,16 @@ typedef uint32_t lane32 __attribute__((may_alias));
 
 #ifdef VQ_ATT_X86
 /* A tile of 16 lanes (32 dimensions) x rn <= 16 positions of the keys: each
- * row rounded to bf16 (nearest even, as to_bf16) and packed in registers,
+ * row rounded to bf16 (vq_bf16_round) and packed in registers,
  * then each lane's rn positions gathered and stored as one vector. */
 __attribute__((target("avx512f")))
 static void keys_tile_512(const float *k, int D, int rn, lane32 *dst, int ldk)
 {
     uint32_t rows[16][16] __attribute__((aligned(64)));
-    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
     for (int r = 0; r < rn; r++) {
         __m512i h[2];
-        for (int half = 0; half < 2; half++) {
-            const __m512i u = _mm512_castps_si512(_mm512_loadu_ps(k + (size_t)r * D + 16 * half));
-            const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
-            h[half] = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
-        }
+        for (int half = 0; half < 2; half++)
+            h[half] = vq_bf16_round_512(_mm512_loadu_ps(k + (size_t)r * D + 16 * half));
         const __m512i row = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(h[0])),
                                                _mm512_cvtepi32_epi16(h[1]), 1);
         _mm512_store_si512(rows[r], row);
@@ -456,7 +442,7 @@ static void store_value_half(uint16_t *vp, const float *v, int t, int D)
 {
     uint16_t *row = vp + (size_t)(t / 2) * D * 2 + (t & 1);
     for (int c = 0; c < D; c++)
-        row[2 * c] = to_bf16(v[c]);
+        row[2 * c] = vq_bf16_round(v[c]);
 }
 
 void vq_store_values_bf16(const struct vq_exec *ex, const float *v, int n, int D, void *V2, int L0)
@@ -473,7 +459,7 @@ void vq_store_values_bf16(const struct vq_exec *ex, const float *v, int n, int D
         const float *a = v + (size_t)r * D, *b = a + D;
         lane32 *lane = (lane32 *)(vp + (size_t)(t / 2) * D * 2);
         for (int c = 0; c < D; c++)
-            lane[c] = to_bf16(a[c]) | (uint32_t)to_bf16(b[c]) << 16;
+            lane[c] = vq_bf16_round(a[c]) | (uint32_t)vq_bf16_round(b[c]) << 16;
     }
     if (odd0 + 2 * pairs < n) store_value_half(vp, v + (size_t)(n - 1) * D, end - 1, D);
     if (end & 1) {                     /* the partner of the last position */

@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <pthread.h>
 
+#include "bf16.h"
 #include "gemm.h"
 
 #ifdef VQ_HAVE_DNNL
@@ -64,17 +65,13 @@ int vq_threads_available(void)
     return n > 0 ? (int)n : 1;
 }
 
-/* Round to nearest even, as the CPU's own conversion (vcvtneps2bf16) does for
- * finite values; the integer form vectorizes (VQ_HOT clones). */
+/* vq_bf16_round (bf16.h): nearest even, NaN kept; the integer form
+ * vectorizes (VQ_HOT clones). */
 VQ_HOT
 void vq_f32_to_bf16(const float *x, uint16_t *y, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        u += 0x7fff + ((u >> 16) & 1);
-        y[i] = (uint16_t)(u >> 16);
-    }
+    for (size_t i = 0; i < n; i++)
+        y[i] = vq_bf16_round(x[i]);
 }
 
 void vq_f32_to_bf16_par(int n_threads, const float *x, uint16_t *y, size_t n)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "vmath.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -161,10 +162,7 @@ static inline void layer_norm_512_body(const float *x, int D, const float *g, co
         if (y) {
             _mm512_storeu_ps(y + i, o);
         } else {
-            const __m512i u = _mm512_castps_si512(o);
-            const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-            const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-            _mm256_storeu_si256((__m256i *)(yb + i), _mm512_cvtepi32_epi16(r));
+            _mm256_storeu_si256((__m256i *)(yb + i), _mm512_cvtepi32_epi16(vq_bf16_round_512(o)));
         }
     }
 }

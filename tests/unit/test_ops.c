@@ -6,6 +6,7 @@
 
 #include "attention.h"
 #include "backend.h"
+#include "bf16.h"
 #include "backend_dnnl.h"
 #include "backend_int8.h"
 #include "linear_small.h"
@@ -792,6 +793,23 @@ static uint16_t bf16_bits(float x)
     return b;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* vq_bf16_round_512 (the layer norm's, the keys' and attention's output
+ * rounding) against vq_bf16_round, 16 values at a time. */
+__attribute__((target("avx512f"))) static int bf16_round_512_matches(const float *x, int n)
+{
+    int ok = 1;
+    for (int i = 0; i + 16 <= n; i += 16) {
+        uint32_t lanes[16];
+        _mm512_storeu_si512(lanes, vq_bf16_round_512(_mm512_loadu_ps(x + i)));
+        for (int j = 0; j < 16; j++) ok &= lanes[j] == vq_bf16_round(x[i + j]);
+    }
+    return ok;
+}
+#else
+static int bf16_round_512_matches(const float *x, int n) { (void)x; (void)n; return 1; }
+#endif
+
 /* vq_f32_to_bf16 on many values at once (16 lanes where the CPU has
  * AVX-512) against one value at a time (the scalar loop): ties, NaNs,
  * infinities, subnormals and values that round up into the exponent. */
@@ -820,6 +838,22 @@ static void test_bf16_rounding(void)
             ok &= y[i] == bf16_bits(x[off + i]);
     }
     CHECK(ok, "f32 to bf16: %d values (ties, NaN, inf, subnormals) at 3 offsets convert as one at a time", N);
+
+    /* a NaN stays a quiet NaN with its sign and top payload (a low-only
+     * payload used to round up into infinity); infinities stay, the
+     * largest float rounds up to infinity */
+    static const uint32_t in[] = { 0x7f800001u, 0xff800001u, 0x7fc00000u, 0x7fffffffu, 0xffa5a5a5u,
+                                   0x7f800000u, 0xff800000u, 0x7f7fffffu };
+    static const uint16_t want[] = { 0x7fc0, 0xffc0, 0x7fc0, 0x7fff, 0xffe5, 0x7f80, 0xff80, 0x7f80 };
+    int ok_nan = 1, ok_vec = 1;
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+        float v;
+        memcpy(&v, &in[i], 4);
+        ok_nan &= bf16_bits(v) == want[i] && vq_bf16_round(v) == want[i];
+    }
+    if (vq_simd_level() >= 2) ok_vec = bf16_round_512_matches(x, N);
+    CHECK(ok_nan && ok_vec, "f32 to bf16: NaN kept a quiet NaN (sign, top payload), infinities kept; the AVX-512 "
+          "rounding of the kernels (vq_bf16_round_512) gives the scalar bits on the same %d values", N);
 }
 
 /* The bf16 cache layout and kernels: against the double reference on the
