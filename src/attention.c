@@ -28,9 +28,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "bf16.h"
 #include "attention.h"
 #include "backend.h"
+#include "bf16.h"
 #include "ops.h"
 #include "vmath.h"
 
@@ -314,7 +314,6 @@ static void softmax_rows(float *S, int lds, int rn, int pos0, int n_unmasked, in
             s[t] = 0.0f;
     }
 }
-
 
 /* Rows pos0 .. pos0+rn-1's probabilities in bf16 from their scaled scores,
  * in place (row stride 2·lds halves), zeros past each row's keys up to Tb
