@@ -2,7 +2,9 @@
  * AVX-512 or AVX2 expf/erff, a few ulp from the scalar functions), chosen at
  * run time; the scalar libm loop elsewhere. Every element of an array goes
  * through the same routine (a short tail is padded to a whole vector), so a
- * result never depends on how callers split the work between threads. */
+ * result never depends on how callers split the work between threads. Also
+ * our own exp (the bf16 softmax's) and GELU (int8's), whose scalar and
+ * AVX-512 forms give the same bits, and layer-norm rows. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -231,7 +233,6 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 exp_bf16_
     EXP_POLY(FMA512, p, r)
     return _mm512_scalef_ps(p, n);
 }
-#undef FMA512
 
 /* The rows' softmax (vq_vsoftmax_bf16): the max, exp and the sum in 16
  * float lanes (then lanes_sum), times the inverse sum rounded to bf16; each
@@ -398,7 +399,6 @@ float vq_gelu_poly(float x)
 }
 
 #if VQ_VMATH_X86
-#define FMA512(a, b, c) _mm512_fmadd_ps(a, b, _mm512_set1_ps(c))
 __attribute__((target("avx512f")))
 static void gelu_poly_512(float *x, size_t n)
 {

@@ -40,8 +40,8 @@ void vq_vgelu(float *x, size_t n);
 /* GELU as x·Φ(x) with our own Φ: a degree-7 polynomial times vq_exp_bf16's
  * e^(-x²/2), within 8 ulp of the exact GELU down to |result| 1e-36 (the erf
  * form above loses all accuracy where 1 + erf cancels, x < -3 or so), about
- * 1.3x as fast as it; the int8 kernel's GELU. Scalar and vector forms give the same
- * bits, whatever the span an element comes in. */
+ * 1.3x as fast as it; the int8 kernel's GELU. Scalar and vector forms give
+ * the same bits, whatever the span an element comes in. */
 float vq_gelu_poly(float x);
 void vq_vgelu_poly(float *x, size_t n);
 

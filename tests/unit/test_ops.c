@@ -6,9 +6,9 @@
 
 #include "attention.h"
 #include "backend.h"
-#include "bf16.h"
 #include "backend_dnnl.h"
 #include "backend_int8.h"
+#include "bf16.h"
 #include "linear_small.h"
 #include "model.h"
 #include "ops.h"
@@ -1013,8 +1013,9 @@ static void test_exp_bf16(void)
 }
 
 /* int8's GELU against the exact one (erfc in double): within 8 ulp down to
- * 1e-36 (below, x Φ(x) goes through a subnormal Φ), within 1e-37 below; the vector form's bits equal the
- * scalar's at every point, in spans of every tail length. */
+ * 1e-36 (below, x Φ(x) goes through a subnormal Φ), within 1e-37 below; the
+ * vector form's bits equal the scalar's at every point, in spans of every
+ * tail length. */
 static void test_gelu_poly(void)
 {
     double worst = 0, at = 0;
