@@ -1,6 +1,7 @@
 /* oneDNN primitives: direct convolution (fp32, or bf16 on CPUs with native
- * bf16/AMX), and the bf16 matrix product. Any failure returns nonzero so the
- * caller falls back to im2col + gemm. */
+ * bf16/AMX), the bf16 matrix product, and int8 sums (u8 x s8 -> s32) for the
+ * int8 backend. Any failure returns nonzero so the caller falls back (to
+ * im2col + gemm, or the int8 backend's own kernel). */
 #include <omp.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -16,7 +17,7 @@
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t engine;
-static int bf16_native;
+static int bf16_native, int8_amx;
 
 static pthread_key_t prim_key;
 static void prim_cache_free(void *p);
@@ -25,7 +26,11 @@ static void init(void)
 {
     if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success)
         engine = NULL;
-    bf16_native = dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_bf16;
+    /* the ISA values are masks of features (AVX2_VNNI's is numerically
+     * above AVX-512's), so each is tested as a subset */
+    const unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    bf16_native = (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+    int8_amx = (isa & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
     if (pthread_key_create(&prim_key, prim_cache_free))
         engine = NULL;
 }
@@ -183,15 +188,18 @@ static int is_kpairs(const dnnl_memory_desc_t *md, int K, int n)
 
 /* The matmul x[T×K] (bf16) · w (panel of n columns, descriptor wmd) + b -> y
  * (row stride ldy): fp32, or with epi (enum vq_epilogue, 0 for none) GELU
- * into bf16 or a sum into y (post-ops). */
+ * into bf16 or a sum into y (post-ops). With int8 weights (wmd s8): uint8
+ * rows, int32 sums, neither bias nor epilogue. */
 static int matmul_desc(int T, int K, int n, const dnnl_memory_desc_t *wmd, int bias, int ldy, int epi,
                        dnnl_primitive_desc_t *pd, dnnl_memory_desc_t md[4])
 {
+    const int i8 = wmd->data_type == dnnl_s8;
     dnnl_dims_t sd = { T, K }, bd = { 1, n }, dd = { T, n }, ds = { ldy, 1 };
-    dnnl_memory_desc_init_by_tag(&md[0], 2, sd, dnnl_bf16, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&md[0], 2, sd, i8 ? dnnl_u8 : dnnl_bf16, dnnl_ab);
     md[1] = *wmd;
     dnnl_memory_desc_init_by_tag(&md[2], 2, bd, dnnl_f32, dnnl_ab);
-    dnnl_memory_desc_init_by_strides(&md[3], 2, dd, epi == VQ_EPI_GELU_BF16 ? dnnl_bf16 : dnnl_f32, ds);
+    dnnl_memory_desc_init_by_strides(&md[3], 2, dd, i8 ? dnnl_s32 : epi == VQ_EPI_GELU_BF16 ? dnnl_bf16 : dnnl_f32,
+                                     ds);
     dnnl_matmul_desc_t d;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
@@ -346,7 +354,13 @@ static struct prim_entry *prim_get(int T, int K, int n, int bias, int epi, const
     dnnl_primitive_desc_t pd = NULL;
     if (matmul_desc(T, K, n, wmd, bias, n, epi, &pd, md))
         return NULL;
-    int ok = dnnl_primitive_create(&e->prim, pd) == dnnl_success;
+    /* int8 only where oneDNN has a real kernel for it: its reference code
+     * takes seconds a product */
+    const char *impl = NULL;
+    int ok = wmd->data_type != dnnl_s8 ||
+             (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+              strncmp(impl, "ref", 3) != 0);
+    ok = ok && dnnl_primitive_create(&e->prim, pd) == dnnl_success;
     for (int i = 0; ok && i < 4; i++)
         ok = dnnl_memory_create(&e->m[i], &md[i], engine, DNNL_MEMORY_NONE) == dnnl_success;
     dnnl_primitive_desc_destroy(pd);
@@ -423,6 +437,44 @@ static int linear_whole(int nt, const uint16_t *xb, int T, const struct vq_bf16_
     const int before = omp_get_max_threads();
     omp_set_num_threads(nt);
     const int r = dnnl_primitive_execute(e->prim, st, b ? 4 : 3, args) == dnnl_success &&
+                  dnnl_stream_wait(st) == dnnl_success ? 0 : -1;
+    omp_set_num_threads(before);
+    return r;
+}
+
+int vq_dnnl_int8_amx(void)
+{
+    pthread_once(&once, init);
+    return engine && int8_amx;
+}
+
+static int int8_refused;   /* oneDNN had no kernel for a shape: the int8 backend keeps its own */
+
+int vq_dnnl_int8_sums(int n_threads, const uint8_t *xq, int T, int K, const int8_t *wq, int N, int32_t *acc)
+{
+    pthread_once(&once, init);
+    if (!engine || T < 1 || K < 1 || N < 1 || K % 64 || N % 64 || __atomic_load_n(&int8_refused, __ATOMIC_RELAXED))
+        return -1;
+    /* the int8 packing's bytes, blocks of 64 columns of [K/4][64][4], are
+     * this layout when K is whole blocks of 64 */
+    dnnl_memory_desc_t wmd;
+    dnnl_dims_t wd = { K, N };
+    if (dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_s8, dnnl_BA16a64b4a) != dnnl_success)
+        return -1;
+    dnnl_stream_t st;
+    struct prim_entry *e = prim_get(T, K, N, 0, 0, &wmd, &st);
+    if (!e) {
+        __atomic_store_n(&int8_refused, 1, __ATOMIC_RELAXED);
+        return -1;
+    }
+    if (dnnl_memory_set_data_handle(e->m[0], (void *)xq) != dnnl_success ||
+        dnnl_memory_set_data_handle(e->m[1], (void *)wq) != dnnl_success ||
+        dnnl_memory_set_data_handle(e->m[3], acc) != dnnl_success)
+        return -1;
+    dnnl_exec_arg_t args[3] = { { DNNL_ARG_SRC, e->m[0] }, { DNNL_ARG_WEIGHTS, e->m[1] }, { DNNL_ARG_DST, e->m[3] } };
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(n_threads > 0 ? n_threads : 1);
+    const int r = dnnl_primitive_execute(e->prim, st, 3, args) == dnnl_success &&
                   dnnl_stream_wait(st) == dnnl_success ? 0 : -1;
     omp_set_num_threads(before);
     return r;
@@ -518,6 +570,12 @@ int vq_dnnl_linear_bf16_epi(int n_threads, int small_rows, const struct vq_packe
     return -1;
 }
 int vq_dnnl_bf16_native(void) { return 0; }
+int vq_dnnl_int8_amx(void) { return 0; }
+int vq_dnnl_int8_sums(int n_threads, const uint8_t *xq, int T, int K, const int8_t *wq, int N, int32_t *acc)
+{
+    (void)n_threads; (void)xq; (void)T; (void)K; (void)wq; (void)N; (void)acc;
+    return -1;
+}
 void vq_dnnl_whole_force_off(int off) { (void)off; }
 int vq_dnnl_conv2d(int n_threads, const float *in, int C, int H, int W, const float *weight, const float *bias,
                    int Cout, int k, int s, int pt, int pl, int pb, int pr, float *out, int bf16)

@@ -1,8 +1,10 @@
-/* oneDNN: direct convolutions and bf16 products through weights repacked
- * once (backend_dnnl.c). Every function returns nonzero (or NULL) when
+/* oneDNN: direct convolutions, bf16 products through weights repacked
+ * once, and int8 sums (backend_dnnl.c). Every function returns nonzero (or NULL) when
  * oneDNN is not built in or cannot do it; callers then fall back. */
 #ifndef VQ_BACKEND_DNNL_H
 #define VQ_BACKEND_DNNL_H
+
+#include <stdint.h>
 
 #include "backend.h"
 
@@ -37,6 +39,15 @@ int vq_dnnl_linear_bf16_epi(int n_threads, int small_rows, const struct vq_packe
                             const float *b, int epi, void *y);
 /* 1 when w's products of up to small_rows rows take the few-rows kernel. */
 int vq_dnnl_small_ok(const struct vq_packed *w);
+/* 1 when oneDNN runs int8 products on AMX tiles here (the int8 backend
+ * then takes its sums from oneDNN: backend_int8.c). */
+int vq_dnnl_int8_amx(void);
+/* acc[T×N] (int32, dense) = xq[T×K] (uint8, dense) · Wq, the exact sums of
+ * int8 weights in oneDNN's BA16a64b4a layout (blocks of 64 columns of
+ * [K/4][64][4]: the int8 packing's own), on n_threads threads; K and N
+ * multiples of 64. Nonzero when oneDNN cannot, or would run its reference
+ * code (then for the rest of the process). */
+int vq_dnnl_int8_sums(int n_threads, const uint8_t *xq, int T, int K, const int8_t *wq, int N, int32_t *acc);
 /* Tests: 1 runs every bf16 product panel by panel (each into a dense block,
  * copied into place), 0 (the default) runs a product whose panels form one
  * blocked matrix as one call writing y directly. */

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend_dnnl.h"
 #include "backend_int8.h"
 #include "gemm.h"
+#include "scratch.h"
 #include "vmath.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -228,37 +230,16 @@ static void block_scalar(const struct vq_int8_weight *w, const uint8_t *xq, int 
 #ifdef VQ_INT8_X86
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
-/* M rows (a constant 1..ROWS: the accumulators stay in registers) against one
- * block of 64 columns: per group of 4 k, 4 weight vectors and one broadcast
- * of each row's 4 bytes, 4 M vpdpbusd. */
-VNNI __attribute__((always_inline)) static inline void tile_vnni(const struct vq_int8_weight *w, const uint8_t *xq,
-                                                                 int ldx, const int M, const float *sx,
-                                                                 const int32_t *zx, int n0, const float *b, int epi,
-                                                                 float *y)
+/* The epilogue of M rows (a constant 1..ROWS) x one block of 64 columns
+ * from their int32 sums: (acc - zx colsum) (sx sw) + b, as finish(), then
+ * the sum into y or GELU. The one place these bits are made, for the VNNI
+ * kernel's sums in registers and oneDNN's from memory. */
+VNNI __attribute__((always_inline)) static inline void epilogue_vnni(const struct vq_int8_weight *w, const int M,
+                                                                     __m512i acc[ROWS][4], const float *sx,
+                                                                     const int32_t *zx, int n0, const float *b,
+                                                                     int epi, float *y)
 {
-    const int N = w->hdr.N, Kp = w->Kp;
-    const int8_t *blk = w->q + (size_t)(n0 / BLK) * Kp * BLK;
-    __m512i acc[ROWS][4];
-#pragma GCC unroll 6
-    for (int i = 0; i < M; i++)
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) acc[i][q] = _mm512_setzero_si512();
-    for (int p = 0; p < Kp / 4; p++) {
-        const int8_t *bp = blk + (size_t)p * BLK * 4;
-        const __m512i w0 = _mm512_load_si512(bp), w1 = _mm512_load_si512(bp + 64);
-        const __m512i w2 = _mm512_load_si512(bp + 128), w3 = _mm512_load_si512(bp + 192);
-#pragma GCC unroll 6
-        for (int i = 0; i < M; i++) {
-            int32_t four;
-            memcpy(&four, xq + (size_t)i * ldx + 4 * p, 4);
-            const __m512i a = _mm512_set1_epi32(four);
-            acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], a, w0);
-            acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], a, w1);
-            acc[i][2] = _mm512_dpbusd_epi32(acc[i][2], a, w2);
-            acc[i][3] = _mm512_dpbusd_epi32(acc[i][3], a, w3);
-        }
-    }
-    /* epilogue: (acc - zx colsum) (sx sw) + b, as finish() */
+    const int N = w->hdr.N;
 #pragma GCC unroll 4
     for (int q = 0; q < 4; q++) {
         const int c0 = n0 + 16 * q, nv = N - c0 < 0 ? 0 : N - c0 > 16 ? 16 : N - c0;
@@ -280,6 +261,39 @@ VNNI __attribute__((always_inline)) static inline void tile_vnni(const struct vq
     if (epi == VQ_EPI_GELU) gelu_rows(y, N, M, n0, n0 + BLK < N ? n0 + BLK : N);
 }
 
+/* M rows (a constant 1..ROWS: the accumulators stay in registers) against one
+ * block of 64 columns: per group of 4 k, 4 weight vectors and one broadcast
+ * of each row's 4 bytes, 4 M vpdpbusd. */
+VNNI __attribute__((always_inline)) static inline void tile_vnni(const struct vq_int8_weight *w, const uint8_t *xq,
+                                                                 int ldx, const int M, const float *sx,
+                                                                 const int32_t *zx, int n0, const float *b, int epi,
+                                                                 float *y)
+{
+    const int Kp = w->Kp;
+    const int8_t *blk = w->q + (size_t)(n0 / BLK) * Kp * BLK;
+    __m512i acc[ROWS][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) acc[i][q] = _mm512_setzero_si512();
+    for (int p = 0; p < Kp / 4; p++) {
+        const int8_t *bp = blk + (size_t)p * BLK * 4;
+        const __m512i w0 = _mm512_load_si512(bp), w1 = _mm512_load_si512(bp + 64);
+        const __m512i w2 = _mm512_load_si512(bp + 128), w3 = _mm512_load_si512(bp + 192);
+#pragma GCC unroll 6
+        for (int i = 0; i < M; i++) {
+            int32_t four;
+            memcpy(&four, xq + (size_t)i * ldx + 4 * p, 4);
+            const __m512i a = _mm512_set1_epi32(four);
+            acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], a, w0);
+            acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], a, w1);
+            acc[i][2] = _mm512_dpbusd_epi32(acc[i][2], a, w2);
+            acc[i][3] = _mm512_dpbusd_epi32(acc[i][3], a, w3);
+        }
+    }
+    epilogue_vnni(w, M, acc, sx, zx, n0, b, epi, y);
+}
+
 VNNI static void block_vnni(const struct vq_int8_weight *w, const uint8_t *xq, int ldx, int T, const float *sx,
                             const int32_t *zx, int n0, const float *b, int epi, float *y)
 {
@@ -298,7 +312,54 @@ VNNI static void block_vnni(const struct vq_int8_weight *w, const uint8_t *xq, i
     default: break;
     }
 }
+
+/* One block of 64 columns for all rows from oneDNN's sums acc[T][N]: the
+ * VNNI kernel's epilogue, so its bits. */
+VNNI static void block_sums(const struct vq_int8_weight *w, const int32_t *acc, int T, const float *sx,
+                            const int32_t *zx, int n0, const float *b, int epi, float *y)
+{
+    const int N = w->hdr.N;
+    for (int i = 0; i < T; i += ROWS) {
+        const int m = T - i < ROWS ? T - i : ROWS;
+        __m512i a[ROWS][4];
+        for (int r = 0; r < m; r++)
+            for (int q = 0; q < 4; q++)
+                a[r][q] = _mm512_loadu_si512(acc + (size_t)(i + r) * N + n0 + 16 * q);
+        float *yi = y + (size_t)i * N;
+        switch (m) {
+        case 6: epilogue_vnni(w, 6, a, sx + i, zx + i, n0, b, epi, yi); break;
+        case 5: epilogue_vnni(w, 5, a, sx + i, zx + i, n0, b, epi, yi); break;
+        case 4: epilogue_vnni(w, 4, a, sx + i, zx + i, n0, b, epi, yi); break;
+        case 3: epilogue_vnni(w, 3, a, sx + i, zx + i, n0, b, epi, yi); break;
+        case 2: epilogue_vnni(w, 2, a, sx + i, zx + i, n0, b, epi, yi); break;
+        default: epilogue_vnni(w, 1, a, sx + i, zx + i, n0, b, epi, yi); break;
+        }
+    }
+}
 #endif
+
+/* Whether oneDNN computes this call's sums: where it runs them on AMX tiles
+ * (a VNNI kernel cannot match those), from DNNL_ROWS rows on (fewer rows
+ * are bound by reading the weights, which the kernel does as fast), or
+ * always when the tests force it; only for whole blocks of 64 along K and N
+ * (then the packing is oneDNN's layout). Either way every sum is the same
+ * exact integer and the epilogue is epilogue_vnni: the same bits. */
+#define DNNL_ROWS 32
+static int sums_by_dnnl(const struct vq_int8_weight *w, int T)
+{
+    const int f = __atomic_load_n(&forced, __ATOMIC_RELAXED);
+    if (!use_vnni() || w->Kp % 64 || w->hdr.N % BLK)
+        return 0;
+    return f == 2 || (f < 0 && T >= DNNL_ROWS && vq_dnnl_int8_amx());
+}
+
+const char *vq_int8_kernel_name(void)
+{
+    const int f = __atomic_load_n(&forced, __ATOMIC_RELAXED);
+    if (!use_vnni()) return "scalar";
+    if (f < 0 && vq_dnnl_int8_amx()) return "oneDNN on AMX tiles (AVX512_VNNI below 32 rows)";
+    return f == 2 ? "oneDNN (forced)" : "AVX512_VNNI";
+}
 
 int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, int epi,
                    float *y)
@@ -307,9 +368,10 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
     if (!w || w->hdr.precision != VQ_PREC_INT8 || T < 1 || (epi && epi != VQ_EPI_ADD && epi != VQ_EPI_GELU))
         return -1;
     const int K = w->hdr.K, Kp = w->Kp, N = w->hdr.N, nt = n_threads > 0 ? n_threads : 1;
-    /* rows padded to Kp with the zero point (they meet zero weights) and a
-     * cache line apart */
-    const int ldx = (Kp + 63) / 64 * 64 + 64;
+    /* rows padded to Kp with zeros (they meet zero weights) and a cache
+     * line apart, or dense for oneDNN */
+    const int dnnl = sums_by_dnnl(w, T);
+    const int ldx = dnnl ? Kp : (Kp + 63) / 64 * 64 + 64;
     uint8_t *xq = malloc((size_t)T * ldx + sizeof(float) * T + sizeof(int32_t) * T);
     if (!xq) return -1;
     float *sx = (float *)(xq + (size_t)T * ldx);
@@ -323,6 +385,21 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
     vq_flops_add(2ull * T * N * K);
     const int n_blk = w->Np / BLK, vnni = use_vnni();
     VQ_OMP_ONLY(nt);
+#ifdef VQ_INT8_X86
+    if (dnnl) {
+        int32_t *acc = vq_scratch_alloc(sizeof(int32_t) * (size_t)T * N);
+        const int ok = acc && !vq_dnnl_int8_sums(nt, xq, T, Kp, w->q, N, acc);
+        if (ok) {
+#pragma omp parallel for schedule(static) if (n_blk > 1 && (int64_t)T * N >= (1 << 14)) num_threads(nt)
+            for (int j = 0; j < n_blk; j++) block_sums(w, acc, T, sx, zx, j * BLK, b, epi, y);
+        }
+        vq_scratch_free(acc);
+        if (ok) {
+            free(xq);
+            return 0;
+        }
+    }
+#endif
 #pragma omp parallel for schedule(static) if (n_blk > 1 && (int64_t)T * N * K >= (1 << 18)) num_threads(nt)
     for (int j = 0; j < n_blk; j++) {
 #ifdef VQ_INT8_X86

@@ -5,12 +5,13 @@
  *   activations uint8, one scale and zero point per row, at run time:
  *               x[t][k] ≈ sx[t]·(Xq[t][k] − zx[t]), Xq in 0..255 (the row's
  *               range, widened to hold 0, in 255 steps);
- *   sums        int32, exact: acc = Σk Xq·Wq (AVX512_VNNI vpdpbusd, or the
+ *   sums        int32, exact: acc = Σk Xq·Wq (AVX512_VNNI vpdpbusd, oneDNN's
+ *               u8 × s8 → s32 matmul where it runs on AMX tiles, or the
  *               scalar loop), then y = (acc − zx·Σk Wq[n][k]) · (sx·sw) + b.
  *
  * Every sum is an exact integer and the float epilogue is the same
- * operations in the same order in every kernel: the VNNI kernel and the
- * scalar reference agree bit for bit, and a row's result depends neither on
+ * operations in the same order in every kernel: the VNNI kernel, oneDNN's
+ * sums and the scalar reference agree bit for bit, and a row's result depends neither on
  * the other rows of the call nor on the threads. */
 #ifndef VQ_BACKEND_INT8_H
 #define VQ_BACKEND_INT8_H
@@ -36,8 +37,13 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
                    float *y);
 
 /* Tests: 0 forces the scalar kernel, 1 the VNNI kernel (where the CPU has
- * it), -1 the automatic choice. */
+ * it), 2 oneDNN's sums with the VNNI kernel's epilogue (where oneDNN has an
+ * int8 kernel for the shape), -1 the automatic choice: oneDNN from 32 rows
+ * where it runs int8 on AMX tiles, else the VNNI kernel. */
 void vq_int8_force(int kernel);
+/* The products' kernel as chosen now, in words ("AVX512_VNNI", "scalar",
+ * "oneDNN on AMX tiles ..."). */
+const char *vq_int8_kernel_name(void);
 
 /* Tests: the quantized operands of a packing and of a row, to check the
  * kernels against a scalar reference: the weight Wq[n][k] and its scale, and

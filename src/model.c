@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "backend.h"
+#include "backend_int8.h"
 #include "gguf.h"
 #include "gpt.h"
 #include "memlimit.h"
@@ -754,6 +755,8 @@ static int model_load_fd(int fd, const char *path, const struct stat *st, const 
     }
     vq_log(VQGAN_LOG_VERBOSE, "vqgan: loaded model %s (%s, %d tensors, identity %016" PRIx64 ")",
            path, m->info.name, m->n_tensors, m->info.identity);
+    if (m->backend->precision == VQ_PREC_INT8)
+        vq_log(VQGAN_LOG_VERBOSE, "vqgan: %s: int8 products by %s", path, vq_int8_kernel_name());
     *out = m;
     return 0;
 }

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "backend_int8.h"
 #include "bench_common.h"
 #include "gpt.h"
 #include "ops.h"
@@ -72,7 +73,7 @@ static double peak_packed(int precision)
 /* oneDNN's own int8 matmul (u8 x s8 -> s32, weights reordered once into the
  * layout it picks, no quantization or epilogue: the raw product) at the
  * int8 backend's shapes, best GOPS: what the int8 backend would get from
- * oneDNN instead of its VNNI kernel. 0 when oneDNN refuses. */
+ * oneDNN where it keeps its own kernel. 0 when oneDNN refuses. */
 static double dnnl_int8_gops(void)
 {
     static const int shapes[][3] = { { 512, 4096, 1024 }, { 512, 1024, 4096 }, { 16, 4096, 1024 } };
@@ -484,9 +485,9 @@ int main(int argc, char **argv)
         peak_again(1, peak);
     }
     double bw = memcpy_gbs(), rd = read_gbs();
-    printf("machine peak: matmul fp32 %.0f GFLOPS, bf16 %.0f GFLOPS, int8 %.0f GOPS (the int8 backend's own "
-           "AVX512_VNNI kernel, activations quantized per call included); memcpy %.1f GB/s (read + write, all "
-           "threads); read alone %.1f GB/s\n", peak[0], peak[1], peak[2], bw, rd);
+    printf("machine peak: matmul fp32 %.0f GFLOPS, bf16 %.0f GFLOPS, int8 %.0f GOPS (the int8 backend's "
+           "products: %s, activations quantized per call included); memcpy %.1f GB/s (read + write, all "
+           "threads); read alone %.1f GB/s\n", peak[0], peak[1], peak[2], vq_int8_kernel_name(), bw, rd);
     if (peak[2] > 0) {
         /* the same run, interleaved: oneDNN's raw int8 product against the
          * int8 backend's kernel (quantization and epilogue included) */
@@ -495,8 +496,9 @@ int main(int argc, char **argv)
             onednn = fmax(onednn, dnnl_int8_gops());
             own = fmax(own, peak_packed(VQ_PREC_INT8));
         }
-        printf("int8 products: the backend's VNNI kernel %.0f GOPS; oneDNN's u8 x s8 -> s32 matmul at the same "
-               "shapes %.0f GOPS (its raw product, without quantizing the rows or the epilogue)\n", own, onednn);
+        printf("int8 products: the backend's (%s) %.0f GOPS; oneDNN's u8 x s8 -> s32 matmul at the same "
+               "shapes %.0f GOPS (its raw product, without quantizing the rows or the epilogue)\n",
+               vq_int8_kernel_name(), own, onednn);
         peak[2] = own;   /* the best of the int8 kernel's three measurements */
     }
     products(&M, peak);

@@ -342,14 +342,16 @@ static void test_linear_bf16_epilogue(void)
 }
 
 /* int8 products (backend_int8.h): the quantized operands as documented; the
- * VNNI kernel and the scalar kernel against a reference written here from
- * the quantized operands with exact (64-bit) integer sums and the documented
- * epilogue, bit for bit; threads and rows; the error against fp32. */
+ * VNNI kernel, oneDNN's sums (with the VNNI kernel's epilogue) and the scalar
+ * kernel against a reference written here from the quantized operands with
+ * exact (64-bit) integer sums and the documented epilogue, bit for bit;
+ * threads and rows; the error against fp32. */
 static void test_linear_int8(void)
 {
-    static const int shapes[][2] = { { 257, 1000 }, { 160, 320 }, { 3, 7 }, { 1024, 64 } };   /* K, N */
+    static const int shapes[][2] = { { 257, 1000 }, { 160, 320 }, { 3, 7 }, { 1024, 64 }, { 256, 192 } };   /* K, N */
     static const int Ts[] = { 1, 5, 6, 7, 16, VQ_SMALL_ROWS, 37, 100 };
-    int ok_w = 1, ok_x = 1, ok_ref[2] = { 1, 1 }, ran[2] = { 0, 0 }, ok_thr = 1, ok_rows = 1, ok_epi = 1, n_epi = 0;
+    int ok_w = 1, ok_x = 1, ok_ref[3] = { 1, 1, 1 }, ran[3] = { 0, 0, 0 }, ok_thr = 1, ok_rows = 1, ok_epi = 1,
+        n_epi = 0, ok_dnnl = 1, n_dnnl = 0;
     double err = 0, mag = 0;
     for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
         const int K = shapes[sh][0], N = shapes[sh][1];
@@ -401,10 +403,36 @@ static void test_linear_int8(void)
                 err += fabs((double)f[i] - r[i]);
                 mag += fabs((double)f[i]);
             }
-            for (int kern = 0; kern < 2; kern++) {
+            /* oneDNN's sums straight from the packing's layout as documented
+             * (blocks of 64 columns of [K/4][64][4]: its BA16a64b4a), where
+             * the shape is whole blocks of 64 */
+            if (K % 64 == 0 && N % 64 == 0) {
+                int8_t *wb = malloc((size_t)N * K);
+                uint8_t *xq = malloc((size_t)T * K);
+                int32_t *sums = malloc(sizeof(int32_t) * T * N);
+                float scale;
+                int32_t zero;
+                for (int n = 0; n < N; n++)
+                    for (int k = 0; k < K; k++)
+                        wb[((size_t)(n / 64) * (K / 4) + k / 4) * 256 + (n % 64) * 4 + k % 4] =
+                            (int8_t)wq[(size_t)n * K + k];
+                for (int t = 0; t < T; t++) vq_int8_quantize_row(x + (size_t)t * K, K, xq + (size_t)t * K, &scale, &zero);
+                if (!vq_dnnl_int8_sums(2, xq, T, K, wb, N, sums)) {
+                    n_dnnl++;
+                    for (int t = 0; t < T; t++)
+                        for (int n = 0; n < N; n++) {
+                            int64_t a = 0;
+                            for (int k = 0; k < K; k++) a += (int64_t)xq[(size_t)t * K + k] * wb[((size_t)(n / 64) * (K / 4) + k / 4) * 256 + (n % 64) * 4 + k % 4];
+                            ok_dnnl &= a == sums[(size_t)t * N + n];
+                        }
+                }
+                free(wb); free(xq); free(sums);
+            }
+            for (int kern = 0; kern < 3; kern++) {
                 if (kern && !vq_int8_native()) continue;
                 vq_int8_force(kern);
                 ran[kern] = 1;
+                for (int i = 0; i < T * N; i++) y[i] = NAN;   /* nothing left from the kernel before */
                 ok_ref[kern] &= vq_int8_linear(2, pk, x, T, b, 0, y) == 0 && !memcmp(y, r, sizeof(float) * T * N);
                 vq_int8_linear(1, pk, x, T, b, 0, y2);
                 ok_thr &= !memcmp(y, y2, sizeof(float) * T * N);
@@ -431,9 +459,9 @@ static void test_linear_int8(void)
         vq_int8_pack_free(pk);
         free(w); free(b); free(wq); free(sw);
     }
-    CHECK(ok_w, "int8: weights per output channel, scale max|W|/127, |W - s Wq| <= s/2 (4 shapes, K 3..1024, N 7..1000)");
+    CHECK(ok_w, "int8: weights per output channel, scale max|W|/127, |W - s Wq| <= s/2 (5 shapes, K 3..1024, N 7..1000)");
     CHECK(ok_epi && n_epi > 0, "int8: the add and GELU epilogues give the product's bits then vq_add / vq_vgelu_poly's (%d "
-          "products, both kernels)", n_epi);
+          "products, every kernel)", n_epi);
     CHECK(ok_x, "int8: rows of activations in 0..255 with a zero point, |x - s (q - z)| <= s/2, zero exact");
     if (vq_int8_native()) {
         /* the AVX-512 row quantizer against the scalar one: rows of every
@@ -470,6 +498,13 @@ static void test_linear_int8(void)
         CHECK(ok_ref[1], "int8, AVX512_VNNI kernel: 1..100 rows, bit-identical to the reference (exact integer sums)");
     else
         printf("ok - int8, AVX512_VNNI kernel: not on this CPU (skipped)\n");
+#ifdef VQ_HAVE_DNNL
+    CHECK(n_dnnl > 0 && ok_dnnl, "int8, oneDNN's u8 x s8 -> s32 matmul on the packing's own bytes (BA16a64b4a): the exact "
+          "integer sums (%d products, 1..100 rows)", n_dnnl);
+    if (ran[2])
+        CHECK(ok_ref[2], "int8, oneDNN's sums with the VNNI kernel's epilogue (forced; the choice on AMX): 1..100 rows, "
+              "bit-identical to the reference, epilogues and threads as above");
+#endif
     CHECK(ok_thr && ok_rows, "int8: bit-identical with 1 and 2 threads; each row as computed alone");
     CHECK(err / mag < 2e-2, "int8: mean relative error %.2g < 2e-2 against the fp32 product", err / mag);
 }
