@@ -448,7 +448,9 @@ int vq_dnnl_int8_amx(void)
     return engine && int8_amx;
 }
 
-static int int8_refused;   /* oneDNN had no kernel for a shape: the int8 backend keeps its own */
+/* oneDNN had no kernel for a shape, or failed to run one: the int8 backend
+ * keeps its own for the rest of the process */
+static int int8_refused;
 
 int vq_dnnl_int8_sums(int n_threads, const uint8_t *xq, int T, int K, const int8_t *wq, int N, int32_t *acc)
 {
@@ -477,6 +479,7 @@ int vq_dnnl_int8_sums(int n_threads, const uint8_t *xq, int T, int K, const int8
     const int r = dnnl_primitive_execute(e->prim, st, 3, args) == dnnl_success &&
                   dnnl_stream_wait(st) == dnnl_success ? 0 : -1;
     omp_set_num_threads(before);
+    if (r) __atomic_store_n(&int8_refused, 1, __ATOMIC_RELAXED);
     return r;
 }
 
