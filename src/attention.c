@@ -106,31 +106,31 @@ AVX512 __m512i pair_at(const uint16_t *p)
 /* S[M rows][tn <= 64 keys] = scale · qb[M][hd] · keys, from pairs k2[hd/2][ldk][2]
  * starting at the tile's first key: per pair of dimensions 4 key vectors and
  * M broadcasts for 4 M vdpbf16ps (M <= 6: 24 accumulators) */
-AVX512BF16 void scores_tile_bf16(const int M, const uint16_t *qb, int ldq, const uint16_t *k2, int ldk, int hd,
-                                 int tn, float scale, float *S, int lds)
+AVX512BF16 void scores_tile_bf16(const int M, const int NK, const uint16_t *qb, int ldq, const uint16_t *k2, int ldk,
+                                 int hd, int tn, float scale, float *S, int lds)
 {
     __mmask16 mk[4];
-    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {
+    _Pragma("GCC unroll 4") for (int v = 0; v < NK; v++) {
         const int c = tn - 16 * v;
         mk[v] = c >= 16 ? 0xffff : c <= 0 ? 0 : (__mmask16)((1u << c) - 1);
     }
     __m512 acc[6][4];
     _Pragma("GCC unroll 6") for (int r = 0; r < M; r++)
-        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
+        _Pragma("GCC unroll 4") for (int v = 0; v < NK; v++) acc[r][v] = _mm512_setzero_ps();
     for (int dp = 0; dp < hd / 2; dp++) {
         const uint16_t *k = k2 + (size_t)dp * ldk * 2;
         __m512bh kv[4];
-        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+        _Pragma("GCC unroll 4") for (int v = 0; v < NK; v++)
             kv[v] = (__m512bh)_mm512_maskz_loadu_epi32(mk[v], k + 32 * v);
         _Pragma("GCC unroll 6") for (int r = 0; r < M; r++) {
             const __m512bh a = (__m512bh)pair_at(qb + (size_t)r * ldq + 2 * dp);
-            _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, kv[v]);
+            _Pragma("GCC unroll 4") for (int v = 0; v < NK; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, kv[v]);
         }
     }
     /* scaled as they are stored: the softmax's own multiply */
     const __m512 vsc = _mm512_set1_ps(scale);
     _Pragma("GCC unroll 6") for (int r = 0; r < M; r++)
-        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+        _Pragma("GCC unroll 4") for (int v = 0; v < NK; v++)
             _mm512_mask_storeu_ps(S + (size_t)r * lds + 16 * v, mk[v], _mm512_mul_ps(acc[r][v], vsc));
 }
 
@@ -218,9 +218,18 @@ static uint64_t scores_bf16(int rn, int pos0, int n_unmasked, int hd, const uint
         for (int t = 0; t < T; t += 64) {
             const int tn = T - t < 64 ? T - t : 64;
             float *s = S + (size_t)r * lds + t;
-#define SCORES(M) scores_tile_bf16(M, qb + (size_t)r * ldq, ldq, k2 + (size_t)t * 2, ldk, hd, tn, scale, s, lds)
+            /* a last tile of fewer keys takes only its 1..3 vectors of them */
+#define SCORES_NK(M, NK) scores_tile_bf16(M, NK, qb + (size_t)r * ldq, ldq, k2 + (size_t)t * 2, ldk, hd, tn, scale, s, lds)
+#define SCORES(M)                                                                              \
+    do {                                                                                       \
+        if (tn > 48) SCORES_NK(M, 4);                                                          \
+        else if (tn > 32) SCORES_NK(M, 3);                                                     \
+        else if (tn > 16) SCORES_NK(M, 2);                                                     \
+        else SCORES_NK(M, 1);                                                                  \
+    } while (0)
             switch (m) { ROW_CASES_6_TO_1(SCORES) }
 #undef SCORES
+#undef SCORES_NK
         }
     }
     return flops;
