@@ -5,12 +5,13 @@
  *   scores  S[r][t] = Σ_d q[r][d] · Kᵀ[d][t]   (vectorized over keys t)
  *   output  y[r][e] = Σ_t S[r][t] · V[t][e]    (vectorized over the head's e)
  * The AVX-512 kernels keep a tile of rows × 32 keys (scores; 6 rows × 64
- * keys in bf16) or rows × 64 columns (output) in registers and accumulate
- * with one FMA per term, in the order d = 0, 1, ... (scores) and t = 0, 1,
- * ... (output): a row's result does not depend on the tile it shares, the
+ * keys in bf16, a group's last tile only as many vectors of 16 keys as it
+ * needs) or rows × 64 columns (output) in registers and accumulate with one
+ * FMA per term, in the order d = 0, 1, ... (scores) and t = 0, 1, ...
+ * (output): a row's result does not depend on the tile it shares, the
  * block, the task or the thread. Other CPUs and head widths that are not a
- * multiple of 16 go through vq_gemm with the same layout. Masked scores are exact zeros, so a row whose block reads
- * further keys only adds zero terms.
+ * multiple of 16 go through vq_gemm with the same layout. Masked scores are
+ * exact zeros, so a row whose block reads further keys only adds zero terms.
  *
  * With bf16 products on a CPU with AVX512_BF16, the cache holds bf16 in pairs
  * (gpt.h): keys [D/2][cap][2], so that one 32-bit lane holds a key's two
