@@ -220,7 +220,8 @@ static uint64_t scores_bf16(int rn, int pos0, int n_unmasked, int hd, const uint
             const int tn = T - t < 64 ? T - t : 64;
             float *s = S + (size_t)r * lds + t;
             /* a last tile of fewer keys takes only its 1..3 vectors of them */
-#define SCORES_NK(M, NK) scores_tile_bf16(M, NK, qb + (size_t)r * ldq, ldq, k2 + (size_t)t * 2, ldk, hd, tn, scale, s, lds)
+#define SCORES_NK(M, NK) \
+    scores_tile_bf16(M, NK, qb + (size_t)r * ldq, ldq, k2 + (size_t)t * 2, ldk, hd, tn, scale, s, lds)
 #define SCORES(M)                                                                              \
     do {                                                                                       \
         if (tn > 48) SCORES_NK(M, 4);                                                          \

@@ -1,6 +1,7 @@
 /* oneDNN: direct convolutions, bf16 products through weights repacked
- * once, and int8 sums (backend_dnnl.c). Every function returns nonzero (or NULL) when
- * oneDNN is not built in or cannot do it; callers then fall back. */
+ * once, and int8 sums (backend_dnnl.c). Every function returns nonzero (or
+ * NULL) when oneDNN is not built in or cannot do it; callers then fall
+ * back. */
 #ifndef VQ_BACKEND_DNNL_H
 #define VQ_BACKEND_DNNL_H
 

@@ -412,20 +412,21 @@ static void test_linear_int8(void)
                 int32_t *sums = malloc(sizeof(int32_t) * T * N);
                 float scale;
                 int32_t zero;
+#define AT_BA16A64B4A(n, k) (((size_t)((n) / 64) * (K / 4) + (k) / 4) * 256 + ((n) % 64) * 4 + (k) % 4)
                 for (int n = 0; n < N; n++)
-                    for (int k = 0; k < K; k++)
-                        wb[((size_t)(n / 64) * (K / 4) + k / 4) * 256 + (n % 64) * 4 + k % 4] =
-                            (int8_t)wq[(size_t)n * K + k];
-                for (int t = 0; t < T; t++) vq_int8_quantize_row(x + (size_t)t * K, K, xq + (size_t)t * K, &scale, &zero);
+                    for (int k = 0; k < K; k++) wb[AT_BA16A64B4A(n, k)] = (int8_t)wq[(size_t)n * K + k];
+                for (int t = 0; t < T; t++)
+                    vq_int8_quantize_row(x + (size_t)t * K, K, xq + (size_t)t * K, &scale, &zero);
                 if (!vq_dnnl_int8_sums(2, xq, T, K, wb, N, sums)) {
                     n_dnnl++;
                     for (int t = 0; t < T; t++)
                         for (int n = 0; n < N; n++) {
                             int64_t a = 0;
-                            for (int k = 0; k < K; k++) a += (int64_t)xq[(size_t)t * K + k] * wb[((size_t)(n / 64) * (K / 4) + k / 4) * 256 + (n % 64) * 4 + k % 4];
+                            for (int k = 0; k < K; k++) a += (int64_t)xq[(size_t)t * K + k] * wb[AT_BA16A64B4A(n, k)];
                             ok_dnnl &= a == sums[(size_t)t * N + n];
                         }
                 }
+#undef AT_BA16A64B4A
                 free(wb); free(xq); free(sums);
             }
             for (int kern = 0; kern < 3; kern++) {
