@@ -30,6 +30,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend_int8.h"
 #include "bench_common.h"
 #include "gpt.h"
 #include "landscape.h"
@@ -228,8 +229,8 @@ int main(int argc, char **argv)
     snprintf(golden, sizeof(golden), "%s/conditional.gguf", tm);
     const char *defaults[] = { "samples/models/default.gguf", "build/sflckr-random.gguf", golden };
     printf("drift of the transformer's next-token distributions against fp32 (bf16, int8); %d threads, "
-           "int8 kernel: %s\n", vq_threads_available(),
-           vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_INT8) ? "AVX512_VNNI" : "none (int8 falls back)");
+           "int8 products: %s\n", vq_threads_available(),
+           vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_INT8) ? vq_int8_kernel_name() : "none (int8 falls back)");
     int r = 0;
     if (first < argc)
         for (int i = first; i < argc; i++) r |= run_model(argv[i], n_seq);
