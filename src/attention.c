@@ -104,9 +104,10 @@ AVX512 __m512i pair_at(const uint16_t *p)
     return _mm512_set1_epi32(v);
 }
 
-/* S[M rows][tn <= 64 keys] = scale · qb[M][hd] · keys, from pairs k2[hd/2][ldk][2]
- * starting at the tile's first key: per pair of dimensions 4 key vectors and
- * M broadcasts for 4 M vdpbf16ps (M <= 6: 24 accumulators) */
+/* S[M rows][tn <= 16 NK keys] = scale · qb[M][hd] · keys, from pairs
+ * k2[hd/2][ldk][2] starting at the tile's first key: per pair of dimensions
+ * NK (1..4) key vectors and M broadcasts for NK·M vdpbf16ps (M <= 6: up to
+ * 24 accumulators) */
 AVX512BF16 void scores_tile_bf16(const int M, const int NK, const uint16_t *qb, int ldq, const uint16_t *k2, int ldk,
                                  int hd, int tn, float scale, float *S, int lds)
 {

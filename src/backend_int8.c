@@ -345,20 +345,24 @@ VNNI static void block_sums(const struct vq_int8_weight *w, const int32_t *acc, 
  * (then the packing is oneDNN's layout). Either way every sum is the same
  * exact integer and the epilogue is epilogue_vnni: the same bits. */
 #define DNNL_ROWS 32
-static int sums_by_dnnl(const struct vq_int8_weight *w, int T)
+/* 2: oneDNN forced (tests), 1: oneDNN on AMX from DNNL_ROWS rows, 0: not */
+static int dnnl_mode(void)
 {
     const int f = __atomic_load_n(&forced, __ATOMIC_RELAXED);
-    if (!use_vnni() || w->Kp % 64 || w->hdr.N % BLK)
-        return 0;
-    return f == 2 || (f < 0 && T >= DNNL_ROWS && vq_dnnl_int8_amx());
+    return !use_vnni() ? 0 : f == 2 ? 2 : f < 0 && vq_dnnl_int8_amx();
+}
+
+static int sums_by_dnnl(const struct vq_int8_weight *w, int T)
+{
+    const int mode = dnnl_mode();
+    return mode && !(w->Kp % 64) && !(w->hdr.N % BLK) && (mode == 2 || T >= DNNL_ROWS);
 }
 
 const char *vq_int8_kernel_name(void)
 {
-    const int f = __atomic_load_n(&forced, __ATOMIC_RELAXED);
-    if (!use_vnni()) return "scalar";
-    if (f < 0 && vq_dnnl_int8_amx()) return "oneDNN on AMX tiles (AVX512_VNNI below 32 rows)";
-    return f == 2 ? "oneDNN (forced)" : "AVX512_VNNI";
+    static const char *const name[3] = { "AVX512_VNNI", "oneDNN on AMX tiles (AVX512_VNNI below 32 rows)",
+                                         "oneDNN (forced)" };
+    return use_vnni() ? name[dnnl_mode()] : "scalar";
 }
 
 int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, int epi,

@@ -72,8 +72,9 @@ static double peak_packed(int precision)
 #include <dnnl.h>
 /* oneDNN's own int8 matmul (u8 x s8 -> s32, weights reordered once into the
  * layout it picks, no quantization or epilogue: the raw product) at the
- * int8 backend's shapes, best GOPS: what the int8 backend would get from
- * oneDNN where it keeps its own kernel. 0 when oneDNN refuses. */
+ * int8 backend's shapes, best GOPS: what oneDNN would give the int8
+ * backend on a CPU where the backend keeps its own kernel. 0 when oneDNN
+ * refuses. */
 static double dnnl_int8_gops(void)
 {
     static const int shapes[][3] = { { 512, 4096, 1024 }, { 512, 1024, 4096 }, { 16, 4096, 1024 } };
