@@ -19,8 +19,9 @@ config.mk:
 # before that first ./configure, so that it finds the backends they bring (on
 # a fresh machine, `make check` would otherwise build and test the library
 # without oneDNN: the full ./configure that the FFmpeg build runs later
-# rewrites config.mk too late for the make already running).
-ifneq ($(filter check check-quick bench,$(MAKECMDGOALS)),)
+# rewrites config.mk too late for the make already running). `make deps` alone
+# orders them the same way, so that a later `make` finds the backends.
+ifneq ($(filter deps check check-quick bench,$(MAKECMDGOALS)),)
 config.mk: | deps
 endif
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backend_dnnl.h"
+#include "largealloc.h"
 #include "linear_small.h"
 #include "scratch.h"
 
@@ -265,7 +266,7 @@ struct vq_packed *vq_dnnl_pack_bf16(const float *W, int N, int K)
         }
         total += panel_bytes(&w->p[t].md);
     }
-    ok = ok && !posix_memalign(&w->mem, 64, total ? total : 64);
+    ok = ok && (w->mem = vq_alloc_large(total)) != NULL;
     if (ok) w->kpairs = 1;
     size_t at = 0;
     for (int t = 0; ok && t < n_panel; t++) {

@@ -12,6 +12,7 @@
 #include "backend_dnnl.h"
 #include "backend_int8.h"
 #include "gemm.h"
+#include "largealloc.h"
 #include "scratch.h"
 #include "vmath.h"
 
@@ -77,7 +78,7 @@ struct vq_packed *vq_int8_pack(const float *W, int N, int K)
     w->hdr = (struct vq_packed){ VQ_PREC_INT8, N, K };
     w->Np = (N + BLK - 1) / BLK * BLK;
     w->Kp = (K + 3) / 4 * 4;
-    if (posix_memalign((void **)&w->q, 64, (size_t)w->Np * w->Kp)) w->q = NULL;
+    w->q = vq_alloc_large((size_t)w->Np * w->Kp);
     w->scale = calloc((size_t)w->Np, sizeof(float));
     w->colsum = calloc((size_t)w->Np, sizeof(int32_t));
     if (!w->q || !w->scale || !w->colsum) {

@@ -15,6 +15,7 @@
 #include "backend_int8.h"
 #include "gguf.h"
 #include "gpt.h"
+#include "largealloc.h"
 #include "memlimit.h"
 #include "model.h"
 #include "grid.h"
@@ -53,7 +54,7 @@ static int load_tensor(const struct vq_gguf *g, const struct vq_gguf_tensor *src
     dst->n_dims = (int)src->n_dims;
     for (int i = 0; i < dst->n_dims; i++)
         dst->shape[i] = (int64_t)src->ne[dst->n_dims - 1 - i];
-    dst->data = malloc((size_t)dst->n * sizeof(float));
+    dst->data = vq_alloc_large((size_t)dst->n * sizeof(float));
     if (!dst->name || !dst->data)
         return vq_error(VQGAN_ERR_NOMEM, "%s: out of memory loading tensor '%s' (%" PRId64 " values)",
                         g->path, src->name, dst->n);
@@ -711,11 +712,14 @@ static int model_load_fd(int fd, const char *path, const struct stat *st, const 
     if (!r && (r = check_model_size(&g, size))) vq_gguf_free(&g);
     if (!r && have < size) {                /* the tensor data */
         vq_gguf_free(&g);
-        uint8_t *nd = realloc(data, size);
-        if (!nd)
+        uint8_t *nd = vq_alloc_large(size);    /* the header read so far moves in */
+        if (!nd) {
             r = vq_error(VQGAN_ERR_NOMEM, "%s: out of memory reading the model file (%zu bytes)", path, size);
-        else
+        } else {
+            memcpy(nd, data, have);
+            free(data);
             data = nd;
+        }
         if (!r) r = read_range(fd, path, data, have, size);
         if (!r && (r = vq_gguf_parse(&g, data, size, path))) { /* g is left empty */ }
     }

@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "largealloc.h"
 #include "scratch.h"
 
 #define HEADER 64                        /* keeps the buffer 64-byte aligned */
@@ -62,7 +63,7 @@ void *vq_scratch_alloc(size_t bytes)
             } else {
                 i++;
             }
-        if (posix_memalign(&base, HEADER, HEADER + bytes)) return NULL;
+        if (!(base = vq_alloc_large(HEADER + bytes))) return NULL;
         cap = bytes;
     }
     struct header *h = base;

@@ -3,7 +3,9 @@
  * caches and transformer buffers. Each VQGAN layer allocates buffers of tens
  * to hundreds of MiB and frees its input, and every window placement a cache
  * of about 75 MiB: from malloc, each is a fresh mapping, faulted in and
- * zeroed page by page (about a fifth of a 512x512 decode). A block freed
+ * zeroed page by page (about a fifth of a 512x512 decode; blocks now come
+ * from vq_alloc_large, on huge pages, which cuts the faults 512x where the
+ * kernel allows them, but not the zeroing). A block freed
  * between vq_scratch_begin and the matching vq_scratch_end on the same thread
  * is kept (at most VQ_SCRATCH_KEPT, per thread) for the next allocation it can
  * hold; the outermost end frees them. Otherwise these are malloc and free.

@@ -1,0 +1,19 @@
+/* Large buffers on transparent huge pages. A buffer of tens to hundreds of
+ * MiB (weights, the VQGAN stages' activations, window caches) is a fresh
+ * mapping that the kernel faults in and zeroes 4 KiB at a time: on a virtual
+ * machine each fault is a trap to the hypervisor, and a 1024x672 label encode
+ * spent about half its time in them (Zen 5, 4 Dec 2026). Asking for huge
+ * pages (madvise MADV_HUGEPAGE; the kernel's default for anonymous memory is
+ * often "madvise") faults 2 MiB at a time instead, and the same pages need
+ * 512x fewer TLB entries. Where the kernel has no huge pages the advice is
+ * ignored and the buffer is an ordinary one. */
+#ifndef VQ_LARGEALLOC_H
+#define VQ_LARGEALLOC_H
+
+#include <stddef.h>
+
+/* bytes (0 allowed) 64-byte aligned, freed with free(); from 2 MiB up, 2 MiB
+ * aligned and advised onto huge pages. NULL: out of memory. */
+void *vq_alloc_large(size_t bytes);
+
+#endif
