@@ -17,9 +17,8 @@
  * reserves up to 2 MiB of address space more per buffer, which counts
  * against RLIMIT_AS and RLIMIT_DATA: for every buffer it added 18 % to a
  * load of the S-FLCKR-shape model (730 MiB); from 32 MiB it is at most 1/16
- * of a buffer. An unaligned
- * buffer loses at most its two partial huge pages at the ends. NULL: out of
- * memory. */
+ * of a buffer. An unaligned buffer loses at most its two partial huge pages
+ * at the ends. NULL: out of memory. */
 void *vq_alloc_large(size_t bytes);
 
 #endif
