@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backend_dnnl.h"
+#include "balance.h"
 #include "backend_int8.h"
 #include "gemm.h"
 #include "largealloc.h"
@@ -33,6 +34,9 @@ struct vq_int8_weight {
 };
 
 static int forced = -1;
+/* the VNNI and scalar kernels' column blocks: each thread's speed as measured */
+static struct vq_balance blocks_balance;
+struct vq_balance *vq_int8_blocks_balance(void) { return &blocks_balance; }
 void vq_int8_force(int kernel) { __atomic_store_n(&forced, kernel, __ATOMIC_RELAXED); }
 
 int vq_int8_native(void)
@@ -405,16 +409,33 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
         }
     }
 #endif
-#pragma omp parallel for schedule(static) if (n_blk > 1 && (int64_t)T * N * K >= (1 << 18)) num_threads(nt)
-    for (int j = 0; j < n_blk; j++) {
+    /* the column blocks shared by the threads' measured speeds (balance.h):
+     * a block's bits do not depend on the thread that computes it */
+    const int par = n_blk > 1 && (int64_t)T * N * K >= (1 << 18) && nt > 1;
+    float share[VQ_BALANCE_MAX];
+    double sec[VQ_BALANCE_MAX];
+    int team = 1;
+    if (par && nt <= VQ_BALANCE_MAX) vq_balance_get(&blocks_balance, nt, share);
+#pragma omp parallel if (par) num_threads(nt)
+    {
+        const int nth = omp_get_num_threads(), id = omp_get_thread_num();
+        int lo = 0, hi = n_blk;
+        const double t0 = vq_balance_clock();
+        if (nth > 1 && nth == nt && nt <= VQ_BALANCE_MAX) vq_balance_range(share, nth, n_blk, id, &lo, &hi);
+        else if (nth > 1) lo = (int)((int64_t)n_blk * id / nth), hi = (int)((int64_t)n_blk * (id + 1) / nth);
+        for (int j = lo; j < hi; j++) {
 #ifdef VQ_INT8_X86
-        if (vnni) {
-            block_vnni(w, xq, ldx, T, sx, zx, j * BLK, b, epi, y);
-            continue;
-        }
+            if (vnni) {
+                block_vnni(w, xq, ldx, T, sx, zx, j * BLK, b, epi, y);
+                continue;
+            }
 #endif
-        block_scalar(w, xq, ldx, T, sx, zx, j * BLK, b, epi, y);
+            block_scalar(w, xq, ldx, T, sx, zx, j * BLK, b, epi, y);
+        }
+        if (nth == nt && nt <= VQ_BALANCE_MAX) sec[id] = vq_balance_clock() - t0;
+        if (id == 0) team = nth;
     }
+    if (par && team == nt && nt <= VQ_BALANCE_MAX) vq_balance_learn(&blocks_balance, share, nt, n_blk, sec);
     (void)vnni;
     free(xq);
     return 0;

@@ -41,6 +41,9 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
  * int8 kernel for the shape), -1 the automatic choice: oneDNN from 32 rows
  * where it runs int8 on AMX tiles, else the VNNI kernel. */
 void vq_int8_force(int kernel);
+/* Tests: the memory of the threads' speeds by which the VNNI and scalar
+ * kernels share their column blocks (balance.h), to skew it. */
+struct vq_balance *vq_int8_blocks_balance(void);
 /* The products' kernel as chosen now, in words ("AVX512_VNNI", "scalar",
  * "oneDNN on AMX tiles ..."). */
 const char *vq_int8_kernel_name(void);

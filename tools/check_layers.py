@@ -22,7 +22,7 @@ import sys
 # Bottom to top; a file may use files of its own layer or below. The same
 # table is docs/architecture.md's.
 LAYERS = [
-    ("base", ["error", "largealloc", "memlimit", "paths", "scratch", "vmath"]),
+    ("base", ["balance", "error", "largealloc", "memlimit", "paths", "scratch", "vmath"]),
     ("backend", ["backend", "backend_dnnl", "backend_int8", "gemm", "linear_small"]),
     ("ops", ["ops", "attention", "rows_probe"]),
     ("networks", ["gguf", "gpt", "vqgan", "sampler", "grid"]),

@@ -1,0 +1,90 @@
+/* Sharing a parallel loop's items between threads by their measured speed
+ * (balance.h). */
+#include <time.h>
+
+#include "balance.h"
+
+#define ONE 65536.0f
+#define TAU 0.2          /* seconds of loops over which speeds are averaged */
+
+void vq_balance_get(const struct vq_balance *b, int n_threads, float *w)
+{
+    for (int i = 0; i < n_threads; i++) {
+        const unsigned int s = i < VQ_BALANCE_MAX ? __atomic_load_n(&b->share[i], __ATOMIC_RELAXED) : 0;
+        w[i] = n_threads > VQ_BALANCE_MAX || !s ? 1.0f : (float)s / ONE;
+    }
+}
+
+/* the first item of thread id: n times the shares before it over all */
+static int boundary(const float *w, int n_threads, int n, int id)
+{
+    if (id <= 0) return 0;
+    if (id >= n_threads) return n;
+    double before = 0, all = 0;
+    for (int i = 0; i < n_threads; i++) {
+        all += w[i];
+        if (i < id) before += w[i];
+    }
+    const int at = (int)(n * before / all + 0.5);
+    return at < 0 ? 0 : at > n ? n : at;
+}
+
+void vq_balance_range(const float *w, int n_threads, int n, int id, int *lo, int *hi)
+{
+    /* each boundary computed the same way by both of its neighbours: the
+     * ranges neither overlap nor leave a gap; doubles rounded once keep
+     * them in order */
+    *lo = boundary(w, n_threads, n, id);
+    *hi = boundary(w, n_threads, n, id + 1);
+    if (*hi < *lo) *hi = *lo;
+}
+
+void vq_balance_learn(struct vq_balance *b, const float *w, int n_threads, int n, const double *sec)
+{
+    if (n_threads < 2 || n_threads > VQ_BALANCE_MAX) return;
+    double rate[VQ_BALANCE_MAX], sum = 0, fastest = 0;
+    int timed = 0;
+    for (int i = 0; i < n_threads; i++) {
+        int lo, hi;
+        vq_balance_range(w, n_threads, n, i, &lo, &hi);
+        rate[i] = hi > lo && sec[i] > 0 ? (hi - lo) / sec[i] : 0;
+        if (rate[i] > 0) {
+            sum += rate[i];
+            if (!timed || sec[i] < fastest) fastest = sec[i];
+            timed++;
+        }
+    }
+    if (timed < 2) return;
+    /* a step in proportion to the time measured (the fastest thread's: a
+     * preempted one's does not count): many short loops, whose timings are
+     * noisy, move the shares as much as one long loop */
+    const double step = fastest / TAU > 1.0 / 8 ? 1.0 / 8 : fastest / TAU;
+    const double mean = sum / timed;
+    double next[VQ_BALANCE_MAX], wsum = 0, ws = 0, all = 0;
+    for (int i = 0; i < n_threads; i++)
+        if (rate[i] > 0) {
+            const double r = rate[i] / mean;
+            rate[i] = r < 0.5 ? 0.5 : r > 2.0 ? 2.0 : r;
+            ws += w[i];
+            wsum += rate[i];
+        }
+    /* the timed threads move that step of the way to shares in proportion
+     * to their rates, keeping their total (ws); an untimed thread (no items
+     * this time) stays; then all are scaled to a mean of 1, so that
+     * rounding never drifts them */
+    for (int i = 0; i < n_threads; i++) {
+        next[i] = rate[i] > 0 ? w[i] + (rate[i] * ws / wsum - w[i]) * step : w[i];
+        if (next[i] < 1.0 / 64) next[i] = 1.0 / 64;
+        if (next[i] > 64) next[i] = 64;
+        all += next[i];
+    }
+    for (int i = 0; i < n_threads; i++)
+        __atomic_store_n(&b->share[i], (unsigned int)(next[i] * n_threads / all * ONE + 0.5), __ATOMIC_RELAXED);
+}
+
+double vq_balance_clock(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}

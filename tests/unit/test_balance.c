@@ -1,0 +1,163 @@
+/* Sharing a loop's items between threads by their measured speed
+ * (balance.h): the ranges, the learning, and the int8 products' bits under
+ * any shares. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "backend.h"
+#include "backend_int8.h"
+#include "balance.h"
+#include "test_common.h"
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static double urand(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (double)(rng >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* every thread's range contiguous, in order, covering 0 .. n once, and
+ * within one item of n times its share */
+static void ranges(void)
+{
+    int ok = 1, cases = 0;
+    float w[VQ_BALANCE_MAX];
+    for (int nth = 1; nth <= 9; nth++)
+        for (int n = 0; n <= 300; n += n < 20 ? 1 : 17)
+            for (int rep = 0; rep < 20; rep++, cases++) {
+                double all = 0;
+                for (int i = 0; i < nth; i++) all += w[i] = rep ? (float)exp(urand() * 8.3 - 4.15) : 1.0f;
+                int at = 0;
+                for (int i = 0; i < nth; i++) {
+                    int lo, hi;
+                    vq_balance_range(w, nth, n, i, &lo, &hi);
+                    ok &= lo == at && hi >= lo && fabs((hi - lo) - n * w[i] / all) <= 1.0 + 1e-9;
+                    at = hi;
+                }
+                ok &= at == n;
+            }
+    CHECK(ok, "balance: ranges contiguous, in thread order, covering every item once, each within one item of its "
+          "share (%d cases: 1..9 threads, 0..300 items, shares 1/64..64)", cases);
+}
+
+/* fresh state: even shares; learning from a thread 0.8x as fast as the
+ * other converges to shares 1 : 0.8 and finish times within an item */
+static void learning(void)
+{
+    struct vq_balance b;
+    memset(&b, 0, sizeof b);
+    float w[VQ_BALANCE_MAX];
+    vq_balance_get(&b, 2, w);
+    CHECK(w[0] == 1.0f && w[1] == 1.0f, "balance: a fresh memory gives even shares");
+    const double rate[2] = { 1000.0, 800.0 };   /* items a second */
+    const int n = 96;
+    double sec[2];
+    for (int it = 0; it < 1000; it++) {
+        vq_balance_get(&b, 2, w);
+        for (int i = 0; i < 2; i++) {
+            int lo, hi;
+            vq_balance_range(w, 2, n, i, &lo, &hi);
+            sec[i] = (hi - lo) / rate[i];
+        }
+        vq_balance_learn(&b, w, 2, n, sec);
+    }
+    vq_balance_get(&b, 2, w);
+    CHECK(fabs(w[1] / w[0] - 0.8) < 0.02 && fabs(sec[0] - sec[1]) <= 1.0 / 800,
+          "balance: a thread 0.8x as fast gets 0.8x the share (%.3f) and the threads finish within one item "
+          "(%.2f, %.2f ms)", w[1] / w[0], 1e3 * sec[0], 1e3 * sec[1]);
+    /* one call in which thread 0 was preempted for 100x its time: the share
+     * moves at most an eighth of the way to half the mean */
+    const float before = w[0];
+    int lo, hi;
+    vq_balance_range(w, 2, n, 0, &lo, &hi);
+    sec[0] = 100.0 * (hi - lo) / rate[0];
+    vq_balance_range(w, 2, n, 1, &lo, &hi);
+    sec[1] = (hi - lo) / rate[1];
+    vq_balance_learn(&b, w, 2, n, sec);
+    vq_balance_get(&b, 2, w);
+    CHECK(w[0] < before && w[0] > before * 0.92f, "balance: one preempted call moves a share a little (%.3f -> %.3f)",
+          before, w[0]);
+    /* equal speeds timed with 5 % noise, a million calls: the shares stay
+     * near even and their mean at 1 (no drift from rounding) */
+    struct vq_balance e;
+    memset(&e, 0, sizeof e);
+    double lo_w = 2, hi_w = 0;
+    for (int it = 0; it < 1000000; it++) {
+        vq_balance_get(&e, 3, w);
+        double s3[3];
+        for (int i = 0; i < 3; i++) {
+            int l, h;
+            vq_balance_range(w, 3, n, i, &l, &h);
+            s3[i] = (h - l) / (1000.0 * (0.95 + 0.1 * urand()));
+        }
+        vq_balance_learn(&e, w, 3, n, s3);
+        if (it > 1000)
+            for (int i = 0; i < 3; i++) {
+                if (w[i] < lo_w) lo_w = w[i];
+                if (w[i] > hi_w) hi_w = w[i];
+            }
+    }
+    vq_balance_get(&e, 3, w);
+    CHECK(lo_w > 0.9 && hi_w < 1.1 && fabs(w[0] + w[1] + w[2] - 3) < 1e-3, "balance: equal speeds timed with 5 %% "
+          "noise keep 3 threads' shares within %.3f .. %.3f over a million calls, their sum at %.4f", lo_w, hi_w,
+          w[0] + w[1] + w[2]);
+    /* threads beyond what is remembered: even shares, nothing learnt */
+    float many[VQ_BALANCE_MAX + 3];
+    double msec[VQ_BALANCE_MAX + 3];
+    for (int i = 0; i < VQ_BALANCE_MAX + 3; i++) msec[i] = 1.0 + i;
+    const struct vq_balance kept = b;
+    vq_balance_get(&b, VQ_BALANCE_MAX + 3, many);
+    vq_balance_learn(&b, many, VQ_BALANCE_MAX + 3, 1000, msec);
+    int even = 1;
+    for (int i = 0; i < VQ_BALANCE_MAX + 3; i++) even &= many[i] == 1.0f;
+    CHECK(even && !memcmp(&kept, &b, sizeof b), "balance: more threads than remembered share evenly and leave the "
+          "memory as it was");
+}
+
+/* the int8 products give the same bits under any shares and thread count */
+static void int8_bits(void)
+{
+    const int N = 1000, K = 200, T = 37;
+    float *W = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * T * K), *bias = malloc(sizeof(float) * N);
+    float *y0 = malloc(sizeof(float) * T * N), *y1 = malloc(sizeof(float) * T * N);
+    for (int i = 0; i < N * K; i++) W[i] = (float)(urand() - 0.5);
+    for (int i = 0; i < T * K; i++) x[i] = (float)(urand() * 4 - 2);
+    for (int i = 0; i < N; i++) bias[i] = (float)(urand() - 0.5);
+    struct vq_packed *p = vq_int8_pack(W, N, K);
+    struct vq_balance *b = vq_int8_blocks_balance(), saved = *b;
+    int ok = p != NULL, runs = 0;
+    for (int epi = 0; p && epi < 3; epi++) {
+        const int e = epi == 0 ? 0 : epi == 1 ? VQ_EPI_ADD : VQ_EPI_GELU;
+        memset(b, 0, sizeof *b);
+        for (int i = 0; i < T * N; i++) y0[i] = 0.25f;
+        ok &= !vq_int8_linear(1, p, x, T, bias, e, y0);
+        static const float skew[][3] = { { 1, 1, 1 }, { 0.05f, 1.95f, 1 }, { 1.95f, 0.05f, 1 }, { 3, 1, 0.2f } };
+        for (int s = 0; s < 4; s++)
+            for (int nt = 2; nt <= 3; nt++) {
+                for (int i = 0; i < VQ_BALANCE_MAX; i++)
+                    b->share[i] = i < 3 ? (unsigned int)(skew[s][i] * 65536.0f) : 0;
+                for (int i = 0; i < T * N; i++) y1[i] = 0.25f;
+                ok &= !vq_int8_linear(nt, p, x, T, bias, e, y1) && !memcmp(y0, y1, sizeof(float) * T * N);
+                runs++;
+            }
+    }
+    *b = saved;
+    CHECK(ok, "balance: int8 products (%s) give one thread's bits under skewed shares, 2 and 3 threads, every "
+          "epilogue (%d products of 37 x 200 x 1000)", vq_int8_kernel_name(), runs);
+    vq_int8_pack_free(p);
+    free(W); free(x); free(bias); free(y0); free(y1);
+}
+
+static const struct test_case cases[] = {
+    { "ranges", ranges, 0 },
+    { "learning", learning, 0 },
+    { "int8_bits", int8_bits, 0 },
+};
+
+int main(int argc, char **argv)
+{
+    (void)golden_path;
+    (void)model_path;
+    return TEST_RUN_CASES(argc, argv, cases);
+}
