@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "backend_dnnl.h"
-#include "balance.h"
 #include "backend_int8.h"
+#include "balance.h"
 #include "gemm.h"
 #include "largealloc.h"
 #include "scratch.h"
