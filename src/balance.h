@@ -2,9 +2,9 @@
  *
  * A loop shared evenly between threads ends when its slowest thread ends.
  * On a shared machine the threads need not run at one speed: on a 2-core
- * Zen 5 VM the int8 products' second thread spent 14 % longer than the
- * first on the same share of a 1024x672 frame's column blocks, and the first
- * waited for it. A vq_balance remembers each thread number's speed from the
+ * Zen 5 VM the int8 products' second thread spent 2-14 % longer than the
+ * first on the same share of a 1024x672 frame's column blocks (varying from
+ * run to run), and the first waited for it. A vq_balance remembers each thread number's speed from the
  * loops it timed and gives each thread a contiguous range of the items in
  * proportion to it (a contiguous range keeps each thread's memory streams
  * sequential, which a dynamic schedule does not).
@@ -23,8 +23,9 @@ struct vq_balance {
     unsigned int share[VQ_BALANCE_MAX];   /* thread i's relative speed x 2^16; 0 = 1 */
 };
 
-/* A consistent copy of the shares of n_threads threads, each > 0 (even when
- * n_threads > VQ_BALANCE_MAX; then w must still hold n_threads entries). */
+/* A copy of the shares of n_threads threads, each > 0, taken once per loop
+ * so that all its threads compute their ranges from the same shares (even
+ * shares when n_threads > VQ_BALANCE_MAX; w holds n_threads entries). */
 void vq_balance_get(const struct vq_balance *b, int n_threads, float *w);
 
 /* Thread id's range [*lo, *hi) of n items under shares w[n_threads]: the
