@@ -16,6 +16,7 @@
 #include "largealloc.h"
 #include "scratch.h"
 #include "vmath.h"
+#include "vmath_poly.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -237,7 +238,8 @@ static void block_scalar(const struct vq_int8_weight *w, const uint8_t *xq, int 
 
 /* The epilogue of M rows (a constant 1..ROWS) x one block of 64 columns
  * from their int32 sums: (acc - zx colsum) (sx sw) + b, as finish(), then
- * the sum into y or GELU. The one place these bits are made, for the VNNI
+ * the sum into y or GELU (vq_gelu_poly_512 on the registers: gelu_rows'
+ * bits without a pass over memory). The one place these bits are made, for the VNNI
  * kernel's sums in registers and oneDNN's from memory. */
 VNNI __attribute__((always_inline)) static inline void epilogue_vnni(const struct vq_int8_weight *w, const int M,
                                                                      __m512i acc[ROWS][4], const float *sx,
@@ -260,10 +262,10 @@ VNNI __attribute__((always_inline)) static inline void epilogue_vnni(const struc
             if (b) v = _mm512_add_ps(v, bv);
             float *o = y + (size_t)i * N + c0;
             if (epi == VQ_EPI_ADD) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, o), v);   /* vq_add's y + x */
+            if (epi == VQ_EPI_GELU) v = vq_gelu_poly_512(v);   /* gelu_rows' bits, in registers */
             _mm512_mask_storeu_ps(o, mk, v);
         }
     }
-    if (epi == VQ_EPI_GELU) gelu_rows(y, N, M, n0, n0 + BLK < N ? n0 + BLK : N);
 }
 
 /* M rows (a constant 1..ROWS: the accumulators stay in registers) against one

@@ -11,6 +11,7 @@
 
 #include "bf16.h"
 #include "vmath.h"
+#include "vmath_poly.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define VQ_VMATH_X86 1
@@ -182,33 +183,14 @@ static void layer_norm_bf16_512(const float *x, int D, const float *g, const flo
 }
 #endif
 
-/* exp(x) as the bf16 attention computes it (vq_exp_bf16): x = n·ln 2 + r
- * with n = rint(x·log2 e) and |r| <= ln 2 / 2 (ln 2 in two parts, so n·ln 2
- * is exact enough), e^r by its Taylor polynomial of degree 7 (truncation
- * below 1e-8 relative: the error is the steps' rounding), times 2^n. x is
- * clamped at -104 (below it the result is 0 in fp32 anyway), so -inf and NaN
- * give 0. The scalar and the vector forms round every step alike (fused
- * multiply-adds, scalef = ldexpf), so they give the same bits. */
-#define EXP_LO -104.0f
-#define EXP_LOG2E 1.44269504088896341f
-#define EXP_LN2_HI 0.693145751953125f          /* 0x3f317200: n·EXP_LN2_HI exact for |n| < 2^8 */
-#define EXP_LN2_LO 1.42860682030941723e-6f
-#define EXP_POLY(FMA, p, r)                                                                    \
-    p = FMA(p, r, 1.0f / 720);                                                                 \
-    p = FMA(p, r, 1.0f / 120);                                                                 \
-    p = FMA(p, r, 1.0f / 24);                                                                  \
-    p = FMA(p, r, 1.0f / 6);                                                                   \
-    p = FMA(p, r, 0.5f);                                                                       \
-    p = FMA(p, r, 1.0f);                                                                       \
-    p = FMA(p, r, 1.0f);
-
+/* exp(x) as the bf16 attention computes it (vq_exp_bf16): vmath_poly.h. */
 float vq_exp_bf16(float x)
 {
-    x = x > EXP_LO ? x : EXP_LO;
-    const float n = rintf(x * EXP_LOG2E);
-    const float r = fmaf(-n, EXP_LN2_LO, fmaf(-n, EXP_LN2_HI, x));
-    float p = 1.0f / 5040;
-    EXP_POLY(fmaf, p, r)
+    x = x > VQ_EXP_LO ? x : VQ_EXP_LO;
+    const float n = rintf(x * VQ_EXP_LOG2E);
+    const float r = fmaf(-n, VQ_EXP_LN2_LO, fmaf(-n, VQ_EXP_LN2_HI, x));
+    float p = VQ_EXP_P7;
+    VQ_EXP_POLY(fmaf, p, r)
     return ldexpf(p, (int)n);
 }
 
@@ -221,19 +203,6 @@ static inline float lanes_sum(float *lane)
 }
 
 #if VQ_VMATH_X86
-#define FMA512(a, b, c) _mm512_fmadd_ps(a, b, _mm512_set1_ps(c))
-__attribute__((target("avx512f"), always_inline)) static inline __m512 exp_bf16_512(__m512 x)
-{
-    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EXP_LOG2E)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO),
-                                      _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x));
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    EXP_POLY(FMA512, p, r)
-    return _mm512_scalef_ps(p, n);
-}
-
 /* The rows' softmax (vq_vsoftmax_bf16): the max, exp and the sum in 16
  * float lanes (then lanes_sum), times the inverse sum rounded to bf16; each
  * pass over every row before the next pass, so that a row's pass does not
@@ -259,7 +228,7 @@ static void softmax_bf16_512(float *S, int lds, int rows, const int *vis, int tb
         __m512 sum = _mm512_setzero_ps();
         for (int i = 0; i < n; i += 16) {
             const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
-            const __m512 e = _mm512_maskz_mov_ps(m, exp_bf16_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), vs)));
+            const __m512 e = _mm512_maskz_mov_ps(m, vq_exp_bf16_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), vs)));
             _mm512_mask_storeu_ps(s + i, m, e);
             sum = _mm512_add_ps(sum, e);
         }
@@ -368,31 +337,14 @@ double vq_vexp_sum(float *x, int n, float sub)
     return sum;
 }
 
-/* GELU as x·Φ(x) with our own Φ (vq_gelu_poly): for a = min(|x|, 16),
- * Φ(-a) = t·e^(-a²/2)·P(t), t = 1 / (1 + 0.304·a), P of degree 7 fitted to
- * the relative error of erfc over 0 <= a <= 13.5 (8.4e-8 before rounding);
- * a² as the sum of two floats (the low part through 1 - l/2), so that the
- * exponent's rounding does not grow with a. Φ(x) = 1 - Φ(-x) for x >= 0.
- * Past a = 16 the result is x (x > 0) or -0 in fp32 anyway. The scalar and
- * vector forms round every step alike, as vq_exp_bf16's. */
-#define PHI_T 0.304f
-#define PHI_POLY(FMA, p, t)                                                                    \
-    p = FMA(p, t, -1.552971757e-01f);                                                          \
-    p = FMA(p, t, 1.921861601e-01f);                                                           \
-    p = FMA(p, t, -4.312775812e-02f);                                                          \
-    p = FMA(p, t, 1.235526322e-01f);                                                           \
-    p = FMA(p, t, 1.024227346e-01f);                                                           \
-    p = FMA(p, t, 1.221707272e-01f);                                                           \
-    p = FMA(p, t, 1.212346765e-01f);
-#define PHI_P7 3.685804405e-02f
-
+/* GELU as x·Φ(x) with our own Φ (vq_gelu_poly): vmath_poly.h. */
 float vq_gelu_poly(float x)
 {
     float a = fabsf(x);
     a = a < 16.0f ? a : 16.0f;   /* NaN too: x carries it to the result */
-    const float t = 1.0f / fmaf(PHI_T, a, 1.0f);
-    float p = PHI_P7;
-    PHI_POLY(fmaf, p, t)
+    const float t = 1.0f / fmaf(VQ_PHI_T, a, 1.0f);
+    float p = VQ_PHI_P7;
+    VQ_PHI_POLY(fmaf, p, t)
     const float h = a * a, l = fmaf(a, a, -h);
     const float E = t * p * (vq_exp_bf16(-0.5f * h) * fmaf(-0.5f, l, 1.0f));
     return x * (x < 0.0f ? E : 1.0f - E);
@@ -402,22 +354,11 @@ float vq_gelu_poly(float x)
 __attribute__((target("avx512f")))
 static void gelu_poly_512(float *x, size_t n)
 {
-    const __m512 one = _mm512_set1_ps(1.0f), mhalf = _mm512_set1_ps(-0.5f);
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
-        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        const __m512 a = _mm512_min_ps(_mm512_abs_ps(v), _mm512_set1_ps(16.0f));
-        const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(PHI_T), a, one));
-        __m512 p = _mm512_set1_ps(PHI_P7);
-        PHI_POLY(FMA512, p, t)
-        const __m512 h = _mm512_mul_ps(a, a), l = _mm512_fmsub_ps(a, a, h);
-        const __m512 e = _mm512_mul_ps(exp_bf16_512(_mm512_mul_ps(mhalf, h)), _mm512_fmadd_ps(mhalf, l, one));
-        const __m512 E = _mm512_mul_ps(_mm512_mul_ps(t, p), e);
-        const __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
-        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(v, _mm512_mask_mov_ps(_mm512_sub_ps(one, E), neg, E)));
+        _mm512_mask_storeu_ps(x + i, m, vq_gelu_poly_512(_mm512_maskz_loadu_ps(m, x + i)));
     }
 }
-#undef FMA512
 #endif
 
 void vq_vgelu_poly(float *x, size_t n)
