@@ -372,6 +372,27 @@ const char *vq_int8_kernel_name(void)
     return use_vnni() ? name[dnnl_mode()] : "scalar";
 }
 
+/* Items it .. it + count of a product shared in n_rt row tiles per column
+ * block (one item per block when n_rt is 1): item i is block i / n_rt, its
+ * rows from tile i % n_rt; a block's tiles in a row in one call. */
+static void items(const struct vq_int8_weight *w, const uint8_t *xq, int ldx, int T, const float *sx,
+                  const int32_t *zx, int n_rt, int it, int count, const float *b, int epi, int vnni, float *y)
+{
+    for (const int end = it + count; it < end;) {
+        const int j = it / n_rt, r0 = it % n_rt, r1 = end - it < n_rt - r0 ? r0 + end - it : n_rt;
+        const int i0 = n_rt > 1 ? r0 * ROWS : 0, m = n_rt > 1 && r1 * ROWS < T ? r1 * ROWS - i0 : T - i0;
+        const uint8_t *xi = xq + (size_t)i0 * ldx;
+        float *yi = y + (size_t)i0 * w->hdr.N;
+#ifdef VQ_INT8_X86
+        if (vnni) block_vnni(w, xi, ldx, m, sx + i0, zx + i0, j * BLK, b, epi, yi);
+        else
+#endif
+            block_scalar(w, xi, ldx, m, sx + i0, zx + i0, j * BLK, b, epi, yi);
+        it += r1 - r0;
+    }
+    (void)vnni;
+}
+
 int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, int epi,
                    float *y)
 {
@@ -411,33 +432,40 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
         }
     }
 #endif
-    /* the column blocks shared by the threads' measured speeds (balance.h):
-     * a block's bits do not depend on the thread that computes it */
-    const int par = n_blk > 1 && (int64_t)T * N * K >= (1 << 18) && nt > 1;
+    /* the work shared by the threads' measured speeds and claimed as it is
+     * done (balance.h: each thread from the front of its own range, then
+     * from the backs of the others'), in items of one tile of ROWS rows of
+     * one column block, so that a thread's work may end inside a block: the
+     * S-FLCKR transformer's 1024-column products have only 16 blocks, 6 %
+     * each. A thread does the tiles of a block it owns in one call, as one
+     * thread alone does all of them. An element's bits depend neither on
+     * its thread nor on the rows computed with it. */
+    const int n_rt = (T + ROWS - 1) / ROWS, n_items = n_blk * n_rt;
+    const int par = n_items > 1 && (int64_t)T * N * K >= (1 << 18) && nt > 1, bal = par && nt <= VQ_BALANCE_MAX;
     float share[VQ_BALANCE_MAX];
     double sec[VQ_BALANCE_MAX];
-    int team = 1;
-    if (par && nt <= VQ_BALANCE_MAX) vq_balance_get(&blocks_balance, nt, share);
+    int done[VQ_BALANCE_MAX], team = 1;
+    struct vq_claims claims;
+    if (bal) {
+        vq_balance_get(&blocks_balance, nt, share);
+        vq_claims_init(&claims, share, nt, n_items);
+    }
 #pragma omp parallel if (par) num_threads(nt)
     {
-        const int nth = omp_get_num_threads(), id = omp_get_thread_num();
-        int lo = 0, hi = n_blk;
-        const double t0 = vq_balance_clock();
-        if (nth > 1 && nth == nt && nt <= VQ_BALANCE_MAX) vq_balance_range(share, nth, n_blk, id, &lo, &hi);
-        else if (nth > 1) lo = (int)((int64_t)n_blk * id / nth), hi = (int)((int64_t)n_blk * (id + 1) / nth);
-        for (int j = lo; j < hi; j++) {
-#ifdef VQ_INT8_X86
-            if (vnni) {
-                block_vnni(w, xq, ldx, T, sx, zx, j * BLK, b, epi, y);
-                continue;
-            }
-#endif
-            block_scalar(w, xq, ldx, T, sx, zx, j * BLK, b, epi, y);
+        const int nth = omp_get_num_threads(), id = omp_get_thread_num(), claim = bal && nth == nt;
+        const double t0 = claim ? vq_balance_clock() : 0;
+        int k = 0;
+        if (claim)
+            for (int it, count; (it = vq_claims_next(&claims, id, &count)) >= 0; k += count)
+                items(w, xq, ldx, T, sx, zx, n_rt, it, count, b, epi, vnni, y);
+        else {   /* one thread, or a smaller team than asked: even static ranges */
+            const int lo = (int)((int64_t)n_items * id / nth), hi = (int)((int64_t)n_items * (id + 1) / nth);
+            items(w, xq, ldx, T, sx, zx, n_rt, lo, hi - lo, b, epi, vnni, y);
         }
-        if (nth == nt && nt <= VQ_BALANCE_MAX) sec[id] = vq_balance_clock() - t0;
+        if (claim) sec[id] = vq_balance_clock() - t0, done[id] = k;
         if (id == 0) team = nth;
     }
-    if (par && team == nt && nt <= VQ_BALANCE_MAX) vq_balance_learn(&blocks_balance, share, nt, n_blk, sec);
+    if (bal && team == nt) vq_balance_learn(&blocks_balance, share, nt, done, sec);
     (void)vnni;
     free(xq);
     return 0;

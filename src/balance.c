@@ -39,15 +39,13 @@ void vq_balance_range(const float *w, int n_threads, int n, int id, int *lo, int
     if (*hi < *lo) *hi = *lo;
 }
 
-void vq_balance_learn(struct vq_balance *b, const float *w, int n_threads, int n, const double *sec)
+void vq_balance_learn(struct vq_balance *b, const float *w, int n_threads, const int *done, const double *sec)
 {
     if (n_threads < 2 || n_threads > VQ_BALANCE_MAX) return;
     double rate[VQ_BALANCE_MAX], sum = 0, fastest = 0;
     int timed = 0;
     for (int i = 0; i < n_threads; i++) {
-        int lo, hi;
-        vq_balance_range(w, n_threads, n, i, &lo, &hi);
-        rate[i] = hi > lo && sec[i] > 0 ? (hi - lo) / sec[i] : 0;
+        rate[i] = done[i] > 0 && sec[i] > 0 ? done[i] / sec[i] : 0;
         if (rate[i] > 0) {
             sum += rate[i];
             if (!timed || sec[i] < fastest) fastest = sec[i];
@@ -80,6 +78,60 @@ void vq_balance_learn(struct vq_balance *b, const float *w, int n_threads, int n
     }
     for (int i = 0; i < n_threads; i++)
         __atomic_store_n(&b->share[i], (unsigned int)(next[i] * n_threads / all * ONE + 0.5), __ATOMIC_RELAXED);
+}
+
+#define FRONT(v) ((unsigned int)((v) >> 32))
+#define BACK(v) ((unsigned int)(v))
+
+void vq_claims_init(struct vq_claims *c, const float *w, int n_threads, int n)
+{
+    c->n_threads = n_threads;
+    for (int i = 0; i < n_threads; i++) {
+        int lo, hi;
+        vq_balance_range(w, n_threads, n, i, &lo, &hi);
+        c->range[i].front_back = (unsigned long long)lo << 32 | (unsigned int)hi;
+    }
+}
+
+/* an eighth of what is left, at least one: a few claims per range (each
+ * compare-and-swap waits for the thread's stores to drain), single items
+ * near the end */
+static unsigned int portion(unsigned long long v)
+{
+    const unsigned int left = BACK(v) - FRONT(v);
+    return left >= 16 ? left / 8 : 1;
+}
+
+int vq_claims_next(struct vq_claims *c, int id, int *count)
+{
+    /* the front of our own range */
+    unsigned long long *own = &c->range[id].front_back, v = __atomic_load_n(own, __ATOMIC_RELAXED);
+    while (FRONT(v) < BACK(v)) {
+        const unsigned int take = portion(v);
+        if (__atomic_compare_exchange_n(own, &v, v + ((unsigned long long)take << 32), 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED)) {
+            *count = (int)take;
+            return (int)FRONT(v);
+        }
+    }
+    /* then the back of the range with the most left, until none has any */
+    for (;;) {
+        int victim = -1;
+        unsigned int most = 0;
+        for (int i = 0; i < c->n_threads; i++) {
+            const unsigned long long u = __atomic_load_n(&c->range[i].front_back, __ATOMIC_RELAXED);
+            if (FRONT(u) < BACK(u) && BACK(u) - FRONT(u) > most) most = BACK(u) - FRONT(u), victim = i;
+        }
+        if (victim < 0) return -1;
+        unsigned long long *r = &c->range[victim].front_back, u = __atomic_load_n(r, __ATOMIC_RELAXED);
+        while (FRONT(u) < BACK(u)) {
+            const unsigned int take = portion(u);
+            if (__atomic_compare_exchange_n(r, &u, u - take, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+                *count = (int)take;
+                return (int)(BACK(u) - take);
+            }
+        }
+    }
 }
 
 double vq_balance_clock(void)

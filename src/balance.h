@@ -1,4 +1,5 @@
-/* Sharing a parallel loop's items between threads by their measured speed.
+/* Sharing a parallel loop's items between threads by their measured speed,
+ * and handing them out as they are claimed.
  *
  * A loop shared evenly between threads ends when its slowest thread ends.
  * On a shared machine the threads need not run at one speed: on a 2-core
@@ -8,6 +9,9 @@
  * loops it timed and gives each thread a contiguous range of the items in
  * proportion to it (a contiguous range keeps each thread's memory streams
  * sequential, which a dynamic schedule does not).
+ *
+ * Speeds also move within a loop; vq_claims lets a thread that is done
+ * take items from the end of another's range.
  *
  * Only the split changes, never what an item computes: callers whose items
  * are independent get the same bits whatever the shares. */
@@ -32,12 +36,33 @@ void vq_balance_get(const struct vq_balance *b, int n_threads, float *w);
  * ranges are contiguous, in thread order, and cover 0 .. n exactly once. */
 void vq_balance_range(const float *w, int n_threads, int n, int id, int *lo, int *hi);
 
-/* After the loop: thread i did its range (under w, of n items) in sec[i]
- * seconds. Moves each share toward the thread's measured rate relative to
- * the others' by a step in proportion to the seconds timed (at most an
- * eighth; speeds are averaged over about 0.2 s of loops), each rate clamped
- * to 0.5 .. 2 times their mean, so that one preempted call moves little. */
-void vq_balance_learn(struct vq_balance *b, const float *w, int n_threads, int n, const double *sec);
+/* After the loop: thread i did done[i] items in sec[i] seconds. Moves each
+ * share toward the thread's measured rate relative to the others' by a
+ * step in proportion to the seconds timed (at most an eighth; speeds are
+ * averaged over about 0.2 s of loops), each rate clamped to 0.5 .. 2 times
+ * their mean, so that one preempted call moves little. */
+void vq_balance_learn(struct vq_balance *b, const float *w, int n_threads, const int *done, const double *sec);
+
+/* A loop's items handed out as they are claimed: each thread works through
+ * its own range (vq_balance_range under the shares) from the front, then
+ * takes items from the back of the range with the most left, so that the
+ * threads end within about one item of each other however their speeds
+ * moved during the loop. A claim is one atomic compare-and-swap, on a cache
+ * line of the range's own, and takes an eighth of what is left of the range
+ * (at least one item): a few dozen claims per range, single items at its
+ * end. Set up by one thread before the parallel region; shared by its
+ * threads. */
+struct vq_claims {
+    struct {
+        _Alignas(64) unsigned long long front_back;   /* front << 32 | back */
+    } range[VQ_BALANCE_MAX];
+    int n_threads;
+};
+void vq_claims_init(struct vq_claims *c, const float *w, int n_threads, int n);
+/* The next items for thread id (0 <= id < n_threads <= VQ_BALANCE_MAX):
+ * returns the first, *count of them in a row; -1 when every item is
+ * claimed. */
+int vq_claims_next(struct vq_claims *c, int id, int *count);
 
 /* Seconds from a monotonic clock, for timing a thread's range. */
 double vq_balance_clock(void);

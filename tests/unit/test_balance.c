@@ -2,6 +2,7 @@
  * (balance.h): the ranges, the learning, and the int8 products' bits under
  * any shares. */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -53,14 +54,16 @@ static void learning(void)
     const double rate[2] = { 1000.0, 800.0 };   /* items a second */
     const int n = 96;
     double sec[2];
+    int done[3];
     for (int it = 0; it < 1000; it++) {
         vq_balance_get(&b, 2, w);
         for (int i = 0; i < 2; i++) {
             int lo, hi;
             vq_balance_range(w, 2, n, i, &lo, &hi);
-            sec[i] = (hi - lo) / rate[i];
+            done[i] = hi - lo;
+            sec[i] = done[i] / rate[i];
         }
-        vq_balance_learn(&b, w, 2, n, sec);
+        vq_balance_learn(&b, w, 2, done, sec);
     }
     vq_balance_get(&b, 2, w);
     CHECK(fabs(w[1] / w[0] - 0.8) < 0.02 && fabs(sec[0] - sec[1]) <= 1.0 / 800,
@@ -71,10 +74,12 @@ static void learning(void)
     const float before = w[0];
     int lo, hi;
     vq_balance_range(w, 2, n, 0, &lo, &hi);
-    sec[0] = 100.0 * (hi - lo) / rate[0];
+    done[0] = hi - lo;
+    sec[0] = 100.0 * done[0] / rate[0];
     vq_balance_range(w, 2, n, 1, &lo, &hi);
-    sec[1] = (hi - lo) / rate[1];
-    vq_balance_learn(&b, w, 2, n, sec);
+    done[1] = hi - lo;
+    sec[1] = done[1] / rate[1];
+    vq_balance_learn(&b, w, 2, done, sec);
     vq_balance_get(&b, 2, w);
     CHECK(w[0] < before && w[0] > before * 0.92f, "balance: one preempted call moves a share a little (%.3f -> %.3f)",
           before, w[0]);
@@ -89,9 +94,10 @@ static void learning(void)
         for (int i = 0; i < 3; i++) {
             int l, h;
             vq_balance_range(w, 3, n, i, &l, &h);
-            s3[i] = (h - l) / (1000.0 * (0.95 + 0.1 * urand()));
+            done[i] = h - l;
+            s3[i] = done[i] / (1000.0 * (0.95 + 0.1 * urand()));
         }
-        vq_balance_learn(&e, w, 3, n, s3);
+        vq_balance_learn(&e, w, 3, done, s3);
         if (it > 1000)
             for (int i = 0; i < 3; i++) {
                 if (w[i] < lo_w) lo_w = w[i];
@@ -105,20 +111,66 @@ static void learning(void)
     /* threads beyond what is remembered: even shares, nothing learnt */
     float many[VQ_BALANCE_MAX + 3];
     double msec[VQ_BALANCE_MAX + 3];
-    for (int i = 0; i < VQ_BALANCE_MAX + 3; i++) msec[i] = 1.0 + i;
+    int mdone[VQ_BALANCE_MAX + 3];
+    for (int i = 0; i < VQ_BALANCE_MAX + 3; i++) msec[i] = 1.0 + i, mdone[i] = 10;
     const struct vq_balance kept = b;
     vq_balance_get(&b, VQ_BALANCE_MAX + 3, many);
-    vq_balance_learn(&b, many, VQ_BALANCE_MAX + 3, 1000, msec);
+    vq_balance_learn(&b, many, VQ_BALANCE_MAX + 3, mdone, msec);
     int even = 1;
     for (int i = 0; i < VQ_BALANCE_MAX + 3; i++) even &= many[i] == 1.0f;
     CHECK(even && !memcmp(&kept, &b, sizeof b), "balance: more threads than remembered share evenly and leave the "
           "memory as it was");
 }
 
+/* claims: one thread alone takes its own range front to back, then the
+ * backs of the others'; a team of threads claims every item exactly once,
+ * however many threads take part */
+static void claims(void)
+{
+    static struct vq_claims c;
+    float w[VQ_BALANCE_MAX];
+    int ok = 1, order = 1, cases = 0;
+    static int count[400], seq[400];
+    for (int nth = 1; nth <= 9; nth++)
+        for (int n = 0; n <= 300; n += n < 20 ? 1 : 23)
+            for (int rep = 0; rep < 6; rep++, cases++) {
+                for (int i = 0; i < nth; i++) w[i] = rep ? (float)exp(urand() * 8.3 - 4.15) : 1.0f;
+                /* one thread (id 0 of nth) alone */
+                vq_claims_init(&c, w, nth, n);
+                int k = 0, it, cnt, lo, hi;
+                while ((it = vq_claims_next(&c, 0, &cnt)) >= 0 && k + cnt <= 400)
+                    for (int j = 0; j < cnt; j++) seq[k++] = it + j;
+                vq_balance_range(w, nth, n, 0, &lo, &hi);
+                ok &= k == n;
+                for (int j = 0; j < hi - lo && j < k; j++) order &= seq[j] == lo + j;
+                memset(count, 0, sizeof count);
+                for (int j = 0; j < k; j++) count[seq[j]]++;
+                for (int j = 0; j < n; j++) ok &= count[j] == 1;
+                /* the whole team, concurrently, and part of it (threads
+                 * nth/2 .. nth-1 never come: the others take their items) */
+                for (int part = 0; part < 2; part++) {
+                    vq_claims_init(&c, w, nth, n);
+                    memset(count, 0, sizeof count);
+                    const int from = part ? nth / 2 : 0;
+#pragma omp parallel num_threads(nth - from)
+                    {
+                        int item, cnt;
+                        while ((item = vq_claims_next(&c, from + omp_get_thread_num(), &cnt)) >= 0)
+                            for (int j = item; j < item + cnt; j++)
+                                if (j >= 0 && j < 400) __atomic_add_fetch(&count[j], 1, __ATOMIC_RELAXED);
+                    }
+                    for (int j = 0; j < n; j++) ok &= count[j] == 1;
+                }
+            }
+    CHECK(ok && order, "balance: claims hand out every item exactly once, alone, by a team and by part of a team; "
+          "a thread takes its own range first, in order (%d cases: 1..9 threads, 0..300 items)", cases);
+}
+
 /* the int8 products give the same bits under any shares and thread count */
 static void int8_bits(void)
 {
-    const int N = 1000, K = 200, T = 37;
+    const int N = 1000, K = 200;
+    for (int T = 37; T <= 100; T += 63) {   /* items of whole blocks, of row tiles */
     float *W = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * T * K), *bias = malloc(sizeof(float) * N);
     float *y0 = malloc(sizeof(float) * T * N), *y1 = malloc(sizeof(float) * T * N);
     for (int i = 0; i < N * K; i++) W[i] = (float)(urand() - 0.5);
@@ -144,14 +196,17 @@ static void int8_bits(void)
     }
     *b = saved;
     CHECK(ok, "balance: int8 products (%s) give one thread's bits under skewed shares, 2 and 3 threads, every "
-          "epilogue (%d products of 37 x 200 x 1000)", vq_int8_kernel_name(), runs);
+          "epilogue (%d products of %d x 200 x 1000: items of %s)", vq_int8_kernel_name(), runs, T,
+          T < 64 ? "whole column blocks" : "row tiles");
     vq_int8_pack_free(p);
     free(W); free(x); free(bias); free(y0); free(y1);
+    }
 }
 
 static const struct test_case cases[] = {
     { "ranges", ranges, 0 },
     { "learning", learning, 0 },
+    { "claims", claims, 0 },
     { "int8_bits", int8_bits, 0 },
 };
 
