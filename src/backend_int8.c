@@ -372,15 +372,15 @@ const char *vq_int8_kernel_name(void)
     return use_vnni() ? name[dnnl_mode()] : "scalar";
 }
 
-/* Items it .. it + count of a product shared in n_rt row tiles per column
- * block (one item per block when n_rt is 1): item i is block i / n_rt, its
- * rows from tile i % n_rt; a block's tiles in a row in one call. */
+/* Items it .. it + count of a product shared in n_rt tiles of ROWS rows
+ * per column block: item i is block i / n_rt, its rows from tile i % n_rt;
+ * a block's tiles in a row go in one call. */
 static void items(const struct vq_int8_weight *w, const uint8_t *xq, int ldx, int T, const float *sx,
                   const int32_t *zx, int n_rt, int it, int count, const float *b, int epi, int vnni, float *y)
 {
     for (const int end = it + count; it < end;) {
         const int j = it / n_rt, r0 = it % n_rt, r1 = end - it < n_rt - r0 ? r0 + end - it : n_rt;
-        const int i0 = n_rt > 1 ? r0 * ROWS : 0, m = n_rt > 1 && r1 * ROWS < T ? r1 * ROWS - i0 : T - i0;
+        const int i0 = r0 * ROWS, m = (r1 * ROWS < T ? r1 * ROWS : T) - i0;
         const uint8_t *xi = xq + (size_t)i0 * ldx;
         float *yi = y + (size_t)i0 * w->hdr.N;
 #ifdef VQ_INT8_X86
