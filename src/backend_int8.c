@@ -239,8 +239,8 @@ static void block_scalar(const struct vq_int8_weight *w, const uint8_t *xq, int 
 /* The epilogue of M rows (a constant 1..ROWS) x one block of 64 columns
  * from their int32 sums: (acc - zx colsum) (sx sw) + b, as finish(), then
  * the sum into y or GELU (vq_gelu_poly_512 on the registers: gelu_rows'
- * bits without a pass over memory). The one place these bits are made, for the VNNI
- * kernel's sums in registers and oneDNN's from memory. */
+ * bits without a pass over memory). The one place these bits are made, for
+ * the VNNI kernel's sums in registers and oneDNN's from memory. */
 VNNI __attribute__((always_inline)) static inline void epilogue_vnni(const struct vq_int8_weight *w, const int M,
                                                                      __m512i acc[ROWS][4], const float *sx,
                                                                      const int32_t *zx, int n0, const float *b,
@@ -466,7 +466,6 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
         if (id == 0) team = nth;
     }
     if (bal && team == nt) vq_balance_learn(&blocks_balance, share, nt, done, sec);
-    (void)vnni;
     free(xq);
     return 0;
 }

@@ -5,10 +5,11 @@
  * On a shared machine the threads need not run at one speed: on a 2-core
  * Zen 5 VM the int8 products' second thread spent 2-14 % longer than the
  * first on the same share of a 1024x672 frame's column blocks (varying from
- * run to run), and the first waited for it. A vq_balance remembers each thread number's speed from the
- * loops it timed and gives each thread a contiguous range of the items in
- * proportion to it (a contiguous range keeps each thread's memory streams
- * sequential, which a dynamic schedule does not).
+ * run to run), and the first waited for it. A vq_balance remembers each
+ * thread number's speed from the loops it timed and gives each thread a
+ * contiguous range of the items in proportion to it (a contiguous range
+ * keeps each thread's memory streams sequential, which a dynamic schedule
+ * does not).
  *
  * Speeds also move within a loop; vq_claims lets a thread that is done
  * take items from the end of another's range.

@@ -228,7 +228,8 @@ static void softmax_bf16_512(float *S, int lds, int rows, const int *vis, int tb
         __m512 sum = _mm512_setzero_ps();
         for (int i = 0; i < n; i += 16) {
             const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
-            const __m512 e = _mm512_maskz_mov_ps(m, vq_exp_bf16_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), vs)));
+            const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), vs);
+            const __m512 e = _mm512_maskz_mov_ps(m, vq_exp_bf16_512(d));
             _mm512_mask_storeu_ps(s + i, m, e);
             sum = _mm512_add_ps(sum, e);
         }
