@@ -14,10 +14,10 @@
  * Zen 4), and 256x512 in the fast mode, each with its products' time at peak;
  * --quick leaves out the 512x512 frames, --products stops after the peaks and
  * the linear layers' rates, --stages stops before the whole frames, --full
- * adds the paper's 1024x672 frame in bf16 and int8 (fp32 where the CPU lacks
- * native bf16; bf16 took about 25 minutes on 2 cores of a Zen 4, 7.5 on a Zen
- * 5), against the paper's 379 s on a GPU, and --full-only runs those frames
- * alone after the machine's peaks. A peak is the best of the run's
+ * adds the paper's 1024x672 frame against the paper's 379 s on a GPU: bf16,
+ * int8, int8, bf16 in alternation (paper_frames; one fp32 frame where the CPU
+ * lacks native bf16; the four took about 26 minutes on 2 cores of a Zen 5),
+ * and --full-only runs those frames alone after the machine's peaks. A peak is the best of the run's
  * measurements of it: three at the start, and one more after each frame
  * whose products are set against it (a measurement taken while the shared
  * machine is slow reads low and would flatter the shares). */
@@ -348,13 +348,6 @@ static struct { int32_t *tok; uint8_t *rgb; int W, H; double t; } last_exact[3];
 
 enum { FP32 = 1, BF16 = 2, INT8 = 4 };
 
-/* One whole frame per precision in the mask (FP32 | BF16 | INT8); fast > 1:
- * the approximate fast mode (fast_step, docs/sampling.md), compared with the
- * exact frame of the same size and precision run before it. Each frame
- * prints its products (linear layers and attention, as the backends count
- * them), the time they alone would take at the precision's peak measured in
- * this run, and that time's share of the frame's: the rest is the edge
- * steps, the small chunks, element-wise work and sampling. */
 /* The peak of precision p (0 fp32, 1 bf16) measured again: the machine is
  * shared and a measurement taken in a slow spell reads low, which would
  * flatter every share computed against it; the run keeps its highest. */
@@ -365,91 +358,147 @@ static double peak_again(int p, double *peak)
     return again;
 }
 
-static void frame(struct models *M, double peak[3], int W, int H, int fast, int mask)
+/* What one exact frame took: its time and its products (0 when it failed). */
+struct frame_result { double t, flops_all; };
+
+/* One whole frame in precision p (see frame()); out, when not NULL, gets its
+ * time and products. A repeated exact frame of the same size says whether
+ * its tokens equal the last one's (they must: the draws are seeded). */
+static void frame_one(struct models *M, double peak[3], int W, int H, int fast, int p, struct frame_result *out)
 {
     char size[32];
     snprintf(size, sizeof(size), "%dx%d", H, W);
-    double ref = ref_frame_seconds(size);
-    for (int p = 0; p < 3; p++) {
-        if (!M->s[p] || !(mask & (1 << p))) continue;
-        struct vqgan_session_params sp = vqgan_session_default_params();
-        sp.fast_step = fast;
-        vqgan_session_set_params(M->s[p], &sp);
-        const int gw = W / 16, gh = H / 16;
-        uint8_t *ids = malloc((size_t)W * H), *rgb = malloc((size_t)W * H * 3);
-        int32_t *cond = malloc(sizeof(int32_t) * gw * gh), *tok = malloc(sizeof(int32_t) * gw * gh);
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++)
-                ids[y * W + x] = (uint8_t)(y < H / 3 ? 156 : (x + y / 2) % 200 < 100 ? 134 : 168);
-        const unsigned long long fa = vq_gemm_flops();
-        const double c0 = cpu_s(), t0 = now_s();
-        int r = vqgan_encode_labels(M->s[p], ids, W, W, H, cond, NULL);
-        const unsigned long long f0 = vq_gemm_flops();
-        const double ts = now_s();
-        if (!r) r = vqgan_sample_conditional(M->s[p], cond, gw, gh, tok);
-        const double tsample = now_s() - ts, flops = (double)(vq_gemm_flops() - f0);
-        if (!r) r = vqgan_decode(M->s[p], tok, gw, gh, rgb, W * 3);
-        double t = now_s() - t0, cpu = cpu_s() - c0;
-        const double flops_all = (double)(vq_gemm_flops() - fa);
-        struct vqgan_sample_stats st;
-        vqgan_session_get_stats(M->s[p], &st);
-        char tag[48] = "";
-        if (fast > 1) snprintf(tag, sizeof(tag), " fast_step=%d (approximate)", fast);
-        if (r) printf("  frame %s: %s\n", size, vqgan_last_error());
-        else if (ref > 0)
-            printf("  whole frame %-9s %s%s  %7.1f s  (%lld positions through the transformer)  reference %.0f s  -> %.1fx faster\n",
-                   size, prec_name[p], tag, t,
-                   (long long)st.transformer_tokens, ref, ref / t);
-        else
-            printf("  whole frame %-9s %s%s  %7.1f s  (%lld positions, %lld cache evictions; sampling %.1f s; no "
-                   "reference timing)\n", size, prec_name[p], tag, t, (long long)st.transformer_tokens,
-                   (long long)st.cache_evictions, st.seconds);
-        if (!r)
-            printf("    CPU time %.1f s = %.0f %% of %d threads x wall time (below 100 %%: the machine was shared "
-                   "or threads waited)\n", cpu, 100.0 * cpu / (t * vq_threads_available()), vq_threads_available());
-        if (!r && peak[p] > 0 && p < 2) {   /* int8 frames mix int8 and bf16 (attention, first stage) products */
-            const double again = peak_again(p, peak);
-            printf("    the %s peak measured again after the frame: %.0f GFLOPS; the shares below are against the "
-                   "run's highest, %.0f\n", prec_name[p], again, peak[p]);
-            const double at_peak = flops / (peak[p] * 1e9), all_at_peak = flops_all / (peak[p] * 1e9);
-            printf("    products at the %s peak (%.0f GFLOPS): the sampler's %.1f TFLOP %.1f s = %.1f %% of its %.1f s; "
-                   "the whole frame's %.1f TFLOP (first stage included) %.1f s = %.1f %% of its %.1f s\n",
-                   prec_name[p], peak[p], flops * 1e-12, at_peak, 100 * at_peak / tsample, tsample,
-                   flops_all * 1e-12, all_at_peak, 100 * all_at_peak / t, t);
-        }
-        if (!r && p == 2 && fast <= 1 && last_exact[1].tok && last_exact[1].W == W && last_exact[1].H == H) {
-            int same = 0;
-            for (int i = 0; i < gw * gh; i++) same += tok[i] == last_exact[1].tok[i];
-            printf("    int8 against bf16: %.2fx the bf16 frame's time; %.1f %% of the tokens equal (the draws "
-                   "diverge after the first differing token)\n", t / last_exact[1].t, 100.0 * same / (gw * gh));
-        }
-        if (!r && fast > 1 && last_exact[p].tok && last_exact[p].W == W && last_exact[p].H == H) {
-            int same = 0;
-            double se = 0;
-            for (int i = 0; i < gw * gh; i++) same += tok[i] == last_exact[p].tok[i];
-            for (size_t i = 0; i < (size_t)W * H * 3; i++) {
-                const double d = (double)rgb[i] - last_exact[p].rgb[i];
-                se += d * d;
-            }
-            printf("    drift against the exact frame: %.1f %% of the tokens equal, PSNR %.2f dB\n",
-                   100.0 * same / (gw * gh), se ? 10 * log10(65025.0 / (se / ((double)W * H * 3))) : INFINITY);
-        }
-        if (!r && fast <= 1) {
-            free(last_exact[p].tok);
-            free(last_exact[p].rgb);
-            last_exact[p].tok = tok;
-            last_exact[p].rgb = rgb;
-            last_exact[p].W = W;
-            last_exact[p].H = H;
-            last_exact[p].t = t;
-            tok = NULL;
-            rgb = NULL;
-        }
-        sp.fast_step = 0;
-        vqgan_session_set_params(M->s[p], &sp);
-        fflush(stdout);
-        free(ids); free(rgb); free(cond); free(tok);
+    const double ref = ref_frame_seconds(size);
+    if (out) out->t = out->flops_all = 0;
+    struct vqgan_session_params sp = vqgan_session_default_params();
+    sp.fast_step = fast;
+    vqgan_session_set_params(M->s[p], &sp);
+    const int gw = W / 16, gh = H / 16;
+    uint8_t *ids = malloc((size_t)W * H), *rgb = malloc((size_t)W * H * 3);
+    int32_t *cond = malloc(sizeof(int32_t) * gw * gh), *tok = malloc(sizeof(int32_t) * gw * gh);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            ids[y * W + x] = (uint8_t)(y < H / 3 ? 156 : (x + y / 2) % 200 < 100 ? 134 : 168);
+    const unsigned long long fa = vq_gemm_flops();
+    const double c0 = cpu_s(), t0 = now_s();
+    int r = vqgan_encode_labels(M->s[p], ids, W, W, H, cond, NULL);
+    const unsigned long long f0 = vq_gemm_flops();
+    const double ts = now_s();
+    if (!r) r = vqgan_sample_conditional(M->s[p], cond, gw, gh, tok);
+    const double tsample = now_s() - ts, flops = (double)(vq_gemm_flops() - f0);
+    if (!r) r = vqgan_decode(M->s[p], tok, gw, gh, rgb, W * 3);
+    double t = now_s() - t0, cpu = cpu_s() - c0;
+    const double flops_all = (double)(vq_gemm_flops() - fa);
+    struct vqgan_sample_stats st;
+    vqgan_session_get_stats(M->s[p], &st);
+    char tag[48] = "";
+    if (fast > 1) snprintf(tag, sizeof(tag), " fast_step=%d (approximate)", fast);
+    if (r) printf("  frame %s: %s\n", size, vqgan_last_error());
+    else if (ref > 0)
+        printf("  whole frame %-9s %s%s  %7.1f s  (%lld positions through the transformer)  reference %.0f s  -> %.1fx faster\n",
+               size, prec_name[p], tag, t,
+               (long long)st.transformer_tokens, ref, ref / t);
+    else
+        printf("  whole frame %-9s %s%s  %7.1f s  (%lld positions, %lld cache evictions; sampling %.1f s; no "
+               "reference timing)\n", size, prec_name[p], tag, t, (long long)st.transformer_tokens,
+               (long long)st.cache_evictions, st.seconds);
+    if (!r)
+        printf("    CPU time %.1f s = %.0f %% of %d threads x wall time (below 100 %%: the machine was shared "
+               "or threads waited)\n", cpu, 100.0 * cpu / (t * vq_threads_available()), vq_threads_available());
+    if (!r && peak[p] > 0 && p < 2) {   /* int8 frames mix int8 and bf16 (attention, first stage) products */
+        const double again = peak_again(p, peak);
+        printf("    the %s peak measured again after the frame: %.0f GFLOPS; the shares below are against the "
+               "run's highest, %.0f\n", prec_name[p], again, peak[p]);
+        const double at_peak = flops / (peak[p] * 1e9), all_at_peak = flops_all / (peak[p] * 1e9);
+        printf("    products at the %s peak (%.0f GFLOPS): the sampler's %.1f TFLOP %.1f s = %.1f %% of its %.1f s; "
+               "the whole frame's %.1f TFLOP (first stage included) %.1f s = %.1f %% of its %.1f s\n",
+               prec_name[p], peak[p], flops * 1e-12, at_peak, 100 * at_peak / tsample, tsample,
+               flops_all * 1e-12, all_at_peak, 100 * all_at_peak / t, t);
     }
+    if (!r && p == 2 && fast <= 1 && last_exact[1].tok && last_exact[1].W == W && last_exact[1].H == H) {
+        int same = 0;
+        for (int i = 0; i < gw * gh; i++) same += tok[i] == last_exact[1].tok[i];
+        printf("    int8 against bf16: %.2fx the bf16 frame's time; %.1f %% of the tokens equal (the draws "
+               "diverge after the first differing token)\n", t / last_exact[1].t, 100.0 * same / (gw * gh));
+    }
+    if (!r && fast > 1 && last_exact[p].tok && last_exact[p].W == W && last_exact[p].H == H) {
+        int same = 0;
+        double se = 0;
+        for (int i = 0; i < gw * gh; i++) same += tok[i] == last_exact[p].tok[i];
+        for (size_t i = 0; i < (size_t)W * H * 3; i++) {
+            const double d = (double)rgb[i] - last_exact[p].rgb[i];
+            se += d * d;
+        }
+        printf("    drift against the exact frame: %.1f %% of the tokens equal, PSNR %.2f dB\n",
+               100.0 * same / (gw * gh), se ? 10 * log10(65025.0 / (se / ((double)W * H * 3))) : INFINITY);
+    }
+    if (!r && fast <= 1 && last_exact[p].tok && last_exact[p].W == W && last_exact[p].H == H)
+        printf("    the same tokens as this size's last %s frame: %s\n", prec_name[p],
+               memcmp(tok, last_exact[p].tok, sizeof(int32_t) * gw * gh) ? "NO" : "yes");
+    if (!r && out) {
+        out->t = t;
+        out->flops_all = flops_all;
+    }
+    if (!r && fast <= 1) {
+        free(last_exact[p].tok);
+        free(last_exact[p].rgb);
+        last_exact[p].tok = tok;
+        last_exact[p].rgb = rgb;
+        last_exact[p].W = W;
+        last_exact[p].H = H;
+        last_exact[p].t = t;
+        tok = NULL;
+        rgb = NULL;
+    }
+    sp.fast_step = 0;
+    vqgan_session_set_params(M->s[p], &sp);
+    fflush(stdout);
+    free(ids); free(rgb); free(cond); free(tok);
+}
+
+/* One whole frame per precision in the mask (FP32 | BF16 | INT8); fast > 1:
+ * the approximate fast mode (fast_step, docs/sampling.md), compared with the
+ * exact frame of the same size and precision run before it. Each frame
+ * prints its products (linear layers and attention, as the backends count
+ * them), the time they alone would take at the precision's peak measured in
+ * this run, and that time's share of the frame's: the rest is the edge
+ * steps, the small chunks, element-wise work and sampling. */
+static void frame(struct models *M, double peak[3], int W, int H, int fast, int mask)
+{
+    for (int p = 0; p < 3; p++)
+        if (M->s[p] && (mask & (1 << p))) frame_one(M, peak, W, H, fast, p, NULL);
+}
+
+/* The paper's 1024x672 frame in bf16 and int8 run in alternation, bf16,
+ * int8, int8, bf16: the host's speed drifts over the ~25 minutes, and a
+ * steady drift then weighs on both precisions alike. int8's ratio is the
+ * sum of its two frames against the sum of bf16's; bf16's products at peak
+ * are set against the mean of its two frames and against the run's highest
+ * bf16 peak (re-measured after every bf16 frame). Without native bf16: one
+ * fp32 frame. */
+static void paper_frames(struct models *M, double peak[3])
+{
+    const int W = 1024, H = 672;
+    if (!M->s[1]) {
+        frame_one(M, peak, W, H, 0, 0, NULL);
+        return;
+    }
+    static const int order[4] = { 1, 2, 2, 1 };
+    struct frame_result r[4];
+    for (int k = 0; k < 4; k++)
+        if (M->s[order[k]]) frame_one(M, peak, W, H, 0, order[k], &r[k]);
+        else r[k].t = 0;
+    if (!(r[0].t > 0 && r[3].t > 0)) return;
+    const double tb = (r[0].t + r[3].t) / 2, fb = (r[0].flops_all + r[3].flops_all) / 2;
+    const double at_peak = fb / (peak[1] * 1e9);
+    printf("  in alternation (bf16, int8, int8, bf16): bf16 %.1f s and %.1f s, mean %.1f s; its products at the "
+           "run's highest bf16 peak (%.0f GFLOPS) %.1f s = %.1f %% of the mean frame (each frame: %.1f %%, %.1f %%)\n",
+           r[0].t, r[3].t, tb, peak[1], at_peak, 100 * at_peak / tb, 100 * r[0].flops_all / (peak[1] * 1e9) / r[0].t,
+           100 * r[3].flops_all / (peak[1] * 1e9) / r[3].t);
+    if (r[1].t > 0 && r[2].t > 0)
+        printf("  in alternation: int8 %.1f s and %.1f s, mean %.1f s = %.3fx bf16's mean (pairs in order: %.3fx, "
+               "%.3fx)\n", r[1].t, r[2].t, (r[1].t + r[2].t) / 2, (r[1].t + r[2].t) / (r[0].t + r[3].t),
+               r[1].t / r[0].t, r[2].t / r[3].t);
 }
 
 int main(int argc, char **argv)
@@ -515,7 +564,7 @@ int main(int argc, char **argv)
 paper_frame:
     if (full) {
         printf("  the paper's frame, 1024x672: target under 379 s (the paper's figure for its sampler on a 2021 GPU)\n");
-        frame(&M, peak, 1024, 672, 0, M.s[1] ? BF16 | INT8 : FP32);
+        paper_frames(&M, peak);
     }
 done:;
     struct rusage ru;
