@@ -111,24 +111,54 @@ static inline float exp_approx(float x)
     return p * s.f;
 }
 
-/* Float partial sums over short runs, double across runs: vectorises and
- * keeps the accuracy of a double sum. */
+/* A group's mean and variance: float partial sums in GS_LANES lanes over
+ * runs of GS_RUN elements (lane j takes elements j, j + GS_LANES, ...; the
+ * lanes are independent chains, so the loop vectorises and keeps several
+ * additions in flight), each run's lanes added in a fixed tree, and the
+ * runs summed in double: the accuracy of a double sum, in an order that does
+ * not depend on the instruction set the clone was built for. */
+#define GS_LANES 64
+#define GS_RUN 1024
+
+static float lanes_sum(float *a)
+{
+    for (int w = GS_LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            a[j] += a[j + w];
+    return a[0];
+}
+
 VQ_HOT static void group_stats(const float *x, size_t n, double *mean, double *var)
 {
+    float a[GS_LANES];
     double sum = 0.0, sq = 0.0;
-    for (size_t i0 = 0; i0 < n; i0 += 1024) {
-        const size_t m = n - i0 < 1024 ? n - i0 : 1024;
-        float s1 = 0.0f;
-        for (size_t i = 0; i < m; i++) s1 += x[i0 + i];
-        sum += s1;
+    for (size_t i0 = 0; i0 < n; i0 += GS_RUN) {
+        const size_t m = n - i0 < GS_RUN ? n - i0 : GS_RUN;
+        const float *r = x + i0;
+        for (int j = 0; j < GS_LANES; j++) a[j] = 0.0f;
+        size_t i = 0;
+        for (; i + GS_LANES <= m; i += GS_LANES)
+            for (int j = 0; j < GS_LANES; j++) a[j] += r[i + j];
+        for (int j = 0; i + j < m; j++) a[j] += r[i + j];
+        sum += lanes_sum(a);
     }
     const double mu = sum / (double)n;
     const float muf = (float)mu;
-    for (size_t i0 = 0; i0 < n; i0 += 1024) {
-        const size_t m = n - i0 < 1024 ? n - i0 : 1024;
-        float s2 = 0.0f;
-        for (size_t i = 0; i < m; i++) { const float d = x[i0 + i] - muf; s2 += d * d; }
-        sq += s2;
+    for (size_t i0 = 0; i0 < n; i0 += GS_RUN) {
+        const size_t m = n - i0 < GS_RUN ? n - i0 : GS_RUN;
+        const float *r = x + i0;
+        for (int j = 0; j < GS_LANES; j++) a[j] = 0.0f;
+        size_t i = 0;
+        for (; i + GS_LANES <= m; i += GS_LANES)
+            for (int j = 0; j < GS_LANES; j++) {
+                const float d = r[i + j] - muf;
+                a[j] += d * d;
+            }
+        for (int j = 0; i + j < m; j++) {
+            const float d = r[i + j] - muf;
+            a[j] += d * d;
+        }
+        sq += lanes_sum(a);
     }
     *mean = mu;
     *var = sq / (double)n;

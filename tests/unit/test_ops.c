@@ -598,11 +598,14 @@ static void test_scratch(void)
     vq_scratch_free(NULL);
 }
 
-static void test_norms(void)
+/* group_norm against a double reference: groups of a few vector lanes
+ * (7x13), and groups over several of group_stats' runs with a partial last
+ * one (37x29: 2 x 1073 values), offset far from zero */
+static void group_norm_case(int C, int H, int W, float offset)
 {
-    int C = 64, H = 7, W = 13, HW = H * W;
+    const int HW = H * W;
     float *x = rnd((size_t)C * HW), *g = rnd(C), *b = rnd(C), *y = malloc(sizeof(float) * C * HW), *r = malloc(sizeof(float) * C * HW);
-    for (int i = 0; i < C * HW; i++) x[i] = x[i] * 3 + 1;
+    for (int i = 0; i < C * HW; i++) x[i] = x[i] * 3 + offset;
     vq_group_norm(NULL, x, C, HW, 32, 1e-6f, g, b, y);
     for (int grp = 0; grp < 32; grp++) {
         int cpg = C / 32;
@@ -616,7 +619,14 @@ static void test_norms(void)
                 r[c * HW + i] = (float)((x[c * HW + i] - m) / sqrt(v + 1e-6) * g[c] + b[c]);
     }
     double e = rel_err(y, r, (size_t)C * HW);
-    CHECK(e < 1e-5, "group_norm: 64 channels, 32 groups, 7x13, rel err %.2g < 1e-5", e);
+    CHECK(e < 1e-5, "group_norm: %d channels, 32 groups, %dx%d, offset %g, rel err %.2g < 1e-5", C, H, W, offset, e);
+    free(x); free(g); free(b); free(y); free(r);
+}
+
+static void test_norms(void)
+{
+    group_norm_case(64, 7, 13, 1);
+    group_norm_case(64, 37, 29, 100);
 
     int T = 5, D = 37;
     float *lx = rnd((size_t)T * D), *lg = rnd(D), *lb = rnd(D), *ly = malloc(sizeof(float) * T * D), *lr = malloc(sizeof(float) * T * D);
@@ -629,9 +639,9 @@ static void test_norms(void)
         v /= D;
         for (int i = 0; i < D; i++) lr[t * D + i] = (float)((lx[t * D + i] - m) / sqrt(v + 1e-5) * lg[i] + lb[i]);
     }
-    e = rel_err(ly, lr, (size_t)T * D);
+    double e = rel_err(ly, lr, (size_t)T * D);
     CHECK(e < 1e-5, "layer_norm: 5x37, rel err %.2g < 1e-5", e);
-    free(x); free(g); free(b); free(y); free(r); free(lx); free(lg); free(lb); free(ly); free(lr);
+    free(lx); free(lg); free(lb); free(ly); free(lr);
 
     /* widths of 16s take the AVX-512 row kernel where the CPU has it: the
      * scalar loop's float arithmetic, only the double sums in another order */
