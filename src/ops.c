@@ -120,8 +120,23 @@ static inline float exp_approx(float x)
 #define GS_LANES 64
 #define GS_RUN 1024
 
-static float lanes_sum(float *a)
+/* One run's sum in GS_LANES lanes added in a fixed tree: of the values
+ * (sq 0), or of their squared distances to mu (sq 1; a constant where it is
+ * inlined, so the loop has no branch). */
+static inline __attribute__((always_inline)) float run_sum(const float *r, size_t m, float mu, const int sq)
 {
+    float a[GS_LANES];
+    for (int j = 0; j < GS_LANES; j++) a[j] = 0.0f;
+    size_t i = 0;
+    for (; i + GS_LANES <= m; i += GS_LANES)
+        for (int j = 0; j < GS_LANES; j++) {
+            const float d = r[i + j] - mu;
+            a[j] += sq ? d * d : r[i + j];
+        }
+    for (int j = 0; i + j < m; j++) {
+        const float d = r[i + j] - mu;
+        a[j] += sq ? d * d : r[i + j];
+    }
     for (int w = GS_LANES / 2; w > 0; w /= 2)
         for (int j = 0; j < w; j++)
             a[j] += a[j + w];
@@ -130,36 +145,12 @@ static float lanes_sum(float *a)
 
 VQ_HOT static void group_stats(const float *x, size_t n, double *mean, double *var)
 {
-    float a[GS_LANES];
     double sum = 0.0, sq = 0.0;
-    for (size_t i0 = 0; i0 < n; i0 += GS_RUN) {
-        const size_t m = n - i0 < GS_RUN ? n - i0 : GS_RUN;
-        const float *r = x + i0;
-        for (int j = 0; j < GS_LANES; j++) a[j] = 0.0f;
-        size_t i = 0;
-        for (; i + GS_LANES <= m; i += GS_LANES)
-            for (int j = 0; j < GS_LANES; j++) a[j] += r[i + j];
-        for (int j = 0; i + j < m; j++) a[j] += r[i + j];
-        sum += lanes_sum(a);
-    }
+    for (size_t i0 = 0; i0 < n; i0 += GS_RUN)
+        sum += run_sum(x + i0, n - i0 < GS_RUN ? n - i0 : GS_RUN, 0.0f, 0);
     const double mu = sum / (double)n;
-    const float muf = (float)mu;
-    for (size_t i0 = 0; i0 < n; i0 += GS_RUN) {
-        const size_t m = n - i0 < GS_RUN ? n - i0 : GS_RUN;
-        const float *r = x + i0;
-        for (int j = 0; j < GS_LANES; j++) a[j] = 0.0f;
-        size_t i = 0;
-        for (; i + GS_LANES <= m; i += GS_LANES)
-            for (int j = 0; j < GS_LANES; j++) {
-                const float d = r[i + j] - muf;
-                a[j] += d * d;
-            }
-        for (int j = 0; i + j < m; j++) {
-            const float d = r[i + j] - muf;
-            a[j] += d * d;
-        }
-        sq += lanes_sum(a);
-    }
+    for (size_t i0 = 0; i0 < n; i0 += GS_RUN)
+        sq += run_sum(x + i0, n - i0 < GS_RUN ? n - i0 : GS_RUN, (float)mu, 1);
     *mean = mu;
     *var = sq / (double)n;
 }
