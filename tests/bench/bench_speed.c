@@ -17,10 +17,11 @@
  * adds the paper's 1024x672 frame against the paper's 379 s on a GPU: bf16,
  * int8, int8, bf16 in alternation (paper_frames; one fp32 frame where the CPU
  * lacks native bf16; the four took about 26 minutes on 2 cores of a Zen 5),
- * and --full-only runs those frames alone after the machine's peaks. A peak is the best of the run's
- * measurements of it: three at the start, and one more after each frame
- * whose products are set against it (a measurement taken while the shared
- * machine is slow reads low and would flatter the shares). */
+ * and --full-only runs those frames alone after the machine's peaks. A
+ * peak is the best of the run's measurements of it: three at the start, and
+ * one more after each frame whose products are set against it (a
+ * measurement taken while the shared machine is slow reads low and would
+ * flatter the shares). */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
