@@ -10,6 +10,7 @@
 
 #include "backend_dnnl.h"
 #include "largealloc.h"
+#include "linear_bf16.h"
 #include "linear_small.h"
 #include "scratch.h"
 
@@ -18,7 +19,7 @@
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t engine;
-static int bf16_native, int8_amx;
+static int bf16_native, amx;   /* amx: oneDNN runs bf16 and int8 on AMX tiles */
 
 static pthread_key_t prim_key;
 static void prim_cache_free(void *p);
@@ -31,7 +32,7 @@ static void init(void)
      * above AVX-512's), so each is tested as a subset */
     const unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
     bf16_native = (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
-    int8_amx = (isa & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
+    amx = (isa & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
     if (pthread_key_create(&prim_key, prim_cache_free))
         engine = NULL;
 }
@@ -446,7 +447,7 @@ static int linear_whole(int nt, const uint16_t *xb, int T, const struct vq_bf16_
 int vq_dnnl_int8_amx(void)
 {
     pthread_once(&once, init);
-    return engine && int8_amx;
+    return engine && amx;
 }
 
 /* oneDNN had no kernel for a shape, or failed to run one: the int8 backend
@@ -494,6 +495,15 @@ int vq_dnnl_small_ok(const struct vq_packed *p)
            vq_linear_small_ready(1);
 }
 
+/* More than the few-rows kernel's rows through our own kernel
+ * (linear_bf16.h), where the weights are its blocks and oneDNN does not run
+ * bf16 on AMX tiles (which that kernel cannot match). */
+static int own_rows(int nt, const struct vq_bf16_weight *W, const uint16_t *xb, int T, const float *b, int epi,
+                    void *y)
+{
+    return !W->kpairs || amx ? -1 : vq_linear_bf16_rows(nt, xb, T, W->K, W->mem, b, W->N, epi, y);
+}
+
 int vq_dnnl_linear_bf16_in(int n_threads, int small_rows, const struct vq_packed *p, const uint16_t *xb, int T,
                            const float *b, float *y)
 {
@@ -505,6 +515,8 @@ int vq_dnnl_linear_bf16_in(int n_threads, int small_rows, const struct vq_packed
     vq_flops_add(2ull * T * N * K);
     /* a few rows: streamed through the blocks directly (linear_small.c) */
     if (T <= small_rows && W->kpairs && !vq_linear_small_bf16(nt, xb, T, K, W->mem, b, N, y))
+        return 0;
+    if (!own_rows(nt, W, xb, T, b, 0, y))
         return 0;
     if (W->kpairs && W->n_panel > 1 && !__atomic_load_n(&whole_off, __ATOMIC_RELAXED) &&
         !linear_whole(nt, xb, T, W, b, 0, y))
@@ -519,9 +531,10 @@ int vq_dnnl_linear_bf16_epi(int n_threads, int small_rows, const struct vq_packe
                             const float *b, int epi, void *y)
 {
     const struct vq_bf16_weight *W = (const struct vq_bf16_weight *)p;
-    if (!W || W->hdr.precision != VQ_PREC_BF16 || T <= small_rows || !W->kpairs || W->n_panel < 2 ||
-        __atomic_load_n(&whole_off, __ATOMIC_RELAXED) ||
-        linear_whole(n_threads > 0 ? n_threads : 1, xb, T, W, b, epi, y))
+    const int nt = n_threads > 0 ? n_threads : 1;
+    if (!W || W->hdr.precision != VQ_PREC_BF16 || T <= small_rows || !W->kpairs ||
+        (own_rows(nt, W, xb, T, b, epi, y) &&
+         (W->n_panel < 2 || __atomic_load_n(&whole_off, __ATOMIC_RELAXED) || linear_whole(nt, xb, T, W, b, epi, y))))
         return -1;
     vq_flops_add(2ull * T * W->N * W->K);
     return 0;

@@ -5,7 +5,6 @@
  * each block of 64 columns is [K/4][64][4] bytes, so that one 64-byte load
  * holds 16 columns × 4 consecutive k, what vpdpbusd multiplies by 4 bytes of
  * a row broadcast to every lane. Padding weights are 0. */
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -372,25 +371,27 @@ const char *vq_int8_kernel_name(void)
     return use_vnni() ? name[dnnl_mode()] : "scalar";
 }
 
-/* Items it .. it + count of a product shared in n_rt tiles of ROWS rows
- * per column block: item i is block i / n_rt, its rows from tile i % n_rt;
- * a block's tiles in a row go in one call. */
-static void items(const struct vq_int8_weight *w, const uint8_t *xq, int ldx, int T, const float *sx,
-                  const int32_t *zx, int n_rt, int it, int count, const float *b, int epi, int vnni, float *y)
+/* One product's operands, for its tiles (vq_balance_tiles). */
+struct int8_call {
+    const struct vq_int8_weight *w;
+    const uint8_t *xq;
+    int ldx, epi, vnni;
+    const float *sx, *b;
+    const int32_t *zx;
+    float *y;
+};
+
+/* Rows i0 .. i0 + m of column block j. */
+static void tile_rows(void *ctx, int j, int i0, int m)
 {
-    for (const int end = it + count; it < end;) {
-        const int j = it / n_rt, r0 = it % n_rt, r1 = end - it < n_rt - r0 ? r0 + end - it : n_rt;
-        const int i0 = r0 * ROWS, m = (r1 * ROWS < T ? r1 * ROWS : T) - i0;
-        const uint8_t *xi = xq + (size_t)i0 * ldx;
-        float *yi = y + (size_t)i0 * w->hdr.N;
+    const struct int8_call *c = ctx;
+    const uint8_t *xi = c->xq + (size_t)i0 * c->ldx;
+    float *yi = c->y + (size_t)i0 * c->w->hdr.N;
 #ifdef VQ_INT8_X86
-        if (vnni) block_vnni(w, xi, ldx, m, sx + i0, zx + i0, j * BLK, b, epi, yi);
-        else
+    if (c->vnni) block_vnni(c->w, xi, c->ldx, m, c->sx + i0, c->zx + i0, j * BLK, c->b, c->epi, yi);
+    else
 #endif
-            block_scalar(w, xi, ldx, m, sx + i0, zx + i0, j * BLK, b, epi, yi);
-        it += r1 - r0;
-    }
-    (void)vnni;
+        block_scalar(c->w, xi, c->ldx, m, c->sx + i0, c->zx + i0, j * BLK, c->b, c->epi, yi);
 }
 
 int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, int epi,
@@ -433,39 +434,14 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
     }
 #endif
     /* the work shared by the threads' measured speeds and claimed as it is
-     * done (balance.h: each thread from the front of its own range, then
-     * from the backs of the others'), in items of one tile of ROWS rows of
-     * one column block, so that a thread's work may end inside a block: the
-     * S-FLCKR transformer's 1024-column products have only 16 blocks, 6 %
-     * each. A thread does the tiles of a block it owns in one call, as one
-     * thread alone does all of them. An element's bits depend neither on
-     * its thread nor on the rows computed with it. */
-    const int n_rt = (T + ROWS - 1) / ROWS, n_items = n_blk * n_rt;
-    const int par = n_items > 1 && (int64_t)T * N * K >= (1 << 18) && nt > 1, bal = par && nt <= VQ_BALANCE_MAX;
-    float share[VQ_BALANCE_MAX];
-    double sec[VQ_BALANCE_MAX];
-    int done[VQ_BALANCE_MAX], team = 1;
-    struct vq_claims claims;
-    if (bal) {
-        vq_balance_get(&blocks_balance, nt, share);
-        vq_claims_init(&claims, share, nt, n_items);
-    }
-#pragma omp parallel if (par) num_threads(nt)
-    {
-        const int nth = omp_get_num_threads(), id = omp_get_thread_num(), claim = bal && nth == nt;
-        const double t0 = claim ? vq_balance_clock() : 0;
-        int k = 0;
-        if (claim)
-            for (int it, count; (it = vq_claims_next(&claims, id, &count)) >= 0; k += count)
-                items(w, xq, ldx, T, sx, zx, n_rt, it, count, b, epi, vnni, y);
-        else {   /* one thread, or a smaller team than asked: even static ranges */
-            const int lo = (int)((int64_t)n_items * id / nth), hi = (int)((int64_t)n_items * (id + 1) / nth);
-            items(w, xq, ldx, T, sx, zx, n_rt, lo, hi - lo, b, epi, vnni, y);
-        }
-        if (claim) sec[id] = vq_balance_clock() - t0, done[id] = k;
-        if (id == 0) team = nth;
-    }
-    if (bal && team == nt) vq_balance_learn(&blocks_balance, share, nt, done, sec);
+     * done (balance.h), in items of one tile of ROWS rows of one column
+     * block, so that a thread's work may end inside a block: the S-FLCKR
+     * transformer's 1024-column products have only 16 blocks, 6 % each. A
+     * thread does the tiles of a block it owns in one call, as one thread
+     * alone does all of them. An element's bits depend neither on its
+     * thread nor on the rows computed with it. */
+    struct int8_call c = { w, xq, ldx, epi, vnni, sx, b, zx, y };
+    vq_balance_tiles(&blocks_balance, nt, (int64_t)T * N * K >= (1 << 18), n_blk, T, ROWS, tile_rows, &c);
     free(xq);
     return 0;
 }

@@ -1,5 +1,7 @@
 /* Sharing a parallel loop's items between threads by their measured speed
  * (balance.h). */
+#include <omp.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "balance.h"
@@ -139,4 +141,48 @@ double vq_balance_clock(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Items it .. it + count of the tiles' grid, a block's tiles in a row in
+ * one call. */
+static void tiles(int n_tiles, int T, int rows, int it, int count, vq_tiles_fn fn, void *ctx)
+{
+    for (const int end = it + count; it < end;) {
+        const int j = it / n_tiles, r0 = it % n_tiles, r1 = end - it < n_tiles - r0 ? r0 + end - it : n_tiles;
+        const int i0 = r0 * rows;
+        fn(ctx, j, i0, (r1 * rows < T ? r1 * rows : T) - i0);
+        it += r1 - r0;
+    }
+}
+
+void vq_balance_tiles(struct vq_balance *b, int n_threads, int par, int n_blk, int T, int rows, vq_tiles_fn fn,
+                      void *ctx)
+{
+    const int n_tiles = (T + rows - 1) / rows, n_items = n_blk * n_tiles, nt = n_threads > 0 ? n_threads : 1;
+    par = par && n_items > 1 && nt > 1;
+    const int bal = par && nt <= VQ_BALANCE_MAX;
+    float share[VQ_BALANCE_MAX];
+    double sec[VQ_BALANCE_MAX];
+    int done[VQ_BALANCE_MAX], team = 1;
+    struct vq_claims claims;
+    if (bal) {
+        vq_balance_get(b, nt, share);
+        vq_claims_init(&claims, share, nt, n_items);
+    }
+#pragma omp parallel if (par) num_threads(nt)
+    {
+        const int nth = omp_get_num_threads(), id = omp_get_thread_num(), claim = bal && nth == nt;
+        const double t0 = claim ? vq_balance_clock() : 0;
+        int k = 0;
+        if (claim)
+            for (int it, count; (it = vq_claims_next(&claims, id, &count)) >= 0; k += count)
+                tiles(n_tiles, T, rows, it, count, fn, ctx);
+        else {   /* one thread, or a smaller team than asked: even static ranges */
+            const int lo = (int)((int64_t)n_items * id / nth), hi = (int)((int64_t)n_items * (id + 1) / nth);
+            tiles(n_tiles, T, rows, lo, hi - lo, fn, ctx);
+        }
+        if (claim) sec[id] = vq_balance_clock() - t0, done[id] = k;
+        if (id == 0) team = nth;
+    }
+    if (bal && team == nt) vq_balance_learn(b, share, nt, done, sec);
 }

@@ -68,4 +68,16 @@ int vq_claims_next(struct vq_claims *c, int id, int *count);
 /* Seconds from a monotonic clock, for timing a thread's range. */
 double vq_balance_clock(void);
 
+/* A product's tiles shared this way: n_blk column blocks, each cut into
+ * tiles of `rows` of its T rows; item i is block i / n_tiles, tile
+ * i % n_tiles (a thread's range runs through whole blocks in order, so
+ * that it streams its own blocks' weights). On n_threads threads when par
+ * is nonzero, each thread claiming items by b's learnt speeds, which the
+ * loop's timings then update; else (or when the team is smaller than
+ * asked) even static ranges. fn(ctx, block, i0, m) computes rows
+ * i0 .. i0 + m of one block: a run of a block's tiles in one call. */
+typedef void (*vq_tiles_fn)(void *ctx, int block, int i0, int m);
+void vq_balance_tiles(struct vq_balance *b, int n_threads, int par, int n_blk, int T, int rows, vq_tiles_fn fn,
+                      void *ctx);
+
 #endif

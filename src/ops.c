@@ -355,7 +355,12 @@ static int linear_bf16_epi(const struct vq_exec *ex, const uint16_t *xb, int T, 
         return vq_error(VQGAN_ERR_NOMEM, "product of %d rows, %d -> %d: out of memory", T, pk->K, pk->N);
     }
     if (epi == VQ_EPI_GELU_BF16) {
-        vq_gelu(&e, t, n);
+        /* the GELU of the bf16 kernels' epilogue (linear_bf16.h), so that a
+         * row's bits do not depend on which path computed it */
+        const size_t block = 4096;
+#pragma omp parallel for schedule(static) if (n > block) num_threads(vq_nt(&e))
+        for (size_t i = 0; i < n; i += block)
+            vq_vgelu_poly(t + i, n - i < block ? n - i : block);
         vq_f32_to_bf16_par(vq_nt(&e), t, y, n);
     } else {
         vq_add(&e, y, t, n);

@@ -30,6 +30,7 @@
 #include "backend_int8.h"
 #include "bench_common.h"
 #include "gpt.h"
+#include "linear_bf16.h"
 #include "ops.h"
 #include "session.h"
 #include "vqgan.h"
@@ -352,9 +353,23 @@ enum { FP32 = 1, BF16 = 2, INT8 = 4 };
 /* The peak of precision p (0 fp32, 1 bf16) measured again: the machine is
  * shared and a measurement taken in a slow spell reads low, which would
  * flatter every share computed against it; the run keeps its highest. */
+/* bf16's peak: the better of our own kernel's products and oneDNN's
+ * (linear_bf16.h; where the kernel does not run, oneDNN's alone), each
+ * measured once; *own and *onednn, when not NULL, get each one's rate. */
+static double peak_bf16(double *own, double *onednn)
+{
+    const double o = vq_linear_bf16_ready() ? peak_packed(VQ_PREC_BF16) : 0;
+    vq_linear_bf16_force(0);
+    const double d = peak_packed(VQ_PREC_BF16);
+    vq_linear_bf16_force(-1);
+    if (own) *own = o;
+    if (onednn) *onednn = d;
+    return fmax(o, d);
+}
+
 static double peak_again(int p, double *peak)
 {
-    const double again = p == 0 ? bench_peak_gflops(0) : peak_packed(VQ_PREC_BF16);
+    const double again = p == 0 ? bench_peak_gflops(0) : peak_bf16(NULL, NULL);
     if (again > peak[p]) peak[p] = again;
     return again;
 }
@@ -530,15 +545,22 @@ int main(int argc, char **argv)
                                                                   : "libgomp's default (spin a while, then sleep)");
     /* each peak is the best of its measurements in this run (a shared machine's
      * slow spells read low, and would flatter the shares against them) */
-    double peak[3] = { bench_peak_gflops(0), peak_packed(VQ_PREC_BF16), peak_packed(VQ_PREC_INT8) };
+    double own_bf16 = 0, dnnl_bf16 = 0;
+    double peak[3] = { bench_peak_gflops(0), peak_bf16(&own_bf16, &dnnl_bf16), peak_packed(VQ_PREC_INT8) };
     for (int r = 0; r < 2; r++) {
+        double o, d;
         peak_again(0, peak);
-        peak_again(1, peak);
+        peak[1] = fmax(peak[1], peak_bf16(&o, &d));
+        own_bf16 = fmax(own_bf16, o);
+        dnnl_bf16 = fmax(dnnl_bf16, d);
     }
     double bw = memcpy_gbs(), rd = read_gbs();
     printf("machine peak: matmul fp32 %.0f GFLOPS, bf16 %.0f GFLOPS, int8 %.0f GOPS (the int8 backend's "
            "products: %s, activations quantized per call included); memcpy %.1f GB/s (read + write, all "
            "threads); read alone %.1f GB/s\n", peak[0], peak[1], peak[2], vq_int8_kernel_name(), bw, rd);
+    if (peak[1] > 0)
+        printf("bf16 products: our kernel (AVX512_BF16) %.0f GFLOPS%s; oneDNN's %.0f GFLOPS; the peak is the better "
+               "of the two\n", own_bf16, vq_linear_bf16_ready() ? "" : " (not on this CPU)", dnnl_bf16);
     if (peak[2] > 0) {
         /* the same run, interleaved: oneDNN's raw int8 product against the
          * int8 backend's kernel (quantization and epilogue included) */

@@ -1,6 +1,6 @@
 /* Sharing a loop's items between threads by their measured speed
- * (balance.h): the ranges, the learning, and the int8 products' bits under
- * any shares. */
+ * (balance.h): the ranges, the learning, and the int8 and bf16 products'
+ * bits under any shares. */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -9,6 +9,9 @@
 #include "backend.h"
 #include "backend_int8.h"
 #include "balance.h"
+#include "bf16.h"
+#include "gemm.h"
+#include "linear_bf16.h"
 #include "test_common.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
@@ -203,11 +206,51 @@ static void int8_bits(void)
     }
 }
 
+/* our bf16 kernel gives the same bits under any shares and thread count,
+ * every epilogue (blocks of [K/2][64][2] built here: the layout's values
+ * need not be a real matrix's) */
+static void bf16_bits(void)
+{
+    if (!vq_linear_bf16_ready()) {
+        printf("ok - balance: bf16 products: no AVX512_BF16 on this CPU (skipped)\n");
+        return;
+    }
+    const int N = 1024, K = 192, T = 100;
+    uint16_t *blocks = aligned_alloc(64, sizeof(uint16_t) * N * K), *xb = malloc(sizeof(uint16_t) * T * K);
+    float *bias = malloc(sizeof(float) * N), *y0 = malloc(sizeof(float) * T * N), *y1 = malloc(sizeof(float) * T * N);
+    for (int i = 0; i < N * K; i++) blocks[i] = vq_bf16_round((float)(urand() - 0.5));
+    for (int i = 0; i < T * K; i++) xb[i] = vq_bf16_round((float)(urand() * 4 - 2));
+    for (int i = 0; i < N; i++) bias[i] = (float)(urand() - 0.5);
+    struct vq_balance *b = vq_linear_bf16_balance(), saved = *b;
+    int ok = 1, runs = 0;
+    for (int epi = 0; epi < 3; epi++) {
+        const int e = epi == 0 ? 0 : epi == 1 ? VQ_EPI_ADD : VQ_EPI_GELU_BF16;
+        memset(b, 0, sizeof *b);
+        for (int i = 0; i < T * N; i++) y0[i] = 0.25f;
+        ok &= !vq_linear_bf16_rows(1, xb, T, K, blocks, bias, N, e, y0);
+        static const float skew[][3] = { { 1, 1, 1 }, { 0.05f, 1.95f, 1 }, { 1.95f, 0.05f, 1 }, { 3, 1, 0.2f } };
+        for (int s = 0; s < 4; s++)
+            for (int nt = 2; nt <= 3; nt++) {
+                for (int i = 0; i < VQ_BALANCE_MAX; i++)
+                    b->share[i] = i < 3 ? (unsigned int)(skew[s][i] * 65536.0f) : 0;
+                for (int i = 0; i < T * N; i++) y1[i] = 0.25f;
+                ok &= !vq_linear_bf16_rows(nt, xb, T, K, blocks, bias, N, e, y1) &&
+                      !memcmp(y0, y1, sizeof(float) * T * N);
+                runs++;
+            }
+    }
+    *b = saved;
+    CHECK(ok, "balance: bf16 products (our kernel) give one thread's bits under skewed shares, 2 and 3 threads, "
+          "every epilogue (%d products of %d x %d x %d: items of row tiles)", runs, T, K, N);
+    free(blocks); free(xb); free(bias); free(y0); free(y1);
+}
+
 static const struct test_case cases[] = {
     { "ranges", ranges, 0 },
     { "learning", learning, 0 },
     { "claims", claims, 0 },
     { "int8_bits", int8_bits, 0 },
+    { "bf16_bits", bf16_bits, 0 },
 };
 
 int main(int argc, char **argv)

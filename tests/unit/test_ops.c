@@ -9,6 +9,7 @@
 #include "backend_dnnl.h"
 #include "backend_int8.h"
 #include "bf16.h"
+#include "linear_bf16.h"
 #include "linear_small.h"
 #include "model.h"
 #include "ops.h"
@@ -229,6 +230,7 @@ static void test_linear_bf16_whole(void)
     static const int shapes[][2] = { { 256, 1024 }, { 128, 320 }, { 512, 256 }, { 1024, 576 } };   /* K, N */
     static const int Ts[] = { VQ_SMALL_ROWS + 1, 40, 64, 100, 136, 256, 392 };
     int ok = 1, ok_thr = 1, n = 0;
+    vq_linear_bf16_force(0);   /* oneDNN's products, not our own kernel's */
     for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
         const int K = shapes[sh][0], N = shapes[sh][1];
         float *w = rnd((size_t)N * K), *b = rnd(N);
@@ -251,19 +253,82 @@ static void test_linear_bf16_whole(void)
         vq_backend_pack_free(bf16, pk);
         free(w); free(b);
     }
+    vq_linear_bf16_force(-1);
     CHECK(ok, "linear bf16, whole products: one call writing y gives the panels' bits (%d products, K 128..1024, "
           "N 256..1024, %d..392 rows, with and without bias)", n, VQ_SMALL_ROWS + 1);
     CHECK(ok_thr, "linear bf16, whole products: bit-identical with 1 and 2 threads");
 }
 
+/* bf16 products of many rows by our own kernel (linear_bf16.h): each
+ * element's sum has the few-rows kernel's bits (the same vdpbf16ps sums in
+ * the order of k), so a row's product does not depend on the row count,
+ * the kernel or the threads; within 1e-5 of oneDNN's (another order), and
+ * within bf16 rounding of fp32. Where the weights are not whole blocks of 64
+ * columns, oneDNN computes them. */
+static void test_linear_bf16_rows(void)
+{
+    const struct vq_backend *bf16 = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
+    if (!bf16 || !vq_linear_bf16_ready()) {
+        printf("ok - linear bf16, own kernel: no AVX512_BF16 on this CPU (skipped)\n");
+        return;
+    }
+    static const int shapes[][2] = { { 256, 1024 }, { 1024, 256 }, { 64, 128 }, { 96, 64 }, { 160, 1000 } };   /* K, N */
+    static const int Ts[] = { VQ_SMALL_ROWS + 1, 37, 64, 137, 392 };
+    int ok_small = 1, ok_thr = 1, ok_own = 1, ok_fp32 = 1, n = 0;
+    double worst = 0;
+    for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
+        const int K = shapes[sh][0], N = shapes[sh][1];
+        float *w = rnd((size_t)N * K), *b = rnd(N);
+        struct vq_packed *pk = vq_backend_pack(bf16, w, N, K, NULL);
+        for (size_t k = 0; k < sizeof(Ts) / sizeof(Ts[0]) && pk; k++) {
+            const int T = Ts[k];
+            const size_t nx = (size_t)T * K, ny = (size_t)T * N;
+            float *x = rnd(nx), *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
+            float *y2 = malloc(sizeof(float) * ny), *yd = malloc(sizeof(float) * ny), *yf = malloc(sizeof(float) * ny);
+            uint16_t *xb = malloc(2 * nx);
+            vq_f32_to_bf16(x, xb, nx);
+            const float *bias = k & 1 ? NULL : b;
+            /* the few-rows kernel over all T rows, our kernel on 2 and 1 threads */
+            ok_own &= !vq_dnnl_linear_bf16_in(2, T, pk, xb, T, bias, y0);
+            ok_own &= !vq_dnnl_linear_bf16_in(2, VQ_SMALL_ROWS, pk, xb, T, bias, y1);
+            ok_own &= !vq_dnnl_linear_bf16_in(1, VQ_SMALL_ROWS, pk, xb, T, bias, y2);
+            vq_linear_bf16_force(0);
+            ok_own &= !vq_dnnl_linear_bf16_in(2, VQ_SMALL_ROWS, pk, xb, T, bias, yd);
+            vq_linear_bf16_force(-1);
+            ok_small &= N % 64 || !memcmp(y0, y1, sizeof(float) * ny);
+            ok_thr &= !memcmp(y1, y2, sizeof(float) * ny);
+            vq_linear(NULL, x, T, K, w, NULL, bias, N, yf);
+            double e = 0, s = 0;
+            for (size_t i = 0; i < ny; i++) {
+                const double t = fabs((double)y1[i] - yd[i]) / (1.0 + fabs((double)yd[i]));
+                if (!(t <= worst)) worst = t;
+                e += fabs((double)y1[i] - yf[i]);
+                s += fabs((double)yf[i]);
+            }
+            ok_fp32 &= e / s < 1e-2 && e > 0;
+            n++;
+            free(x); free(y0); free(y1); free(y2); free(yd); free(yf); free(xb);
+        }
+        ok_own &= pk != NULL;
+        vq_backend_pack_free(bf16, pk);
+        free(w); free(b);
+    }
+    CHECK(ok_own, "linear bf16, own kernel: every product ran (%d products, K 64..1024, N 64..1024, %d..392 rows)", n,
+          VQ_SMALL_ROWS + 1);
+    CHECK(ok_small, "linear bf16, own kernel: the few-rows kernel's bits at every row count, with and without bias");
+    CHECK(ok_thr, "linear bf16, own kernel: bit-identical with 1 and 2 threads");
+    CHECK(worst < 1e-5, "linear bf16, own kernel: within %.2g of oneDNN's sums (< 1e-5, relative to 1 + |y|)", worst);
+    CHECK(ok_fp32, "linear bf16, own kernel: mean relative error < 1e-2 against fp32");
+}
+
 /* bf16 products with their epilogue (ops.h vq_linear_bf16_add and
  * vq_linear_bf16_gelu): the add gives the bits of the product followed by
- * vq_add at every row count (fused by oneDNN past the few-rows kernels);
- * GELU into bf16 gives the bits of vq_gelu and the rounding where the
- * few-rows kernels run, and oneDNN's gelu_erf past them: within one bf16
- * rounding step of that, on a small share of the elements; both give a row
- * the same bits whatever else its call holds, and the same with 1 and 2
- * threads. */
+ * vq_add at every row count; GELU into bf16 the bits of vq_vgelu_poly and
+ * the rounding, from the few-rows kernel (the epilogue after it) and our
+ * own kernel (on its registers) alike; oneDNN's fused gelu_erf (our kernel
+ * off, or on AMX) within one bf16 rounding step of that, on a small share
+ * of the elements. Each gives a row the same bits whatever else its call
+ * holds, and the same with 1 and 2 threads. */
 static void test_linear_bf16_epilogue(void)
 {
     const struct vq_backend *bf16 = vq_backend_get(VQ_BACKEND_DNNL, VQ_PREC_BF16);
@@ -273,9 +338,11 @@ static void test_linear_bf16_epilogue(void)
     }
     static const int shapes[][2] = { { 256, 1024 }, { 1024, 256 }, { 512, 576 } };   /* K, N */
     static const int Ts[] = { 1, 7, VQ_SMALL_ROWS, VQ_SMALL_ROWS + 1, 64, 136, 392 };
-    int ok_add = 1, ok_small = 1, ok_rows = 1, ok_thr = 1, n = 0;
+    int ok_add = 1, ok_gelu = 1, ok_rows = 1, ok_thr = 1, n = 0;
     size_t diff = 0, total = 0;
     double worst = 0;
+    for (int own = 1; own >= 0; own--) {
+    vq_linear_bf16_force(own ? -1 : 0);
     for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
         const int K = shapes[sh][0], N = shapes[sh][1];
         float *w = rnd((size_t)N * K), *b = rnd(N);
@@ -297,13 +364,13 @@ static void test_linear_bf16_epilogue(void)
             ok_add &= !vq_linear_bf16_add(&two, xb, T, pk, b, ya) && !memcmp(ya, y0, sizeof(float) * ny);
             memcpy(ya, acc, sizeof(float) * ny);
             ok_thr &= !vq_linear_bf16_add(&one, xb, T, pk, b, ya) && !memcmp(ya, y0, sizeof(float) * ny);
-            /* GELU: against vq_gelu and the rounding */
-            vq_gelu(&two, yt, ny);
+            /* GELU: against vq_vgelu_poly and the rounding */
+            vq_vgelu_poly(yt, ny);
             vq_f32_to_bf16(yt, g0, ny);
-            ok_small &= !vq_linear_bf16_gelu(&two, xb, T, pk, b, g1);
+            ok_gelu &= !vq_linear_bf16_gelu(&two, xb, T, pk, b, g1);
             ok_thr &= !vq_linear_bf16_gelu(&one, xb, T, pk, b, g2) && !memcmp(g1, g2, 2 * ny);
-            if (T <= VQ_SMALL_ROWS) {
-                ok_small &= !memcmp(g0, g1, 2 * ny);
+            if (T <= VQ_SMALL_ROWS || (own && vq_linear_bf16_ready() && !vq_dnnl_int8_amx())) {
+                ok_gelu &= !memcmp(g0, g1, 2 * ny);
             } else {
                 for (size_t i = 0; i < ny; i++) {
                     if (g0[i] == g1[i]) continue;
@@ -313,18 +380,17 @@ static void test_linear_bf16_epilogue(void)
                     memcpy(&f1, &u1, 4);
                     /* relative to one bf16 step of the value, or absolute
                      * near zero (the tail of large negative inputs, where
-                     * erf's approximations differ by ~1e-7 absolute) */
+                     * the approximations differ by ~1e-7 absolute) */
                     const double d = fabs((double)f0 - f1) / (fabs((double)f0) + 1e-4);
                     if (!(d <= worst)) worst = d;
                     diff++;
                 }
                 total += ny;
-                /* a row's bits without the rows after it */
-                const int half = T / 2 > VQ_SMALL_ROWS ? T / 2 : VQ_SMALL_ROWS + 1;
-                if (half < T) {
-                    ok_rows &= !vq_linear_bf16_gelu(&two, xb, half, pk, b, g2) && !memcmp(g1, g2, 2 * (size_t)half * N);
-                }
             }
+            /* a row's bits without the rows after it */
+            const int half = T / 2 > VQ_SMALL_ROWS ? T / 2 : VQ_SMALL_ROWS + 1;
+            if (T > VQ_SMALL_ROWS && half < T)
+                ok_rows &= !vq_linear_bf16_gelu(&two, xb, half, pk, b, g2) && !memcmp(g1, g2, 2 * (size_t)half * N);
             n++;
             free(x); free(acc); free(y0); free(ya); free(yt); free(xb); free(g0); free(g1); free(g2);
         }
@@ -332,11 +398,15 @@ static void test_linear_bf16_epilogue(void)
         vq_backend_pack_free(bf16, pk);
         free(w); free(b);
     }
-    CHECK(ok_add, "linear bf16 + add: the bits of the product and vq_add (%d products, 1..392 rows)", n);
-    CHECK(ok_small, "linear bf16 + GELU to bf16, up to %d rows: the bits of vq_gelu and the rounding", VQ_SMALL_ROWS);
-    CHECK(diff * 100 <= total && worst <= 1.0 / 64,
-          "linear bf16 + GELU to bf16, fused by oneDNN: %zu of %zu differ from vq_gelu's (at most 1 %%), by at most "
-          "%.2g of |value| + 1e-4 (one bf16 step: <= 1/128; 1/64 allowed)", diff, total, worst);
+    }
+    vq_linear_bf16_force(-1);
+    CHECK(ok_add, "linear bf16 + add: the bits of the product and vq_add (%d products, 1..392 rows, our kernel and "
+          "oneDNN's)", n);
+    CHECK(ok_gelu, "linear bf16 + GELU to bf16: the bits of vq_vgelu_poly and the rounding (up to %d rows, and past "
+          "them in our kernel%s)", VQ_SMALL_ROWS, vq_linear_bf16_ready() ? "" : ": not on this CPU");
+    CHECK(total > 0 && diff * 100 <= total && worst <= 1.0 / 64,
+          "linear bf16 + GELU to bf16, fused by oneDNN: %zu of %zu differ from vq_vgelu_poly's (at most 1 %%), by at "
+          "most %.2g of |value| + 1e-4 (one bf16 step: <= 1/128; 1/64 allowed)", diff, total, worst);
     CHECK(ok_rows, "linear bf16 + GELU to bf16: a row's bits do not depend on the rows after it");
     CHECK(ok_thr, "linear bf16 epilogues: bit-identical with 1 and 2 threads");
 }
@@ -1219,6 +1289,7 @@ static const struct test_case cases[] = {
     { "conv_threads_bf16", test_conv_threads_bf16, 0 },
     { "linear_bf16", test_linear_bf16, 0 },
     { "linear_bf16_whole", test_linear_bf16_whole, 0 },
+    { "linear_bf16_rows", test_linear_bf16_rows, 0 },
     { "linear_bf16_epilogue", test_linear_bf16_epilogue, 0 },
     { "linear_int8", test_linear_int8, 0 },
     { "linear_small", test_linear_small, 0 },
