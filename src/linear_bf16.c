@@ -48,27 +48,36 @@ int vq_linear_bf16_ready(void)
  * block: the sums, the bias, then the epilogue (enum vq_epilogue, 0: the
  * fp32 result) on the registers. */
 BF16 __attribute__((always_inline)) static inline void tile(const uint16_t *xb, int K, const int M,
-                                                            const uint16_t *blk, const float *b, int epi, void *y,
-                                                            int ldy)
+                                                            const uint16_t *blk, const uint16_t *pf, int n_pf,
+                                                            const float *b, int epi, void *y, int ldy)
 {
     __m512 acc[ROWS][4];
 #pragma GCC unroll 6
     for (int i = 0; i < M; i++)
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) acc[i][q] = _mm512_setzero_ps();
-    for (int p = 0; p < K / 2; p++) {
-        const uint16_t *w = blk + (size_t)p * 128;
-        const __m512bh w0 = (__m512bh)_mm512_load_si512(w), w1 = (__m512bh)_mm512_load_si512(w + 32);
-        const __m512bh w2 = (__m512bh)_mm512_load_si512(w + 64), w3 = (__m512bh)_mm512_load_si512(w + 96);
+    /* n_pf cache lines from pf, one every `gap` pairs */
+    const int P = K / 2, gap = n_pf > 0 ? (P + n_pf - 1) / n_pf : P;
+    for (int g0 = 0; g0 < P; g0 += gap) {
+        if (n_pf-- > 0) {
+            _mm_prefetch((const char *)pf, _MM_HINT_T1);
+            pf += 32;
+        }
+        const int g1 = g0 + gap < P ? g0 + gap : P;
+        for (int p = g0; p < g1; p++) {
+            const uint16_t *w = blk + (size_t)p * 128;
+            const __m512bh w0 = (__m512bh)_mm512_load_si512(w), w1 = (__m512bh)_mm512_load_si512(w + 32);
+            const __m512bh w2 = (__m512bh)_mm512_load_si512(w + 64), w3 = (__m512bh)_mm512_load_si512(w + 96);
 #pragma GCC unroll 6
-        for (int i = 0; i < M; i++) {
-            uint32_t pair;
-            memcpy(&pair, xb + (size_t)i * K + 2 * p, sizeof(pair));
-            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)pair);
-            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, w0);
-            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, w1);
-            acc[i][2] = _mm512_dpbf16_ps(acc[i][2], a, w2);
-            acc[i][3] = _mm512_dpbf16_ps(acc[i][3], a, w3);
+            for (int i = 0; i < M; i++) {
+                uint32_t pair;
+                memcpy(&pair, xb + (size_t)i * K + 2 * p, sizeof(pair));
+                const __m512bh a = (__m512bh)_mm512_set1_epi32((int)pair);
+                acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, w0);
+                acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, w1);
+                acc[i][2] = _mm512_dpbf16_ps(acc[i][2], a, w2);
+                acc[i][3] = _mm512_dpbf16_ps(acc[i][3], a, w3);
+            }
         }
     }
 #pragma GCC unroll 4
@@ -89,29 +98,38 @@ BF16 __attribute__((always_inline)) static inline void tile(const uint16_t *xb, 
     }
 }
 
-BF16 static void rows_of_block(const uint16_t *xb, int K, int m, const uint16_t *blk, const float *b, int epi,
-                               void *y, int ldy)
+/* Rows i0 .. i0 + m of T of one block; next, when not NULL, is the block
+ * the thread goes on to (the next in its range), whose weights the tiles
+ * prefetch meanwhile, each tile its rows' share of them (lines
+ * i·L/T .. (i + 6)·L/T of the L for tile rows i .. i + 6): spread over the
+ * whole block's tiles, whichever thread runs them, so that no tile waits
+ * for memory at the start of a block. */
+BF16 static void rows_of_block(const uint16_t *xb, int K, int T, int i0, int m, const uint16_t *blk,
+                               const uint16_t *next, const float *b, int epi, void *y, int ldy)
 {
     const size_t out = epi == VQ_EPI_GELU_BF16 ? sizeof(uint16_t) : sizeof(float);
-    int i = 0;
-    for (; i + ROWS <= m; i += ROWS)
-        tile(xb + (size_t)i * K, K, ROWS, blk, b, epi, (char *)y + out * i * ldy, ldy);
-    const uint16_t *xi = xb + (size_t)i * K;
-    void *yi = (char *)y + out * i * ldy;
-    switch (m - i) {
-    case 5: tile(xi, K, 5, blk, b, epi, yi, ldy); break;
-    case 4: tile(xi, K, 4, blk, b, epi, yi, ldy); break;
-    case 3: tile(xi, K, 3, blk, b, epi, yi, ldy); break;
-    case 2: tile(xi, K, 2, blk, b, epi, yi, ldy); break;
-    case 1: tile(xi, K, 1, blk, b, epi, yi, ldy); break;
-    default: break;
+    const long L = (long)K * BLK * 2 / 64;   /* the block's cache lines */
+    for (int i = i0; i < i0 + m; i += ROWS) {
+        const int r = i0 + m - i < ROWS ? i0 + m - i : ROWS;
+        const long l0 = next ? L * i / T : 0, l1 = next ? L * (i + r) / T : 0;
+        const uint16_t *xi = xb + (size_t)i * K, *pf = next ? next + l0 * 32 : blk;
+        void *yi = (char *)y + out * (size_t)(i - i0) * ldy;
+        const int n = (int)(l1 - l0);
+        switch (r) {
+        case 6: tile(xi, K, 6, blk, pf, n, b, epi, yi, ldy); break;
+        case 5: tile(xi, K, 5, blk, pf, n, b, epi, yi, ldy); break;
+        case 4: tile(xi, K, 4, blk, pf, n, b, epi, yi, ldy); break;
+        case 3: tile(xi, K, 3, blk, pf, n, b, epi, yi, ldy); break;
+        case 2: tile(xi, K, 2, blk, pf, n, b, epi, yi, ldy); break;
+        default: tile(xi, K, 1, blk, pf, n, b, epi, yi, ldy); break;
+        }
     }
 }
 
 /* One product's operands, for its tiles (vq_balance_tiles). */
 struct bf16_call {
     const uint16_t *xb, *blocks;
-    int K, N, epi;
+    int T, K, N, epi;
     const float *b;
     void *y;
 };
@@ -120,9 +138,9 @@ struct bf16_call {
 static void tile_rows(void *ctx, int j, int i0, int m)
 {
     const struct bf16_call *c = ctx;
-    const size_t out = c->epi == VQ_EPI_GELU_BF16 ? sizeof(uint16_t) : sizeof(float);
-    rows_of_block(c->xb + (size_t)i0 * c->K, c->K, m, c->blocks + (size_t)j * BLK * c->K, c->b ? c->b + BLK * j : NULL,
-                  c->epi, (char *)c->y + out * ((size_t)i0 * c->N + (size_t)BLK * j), c->N);
+    const size_t out = c->epi == VQ_EPI_GELU_BF16 ? sizeof(uint16_t) : sizeof(float), blk = (size_t)BLK * c->K;
+    rows_of_block(c->xb, c->K, c->T, i0, m, c->blocks + j * blk, (j + 1) * BLK < c->N ? c->blocks + (j + 1) * blk : NULL,
+                  c->b ? c->b + BLK * j : NULL, c->epi, (char *)c->y + out * ((size_t)i0 * c->N + (size_t)BLK * j), c->N);
 }
 #endif
 
@@ -133,7 +151,7 @@ int vq_linear_bf16_rows(int n_threads, const uint16_t *xb, int T, int K, const u
     if (!vq_linear_bf16_ready() || T < 1 || K < 2 || K % 2 || N < BLK || N % BLK ||
         (epi && epi != VQ_EPI_GELU_BF16 && epi != VQ_EPI_ADD) || ((uintptr_t)blocks & 63))
         return -1;
-    struct bf16_call c = { xb, blocks, K, N, epi, b, y };
+    struct bf16_call c = { xb, blocks, T, K, N, epi, b, y };
     vq_balance_tiles(&tiles_balance, n_threads, (int64_t)T * N * K >= (1 << 18), N / BLK, T, ROWS, tile_rows, &c);
     return 0;
 #else
