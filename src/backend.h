@@ -17,7 +17,9 @@
  *   backend_dnnl.h  oneDNN's convolution and its bf16 packed products;
  *   backend_int8.h  int8 packed products (per-channel weight scales, rows of
  *                   activations quantized at run time);
- *   linear_small.h  products of a few rows that stream the weights once. */
+ *   linear_small.h  products of a few rows that stream the weights once;
+ *   linear_bf16.h   bf16 products of more rows by our own kernel, its tiles
+ *                   claimed by the threads at their measured speeds. */
 #ifndef VQ_BACKEND_H
 #define VQ_BACKEND_H
 
