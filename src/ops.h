@@ -66,10 +66,12 @@ int vq_linear_bf16(const struct vq_exec *ex, const uint16_t *xb, int T, const st
  * must hold for pk), with what follows them fused where the backend can
  * (enum vq_epilogue; backend.h):
  *  - vq_linear_bf16_gelu: yb[T×N] = bf16(gelu(xb · Wᵀ + b)), the next
- *    product's input. Where the backend fuses it (oneDNN, more rows than
- *    the few-rows kernels take) GELU is the backend's own erf approximation,
- *    else vq_gelu's: a row's bits depend on which kernel its call takes,
- *    like its product's (vq_linear_rows_independent).
+ *    product's input. GELU is vq_vgelu_poly's, here after the few-rows
+ *    kernels and on the registers of the bf16 backend's own kernel past
+ *    them (linear_bf16.h), whose sums are the same: a row's bits do not
+ *    depend on its call; where oneDNN fuses it instead (on AMX), its own
+ *    erf approximation, and a row's bits depend on which kernel its call
+ *    takes, like its product's (vq_linear_rows_independent).
  *  - vq_linear_bf16_add: y[T×N] += xb · Wᵀ + b, the bits of vq_linear_bf16
  *    into a buffer followed by vq_add.
  * Nonzero (VQGAN_ERR_NOMEM, y untouched) when out of memory. */
