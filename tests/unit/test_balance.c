@@ -169,41 +169,73 @@ static void claims(void)
           "a thread takes its own range first, in order (%d cases: 1..9 threads, 0..300 items)", cases);
 }
 
+/* A product run on n_threads threads with epilogue number epi (0..2) into y. */
+typedef int (*product_fn)(void *ctx, int n_threads, int epi, float *y);
+
+/* Runs a product on one thread under even shares of b, then on 2 and 3
+ * threads under skewed shares, every epilogue, y filled with 0.25 before
+ * each run (the epilogues that add to it): 1 when every run gives the
+ * first's bits. b's shares are restored after. */
+static int same_bits_skewed(struct vq_balance *b, product_fn run, void *ctx, size_t ny, int *runs)
+{
+    static const float skew[][3] = { { 1, 1, 1 }, { 0.05f, 1.95f, 1 }, { 1.95f, 0.05f, 1 }, { 3, 1, 0.2f } };
+    float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
+    struct vq_balance saved = *b;
+    int ok = 1;
+    for (int epi = 0; epi < 3; epi++) {
+        memset(b, 0, sizeof *b);
+        for (size_t i = 0; i < ny; i++) y0[i] = 0.25f;
+        ok &= !run(ctx, 1, epi, y0);
+        for (int s = 0; s < 4; s++)
+            for (int nt = 2; nt <= 3; nt++) {
+                for (int i = 0; i < VQ_BALANCE_MAX; i++)
+                    b->share[i] = i < 3 ? (unsigned int)(skew[s][i] * 65536.0f) : 0;
+                for (size_t i = 0; i < ny; i++) y1[i] = 0.25f;
+                ok &= !run(ctx, nt, epi, y1) && !memcmp(y0, y1, sizeof(float) * ny);
+                ++*runs;
+            }
+    }
+    *b = saved;
+    free(y0); free(y1);
+    return ok;
+}
+
+struct int8_case { const struct vq_packed *p; const float *x, *bias; int T; };
+
+static int int8_run(void *ctx, int nt, int epi, float *y)
+{
+    const struct int8_case *c = ctx;
+    return vq_int8_linear(nt, c->p, c->x, c->T, c->bias, epi == 0 ? 0 : epi == 1 ? VQ_EPI_ADD : VQ_EPI_GELU, y);
+}
+
 /* the int8 products give the same bits under any shares and thread count */
 static void int8_bits(void)
 {
     const int N = 1000, K = 200;
     for (int T = 37; T <= 100; T += 63) {   /* items of whole blocks, of row tiles */
     float *W = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * T * K), *bias = malloc(sizeof(float) * N);
-    float *y0 = malloc(sizeof(float) * T * N), *y1 = malloc(sizeof(float) * T * N);
     for (int i = 0; i < N * K; i++) W[i] = (float)(urand() - 0.5);
     for (int i = 0; i < T * K; i++) x[i] = (float)(urand() * 4 - 2);
     for (int i = 0; i < N; i++) bias[i] = (float)(urand() - 0.5);
     struct vq_packed *p = vq_int8_pack(W, N, K);
-    struct vq_balance *b = vq_int8_blocks_balance(), saved = *b;
-    int ok = p != NULL, runs = 0;
-    for (int epi = 0; p && epi < 3; epi++) {
-        const int e = epi == 0 ? 0 : epi == 1 ? VQ_EPI_ADD : VQ_EPI_GELU;
-        memset(b, 0, sizeof *b);
-        for (int i = 0; i < T * N; i++) y0[i] = 0.25f;
-        ok &= !vq_int8_linear(1, p, x, T, bias, e, y0);
-        static const float skew[][3] = { { 1, 1, 1 }, { 0.05f, 1.95f, 1 }, { 1.95f, 0.05f, 1 }, { 3, 1, 0.2f } };
-        for (int s = 0; s < 4; s++)
-            for (int nt = 2; nt <= 3; nt++) {
-                for (int i = 0; i < VQ_BALANCE_MAX; i++)
-                    b->share[i] = i < 3 ? (unsigned int)(skew[s][i] * 65536.0f) : 0;
-                for (int i = 0; i < T * N; i++) y1[i] = 0.25f;
-                ok &= !vq_int8_linear(nt, p, x, T, bias, e, y1) && !memcmp(y0, y1, sizeof(float) * T * N);
-                runs++;
-            }
-    }
-    *b = saved;
+    struct int8_case c = { p, x, bias, T };
+    int runs = 0;
+    const int ok = p && same_bits_skewed(vq_int8_blocks_balance(), int8_run, &c, (size_t)T * N, &runs);
     CHECK(ok, "balance: int8 products (%s) give one thread's bits under skewed shares, 2 and 3 threads, every "
           "epilogue (%d products of %d x 200 x 1000: items of %s)", vq_int8_kernel_name(), runs, T,
           T < 64 ? "whole column blocks" : "row tiles");
     vq_int8_pack_free(p);
-    free(W); free(x); free(bias); free(y0); free(y1);
+    free(W); free(x); free(bias);
     }
+}
+
+struct bf16_case { const uint16_t *blocks, *xb; const float *bias; int T, K, N; };
+
+static int bf16_run(void *ctx, int nt, int epi, float *y)
+{
+    const struct bf16_case *c = ctx;
+    return vq_linear_bf16_rows(nt, c->xb, c->T, c->K, c->blocks, c->bias, c->N,
+                               epi == 0 ? 0 : epi == 1 ? VQ_EPI_ADD : VQ_EPI_GELU_BF16, y);
 }
 
 /* our bf16 kernel gives the same bits under any shares and thread count,
@@ -217,32 +249,16 @@ static void bf16_bits(void)
     }
     const int N = 1024, K = 192, T = 100;
     uint16_t *blocks = aligned_alloc(64, sizeof(uint16_t) * N * K), *xb = malloc(sizeof(uint16_t) * T * K);
-    float *bias = malloc(sizeof(float) * N), *y0 = malloc(sizeof(float) * T * N), *y1 = malloc(sizeof(float) * T * N);
+    float *bias = malloc(sizeof(float) * N);
     for (int i = 0; i < N * K; i++) blocks[i] = vq_bf16_round((float)(urand() - 0.5));
     for (int i = 0; i < T * K; i++) xb[i] = vq_bf16_round((float)(urand() * 4 - 2));
     for (int i = 0; i < N; i++) bias[i] = (float)(urand() - 0.5);
-    struct vq_balance *b = vq_linear_bf16_balance(), saved = *b;
-    int ok = 1, runs = 0;
-    for (int epi = 0; epi < 3; epi++) {
-        const int e = epi == 0 ? 0 : epi == 1 ? VQ_EPI_ADD : VQ_EPI_GELU_BF16;
-        memset(b, 0, sizeof *b);
-        for (int i = 0; i < T * N; i++) y0[i] = 0.25f;
-        ok &= !vq_linear_bf16_rows(1, xb, T, K, blocks, bias, N, e, y0);
-        static const float skew[][3] = { { 1, 1, 1 }, { 0.05f, 1.95f, 1 }, { 1.95f, 0.05f, 1 }, { 3, 1, 0.2f } };
-        for (int s = 0; s < 4; s++)
-            for (int nt = 2; nt <= 3; nt++) {
-                for (int i = 0; i < VQ_BALANCE_MAX; i++)
-                    b->share[i] = i < 3 ? (unsigned int)(skew[s][i] * 65536.0f) : 0;
-                for (int i = 0; i < T * N; i++) y1[i] = 0.25f;
-                ok &= !vq_linear_bf16_rows(nt, xb, T, K, blocks, bias, N, e, y1) &&
-                      !memcmp(y0, y1, sizeof(float) * T * N);
-                runs++;
-            }
-    }
-    *b = saved;
+    struct bf16_case c = { blocks, xb, bias, T, K, N };
+    int runs = 0;
+    const int ok = same_bits_skewed(vq_linear_bf16_balance(), bf16_run, &c, (size_t)T * N, &runs);
     CHECK(ok, "balance: bf16 products (our kernel) give one thread's bits under skewed shares, 2 and 3 threads, "
           "every epilogue (%d products of %d x %d x %d: items of row tiles)", runs, T, K, N);
-    free(blocks); free(xb); free(bias); free(y0); free(y1);
+    free(blocks); free(xb); free(bias);
 }
 
 static const struct test_case cases[] = {
