@@ -444,7 +444,7 @@ static int linear_whole(int nt, const uint16_t *xb, int T, const struct vq_bf16_
     return r;
 }
 
-int vq_dnnl_int8_amx(void)
+int vq_dnnl_amx(void)
 {
     pthread_once(&once, init);
     return engine && amx;
@@ -493,6 +493,11 @@ int vq_dnnl_small_ok(const struct vq_packed *p)
     const struct vq_bf16_weight *W = (const struct vq_bf16_weight *)p;
     return W && W->hdr.precision == VQ_PREC_BF16 && W->kpairs && W->K % 2 == 0 && W->N % 64 == 0 &&
            vq_linear_small_ready(1);
+}
+
+int vq_dnnl_bf16_own(void)
+{
+    return !vq_dnnl_amx() && vq_linear_bf16_ready();
 }
 
 /* More than the few-rows kernel's rows through our own kernel
@@ -587,7 +592,8 @@ int vq_dnnl_linear_bf16_epi(int n_threads, int small_rows, const struct vq_packe
     return -1;
 }
 int vq_dnnl_bf16_native(void) { return 0; }
-int vq_dnnl_int8_amx(void) { return 0; }
+int vq_dnnl_amx(void) { return 0; }
+int vq_dnnl_bf16_own(void) { return 0; }
 int vq_dnnl_int8_sums(int n_threads, const uint8_t *xq, int T, int K, const int8_t *wq, int N, int32_t *acc)
 {
     (void)n_threads; (void)xq; (void)T; (void)K; (void)wq; (void)N; (void)acc;

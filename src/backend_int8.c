@@ -355,7 +355,7 @@ VNNI static void block_sums(const struct vq_int8_weight *w, const int32_t *acc, 
 static int dnnl_mode(void)
 {
     const int f = __atomic_load_n(&forced, __ATOMIC_RELAXED);
-    return !use_vnni() ? 0 : f == 2 ? 2 : f < 0 && vq_dnnl_int8_amx();
+    return !use_vnni() ? 0 : f == 2 ? 2 : f < 0 && vq_dnnl_amx();
 }
 
 static int sums_by_dnnl(const struct vq_int8_weight *w, int T)

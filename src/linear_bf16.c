@@ -139,8 +139,9 @@ static void tile_rows(void *ctx, int j, int i0, int m)
 {
     const struct bf16_call *c = ctx;
     const size_t out = c->epi == VQ_EPI_GELU_BF16 ? sizeof(uint16_t) : sizeof(float), blk = (size_t)BLK * c->K;
-    rows_of_block(c->xb, c->K, c->T, i0, m, c->blocks + j * blk, (j + 1) * BLK < c->N ? c->blocks + (j + 1) * blk : NULL,
-                  c->b ? c->b + BLK * j : NULL, c->epi, (char *)c->y + out * ((size_t)i0 * c->N + (size_t)BLK * j), c->N);
+    const uint16_t *next = (j + 1) * BLK < c->N ? c->blocks + (j + 1) * blk : NULL;
+    rows_of_block(c->xb, c->K, c->T, i0, m, c->blocks + j * blk, next, c->b ? c->b + BLK * j : NULL, c->epi,
+                  (char *)c->y + out * ((size_t)i0 * c->N + (size_t)BLK * j), c->N);
 }
 #endif
 

@@ -21,12 +21,14 @@
  * peak is the best of the run's measurements of it: three at the start, and
  * one more after each frame whose products are set against it (a
  * measurement taken while the shared machine is slow reads low and would
- * flatter the shares). */
+ * flatter the shares); bf16's, the better of our own kernel's products and
+ * oneDNN's at each measurement. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 #include <sys/resource.h>
 
+#include "backend_dnnl.h"
 #include "backend_int8.h"
 #include "bench_common.h"
 #include "gpt.h"
@@ -350,15 +352,13 @@ static struct { int32_t *tok; uint8_t *rgb; int W, H; double t; } last_exact[3];
 
 enum { FP32 = 1, BF16 = 2, INT8 = 4 };
 
-/* The peak of precision p (0 fp32, 1 bf16) measured again: the machine is
- * shared and a measurement taken in a slow spell reads low, which would
- * flatter every share computed against it; the run keeps its highest. */
 /* bf16's peak: the better of our own kernel's products and oneDNN's
- * (linear_bf16.h; where the kernel does not run, oneDNN's alone), each
- * measured once; *own and *onednn, when not NULL, get each one's rate. */
+ * (linear_bf16.h; where the backend does not run that kernel, oneDNN's
+ * alone), each measured once; *own and *onednn, when not NULL, get each
+ * one's rate. */
 static double peak_bf16(double *own, double *onednn)
 {
-    const double o = vq_linear_bf16_ready() ? peak_packed(VQ_PREC_BF16) : 0;
+    const double o = vq_dnnl_bf16_own() ? peak_packed(VQ_PREC_BF16) : 0;
     vq_linear_bf16_force(0);
     const double d = peak_packed(VQ_PREC_BF16);
     vq_linear_bf16_force(-1);
@@ -367,6 +367,9 @@ static double peak_bf16(double *own, double *onednn)
     return fmax(o, d);
 }
 
+/* The peak of precision p (0 fp32, 1 bf16) measured again: the machine is
+ * shared and a measurement taken in a slow spell reads low, which would
+ * flatter every share computed against it; the run keeps its highest. */
 static double peak_again(int p, double *peak)
 {
     const double again = p == 0 ? bench_peak_gflops(0) : peak_bf16(NULL, NULL);
@@ -560,7 +563,7 @@ int main(int argc, char **argv)
            "threads); read alone %.1f GB/s\n", peak[0], peak[1], peak[2], vq_int8_kernel_name(), bw, rd);
     if (peak[1] > 0)
         printf("bf16 products: our kernel (AVX512_BF16) %.0f GFLOPS%s; oneDNN's %.0f GFLOPS; the peak is the better "
-               "of the two\n", own_bf16, vq_linear_bf16_ready() ? "" : " (not on this CPU)", dnnl_bf16);
+               "of the two\n", own_bf16, vq_dnnl_bf16_own() ? "" : " (not used on this CPU)", dnnl_bf16);
     if (peak[2] > 0) {
         /* the same run, interleaved: oneDNN's raw int8 product against the
          * int8 backend's kernel (quantization and epilogue included) */
