@@ -237,8 +237,8 @@ static void block_scalar(const struct vq_int8_weight *w, const uint8_t *xq, int 
 
 /* The epilogue of M rows (a constant 1..ROWS) x one block of 64 columns
  * from their int32 sums: (acc - zx colsum) (sx sw) + b, as finish(), then
- * the sum into y or GELU (vq_gelu_poly_512 on the registers: gelu_rows'
- * bits without a pass over memory). The one place these bits are made, for
+ * the sum into y or GELU (vq_gelu_poly_512 on a copy of the tile in L1:
+ * gelu_rows' bits without a pass over y). The one place these bits are made, for
  * the VNNI kernel's sums in registers and oneDNN's from memory. */
 VNNI __attribute__((always_inline)) static inline void epilogue_vnni(const struct vq_int8_weight *w, const int M,
                                                                      __m512i acc[ROWS][4], const float *sx,
@@ -246,6 +246,9 @@ VNNI __attribute__((always_inline)) static inline void epilogue_vnni(const struc
                                                                      int epi, float *y)
 {
     const int N = w->hdr.N;
+    /* GELU's sums leave the registers first, for GELU's temporaries and
+     * constants: inlined onto the 24 live accumulators, it spilled them */
+    float g[ROWS][64] __attribute__((aligned(64)));
 #pragma GCC unroll 4
     for (int q = 0; q < 4; q++) {
         const int c0 = n0 + 16 * q, nv = N - c0 < 0 ? 0 : N - c0 > 16 ? 16 : N - c0;
@@ -260,11 +263,24 @@ VNNI __attribute__((always_inline)) static inline void epilogue_vnni(const struc
             __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(_mm512_set1_ps(sx[i]), sw));
             if (b) v = _mm512_add_ps(v, bv);
             float *o = y + (size_t)i * N + c0;
+            if (epi == VQ_EPI_GELU) {
+                _mm512_store_ps(&g[i][16 * q], v);
+                continue;
+            }
             if (epi == VQ_EPI_ADD) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, o), v);   /* vq_add's y + x */
-            if (epi == VQ_EPI_GELU) v = vq_gelu_poly_512(v);   /* gelu_rows' bits, in registers */
             _mm512_mask_storeu_ps(o, mk, v);
         }
     }
+    if (epi != VQ_EPI_GELU) return;
+#pragma GCC unroll 1
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 2
+        for (int q = 0; q < 4; q++) {   /* gelu_rows' bits */
+            const int c0 = n0 + 16 * q, nv = N - c0 < 0 ? 0 : N - c0 > 16 ? 16 : N - c0;
+            if (!nv) break;
+            _mm512_mask_storeu_ps(y + (size_t)i * N + c0, (__mmask16)((1u << nv) - 1),
+                                  vq_gelu_poly_512(_mm512_load_ps(&g[i][16 * q])));
+        }
 }
 
 /* M rows (a constant 1..ROWS: the accumulators stay in registers) against one

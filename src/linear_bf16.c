@@ -80,15 +80,17 @@ BF16 __attribute__((always_inline)) static inline void tile(const uint16_t *xb, 
             }
         }
     }
+    /* GELU's sums leave the registers first, for GELU's temporaries and
+     * constants: inlined onto the 24 live accumulators, it spilled them */
+    float s[ROWS][BLK] __attribute__((aligned(64)));
 #pragma GCC unroll 4
     for (int q = 0; q < 4; q++) {
         const __m512 bv = b ? _mm512_loadu_ps(b + 16 * q) : _mm512_setzero_ps();
 #pragma GCC unroll 6
         for (int i = 0; i < M; i++) {
             __m512 v = b ? _mm512_add_ps(acc[i][q], bv) : acc[i][q];
-            if (epi == VQ_EPI_GELU_BF16) {   /* vq_vgelu_poly, then vq_bf16_round */
-                uint16_t *o = (uint16_t *)y + (size_t)i * ldy + 16 * q;
-                _mm256_storeu_si256((__m256i *)o, _mm512_cvtepi32_epi16(vq_bf16_round_512(vq_gelu_poly_512(v))));
+            if (epi == VQ_EPI_GELU_BF16) {
+                _mm512_store_ps(&s[i][16 * q], v);
                 continue;
             }
             float *o = (float *)y + (size_t)i * ldy + 16 * q;
@@ -96,6 +98,15 @@ BF16 __attribute__((always_inline)) static inline void tile(const uint16_t *xb, 
             _mm512_storeu_ps(o, v);
         }
     }
+    if (epi != VQ_EPI_GELU_BF16) return;
+#pragma GCC unroll 1
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 2
+        for (int q = 0; q < 4; q++) {   /* vq_vgelu_poly, then vq_bf16_round */
+            const __m512 g = vq_gelu_poly_512(_mm512_load_ps(&s[i][16 * q]));
+            uint16_t *o = (uint16_t *)y + (size_t)i * ldy + 16 * q;
+            _mm256_storeu_si256((__m256i *)o, _mm512_cvtepi32_epi16(vq_bf16_round_512(g)));
+        }
 }
 
 /* Rows i0 .. i0 + m of T of one block; next, when not NULL, is the block
