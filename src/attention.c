@@ -288,6 +288,17 @@ static uint64_t output_bf16(int rn, int pos0, int n_unmasked, int hd, const uint
 }
 #undef OUTPUT_GROUPS
 #undef OUTPUT_ROWS
+
+/* A task's rows and head of the query in bf16 (vq_f32_to_bf16's bits), hd a
+ * multiple of 16 */
+__attribute__((target("avx512f")))
+static void query_bf16(const float *q, uint16_t *qb, int D, int rn, int hd)
+{
+    for (int r = 0; r < rn; r++)
+        for (int d = 0; d < hd; d += 16)
+            _mm256_storeu_si256((__m256i *)(qb + (size_t)r * D + d),
+                                _mm512_cvtepi32_epi16(vq_bf16_round_512(_mm512_loadu_ps(q + (size_t)r * D + d))));
+}
 #endif
 
 static int forced_kernel = -1;
@@ -356,8 +367,7 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
         const int rn = n - r0 < ATT_ROWS ? n - r0 : ATT_ROWS;
         float *S = att + ((size_t)h * n + r0) * T;           /* [rn][keys], row stride T */
         const uint16_t *kh = (const uint16_t *)K2 + (size_t)h * hd * ldk;   /* hd/2 pairs of [ldk][2] */
-        for (int r = r0; r < r0 + rn; r++)   /* the task's part of the query in bf16 */
-            vq_f32_to_bf16(q + (size_t)r * D + h * hd, qb + (size_t)r * D + h * hd, (size_t)hd);
+        query_bf16(q + (size_t)r0 * D + h * hd, qb + (size_t)r0 * D + h * hd, D, rn, hd);
         uint64_t flops = 0;
         /* a group of 6 rows at a time from scores to output, each group's
          * scores and probabilities (6 x Tg) in the task's first 6 rows of
@@ -385,27 +395,56 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
 typedef uint32_t lane32 __attribute__((may_alias));
 
 #ifdef VQ_ATT_X86
+/* A 16 x 16 transpose of 32-bit lanes in registers: v[i] lane j to lane i
+ * of v[j]. Pairs of rows interleave lanes, then pairs of pairs 64-bit
+ * halves (each 128-bit lane of a group of 4 rows holds a 4 x 4 transpose),
+ * then the 128-bit lanes of the 4 groups trade places. */
+AVX512 void transpose_16x16(__m512i v[16])
+{
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {   /* v[i + c], 128-bit lane j: column 4j + c of rows i .. i + 3 */
+        v[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        v[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        v[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        v[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        const __m512i a = _mm512_shuffle_i32x4(v[c], v[4 + c], 0x44), b = _mm512_shuffle_i32x4(v[c], v[4 + c], 0xee);
+        const __m512i e = _mm512_shuffle_i32x4(v[8 + c], v[12 + c], 0x44);
+        const __m512i f = _mm512_shuffle_i32x4(v[8 + c], v[12 + c], 0xee);
+        t[c] = _mm512_shuffle_i32x4(a, e, 0x88);
+        t[4 + c] = _mm512_shuffle_i32x4(a, e, 0xdd);
+        t[8 + c] = _mm512_shuffle_i32x4(b, f, 0x88);
+        t[12 + c] = _mm512_shuffle_i32x4(b, f, 0xdd);
+    }
+    for (int i = 0; i < 16; i++) v[i] = t[i];
+}
+
 /* A tile of 16 lanes (32 dimensions) x rn <= 16 positions of the keys: each
- * row rounded to bf16 (vq_bf16_round) and packed in registers,
- * then each lane's rn positions gathered and stored as one vector. */
+ * row rounded to bf16 (vq_bf16_round) and packed in registers, the tile
+ * transposed there, then each lane's rn positions stored as one vector. */
 __attribute__((target("avx512f")))
 static void keys_tile_512(const float *k, int D, int rn, lane32 *dst, int ldk)
 {
-    uint32_t rows[16][16] __attribute__((aligned(64)));
-    for (int r = 0; r < rn; r++) {
+    __m512i rows[16];
+    for (int r = 0; r < 16; r++) {
+        if (r >= rn) {
+            rows[r] = _mm512_setzero_si512();
+            continue;
+        }
         __m512i h[2];
         for (int half = 0; half < 2; half++)
             h[half] = vq_bf16_round_512(_mm512_loadu_ps(k + (size_t)r * D + 16 * half));
-        const __m512i row = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(h[0])),
-                                               _mm512_cvtepi32_epi16(h[1]), 1);
-        _mm512_store_si512(rows[r], row);
+        rows[r] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(h[0])),
+                                     _mm512_cvtepi32_epi16(h[1]), 1);
     }
-    const __m512i idx = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
+    transpose_16x16(rows);
     const __mmask16 m = (__mmask16)((1u << rn) - 1);
-    for (int q = 0; q < 16; q++) {
-        const __m512i col = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, &rows[0][q], 4);
-        _mm512_mask_storeu_epi32(dst + (size_t)q * ldk, m, col);
-    }
+    for (int q = 0; q < 16; q++) _mm512_mask_storeu_epi32(dst + (size_t)q * ldk, m, rows[q]);
 }
 #endif
 
@@ -456,12 +495,29 @@ static void store_value_half(uint16_t *vp, const float *v, int t, int D)
         row[2 * c] = vq_bf16_round(v[c]);
 }
 
+#ifdef VQ_ATT_X86
+/* lane[c] = a[c] (low half) and b[c] (high half) in bf16, c < D */
+__attribute__((target("avx512f")))
+static void value_pairs_512(const float *a, const float *b, int D, lane32 *lane)
+{
+    for (int c = 0; c < D; c += 16) {
+        const __mmask16 m = D - c >= 16 ? 0xffff : (__mmask16)((1u << (D - c)) - 1);
+        const __m512i lo = vq_bf16_round_512(_mm512_maskz_loadu_ps(m, a + c));
+        const __m512i hi = vq_bf16_round_512(_mm512_maskz_loadu_ps(m, b + c));
+        _mm512_mask_storeu_epi32(lane + c, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+}
+#endif
+
 void vq_store_values_bf16(const struct vq_exec *ex, const float *v, int n, int D, void *V2, int L0)
 {
     VQ_OMP_ONLY(ex);
     uint16_t *vp = V2;
     const int end = L0 + n, odd0 = L0 & 1;
     const int pairs = (n - odd0) / 2;    /* whole lanes: positions a, a + 1, a even */
+#ifdef VQ_ATT_X86
+    const int lanes512 = vq_simd_level() >= 2;
+#endif
     if (odd0) store_value_half(vp, v, L0, D);
 #pragma omp parallel for schedule(static) if ((int64_t)n * D >= (1 << 16)) \
     num_threads(vq_nt(ex))
@@ -469,6 +525,12 @@ void vq_store_values_bf16(const struct vq_exec *ex, const float *v, int n, int D
         const int r = odd0 + 2 * u, t = L0 + r;
         const float *a = v + (size_t)r * D, *b = a + D;
         lane32 *lane = (lane32 *)(vp + (size_t)(t / 2) * D * 2);
+#ifdef VQ_ATT_X86
+        if (lanes512) {
+            value_pairs_512(a, b, D, lane);
+            continue;
+        }
+#endif
         for (int c = 0; c < D; c++)
             lane[c] = vq_bf16_round(a[c]) | (uint32_t)vq_bf16_round(b[c]) << 16;
     }

@@ -203,10 +203,21 @@ static inline float lanes_sum(float *lane)
 }
 
 #if VQ_VMATH_X86
+/* lanes_sum of a vector's lanes, in registers: the same tree (x + y is y + x
+ * bit for bit) */
+__attribute__((target("avx512f"), always_inline)) static inline float lanes_sum_512(__m512 v)
+{
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
+                                   _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    const __m128 e = _mm_add_ps(q, _mm_movehl_ps(q, q));   /* lanes 0, 1: q0 + q2, q1 + q3 */
+    return _mm_cvtss_f32(_mm_add_ss(e, _mm_movehdup_ps(e)));
+}
+
 /* The rows' softmax (vq_vsoftmax_bf16): the max, exp and the sum in 16
- * float lanes (then lanes_sum), times the inverse sum rounded to bf16; each
- * pass over every row before the next pass, so that a row's pass does not
- * wait for the reduction that ends its previous one */
+ * float lanes (then lanes_sum_512), times the inverse sum rounded to bf16;
+ * each pass over every row before the next pass, so that a row's pass does
+ * not wait for the reduction that ends its previous one */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void softmax_bf16_512(float *S, int lds, int rows, const int *vis, int tb)
 {
@@ -233,9 +244,7 @@ static void softmax_bf16_512(float *S, int lds, int rows, const int *vis, int tb
             _mm512_mask_storeu_ps(s + i, m, e);
             sum = _mm512_add_ps(sum, e);
         }
-        float lane[16];
-        _mm512_storeu_ps(lane, sum);
-        inv[r] = 1.0f / lanes_sum(lane);
+        inv[r] = 1.0f / lanes_sum_512(sum);
     }
     /* in place, forward: the 16 halves stored at i cover floats i/2 .. i/2+7,
      * already read; vcvtneps2bf16 rounds to nearest even and flushes
