@@ -31,8 +31,8 @@ void vq_int8_pack_free(struct vq_packed *p);
 /* y[T×N] = x[T×K] · Wᵀ + b (b may be NULL) on n_threads threads, with epi
  * 0, or VQ_EPI_ADD (y += ...) or VQ_EPI_GELU (y = gelu(...)) applied to
  * each tile as it is finished: the bits of the product followed by vq_add /
- * vq_vgelu_poly (vmath.h: int8's GELU, a few ulp from vq_gelu's). Nonzero
- * when p is not an int8 packing. */
+ * vq_vgelu_poly (vmath.h: the bf16 and int8 paths' GELU, within 7.1e-7 of
+ * the exact one). Nonzero when p is not an int8 packing. */
 int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, int epi,
                    float *y);
 

@@ -347,17 +347,15 @@ double vq_vexp_sum(float *x, int n, float sub)
     return sum;
 }
 
-/* GELU as x·Φ(x) with our own Φ (vq_gelu_poly): vmath_poly.h. */
+/* GELU from Abramowitz and Stegun's erf (vq_gelu_poly): vmath_poly.h. */
 float vq_gelu_poly(float x)
 {
     float a = fabsf(x);
-    a = a < 16.0f ? a : 16.0f;   /* NaN too: x carries it to the result */
-    const float t = 1.0f / fmaf(VQ_PHI_T, a, 1.0f);
-    float p = VQ_PHI_P7;
-    VQ_PHI_POLY(fmaf, p, t)
-    const float h = a * a, l = fmaf(a, a, -h);
-    const float E = t * p * (vq_exp_bf16(-0.5f * h) * fmaf(-0.5f, l, 1.0f));
-    return x * (x < 0.0f ? E : 1.0f - E);
+    a = a < VQ_GELU_CLAMP ? a : VQ_GELU_CLAMP;   /* vminps: NaN gives the clamp */
+    float p = VQ_GELU_C6;
+    VQ_GELU_POLY(fmaf, p, a)
+    const float h = 0.5f * a / p;
+    return (0.0f > x ? 0.0f : x) - h;   /* vmaxps(0, x): NaN and -0 pass */
 }
 
 #if VQ_VMATH_X86
