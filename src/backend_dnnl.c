@@ -501,12 +501,12 @@ int vq_dnnl_bf16_own(void)
 }
 
 /* More than the few-rows kernel's rows through our own kernel
- * (linear_bf16.h), where the weights are its blocks and oneDNN does not run
- * bf16 on AMX tiles (which that kernel cannot match). */
+ * (linear_bf16.h), where the weights are its blocks and vq_dnnl_bf16_own
+ * (oneDNN does not run bf16 on AMX tiles, which that kernel cannot match). */
 static int own_rows(int nt, const struct vq_bf16_weight *W, const uint16_t *xb, int T, const float *b, int epi,
                     void *y)
 {
-    return !W->kpairs || amx ? -1 : vq_linear_bf16_rows(nt, xb, T, W->K, W->mem, b, W->N, epi, y);
+    return !W->kpairs || !vq_dnnl_bf16_own() ? -1 : vq_linear_bf16_rows(nt, xb, T, W->K, W->mem, b, W->N, epi, y);
 }
 
 int vq_dnnl_linear_bf16_in(int n_threads, int small_rows, const struct vq_packed *p, const uint16_t *xb, int T,

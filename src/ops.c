@@ -339,6 +339,16 @@ int vq_linear_bf16(const struct vq_exec *ex, const uint16_t *xb, int T, const st
     return e.be->linear_packed_bf16(&e, pk, xb, T, b, y);
 }
 
+/* gelu (vq_vgelu or vq_vgelu_poly) over x[0 .. n) in fixed blocks of 4096,
+ * shared by the threads: the split does not depend on the thread count. */
+static void gelu_blocks(const struct vq_exec *ex, float *x, size_t n, void (*gelu)(float *, size_t))
+{
+    const size_t block = 4096;
+#pragma omp parallel for schedule(static) if (n > block) num_threads(vq_nt(ex))
+    for (size_t i = 0; i < n; i += block)
+        gelu(x + i, n - i < block ? n - i : block);
+}
+
 /* The product with its epilogue fused by the backend, or else the product
  * into a buffer and the epilogue here. */
 static int linear_bf16_epi(const struct vq_exec *ex, const uint16_t *xb, int T, const struct vq_packed *pk,
@@ -357,10 +367,7 @@ static int linear_bf16_epi(const struct vq_exec *ex, const uint16_t *xb, int T, 
     if (epi == VQ_EPI_GELU_BF16) {
         /* the GELU of the bf16 kernels' epilogue (linear_bf16.h), so that a
          * row's bits do not depend on which path computed it */
-        const size_t block = 4096;
-#pragma omp parallel for schedule(static) if (n > block) num_threads(vq_nt(&e))
-        for (size_t i = 0; i < n; i += block)
-            vq_vgelu_poly(t + i, n - i < block ? n - i : block);
+        gelu_blocks(&e, t, n, vq_vgelu_poly);
         vq_f32_to_bf16_par(vq_nt(&e), t, y, n);
     } else {
         vq_add(&e, y, t, n);
@@ -384,11 +391,7 @@ int vq_linear_bf16_add(const struct vq_exec *ex, const uint16_t *xb, int T, cons
 void vq_gelu(const struct vq_exec *ex, float *x, size_t n)
 {
     VQ_OMP_ONLY(ex);
-    /* fixed blocks: the split does not depend on the thread count */
-    const size_t block = 4096;
-#pragma omp parallel for schedule(static) if (n > block) num_threads(vq_nt(ex))
-    for (size_t i = 0; i < n; i += block)
-        vq_vgelu(x + i, n - i < block ? n - i : block);
+    gelu_blocks(ex, x, n, vq_vgelu);
 }
 
 void vq_softmax(float *x, int n)

@@ -597,8 +597,8 @@ done:;
     getrusage(RUSAGE_SELF, &ru);
     printf("peak resident memory: %.2f GB (every precision's model loaded)\n", ru.ru_maxrss / 1048576.0);
     for (int p = 0; p < 3; p++) {
-        if (p < 2) free(last_exact[p].tok);
-        if (p < 2) free(last_exact[p].rgb);
+        free(last_exact[p].tok);
+        free(last_exact[p].rgb);
         vqgan_session_free(M.s[p]);
         vqgan_model_unref(M.m[p]);
     }
