@@ -46,7 +46,7 @@ int vq_linear_bf16_ready(void)
 
 /* M rows (a constant 1..ROWS: the accumulators stay in registers) of one
  * block: the sums, the bias, then the epilogue (enum vq_epilogue, 0: the
- * fp32 result) on the registers. */
+ * fp32 result) on the registers, GELU on the tile's copy in L1. */
 BF16 __attribute__((always_inline)) static inline void tile(const uint16_t *xb, int K, const int M,
                                                             const uint16_t *blk, const uint16_t *pf, int n_pf,
                                                             const float *b, int epi, void *y, int ldy)
