@@ -82,8 +82,8 @@ int vq_linear_bf16_add(const struct vq_exec *ex, const uint16_t *xb, int T, cons
 /* 1 when vq_linear with ex's backend (and pk, which may be NULL) gives every
  * row of a call of at least VQ_ROWS_INDEPENDENT_FROM rows the same bits
  * whatever the other rows of the call are and wherever the row sits in it; 0
- * when a probe of these weights' shape found otherwise. The probe (three
- * products of up to 320 rows, against one of 320) runs once per shape,
+ * when a probe of these weights' shape found otherwise. The probe (five
+ * products of 64 to 320 rows, some at odd places, against one of 320) runs once per shape,
  * backend and packing per process; later calls read its result. The
  * products keep every row panel at VQ_ROWS_INDEPENDENT_FROM rows or more. */
 #define VQ_ROWS_INDEPENDENT_FROM 64

@@ -26,10 +26,17 @@ static void fill(float *x, size_t n, uint64_t s)
     }
 }
 
-/* Three comparisons against one call of PROBE_ROWS rows:
+/* Comparisons against one call of PROBE_ROWS rows:
  *  - its first PROBE_KEEP rows, when the rows after them hold other values;
- *  - its rows from VQ_ROWS_INDEPENDENT_FROM on, as a call of their own;
- *  - its last VQ_ROWS_INDEPENDENT_FROM rows, likewise. */
+ *  - runs of its rows as calls of their own (offs): from
+ *    VQ_ROWS_INDEPENDENT_FROM on, its last VQ_ROWS_INDEPENDENT_FROM rows,
+ *    and runs that start and end off every power of two. A product whose
+ *    kernels or thread panels cut the rows by the call's row count (an
+ *    unrolled kernel's remainder rows, panels of M / threads) gives a row
+ *    other bits when it moves to another place in its panel: OpenBLAS 0.3.21's
+ *    SSE3 and Haswell kernels (it takes the first on CPUs newer than it knows,
+ *    Intel's Emerald Rapids among them) pass the first two splits and fail
+ *    the odd ones. */
 /* The product probed: a plain function, or vq_linear through an exec. */
 struct probed {
     vq_linear_fn fn;
@@ -55,11 +62,14 @@ static int probe(const struct probed *linear, const float *W, const float *b, in
         run(linear, x, M, K, W, b, N, y);
         run(linear, x2, M, K, W, b, N, y2);
         same = !memcmp(y, y2, sizeof(float) * (size_t)PROBE_KEEP * N);
-        static const int offs[2] = { VQ_ROWS_INDEPENDENT_FROM, PROBE_ROWS - VQ_ROWS_INDEPENDENT_FROM };
-        for (int i = 0; i < 2 && same; i++) {
-            const size_t o = (size_t)offs[i];
-            run(linear, x + o * K, M - (int)o, K, W, b, N, y2);
-            same = !memcmp(y + o * N, y2, sizeof(float) * (M - o) * N);
+        /* {offset, rows}: each run at least VQ_ROWS_INDEPENDENT_FROM rows */
+        static const int offs[4][2] = { { VQ_ROWS_INDEPENDENT_FROM, PROBE_ROWS - VQ_ROWS_INDEPENDENT_FROM },
+                                        { PROBE_ROWS - VQ_ROWS_INDEPENDENT_FROM, VQ_ROWS_INDEPENDENT_FROM },
+                                        { 77, 243 }, { 101, 141 } };
+        for (int i = 0; i < 4 && same; i++) {
+            const size_t o = (size_t)offs[i][0], n = (size_t)offs[i][1];
+            run(linear, x + o * K, (int)n, K, W, b, N, y2);
+            same = !memcmp(y + o * N, y2, sizeof(float) * n * N);
         }
     }
     free(x); free(x2); free(y); free(y2);
