@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "attention.h"
+#include "attention_amx.h"
 #include "backend.h"
 #include "bf16.h"
 #include "ops.h"
@@ -359,7 +360,7 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
 #ifdef VQ_ATT_X86
     const int nh = n_head, hd = D / nh, T = L0 + n;
     const float scale = (float)(1.0 / sqrt((double)hd));
-    const int n_blocks = (n + ATT_ROWS - 1) / ATT_ROWS;
+    const int n_blocks = (n + ATT_ROWS - 1) / ATT_ROWS, amx = vq_attention_amx(hd);
 #pragma omp parallel for schedule(dynamic, 1) if ((int64_t)n * T * D >= (1 << 20) || (int64_t)T * D >= (1 << 17)) \
     num_threads(vq_nt(ex))
     for (int task = 0; task < nh * n_blocks; task++) {
@@ -369,6 +370,23 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
         const uint16_t *kh = (const uint16_t *)K2 + (size_t)h * hd * ldk;   /* hd/2 pairs of [ldk][2] */
         query_bf16(q + (size_t)r0 * D + h * hd, qb + (size_t)r0 * D + h * hd, D, rn, hd);
         uint64_t flops = 0;
+        if (amx) {
+            /* groups of 16 rows on the tiles (attention_amx.h), each
+             * group's scores and probabilities in the task's first rows */
+            vq_amx_attention_begin();
+            for (int g = 0; g < rn; g += 16) {
+                const int m = rn - g < 16 ? rn - g : 16, pos = L0 + r0 + g;
+                const int Tg = visible(pos + m - 1, n_unmasked);
+                const size_t o = (size_t)(r0 + g) * D + h * hd;
+                flops += vq_amx_scores(m, hd, qb + o, D, kh, ldk, Tg, scale, S, T);
+                probabilities_bf16(S, T, m, pos, n_unmasked, Tg);
+                flops += vq_amx_output(m, hd, (const uint16_t *)S, 2 * T, (const uint16_t *)V2 + (size_t)h * hd * 2, D,
+                                       Tg, y ? y + o : NULL, y ? NULL : yb + o, D);
+            }
+            vq_amx_attention_end();
+            vq_flops_add(flops);
+            continue;
+        }
         /* a group of 6 rows at a time from scores to output, each group's
          * scores and probabilities (6 x Tg) in the task's first 6 rows of
          * scratch, which stay in cache */

@@ -21,11 +21,20 @@ int vq_linear_small(int n_threads, const float *x, int T, int K, const float *W,
 int vq_linear_small_bf16(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b,
                          int N, float *y);
 
+/* The same on AMX tiles (linear_small_amx.c), which vq_linear_small_bf16
+ * takes where the CPU has them (amx.h) unless forced below 4: each sum in
+ * steps of 32 k in order (other bits than vdpbf16ps's), a row's result
+ * independent of the others and of the threads. Nonzero (nothing done)
+ * without AMX, or K not a multiple of 32, or N of 64. */
+int vq_linear_small_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b,
+                             int N, float *y);
+
 /* 1 when the kernel above runs on this CPU (bf16: the bf16 one). */
 int vq_linear_small_ready(int bf16);
 
 /* Tests: caps the instruction set of the two above (0 off, 1 AVX2+FMA, 2
- * AVX-512, 3 AVX-512 with bf16; -1 whatever the CPU has, the default). */
+ * AVX-512, 3 AVX-512 with bf16, 4 AMX tiles for bf16; -1 whatever the CPU
+ * has, the default). */
 void vq_linear_small_force(int level);
 
 #endif

@@ -22,9 +22,9 @@ import sys
 # Bottom to top; a file may use files of its own layer or below. The same
 # table is docs/architecture.md's.
 LAYERS = [
-    ("base", ["balance", "error", "largealloc", "memlimit", "paths", "scratch", "vmath"]),
-    ("backend", ["backend", "backend_dnnl", "backend_int8", "gemm", "linear_bf16", "linear_small"]),
-    ("ops", ["ops", "attention", "rows_probe"]),
+    ("base", ["amx", "balance", "error", "largealloc", "memlimit", "paths", "scratch", "vmath"]),
+    ("backend", ["backend", "backend_dnnl", "backend_int8", "gemm", "linear_bf16", "linear_small", "linear_small_amx"]),
+    ("ops", ["ops", "attention", "attention_amx", "rows_probe"]),
     ("networks", ["gguf", "gpt", "vqgan", "sampler", "grid"]),
     ("pipeline", ["model", "placements", "prefix", "temporal", "window", "sequence", "memo"]),
     ("api", ["session", "sample", "follow"]),

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "attention.h"
+#include "amx.h"
+#include "attention_amx.h"
 #include "backend.h"
 #include "backend_dnnl.h"
 #include "backend_int8.h"
@@ -144,6 +146,64 @@ static void test_conv_threads_bf16(void)
         printf("ok - conv2d bf16: no native bf16 on this CPU, fp32 used (skipped comparison)\n");
     }
     free(in); free(w); free(b); free(o1); free(o2); free(o3);
+}
+
+/* The few-rows bf16 kernel on AMX tiles (linear_small_amx.c), where the CPU
+ * has them: against the AVX512_BF16 kernel on the same bf16 inputs (fp32
+ * sums in another order), each row as computed alone (batches of sequences
+ * run it past VQ_SMALL_ROWS rows), bit-identical with 1 and 2 threads. */
+static void test_linear_small_amx(void)
+{
+    static const int shapes[][2] = { { 64, 64 }, { 160, 320 }, { 1024, 128 } };   /* K, N */
+    static const int Ts[] = { 1, 5, 16, 17, VQ_SMALL_ROWS, 3 * VQ_SMALL_ROWS + 5 };
+    if (!vq_amx_bf16_ready() || !vq_linear_small_ready(1)) {
+        printf("ok - linear, few rows, bf16 on AMX tiles: no AMX-BF16 on this CPU (skipped)\n");
+        return;
+    }
+    int ok_run = 1, ok_rows = 1, ok_thr = 1, n = 0;
+    double worst = 0;
+    for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
+        const int K = shapes[sh][0], N = shapes[sh][1];
+        float *w = rnd((size_t)N * K), *b = rnd(N);
+        /* blocks of 64 columns, [K/2][64][2] */
+        uint16_t *blk = malloc(2 * (size_t)N * K);
+        for (int c = 0; c < N; c++)
+            for (int k = 0; k < K; k++)
+                blk[(size_t)(c / 64) * 64 * K + (size_t)(k / 2) * 128 + (c % 64) * 2 + (k & 1)] =
+                    vq_bf16_round(w[(size_t)c * K + k]);
+        for (size_t ti = 0; ti < sizeof(Ts) / sizeof(Ts[0]); ti++) {
+            const int T = Ts[ti];
+            const float *bias = ti & 1 ? NULL : b;
+            float *x = rnd((size_t)T * K);
+            uint16_t *xb = malloc(2 * (size_t)T * K);
+            vq_f32_to_bf16(x, xb, (size_t)T * K);
+            float *y = malloc(sizeof(float) * T * N), *y1 = malloc(sizeof(float) * T * N), *yv = malloc(sizeof(float) * T * N);
+            ok_run &= !vq_linear_small_bf16_amx(2, xb, T, K, blk, bias, N, y) &&
+                      !vq_linear_small_bf16(2, xb, T, K, blk, bias, N, y1);
+            ok_run &= !memcmp(y, y1, sizeof(float) * T * N);   /* the kernel the products take here */
+            vq_linear_small_force(3);
+            ok_run &= !vq_linear_small_bf16(2, xb, T, K, blk, bias, N, yv);
+            vq_linear_small_force(-1);
+            for (size_t i = 0; i < (size_t)T * N; i++) {
+                const double d = fabs((double)y[i] - yv[i]) / (1.0 + fabs((double)yv[i]));
+                if (!(d <= worst)) worst = d;
+            }
+            for (int r = 0; r < T; r++) {
+                vq_linear_small_bf16_amx(2, xb + (size_t)r * K, 1, K, blk, bias, N, y1);
+                ok_rows &= !memcmp(y1, y + (size_t)r * N, sizeof(float) * N);
+            }
+            vq_linear_small_bf16_amx(1, xb, T, K, blk, bias, N, y1);
+            ok_thr &= !memcmp(y, y1, sizeof(float) * T * N);
+            n++;
+            free(x); free(xb); free(y); free(y1); free(yv);
+        }
+        free(w); free(b); free(blk);
+    }
+    CHECK(ok_run && worst < 1e-5, "linear, few rows, bf16 on AMX tiles: %d products (K 64..1024, N 64..320, 1..%d "
+          "rows), the products' kernel here, within %.2g of the AVX512_BF16 kernel's sums (< 1e-5, relative to "
+          "1 + |y|)", n, 3 * VQ_SMALL_ROWS + 5, worst);
+    CHECK(ok_rows, "linear, few rows, bf16 on AMX tiles: each row as computed alone, bit for bit");
+    CHECK(ok_thr, "linear, few rows, bf16 on AMX tiles: bit-identical with 1 and 2 threads");
 }
 
 /* bf16 products with weights repacked once (the transformer's path). */
@@ -976,13 +1036,9 @@ static void test_bf16_rounding(void)
 /* The bf16 cache layout and kernels: against the double reference on the
  * bf16-rounded query, keys and values (what is left is the probabilities'
  * rounding), slots past the positions fed holding NaN; threads and chunks. */
-static void test_attention_bf16(void)
+static void attention_bf16_kernel(const char *kern)
 {
     const struct vq_exec one = vq_exec_make(NULL, 1), two = vq_exec_make(NULL, 2);
-    if (!vq_attention_bf16_kernel(NULL, 64)) {
-        printf("ok - attention bf16: no AVX512_BF16 on this CPU, the fp32 layout is used (skipped)\n");
-        return;
-    }
     static const int cases[][5] = {   /* D, n_head, n_unmasked, L0, n: odd and even ends */
         { 64, 1, 0, 0, 1 }, { 128, 2, 0, 0, 77 }, { 128, 2, 0, 50, 9 }, { 192, 4, 0, 133, 70 }, { 96, 2, 0, 0, 130 },
         { 64, 4, 0, 37, 1 }, { 128, 2, 24, 0, 40 }, { 128, 2, 24, 24, 3 }, { 32, 2, 0, 10, 2 },
@@ -1055,13 +1111,30 @@ static void test_attention_bf16(void)
         free(yb); free(want);
         free(q); free(k); free(V); free(Kt); free(K2); free(V2); free(qs); free(att); free(y); free(r); free(y1);
     }
-    CHECK(ok_yb, "attention bf16: the output straight in bf16 is the fp32 output rounded (nearest even)");
-    CHECK(finite && worst < 4e-3, "attention bf16: 10 shapes, abs err %.2g < 4e-3 against double on the rounded "
-          "inputs (the probabilities' rounding), no NaN read from past the positions fed", worst);
-    CHECK(layout_ok, "attention bf16: keys and values stored in their cache layout, rounded to nearest even (ties "
-          "included), slot by slot, fed in two calls (odd and even starts and ends)");
-    CHECK(ok_thr, "attention bf16: bit-identical with 1 and 2 threads");
-    CHECK(ok_rows, "attention bf16: a row's result does not depend on the chunk it is computed in");
+    CHECK(ok_yb, "attention bf16 (%s): the output straight in bf16 is the fp32 output rounded (nearest even)", kern);
+    CHECK(finite && worst < 4e-3, "attention bf16 (%s): 10 shapes, abs err %.2g < 4e-3 against double on the rounded "
+          "inputs (the probabilities' rounding), no NaN read from past the positions fed", kern, worst);
+    CHECK(layout_ok, "attention bf16 (%s): keys and values stored in their cache layout, rounded to nearest even (ties "
+          "included), slot by slot, fed in two calls (odd and even starts and ends)", kern);
+    CHECK(ok_thr, "attention bf16 (%s): bit-identical with 1 and 2 threads", kern);
+    CHECK(ok_rows, "attention bf16 (%s): a row's result does not depend on the chunk it is computed in", kern);
+}
+
+/* Both bf16 kernels where the CPU has them: the AMX tiles' (where AMX-BF16
+ * is ready; the heads of width 32 and 64 among the shapes) and AVX512_BF16's. */
+static void test_attention_bf16(void)
+{
+    if (!vq_attention_bf16_kernel(NULL, 64)) {
+        printf("ok - attention bf16: no AVX512_BF16 on this CPU, the fp32 layout is used (skipped)\n");
+        return;
+    }
+    if (vq_attention_amx(64))
+        attention_bf16_kernel("AMX tiles where the head width is a multiple of 32, else AVX512_BF16");
+    else
+        printf("ok - attention bf16 on AMX tiles: no AMX-BF16 on this CPU (skipped)\n");
+    vq_attention_amx_force(0);
+    attention_bf16_kernel("AVX512_BF16");
+    vq_attention_amx_force(-1);
 }
 
 /* Products whose rows are not independent, as kernels that block the sum by
@@ -1289,6 +1362,7 @@ static const struct test_case cases[] = {
     { "gemm_threads", test_gemm_threads, 0 },
     { "conv", test_conv, 0 },
     { "conv_threads_bf16", test_conv_threads_bf16, 0 },
+    { "linear_small_amx", test_linear_small_amx, 0 },
     { "linear_bf16", test_linear_bf16, 0 },
     { "linear_bf16_whole", test_linear_bf16_whole, 0 },
     { "linear_bf16_rows", test_linear_bf16_rows, 0 },

@@ -1,0 +1,20 @@
+/* AMX tiles (Intel Xeon since Sapphire Rapids): whether this process may use
+ * them, and the tile configuration the kernels load (amx.c). Used by the
+ * bf16 attention (attention_amx.c) and the few-rows bf16 products
+ * (linear_small_amx.c); oneDNN configures the tiles for its own kernels. */
+#ifndef VQ_AMX_H
+#define VQ_AMX_H
+
+#include <stdint.h>
+
+/* 1 when the CPU has AMX-TILE and AMX-BF16 and the kernel let this process
+ * use the tiles (arch_prctl ARCH_REQ_XCOMP_PERM, asked once); 0 otherwise. */
+int vq_amx_bf16_ready(void);
+
+/* Loads on this thread a configuration of tiles 0..7, each 64 bytes a row
+ * and rows[i] rows (1..16), and releases it (vq_amx_release) when done.
+ * Only where vq_amx_bf16_ready. */
+void vq_amx_configure(const uint8_t rows[8]);
+void vq_amx_release(void);
+
+#endif

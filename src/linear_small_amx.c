@@ -1,0 +1,99 @@
+/* The few-rows bf16 products on AMX tiles (linear_small.h,
+ * vq_linear_small_bf16, on CPUs where vq_amx_bf16_ready).
+ *
+ * On Intel's Xeons with AMX, vdpbf16ps takes about two cycles (one on a Zen
+ * 4 or 5) and the AVX-512 kernel ran the sampler's chunks of 16 rows at 172
+ * GFLOPS on 2 cores; one TDPBF16PS does 16 × 16 × 32 terms. The weights'
+ * blocks of 64 columns, [K/2][64][2], are the tiles' B operand as they lie:
+ * 16 pairs of k (rows, 256 bytes apart) × 16 columns' pairs.
+ *
+ * Per block, per pass of up to 16 rows: the rows' 32 k at a time in tile 4
+ * (the rows as they lie in x: the tile has only the pass's rows), the 64
+ * columns' sums in tiles 0..3, their weights through tile 5. Each sum runs
+ * over k in steps of 32 in order, whatever the rows, the pass or the thread:
+ * a row's result does not depend on the other rows of the call. */
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "amx.h"
+#include "linear_small.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 11)
+#include <immintrin.h>
+
+static void configure(int m)
+{
+    const uint8_t r = (uint8_t)m, rows[8] = { r, r, r, r, r, 16, 16, 16 };
+    vq_amx_configure(rows);
+}
+
+/* rows r0 .. r0+m-1 (m <= 16, the configured rows) of one block */
+__attribute__((target("amx-tile,amx-bf16,avx512f")))
+static void block_pass(const uint16_t *x, int K, int m, const uint16_t *blk, const float *b, float *y, int ldy)
+{
+    _Alignas(64) float c[4][16 * 16];
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int k = 0; k < K; k += 32) {
+        const uint16_t *w = blk + (size_t)(k / 2) * 128;   /* 16 pairs of k, 64 columns' pairs each */
+        _tile_loadd(4, x + k, 2 * (size_t)K);
+        _tile_loadd(5, w, 256);
+        _tile_dpbf16ps(0, 4, 5);
+        _tile_loadd(5, w + 32, 256);
+        _tile_dpbf16ps(1, 4, 5);
+        _tile_loadd(5, w + 64, 256);
+        _tile_dpbf16ps(2, 4, 5);
+        _tile_loadd(5, w + 96, 256);
+        _tile_dpbf16ps(3, 4, 5);
+    }
+    _tile_stored(0, c[0], 64);
+    _tile_stored(1, c[1], 64);
+    _tile_stored(2, c[2], 64);
+    _tile_stored(3, c[3], 64);
+    for (int i = 0; i < m; i++)
+        for (int q = 0; q < 4; q++) {
+            __m512 v = _mm512_load_ps(c[q] + 16 * i);
+            if (b) v = _mm512_add_ps(v, _mm512_loadu_ps(b + 16 * q));
+            _mm512_storeu_ps(y + (size_t)i * ldy + 16 * q, v);
+        }
+}
+
+int vq_linear_small_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b,
+                             int N, float *y)
+{
+    if (!vq_amx_bf16_ready() || T < 1 || K < 32 || K % 32 || N % 64)
+        return -1;
+    const int n_blk = N / 64;
+    const size_t blk = (size_t)64 * K;
+    const int par = n_blk > 1 && (int64_t)T * N * K >= (1 << 18), nt = par ? (n_threads > 0 ? n_threads : 1) : 1;
+    /* each thread a run of blocks; the hardware's prefetch streams them */
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        const int j0 = (int)((int64_t)n_blk * t / n), j1 = (int)((int64_t)n_blk * (t + 1) / n);
+        int conf = 0;
+        for (int j = j0; j < j1; j++)
+            for (int r0 = 0; r0 < T; r0 += 16) {
+                const int m = T - r0 < 16 ? T - r0 : 16;
+                if (m != conf) configure(conf = m);
+                block_pass(xb + (size_t)r0 * K, K, m, blocks + j * blk, b ? b + 64 * j : NULL,
+                           y + (size_t)r0 * N + 64 * j, N);
+            }
+        if (conf) vq_amx_release();
+    }
+    return 0;
+}
+
+#else
+
+int vq_linear_small_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b,
+                             int N, float *y)
+{
+    (void)n_threads; (void)xb; (void)T; (void)K; (void)blocks; (void)b; (void)N; (void)y;
+    return -1;
+}
+
+#endif
