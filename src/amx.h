@@ -1,7 +1,7 @@
 /* AMX tiles (Intel Xeon since Sapphire Rapids): whether this process may use
  * them, and the tile configuration the kernels load (amx.c). Used by the
  * bf16 attention (attention_amx.c) and the few-rows bf16 products
- * (linear_small_amx.c); oneDNN configures the tiles for its own kernels. */
+ * (linear_amx.c); oneDNN configures the tiles for its own kernels. */
 #ifndef VQ_AMX_H
 #define VQ_AMX_H
 

@@ -497,12 +497,12 @@ int vq_dnnl_small_ok(const struct vq_packed *p)
 
 int vq_dnnl_bf16_own(void)
 {
-    return !vq_dnnl_amx() && vq_linear_bf16_ready();
+    return vq_linear_bf16_ready();
 }
 
 /* More than the few-rows kernel's rows through our own kernel
- * (linear_bf16.h), where the weights are its blocks and vq_dnnl_bf16_own
- * (oneDNN does not run bf16 on AMX tiles, which that kernel cannot match). */
+ * (linear_bf16.h; on AMX tiles where the CPU has them, linear_amx.h), where
+ * the weights are its blocks and vq_dnnl_bf16_own. */
 static int own_rows(int nt, const struct vq_bf16_weight *W, const uint16_t *xb, int T, const float *b, int epi,
                     void *y)
 {

@@ -42,10 +42,10 @@ int vq_dnnl_linear_bf16_epi(int n_threads, int small_rows, const struct vq_packe
                             const float *b, int epi, void *y);
 /* 1 when w's products of up to small_rows rows take the few-rows kernel. */
 int vq_dnnl_small_ok(const struct vq_packed *w);
-/* 1 when oneDNN runs bf16 and int8 products on AMX tiles here: the bf16
- * backend's products past the few-rows kernel's rows are then oneDNN's,
- * not linear_bf16.h's, and the int8 backend takes its sums from oneDNN
- * (backend_int8.c). */
+/* 1 when oneDNN runs bf16 and int8 products on AMX tiles here: the int8
+ * backend takes its sums from oneDNN (backend_int8.c); the bf16 backend's
+ * products whose weights are whole blocks run on our own tiles' kernel
+ * (linear_amx.h), the others oneDNN's. */
 int vq_dnnl_amx(void);
 /* acc[T×N] (int32, dense) = xq[T×K] (uint8, dense) · Wq, the exact sums of
  * int8 weights in oneDNN's BA16a64b4a layout (blocks of 64 columns of
@@ -54,8 +54,9 @@ int vq_dnnl_amx(void);
  * code (then for the rest of the process). */
 int vq_dnnl_int8_sums(int n_threads, const uint8_t *xq, int T, int K, const int8_t *wq, int N, int32_t *acc);
 /* 1 when the bf16 products past the few-rows kernel's rows run our own
- * kernel (linear_bf16.h: the CPU has AVX512_BF16, no AMX, the kernel is
- * not forced off), for weights packed as its blocks. */
+ * kernel (linear_bf16.h: the CPU has AVX512_BF16, the kernel is not forced
+ * off; on AMX tiles where the CPU has them), for weights packed as its
+ * blocks. */
 int vq_dnnl_bf16_own(void);
 /* Tests: 1 runs every bf16 product panel by panel (each into a dense block,
  * copied into place), 0 (the default) runs a product whose panels form one

@@ -17,6 +17,7 @@
 #include "balance.h"
 #include "bf16.h"
 #include "gemm.h"
+#include "linear_amx.h"
 #include "linear_bf16.h"
 #include "linear_small.h"
 #include "vmath_poly.h"
@@ -159,6 +160,10 @@ static void tile_rows(void *ctx, int j, int i0, int m)
 int vq_linear_bf16_rows(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b,
                         int N, int epi, void *y)
 {
+    /* on AMX tiles where the CPU has them and the shape suits them: the
+     * few-rows products take them too (linear_amx.h) */
+    if (vq_linear_bf16_ready() && !vq_linear_bf16_amx(n_threads, xb, T, K, blocks, b, N, epi, y))
+        return 0;
 #ifdef VQ_BF16_X86
     if (!vq_linear_bf16_ready() || T < 1 || K < 2 || K % 2 || N < BLK || N % BLK ||
         (epi && epi != VQ_EPI_GELU_BF16 && epi != VQ_EPI_ADD) || ((uintptr_t)blocks & 63))

@@ -19,8 +19,9 @@
  * vq_linear_small_bf16's bits (fp32 sums of vdpbf16ps in the order of k
  * from zero, then the bias), whatever T, the threads or their shares; the
  * epilogues give the bits of the product followed by vq_add, or by
- * vq_vgelu_poly and vq_f32_to_bf16. Nonzero (nothing done) without
- * AVX512_BF16, when forced off, or for other shapes. */
+ * vq_vgelu_poly and vq_f32_to_bf16. On CPUs with AMX, the tiles' kernel
+ * instead (linear_amx.h: the few-rows products' bits there too). Nonzero
+ * (nothing done) without AVX512_BF16, when forced off, or for other shapes. */
 int vq_linear_bf16_rows(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b,
                         int N, int epi, void *y);
 

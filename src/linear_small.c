@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "linear_amx.h"
 #include "linear_small.h"
 #include "vmath.h"
 
@@ -301,9 +302,9 @@ int vq_linear_small_bf16(int n_threads, const uint16_t *xb, int T, int K, const 
 #ifdef VQ_SMALL_X86
     if (small_level() < 3 || T < 1 || K < 2 || K % 2 || N % 64)
         return -1;
-    /* on AMX tiles where the CPU has them (linear_small_amx.c) */
+    /* on AMX tiles where the CPU has them (linear_amx.h) */
     const int f = __atomic_load_n(&forced_level, __ATOMIC_RELAXED);
-    if ((f < 0 || f >= 4) && !vq_linear_small_bf16_amx(n_threads, xb, T, K, blocks, b, N, y))
+    if ((f < 0 || f >= 4) && !vq_linear_bf16_amx(n_threads, xb, T, K, blocks, b, N, 0, y))
         return 0;
     const int n_blk = N / 64;
     const size_t blk = (size_t)64 * K;

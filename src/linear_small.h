@@ -16,18 +16,11 @@
 int vq_linear_small(int n_threads, const float *x, int T, int K, const float *W, const float *b, int N, float *y);
 /* The same in bf16 (fp32 accumulation, vdpbf16ps) from weights repacked as
  * N/64 blocks of 64 columns one after the other, each [K/2][64][2] (k pairs;
- * oneDNN's 16a64b2a blocking). Nonzero (nothing done) without AVX512_BF16 or
- * for other shapes. */
+ * oneDNN's 16a64b2a blocking); on AMX tiles where the CPU has them
+ * (linear_amx.h: other bits) unless forced below 4. Nonzero (nothing done)
+ * without AVX512_BF16 or for other shapes. */
 int vq_linear_small_bf16(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b,
                          int N, float *y);
-
-/* The same on AMX tiles (linear_small_amx.c), which vq_linear_small_bf16
- * takes where the CPU has them (amx.h) unless forced below 4: each sum in
- * steps of 32 k in order (other bits than vdpbf16ps's), a row's result
- * independent of the others and of the threads. Nonzero (nothing done)
- * without AMX, or K not a multiple of 32, or N of 64. */
-int vq_linear_small_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b,
-                             int N, float *y);
 
 /* 1 when the kernel above runs on this CPU (bf16: the bf16 one). */
 int vq_linear_small_ready(int bf16);

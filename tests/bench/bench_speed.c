@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "amx.h"
 #include "backend_dnnl.h"
 #include "backend_int8.h"
 #include "bench_common.h"
@@ -568,8 +569,9 @@ int main(int argc, char **argv)
            "products: %s, activations quantized per call included); memcpy %.1f GB/s (read + write, all "
            "threads); read alone %.1f GB/s\n", peak[0], peak[1], peak[2], vq_int8_kernel_name(), bw, rd);
     if (peak[1] > 0)
-        printf("bf16 products: our kernel (AVX512_BF16) %.0f GFLOPS%s; oneDNN's %.0f GFLOPS; the peak is the better "
-               "of the two\n", own_bf16, vq_dnnl_bf16_own() ? "" : " (not used on this CPU)", dnnl_bf16);
+        printf("bf16 products: our kernel (%s) %.0f GFLOPS%s; oneDNN's %.0f GFLOPS; the peak is the better "
+               "of the two\n", vq_amx_bf16_ready() ? "AMX tiles" : "AVX512_BF16", own_bf16,
+               vq_dnnl_bf16_own() ? "" : " (not used on this CPU)", dnnl_bf16);
     if (peak[2] > 0) {
         /* the same run, interleaved: oneDNN's raw int8 product against the
          * int8 backend's kernel (quantization and epilogue included) */

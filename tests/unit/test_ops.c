@@ -11,6 +11,7 @@
 #include "backend_dnnl.h"
 #include "backend_int8.h"
 #include "bf16.h"
+#include "linear_amx.h"
 #include "linear_bf16.h"
 #include "linear_small.h"
 #include "model.h"
@@ -148,7 +149,7 @@ static void test_conv_threads_bf16(void)
     free(in); free(w); free(b); free(o1); free(o2); free(o3);
 }
 
-/* The few-rows bf16 kernel on AMX tiles (linear_small_amx.c), where the CPU
+/* The few-rows bf16 kernel on AMX tiles (linear_amx.c), where the CPU
  * has them: against the AVX512_BF16 kernel on the same bf16 inputs (fp32
  * sums in another order), each row as computed alone (batches of sequences
  * run it past VQ_SMALL_ROWS rows), bit-identical with 1 and 2 threads. */
@@ -178,7 +179,7 @@ static void test_linear_small_amx(void)
             uint16_t *xb = malloc(2 * (size_t)T * K);
             vq_f32_to_bf16(x, xb, (size_t)T * K);
             float *y = malloc(sizeof(float) * T * N), *y1 = malloc(sizeof(float) * T * N), *yv = malloc(sizeof(float) * T * N);
-            ok_run &= !vq_linear_small_bf16_amx(2, xb, T, K, blk, bias, N, y) &&
+            ok_run &= !vq_linear_bf16_amx(2, xb, T, K, blk, bias, N, 0, y) &&
                       !vq_linear_small_bf16(2, xb, T, K, blk, bias, N, y1);
             ok_run &= !memcmp(y, y1, sizeof(float) * T * N);   /* the kernel the products take here */
             vq_linear_small_force(3);
@@ -189,10 +190,10 @@ static void test_linear_small_amx(void)
                 if (!(d <= worst)) worst = d;
             }
             for (int r = 0; r < T; r++) {
-                vq_linear_small_bf16_amx(2, xb + (size_t)r * K, 1, K, blk, bias, N, y1);
+                vq_linear_bf16_amx(2, xb + (size_t)r * K, 1, K, blk, bias, N, 0, y1);
                 ok_rows &= !memcmp(y1, y + (size_t)r * N, sizeof(float) * N);
             }
-            vq_linear_small_bf16_amx(1, xb, T, K, blk, bias, N, y1);
+            vq_linear_bf16_amx(1, xb, T, K, blk, bias, N, 0, y1);
             ok_thr &= !memcmp(y, y1, sizeof(float) * T * N);
             n++;
             free(x); free(xb); free(y); free(y1); free(yv);

@@ -1,23 +1,27 @@
-/* The few-rows bf16 products on AMX tiles (linear_small.h,
- * vq_linear_small_bf16, on CPUs where vq_amx_bf16_ready).
+/* The bf16 backend's products on AMX tiles (linear_amx.h), at every row
+ * count, on CPUs where vq_amx_bf16_ready.
  *
  * On Intel's Xeons with AMX, vdpbf16ps takes about two cycles (one on a Zen
- * 4 or 5) and the AVX-512 kernel ran the sampler's chunks of 16 rows at 172
- * GFLOPS on 2 cores; one TDPBF16PS does 16 × 16 × 32 terms. The weights'
- * blocks of 64 columns, [K/2][64][2], are the tiles' B operand as they lie:
- * 16 pairs of k (rows, 256 bytes apart) × 16 columns' pairs.
+ * 4 or 5): the AVX-512 few-rows kernel ran the sampler's chunks of 16 rows
+ * at 172 GFLOPS on 2 cores. One TDPBF16PS does 16 × 16 × 32 terms. The
+ * weights' blocks of 64 columns, [K/2][64][2], are the tiles' B operand as
+ * they lie: 16 pairs of k (rows, 256 bytes apart) × 16 columns' pairs.
  *
  * Per block, per pass of up to 16 rows: the rows' 32 k at a time in tile 4
  * (the rows as they lie in x: the tile has only the pass's rows), the 64
- * columns' sums in tiles 0..3, their weights through tile 5. Each sum runs
- * over k in steps of 32 in order, whatever the rows, the pass or the thread:
- * a row's result does not depend on the other rows of the call. */
+ * columns' sums in tiles 0..3, their weights through tile 5, the epilogue
+ * as the sums leave the tiles. Each sum runs over k in steps of 32 in
+ * order, whatever the rows, the pass or the thread: a row's result does not
+ * depend on the other rows of the call, nor on their count. */
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "amx.h"
-#include "linear_small.h"
+#include "backend.h"
+#include "bf16.h"
+#include "linear_amx.h"
+#include "vmath_poly.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 11)
 #include <immintrin.h>
@@ -30,7 +34,8 @@ static void configure(int m)
 
 /* rows r0 .. r0+m-1 (m <= 16, the configured rows) of one block */
 __attribute__((target("amx-tile,amx-bf16,avx512f")))
-static void block_pass(const uint16_t *x, int K, int m, const uint16_t *blk, const float *b, float *y, int ldy)
+static void block_pass(const uint16_t *x, int K, int m, const uint16_t *blk, const float *b, int epi, void *y,
+                       size_t o, int ldy)
 {
     _Alignas(64) float c[4][16 * 16];
     _tile_zero(0);
@@ -57,14 +62,22 @@ static void block_pass(const uint16_t *x, int K, int m, const uint16_t *blk, con
         for (int q = 0; q < 4; q++) {
             __m512 v = _mm512_load_ps(c[q] + 16 * i);
             if (b) v = _mm512_add_ps(v, _mm512_loadu_ps(b + 16 * q));
-            _mm512_storeu_ps(y + (size_t)i * ldy + 16 * q, v);
+            const size_t at = o + (size_t)i * ldy + 16 * q;
+            if (epi == VQ_EPI_GELU_BF16)   /* vq_vgelu_poly, then vq_bf16_round */
+                _mm256_storeu_si256((__m256i *)((uint16_t *)y + at),
+                                    _mm512_cvtepi32_epi16(vq_bf16_round_512(vq_gelu_poly_512(v))));
+            else if (epi == VQ_EPI_ADD)    /* vq_add's y + x */
+                _mm512_storeu_ps((float *)y + at, _mm512_add_ps(_mm512_loadu_ps((float *)y + at), v));
+            else
+                _mm512_storeu_ps((float *)y + at, v);
         }
 }
 
-int vq_linear_small_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b,
-                             int N, float *y)
+int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b, int N,
+                       int epi, void *y)
 {
-    if (!vq_amx_bf16_ready() || T < 1 || K < 32 || K % 32 || N % 64)
+    if (!vq_amx_bf16_ready() || T < 1 || K < 32 || K % 32 || N < 64 || N % 64 ||
+        (epi && epi != VQ_EPI_GELU_BF16 && epi != VQ_EPI_ADD))
         return -1;
     const int n_blk = N / 64;
     const size_t blk = (size_t)64 * K;
@@ -79,8 +92,8 @@ int vq_linear_small_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, co
             for (int r0 = 0; r0 < T; r0 += 16) {
                 const int m = T - r0 < 16 ? T - r0 : 16;
                 if (m != conf) configure(conf = m);
-                block_pass(xb + (size_t)r0 * K, K, m, blocks + j * blk, b ? b + 64 * j : NULL,
-                           y + (size_t)r0 * N + 64 * j, N);
+                block_pass(xb + (size_t)r0 * K, K, m, blocks + j * blk, b ? b + 64 * j : NULL, epi, y,
+                           (size_t)r0 * N + 64 * j, N);
             }
         if (conf) vq_amx_release();
     }
@@ -89,10 +102,10 @@ int vq_linear_small_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, co
 
 #else
 
-int vq_linear_small_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b,
-                             int N, float *y)
+int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b, int N,
+                       int epi, void *y)
 {
-    (void)n_threads; (void)xb; (void)T; (void)K; (void)blocks; (void)b; (void)N; (void)y;
+    (void)n_threads; (void)xb; (void)T; (void)K; (void)blocks; (void)b; (void)N; (void)epi; (void)y;
     return -1;
 }
 
