@@ -25,8 +25,9 @@ void vq_dnnl_pack_free(struct vq_packed *w);
 /* y[T×N] = x[T×K] · Wᵀ + b: x converted to bf16 once, fp32 accumulation and
  * output on n_threads threads: up to small_rows rows the few-rows kernel of
  * linear_small.h, past them our own kernel of linear_bf16.h (the same bits
- * for a row whatever T), where the packing is its blocks; oneDNN's matmul
- * on AMX tiles and for other packings. Nonzero when unavailable. */
+ * for a row whatever T; both on AMX tiles where the CPU has them), where
+ * the packing is its blocks; oneDNN's matmul for other packings. Nonzero
+ * when unavailable. */
 int vq_dnnl_linear_bf16(int n_threads, int small_rows, const struct vq_packed *w, const float *x, int T,
                         const float *b, float *y);
 /* The same from xb = x rounded to bf16 (vq_f32_to_bf16): the same bits. */
@@ -36,8 +37,9 @@ int vq_dnnl_linear_bf16_in(int n_threads, int small_rows, const struct vq_packed
  * more than small_rows rows through weights stored as one blocked matrix:
  * our kernel's (GELU: vq_gelu_poly, the bits of the product followed by
  * vq_vgelu_poly and the rounding, as ops.c completes the few-rows
- * products), or on AMX oneDNN's (GELU: its gelu_erf); the add gives the
- * bits of the product followed by a sum. Nonzero (nothing done) otherwise. */
+ * products), or, with our kernel forced off (tests, the bench), oneDNN's
+ * (GELU: its gelu_erf); the add gives the bits of the product followed by
+ * a sum. Nonzero (nothing done) otherwise. */
 int vq_dnnl_linear_bf16_epi(int n_threads, int small_rows, const struct vq_packed *w, const uint16_t *xb, int T,
                             const float *b, int epi, void *y);
 /* 1 when w's products of up to small_rows rows take the few-rows kernel. */

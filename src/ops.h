@@ -68,9 +68,10 @@ int vq_linear_bf16(const struct vq_exec *ex, const uint16_t *xb, int T, const st
  *  - vq_linear_bf16_gelu: yb[T×N] = bf16(gelu(xb · Wᵀ + b)), the next
  *    product's input. GELU is vq_vgelu_poly's, here after the few-rows
  *    kernels and on each finished tile of the bf16 backend's own kernel past
- *    them (linear_bf16.h), whose sums are the same: a row's bits do not
- *    depend on its call; where oneDNN fuses it instead (on AMX), its own
- *    erf approximation, and a row's bits depend on which kernel its call
+ *    them (linear_bf16.h; both on AMX tiles where the CPU has them), whose
+ *    sums are the same: a row's bits do not depend on its call; where
+ *    oneDNN fuses it instead (our kernel forced off), its own erf
+ *    approximation, and a row's bits depend on which kernel its call
  *    takes, like its product's (vq_linear_rows_independent).
  *  - vq_linear_bf16_add: y[T×N] += xb · Wᵀ + b, the bits of vq_linear_bf16
  *    into a buffer followed by vq_add.
