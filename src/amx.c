@@ -4,7 +4,7 @@
 
 #include "amx.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 11)
+#ifdef VQ_AMX_BUILD
 #include <cpuid.h>
 #include <immintrin.h>
 #include <pthread.h>

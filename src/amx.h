@@ -7,6 +7,12 @@
 
 #include <stdint.h>
 
+/* Whether this compiler builds the AMX kernels (GCC 11 or later, clang); the
+ * files that hold them compile their fallbacks otherwise. */
+#if defined(__x86_64__) && defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 11)
+#define VQ_AMX_BUILD 1
+#endif
+
 /* 1 when the CPU has AMX-TILE and AMX-BF16 and the kernel let this process
  * use the tiles (arch_prctl ARCH_REQ_XCOMP_PERM, asked once); 0 otherwise. */
 int vq_amx_bf16_ready(void);

@@ -11,12 +11,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "amx.h"
 #include "attention_amx.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 11)
+#ifdef VQ_AMX_BUILD
 #include <immintrin.h>
 
-#include "amx.h"
 #include "bf16.h"
 
 static int forced = -1;

@@ -80,4 +80,12 @@ typedef void (*vq_tiles_fn)(void *ctx, int block, int i0, int m);
 void vq_balance_tiles(struct vq_balance *b, int n_threads, int par, int n_blk, int T, int rows, vq_tiles_fn fn,
                       void *ctx);
 
+/* Thread t of nt's contiguous share [*i0, *i1) of n items, in order (a
+ * static split, for loops whose threads stream their own runs). */
+static inline void vq_static_share(int n, int t, int nt, int *i0, int *i1)
+{
+    *i0 = (int)((int64_t)n * t / nt);
+    *i1 = (int)((int64_t)n * (t + 1) / nt);
+}
+
 #endif

@@ -15,15 +15,15 @@
  * depend on the other rows of the call, nor on their count. */
 #include <omp.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "amx.h"
 #include "backend.h"
+#include "balance.h"
 #include "bf16.h"
 #include "linear_amx.h"
 #include "vmath_poly.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 11)
+#ifdef VQ_AMX_BUILD
 #include <immintrin.h>
 
 static void configure(int m)
@@ -86,7 +86,8 @@ int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const ui
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         const int t = omp_get_thread_num(), n = omp_get_num_threads();
-        const int j0 = (int)((int64_t)n_blk * t / n), j1 = (int)((int64_t)n_blk * (t + 1) / n);
+        int j0, j1;
+        vq_static_share(n_blk, t, n, &j0, &j1);
         int conf = 0;
         for (int j = j0; j < j1; j++)
             for (int r0 = 0; r0 < T; r0 += 16) {

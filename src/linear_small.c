@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "balance.h"
 #include "gemm.h"
 #include "linear_amx.h"
 #include "linear_small.h"
@@ -314,7 +315,8 @@ int vq_linear_small_bf16(int n_threads, const uint16_t *xb, int T, int K, const 
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         const int t = omp_get_thread_num(), n = omp_get_num_threads();
-        const int j0 = (int)((int64_t)n_blk * t / n), j1 = (int)((int64_t)n_blk * (t + 1) / n);
+        int j0, j1;
+        vq_static_share(n_blk, t, n, &j0, &j1);
         for (int j = j0; j < j1; j++)
             column_block_bf16(xb, T, K, blocks + j * blk, j + 1 < j1 ? blocks + (j + 1) * blk : NULL,
                               b ? b + 64 * j : NULL, y + 64 * j, N);
