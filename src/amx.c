@@ -14,7 +14,7 @@
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
-static int ready;
+static int ready, ready_int8;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void detect(void)
@@ -22,15 +22,23 @@ static void detect(void)
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
         return;
-    const int amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1;
+    const int amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1, amx_int8 = (d >> 25) & 1;
     /* Linux gives a process the tiles' state only when asked */
-    ready = amx_bf16 && amx_tile && syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+    const int perm = amx_tile && syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+    ready = perm && amx_bf16;
+    ready_int8 = perm && amx_int8;
 }
 
 int vq_amx_bf16_ready(void)
 {
     pthread_once(&once, detect);
     return ready;
+}
+
+int vq_amx_int8_ready(void)
+{
+    pthread_once(&once, detect);
+    return ready_int8;
 }
 
 struct tile_config {
@@ -60,6 +68,7 @@ void vq_amx_release(void) { _tile_release(); }
 #else
 
 int vq_amx_bf16_ready(void) { return 0; }
+int vq_amx_int8_ready(void) { return 0; }
 void vq_amx_configure(const uint8_t rows[8]) { (void)rows; }
 void vq_amx_release(void) {}
 

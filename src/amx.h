@@ -1,7 +1,8 @@
 /* AMX tiles (Intel Xeon since Sapphire Rapids): whether this process may use
  * them, and the tile configuration the kernels load (amx.c). Used by the
- * bf16 attention (attention_amx.c) and the few-rows bf16 products
- * (linear_amx.c); oneDNN configures the tiles for its own kernels. */
+ * bf16 attention (attention_amx.c), the bf16 products (linear_amx.c) and
+ * the int8 products' sums (int8_amx.c); oneDNN configures the tiles for its
+ * own kernels. */
 #ifndef VQ_AMX_H
 #define VQ_AMX_H
 
@@ -16,6 +17,8 @@
 /* 1 when the CPU has AMX-TILE and AMX-BF16 and the kernel let this process
  * use the tiles (arch_prctl ARCH_REQ_XCOMP_PERM, asked once); 0 otherwise. */
 int vq_amx_bf16_ready(void);
+/* The same for AMX-TILE and AMX-INT8 (the int8 products: int8_amx.c). */
+int vq_amx_int8_ready(void);
 
 /* Loads on this thread a configuration of tiles 0..7, each 64 bytes a row
  * and rows[i] rows (1..16), and releases it (vq_amx_release) when done.

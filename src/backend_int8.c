@@ -1,17 +1,20 @@
 /* int8 products: weights quantized per output channel once, activations per
  * row at run time, exact int32 sums (backend_int8.h).
  *
- * Layout: the N columns padded to a multiple of 64 and K to a multiple of 4;
- * each block of 64 columns is [K/4][64][4] bytes, so that one 64-byte load
- * holds 16 columns × 4 consecutive k, what vpdpbusd multiplies by 4 bytes of
- * a row broadcast to every lane. Padding weights are 0. */
+ * Layout: the N columns and K padded to multiples of 64; each block of 64
+ * columns is [K/4][64][4] bytes, so that one 64-byte load holds 16 columns
+ * × 4 consecutive k, what vpdpbusd multiplies by 4 bytes of a row broadcast
+ * to every lane, and 16 such rows are an AMX tile of 64 k (int8_amx.c).
+ * Padding weights are 0. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "amx.h"
 #include "backend_dnnl.h"
 #include "backend_int8.h"
 #include "balance.h"
 #include "gemm.h"
+#include "int8_amx.h"
 #include "largealloc.h"
 #include "scratch.h"
 #include "vmath.h"
@@ -81,7 +84,7 @@ struct vq_packed *vq_int8_pack(const float *W, int N, int K)
     if (!w) return NULL;
     w->hdr = (struct vq_packed){ VQ_PREC_INT8, N, K };
     w->Np = (N + BLK - 1) / BLK * BLK;
-    w->Kp = (K + 3) / 4 * 4;
+    w->Kp = (K + 63) / 64 * 64;
     w->q = vq_alloc_large((size_t)w->Np * w->Kp);
     w->scale = calloc((size_t)w->Np, sizeof(float));
     w->colsum = calloc((size_t)w->Np, sizeof(int32_t));
@@ -335,9 +338,10 @@ VNNI static void block_vnni(const struct vq_int8_weight *w, const uint8_t *xq, i
     }
 }
 
-/* One block of 64 columns for all rows from oneDNN's sums acc[T][N]: the
- * VNNI kernel's epilogue, so its bits. */
-VNNI static void block_sums(const struct vq_int8_weight *w, const int32_t *acc, int T, const float *sx,
+/* One block of 64 columns for T rows from sums computed elsewhere (oneDNN's
+ * or the AMX tiles'): acc[t][0..63], lda apart, are the sums of row t and
+ * columns n0 ..; the VNNI kernel's epilogue, so its bits. */
+VNNI static void block_sums(const struct vq_int8_weight *w, const int32_t *acc, int lda, int T, const float *sx,
                             const int32_t *zx, int n0, const float *b, int epi, float *y)
 {
     const int N = w->hdr.N;
@@ -346,7 +350,7 @@ VNNI static void block_sums(const struct vq_int8_weight *w, const int32_t *acc, 
         __m512i a[ROWS][4];
         for (int r = 0; r < m; r++)
             for (int q = 0; q < 4; q++)
-                a[r][q] = _mm512_loadu_si512(acc + (size_t)(i + r) * N + n0 + 16 * q);
+                a[r][q] = _mm512_loadu_si512(acc + (size_t)(i + r) * lda + 16 * q);
         float *yi = y + (size_t)i * N;
         switch (m) {
         case 6: epilogue_vnni(w, 6, a, sx + i, zx + i, n0, b, epi, yi); break;
@@ -360,42 +364,73 @@ VNNI static void block_sums(const struct vq_int8_weight *w, const int32_t *acc, 
 }
 #endif
 
-/* Whether oneDNN computes this call's sums: where it runs them on AMX tiles
- * (a VNNI kernel cannot match those), from DNNL_ROWS rows on (fewer rows
- * are bound by reading the weights, which the kernel does as fast), or
- * always when the tests force it; only for whole blocks of 64 along K and N
- * (then the packing is oneDNN's layout). Either way every sum is the same
- * exact integer and the epilogue is epilogue_vnni: the same bits. */
+/* Who computes the sums, beside the VNNI kernel's epilogue. On CPUs with
+ * AMX-INT8, our tiles (int8_amx.c) from AMX_ROWS rows on: a tile op takes
+ * as long for one row as for 16, and on an Emerald Rapids the VNNI kernel
+ * was faster at 1..5 rows (1 row: 227 against 127 GOPS; 6 rows: equal; 7:
+ * 0.8x the tiles' rate). Else, where oneDNN
+ * runs int8 on AMX tiles (our kernel not built), oneDNN from DNNL_ROWS rows
+ * on (fewer rows are bound by reading the weights, which the VNNI kernel
+ * does as fast), for whole blocks of 64 columns (then the packing is
+ * oneDNN's layout). The tests force each. Every sum is the same exact
+ * integer and the epilogue is epilogue_vnni's: the same bits. */
 #define DNNL_ROWS 32
-/* 2: oneDNN forced (tests), 1: oneDNN on AMX from DNNL_ROWS rows, 0: not */
-static int dnnl_mode(void)
+#define AMX_ROWS 6
+#define STR(x) #x
+#define XSTR(x) STR(x)
+enum sums { SUMS_OWN, SUMS_DNNL_AMX, SUMS_DNNL_FORCED, SUMS_AMX };
+
+static enum sums sums_mode(void)
 {
     const int f = __atomic_load_n(&forced, __ATOMIC_RELAXED);
-    return !use_vnni() ? 0 : f == 2 ? 2 : f < 0 && vq_dnnl_amx();
+    if (!use_vnni()) return SUMS_OWN;
+    if (f == 2) return SUMS_DNNL_FORCED;
+    if ((f == 3 || f < 0) && vq_amx_int8_ready()) return SUMS_AMX;
+    return f < 0 && vq_dnnl_amx() ? SUMS_DNNL_AMX : SUMS_OWN;
 }
 
-static int sums_by_dnnl(const struct vq_int8_weight *w, int T)
+static enum sums sums_for(const struct vq_int8_weight *w, int T)
 {
-    const int mode = dnnl_mode();
-    return mode && !(w->Kp % 64) && !(w->hdr.N % BLK) && (mode == 2 || T >= DNNL_ROWS);
+    const enum sums mode = sums_mode();
+    if (mode == SUMS_AMX && T < AMX_ROWS && __atomic_load_n(&forced, __ATOMIC_RELAXED) != 3) return SUMS_OWN;
+    if (mode == SUMS_DNNL_FORCED || mode == SUMS_DNNL_AMX)
+        return w->hdr.N % BLK || (mode == SUMS_DNNL_AMX && T < DNNL_ROWS) ? SUMS_OWN : mode;
+    return mode;
 }
 
 const char *vq_int8_kernel_name(void)
 {
-    static const char *const name[3] = { "AVX512_VNNI", "oneDNN on AMX tiles (AVX512_VNNI below 32 rows)",
-                                         "oneDNN (forced)" };
-    return use_vnni() ? name[dnnl_mode()] : "scalar";
+    static const char *const name[4] = { "AVX512_VNNI", "oneDNN on AMX tiles (AVX512_VNNI below 32 rows)",
+                                         "oneDNN (forced)", "AMX tiles (AVX512_VNNI below " XSTR(AMX_ROWS) " rows)" };
+    return use_vnni() ? name[sums_mode()] : "scalar";
 }
 
-/* One product's operands, for its tiles (vq_balance_tiles). */
+/* One product's operands, for its tiles (vq_balance_tiles) or the AMX
+ * tiles' passes. */
 struct int8_call {
     const struct vq_int8_weight *w;
     const uint8_t *xq;
-    int ldx, epi, vnni;
+    int ldx, epi, vnni, amx;
     const float *sx, *b;
     const int32_t *zx;
     float *y;
 };
+
+#ifdef VQ_INT8_X86
+/* One pass of the AMX tiles, rows i0 + i .. of block j: the epilogue. */
+struct amx_pass {
+    const struct int8_call *c;
+    int j, i0;
+};
+
+static void amx_pass_done(void *ctx, const int32_t *sums, int i, int m)
+{
+    const struct amx_pass *p = ctx;
+    const struct int8_call *c = p->c;
+    const int r = p->i0 + i;
+    block_sums(c->w, sums, 64, m, c->sx + r, c->zx + r, p->j * BLK, c->b, c->epi, c->y + (size_t)r * c->w->hdr.N);
+}
+#endif
 
 /* Rows i0 .. i0 + m of column block j. */
 static void tile_rows(void *ctx, int j, int i0, int m)
@@ -404,6 +439,9 @@ static void tile_rows(void *ctx, int j, int i0, int m)
     const uint8_t *xi = c->xq + (size_t)i0 * c->ldx;
     float *yi = c->y + (size_t)i0 * c->w->hdr.N;
 #ifdef VQ_INT8_X86
+    struct amx_pass pass = { c, j, i0 };
+    if (c->amx && !vq_int8_amx_rows(xi, c->ldx, m, c->w->Kp, c->w->q + (size_t)j * c->w->Kp * BLK, amx_pass_done, &pass))
+        return;
     if (c->vnni) block_vnni(c->w, xi, c->ldx, m, c->sx + i0, c->zx + i0, j * BLK, c->b, c->epi, yi);
     else
 #endif
@@ -419,8 +457,8 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
     const int K = w->hdr.K, Kp = w->Kp, N = w->hdr.N, nt = n_threads > 0 ? n_threads : 1;
     /* rows padded to Kp with zeros (they meet zero weights) and a cache
      * line apart, or dense for oneDNN */
-    const int dnnl = sums_by_dnnl(w, T);
-    const int ldx = dnnl ? Kp : (Kp + 63) / 64 * 64 + 64;
+    const enum sums sums = sums_for(w, T);
+    const int dnnl = sums == SUMS_DNNL_AMX || sums == SUMS_DNNL_FORCED, ldx = dnnl ? Kp : Kp + 64;
     uint8_t *xq = malloc((size_t)T * ldx + sizeof(float) * T + sizeof(int32_t) * T);
     if (!xq) return -1;
     float *sx = (float *)(xq + (size_t)T * ldx);
@@ -440,7 +478,7 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
         const int ok = acc && !vq_dnnl_int8_sums(nt, xq, T, Kp, w->q, N, acc);
         if (ok) {
 #pragma omp parallel for schedule(static) if (n_blk > 1 && (int64_t)T * N >= (1 << 14)) num_threads(nt)
-            for (int j = 0; j < n_blk; j++) block_sums(w, acc, T, sx, zx, j * BLK, b, epi, y);
+            for (int j = 0; j < n_blk; j++) block_sums(w, acc + j * BLK, N, T, sx, zx, j * BLK, b, epi, y);
         }
         vq_scratch_free(acc);
         if (ok) {
@@ -450,14 +488,15 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
     }
 #endif
     /* the work shared by the threads' measured speeds and claimed as it is
-     * done (balance.h), in items of one tile of ROWS rows of one column
-     * block, so that a thread's work may end inside a block: the S-FLCKR
+     * done (balance.h), in items of one tile of ROWS rows (16 on the AMX
+     * tiles) of one column block, so that a thread's work may end inside a block: the S-FLCKR
      * transformer's 1024-column products have only 16 blocks, 6 % each. A
      * thread does the tiles of a block it owns in one call, as one thread
      * alone does all of them. An element's bits depend neither on its
      * thread nor on the rows computed with it. */
-    struct int8_call c = { w, xq, ldx, epi, vnni, sx, b, zx, y };
-    vq_balance_tiles(&blocks_balance, nt, (int64_t)T * N * K >= (1 << 18), n_blk, T, ROWS, tile_rows, &c);
+    const int amx = sums == SUMS_AMX;
+    struct int8_call c = { w, xq, ldx, epi, vnni, amx, sx, b, zx, y };
+    vq_balance_tiles(&blocks_balance, nt, (int64_t)T * N * K >= (1 << 18), n_blk, T, amx ? 16 : ROWS, tile_rows, &c);
     free(xq);
     return 0;
 }

@@ -5,9 +5,10 @@
  *   activations uint8, one scale and zero point per row, at run time:
  *               x[t][k] ≈ sx[t]·(Xq[t][k] − zx[t]), Xq in 0..255 (the row's
  *               range, widened to hold 0, in 255 steps);
- *   sums        int32, exact: acc = Σk Xq·Wq (AVX512_VNNI vpdpbusd, oneDNN's
- *               u8 × s8 → s32 matmul where it runs on AMX tiles, or the
- *               scalar loop), then y = (acc − zx·Σk Wq[n][k]) · (sx·sw) + b.
+ *   sums        int32, exact: acc = Σk Xq·Wq (AMX tiles' TDPBUSD where the
+ *               CPU has them, AVX512_VNNI vpdpbusd, oneDNN's u8 × s8 → s32
+ *               matmul, or the scalar loop), then
+ *               y = (acc − zx·Σk Wq[n][k]) · (sx·sw) + b.
  *
  * Every sum is an exact integer and the float epilogue is the same
  * operations in the same order in every kernel: the VNNI kernel, oneDNN's
@@ -38,8 +39,10 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
 
 /* Tests: 0 forces the scalar kernel, 1 the VNNI kernel (where the CPU has
  * it), 2 oneDNN's sums with the VNNI kernel's epilogue (where oneDNN has an
- * int8 kernel for the shape), -1 the automatic choice: oneDNN from 32 rows
- * where it runs int8 on AMX tiles, else the VNNI kernel. */
+ * int8 kernel for the shape), 3 the AMX tiles' sums with that epilogue
+ * (where the CPU has AMX-INT8), -1 the automatic choice: the AMX tiles
+ * where the CPU has them, else oneDNN from 32 rows where it runs int8 on
+ * AMX tiles, else the VNNI kernel. */
 void vq_int8_force(int kernel);
 /* Tests: the memory of the threads' speeds by which the VNNI and scalar
  * kernels share their column blocks (balance.h), to skew it. */

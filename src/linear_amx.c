@@ -32,16 +32,45 @@ static void configure(int m)
     vq_amx_configure(rows);
 }
 
-/* rows r0 .. r0+m-1 (m <= 16, the configured rows) of one block */
-__attribute__((target("amx-tile,amx-bf16,avx512f")))
-static void block_pass(const uint16_t *x, int K, int m, const uint16_t *blk, const float *b, int epi, void *y,
-                       size_t o, int ldy)
+/* The rows of a finished pass whose epilogue is still to run: their sums
+ * c[16][64], where they go. */
+struct pending {
+    const float *c;
+    int m;
+    size_t o;
+};
+
+/* the epilogue of rows i0 .. i1-1 of a pass */
+__attribute__((target("avx512f")))
+static void finish(const struct pending *p, int i0, int i1, const float *b, int epi, void *y, int ldy)
 {
-    _Alignas(64) float c[4][16 * 16];
+    for (int i = i0; i < i1; i++)
+        for (int q = 0; q < 4; q++) {
+            __m512 v = _mm512_load_ps(p->c + 64 * i + 16 * q);
+            if (b) v = _mm512_add_ps(v, _mm512_loadu_ps(b + 16 * q));
+            const size_t at = p->o + (size_t)i * ldy + 16 * q;
+            if (epi == VQ_EPI_GELU_BF16)   /* vq_vgelu_poly, then vq_bf16_round */
+                _mm256_storeu_si256((__m256i *)((uint16_t *)y + at),
+                                    _mm512_cvtepi32_epi16(vq_bf16_round_512(vq_gelu_poly_512(v))));
+            else if (epi == VQ_EPI_ADD)    /* vq_add's y + x */
+                _mm512_storeu_ps((float *)y + at, _mm512_add_ps(_mm512_loadu_ps((float *)y + at), v));
+            else
+                _mm512_storeu_ps((float *)y + at, v);
+        }
+}
+
+/* the sums of m rows (the configured rows) of one block into c[16][64];
+ * meanwhile the epilogue of the pass before, one of its rows a step of k,
+ * so that the vector units work while the tiles multiply */
+__attribute__((target("amx-tile,amx-bf16,avx512f")))
+static void block_pass(const uint16_t *x, int K, const uint16_t *blk, float *c, const struct pending *p,
+                       const float *b, int epi, void *y, int ldy)
+{
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
+    int done = 0;
     for (int k = 0; k < K; k += 32) {
         const uint16_t *w = blk + (size_t)(k / 2) * 128;   /* 16 pairs of k, 64 columns' pairs each */
         _tile_loadd(4, x + k, 2 * (size_t)K);
@@ -53,24 +82,16 @@ static void block_pass(const uint16_t *x, int K, int m, const uint16_t *blk, con
         _tile_dpbf16ps(2, 4, 5);
         _tile_loadd(5, w + 96, 256);
         _tile_dpbf16ps(3, 4, 5);
-    }
-    _tile_stored(0, c[0], 64);
-    _tile_stored(1, c[1], 64);
-    _tile_stored(2, c[2], 64);
-    _tile_stored(3, c[3], 64);
-    for (int i = 0; i < m; i++)
-        for (int q = 0; q < 4; q++) {
-            __m512 v = _mm512_load_ps(c[q] + 16 * i);
-            if (b) v = _mm512_add_ps(v, _mm512_loadu_ps(b + 16 * q));
-            const size_t at = o + (size_t)i * ldy + 16 * q;
-            if (epi == VQ_EPI_GELU_BF16)   /* vq_vgelu_poly, then vq_bf16_round */
-                _mm256_storeu_si256((__m256i *)((uint16_t *)y + at),
-                                    _mm512_cvtepi32_epi16(vq_bf16_round_512(vq_gelu_poly_512(v))));
-            else if (epi == VQ_EPI_ADD)    /* vq_add's y + x */
-                _mm512_storeu_ps((float *)y + at, _mm512_add_ps(_mm512_loadu_ps((float *)y + at), v));
-            else
-                _mm512_storeu_ps((float *)y + at, v);
+        if (done < p->m) {
+            finish(p, done, done + 1, b, epi, y, ldy);
+            done++;
         }
+    }
+    finish(p, done, p->m, b, epi, y, ldy);
+    _tile_stored(0, c, 256);
+    _tile_stored(1, c + 16, 256);
+    _tile_stored(2, c + 32, 256);
+    _tile_stored(3, c + 48, 256);
 }
 
 int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b, int N,
@@ -88,14 +109,19 @@ int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const ui
         const int t = omp_get_thread_num(), n = omp_get_num_threads();
         int j0, j1;
         vq_static_share(n_blk, t, n, &j0, &j1);
+        _Alignas(64) float c[2][16 * 64];
         int conf = 0;
-        for (int j = j0; j < j1; j++)
-            for (int r0 = 0; r0 < T; r0 += 16) {
+        for (int j = j0; j < j1; j++) {
+            const float *bj = b ? b + 64 * j : NULL;
+            struct pending p = { c[1], 0, 0 };
+            for (int r0 = 0, h = 0; r0 < T; r0 += 16, h ^= 1) {
                 const int m = T - r0 < 16 ? T - r0 : 16;
                 if (m != conf) configure(conf = m);
-                block_pass(xb + (size_t)r0 * K, K, m, blocks + j * blk, b ? b + 64 * j : NULL, epi, y,
-                           (size_t)r0 * N + 64 * j, N);
+                block_pass(xb + (size_t)r0 * K, K, blocks + j * blk, c[h], &p, bj, epi, y, N);
+                p = (struct pending){ c[h], m, (size_t)r0 * N + 64 * j };
             }
+            finish(&p, 0, p.m, bj, epi, y, N);
+        }
         if (conf) vq_amx_release();
     }
     return 0;

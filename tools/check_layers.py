@@ -23,7 +23,7 @@ import sys
 # table is docs/architecture.md's.
 LAYERS = [
     ("base", ["amx", "balance", "error", "largealloc", "memlimit", "paths", "scratch", "vmath"]),
-    ("backend", ["backend", "backend_dnnl", "backend_int8", "gemm", "linear_bf16", "linear_small", "linear_amx"]),
+    ("backend", ["backend", "backend_dnnl", "backend_int8", "gemm", "linear_bf16", "linear_small", "linear_amx", "int8_amx"]),
     ("ops", ["ops", "attention", "attention_amx", "rows_probe"]),
     ("networks", ["gguf", "gpt", "vqgan", "sampler", "grid"]),
     ("pipeline", ["model", "placements", "prefix", "temporal", "window", "sequence", "memo"]),

@@ -482,7 +482,7 @@ static void test_linear_int8(void)
 {
     static const int shapes[][2] = { { 257, 1000 }, { 160, 320 }, { 3, 7 }, { 1024, 64 }, { 256, 192 } };   /* K, N */
     static const int Ts[] = { 1, 5, 6, 7, 16, VQ_SMALL_ROWS, 37, 100 };
-    int ok_w = 1, ok_x = 1, ok_ref[3] = { 1, 1, 1 }, ran[3] = { 0, 0, 0 }, ok_thr = 1, ok_rows = 1, ok_epi = 1,
+    int ok_w = 1, ok_x = 1, ok_ref[4] = { 1, 1, 1, 1 }, ran[4] = { 0, 0, 0, 0 }, ok_thr = 1, ok_rows = 1, ok_epi = 1,
         n_epi = 0, ok_dnnl = 1, n_dnnl = 0;
     double err = 0, mag = 0;
     for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
@@ -561,8 +561,8 @@ static void test_linear_int8(void)
 #undef AT_BA16A64B4A
                 free(wb); free(xq); free(sums);
             }
-            for (int kern = 0; kern < 3; kern++) {
-                if (kern && !vq_int8_native()) continue;
+            for (int kern = 0; kern < 4; kern++) {
+                if ((kern && !vq_int8_native()) || (kern == 3 && !vq_amx_int8_ready())) continue;
                 vq_int8_force(kern);
                 ran[kern] = 1;
                 for (int i = 0; i < T * N; i++) y[i] = NAN;   /* nothing left from the kernel before */
@@ -635,9 +635,14 @@ static void test_linear_int8(void)
     CHECK(n_dnnl > 0 && ok_dnnl, "int8, oneDNN's u8 x s8 -> s32 matmul on the packing's own bytes (BA16a64b4a): the exact "
           "integer sums (%d products, 1..100 rows)", n_dnnl);
     if (ran[2])
-        CHECK(ok_ref[2], "int8, oneDNN's sums with the VNNI kernel's epilogue (forced; the choice on AMX): 1..100 rows, "
+        CHECK(ok_ref[2], "int8, oneDNN's sums with the VNNI kernel's epilogue (forced): 1..100 rows, "
               "bit-identical to the reference, epilogues and threads as above");
 #endif
+    if (ran[3])
+        CHECK(ok_ref[3], "int8, the AMX tiles' sums with the VNNI kernel's epilogue: 1..100 rows, K 3..1024 (padded to "
+              "64), bit-identical to the reference, epilogues and threads as above");
+    else
+        printf("ok - int8, AMX tiles: not on this CPU (skipped: no AMX-INT8)\n");
     CHECK(ok_thr && ok_rows, "int8: bit-identical with 1 and 2 threads; each row as computed alone");
     CHECK(err / mag < 2e-2, "int8: mean relative error %.2g < 2e-2 against the fp32 product", err / mag);
 }
