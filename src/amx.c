@@ -65,11 +65,18 @@ void vq_amx_configure(const uint8_t rows[8])
 __attribute__((target("amx-tile")))
 void vq_amx_release(void) { _tile_release(); }
 
+void vq_amx_configure_pass(int m)
+{
+    const uint8_t r = (uint8_t)m, rows[8] = { r, r, r, r, r, 16, 16, 16 };
+    vq_amx_configure(rows);
+}
+
 #else
 
 int vq_amx_bf16_ready(void) { return 0; }
 int vq_amx_int8_ready(void) { return 0; }
 void vq_amx_configure(const uint8_t rows[8]) { (void)rows; }
 void vq_amx_release(void) {}
+void vq_amx_configure_pass(int m) { (void)m; }
 
 #endif

@@ -25,5 +25,8 @@ int vq_amx_int8_ready(void);
  * Only where vq_amx_bf16_ready. */
 void vq_amx_configure(const uint8_t rows[8]);
 void vq_amx_release(void);
+/* The products' configuration (linear_amx.c, int8_amx.c): tiles 0..3 (a
+ * pass's sums) and 4 (its rows) of m rows, 5..7 (the weights) of 16. */
+void vq_amx_configure_pass(int m);
 
 #endif

@@ -14,12 +14,6 @@
 #ifdef VQ_AMX_BUILD
 #include <immintrin.h>
 
-static void configure(int m)
-{
-    const uint8_t r = (uint8_t)m, rows[8] = { r, r, r, r, r, 16, 16, 16 };
-    vq_amx_configure(rows);
-}
-
 /* The rows of a finished pass whose epilogue is still to run. */
 struct pending {
     const int32_t *c;
@@ -70,7 +64,7 @@ int vq_int8_amx_rows(const uint8_t *xq, int ldx, int T, int Kp, const int8_t *bl
     int conf = 0;
     for (int r0 = 0, b = 0; r0 < T; r0 += 16, b ^= 1) {
         const int m = T - r0 < 16 ? T - r0 : 16;
-        if (m != conf) configure(conf = m);
+        if (m != conf) vq_amx_configure_pass(conf = m);
         block_pass(xq + (size_t)r0 * ldx, ldx, Kp, blk, c[b], &p, fn, ctx);
         p = (struct pending){ c[b], r0, m };
     }

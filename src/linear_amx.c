@@ -9,8 +9,10 @@
  *
  * Per block, per pass of up to 16 rows: the rows' 32 k at a time in tile 4
  * (the rows as they lie in x: the tile has only the pass's rows), the 64
- * columns' sums in tiles 0..3, their weights through tile 5, the epilogue
- * as the sums leave the tiles. Each sum runs over k in steps of 32 in
+ * columns' sums in tiles 0..3, their weights through tile 5; the pass's
+ * epilogue runs during the next pass, a row between each step's tile
+ * instructions, on the vector units that the tiles leave idle (int8_amx.c
+ * does the same). Each sum runs over k in steps of 32 in
  * order, whatever the rows, the pass or the thread: a row's result does not
  * depend on the other rows of the call, nor on their count. */
 #include <omp.h>
@@ -25,12 +27,6 @@
 
 #ifdef VQ_AMX_BUILD
 #include <immintrin.h>
-
-static void configure(int m)
-{
-    const uint8_t r = (uint8_t)m, rows[8] = { r, r, r, r, r, 16, 16, 16 };
-    vq_amx_configure(rows);
-}
 
 /* The rows of a finished pass whose epilogue is still to run: their sums
  * c[16][64], where they go. */
@@ -116,7 +112,7 @@ int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const ui
             struct pending p = { c[1], 0, 0 };
             for (int r0 = 0, h = 0; r0 < T; r0 += 16, h ^= 1) {
                 const int m = T - r0 < 16 ? T - r0 : 16;
-                if (m != conf) configure(conf = m);
+                if (m != conf) vq_amx_configure_pass(conf = m);
                 block_pass(xb + (size_t)r0 * K, K, blocks + j * blk, c[h], &p, bj, epi, y, N);
                 p = (struct pending){ c[h], m, (size_t)r0 * N + 64 * j };
             }
