@@ -440,7 +440,8 @@ static void tile_rows(void *ctx, int j, int i0, int m)
     float *yi = c->y + (size_t)i0 * c->w->hdr.N;
 #ifdef VQ_INT8_X86
     struct amx_pass pass = { c, j, i0 };
-    if (c->amx && !vq_int8_amx_rows(xi, c->ldx, m, c->w->Kp, c->w->q + (size_t)j * c->w->Kp * BLK, amx_pass_done, &pass))
+    const int8_t *blk = c->w->q + (size_t)j * c->w->Kp * BLK;
+    if (c->amx && !vq_int8_amx_rows(xi, c->ldx, m, c->w->Kp, blk, amx_pass_done, &pass))
         return;
     if (c->vnni) block_vnni(c->w, xi, c->ldx, m, c->sx + i0, c->zx + i0, j * BLK, c->b, c->epi, yi);
     else
@@ -489,11 +490,11 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
 #endif
     /* the work shared by the threads' measured speeds and claimed as it is
      * done (balance.h), in items of one tile of ROWS rows (16 on the AMX
-     * tiles) of one column block, so that a thread's work may end inside a block: the S-FLCKR
-     * transformer's 1024-column products have only 16 blocks, 6 % each. A
-     * thread does the tiles of a block it owns in one call, as one thread
-     * alone does all of them. An element's bits depend neither on its
-     * thread nor on the rows computed with it. */
+     * tiles) of one column block, so that a thread's work may end inside a
+     * block: the S-FLCKR transformer's 1024-column products have only 16
+     * blocks, 6 % each. A thread does the tiles of a block it owns in one
+     * call, as one thread alone does all of them. An element's bits depend
+     * neither on its thread nor on the rows computed with it. */
     const int amx = sums == SUMS_AMX;
     struct int8_call c = { w, xq, ldx, epi, vnni, amx, sx, b, zx, y };
     vq_balance_tiles(&blocks_balance, nt, (int64_t)T * N * K >= (1 << 18), n_blk, T, amx ? 16 : ROWS, tile_rows, &c);

@@ -11,9 +11,10 @@
  *               y = (acc − zx·Σk Wq[n][k]) · (sx·sw) + b.
  *
  * Every sum is an exact integer and the float epilogue is the same
- * operations in the same order in every kernel: the VNNI kernel, oneDNN's
- * sums and the scalar reference agree bit for bit, and a row's result
- * depends neither on the other rows of the call nor on the threads. */
+ * operations in the same order in every kernel: the VNNI kernel, the AMX
+ * tiles' and oneDNN's sums and the scalar reference agree bit for bit, and
+ * a row's result depends neither on the other rows of the call nor on the
+ * threads. */
 #ifndef VQ_BACKEND_INT8_H
 #define VQ_BACKEND_INT8_H
 
