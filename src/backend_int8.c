@@ -365,15 +365,16 @@ VNNI static void block_sums(const struct vq_int8_weight *w, const int32_t *acc, 
 #endif
 
 /* Who computes the sums, beside the VNNI kernel's epilogue. On CPUs with
- * AMX-INT8, our tiles (int8_amx.c) from AMX_ROWS rows on: a tile op takes
- * as long for one row as for 16, and on an Emerald Rapids the VNNI kernel
- * was faster at 1..5 rows (1 row: 227 against 127 GOPS; 6 rows: equal; 7:
- * 0.8x the tiles' rate). Else, where oneDNN
- * runs int8 on AMX tiles (our kernel not built), oneDNN from DNNL_ROWS rows
- * on (fewer rows are bound by reading the weights, which the VNNI kernel
- * does as fast), for whole blocks of 64 columns (then the packing is
- * oneDNN's layout). The tests force each. Every sum is the same exact
- * integer and the epilogue is epilogue_vnni's: the same bits. */
+ * AMX-INT8, our tiles (int8_amx.c) from AMX_ROWS rows on: a pass of one
+ * row takes nearly as long as a pass of six (the weights' tiles are loaded
+ * whole either way), and on an Emerald Rapids the VNNI kernel was faster
+ * at 1..5 rows (1 row: 227 against 127 GOPS; 6 rows: equal; 7: 0.8x the
+ * tiles' rate). Else, where oneDNN runs int8 on AMX tiles (our kernel not
+ * built), oneDNN from DNNL_ROWS rows on (fewer rows are bound by reading
+ * the weights, which the VNNI kernel does as fast), for whole blocks of 64
+ * columns (then the packing is oneDNN's layout). The tests force each.
+ * Every sum is the same exact integer and the epilogue is epilogue_vnni's:
+ * the same bits. */
 #define DNNL_ROWS 32
 #define AMX_ROWS 6
 #define STR(x) #x
