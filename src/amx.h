@@ -22,7 +22,7 @@ int vq_amx_int8_ready(void);
 
 /* Loads on this thread a configuration of tiles 0..7, each 64 bytes a row
  * and rows[i] rows (1..16), and releases it (vq_amx_release) when done.
- * Only where vq_amx_bf16_ready. */
+ * Only where vq_amx_bf16_ready or vq_amx_int8_ready. */
 void vq_amx_configure(const uint8_t rows[8]);
 void vq_amx_release(void);
 /* The products' configuration (linear_amx.c, int8_amx.c): tiles 0..3 (a
