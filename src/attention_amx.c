@@ -37,20 +37,44 @@ void vq_amx_attention_begin(void)
 void vq_amx_attention_end(void) { vq_amx_release(); }
 
 /* rows r < m of src (stride lds halves), n halves each, into a 16-row tile
- * of 32 halves a row, zeros elsewhere */
-static void pad_rows(uint16_t dst[16 * 32], const uint16_t *src, size_t lds, int m, int n)
+ * of 32 halves a row, zeros elsewhere; masked loads read nothing past the n
+ * halves (a call of memcpy a row took most of a short product's time) */
+__attribute__((target("avx512f,avx512bw")))
+static inline void pad_rows(uint16_t dst[16 * 32], const uint16_t *src, size_t lds, int m, int n)
 {
-    memset(dst, 0, 16 * 64);
-    for (int r = 0; r < m; r++)
-        memcpy(dst + r * 32, src + r * lds, 2 * (size_t)n);
+    const __mmask32 k = n >= 32 ? ~0u : (1u << n) - 1;
+    int r = 0;
+    for (; r < m; r++)
+        _mm512_store_si512(dst + r * 32, _mm512_maskz_loadu_epi16(k, src + r * lds));
+    for (; r < 16; r++)
+        _mm512_store_si512(dst + r * 32, _mm512_setzero_si512());
 }
 
-__attribute__((target("amx-tile,amx-bf16,avx512f")))
+/* The sums of key tile J of a step (keys t + 16·J on, if any) with the
+ * query's tile A, into tile J; the keys' pairs through tile B (padded when
+ * fewer than 16 keys are left). */
+#define KEY_TILE(J, A, B)                                                          \
+    do {                                                                           \
+        const int t_ = t + 16 * (J);                                               \
+        if (t_ < T) {                                                              \
+            const uint16_t *b_ = k2 + ((size_t)(16 * ((A) - 4)) * ldk + t_) * 2;   \
+            size_t sb_ = 4 * (size_t)ldk;                                          \
+            if (T - t_ < 16) {                                                     \
+                pad_rows(kpad, b_, 2 * (size_t)ldk, 16, 2 * (T - t_));            \
+                b_ = kpad;                                                         \
+                sb_ = 64;                                                          \
+            }                                                                      \
+            _tile_loadd(B, b_, sb_);                                               \
+            _tile_dpbf16ps(J, A, B);                                               \
+        }                                                                          \
+    } while (0)
+
+__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
 uint64_t vq_amx_scores(int m, int hd, const uint16_t *qb, int ldq, const uint16_t *k2, int ldk, int T, float scale,
                        float *S, int lds)
 {
     _Alignas(64) uint16_t qpad[4][16 * 32], kpad[16 * 32];
-    _Alignas(64) float c[16 * 16];
+    _Alignas(64) float c[4][16 * 16];
     const int nk = hd / 32;
     /* the query's tiles: straight from qb when the group has 16 rows */
     const uint16_t *a[4] = { qb, qb, qb, qb };
@@ -67,31 +91,37 @@ uint64_t vq_amx_scores(int m, int hd, const uint16_t *qb, int ldq, const uint16_
     if (nk > 1) _tile_loadd(5, a[1], sa);
     if (nk > 2) _tile_loadd(6, a[2], sa);
     if (nk > 3) _tile_loadd(7, a[3], sa);
+    /* several key tiles' sums in flight, each over the query's tiles in
+     * order (so the same sums as one tile at a time): 4 tiles (keys' pairs
+     * through tiles 6 and 7) when the query takes tiles 4 and 5, else 3
+     * (through tile 3) */
+    const int step = nk <= 2 ? 64 : 48;
     const __m512 vs = _mm512_set1_ps(scale);
-    for (int t = 0; t < T; t += 16) {
-        const int tn = T - t < 16 ? T - t : 16;
+    for (int t = 0; t < T; t += step) {
+        const int nt = (T - t + 15) / 16 < step / 16 ? (T - t + 15) / 16 : step / 16;
         _tile_zero(0);
-        for (int i = 0; i < nk; i++) {
-            /* 16 pairs of dimensions (rows) × 16 keys' pairs */
-            const uint16_t *b = k2 + ((size_t)(16 * i) * ldk + t) * 2;
-            size_t sb = 4 * (size_t)ldk;
-            if (tn < 16) {
-                pad_rows(kpad, b, 2 * (size_t)ldk, 16, 2 * tn);
-                b = kpad;
-                sb = 64;
-            }
-            _tile_loadd(1, b, sb);
-            switch (i) {
-            case 0: _tile_dpbf16ps(0, 4, 1); break;
-            case 1: _tile_dpbf16ps(0, 5, 1); break;
-            case 2: _tile_dpbf16ps(0, 6, 1); break;
-            default: _tile_dpbf16ps(0, 7, 1); break;
-            }
+        _tile_zero(1);
+        _tile_zero(2);
+        if (nk <= 2) {
+            _tile_zero(3);
+            KEY_TILE(0, 4, 6); KEY_TILE(1, 4, 7); KEY_TILE(2, 4, 6); KEY_TILE(3, 4, 7);
+            if (nk > 1) { KEY_TILE(0, 5, 6); KEY_TILE(1, 5, 7); KEY_TILE(2, 5, 6); KEY_TILE(3, 5, 7); }
+        } else {
+            KEY_TILE(0, 4, 3); KEY_TILE(1, 4, 3); KEY_TILE(2, 4, 3);
+            KEY_TILE(0, 5, 3); KEY_TILE(1, 5, 3); KEY_TILE(2, 5, 3);
+            KEY_TILE(0, 6, 3); KEY_TILE(1, 6, 3); KEY_TILE(2, 6, 3);
+            if (nk > 3) { KEY_TILE(0, 7, 3); KEY_TILE(1, 7, 3); KEY_TILE(2, 7, 3); }
         }
-        _tile_stored(0, c, 64);
-        const __mmask16 k = (__mmask16)((1u << tn) - 1);
-        for (int r = 0; r < m; r++)
-            _mm512_mask_storeu_ps(S + (size_t)r * lds + t, k, _mm512_mul_ps(_mm512_load_ps(c + 16 * r), vs));
+        _tile_stored(0, c[0], 64);
+        if (nt > 1) _tile_stored(1, c[1], 64);
+        if (nt > 2) _tile_stored(2, c[2], 64);
+        if (nt > 3) _tile_stored(3, c[3], 64);
+        for (int j = 0; j < nt; j++) {
+            const int tn = T - t - 16 * j < 16 ? T - t - 16 * j : 16;
+            const __mmask16 k = (__mmask16)((1u << tn) - 1);
+            for (int r = 0; r < m; r++)
+                _mm512_mask_storeu_ps(S + (size_t)r * lds + t + 16 * j, k, _mm512_mul_ps(_mm512_load_ps(c[j] + 16 * r), vs));
+        }
     }
     return 2ull * m * T * hd;
 }

@@ -1049,6 +1049,8 @@ static void attention_bf16_kernel(const char *kern)
         { 64, 1, 0, 0, 1 }, { 128, 2, 0, 0, 77 }, { 128, 2, 0, 50, 9 }, { 192, 4, 0, 133, 70 }, { 96, 2, 0, 0, 130 },
         { 64, 4, 0, 37, 1 }, { 128, 2, 24, 0, 40 }, { 128, 2, 24, 24, 3 }, { 32, 2, 0, 10, 2 },
         { 48, 3, 0, 5, 21 },   /* 24 lanes: a tile of 8 through the portable store */
+        /* heads of 128, 96 and 32 (AMX: the query in 4, 3 and 1 tiles) */
+        { 256, 2, 0, 70, 61 }, { 192, 2, 0, 19, 50 }, { 64, 2, 0, 40, 35 },
     };
     double worst = 0;
     int ok_rows = 1, ok_thr = 1, finite = 1, layout_ok = 1, ok_yb = 1;
@@ -1118,7 +1120,7 @@ static void attention_bf16_kernel(const char *kern)
         free(q); free(k); free(V); free(Kt); free(K2); free(V2); free(qs); free(att); free(y); free(r); free(y1);
     }
     CHECK(ok_yb, "attention bf16 (%s): the output straight in bf16 is the fp32 output rounded (nearest even)", kern);
-    CHECK(finite && worst < 4e-3, "attention bf16 (%s): 10 shapes, abs err %.2g < 4e-3 against double on the rounded "
+    CHECK(finite && worst < 4e-3, "attention bf16 (%s): 13 shapes, abs err %.2g < 4e-3 against double on the rounded "
           "inputs (the probabilities' rounding), no NaN read from past the positions fed", kern, worst);
     CHECK(layout_ok, "attention bf16 (%s): keys and values stored in their cache layout, rounded to nearest even (ties "
           "included), slot by slot, fed in two calls (odd and even starts and ends)", kern);
@@ -1127,7 +1129,8 @@ static void attention_bf16_kernel(const char *kern)
 }
 
 /* Both bf16 kernels where the CPU has them: the AMX tiles' (where AMX-BF16
- * is ready; the heads of width 32 and 64 among the shapes) and AVX512_BF16's. */
+ * is ready; the heads of width 32, 64, 96 and 128 among the shapes) and
+ * AVX512_BF16's. */
 static void test_attention_bf16(void)
 {
     if (!vq_attention_bf16_kernel(NULL, 64)) {
