@@ -12,10 +12,10 @@
  * columns' sums in tiles 0..3, their weights through tile 5; the pass's
  * epilogue runs during the next pass, a row between each step's tile
  * instructions, on the vector units that the tiles leave idle (int8_amx.c
- * does the same). Each sum runs over k in steps of 32 in
+ * does the same). The threads claim runs of a block's passes by their
+ * learnt speeds (balance.h). Each sum runs over k in steps of 32 in
  * order, whatever the rows, the pass or the thread: a row's result does not
  * depend on the other rows of the call, nor on their count. */
-#include <omp.h>
 #include <stdint.h>
 
 #include "amx.h"
@@ -27,6 +27,8 @@
 
 #ifdef VQ_AMX_BUILD
 #include <immintrin.h>
+
+static struct vq_balance tiles_balance;
 
 /* The rows of a finished pass whose epilogue is still to run: their sums
  * c[16][64], where they go. */
@@ -90,40 +92,57 @@ static void block_pass(const uint16_t *x, int K, const uint16_t *blk, float *c, 
     _tile_stored(3, c + 48, 256);
 }
 
+/* One product's operands, for its tiles (vq_balance_tiles). */
+struct amx_call {
+    const uint16_t *xb, *blocks;
+    int K, N, epi;
+    const float *b;
+    void *y;
+};
+
+/* Rows i0 .. i0 + m of column block j: passes of up to 16 rows, each one's
+ * epilogue during the next, the last one's after it. The tiles are
+ * configured for the call and released after it (as int8_amx.c's). */
+static void tile_rows(void *ctx, int j, int i0, int m)
+{
+    const struct amx_call *c = ctx;
+    const float *bj = c->b ? c->b + 64 * j : NULL;
+    const uint16_t *blk = c->blocks + (size_t)j * 64 * c->K;
+    _Alignas(64) float sums[2][16 * 64];
+    struct pending p = { sums[1], 0, 0 };
+    int conf = 0;
+    for (int r0 = i0, h = 0; r0 < i0 + m; r0 += 16, h ^= 1) {
+        const int n = i0 + m - r0 < 16 ? i0 + m - r0 : 16;
+        if (n != conf) vq_amx_configure_pass(conf = n);
+        block_pass(c->xb + (size_t)r0 * c->K, c->K, blk, sums[h], &p, bj, c->epi, c->y, c->N);
+        p = (struct pending){ sums[h], n, (size_t)r0 * c->N + 64 * j };
+    }
+    finish(&p, 0, p.m, bj, c->epi, c->y, c->N);
+    vq_amx_release();
+}
+
+struct vq_balance *vq_linear_bf16_amx_balance(void) { return &tiles_balance; }
+
 int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b, int N,
                        int epi, void *y)
 {
     if (!vq_amx_bf16_ready() || T < 1 || K < 32 || K % 32 || N < 64 || N % 64 ||
         (epi && epi != VQ_EPI_GELU_BF16 && epi != VQ_EPI_ADD))
         return -1;
-    const int n_blk = N / 64;
-    const size_t blk = (size_t)64 * K;
-    const int par = n_blk > 1 && (int64_t)T * N * K >= (1 << 18), nt = par ? (n_threads > 0 ? n_threads : 1) : 1;
-    /* each thread a run of blocks; the hardware's prefetch streams them */
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        const int t = omp_get_thread_num(), n = omp_get_num_threads();
-        int j0, j1;
-        vq_static_share(n_blk, t, n, &j0, &j1);
-        _Alignas(64) float c[2][16 * 64];
-        int conf = 0;
-        for (int j = j0; j < j1; j++) {
-            const float *bj = b ? b + 64 * j : NULL;
-            struct pending p = { c[1], 0, 0 };
-            for (int r0 = 0, h = 0; r0 < T; r0 += 16, h ^= 1) {
-                const int m = T - r0 < 16 ? T - r0 : 16;
-                if (m != conf) vq_amx_configure_pass(conf = m);
-                block_pass(xb + (size_t)r0 * K, K, blocks + j * blk, c[h], &p, bj, epi, y, N);
-                p = (struct pending){ c[h], m, (size_t)r0 * N + 64 * j };
-            }
-            finish(&p, 0, p.m, bj, epi, y, N);
-        }
-        if (conf) vq_amx_release();
-    }
+    /* the threads share the blocks' passes by their learnt speeds and claim
+     * them as they go (balance.h), as the other kernels' tiles */
+    struct amx_call c = { xb, blocks, K, N, epi, b, y };
+    vq_balance_tiles(&tiles_balance, n_threads, (int64_t)T * N * K >= (1 << 18), N / 64, T, 16, tile_rows, &c);
     return 0;
 }
 
 #else
+
+struct vq_balance *vq_linear_bf16_amx_balance(void)
+{
+    static struct vq_balance none;
+    return &none;
+}
 
 int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b, int N,
                        int epi, void *y)

@@ -19,4 +19,8 @@
 int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b, int N,
                        int epi, void *y);
 
+/* The threads' learnt speeds for these products (balance.h): the tests
+ * skew them. */
+struct vq_balance *vq_linear_bf16_amx_balance(void);
+
 #endif

@@ -6,11 +6,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "amx.h"
 #include "backend.h"
 #include "backend_int8.h"
 #include "balance.h"
 #include "bf16.h"
 #include "gemm.h"
+#include "linear_amx.h"
 #include "linear_bf16.h"
 #include "test_common.h"
 
@@ -255,9 +257,13 @@ static void bf16_bits(void)
     for (int i = 0; i < N; i++) bias[i] = (float)(urand() - 0.5);
     struct bf16_case c = { blocks, xb, bias, T, K, N };
     int runs = 0;
-    const int ok = same_bits_skewed(vq_linear_bf16_balance(), bf16_run, &c, (size_t)T * N, &runs);
-    CHECK(ok, "balance: bf16 products (our kernel) give one thread's bits under skewed shares, 2 and 3 threads, "
-          "every epilogue (%d products of %d x %d x %d: items of row tiles)", runs, T, K, N);
+    /* on AMX tiles where the CPU has them (K a multiple of 32 here) */
+    const int amx = vq_amx_bf16_ready();
+    const int ok = same_bits_skewed(amx ? vq_linear_bf16_amx_balance() : vq_linear_bf16_balance(), bf16_run, &c,
+                                    (size_t)T * N, &runs);
+    CHECK(ok, "balance: bf16 products (our kernel, %s) give one thread's bits under skewed shares, 2 and 3 threads, "
+          "every epilogue (%d products of %d x %d x %d: items of row tiles)", amx ? "AMX tiles" : "AVX512_BF16", runs,
+          T, K, N);
     free(blocks); free(xb); free(bias);
 }
 
