@@ -2,14 +2,14 @@
  *
  * One configuration for every tile: 16 rows of 64 bytes (16 fp32 sums, or
  * 32 bf16, or 16 pairs of bf16). Scores: the group's query in tiles 4..7
- * (32 dimensions each), a tile of 16 keys' pairs in tile 1, the 16 × 16
- * sums in tile 0. Output: the probabilities of 32 keys in tile 4, 16 pairs
- * of values' rows (16 columns) in tile 5, the sums of 64 columns in tiles
- * 0..3. Operands that would reach past the rows, keys or buffers a call
- * owns go through zero-padded copies on the stack: the last key tile, a
- * group of fewer than 16 rows. */
+ * (32 dimensions each), the 16 × 16 sums of 4 tiles of 16 keys in tiles
+ * 0..3, their keys' pairs through tiles 6 and 7 (heads up to 64 wide; else
+ * 3 tiles of keys in 0..2, through tile 3). Output: the probabilities of 32
+ * keys in tile 4, 16 pairs of values' rows (16 columns) in tile 5, the sums
+ * of 64 columns in tiles 0..3. Operands that would reach past the rows,
+ * keys or buffers a call owns go through zero-padded copies on the stack:
+ * the last key tile, a group of fewer than 16 rows. */
 #include <stdint.h>
-#include <string.h>
 
 #include "amx.h"
 #include "attention_amx.h"
@@ -52,7 +52,8 @@ static inline void pad_rows(uint16_t dst[16 * 32], const uint16_t *src, size_t l
 
 /* The sums of key tile J of a step (keys t + 16·J on, if any) with the
  * query's tile A, into tile J; the keys' pairs through tile B (padded when
- * fewer than 16 keys are left). */
+ * fewer than 16 keys are left). In vq_amx_scores: its t, T, k2, ldk and
+ * kpad. */
 #define KEY_TILE(J, A, B)                                                          \
     do {                                                                           \
         const int t_ = t + 16 * (J);                                               \

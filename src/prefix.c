@@ -87,7 +87,7 @@ static void share_prefix(struct vq_placements *pc, struct vq_placement *P)
     if (k < ww && k > ww - SHARE_MIN_ROWS) k = ww - SHARE_MIN_ROWS;
     if (k < SHARE_MIN_PREFIX || k < pc->gpt->n_unmasked) return;
     if (!pc->dry_run)
-        vq_kv_cache_copy_prefix(&P->cache, &Q->cache, k);
+        vq_kv_cache_copy_prefix(pc->exec, &P->cache, &Q->cache, k);
     memcpy(P->toks, Q->toks, sizeof(int32_t) * (size_t)k);
     P->cache.len = k;
     pc->shared += k;
