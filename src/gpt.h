@@ -61,8 +61,9 @@ static inline void *vq_kv_cache_v(const struct vq_kv_cache *c, int layer)
 }
 /* Copies the keys and values of positions 0..k-1 (k <= src->len) from src
  * into dst, a cache of the same model and layout (len is left to the
- * caller), the layers shared by ex's threads. In bf16 the pair holding position k-1 is copied whole: its
- * partner (position k) is written again when fed. */
+ * caller), the layers shared by ex's threads. In bf16 the pair holding
+ * position k-1 is copied whole: its partner (position k) is written again
+ * when fed. */
 void vq_kv_cache_copy_prefix(const struct vq_exec *ex, struct vq_kv_cache *dst, const struct vq_kv_cache *src, int k);
 
 /* Feeds n_new tokens at positions cache->len .. cache->len + n_new - 1 and
