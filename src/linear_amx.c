@@ -12,10 +12,21 @@
  * columns' sums in tiles 0..3, their weights through tile 5; the pass's
  * epilogue runs during the next pass, a row between each step's tile
  * instructions, on the vector units that the tiles leave idle (int8_amx.c
- * does the same). The threads claim runs of a block's passes by their
- * learnt speeds (balance.h). Each sum runs over k in steps of 32 in
- * order, whatever the rows, the pass or the thread: a row's result does not
- * depend on the other rows of the call, nor on their count. */
+ * does the same).
+ *
+ * A pass reads 4 KiB of weights and 1 KiB of rows per step of k, and both
+ * come from L2, whose bandwidth is what bounds the kernel (an Emerald
+ * Rapids core: 1.27 TFLOPS so, 1.55 with the rows in L1). So where a
+ * pass's rows fit in L1 (16 × K × 2 bytes, K <= 1024: 32 KiB of 48) and the
+ * product has rows to spare, each pass runs over a group of GROUP blocks in
+ * turn, the weights read by TILELOADDT1 (kept out of L1): the rows come
+ * from L2 once per group, the group's blocks (512 KiB at K = 1024) stay in
+ * L2 for its passes.
+ *
+ * The threads claim runs of a group's passes by their learnt speeds
+ * (balance.h). Each sum runs over k in steps of 32 in order, whatever the
+ * rows, the pass, the group or the thread: a row's result does not depend
+ * on the other rows of the call, nor on their count. */
 #include <stdint.h>
 
 #include "amx.h"
@@ -31,17 +42,19 @@
 static struct vq_balance tiles_balance;
 
 /* The rows of a finished pass whose epilogue is still to run: their sums
- * c[16][64], where they go. */
+ * c[16][64], where they go, their block's bias (or NULL). */
 struct pending {
     const float *c;
     int m;
     size_t o;
+    const float *b;
 };
 
 /* the epilogue of rows i0 .. i1-1 of a pass */
 __attribute__((target("avx512f")))
-static void finish(const struct pending *p, int i0, int i1, const float *b, int epi, void *y, int ldy)
+static void finish(const struct pending *p, int i0, int i1, int epi, void *y, int ldy)
 {
+    const float *b = p->b;
     for (int i = i0; i < i1; i++)
         for (int q = 0; q < 4; q++) {
             __m512 v = _mm512_load_ps(p->c + 64 * i + 16 * q);
@@ -57,12 +70,21 @@ static void finish(const struct pending *p, int i0, int i1, const float *b, int 
         }
 }
 
+/* 16 pairs of k of 16 columns' weights into tile 5 */
+__attribute__((target("amx-tile"), always_inline))
+static inline void weights(const uint16_t *w, const int stream)
+{
+    if (stream) _tile_stream_loadd(5, w, 256);
+    else _tile_loadd(5, w, 256);
+}
+
 /* the sums of m rows (the configured rows) of one block into c[16][64];
  * meanwhile the epilogue of the pass before, one of its rows a step of k,
- * so that the vector units work while the tiles multiply */
-__attribute__((target("amx-tile,amx-bf16,avx512f")))
-static void block_pass(const uint16_t *x, int K, const uint16_t *blk, float *c, const struct pending *p,
-                       const float *b, int epi, void *y, int ldy)
+ * so that the vector units work while the tiles multiply; the weights by
+ * TILELOADDT1 when stream (a constant where it is inlined) */
+__attribute__((target("amx-tile,amx-bf16,avx512f"), always_inline))
+static inline void block_pass(const uint16_t *x, int K, const uint16_t *blk, float *c, const struct pending *p,
+                              int epi, void *y, int ldy, const int stream)
 {
     _tile_zero(0);
     _tile_zero(1);
@@ -72,52 +94,76 @@ static void block_pass(const uint16_t *x, int K, const uint16_t *blk, float *c, 
     for (int k = 0; k < K; k += 32) {
         const uint16_t *w = blk + (size_t)(k / 2) * 128;   /* 16 pairs of k, 64 columns' pairs each */
         _tile_loadd(4, x + k, 2 * (size_t)K);
-        _tile_loadd(5, w, 256);
+        weights(w, stream);
         _tile_dpbf16ps(0, 4, 5);
-        _tile_loadd(5, w + 32, 256);
+        weights(w + 32, stream);
         _tile_dpbf16ps(1, 4, 5);
-        _tile_loadd(5, w + 64, 256);
+        weights(w + 64, stream);
         _tile_dpbf16ps(2, 4, 5);
-        _tile_loadd(5, w + 96, 256);
+        weights(w + 96, stream);
         _tile_dpbf16ps(3, 4, 5);
         if (done < p->m) {
-            finish(p, done, done + 1, b, epi, y, ldy);
+            finish(p, done, done + 1, epi, y, ldy);
             done++;
         }
     }
-    finish(p, done, p->m, b, epi, y, ldy);
+    finish(p, done, p->m, epi, y, ldy);
     _tile_stored(0, c, 256);
     _tile_stored(1, c + 16, 256);
     _tile_stored(2, c + 32, 256);
     _tile_stored(3, c + 48, 256);
 }
 
+/* The group of blocks a pass runs over where its rows stay in L1 (above):
+ * measured on an Emerald Rapids at 392 rows, K = 1024, 2 threads, against
+ * one block a pass: groups of 2 blocks 1.09-1.11x, 4 blocks 1.19-1.22x,
+ * 8 blocks 1.16-1.18x, 4 blocks without TILELOADDT1 1.08-1.09x; at K =
+ * 4096 (128 KiB of rows a pass) groups ran at 0.63x. From GROUP_ROWS
+ * rows on, so that a product of few rows keeps enough items to share. */
+#define GROUP 4
+#define GROUP_K 1024
+#define GROUP_ROWS 48
+
 /* One product's operands, for its tiles (vq_balance_tiles). */
 struct amx_call {
     const uint16_t *xb, *blocks;
-    int K, N, epi;
+    int K, N, epi, group;
     const float *b;
     void *y;
 };
 
-/* Rows i0 .. i0 + m of column block j: passes of up to 16 rows, each one's
- * epilogue during the next, the last one's after it. The tiles are
- * configured for the call and released after it (as int8_amx.c's). */
-static void tile_rows(void *ctx, int j, int i0, int m)
+/* One pass of n rows from row r0 over blocks j0 .. j1 - 1, each block's
+ * sums into the sum buffer that the pass before did not use; the weights
+ * streamed past L1 where the call groups its blocks. */
+__attribute__((target("amx-tile,amx-bf16,avx512f")))
+static void group_pass(const struct amx_call *c, int j0, int j1, int r0, int n, float sums[2][16 * 64], int *h,
+                       struct pending *p)
+{
+    for (int j = j0; j < j1; j++, *h ^= 1) {
+        const uint16_t *x = c->xb + (size_t)r0 * c->K, *blk = c->blocks + (size_t)j * 64 * c->K;
+        if (c->group > 1) block_pass(x, c->K, blk, sums[*h], p, c->epi, c->y, c->N, 1);
+        else block_pass(x, c->K, blk, sums[*h], p, c->epi, c->y, c->N, 0);
+        *p = (struct pending){ sums[*h], n, (size_t)r0 * c->N + 64 * j, c->b ? c->b + 64 * j : NULL };
+    }
+}
+
+/* Rows i0 .. i0 + m of group g of column blocks: passes of up to 16 rows,
+ * each over the group's blocks in turn, each pass's epilogue during the
+ * next, the last one's after it. The tiles are configured for the call and
+ * released after it (as int8_amx.c's). */
+static void tile_rows(void *ctx, int g, int i0, int m)
 {
     const struct amx_call *c = ctx;
-    const float *bj = c->b ? c->b + 64 * j : NULL;
-    const uint16_t *blk = c->blocks + (size_t)j * 64 * c->K;
+    const int n_blk = c->N / 64, j0 = g * c->group, j1 = j0 + c->group < n_blk ? j0 + c->group : n_blk;
     _Alignas(64) float sums[2][16 * 64];
-    struct pending p = { sums[1], 0, 0 };
-    int conf = 0;
-    for (int r0 = i0, h = 0; r0 < i0 + m; r0 += 16, h ^= 1) {
+    struct pending p = { sums[1], 0, 0, NULL };
+    int conf = 0, h = 0;
+    for (int r0 = i0; r0 < i0 + m; r0 += 16) {
         const int n = i0 + m - r0 < 16 ? i0 + m - r0 : 16;
         if (n != conf) vq_amx_configure_pass(conf = n);
-        block_pass(c->xb + (size_t)r0 * c->K, c->K, blk, sums[h], &p, bj, c->epi, c->y, c->N);
-        p = (struct pending){ sums[h], n, (size_t)r0 * c->N + 64 * j };
+        group_pass(c, j0, j1, r0, n, sums, &h, &p);
     }
-    finish(&p, 0, p.m, bj, c->epi, c->y, c->N);
+    finish(&p, 0, p.m, c->epi, c->y, c->N);
     vq_amx_release();
 }
 
@@ -129,10 +175,12 @@ int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const ui
     if (!vq_amx_bf16_ready() || T < 1 || K < 32 || K % 32 || N < 64 || N % 64 ||
         (epi && epi != VQ_EPI_GELU_BF16 && epi != VQ_EPI_ADD))
         return -1;
-    /* the threads share the blocks' passes by their learnt speeds and claim
-     * them as they go (balance.h), as the other kernels' tiles */
-    struct amx_call c = { xb, blocks, K, N, epi, b, y };
-    vq_balance_tiles(&tiles_balance, n_threads, (int64_t)T * N * K >= (1 << 18), N / 64, T, 16, tile_rows, &c);
+    /* the threads share the groups' passes by their learnt speeds and
+     * claim them as they go (balance.h), as the other kernels' tiles */
+    const int group = K <= GROUP_K && T >= GROUP_ROWS ? GROUP : 1;
+    struct amx_call c = { xb, blocks, K, N, epi, group, b, y };
+    vq_balance_tiles(&tiles_balance, n_threads, (int64_t)T * N * K >= (1 << 18), (N / 64 + group - 1) / group, T,
+                     16, tile_rows, &c);
     return 0;
 }
 
