@@ -446,8 +446,8 @@ static void amx_pass_done(void *ctx, int b, const int32_t *sums, int i, int m)
 #define AMX_GROUP_KP 1024
 #define AMX_GROUP_ROWS 48
 
-/* Rows i0 .. i0 + m of group g of column blocks (one block but on the AMX
- * tiles). */
+/* Rows i0 .. i0 + m of group g of column blocks (groups of one block but on
+ * the AMX tiles). */
 static void tile_rows(void *ctx, int g, int i0, int m)
 {
     const struct int8_call *c = ctx;

@@ -15,8 +15,8 @@
  * does the same).
  *
  * A pass reads 4 KiB of weights and 1 KiB of rows per step of k, and both
- * come from L2, whose bandwidth is what bounds the kernel (an Emerald
- * Rapids core: 1.27 TFLOPS so, 1.55 with the rows in L1). So where a
+ * come from L2, whose bandwidth is what bounds the kernel (a probe on one
+ * Emerald Rapids core: 1.27 TFLOPS so, 1.55 with the rows in L1). So where a
  * pass's rows fit in L1 (16 × K × 2 bytes, K <= 1024: 32 KiB of 48) and the
  * product has rows to spare, each pass runs over a group of GROUP blocks in
  * turn, the weights read by TILELOADDT1 (kept out of L1): the rows come
