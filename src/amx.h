@@ -29,4 +29,19 @@ void vq_amx_release(void);
  * pass's sums) and 4 (its rows) of m rows, 5..7 (the weights) of 16. */
 void vq_amx_configure_pass(int m);
 
+#ifdef VQ_AMX_BUILD
+#include <immintrin.h>
+
+/* The products' weights tile (tile 5: 16 rows 256 bytes apart, as the
+ * packings' blocks lie) from w, by TILELOADDT1 when stream (kept out of L1,
+ * for passes whose rows should stay there; stream a constant where it is
+ * inlined). */
+__attribute__((target("amx-tile"), always_inline))
+static inline void vq_amx_load_weights(const void *w, const int stream)
+{
+    if (stream) _tile_stream_loadd(5, w, 256);
+    else _tile_loadd(5, w, 256);
+}
+#endif
+
 #endif

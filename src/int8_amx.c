@@ -22,14 +22,6 @@ struct pending {
     int b, i0, m;
 };
 
-/* 16 quads of k of 16 columns' weights into tile 5 */
-__attribute__((target("amx-tile"), always_inline))
-static inline void weights(const int8_t *w, const int stream)
-{
-    if (stream) _tile_stream_loadd(5, w, 256);
-    else _tile_loadd(5, w, 256);
-}
-
 /* the sums of m rows (the configured rows) of one block into c[16][64];
  * meanwhile the epilogue of the pass before, one of its rows a step of k,
  * so that the vector units work while the tiles multiply; the weights by
@@ -46,13 +38,13 @@ static inline void block_pass(const uint8_t *x, int ldx, int Kp, const int8_t *b
     for (int k = 0; k < Kp; k += 64) {
         const int8_t *w = blk + (size_t)(k / 4) * 256;   /* 16 quads of k, 64 columns' quads each */
         _tile_loadd(4, x + k, (size_t)ldx);
-        weights(w, stream);
+        vq_amx_load_weights(w, stream);
         _tile_dpbusd(0, 4, 5);
-        weights(w + 64, stream);
+        vq_amx_load_weights(w + 64, stream);
         _tile_dpbusd(1, 4, 5);
-        weights(w + 128, stream);
+        vq_amx_load_weights(w + 128, stream);
         _tile_dpbusd(2, 4, 5);
-        weights(w + 192, stream);
+        vq_amx_load_weights(w + 192, stream);
         _tile_dpbusd(3, 4, 5);
         if (done < p->m) {
             fn(ctx, p->b, p->c + 64 * done, p->i0 + done, 1);

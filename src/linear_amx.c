@@ -70,14 +70,6 @@ static void finish(const struct pending *p, int i0, int i1, int epi, void *y, in
         }
 }
 
-/* 16 pairs of k of 16 columns' weights into tile 5 */
-__attribute__((target("amx-tile"), always_inline))
-static inline void weights(const uint16_t *w, const int stream)
-{
-    if (stream) _tile_stream_loadd(5, w, 256);
-    else _tile_loadd(5, w, 256);
-}
-
 /* the sums of m rows (the configured rows) of one block into c[16][64];
  * meanwhile the epilogue of the pass before, one of its rows a step of k,
  * so that the vector units work while the tiles multiply; the weights by
@@ -94,13 +86,13 @@ static inline void block_pass(const uint16_t *x, int K, const uint16_t *blk, flo
     for (int k = 0; k < K; k += 32) {
         const uint16_t *w = blk + (size_t)(k / 2) * 128;   /* 16 pairs of k, 64 columns' pairs each */
         _tile_loadd(4, x + k, 2 * (size_t)K);
-        weights(w, stream);
+        vq_amx_load_weights(w, stream);
         _tile_dpbf16ps(0, 4, 5);
-        weights(w + 32, stream);
+        vq_amx_load_weights(w + 32, stream);
         _tile_dpbf16ps(1, 4, 5);
-        weights(w + 64, stream);
+        vq_amx_load_weights(w + 64, stream);
         _tile_dpbf16ps(2, 4, 5);
-        weights(w + 96, stream);
+        vq_amx_load_weights(w + 96, stream);
         _tile_dpbf16ps(3, 4, 5);
         if (done < p->m) {
             finish(p, done, done + 1, epi, y, ldy);
