@@ -6,6 +6,7 @@
  * × 4 consecutive k, what vpdpbusd multiplies by 4 bytes of a row broadcast
  * to every lane, and 16 such rows are an AMX tile of 64 k (int8_amx.c).
  * Padding weights are 0. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,7 @@ struct vq_int8_weight {
     int8_t *q;              /* Np/64 blocks of [Kp/4][64][4]            */
     float *scale;           /* [Np] sw; 0 on padding                    */
     int32_t *colsum;        /* [Np] Σk Wq[n][k]                         */
+    float *csw;             /* [Np] (float)colsum · sw, rounded once    */
 };
 
 static int forced = -1;
@@ -74,6 +76,7 @@ void vq_int8_pack_free(struct vq_packed *p)
     free(w->q);
     free(w->scale);
     free(w->colsum);
+    free(w->csw);
     free(w);
 }
 
@@ -88,7 +91,8 @@ struct vq_packed *vq_int8_pack(const float *W, int N, int K)
     w->q = vq_alloc_large((size_t)w->Np * w->Kp);
     w->scale = calloc((size_t)w->Np, sizeof(float));
     w->colsum = calloc((size_t)w->Np, sizeof(int32_t));
-    if (!w->q || !w->scale || !w->colsum) {
+    w->csw = calloc((size_t)w->Np, sizeof(float));
+    if (!w->q || !w->scale || !w->colsum || !w->csw) {
         vq_int8_pack_free(&w->hdr);
         return NULL;
     }
@@ -110,6 +114,7 @@ struct vq_packed *vq_int8_pack(const float *W, int N, int K)
         }
         w->scale[n] = s;
         w->colsum[n] = sum;
+        w->csw[n] = (float)sum * s;
     }
     return &w->hdr;
 }
@@ -201,11 +206,24 @@ void vq_int8_quantize_row(const float *x, int K, uint8_t *q, float *scale, int32
     quantize_row_scalar(x, K, q, scale, zero);
 }
 
-/* The epilogue of one element, the same in every kernel. */
-static inline float finish(int32_t acc, int32_t zx, int32_t colsum, float sx, float sw, const float *b, int n)
+/* The epilogue of one element, the same in every kernel:
+ * (acc − zx·colsum)·(sx·sw) + b as acc·(sx·sw) + (b − zx·sx·csw), two
+ * fused multiply-adds on floats. The exact integer acc − zx·colsum took a
+ * 32-bit multiply and a subtraction more per element: on the AMX tiles,
+ * whose epilogue's vector instructions cost their whole time beside the
+ * tiles (precision.md, int8), the K = 1024 products ran 1.04-1.12x faster
+ * without them. The two terms cancel in part (each about zx/σ(Xq) times
+ * the result), so the result keeps a few ulp of it; the 8-bit steps of
+ * the operands are 10^5 times that. */
+static inline float zero_term(int32_t zx, float sx)
 {
-    const float v = (float)(acc - zx * colsum) * (sx * sw);
-    return b ? v + b[n] : v;
+    return -((float)zx * sx);
+}
+
+static inline float finish(int32_t acc, float zs, float sx, float sw, float csw, const float *b, int n)
+{
+    const float c = b ? fmaf(csw, zs, b[n]) : csw * zs;
+    return fmaf((float)acc, sx * sw, c);
 }
 
 /* GELU of a tile's rows (columns n0 .. n1), in place, with vq_vgelu_poly:
@@ -228,7 +246,7 @@ static void block_scalar(const struct vq_int8_weight *w, const uint8_t *xq, int 
         for (int n = n0; n < n1; n++) {
             int32_t acc = 0;
             for (int k = 0; k < Kp; k++) acc += (int32_t)xq[(size_t)t * ldx + k] * w->q[at(Kp, n, k)];
-            const float v = finish(acc, zx[t], w->colsum[n], sx[t], w->scale[n], b, n);
+            const float v = finish(acc, zero_term(zx[t], sx[t]), sx[t], w->scale[n], w->csw[n], b, n);
             float *o = &y[(size_t)t * N + n];
             *o = epi == VQ_EPI_ADD ? *o + v : v;
         }
@@ -238,11 +256,22 @@ static void block_scalar(const struct vq_int8_weight *w, const uint8_t *xq, int 
 #ifdef VQ_INT8_X86
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
+/* finish() of 16 columns c0 .. of one row (zs, sx its terms): the column
+ * term b − zx·sx·csw, then acc·(sx·sw) + it; the one place the vector
+ * kernels make these bits. mk: the columns below N. */
+VNNI __attribute__((always_inline)) static inline __m512 finish_512(const struct vq_int8_weight *w, __m512i acc,
+                                                                   __m512 zs, __m512 sx, int c0, const float *b,
+                                                                   __mmask16 mk)
+{
+    const __m512 csw = _mm512_loadu_ps(w->csw + c0), sw = _mm512_loadu_ps(w->scale + c0);
+    const __m512 c = b ? _mm512_fmadd_ps(csw, zs, _mm512_maskz_loadu_ps(mk, b + c0)) : _mm512_mul_ps(csw, zs);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(sx, sw), c);
+}
+
 /* The epilogue of M rows (a constant 1..ROWS) x one block of 64 columns
- * from their int32 sums: (acc - zx colsum) (sx sw) + b, as finish(), then
- * the sum into y or GELU (vq_gelu_poly_512 on a copy of the tile in L1:
- * gelu_rows' bits without a pass over y). The one place these bits are made, for
- * the VNNI kernel's sums in registers and oneDNN's from memory. */
+ * from their int32 sums: finish_512, then the sum into y or GELU
+ * (vq_gelu_poly_512 on a copy of the tile in L1: gelu_rows' bits without a
+ * pass over y). For the VNNI kernel's sums in registers. */
 VNNI __attribute__((always_inline)) static inline void epilogue_vnni(const struct vq_int8_weight *w, const int M,
                                                                      __m512i acc[ROWS][4], const float *sx,
                                                                      const int32_t *zx, int n0, const float *b,
@@ -257,14 +286,10 @@ VNNI __attribute__((always_inline)) static inline void epilogue_vnni(const struc
         const int c0 = n0 + 16 * q, nv = N - c0 < 0 ? 0 : N - c0 > 16 ? 16 : N - c0;
         if (!nv) break;
         const __mmask16 mk = (__mmask16)((1u << nv) - 1);
-        const __m512i cs = _mm512_loadu_si512(w->colsum + c0);
-        const __m512 sw = _mm512_loadu_ps(w->scale + c0);
-        const __m512 bv = b ? _mm512_maskz_loadu_ps(mk, b + c0) : _mm512_setzero_ps();
 #pragma GCC unroll 6
         for (int i = 0; i < M; i++) {
-            const __m512i d = _mm512_sub_epi32(acc[i][q], _mm512_mullo_epi32(_mm512_set1_epi32(zx[i]), cs));
-            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(_mm512_set1_ps(sx[i]), sw));
-            if (b) v = _mm512_add_ps(v, bv);
+            __m512 v = finish_512(w, acc[i][q], _mm512_set1_ps(zero_term(zx[i], sx[i])), _mm512_set1_ps(sx[i]), c0,
+                                  b, mk);
             float *o = y + (size_t)i * N + c0;
             if (epi == VQ_EPI_GELU) {
                 _mm512_store_ps(&g[i][16 * q], v);
@@ -340,25 +365,24 @@ VNNI static void block_vnni(const struct vq_int8_weight *w, const uint8_t *xq, i
 
 /* One block of 64 columns for T rows from sums computed elsewhere (oneDNN's
  * or the AMX tiles'): acc[t][0..63], lda apart, are the sums of row t and
- * columns n0 ..; the VNNI kernel's epilogue, so its bits. */
+ * columns n0 ..; epilogue_vnni's bits a row at a time, its four vectors'
+ * sums read as they are needed (the AMX tiles' passes give one row a step
+ * of k, and the fewer instructions the better beside the tiles). */
 VNNI static void block_sums(const struct vq_int8_weight *w, const int32_t *acc, int lda, int T, const float *sx,
                             const int32_t *zx, int n0, const float *b, int epi, float *y)
 {
-    const int N = w->hdr.N;
-    for (int i = 0; i < T; i += ROWS) {
-        const int m = T - i < ROWS ? T - i : ROWS;
-        __m512i a[ROWS][4];
-        for (int r = 0; r < m; r++)
-            for (int q = 0; q < 4; q++)
-                a[r][q] = _mm512_loadu_si512(acc + (size_t)(i + r) * lda + 16 * q);
-        float *yi = y + (size_t)i * N;
-        switch (m) {
-        case 6: epilogue_vnni(w, 6, a, sx + i, zx + i, n0, b, epi, yi); break;
-        case 5: epilogue_vnni(w, 5, a, sx + i, zx + i, n0, b, epi, yi); break;
-        case 4: epilogue_vnni(w, 4, a, sx + i, zx + i, n0, b, epi, yi); break;
-        case 3: epilogue_vnni(w, 3, a, sx + i, zx + i, n0, b, epi, yi); break;
-        case 2: epilogue_vnni(w, 2, a, sx + i, zx + i, n0, b, epi, yi); break;
-        default: epilogue_vnni(w, 1, a, sx + i, zx + i, n0, b, epi, yi); break;
+    const int N = w->hdr.N, nb = N - n0 < BLK ? N - n0 : BLK;
+    for (int i = 0; i < T; i++) {
+        const __m512 zs = _mm512_set1_ps(zero_term(zx[i], sx[i])), s = _mm512_set1_ps(sx[i]);
+        const int32_t *a = acc + (size_t)i * lda;
+        float *o = y + (size_t)i * N + n0;
+        for (int q = 0; q < 4 && 16 * q < nb; q++) {
+            const int nv = nb - 16 * q > 16 ? 16 : nb - 16 * q;
+            const __mmask16 mk = (__mmask16)((1u << nv) - 1);
+            __m512 v = finish_512(w, _mm512_loadu_si512(a + 16 * q), zs, s, n0 + 16 * q, b, mk);
+            if (epi == VQ_EPI_ADD) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, o + 16 * q), v);   /* vq_add's y + x */
+            else if (epi == VQ_EPI_GELU) v = vq_gelu_poly_512(v);                                  /* gelu_rows' */
+            _mm512_mask_storeu_ps(o + 16 * q, mk, v);
         }
     }
 }

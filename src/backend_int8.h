@@ -8,7 +8,9 @@
  *   sums        int32, exact: acc = Σk Xq·Wq (AMX tiles' TDPBUSD where the
  *               CPU has them, AVX512_VNNI vpdpbusd, oneDNN's u8 × s8 → s32
  *               matmul, or the scalar loop), then
- *               y = (acc − zx·Σk Wq[n][k]) · (sx·sw) + b.
+ *               y = (acc − zx·Σk Wq[n][k]) · (sx·sw) + b, computed as
+ *               fma(acc, sx·sw, fma(csw, −zx·sx, b)) in fp32, with
+ *               csw = Σk Wq[n][k] · sw rounded once at packing.
  *
  * Every sum is an exact integer and the float epilogue is the same
  * operations in the same order in every kernel: the VNNI kernel, the AMX

@@ -525,8 +525,10 @@ static void test_linear_int8(void)
                         acc += (int64_t)q[k] * wq[(size_t)n * K + k];
                         cs += wq[(size_t)n * K + k];
                     }
-                    const float v = (float)(int32_t)(acc - (int64_t)zx * cs) * (sx * sw[n]);
-                    r[(size_t)t * N + n] = v + b[n];
+                    /* backend_int8.h's epilogue: acc (sx sw) + (b - zx sx csw), two
+                     * fused multiply-adds, csw = colsum sw rounded once */
+                    const float csw = (float)(int32_t)cs * sw[n], zs = -((float)zx * sx);
+                    r[(size_t)t * N + n] = fmaf((float)(int32_t)acc, sx * sw[n], fmaf(csw, zs, b[n]));
                 }
             }
             vq_gemm_ref(0, 1, T, N, K, x, K, w, K, 0.0f, f, N);
