@@ -484,7 +484,7 @@ static void test_linear_int8(void)
     static const int Ts[] = { 1, 5, 6, 7, 16, VQ_SMALL_ROWS, 37, 100 };
     int ok_w = 1, ok_x = 1, ok_ref[4] = { 1, 1, 1, 1 }, ran[4] = { 0, 0, 0, 0 }, ok_thr = 1, ok_rows = 1, ok_epi = 1,
         n_epi = 0, ok_dnnl = 1, n_dnnl = 0;
-    double err = 0, mag = 0;
+    double err = 0, mag = 0, ulps = 0;   /* ulps: the epilogue against its exact value, below */
     for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
         const int K = shapes[sh][0], N = shapes[sh][1];
         float *w = rnd((size_t)N * K), *b = rnd(N);
@@ -529,6 +529,11 @@ static void test_linear_int8(void)
                      * fused multiply-adds, csw = colsum sw rounded once */
                     const float csw = (float)(int32_t)cs * sw[n], zs = -((float)zx * sx);
                     r[(size_t)t * N + n] = fmaf((float)(int32_t)acc, sx * sw[n], fmaf(csw, zs, b[n]));
+                    /* its error against the exact (acc - zx cs) sx sw + b, in units of 2^-24 of its
+                     * terms' magnitudes (the part the two terms cancel is not kept) */
+                    const double ex = (double)(acc - (int64_t)zx * cs) * ((double)sx * sw[n]) + b[n],
+                                 terms = fabs((double)acc * sx * sw[n]) + fabs((double)zx * cs * sx * sw[n]) + fabs(b[n]);
+                    if (terms > 0) ulps = fmax(ulps, fabs(r[(size_t)t * N + n] - ex) / (terms * 0x1p-24));
                 }
             }
             vq_gemm_ref(0, 1, T, N, K, x, K, w, K, 0.0f, f, N);
@@ -598,6 +603,8 @@ static void test_linear_int8(void)
     CHECK(ok_epi && n_epi > 0, "int8: the add and GELU epilogues give the product's bits then vq_add / vq_vgelu_poly's (%d "
           "products, every kernel)", n_epi);
     CHECK(ok_x, "int8: rows of activations in 0..255 with a zero point, |x - s (q - z)| <= s/2, zero exact");
+    CHECK(ulps <= 4, "int8: the epilogue's two fused multiply-adds within %.2f (bar 4) units of 2^-24 of its terms' "
+          "magnitudes, |acc sx sw| + |zx colsum sx sw| + |b|, of the exact (acc - zx colsum) sx sw + b", ulps);
     if (vq_int8_native()) {
         /* the AVX-512 row quantizer against the scalar one: rows of every
          * tail length, of one sign, constant, zero, and with exact halves */
