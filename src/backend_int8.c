@@ -256,16 +256,17 @@ static void block_scalar(const struct vq_int8_weight *w, const uint8_t *xq, int 
 #ifdef VQ_INT8_X86
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
-/* finish() of 16 columns c0 .. of one row (zs, sx its terms): the column
- * term b − zx·sx·csw, then acc·(sx·sw) + it; the one place the vector
- * kernels make these bits. mk: the columns below N. */
-VNNI __attribute__((always_inline)) static inline __m512 finish_512(const struct vq_int8_weight *w, __m512i acc,
+/* finish() of 16 columns c0 .. of one row (zs, sx its terms; csw, sw the
+ * packing's arrays): the column term b − zx·sx·csw, then acc·(sx·sw) + it;
+ * the one place the vector kernels make these bits. mk: the columns below
+ * N. */
+VNNI __attribute__((always_inline)) static inline __m512 finish_512(const float *csw, const float *sw, __m512i acc,
                                                                    __m512 zs, __m512 sx, int c0, const float *b,
                                                                    __mmask16 mk)
 {
-    const __m512 csw = _mm512_loadu_ps(w->csw + c0), sw = _mm512_loadu_ps(w->scale + c0);
-    const __m512 c = b ? _mm512_fmadd_ps(csw, zs, _mm512_maskz_loadu_ps(mk, b + c0)) : _mm512_mul_ps(csw, zs);
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(sx, sw), c);
+    const __m512 cv = _mm512_loadu_ps(csw + c0), sv = _mm512_loadu_ps(sw + c0);
+    const __m512 c = b ? _mm512_fmadd_ps(cv, zs, _mm512_maskz_loadu_ps(mk, b + c0)) : _mm512_mul_ps(cv, zs);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(sx, sv), c);
 }
 
 /* The epilogue of M rows (a constant 1..ROWS) x one block of 64 columns
@@ -288,7 +289,7 @@ VNNI __attribute__((always_inline)) static inline void epilogue_vnni(const struc
         const __mmask16 mk = (__mmask16)((1u << nv) - 1);
 #pragma GCC unroll 6
         for (int i = 0; i < M; i++) {
-            __m512 v = finish_512(w, acc[i][q], _mm512_set1_ps(zero_term(zx[i], sx[i])), _mm512_set1_ps(sx[i]), c0,
+            __m512 v = finish_512(w->csw, w->scale, acc[i][q], _mm512_set1_ps(zero_term(zx[i], sx[i])), _mm512_set1_ps(sx[i]), c0,
                                   b, mk);
             float *o = y + (size_t)i * N + c0;
             if (epi == VQ_EPI_GELU) {
@@ -366,25 +367,37 @@ VNNI static void block_vnni(const struct vq_int8_weight *w, const uint8_t *xq, i
 /* One block of 64 columns for T rows from sums computed elsewhere (oneDNN's
  * or the AMX tiles'): acc[t][0..63], lda apart, are the sums of row t and
  * columns n0 ..; epilogue_vnni's bits a row at a time, its four vectors'
- * sums read as they are needed (the AMX tiles' passes give one row a step
- * of k, and the fewer instructions the better beside the tiles). */
+ * sums read as they are needed. The AMX tiles' passes call it for one row
+ * a step of k, beside the tile instructions, where each instruction costs
+ * its time (precision.md, int8's epilogue): a whole block, the common
+ * case, takes a path without masks or per-vector bounds. */
+VNNI __attribute__((always_inline)) static inline void sums_row(const float *csw, const float *sw, const int32_t *a,
+                                                                float sx, int32_t zx, int n0, int nb, const float *b,
+                                                                int epi, float *o)
+{
+    const __m512 zs = _mm512_set1_ps(zero_term(zx, sx)), s = _mm512_set1_ps(sx);
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        if (16 * q >= nb) break;
+        const __mmask16 mk = nb >= 16 * q + 16 ? 0xffff : (__mmask16)((1u << (nb - 16 * q)) - 1);
+        __m512 v = finish_512(csw, sw, _mm512_loadu_si512(a + 16 * q), zs, s, n0 + 16 * q, b, mk);
+        if (epi == VQ_EPI_ADD) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, o + 16 * q), v);   /* vq_add's y + x */
+        else if (epi == VQ_EPI_GELU) v = vq_gelu_poly_512(v);                                  /* gelu_rows' */
+        _mm512_mask_storeu_ps(o + 16 * q, mk, v);
+    }
+}
+
 VNNI static void block_sums(const struct vq_int8_weight *w, const int32_t *acc, int lda, int T, const float *sx,
                             const int32_t *zx, int n0, const float *b, int epi, float *y)
 {
     const int N = w->hdr.N, nb = N - n0 < BLK ? N - n0 : BLK;
-    for (int i = 0; i < T; i++) {
-        const __m512 zs = _mm512_set1_ps(zero_term(zx[i], sx[i])), s = _mm512_set1_ps(sx[i]);
-        const int32_t *a = acc + (size_t)i * lda;
-        float *o = y + (size_t)i * N + n0;
-        for (int q = 0; q < 4 && 16 * q < nb; q++) {
-            const int nv = nb - 16 * q > 16 ? 16 : nb - 16 * q;
-            const __mmask16 mk = (__mmask16)((1u << nv) - 1);
-            __m512 v = finish_512(w, _mm512_loadu_si512(a + 16 * q), zs, s, n0 + 16 * q, b, mk);
-            if (epi == VQ_EPI_ADD) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, o + 16 * q), v);   /* vq_add's y + x */
-            else if (epi == VQ_EPI_GELU) v = vq_gelu_poly_512(v);                                  /* gelu_rows' */
-            _mm512_mask_storeu_ps(o + 16 * q, mk, v);
-        }
-    }
+    const float *csw = w->csw, *sw = w->scale;
+    if (nb == BLK)
+        for (int i = 0; i < T; i++)
+            sums_row(csw, sw, acc + (size_t)i * lda, sx[i], zx[i], n0, BLK, b, epi, y + (size_t)i * N + n0);
+    else
+        for (int i = 0; i < T; i++)
+            sums_row(csw, sw, acc + (size_t)i * lda, sx[i], zx[i], n0, nb, b, epi, y + (size_t)i * N + n0);
 }
 #endif
 
