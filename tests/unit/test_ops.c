@@ -532,7 +532,8 @@ static void test_linear_int8(void)
                     /* its error against the exact (acc - zx cs) sx sw + b, in units of 2^-24 of its
                      * terms' magnitudes (the part the two terms cancel is not kept) */
                     const double ex = (double)(acc - (int64_t)zx * cs) * ((double)sx * sw[n]) + b[n],
-                                 terms = fabs((double)acc * sx * sw[n]) + fabs((double)zx * cs * sx * sw[n]) + fabs(b[n]);
+                                 terms = fabs((double)acc * sx * sw[n]) + fabs((double)zx * cs * sx * sw[n]) +
+                                         fabs(b[n]);
                     if (terms > 0) ulps = fmax(ulps, fabs(r[(size_t)t * N + n] - ex) / (terms * 0x1p-24));
                 }
             }
