@@ -34,8 +34,7 @@ struct vq_int8_weight {
     int Np, Kp;
     int8_t *q;              /* Np/64 blocks of [Kp/4][64][4]            */
     float *scale;           /* [Np] sw; 0 on padding                    */
-    int32_t *colsum;        /* [Np] Σk Wq[n][k]                         */
-    float *csw;             /* [Np] (float)colsum · sw, rounded once    */
+    float *csw;             /* [Np] (float)Σk Wq[n][k] · sw, rounded    */
 };
 
 static int forced = -1;
@@ -75,7 +74,6 @@ void vq_int8_pack_free(struct vq_packed *p)
     if (!w) return;
     free(w->q);
     free(w->scale);
-    free(w->colsum);
     free(w->csw);
     free(w);
 }
@@ -90,9 +88,8 @@ struct vq_packed *vq_int8_pack(const float *W, int N, int K)
     w->Kp = (K + 63) / 64 * 64;
     w->q = vq_alloc_large((size_t)w->Np * w->Kp);
     w->scale = calloc((size_t)w->Np, sizeof(float));
-    w->colsum = calloc((size_t)w->Np, sizeof(int32_t));
     w->csw = calloc((size_t)w->Np, sizeof(float));
-    if (!w->q || !w->scale || !w->colsum || !w->csw) {
+    if (!w->q || !w->scale || !w->csw) {
         vq_int8_pack_free(&w->hdr);
         return NULL;
     }
@@ -113,7 +110,6 @@ struct vq_packed *vq_int8_pack(const float *W, int N, int K)
             sum += (int32_t)v;
         }
         w->scale[n] = s;
-        w->colsum[n] = sum;
         w->csw[n] = (float)sum * s;
     }
     return &w->hdr;
@@ -207,9 +203,10 @@ void vq_int8_quantize_row(const float *x, int K, uint8_t *q, float *scale, int32
 }
 
 /* The epilogue of one element, the same in every kernel:
- * (acc − zx·colsum)·(sx·sw) + b as acc·(sx·sw) + (b − zx·sx·csw), two
- * fused multiply-adds on floats. The exact integer acc − zx·colsum took a
- * 32-bit multiply and a subtraction more per element: beside the AMX
+ * (acc − zx·colsum)·(sx·sw) + b, colsum = Σk Wq[n][k], as acc·(sx·sw) +
+ * (b − zx·sx·csw), two fused multiply-adds on floats. The exact integer
+ * acc − zx·colsum took a 32-bit multiply and a subtraction more per
+ * element: beside the AMX
  * tiles, where the epilogue's vector instructions cost their whole time
  * (precision.md, the twentieth round), the K = 1024 products ran
  * 1.06-1.11x faster without them. The two terms cancel in part, so the
@@ -370,7 +367,7 @@ VNNI static void block_vnni(const struct vq_int8_weight *w, const uint8_t *xq, i
  * columns n0 ..; epilogue_vnni's bits a row at a time, its four vectors'
  * sums read as they are needed. The AMX tiles' passes call it for one row
  * a step of k, beside the tile instructions, where each instruction costs
- * its time (precision.md, int8's epilogue): a whole block, the common
+ * its time (precision.md, the twentieth round): a whole block, the common
  * case, takes a path without masks or per-vector bounds. */
 VNNI __attribute__((always_inline)) static inline void sums_row(const float *csw, const float *sw, const int32_t *a,
                                                                 float sx, int32_t zx, int n0, int nb, const float *b,
