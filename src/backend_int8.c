@@ -506,27 +506,69 @@ static void tile_rows(void *ctx, int g, int i0, int m)
     }
 }
 
-int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, int epi,
-                   float *y)
+static const struct vq_int8_weight *int8_of(const struct vq_packed *p)
 {
-    const struct vq_int8_weight *w = (const struct vq_int8_weight *)p;
-    if (!w || w->hdr.precision != VQ_PREC_INT8 || T < 1 || (epi && epi != VQ_EPI_ADD && epi != VQ_EPI_GELU))
-        return -1;
-    const int K = w->hdr.K, Kp = w->Kp, N = w->hdr.N, nt = n_threads > 0 ? n_threads : 1;
+    return p && p->precision == VQ_PREC_INT8 ? (const struct vq_int8_weight *)p : NULL;
+}
+
+int vq_int8_rows_alloc(const struct vq_packed *p, int T, struct vq_int8_rows *r)
+{
+    const struct vq_int8_weight *w = int8_of(p);
+    if (!w || T < 1) return -1;
     /* rows padded to Kp with zeros (they meet zero weights) and a cache
      * line apart, or dense for oneDNN */
     const enum sums sums = sums_for(w, T);
-    const int dnnl = sums == SUMS_DNNL_AMX || sums == SUMS_DNNL_FORCED, ldx = dnnl ? Kp : Kp + 64;
-    uint8_t *xq = malloc((size_t)T * ldx + sizeof(float) * T + sizeof(int32_t) * T);
-    if (!xq) return -1;
-    float *sx = (float *)(xq + (size_t)T * ldx);
-    int32_t *zx = (int32_t *)(sx + T);
-#pragma omp parallel for schedule(static) if ((int64_t)T * K >= (1 << 16)) num_threads(nt)
-    for (int t = 0; t < T; t++) {
-        uint8_t *q = xq + (size_t)t * ldx;
-        vq_int8_quantize_row(x + (size_t)t * K, K, q, &sx[t], &zx[t]);
-        memset(q + K, 0, (size_t)(ldx - K));
-    }
+    const int ld = sums == SUMS_DNNL_AMX || sums == SUMS_DNNL_FORCED ? w->Kp : w->Kp + 64;
+    uint8_t *q = malloc((size_t)T * ld + (sizeof(float) + sizeof(int32_t)) * (size_t)T);
+    if (!q) return -1;
+    float *sx = (float *)(q + (size_t)T * ld);
+    *r = (struct vq_int8_rows){ q, sx, (int32_t *)(sx + T), T, w->hdr.K, ld };
+    return 0;
+}
+
+void vq_int8_rows_set(const struct vq_int8_rows *r, int t, const float *x)
+{
+    uint8_t *q = r->q + (size_t)t * r->ld;
+    vq_int8_quantize_row(x, r->K, q, &r->sx[t], &r->zx[t]);
+    memset(q + r->K, 0, (size_t)(r->ld - r->K));
+}
+
+void vq_int8_rows_free(struct vq_int8_rows *r)
+{
+    free(r->q);
+    r->q = NULL;
+}
+
+int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, int epi,
+                   float *y)
+{
+    struct vq_int8_rows r;
+    if (!int8_of(p) || (epi && epi != VQ_EPI_ADD && epi != VQ_EPI_GELU) || vq_int8_rows_alloc(p, T, &r))
+        return -1;
+    const int K = r.K;
+#pragma omp parallel for schedule(static) if ((int64_t)T * K >= (1 << 16)) num_threads(n_threads > 0 ? n_threads : 1)
+    for (int t = 0; t < T; t++)
+        vq_int8_rows_set(&r, t, x + (size_t)t * K);
+    const int rc = vq_int8_linear_rows(n_threads, p, &r, 0, T, b, epi, y);
+    vq_int8_rows_free(&r);
+    return rc;
+}
+
+int vq_int8_linear_rows(int n_threads, const struct vq_packed *p, const struct vq_int8_rows *r, int r0, int T,
+                        const float *b, int epi, float *y)
+{
+    const struct vq_int8_weight *w = int8_of(p);
+    if (!w || !r || r->K != w->hdr.K || r0 < 0 || T < 1 || r0 > r->T - T ||
+        (epi && epi != VQ_EPI_ADD && epi != VQ_EPI_GELU))
+        return -1;
+    const int K = w->hdr.K, Kp = w->Kp, N = w->hdr.N, nt = n_threads > 0 ? n_threads : 1, ldx = r->ld;
+    const uint8_t *xq = r->q + (size_t)r0 * ldx;
+    const float *sx = r->sx + r0;
+    const int32_t *zx = r->zx + r0;
+    /* oneDNN's sums where the rows are dense (else the same sums by our
+     * kernels: the same bits) */
+    const enum sums sums = sums_for(w, T);
+    const int dnnl = (sums == SUMS_DNNL_AMX || sums == SUMS_DNNL_FORCED) && ldx == Kp;
     vq_flops_add(2ull * T * N * K);
     const int n_blk = w->Np / BLK, vnni = use_vnni();
     VQ_OMP_ONLY(nt);
@@ -539,10 +581,7 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
             for (int j = 0; j < n_blk; j++) block_sums(w, acc + j * BLK, N, T, sx, zx, j * BLK, b, epi, y);
         }
         vq_scratch_free(acc);
-        if (ok) {
-            free(xq);
-            return 0;
-        }
+        if (ok) return 0;
     }
 #endif
     /* the work shared by the threads' measured speeds and claimed as it is
@@ -557,6 +596,5 @@ int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int
     struct int8_call c = { w, xq, ldx, epi, vnni, amx, group, sx, b, zx, y };
     vq_balance_tiles(&blocks_balance, nt, (int64_t)T * N * K >= (1 << 18), (n_blk + group - 1) / group, T,
                      amx ? 16 : ROWS, tile_rows, &c);
-    free(xq);
     return 0;
 }

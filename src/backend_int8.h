@@ -40,6 +40,31 @@ void vq_int8_pack_free(struct vq_packed *p);
 int vq_int8_linear(int n_threads, const struct vq_packed *p, const float *x, int T, const float *b, int epi,
                    float *y);
 
+/* Rows quantized for the int8 products (vq_int8_linear's first step, done
+ * once where several products take the same input: the transformer's key,
+ * value and query products from layer norm's output): T rows of K values
+ * as bytes, row t at q + t·ld (zeros from K to ld), with their scales and
+ * zero points. */
+struct vq_int8_rows {
+    uint8_t *q;
+    float *sx;
+    int32_t *zx;
+    int T, K, ld;
+};
+/* Room for T rows in the layout of p's products (its K; dense rows where
+ * its products of T rows take oneDNN's sums, else a cache line apart);
+ * nonzero when p is not an int8 packing or out of memory. */
+int vq_int8_rows_alloc(const struct vq_packed *p, int T, struct vq_int8_rows *r);
+/* Row t from x[K] (vq_int8_quantize_row), its padding zeroed. */
+void vq_int8_rows_set(const struct vq_int8_rows *r, int t, const float *x);
+void vq_int8_rows_free(struct vq_int8_rows *r);
+/* vq_int8_linear of rows r0 .. r0 + T - 1 of r, quantized for a packing of
+ * the same K (of another layout too: then not through oneDNN's sums): the
+ * same bits as vq_int8_linear of the rows they came from. Nonzero when p
+ * is not an int8 packing or r does not fit it. */
+int vq_int8_linear_rows(int n_threads, const struct vq_packed *p, const struct vq_int8_rows *r, int r0, int T,
+                        const float *b, int epi, float *y);
+
 /* Tests: 0 forces the scalar kernel, 1 the VNNI kernel (where the CPU has
  * it), 2 oneDNN's sums with the VNNI kernel's epilogue (where oneDNN has an
  * int8 kernel for the shape), 3 the AMX tiles' sums with that epilogue

@@ -5,6 +5,7 @@
 
 #include "attention.h"
 #include "backend.h"
+#include "backend_int8.h"
 #include "error.h"
 #include "gpt.h"
 #include "ops.h"
@@ -174,18 +175,32 @@ struct gpt_scratch {
     uint16_t *xb;
 };
 
-/* y = x · Wᵀ + b, from xb (x rounded to bf16) when the block's products take
- * bf16 input (x is not written then), else from x. */
-static int linear_in(const struct vq_exec *ex, int bf16_in, const float *x, const uint16_t *xb, int T, int Din,
-                     const float *W, const struct vq_packed *pk, const float *b, int Dout, float *y)
+/* ln1's output as the key, value and query products take it: fp32 rows
+ * (xn), rounded to bf16 (xb: the bf16 backends, vq_linear_bf16_input) or
+ * quantized (x8: int8 products, vq_linear_int8_input), [n][D] each. */
+enum { IN_F32, IN_BF16, IN_INT8 };
+struct rows_in {
+    int kind;
+    const float *xn;
+    const uint16_t *xb;
+    const struct vq_int8_rows *x8;
+};
+
+/* y = x · Wᵀ + b for rows r0 .. r0 + T - 1 of the input in its form. */
+static int linear_in(const struct vq_exec *ex, const struct rows_in *in, int r0, int T, int Din, const float *W,
+                     const struct vq_packed *pk, const float *b, int Dout, float *y)
 {
-    if (!bf16_in) {
-        vq_linear(ex, x, T, Din, W, pk, b, Dout, y);
+    switch (in->kind) {
+    case IN_INT8:
+        return vq_linear_int8(ex, in->x8, r0, T, pk, b, 0, y);
+    case IN_BF16:
+        if (vq_linear_bf16(ex, in->xb + (size_t)r0 * Din, T, pk, b, y))
+            return vq_error(VQGAN_ERR_NOMEM, "product of %d rows, %d -> %d: out of memory", T, Din, Dout);
+        return 0;
+    default:
+        vq_linear(ex, in->xn + (size_t)r0 * Din, T, Din, W, pk, b, Dout, y);
         return 0;
     }
-    if (vq_linear_bf16(ex, xb, T, pk, b, y))
-        return vq_error(VQGAN_ERR_NOMEM, "product of %d rows, %d -> %d: out of memory", T, Din, Dout);
-    return 0;
 }
 
 static int check_tokens(const struct vq_gpt *gpt, const int32_t *tokens, int n)
@@ -312,9 +327,18 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
                              vq_linear_bf16_input(ex, b->q_p);
         const int mlp_bf16 = vq_linear_bf16_input(ex, b->proj_p) && vq_linear_bf16_input(ex, b->fc_p) &&
                              vq_linear_bf16_input(ex, b->fc2_p);
+        /* with int8 products, ln1(x) is quantized once for k, v and q */
+        const int qkv_int8 = vq_linear_int8_input(ex, b->k_p) && vq_linear_int8_input(ex, b->v_p) &&
+                             vq_linear_int8_input(ex, b->q_p);
+        struct vq_int8_rows x8 = { 0 };
         if (qkv_bf16) vq_layer_norm_bf16(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xb);
-        else vq_layer_norm(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
-        if ((err = linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->k_w, b->k_p, b->k_b, D, s.tmp))) break;
+        else if (qkv_int8 && (err = vq_layer_norm_int8(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, b->k_p, &x8))) break;
+        else if (!qkv_int8) vq_layer_norm(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
+        const struct rows_in in = { qkv_bf16 ? IN_BF16 : qkv_int8 ? IN_INT8 : IN_F32, s.xn, s.xb, &x8 };
+        if ((err = linear_in(ex, &in, 0, n, D, b->k_w, b->k_p, b->k_b, D, s.tmp))) {
+            vq_int8_rows_free(&x8);
+            break;
+        }
         for (int i = 0; i < n_seq; i++) {
             const struct vq_kv_cache *c = seq[i].cache;
             const float *ki = s.tmp + (size_t)at[i].row0 * D;
@@ -324,22 +348,35 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
         /* one fp32 cache takes its values straight from the product */
         const struct vq_kv_cache *c0 = seq[0].cache;
         float *v_out = n_seq == 1 && !c0->bf16 ? (float *)vq_kv_cache_v(c0, l) + (size_t)c0->len * D : s.tmp;
-        if ((err = linear_in(ex, qkv_bf16, s.xn, s.xb, n, D, b->v_w, b->v_p, b->v_b, D, v_out))) break;
+        if ((err = linear_in(ex, &in, 0, n, D, b->v_w, b->v_p, b->v_b, D, v_out))) {
+            vq_int8_rows_free(&x8);
+            break;
+        }
         for (int i = 0; i < n_seq && v_out == s.tmp; i++) {
             const struct vq_kv_cache *c = seq[i].cache;
             const float *vi = s.tmp + (size_t)at[i].row0 * D;
             if (c->bf16) vq_store_values_bf16(ex, vi, seq[i].n, D, vq_kv_cache_v(c, l), c->len);
             else memcpy((float *)vq_kv_cache_v(c, l) + (size_t)c->len * D, vi, sizeof(float) * (size_t)seq[i].n * D);
         }
-        if (!m)
+        if (!m) {
+            vq_int8_rows_free(&x8);
             break;
+        }
         if (last && n_seq > 1) {
             compact_rows(s.x, sizeof(float) * D, seq, at, n_seq);
-            if (qkv_bf16) compact_rows(s.xb, sizeof(uint16_t) * D, seq, at, n_seq);
-            else compact_rows(s.xn, sizeof(float) * D, seq, at, n_seq);
+            if (qkv_bf16) {
+                compact_rows(s.xb, sizeof(uint16_t) * D, seq, at, n_seq);
+            } else if (qkv_int8) {
+                compact_rows(x8.q, (size_t)x8.ld, seq, at, n_seq);
+                compact_rows(x8.sx, sizeof(float), seq, at, n_seq);
+                compact_rows(x8.zx, sizeof(int32_t), seq, at, n_seq);
+            } else {
+                compact_rows(s.xn, sizeof(float) * D, seq, at, n_seq);
+            }
         }
-        const uint16_t *xbr = s.xb + (size_t)r0 * D;
-        if ((err = linear_in(ex, qkv_bf16, xn, xbr, m, D, b->q_w, b->q_p, b->q_b, D, s.q))) break;
+        err = linear_in(ex, &in, r0, m, D, b->q_w, b->q_p, b->q_b, D, s.q);
+        vq_int8_rows_free(&x8);
+        if (err) break;
         /* attention's output rounded to bf16 by the bf16 kernel itself when
          * it is the projection's input (into xb: free once q is done) */
         int y_bf16 = mlp_bf16;
@@ -374,8 +411,15 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
         /* fp32 or int8 products: the adds and GELU fused where the backend
          * does (int8) */
         vq_linear_add(ex, s.y, m, D, b->proj_w, b->proj_p, b->proj_b, D, s.tmp, x);
-        vq_layer_norm(ex, x, m, D, b->ln2_w, b->ln2_b, LN_EPS, xn);
-        vq_linear_gelu(ex, xn, m, D, b->fc_w, b->fc_p, b->fc_b, 4 * D, s.h);
+        if (vq_linear_int8_input(ex, b->fc_p)) {   /* ln2(x) quantized as it is computed */
+            if ((err = vq_layer_norm_int8(ex, x, m, D, b->ln2_w, b->ln2_b, LN_EPS, b->fc_p, &x8))) break;
+            err = vq_linear_int8(ex, &x8, 0, m, b->fc_p, b->fc_b, VQ_EPI_GELU, s.h);
+            vq_int8_rows_free(&x8);
+            if (err) break;
+        } else {
+            vq_layer_norm(ex, x, m, D, b->ln2_w, b->ln2_b, LN_EPS, xn);
+            vq_linear_gelu(ex, xn, m, D, b->fc_w, b->fc_p, b->fc_b, 4 * D, s.h);
+        }
         vq_linear_add(ex, s.h, m, 4 * D, b->fc2_w, b->fc2_p, b->fc2_b, D, s.tmp, x);
     }
     if (err) {

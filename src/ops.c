@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "backend_int8.h"
 #include "error.h"
 #include "linear_small.h"
 #include "ops.h"
@@ -230,33 +231,37 @@ void vq_add(const struct vq_exec *ex, float *y, const float *x, size_t n)
         y[i] += x[i];
 }
 
+/* One row of layer norm into y (fp32) or, with y NULL, yb (bf16). */
+static void layer_norm_row(const float *x, int D, const float *gamma, const float *beta, float eps, float *y,
+                           uint16_t *yb)
+{
+    if (vq_vlayer_norm(x, D, gamma, beta, eps, y, yb)) return;
+    double sum = 0.0, sq = 0.0;
+    for (int i = 0; i < D; i++)
+        sum += x[i];
+    const double mean = sum / D;
+    for (int i = 0; i < D; i++) {
+        double d = x[i] - mean;
+        sq += d * d;
+    }
+    const float inv = (float)(1.0 / sqrt(sq / D + eps));
+    const float m = (float)mean;
+    for (int i = 0; i < D; i++) {
+        const float v = (x[i] - m) * inv * gamma[i] + beta[i];
+        if (y) y[i] = v;
+        else vq_f32_to_bf16(&v, yb + i, 1);
+    }
+}
+
 /* Rows of layer norm into y (fp32) or, with y NULL, yb (bf16). */
 static void layer_norm_rows(const struct vq_exec *ex, const float *x, int T, int D, const float *gamma,
                             const float *beta, float eps, float *y, uint16_t *yb)
 {
     VQ_OMP_ONLY(ex);
 #pragma omp parallel for schedule(static) if (T > 1) num_threads(vq_nt(ex))
-    for (int t = 0; t < T; t++) {
-        const float *xt = x + (size_t)t * D;
-        float *yt = y ? y + (size_t)t * D : NULL;
-        uint16_t *ybt = y ? NULL : yb + (size_t)t * D;
-        if (vq_vlayer_norm(xt, D, gamma, beta, eps, yt, ybt)) continue;
-        double sum = 0.0, sq = 0.0;
-        for (int i = 0; i < D; i++)
-            sum += xt[i];
-        const double mean = sum / D;
-        for (int i = 0; i < D; i++) {
-            double d = xt[i] - mean;
-            sq += d * d;
-        }
-        const float inv = (float)(1.0 / sqrt(sq / D + eps));
-        const float m = (float)mean;
-        for (int i = 0; i < D; i++) {
-            const float v = (xt[i] - m) * inv * gamma[i] + beta[i];
-            if (yt) yt[i] = v;
-            else vq_f32_to_bf16(&v, ybt + i, 1);
-        }
-    }
+    for (int t = 0; t < T; t++)
+        layer_norm_row(x + (size_t)t * D, D, gamma, beta, eps, y ? y + (size_t)t * D : NULL,
+                       y ? NULL : yb + (size_t)t * D);
 }
 
 void vq_layer_norm(const struct vq_exec *ex, const float *x, int T, int D, const float *gamma, const float *beta,
@@ -269,6 +274,52 @@ void vq_layer_norm_bf16(const struct vq_exec *ex, const float *x, int T, int D, 
                         const float *beta, float eps, uint16_t *yb)
 {
     layer_norm_rows(ex, x, T, D, gamma, beta, eps, NULL, yb);
+}
+
+int vq_layer_norm_int8(const struct vq_exec *ex, const float *x, int T, int D, const float *gamma,
+                       const float *beta, float eps, const struct vq_packed *pk, struct vq_int8_rows *r)
+{
+    if (!vq_linear_int8_input(ex, pk) || pk->K != D)
+        return vq_error(VQGAN_ERR_INVALID, "layer norm into int8 rows: the weights are not int8 products of %d", D);
+    if (vq_int8_rows_alloc(pk, T, r))
+        return vq_error(VQGAN_ERR_NOMEM, "layer norm of %d rows into int8: out of memory", T);
+    int nomem = 0;
+    VQ_OMP_ONLY(ex);
+#pragma omp parallel if (T > 1) num_threads(vq_nt(ex)) reduction(| : nomem)
+    {
+        float *row = malloc(sizeof(float) * (size_t)D);   /* the row in fp32, in L1 */
+        nomem = !row;
+#pragma omp for schedule(static)
+        for (int t = 0; t < T; t++) {
+            if (!row) continue;
+            layer_norm_row(x + (size_t)t * D, D, gamma, beta, eps, row, NULL);
+            vq_int8_rows_set(r, t, row);
+        }
+        free(row);
+    }
+    if (nomem) {
+        vq_int8_rows_free(r);
+        return vq_error(VQGAN_ERR_NOMEM, "layer norm of %d rows into int8: out of memory", T);
+    }
+    return 0;
+}
+
+int vq_linear_int8_input(const struct vq_exec *ex, const struct vq_packed *pk)
+{
+    (void)ex;   /* int8 packings come from the int8 backend only */
+    return pk && pk->precision == VQ_PREC_INT8;
+}
+
+int vq_linear_int8(const struct vq_exec *ex, const struct vq_int8_rows *r, int r0, int T, const struct vq_packed *pk,
+                   const float *b, int epi, float *y)
+{
+    if (!vq_linear_int8_input(ex, pk) || !r || pk->K != r->K)
+        return vq_error(VQGAN_ERR_INVALID, "int8 product: the weights are not int8 products of the rows' %d inputs",
+                        r ? r->K : 0);
+    if (vq_int8_linear_rows(vq_nt(ex), pk, r, r0, T, b, epi, y))
+        return vq_error(VQGAN_ERR_INVALID, "int8 product of rows %d .. %d of %d quantized rows (epilogue %d)", r0,
+                        r0 + T - 1, r->T, epi);
+    return 0;
 }
 
 void vq_linear(const struct vq_exec *ex, const float *x, int T, int Din, const float *W, const struct vq_packed *pk,

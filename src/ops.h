@@ -42,6 +42,15 @@ void vq_layer_norm(const struct vq_exec *ex, const float *x, int T, int D, const
  * without the fp32 rows: the input of the products that take bf16. */
 void vq_layer_norm_bf16(const struct vq_exec *ex, const float *x, int T, int D, const float *gamma,
                         const float *beta, float eps, uint16_t *yb);
+/* The same quantized for int8 products (backend_int8.h: each row's bytes,
+ * scale and zero point, vq_int8_quantize_row of vq_layer_norm's row),
+ * without the fp32 rows: the input of the products of int8 weights pk
+ * (vq_linear_int8_input), once for all those that take it. r is
+ * allocated here (vq_int8_rows_free). 0, VQGAN_ERR_INVALID (pk not int8
+ * products of D inputs) or VQGAN_ERR_NOMEM. */
+struct vq_int8_rows;
+int vq_layer_norm_int8(const struct vq_exec *ex, const float *x, int T, int D, const float *gamma,
+                       const float *beta, float eps, const struct vq_packed *pk, struct vq_int8_rows *r);
 /* y[T×Dout] = x[T×Din] · Wᵀ + b, W stored [Dout][Din] (torch Linear). b may
  * be NULL. pk (may be NULL) is W packed for ex's backend (vq_backend_pack):
  * when given, the product runs from it (bf16), else from W (fp32). */
@@ -62,6 +71,13 @@ void vq_linear_gelu(const struct vq_exec *ex, const float *x, int T, int Din, co
 int vq_linear_bf16_input(const struct vq_exec *ex, const struct vq_packed *pk);
 int vq_linear_bf16(const struct vq_exec *ex, const uint16_t *xb, int T, const struct vq_packed *pk, const float *b,
                    float *y);
+/* vq_linear (epi 0), vq_linear_add (VQ_EPI_ADD: into y) or vq_linear_gelu
+ * (VQ_EPI_GELU) of int8 weights pk from rows r0 .. r0 + T - 1 already
+ * quantized (vq_layer_norm_int8), with the bits of those functions from the
+ * fp32 rows. vq_linear_int8_input: whether pk takes them. */
+int vq_linear_int8_input(const struct vq_exec *ex, const struct vq_packed *pk);
+int vq_linear_int8(const struct vq_exec *ex, const struct vq_int8_rows *r, int r0, int T, const struct vq_packed *pk,
+                   const float *b, int epi, float *y);
 /* The MLP's and the residual's products from bf16 input (vq_linear_bf16_input
  * must hold for pk), with what follows them fused where the backend can
  * (enum vq_epilogue; backend.h):

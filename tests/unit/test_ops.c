@@ -473,6 +473,75 @@ static void test_linear_bf16_epilogue(void)
     CHECK(ok_thr, "linear bf16 epilogues: bit-identical with 1 and 2 threads");
 }
 
+/* Rows quantized once for several int8 products (vq_layer_norm_int8, then
+ * vq_linear_int8 of any run of them, for packings of other widths too: the
+ * transformer's key, value and query products) against vq_layer_norm
+ * followed by vq_int8_linear of the same rows, bit for bit, with each
+ * epilogue and each kernel; and what they refuse. */
+static void test_int8_rows(void)
+{
+    static const int shapes[][3] = { { 1024, 192, 64 }, { 160, 64, 128 }, { 40, 7, 64 } };   /* K, N, other N */
+    static const int Ts[] = { 1, 5, 7, 37, 100 };
+    int ok = 1, n = 0, ok_err = 1;
+    for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
+        const int K = shapes[sh][0], N = shapes[sh][1], N2 = shapes[sh][2];
+        float *w = rnd((size_t)N * K), *w2 = rnd((size_t)N2 * K), *b = rnd(N), *g = rnd(K), *be = rnd(K);
+        struct vq_packed *pk = vq_int8_pack(w, N, K), *pk2 = vq_int8_pack(w2, N2, K);
+        for (size_t ti = 0; pk && pk2 && ti < sizeof(Ts) / sizeof(Ts[0]); ti++) {
+            const int T = Ts[ti], r0 = T / 3, m = T - r0;
+            float *x = rnd((size_t)T * K), *xn = malloc(sizeof(float) * T * K);
+            const int Nm = N > N2 ? N : N2;
+            float *want = malloc(sizeof(float) * T * Nm), *got = malloc(sizeof(float) * T * Nm);
+            vq_layer_norm(NULL, x, T, K, g, be, 1e-5f, xn);
+            for (int kern = -1; kern < 4; kern++) {
+                if ((kern > 0 && !vq_int8_native()) || (kern == 3 && !vq_amx_int8_ready())) continue;
+                vq_int8_force(kern);
+                struct vq_int8_rows r;
+                if (vq_layer_norm_int8(NULL, x, T, K, g, be, 1e-5f, pk, &r)) { ok = 0; continue; }
+                for (int epi = 0; epi < 3; epi++) {
+                    const int e = epi == 0 ? 0 : epi == 1 ? VQ_EPI_ADD : VQ_EPI_GELU;
+                    for (int i = 0; i < T * N; i++) want[i] = got[i] = (float)(i % 11) * 0.25f - 1.0f;
+                    /* every row, then rows r0 .. T - 1 */
+                    ok &= vq_int8_linear(2, pk, xn, T, b, e, want) == 0 && vq_linear_int8(NULL, &r, 0, T, pk, b, e, got) == 0 &&
+                          !memcmp(want, got, sizeof(float) * T * N);
+                    ok &= vq_int8_linear(2, pk, xn + (size_t)r0 * K, m, b, e, want) == 0 &&
+                          vq_linear_int8(NULL, &r, r0, m, pk, b, e, got) == 0 && !memcmp(want, got, sizeof(float) * m * N);
+                    /* the same rows for another packing of K inputs */
+                    ok &= vq_int8_linear(2, pk2, xn + (size_t)r0 * K, m, NULL, e, want) == 0 &&
+                          vq_linear_int8(NULL, &r, r0, m, pk2, NULL, e, got) == 0 &&
+                          !memcmp(want, got, sizeof(float) * m * N2);
+                    n++;
+                }
+                if (kern < 0 && ti == 0)
+                    ok_err &= vq_linear_int8(NULL, &r, r0, m + 1, pk, b, 0, got) != 0 &&
+                              vq_linear_int8(NULL, &r, -1, 1, pk, b, 0, got) != 0;
+                vq_int8_rows_free(&r);
+            }
+            vq_int8_force(-1);
+            free(x); free(xn); free(want); free(got);
+        }
+        /* what is not int8 products of K inputs */
+        struct vq_int8_rows r;
+        float *x = rnd(K);
+        ok_err &= vq_layer_norm_int8(NULL, x, 1, K, g, be, 1e-5f, NULL, &r) == VQGAN_ERR_INVALID;
+        ok_err &= !vq_linear_int8_input(NULL, NULL);
+        if (pk && !vq_layer_norm_int8(NULL, x, 1, K, g, be, 1e-5f, pk, &r)) {
+            struct vq_packed *other = vq_int8_pack(w, 1, K > 1 ? K - 1 : 2);   /* another K */
+            ok_err &= other && vq_linear_int8(NULL, &r, 0, 1, other, NULL, 0, x) != 0;
+            vq_int8_pack_free(other);
+            vq_int8_rows_free(&r);
+        } else {
+            ok_err = 0;
+        }
+        free(x);
+        vq_int8_pack_free(pk); vq_int8_pack_free(pk2);
+        free(w); free(w2); free(b); free(g); free(be);
+    }
+    CHECK(ok && n > 0, "int8: rows quantized once by vq_layer_norm_int8 give vq_layer_norm then vq_int8_linear's bits "
+          "(%d cases: every row and a run of them, 3 epilogues, another packing's width, each kernel)", n);
+    CHECK(ok_err, "int8: rows refused past their count, for another K, and layer norm into rows for non-int8 weights");
+}
+
 /* int8 products (backend_int8.h): the quantized operands as documented; the
  * VNNI kernel, oneDNN's sums (with the VNNI kernel's epilogue) and the scalar
  * kernel against a reference written here from the quantized operands with
@@ -1387,6 +1456,7 @@ static const struct test_case cases[] = {
     { "linear_bf16_rows", test_linear_bf16_rows, 0 },
     { "linear_bf16_epilogue", test_linear_bf16_epilogue, 0 },
     { "linear_int8", test_linear_int8, 0 },
+    { "int8_rows", test_int8_rows, 0 },
     { "linear_small", test_linear_small, 0 },
     { "scratch", test_scratch, 0 },
     { "norms", test_norms, 0 },
