@@ -569,6 +569,7 @@ int vq_int8_linear_rows(int n_threads, const struct vq_packed *p, const struct v
      * kernels: the same bits) */
     const enum sums sums = sums_for(w, T);
     const int dnnl = (sums == SUMS_DNNL_AMX || sums == SUMS_DNNL_FORCED) && ldx == Kp;
+    (void)dnnl;   /* oneDNN's int8 sums: x86 only */
     vq_flops_add(2ull * T * N * K);
     const int n_blk = w->Np / BLK, vnni = use_vnni();
     VQ_OMP_ONLY(nt);
