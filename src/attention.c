@@ -383,7 +383,8 @@ void vq_attention_bf16(const struct vq_exec *ex, const float *q, uint16_t *qb, c
         const int h = task / n_blocks, r0 = (task % n_blocks) * ATT_ROWS;
         const int rn = n - r0 < ATT_ROWS ? n - r0 : ATT_ROWS;
         /* a group's scores, row stride T: on the tiles 16 rows in the
-         * thread's slot, else the task's first 6 rows */
+         * thread's slot (task_scores; the task's own rows where att holds
+         * no slot per thread), else the task's first 6 rows */
         float *S = amx ? task_scores(att, nh, n, T, 16, h, r0) : att + ((size_t)h * n + r0) * T;
         const uint16_t *kh = (const uint16_t *)K2 + (size_t)h * hd * ldk;   /* hd/2 pairs of [ldk][2] */
         query_bf16(q + (size_t)r0 * D + h * hd, qb + (size_t)r0 * D + h * hd, D, rn, hd);

@@ -558,7 +558,7 @@ int vq_int8_linear_rows(int n_threads, const struct vq_packed *p, const struct v
                         const float *b, int epi, float *y)
 {
     const struct vq_int8_weight *w = int8_of(p);
-    if (!w || !r || r->K != w->hdr.K || r0 < 0 || T < 1 || r0 > r->T - T ||
+    if (!w || !r || !r->q || r->K != w->hdr.K || r0 < 0 || T < 1 || r0 > r->T - T ||
         (epi && epi != VQ_EPI_ADD && epi != VQ_EPI_GELU))
         return -1;
     const int K = w->hdr.K, Kp = w->Kp, N = w->hdr.N, nt = n_threads > 0 ? n_threads : 1, ldx = r->ld;

@@ -53,7 +53,7 @@ struct vq_int8_rows {
 };
 /* Room for T rows in the layout of p's products (its K; dense rows where
  * its products of T rows take oneDNN's sums, else a cache line apart);
- * nonzero when p is not an int8 packing or out of memory. */
+ * nonzero when p is not an int8 packing, T < 1 or out of memory. */
 int vq_int8_rows_alloc(const struct vq_packed *p, int T, struct vq_int8_rows *r);
 /* Row t from x[K] (vq_int8_quantize_row), its padding zeroed. */
 void vq_int8_rows_set(const struct vq_int8_rows *r, int t, const float *x);
@@ -61,7 +61,8 @@ void vq_int8_rows_free(struct vq_int8_rows *r);
 /* vq_int8_linear of rows r0 .. r0 + T - 1 of r, quantized for a packing of
  * the same K (of another layout too: then not through oneDNN's sums): the
  * same bits as vq_int8_linear of the rows they came from. Nonzero when p
- * is not an int8 packing or r does not fit it. */
+ * is not an int8 packing, r does not fit it (its K, its rows, freed) or
+ * epi is not 0, VQ_EPI_ADD or VQ_EPI_GELU. */
 int vq_int8_linear_rows(int n_threads, const struct vq_packed *p, const struct vq_int8_rows *r, int r0, int T,
                         const float *b, int epi, float *y);
 

@@ -500,7 +500,7 @@ static void test_int8_rows(void)
                 if (vq_layer_norm_int8(NULL, x, T, K, g, be, 1e-5f, pk, &r)) { ok = 0; continue; }
                 for (int epi = 0; epi < 3; epi++) {
                     const int e = epi == 0 ? 0 : epi == 1 ? VQ_EPI_ADD : VQ_EPI_GELU;
-                    for (int i = 0; i < T * N; i++) want[i] = got[i] = (float)(i % 11) * 0.25f - 1.0f;
+                    for (int i = 0; i < T * Nm; i++) want[i] = got[i] = (float)(i % 11) * 0.25f - 1.0f;
                     /* every row, then rows r0 .. T - 1 */
                     ok &= vq_int8_linear(2, pk, xn, T, b, e, want) == 0 && vq_linear_int8(NULL, &r, 0, T, pk, b, e, got) == 0 &&
                           !memcmp(want, got, sizeof(float) * T * N);
@@ -527,9 +527,12 @@ static void test_int8_rows(void)
         ok_err &= !vq_linear_int8_input(NULL, NULL);
         if (pk && !vq_layer_norm_int8(NULL, x, 1, K, g, be, 1e-5f, pk, &r)) {
             struct vq_packed *other = vq_int8_pack(w, 1, K > 1 ? K - 1 : 2);   /* another K */
-            ok_err &= other && vq_linear_int8(NULL, &r, 0, 1, other, NULL, 0, x) != 0;
+            float *y1 = malloc(sizeof(float) * N);
+            ok_err &= other && vq_linear_int8(NULL, &r, 0, 1, other, NULL, 0, y1) != 0;
             vq_int8_pack_free(other);
             vq_int8_rows_free(&r);
+            ok_err &= vq_linear_int8(NULL, &r, 0, 1, pk, NULL, 0, y1) != 0;   /* rows freed */
+            free(y1);
         } else {
             ok_err = 0;
         }
@@ -539,7 +542,8 @@ static void test_int8_rows(void)
     }
     CHECK(ok && n > 0, "int8: rows quantized once by vq_layer_norm_int8 give vq_layer_norm then vq_int8_linear's bits "
           "(%d cases: every row and a run of them, 3 epilogues, another packing's width, each kernel)", n);
-    CHECK(ok_err, "int8: rows refused past their count, for another K, and layer norm into rows for non-int8 weights");
+    CHECK(ok_err, "int8: rows refused past their count, for another K and once freed, and layer norm into rows for "
+          "non-int8 weights");
 }
 
 /* int8 products (backend_int8.h): the quantized operands as documented; the
