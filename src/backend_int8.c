@@ -206,10 +206,9 @@ void vq_int8_quantize_row(const float *x, int K, uint8_t *q, float *scale, int32
  * (acc − zx·colsum)·(sx·sw) + b, colsum = Σk Wq[n][k], as acc·(sx·sw) +
  * (b − zx·sx·csw), two fused multiply-adds on floats. The exact integer
  * acc − zx·colsum took a 32-bit multiply and a subtraction more per
- * element: beside the AMX
- * tiles, where the epilogue's vector instructions cost their whole time
- * (precision.md, the twentieth round), the K = 1024 products ran
- * 1.06-1.11x faster without them. The two terms cancel in part, so the
+ * element: beside the AMX tiles, where the epilogue's vector instructions
+ * cost their whole time (precision.md, the twentieth round), the K = 1024
+ * products ran 1.06-1.11x faster without them. The two terms cancel in part, so the
  * result is within a few units of 2^-24 of the terms' size (test_ops
  * bounds it), where the operands' 8-bit steps are about 10^5 times
  * coarser. */
@@ -565,16 +564,14 @@ int vq_int8_linear_rows(int n_threads, const struct vq_packed *p, const struct v
     const uint8_t *xq = r->q + (size_t)r0 * ldx;
     const float *sx = r->sx + r0;
     const int32_t *zx = r->zx + r0;
-    /* oneDNN's sums where the rows are dense (else the same sums by our
-     * kernels: the same bits) */
     const enum sums sums = sums_for(w, T);
-    const int dnnl = (sums == SUMS_DNNL_AMX || sums == SUMS_DNNL_FORCED) && ldx == Kp;
-    (void)dnnl;   /* oneDNN's int8 sums: x86 only */
     vq_flops_add(2ull * T * N * K);
     const int n_blk = w->Np / BLK, vnni = use_vnni();
     VQ_OMP_ONLY(nt);
 #ifdef VQ_INT8_X86
-    if (dnnl) {
+    /* oneDNN's sums where the rows are dense (else the same sums by our
+     * kernels: the same bits) */
+    if ((sums == SUMS_DNNL_AMX || sums == SUMS_DNNL_FORCED) && ldx == Kp) {
         int32_t *acc = vq_scratch_alloc(sizeof(int32_t) * (size_t)T * N);
         const int ok = acc && !vq_dnnl_int8_sums(nt, xq, T, Kp, w->q, N, acc);
         if (ok) {

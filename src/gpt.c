@@ -332,8 +332,9 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
                              vq_linear_int8_input(ex, b->q_p);
         struct vq_int8_rows x8 = { 0 };
         if (qkv_bf16) vq_layer_norm_bf16(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xb);
-        else if (qkv_int8 && (err = vq_layer_norm_int8(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, b->k_p, &x8))) break;
-        else if (!qkv_int8) vq_layer_norm(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
+        else if (qkv_int8) err = vq_layer_norm_int8(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, b->k_p, &x8);
+        else vq_layer_norm(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
+        if (err) break;
         const struct rows_in in = { qkv_bf16 ? IN_BF16 : qkv_int8 ? IN_INT8 : IN_F32, s.xn, s.xb, &x8 };
         if ((err = linear_in(ex, &in, 0, n, D, b->k_w, b->k_p, b->k_b, D, s.tmp))) {
             vq_int8_rows_free(&x8);
