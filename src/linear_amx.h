@@ -19,6 +19,11 @@
 int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b, int N,
                        int epi, void *y);
 
+/* 1 when vq_linear_bf16_amx runs such a product over K in chunks (K >
+ * 1024, at least 48 rows and 4 blocks of 64 columns a thread: the MLP's
+ * second product), with the same bits as in one sweep; for the tests. */
+int vq_linear_bf16_amx_chunked(int n_threads, int T, int K, int N);
+
 /* The threads' learnt speeds for these products (balance.h): the tests
  * skew them. */
 struct vq_balance *vq_linear_bf16_amx_balance(void);

@@ -207,6 +207,75 @@ static void test_linear_small_amx(void)
     CHECK(ok_thr, "linear, few rows, bf16 on AMX tiles: bit-identical with 1 and 2 threads");
 }
 
+/* The AMX tiles' products over K in chunks (linear_amx.c's chunk_rows: K
+ * above 1024, the MLP's second product): bit for bit the sums of one sweep
+ * over K (the same product where the threads are too many for whole groups
+ * of blocks), with every epilogue, any thread count, each row as computed
+ * alone, runs of rows past the sums' slot (CHUNK_ROWS), a last chunk
+ * shorter than the others; and within 1e-5 of the AVX512_BF16 kernel. */
+static void test_linear_amx_chunks(void)
+{
+    static const int shapes[][4] = { { 2080, 512, 48, 2 }, { 4096, 512, 300, 2 }, { 2080, 768, 77, 3 },
+                                     { 4096, 512, 1100, 1 } };   /* K, N, T, threads */
+    if (!vq_amx_bf16_ready()) {
+        printf("ok - linear, bf16 on AMX tiles over K in chunks: no AMX-BF16 on this CPU (skipped)\n");
+        return;
+    }
+    int ok_taken = 1, ok_sweep = 1, ok_thr = 1, ok_rows = 1, n = 0;
+    double worst = 0;
+    for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
+        const int K = shapes[sh][0], N = shapes[sh][1], T = shapes[sh][2], nt = shapes[sh][3];
+        const int sweep_nt = N / 64 / 4 + 1;   /* too many threads for whole groups: one sweep over K */
+        ok_taken &= vq_linear_bf16_amx_chunked(nt, T, K, N) && vq_linear_bf16_amx_chunked(1, T, K, N) &&
+                    !vq_linear_bf16_amx_chunked(sweep_nt, T, K, N) && !vq_linear_bf16_amx_chunked(nt, 1, K, N) &&
+                    !vq_linear_bf16_amx_chunked(nt, T, 1024, N);
+        float *w = rnd((size_t)N * K), *b = rnd(N), *x = rnd((size_t)T * K), *base = rnd((size_t)T * N);
+        uint16_t *blk = malloc(2 * (size_t)N * K), *xb = malloc(2 * (size_t)T * K);
+        for (int c = 0; c < N; c++)
+            for (int k = 0; k < K; k++)
+                blk[(size_t)(c / 64) * 64 * K + (size_t)(k / 2) * 128 + (c % 64) * 2 + (k & 1)] =
+                    vq_bf16_round(w[(size_t)c * K + k]);
+        vq_f32_to_bf16(x, xb, (size_t)T * K);
+        float *y = malloc(sizeof(float) * T * N), *y1 = malloc(sizeof(float) * T * N);
+        for (int epi = 0; epi < 3; epi++) {
+            const int e = epi == 1 ? VQ_EPI_ADD : epi == 2 ? VQ_EPI_GELU_BF16 : 0;
+            const float *bias = sh & 1 ? NULL : b;
+            const size_t bytes = (e == VQ_EPI_GELU_BF16 ? 2 : 4) * (size_t)T * N;
+            memcpy(y, base, sizeof(float) * T * N);
+            memcpy(y1, base, sizeof(float) * T * N);
+            ok_sweep &= !vq_linear_bf16_amx(nt, xb, T, K, blk, bias, N, e, y) &&
+                        !vq_linear_bf16_amx(sweep_nt, xb, T, K, blk, bias, N, e, y1) && !memcmp(y, y1, bytes);
+            memcpy(y1, base, sizeof(float) * T * N);
+            vq_linear_bf16_amx(nt == 1 ? 2 : 1, xb, T, K, blk, bias, N, e, y1);
+            ok_thr &= !memcmp(y, y1, bytes);
+            n++;
+            if (e) continue;
+            for (int r = 0; r < T; r += 1 + r % 29) {
+                vq_linear_bf16_amx(nt, xb + (size_t)r * K, 1, K, blk, bias, N, 0, y1);
+                ok_rows &= !memcmp(y1, y + (size_t)r * N, sizeof(float) * N);
+            }
+            if (vq_linear_small_ready(1)) {
+                vq_linear_small_force(3);
+                vq_linear_small_bf16(2, xb, T, K, blk, bias, N, y1);
+                vq_linear_small_force(-1);
+                const double d = rel_err(y, y1, (size_t)T * N);
+                if (!(d <= worst)) worst = d;
+            }
+        }
+        free(w); free(b); free(x); free(base); free(blk); free(xb); free(y); free(y1);
+    }
+    CHECK(ok_taken, "linear, bf16 on AMX tiles over K in chunks: taken for K > 1024, 48 rows or more, 4 blocks a "
+          "thread; not otherwise");
+    CHECK(ok_sweep, "linear, bf16 on AMX tiles over K in chunks: %d products (K 2080 and 4096, 48..1100 rows, no "
+          "epilogue, y +=, GELU to bf16), bit for bit one sweep over K", n);
+    /* fp32 sums of up to 4096 products in two orders (32 k a tile step
+     * against vdpbf16ps's pairs): |y| about 20 here */
+    CHECK(worst < 1e-4, "linear, bf16 on AMX tiles over K in chunks: within %.2g of the AVX512_BF16 kernel's sums "
+          "(< 1e-4, relative to 1 + |y|)", worst);
+    CHECK(ok_thr, "linear, bf16 on AMX tiles over K in chunks: bit-identical with 1, 2 and 3 threads");
+    CHECK(ok_rows, "linear, bf16 on AMX tiles over K in chunks: each row as computed alone, bit for bit");
+}
+
 /* bf16 products with weights repacked once (the transformer's path). */
 static void test_linear_bf16(void)
 {
@@ -1455,6 +1524,7 @@ static const struct test_case cases[] = {
     { "conv", test_conv, 0 },
     { "conv_threads_bf16", test_conv_threads_bf16, 0 },
     { "linear_small_amx", test_linear_small_amx, 0 },
+    { "linear_amx_chunks", test_linear_amx_chunks, 0 },
     { "linear_bf16", test_linear_bf16, 0 },
     { "linear_bf16_whole", test_linear_bf16_whole, 0 },
     { "linear_bf16_rows", test_linear_bf16_rows, 0 },
