@@ -50,6 +50,7 @@
 #include <immintrin.h>
 
 static struct vq_balance tiles_balance;
+static unsigned long chunked_calls;   /* products run over K in chunks, for the tests */
 
 /* The rows of a finished pass whose epilogue is still to run: their sums
  * c[16][64], where they go, their block's bias (or NULL). */
@@ -215,10 +216,11 @@ static void chunk_rows(const struct amx_call *c, int g, int i0, int m)
     vq_amx_release();
 }
 
-/* Rows i0 .. i0 + m of group g of column blocks: passes of up to 16 rows,
- * each over the group's blocks in turn, each pass's epilogue during the
- * next, the last one's after it. The tiles are configured for the call and
- * released after it (as int8_amx.c's). */
+/* Rows i0 .. i0 + m of group g of column blocks (chunk_rows' where the
+ * call runs over K in chunks): passes of up to 16 rows, each over the
+ * group's blocks in turn, each pass's epilogue during the next, the last
+ * one's after it. The tiles are configured for the call and released after
+ * it (as int8_amx.c's). */
 static void tile_rows(void *ctx, int g, int i0, int m)
 {
     const struct amx_call *c = ctx;
@@ -246,6 +248,8 @@ int vq_linear_bf16_amx_chunked(int n_threads, int T, int K, int N)
     return vq_amx_bf16_ready() && K > GROUP_K && T >= GROUP_ROWS && N / 64 >= GROUP * (n_threads > 0 ? n_threads : 1);
 }
 
+unsigned long vq_linear_bf16_amx_chunked_calls(void) { return __atomic_load_n(&chunked_calls, __ATOMIC_RELAXED); }
+
 int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b, int N,
                        int epi, void *y)
 {
@@ -255,11 +259,15 @@ int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const ui
     /* the threads share the groups' passes by their learnt speeds and
      * claim them as they go (balance.h), as the other kernels' tiles;
      * where K is chunked, whole groups (each thread at least one; else,
-     * or without memory for the sums, one block a pass) */
+     * or without memory for the sums, one block a pass). The sums' slots
+     * (up to 1 MiB a thread) come from scratch: kept between calls inside
+     * the sampler's vq_scratch_begin/end, a fresh mapping a call outside
+     * it. */
     const int nt = n_threads > 0 ? n_threads : 1, rows = T < CHUNK_ROWS ? (T + 15) / 16 * 16 : CHUNK_ROWS;
     float *part = NULL;
-    if (vq_linear_bf16_amx_chunked(n_threads, T, K, N))
-        part = vq_scratch_alloc(sizeof(float) * (size_t)nt * rows * GROUP * 64);
+    if (vq_linear_bf16_amx_chunked(n_threads, T, K, N) &&
+        (part = vq_scratch_alloc(sizeof(float) * (size_t)nt * rows * GROUP * 64)))
+        __atomic_add_fetch(&chunked_calls, 1, __ATOMIC_RELAXED);
     const int group = K <= GROUP_K ? (T >= GROUP_ROWS ? GROUP : 1) : part ? GROUP : 1;
     struct amx_call c = { xb, blocks, K, N, epi, group, b, y, part, rows };
     vq_balance_tiles(&tiles_balance, n_threads, (int64_t)T * N * K >= (1 << 18), (N / 64 + group - 1) / group, T,
@@ -281,6 +289,8 @@ int vq_linear_bf16_amx_chunked(int n_threads, int T, int K, int N)
     (void)n_threads; (void)T; (void)K; (void)N;
     return 0;
 }
+
+unsigned long vq_linear_bf16_amx_chunked_calls(void) { return 0; }
 
 int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b, int N,
                        int epi, void *y)

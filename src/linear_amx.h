@@ -19,10 +19,13 @@
 int vq_linear_bf16_amx(int n_threads, const uint16_t *xb, int T, int K, const uint16_t *blocks, const float *b, int N,
                        int epi, void *y);
 
-/* 1 when vq_linear_bf16_amx runs such a product over K in chunks (K >
- * 1024, at least 48 rows and 4 blocks of 64 columns a thread: the MLP's
- * second product), with the same bits as in one sweep; for the tests. */
+/* 1 when vq_linear_bf16_amx would run a product of this shape over K in
+ * chunks (K > 1024, at least 48 rows and 4 blocks of 64 columns a thread:
+ * the MLP's second product), given memory for its sums (else it runs one
+ * sweep over K), with the same bits as one sweep; and how many products
+ * ran so since the process started. For the tests. */
 int vq_linear_bf16_amx_chunked(int n_threads, int T, int K, int N);
+unsigned long vq_linear_bf16_amx_chunked_calls(void);
 
 /* The threads' learnt speeds for these products (balance.h): the tests
  * skew them. */
