@@ -499,11 +499,14 @@ static void keys_tile_512(const float *k, int D, int rn, lane32 *dst, int ldk)
 #define STORE_PAR (1 << 10)
 
 #ifdef VQ_ATT_X86
-/* rows rows of len bytes from p, ld bytes apart, read for writing */
-static inline void prefetch_rows_w(const void *p, size_t ld, int rows, size_t len)
+/* As a store into rows i0 .. i0 + 15 of n_rows begins (4-byte lanes, ld
+ * lanes apart; the span stored, len bytes from lane off of each row): the
+ * rows STORE_AHEAD blocks of 16 on, read for writing. */
+static inline void store_ahead(const void *base, size_t ld, size_t off, int i0, int n_rows, size_t len)
 {
+    const int ia = i0 + 16 * STORE_AHEAD, rows = n_rows - ia < 16 ? n_rows - ia : 16;
     for (int q = 0; q < rows; q++) {
-        const char *a = (const char *)p + (size_t)q * ld, *e = a + len;
+        const char *a = (const char *)base + 4 * ((size_t)(ia + q) * ld + off), *e = a + len;
         for (const char *c = (const char *)((uintptr_t)a & ~(uintptr_t)63); c < e; c += 64)
             __asm__ volatile("prefetchw %0" : : "m"(*c));
     }
@@ -526,10 +529,7 @@ void vq_store_keys_bf16(const struct vq_exec *ex, const float *k, int n, int D, 
     for (int p0 = 0; p0 < P; p0 += 16) {
         const int pn = P - p0 < 16 ? P - p0 : 16;
 #ifdef VQ_ATT_X86
-        if (tiles512 && p0 + 16 * STORE_AHEAD < P) {
-            const int pa = p0 + 16 * STORE_AHEAD;
-            prefetch_rows_w(kp + (size_t)pa * ldk + L0, 4 * (size_t)ldk, P - pa < 16 ? P - pa : 16, 4 * (size_t)n);
-        }
+        if (tiles512) store_ahead(kp, (size_t)ldk, (size_t)L0, p0, P, 4 * (size_t)n);
 #endif
         for (int r0 = 0; r0 < n; r0 += 16) {
             const int rn = n - r0 < 16 ? n - r0 : 16;
@@ -655,10 +655,7 @@ void vq_transpose_keys(const struct vq_exec *ex, const float *k, int n, int D, f
     for (int d0 = 0; d0 < D; d0 += 16) {
         const int dn = D - d0 < 16 ? D - d0 : 16;
 #ifdef VQ_ATT_X86
-        if (ahead && d0 + 16 * STORE_AHEAD < D) {
-            const int da = d0 + 16 * STORE_AHEAD;
-            prefetch_rows_w(Kt + (size_t)da * ldk, 4 * (size_t)ldk, D - da < 16 ? D - da : 16, 4 * (size_t)n);
-        }
+        if (ahead) store_ahead(Kt, (size_t)ldk, 0, d0, D, 4 * (size_t)n);
 #endif
         for (int r = 0; r < n; r++)
             for (int d = d0; d < d0 + dn; d++)

@@ -208,10 +208,10 @@ void vq_int8_quantize_row(const float *x, int K, uint8_t *q, float *scale, int32
  * acc − zx·colsum took a 32-bit multiply and a subtraction more per
  * element: beside the AMX tiles, where the epilogue's vector instructions
  * cost their whole time (precision.md, the twentieth round), the K = 1024
- * products ran 1.06-1.11x faster without them. The two terms cancel in part, so the
- * result is within a few units of 2^-24 of the terms' size (test_ops
- * bounds it), where the operands' 8-bit steps are about 10^5 times
- * coarser. */
+ * products ran 1.06-1.11x faster without them. The two terms cancel in
+ * part, so the result is within a few units of 2^-24 of the terms' size
+ * (test_ops bounds it), where the operands' 8-bit steps are about 10^5
+ * times coarser. */
 static inline float zero_term(int32_t zx, float sx)
 {
     return -((float)zx * sx);

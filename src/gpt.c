@@ -310,6 +310,9 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
                 x[k] = te[k] + pe[k];
         }
 
+    /* int8 products' quantized input, held from a layer norm to its last
+     * product; freed there, or after the loop where an error cut it short */
+    struct vq_int8_rows x8 = { 0 };
     for (int l = 0; l < gpt->n_layer; l++) {
         const struct vq_gpt_block *b = &gpt->blocks[l];
         /* the last layer needs every row's keys and values (for the cache),
@@ -330,16 +333,12 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
         /* with int8 products, ln1(x) is quantized once for k, v and q */
         const int qkv_int8 = vq_linear_int8_input(ex, b->k_p) && vq_linear_int8_input(ex, b->v_p) &&
                              vq_linear_int8_input(ex, b->q_p);
-        struct vq_int8_rows x8 = { 0 };
         if (qkv_bf16) vq_layer_norm_bf16(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xb);
         else if (qkv_int8) err = vq_layer_norm_int8(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, b->k_p, &x8);
         else vq_layer_norm(ex, s.x, n, D, b->ln1_w, b->ln1_b, LN_EPS, s.xn);
         if (err) break;
         const struct rows_in in = { qkv_bf16 ? IN_BF16 : qkv_int8 ? IN_INT8 : IN_F32, s.xn, s.xb, &x8 };
-        if ((err = linear_in(ex, &in, 0, n, D, b->k_w, b->k_p, b->k_b, D, s.tmp))) {
-            vq_int8_rows_free(&x8);
-            break;
-        }
+        if ((err = linear_in(ex, &in, 0, n, D, b->k_w, b->k_p, b->k_b, D, s.tmp))) break;
         for (int i = 0; i < n_seq; i++) {
             const struct vq_kv_cache *c = seq[i].cache;
             const float *ki = s.tmp + (size_t)at[i].row0 * D;
@@ -349,20 +348,15 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
         /* one fp32 cache takes its values straight from the product */
         const struct vq_kv_cache *c0 = seq[0].cache;
         float *v_out = n_seq == 1 && !c0->bf16 ? (float *)vq_kv_cache_v(c0, l) + (size_t)c0->len * D : s.tmp;
-        if ((err = linear_in(ex, &in, 0, n, D, b->v_w, b->v_p, b->v_b, D, v_out))) {
-            vq_int8_rows_free(&x8);
-            break;
-        }
+        if ((err = linear_in(ex, &in, 0, n, D, b->v_w, b->v_p, b->v_b, D, v_out))) break;
         for (int i = 0; i < n_seq && v_out == s.tmp; i++) {
             const struct vq_kv_cache *c = seq[i].cache;
             const float *vi = s.tmp + (size_t)at[i].row0 * D;
             if (c->bf16) vq_store_values_bf16(ex, vi, seq[i].n, D, vq_kv_cache_v(c, l), c->len);
             else memcpy((float *)vq_kv_cache_v(c, l) + (size_t)c->len * D, vi, sizeof(float) * (size_t)seq[i].n * D);
         }
-        if (!m) {
-            vq_int8_rows_free(&x8);
+        if (!m)
             break;
-        }
         if (last && n_seq > 1) {
             compact_rows(s.x, sizeof(float) * D, seq, at, n_seq);
             if (qkv_bf16) {
@@ -423,6 +417,7 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
         }
         vq_linear_add(ex, s.h, m, 4 * D, b->fc2_w, b->fc2_p, b->fc2_b, D, s.tmp, x);
     }
+    vq_int8_rows_free(&x8);
     if (err) {
         vq_scratch_free(buf);
         return err;
