@@ -14,15 +14,20 @@ GOLDEN   ?= $(abspath ../shared/golden)
 # backends found); without one, make runs `./configure --lib-only` first.
 include config.mk
 config.mk:
-	./configure --lib-only
+	./configure --lib-only $(CONFIGURE_ARGS)
+	@touch $@   # ./configure keeps an unchanged file's date; this one is made now
 # The goals that install the missing Debian packages (deps, below) do so
-# before that first ./configure, so that it finds the backends they bring (on
-# a fresh machine, `make check` would otherwise build and test the library
-# without oneDNN: the full ./configure that the FFmpeg build runs later
-# rewrites config.mk too late for the make already running). `make deps` alone
-# orders them the same way, so that a later `make` finds the backends.
+# before config.mk is read, so that ./configure finds the backends they bring
+# (on a fresh machine, `make check` would otherwise build and test the
+# library without oneDNN: the full ./configure that the FFmpeg build runs
+# later rewrites config.mk too late for the make already running). The same
+# when config.mk was written before them (a plain `make` first): deps marks
+# what it installed in DEPS_STAMP, config.mk is written again with the
+# arguments it was written with, and make restarts with it. `make deps` alone
+# does the same, so that a later `make` finds the backends.
+DEPS_STAMP = $(BUILD)/.deps-installed
 ifneq ($(filter deps check check-quick bench,$(MAKECMDGOALS)),)
-config.mk: | deps
+config.mk: $(DEPS_STAMP)
 endif
 
 # One place holds the version: VERSION ("MAJOR.MINOR.PATCH"). The header
@@ -65,7 +70,7 @@ BENCH_BIN:= $(addprefix $(BUILD)/tests/,$(notdir $(BENCHES:.c=)))
 vpath test_%.c $(TEST_DIRS)
 vpath bench_%.c tests/bench
 
-.PHONY: all lib deps check check-quick bench bench-families-models demo clean test-models
+.PHONY: all lib deps check check-quick bench bench-families-models demo clean test-models FORCE
 all: lib ffmpeg
 
 lib: $(BUILD)/libvqgan.a $(BUILD)/libvqgan.so $(BUILD)/pkgconfig/libvqgan.pc
@@ -73,13 +78,18 @@ lib: $(BUILD)/libvqgan.a $(BUILD)/libvqgan.so $(BUILD)/pkgconfig/libvqgan.pc
 # Debian packages the build and the tests need (installed when missing and root).
 DEB_PKGS = gcc make pkg-config libdnnl-dev libopenblas-dev python3-torch python3-numpy \
            python3-yaml python3-pil nasm libx264-dev zlib1g-dev dpkg-dev clang valgrind
-deps:
+deps: $(DEPS_STAMP)
+# Always run; touched only when it installed something (made with an old
+# date the first time, so that its own creation reconfigures nothing).
+$(DEPS_STAMP): FORCE
+	@mkdir -p $(dir $@); [ -e $@ ] || touch -d @0 $@
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing:" $$missing; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null && touch $@; \
 	  else echo "missing Debian packages (run as root or install them): $$missing"; exit 1; fi; \
 	fi
+FORCE:
 
 $(BUILD)/include/vqgan_version.h: VERSION
 	@mkdir -p $(dir $@)
