@@ -14,17 +14,20 @@ GOLDEN   ?= $(abspath ../shared/golden)
 # backends found); without one, make runs `./configure --lib-only` first.
 include config.mk
 config.mk:
-	./configure --lib-only $(CONFIGURE_ARGS)
-	@touch $@   # ./configure keeps an unchanged file's date; this one is made now
+	$(if $(filter file,$(origin CC)),CC='$(CC)') ./configure --lib-only $(value CONFIGURE_ARGS)
+	@[ ! -e $(DEPS_STAMP) ] || touch -r $@ $(DEPS_STAMP)
 # The goals that install the missing Debian packages (deps, below) do so
 # before config.mk is read, so that ./configure finds the backends they bring
 # (on a fresh machine, `make check` would otherwise build and test the
 # library without oneDNN: the full ./configure that the FFmpeg build runs
 # later rewrites config.mk too late for the make already running). The same
 # when config.mk was written before them (a plain `make` first): deps marks
-# what it installed in DEPS_STAMP, config.mk is written again with the
-# arguments it was written with, and make restarts with it. `make deps` alone
-# does the same, so that a later `make` finds the backends.
+# what it installed in DEPS_STAMP, ./configure runs again with the compiler
+# and the arguments config.mk was written with, and make restarts where that
+# changed config.mk (./configure keeps an unchanged file and its date; the
+# stamp then takes config.mk's date, so that nothing is rebuilt and nothing
+# loops). `make deps` alone does the same, so that a later `make` finds the
+# backends.
 DEPS_STAMP = $(BUILD)/.deps-installed
 ifneq ($(filter deps check check-quick bench,$(MAKECMDGOALS)),)
 config.mk: $(DEPS_STAMP)

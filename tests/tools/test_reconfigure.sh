@@ -1,38 +1,55 @@
 #!/bin/sh
 # config.mk against the Debian packages `make deps` installs (Makefile,
 # DEPS_STAMP): when deps installed something after config.mk was written, the
-# goals that run deps write config.mk again, with the arguments it was
-# written with; otherwise they leave it alone. Run in a copy of the build
-# files (nothing to install: the suite runs after deps), with the stamp's date
-# standing in for an installation.
+# goals that run deps run ./configure again, with the compiler and the
+# arguments config.mk was written with; otherwise they leave config.mk alone.
+# Run in a copy of the build files (nothing to install: the suite runs after
+# deps), with the stamp's date standing in for an installation and a line
+# added to config.mk for what ./configure would now find otherwise. The make
+# here is the script's own, whatever make and BUILD called the suite.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKE_RESTARTS BUILD
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 say() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fi; }
 mtime() { stat -c %Y "$1"; }
+deps() { make -s --no-print-directory BUILD=build deps >/dev/null 2>&1; }
 
 cp -r Makefile configure VERSION mk "$t/"
 cd "$t" || exit 1
-./configure --lib-only --prefix=/opt/vq-reconf >/dev/null 2>&1
+CC=cc ./configure --lib-only --prefix=/opt/vq-reconf >/dev/null 2>&1
+echo 'STALE = 1' >> config.mk
 touch -d '2001-01-01' config.mk
 before=$(mtime config.mk)
 
 # the first deps: the stamp is made with an old date, config.mk stays
-make -s --no-print-directory deps >/dev/null 2>&1; rc=$?
+deps; rc=$?
 [ $rc = 0 ] && [ -e build/.deps-installed ] && [ "$(mtime build/.deps-installed)" -lt "$before" ] &&
-    [ "$(mtime config.mk)" = "$before" ]
+    [ "$(mtime config.mk)" = "$before" ] && grep -q '^STALE = 1$' config.mk
 say $? "make deps with nothing to install: its stamp made old, config.mk left as it was (rc $rc)"
 
-# packages installed since config.mk was written: config.mk again, same
-# arguments (its date now, even where ./configure found nothing new)
+# packages installed since config.mk was written: ./configure again, same
+# compiler and arguments
 touch build/.deps-installed
-make -s --no-print-directory deps >/dev/null 2>&1; rc=$?
-[ $rc = 0 ] && [ "$(mtime config.mk)" -gt "$before" ] && grep -q '^PREFIX = /opt/vq-reconf$' config.mk &&
-    grep -q "^CONFIGURE_ARGS = '--prefix=/opt/vq-reconf'$" config.mk
-say $? "make deps after an installation newer than config.mk writes it again with its arguments (rc $rc)"
+deps; rc=$?
+[ $rc = 0 ] && ! grep -q '^STALE' config.mk && grep -q '^PREFIX = /opt/vq-reconf$' config.mk &&
+    grep -q "^CONFIGURE_ARGS = '--prefix=/opt/vq-reconf'$" config.mk && grep -q '^CC = cc$' config.mk &&
+    [ "$(mtime build/.deps-installed)" = "$(mtime config.mk)" ]
+say $? "make deps after an installation newer than config.mk writes it again with its compiler and arguments (rc $rc)"
 
 # and only once: the next deps leaves it
-touch -d '2001-01-01' build/.deps-installed
-after=$(mtime config.mk)
-make -s --no-print-directory deps >/dev/null 2>&1
-[ "$(mtime config.mk)" = "$after" ]
-say $? "make deps with config.mk newer than the last installation leaves it"
+echo 'STALE = 2' >> config.mk
+touch -d '2002-01-01' config.mk
+touch -d '2001-06-01' build/.deps-installed
+deps; rc=$?
+[ $rc = 0 ] && [ "$(mtime config.mk)" = "$(date -d 2002-01-01 +%s)" ] && grep -q '^STALE = 2$' config.mk
+say $? "make deps with config.mk newer than the last installation leaves it (rc $rc)"
+
+# an installation that changes nothing ./configure finds: config.mk and its
+# date kept, the stamp set to that date (nothing rebuilt, no restart again)
+sed -i '/^STALE/d' config.mk
+touch -d '2002-01-01' config.mk
+touch build/.deps-installed
+deps; rc=$?
+[ $rc = 0 ] && [ "$(mtime config.mk)" = "$(date -d 2002-01-01 +%s)" ] &&
+    [ "$(mtime build/.deps-installed)" = "$(mtime config.mk)" ]
+say $? "make deps after an installation that changes nothing keeps config.mk's date (rc $rc)"
