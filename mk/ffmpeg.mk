@@ -101,10 +101,12 @@ FFMPEG_SOURCES_PATCH = 0002-lavfi-add-the-vqgan-filter-sources.patch
 patches/ffmpeg-%/$(FFMPEG_SOURCES_PATCH): $(FFMPEG_FILTER_SOURCES) patches/mkpatches.py
 	$(PYTHON) patches/mkpatches.py --sources $*
 
-# One ./configure run prepares every tree; rerun when a patch changes.
+# One ./configure run prepares every tree; rerun when a patch changes, with
+# the compiler and arguments config.mk was written with (as the Makefile's
+# config.mk rule: unexpanded, so that a $ in them reaches ./configure).
 ffmpeg-src/.prepared: $(sort $(wildcard patches/ffmpeg-*/*.patch) \
                              $(wildcard $(FFMPEG_VERSIONS:%=patches/ffmpeg-%/$(FFMPEG_SOURCES_PATCH))))
-	./configure $(CONFIGURE_ARGS)
+	$(if $(filter file,$(origin CC)),CC='$(CC)') ./configure $(value CONFIGURE_ARGS)
 	@touch $@
 
 # ffmpeg_rules(VER): the rules of one FFmpeg version.

@@ -3,6 +3,7 @@
 # DEPS_STAMP): when deps installed something after config.mk was written, the
 # goals that run deps run ./configure again, with the compiler and the
 # arguments config.mk was written with; otherwise they leave config.mk alone.
+# mk/ffmpeg.mk's preparation of the FFmpeg trees runs it with the same.
 # Run in a copy of the build files (nothing to install: the suite runs after
 # deps), with the stamp's date standing in for an installation and a line
 # added to config.mk for what ./configure would now find otherwise. The make
@@ -53,3 +54,11 @@ deps; rc=$?
 [ $rc = 0 ] && [ "$(mtime config.mk)" = "$(date -d 2002-01-01 +%s)" ] &&
     [ "$(mtime build/.deps-installed)" = "$(mtime config.mk)" ]
 say $? "make deps after an installation that changes nothing keeps config.mk's date (rc $rc)"
+
+# mk/ffmpeg.mk prepares the FFmpeg trees with a full ./configure: the same
+# compiler, and the arguments as recorded (a $ in them was expanded by make)
+CC=cc ./configure --lib-only '--prefix=/opt/vq$x' >/dev/null 2>&1
+make -n -B -s --no-print-directory -f mk/ffmpeg.mk ffmpeg-src/.prepared >prepare.out 2>&1; rc=$?
+cmd=$(head -n 1 prepare.out)
+[ $rc = 0 ] && [ "$cmd" = "CC='cc' ./configure '--prefix=/opt/vq\$x'" ]
+say $? "mk/ffmpeg.mk runs ./configure again with config.mk's compiler and arguments, unexpanded (rc $rc, ran: $cmd)"
