@@ -14,7 +14,7 @@ GOLDEN   ?= $(abspath ../shared/golden)
 # backends found); without one, make runs `./configure --lib-only` first.
 include config.mk
 config.mk:
-	$(if $(filter file,$(origin CC)),CC='$(CC)') ./configure --lib-only $(value CONFIGURE_ARGS)
+	$(call configure_again,--lib-only)
 	@[ ! -e $(DEPS_STAMP) ] || touch -r $@ $(DEPS_STAMP)
 # The goals that install the missing Debian packages (deps, below) do so
 # before config.mk is read, so that ./configure finds the backends they bring

@@ -26,6 +26,10 @@ FFMPEG_MK := $(lastword $(MAKEFILE_LIST))
 # runs alone, in the sub-make of ffmpeg-<ver>.
 -include config.mk
 PYTHON ?= /usr/bin/python3
+# ./configure run again as config.mk was written, $(1) first: its compiler
+# (where config.mk set it) and its arguments unexpanded, so that a $ in them
+# reaches ./configure. Here and in the Makefile's config.mk rule.
+configure_again = $(if $(filter file,$(origin CC)),CC='$(CC)') ./configure $(if $(1),$(1) )$(value CONFIGURE_ARGS)
 
 FFMPEG_VERSIONS        ?= 7.1 9.0
 FFMPEG_DEFAULT_VERSION ?= $(lastword $(FFMPEG_VERSIONS))
@@ -101,12 +105,10 @@ FFMPEG_SOURCES_PATCH = 0002-lavfi-add-the-vqgan-filter-sources.patch
 patches/ffmpeg-%/$(FFMPEG_SOURCES_PATCH): $(FFMPEG_FILTER_SOURCES) patches/mkpatches.py
 	$(PYTHON) patches/mkpatches.py --sources $*
 
-# One ./configure run prepares every tree; rerun when a patch changes, with
-# the compiler and arguments config.mk was written with (as the Makefile's
-# config.mk rule: unexpanded, so that a $ in them reaches ./configure).
+# One ./configure run prepares every tree; rerun when a patch changes.
 ffmpeg-src/.prepared: $(sort $(wildcard patches/ffmpeg-*/*.patch) \
                              $(wildcard $(FFMPEG_VERSIONS:%=patches/ffmpeg-%/$(FFMPEG_SOURCES_PATCH))))
-	$(if $(filter file,$(origin CC)),CC='$(CC)') ./configure $(value CONFIGURE_ARGS)
+	$(configure_again)
 	@touch $@
 
 # ffmpeg_rules(VER): the rules of one FFmpeg version.
