@@ -266,18 +266,63 @@ VNNI __attribute__((always_inline)) static inline __m512 finish_512(const float 
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(sx, sv), c);
 }
 
-/* The epilogue of M rows (a constant 1..ROWS) x one block of 64 columns
- * from their int32 sums: finish_512, then the sum into y or GELU
- * (vq_gelu_poly_512 on a copy of the tile in L1: gelu_rows' bits without a
- * pass over y). For the VNNI kernel's sums in registers. */
+/* The epilogue of a whole block (64 columns below N) for M rows (a constant
+ * 1..ROWS), the epilogue epi a constant too: the 24 sums leave the
+ * registers first (stored to L1), then each row's 4 vectors are finished
+ * one at a time with finish_512's operations in its order (so its bits),
+ * the row's terms broadcast once, then the sum into y or GELU
+ * (vq_gelu_poly_512: gelu_rows' bits). Finished on the 24 registers, the
+ * compiler spilled them and, since a store to y may alias the packing's
+ * terms, reloaded those for every vector and tested epi each time: in
+ * one process, old and new code alternating (the same bits), the K = 1024
+ * products with VQ_EPI_ADD took 0.88-0.95x the time, the rest 0.96-1.00x;
+ * in the 512x320 int8 frame the products of 256 rows and more 0.96x
+ * (precision.md, the twenty-fifth round). */
+VNNI __attribute__((always_inline)) static inline void epilogue_block(const struct vq_int8_weight *w, const int M,
+                                                                      __m512i acc[ROWS][4], const float *sx,
+                                                                      const int32_t *zx, int n0, const float *b,
+                                                                      const int epi, float *y)
+{
+    const int N = w->hdr.N;
+    const float *csw = w->csw + n0, *sw = w->scale + n0, *bn = b ? b + n0 : NULL;
+    int32_t t[ROWS][64] __attribute__((aligned(64)));
+#pragma GCC unroll 6
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) _mm512_store_si512(&t[i][16 * q], acc[i][q]);
+#pragma GCC unroll 1
+    for (int i = 0; i < M; i++) {
+        const __m512 z = _mm512_set1_ps(zero_term(zx[i], sx[i])), sr = _mm512_set1_ps(sx[i]);
+        float *o = y + (size_t)i * N + n0;
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            const __m512 cv = _mm512_loadu_ps(csw + 16 * q), sv = _mm512_loadu_ps(sw + 16 * q);
+            const __m512 c = bn ? _mm512_fmadd_ps(cv, z, _mm512_loadu_ps(bn + 16 * q)) : _mm512_mul_ps(cv, z);
+            __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(&t[i][16 * q])), _mm512_mul_ps(sr, sv), c);
+            if (epi == VQ_EPI_GELU) v = vq_gelu_poly_512(v);                                   /* gelu_rows' bits */
+            else if (epi == VQ_EPI_ADD) v = _mm512_add_ps(_mm512_loadu_ps(o + 16 * q), v);    /* vq_add's y + x */
+            _mm512_storeu_ps(o + 16 * q, v);
+        }
+    }
+}
+
+/* The epilogue of M rows x one block of 64 columns from their int32 sums
+ * in registers: epilogue_block where the block is whole, else (the last
+ * block of an N that is not a multiple of 64) finish_512 for each vector,
+ * masked, and the sum into y or GELU (on a copy of the tile in L1). */
 VNNI __attribute__((always_inline)) static inline void epilogue_vnni(const struct vq_int8_weight *w, const int M,
                                                                      __m512i acc[ROWS][4], const float *sx,
                                                                      const int32_t *zx, int n0, const float *b,
                                                                      int epi, float *y)
 {
     const int N = w->hdr.N;
-    /* GELU's sums leave the registers first, for GELU's temporaries and
-     * constants: inlined onto the 24 live accumulators, it spilled them */
+    if (N - n0 >= BLK) {   /* the epilogue a constant in each copy */
+        switch (epi) {
+        case VQ_EPI_ADD: epilogue_block(w, M, acc, sx, zx, n0, b, VQ_EPI_ADD, y); return;
+        case VQ_EPI_GELU: epilogue_block(w, M, acc, sx, zx, n0, b, VQ_EPI_GELU, y); return;
+        default: epilogue_block(w, M, acc, sx, zx, n0, b, 0, y); return;
+        }
+    }
     float g[ROWS][64] __attribute__((aligned(64)));
 #pragma GCC unroll 4
     for (int q = 0; q < 4; q++) {

@@ -653,7 +653,8 @@ static void test_linear_int8(void)
         for (size_t ti = 0; ti < sizeof(Ts) / sizeof(Ts[0]); ti++) {
             const int T = Ts[ti];
             float *x = rnd((size_t)T * K), *y = malloc(sizeof(float) * T * N), *r = malloc(sizeof(float) * T * N),
-                  *y2 = malloc(sizeof(float) * T * N), *f = malloc(sizeof(float) * T * N);
+                  *y2 = malloc(sizeof(float) * T * N), *f = malloc(sizeof(float) * T * N),
+                  *r0 = malloc(sizeof(float) * T * N);   /* r without a bias */
             for (int k = 0; k < K; k += 5) x[k] = 0.0f;
             for (int k = 0; k < K; k++) x[(size_t)(T - 1) * K + k] = fabsf(x[(size_t)(T - 1) * K + k]);   /* >= 0 */
             uint8_t *q = malloc(K);
@@ -675,6 +676,7 @@ static void test_linear_int8(void)
                      * fused multiply-adds, csw = colsum sw rounded once */
                     const float csw = (float)(int32_t)cs * sw[n], zs = -((float)zx * sx);
                     r[(size_t)t * N + n] = fmaf((float)(int32_t)acc, sx * sw[n], fmaf(csw, zs, b[n]));
+                    r0[(size_t)t * N + n] = fmaf((float)(int32_t)acc, sx * sw[n], csw * zs);
                     /* its error against the exact (acc - zx cs) sx sw + b, in units of 2^-24 of its
                      * terms' magnitudes (the part the two terms cancel is not kept) */
                     const double ex = (double)(acc - (int64_t)zx * cs) * ((double)sx * sw[n]) + b[n],
@@ -720,6 +722,7 @@ static void test_linear_int8(void)
                 vq_int8_force(kern);
                 ran[kern] = 1;
                 for (int i = 0; i < T * N; i++) y[i] = NAN;   /* nothing left from the kernel before */
+                ok_ref[kern] &= vq_int8_linear(2, pk, x, T, NULL, 0, y) == 0 && !memcmp(y, r0, sizeof(float) * T * N);
                 ok_ref[kern] &= vq_int8_linear(2, pk, x, T, b, 0, y) == 0 && !memcmp(y, r, sizeof(float) * T * N);
                 vq_int8_linear(1, pk, x, T, b, 0, y2);
                 ok_thr &= !memcmp(y, y2, sizeof(float) * T * N);
@@ -741,7 +744,7 @@ static void test_linear_int8(void)
                 free(acc); free(want);
             }
             vq_int8_force(-1);
-            free(x); free(y); free(r); free(y2); free(f); free(q);
+            free(x); free(y); free(r); free(y2); free(f); free(q); free(r0);
         }
         vq_int8_pack_free(pk);
         free(w); free(b); free(wq); free(sw);
@@ -782,9 +785,10 @@ static void test_linear_int8(void)
               "tails, one sign, constant and zero rows)");
     }
     CHECK(ok_ref[0], "int8, scalar kernel: 1..100 rows, bit-identical to the reference (exact integer sums, the "
-          "documented epilogue)");
+          "documented epilogue, with and without a bias)");
     if (ran[1])
-        CHECK(ok_ref[1], "int8, AVX512_VNNI kernel: 1..100 rows, bit-identical to the reference (exact integer sums)");
+        CHECK(ok_ref[1], "int8, AVX512_VNNI kernel: 1..100 rows, bit-identical to the reference (exact integer sums, "
+              "with and without a bias, whole and partial blocks of 64 columns)");
     else
         printf("ok - int8, AVX512_VNNI kernel: not on this CPU (skipped)\n");
 #ifdef VQ_HAVE_DNNL
