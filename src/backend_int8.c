@@ -274,9 +274,9 @@ VNNI __attribute__((always_inline)) static inline __m512 finish_512(const float 
  * (vq_gelu_poly_512: gelu_rows' bits). Finished on the 24 registers, the
  * compiler spilled them and, since a store to y may alias the packing's
  * terms, reloaded those for every vector and tested epi each time: in
- * one process, old and new code alternating (the same bits), the K = 1024
- * products with VQ_EPI_ADD took 0.88-0.95x the time, the rest 0.96-1.00x;
- * in the 512x320 int8 frame the products of 256 rows and more 0.96x
+ * one process, old and new code alternating (the same bits), hot, the
+ * products with VQ_EPI_ADD took 0.87-0.97x the time, the others
+ * 0.95-1.00x; in the 512x320 int8 frame those of 256 rows and more 0.96x
  * (precision.md, the twenty-fifth round). */
 VNNI __attribute__((always_inline)) static inline void epilogue_block(const struct vq_int8_weight *w, const int M,
                                                                       __m512i acc[ROWS][4], const float *sx,
