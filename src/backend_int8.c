@@ -253,24 +253,32 @@ static void block_scalar(const struct vq_int8_weight *w, const uint8_t *xq, int 
 #ifdef VQ_INT8_X86
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
-/* finish() of 16 columns c0 .. of one row (zs, sx its terms; csw, sw the
- * packing's arrays): the column term b − zx·sx·csw, then acc·(sx·sw) + it;
- * the one place the vector kernels make these bits. mk: the columns below
- * N. */
+/* finish() of 16 columns of one row from their terms (zs, sx the row's;
+ * cv, sv the columns' csw and sw, bv their bias where bias is set): the
+ * column term b − zx·sx·csw, then acc·(sx·sw) + it; the one place the
+ * vector kernels make these bits. */
+VNNI __attribute__((always_inline)) static inline __m512 finish_16(__m512i acc, __m512 zs, __m512 sx, __m512 cv,
+                                                                  __m512 sv, int bias, __m512 bv)
+{
+    const __m512 c = bias ? _mm512_fmadd_ps(cv, zs, bv) : _mm512_mul_ps(cv, zs);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(sx, sv), c);
+}
+
+/* finish_16 of columns c0 .. from the packing's arrays csw, sw and the bias
+ * b (may be NULL); mk: the columns below N. */
 VNNI __attribute__((always_inline)) static inline __m512 finish_512(const float *csw, const float *sw, __m512i acc,
                                                                    __m512 zs, __m512 sx, int c0, const float *b,
                                                                    __mmask16 mk)
 {
-    const __m512 cv = _mm512_loadu_ps(csw + c0), sv = _mm512_loadu_ps(sw + c0);
-    const __m512 c = b ? _mm512_fmadd_ps(cv, zs, _mm512_maskz_loadu_ps(mk, b + c0)) : _mm512_mul_ps(cv, zs);
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(sx, sv), c);
+    const __m512 bv = b ? _mm512_maskz_loadu_ps(mk, b + c0) : _mm512_setzero_ps();
+    return finish_16(acc, zs, sx, _mm512_loadu_ps(csw + c0), _mm512_loadu_ps(sw + c0), b != NULL, bv);
 }
 
 /* The epilogue of a whole block (64 columns below N) for M rows (a constant
  * 1..ROWS), the epilogue epi a constant too: the 24 sums leave the
  * registers first (stored to L1), then each row's 4 vectors are finished
- * one at a time with finish_512's operations in its order (so its bits),
- * the row's terms broadcast once, then the sum into y or GELU
+ * one at a time by finish_16, the row's terms broadcast once, then the
+ * sum into y or GELU
  * (vq_gelu_poly_512: gelu_rows' bits). Finished on the 24 registers, the
  * compiler spilled them and, since a store to y may alias the packing's
  * terms, reloaded those for every vector and tested epi each time: in
@@ -296,9 +304,9 @@ VNNI __attribute__((always_inline)) static inline void epilogue_block(const stru
         float *o = y + (size_t)i * N + n0;
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) {
-            const __m512 cv = _mm512_loadu_ps(csw + 16 * q), sv = _mm512_loadu_ps(sw + 16 * q);
-            const __m512 c = bn ? _mm512_fmadd_ps(cv, z, _mm512_loadu_ps(bn + 16 * q)) : _mm512_mul_ps(cv, z);
-            __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(&t[i][16 * q])), _mm512_mul_ps(sr, sv), c);
+            const __m512 bv = bn ? _mm512_loadu_ps(bn + 16 * q) : _mm512_setzero_ps();
+            __m512 v = finish_16(_mm512_load_si512(&t[i][16 * q]), z, sr, _mm512_loadu_ps(csw + 16 * q),
+                                 _mm512_loadu_ps(sw + 16 * q), bn != NULL, bv);
             if (epi == VQ_EPI_GELU) v = vq_gelu_poly_512(v);                                   /* gelu_rows' bits */
             else if (epi == VQ_EPI_ADD) v = _mm512_add_ps(_mm512_loadu_ps(o + 16 * q), v);    /* vq_add's y + x */
             _mm512_storeu_ps(o + 16 * q, v);
