@@ -217,45 +217,64 @@ __attribute__((target("avx512f"), always_inline)) static inline float lanes_sum_
 /* The rows' softmax (vq_vsoftmax_bf16): the max, exp and the sum in 16
  * float lanes (then lanes_sum_512), times the inverse sum rounded to bf16;
  * each pass over every row before the next pass, so that a row's pass does
- * not wait for the reduction that ends its previous one */
+ * not wait for the reduction that ends its previous one. Each pass runs its
+ * row's whole vectors unmasked, then the last partial one masked: a mask
+ * built at every vector cost the passes a quarter of their time. The max
+ * takes two running maxima (the max of a set does not depend on its order);
+ * the sum keeps its one chain, lane by lane in the vector's order. */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void softmax_bf16_512(float *S, int lds, int rows, const int *vis, int tb)
 {
     float mx[VQ_SOFTMAX_ROWS], inv[VQ_SOFTMAX_ROWS];
     for (int r = 0; r < rows; r++) {
         const float *s = S + (size_t)r * lds;
-        const int n = vis[r];
-        __m512 v = _mm512_set1_ps(-INFINITY);
-        for (int i = 0; i < n; i += 16) {
-            const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
-            v = _mm512_mask_max_ps(v, m, v, _mm512_maskz_loadu_ps(m, s + i));
+        const int n = vis[r], nf = n & ~15;
+        __m512 v0 = _mm512_set1_ps(-INFINITY), v1 = v0;
+        int i = 0;
+        for (; i + 32 <= nf; i += 32) {
+            v0 = _mm512_max_ps(v0, _mm512_loadu_ps(s + i));
+            v1 = _mm512_max_ps(v1, _mm512_loadu_ps(s + i + 16));
         }
-        mx[r] = _mm512_reduce_max_ps(v);
+        if (i < nf) v0 = _mm512_max_ps(v0, _mm512_loadu_ps(s + i));
+        if (nf < n) {
+            const __mmask16 m = (__mmask16)((1u << (n - nf)) - 1);
+            v1 = _mm512_mask_max_ps(v1, m, v1, _mm512_maskz_loadu_ps(m, s + nf));
+        }
+        mx[r] = _mm512_reduce_max_ps(_mm512_max_ps(v0, v1));
     }
     for (int r = 0; r < rows; r++) {
         float *s = S + (size_t)r * lds;
-        const int n = vis[r];
+        const int n = vis[r], nf = n & ~15;
         const __m512 vs = _mm512_set1_ps(mx[r]);
         __m512 sum = _mm512_setzero_ps();
-        for (int i = 0; i < n; i += 16) {
-            const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
-            const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), vs);
+        for (int i = 0; i < nf; i += 16) {
+            const __m512 e = vq_exp_bf16_512(_mm512_sub_ps(_mm512_loadu_ps(s + i), vs));
+            _mm512_storeu_ps(s + i, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        if (nf < n) {
+            const __mmask16 m = (__mmask16)((1u << (n - nf)) - 1);
+            const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + nf), vs);
             const __m512 e = _mm512_maskz_mov_ps(m, vq_exp_bf16_512(d));
-            _mm512_mask_storeu_ps(s + i, m, e);
+            _mm512_mask_storeu_ps(s + nf, m, e);
             sum = _mm512_add_ps(sum, e);
         }
         inv[r] = 1.0f / lanes_sum_512(sum);
     }
     /* in place, forward: the 16 halves stored at i cover floats i/2 .. i/2+7,
      * already read; vcvtneps2bf16 rounds to nearest even and flushes
-     * subnormals to zero */
+     * subnormals to zero. Past a row's keys (up to te) zeros. */
     const int te = (tb + 1) & ~1;
     for (int r = 0; r < rows; r++) {
         const float *s = S + (size_t)r * lds;
         uint16_t *p = (uint16_t *)(S + (size_t)r * lds);
-        const int n = vis[r];
+        const int n = vis[r], nf = n & ~15;
         const __m512 vi = _mm512_set1_ps(inv[r]);
-        for (int i = 0; i < te; i += 16) {
+        int i = 0;
+        for (; i < nf; i += 16)
+            _mm256_storeu_si256((__m256i *)(p + i),
+                                (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_loadu_ps(s + i), vi)));
+        for (; i < te; i += 16) {
             const __mmask16 m = te - i >= 16 ? 0xffff : (__mmask16)((1u << (te - i)) - 1);
             const __mmask16 mv = n - i >= 16 ? 0xffff : n <= i ? 0 : (__mmask16)((1u << (n - i)) - 1);
             const __m256bh b = _mm512_cvtneps_pbh(_mm512_maskz_mul_ps(mv, _mm512_maskz_loadu_ps(mv, s + i), vi));
