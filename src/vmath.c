@@ -220,8 +220,9 @@ __attribute__((target("avx512f"), always_inline)) static inline float lanes_sum_
  * not wait for the reduction that ends its previous one. Each pass runs its
  * row's whole vectors unmasked, then the last partial one masked: a mask
  * built at every vector cost the passes a quarter of their time. The max
- * takes two running maxima (the max of a set does not depend on its order);
- * the sum keeps its one chain, lane by lane in the vector's order. */
+ * and the sum keep their one chain each, lane by lane in the vector's
+ * order (vmaxps returns its second operand where either is NaN, so even a
+ * NaN score gives the bits it gave before). */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void softmax_bf16_512(float *S, int lds, int rows, const int *vis, int tb)
 {
@@ -229,18 +230,14 @@ static void softmax_bf16_512(float *S, int lds, int rows, const int *vis, int tb
     for (int r = 0; r < rows; r++) {
         const float *s = S + (size_t)r * lds;
         const int n = vis[r], nf = n & ~15;
-        __m512 v0 = _mm512_set1_ps(-INFINITY), v1 = v0;
-        int i = 0;
-        for (; i + 32 <= nf; i += 32) {
-            v0 = _mm512_max_ps(v0, _mm512_loadu_ps(s + i));
-            v1 = _mm512_max_ps(v1, _mm512_loadu_ps(s + i + 16));
-        }
-        if (i < nf) v0 = _mm512_max_ps(v0, _mm512_loadu_ps(s + i));
+        __m512 v = _mm512_set1_ps(-INFINITY);
+        for (int i = 0; i < nf; i += 16)
+            v = _mm512_max_ps(v, _mm512_loadu_ps(s + i));
         if (nf < n) {
             const __mmask16 m = (__mmask16)((1u << (n - nf)) - 1);
-            v1 = _mm512_mask_max_ps(v1, m, v1, _mm512_maskz_loadu_ps(m, s + nf));
+            v = _mm512_mask_max_ps(v, m, v, _mm512_maskz_loadu_ps(m, s + nf));
         }
-        mx[r] = _mm512_reduce_max_ps(_mm512_max_ps(v0, v1));
+        mx[r] = _mm512_reduce_max_ps(v);
     }
     for (int r = 0; r < rows; r++) {
         float *s = S + (size_t)r * lds;
