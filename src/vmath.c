@@ -221,8 +221,8 @@ __attribute__((target("avx512f"), always_inline)) static inline float lanes_sum_
  * row's whole vectors unmasked, then the last partial one masked: a mask
  * built at every vector cost the passes a quarter of their time. The max
  * and the sum keep their one chain each, lane by lane in the vector's
- * order (vmaxps returns its second operand where either is NaN, so even a
- * NaN score gives the bits it gave before). */
+ * order, as before: with two running maxima a NaN score would give other
+ * bits (vmaxps returns its second operand where either is NaN). */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void softmax_bf16_512(float *S, int lds, int rows, const int *vis, int tb)
 {
