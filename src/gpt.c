@@ -249,6 +249,18 @@ static void compact_rows(void *a, size_t d, const struct vq_gpt_seq *seq, const 
     }
 }
 
+/* 1 when n_seq sequences (n_out output rows in all) can share products of
+ * many rows: each of at least VQ_ROWS_INDEPENDENT_FROM rows, products whose
+ * rows are independent from there on, and at most VQ_SMALL_ROWS output rows,
+ * which then take the few-rows kernels alone or together. */
+static int batch_large(const struct vq_exec *ex, const struct vq_gpt *gpt, const struct vq_gpt_seq *seq, int n_seq,
+                       int n_out)
+{
+    for (int i = 0; i < n_seq; i++)
+        if (seq[i].n < VQ_ROWS_INDEPENDENT_FROM) return 0;
+    return n_out <= VQ_SMALL_ROWS && vq_gpt_rows_independent(ex, gpt);
+}
+
 /* The forward of n_seq sequences whose rows go through the products
  * together (vq_gpt_forward_batch; one sequence: vq_gpt_forward). */
 static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const struct vq_gpt_seq *seq, int n_seq)
@@ -277,11 +289,16 @@ static int forward(const struct vq_exec *exec, const struct vq_gpt *gpt, const s
     }
     if (n_seq > 1) {
         /* each product gives every row the bits it has in a call of its
-         * own sequence: the few-rows kernels, whatever the call's rows */
-        if (att_rows > VQ_SMALL_ROWS || !vq_gpt_batchable(exec, gpt))
+         * own sequence: small sequences, the few-rows kernels whatever the
+         * call's rows; large ones, products of at least
+         * VQ_ROWS_INDEPENDENT_FROM rows in both, whose rows are independent
+         * (vq_gpt_rows_independent), and the last layer's few output rows on
+         * the few-rows kernels in both */
+        const int large = batch_large(exec, gpt, seq, n_seq, n_out);
+        if ((!large && att_rows > VQ_SMALL_ROWS) || !vq_gpt_batchable(exec, gpt))
             return vq_error(VQGAN_ERR_INVALID, "transformer forward: these %d sequences cannot share the products",
                             n_seq);
-        e.small_rows = n;
+        if (!large) e.small_rows = n;
     }
     struct gpt_scratch s;
     const size_t nd = (size_t)n * D;

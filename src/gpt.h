@@ -89,9 +89,13 @@ struct vq_gpt_seq {
  * own cache, in one pass whose products take every sequence's rows at once
  * (the weights are read once for all of them). Every sequence gets the very
  * bits of its own vq_gpt_forward: more than one sequence needs
- * vq_gpt_batchable and at most VQ_SMALL_ROWS rows each (VQGAN_ERR_INVALID
- * otherwise), so that every product runs the few-rows kernels, whose rows do
- * not depend on each other. Errors as vq_gpt_forward; a cache may appear
+ * vq_gpt_batchable and either at most VQ_SMALL_ROWS rows each (every product
+ * then runs the few-rows kernels, whose rows do not depend on each other), or
+ * at least VQ_ROWS_INDEPENDENT_FROM rows each with vq_gpt_rows_independent
+ * and at most VQ_SMALL_ROWS rows of logits in all (the products of many rows
+ * then give each row the bits of any call of that many rows, and the last
+ * layer's output rows take the few-rows kernels alone or together);
+ * VQGAN_ERR_INVALID otherwise. Errors as vq_gpt_forward; a cache may appear
  * once. */
 int vq_gpt_forward_batch(const struct vq_exec *ex, const struct vq_gpt *gpt, const struct vq_gpt_seq *seq,
                          int n_seq);

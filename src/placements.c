@@ -184,6 +184,19 @@ int vq_placements_get(struct vq_placements *pc, int r0, int c0, struct vq_placem
     return 0;
 }
 
+int vq_placements_fits(const struct vq_placements *pc, int r0, int c0)
+{
+    if (pc->table[(size_t)r0 * pc->n_c0 + c0]) return 1;
+    struct vq_placement P = { 0 };
+    P.r0 = r0;
+    P.c0 = c0;
+    placement_ranges(pc, &P);
+    size_t kept = 0;
+    for (size_t k = 0; pc->n_kept && k < table_size(pc); k++)
+        if (pc->table[k] && pc->table[k]->kept) kept += pc->table[k]->bytes;
+    return pc->bytes - kept + vq_kv_cache_bytes(pc->gpt, vq_prefix_len(pc, &P, P.row_hi, P.col_hi)) <= pc->cap_bytes;
+}
+
 void vq_placements_done(struct vq_placements *pc, int r0, int c0, int keep)
 {
     struct vq_placement *P = pc->table[(size_t)r0 * pc->n_c0 + c0];

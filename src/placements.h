@@ -78,6 +78,9 @@ void vq_placements_clear(struct vq_placements *pc);
 /* The placement at corner (r0, c0), created (evicting others to make room
  * under the cap) when not cached; a kept one is in use again. */
 int vq_placements_get(struct vq_placements *pc, int r0, int c0, struct vq_placement **out);
+/* 1 when the placement at corner (r0, c0) is cached, or fits under the cap
+ * beside every placement in use (evicting kept ones only). */
+int vq_placements_fits(const struct vq_placements *pc, int r0, int c0);
 /* After the last visit of a frame: dropped, or (keep: temporal) kept for the
  * next frame. */
 void vq_placements_done(struct vq_placements *pc, int r0, int c0, int keep);

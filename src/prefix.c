@@ -154,6 +154,20 @@ int vq_prefix_single(struct vq_placements *pc, struct vq_placement *P, int i, in
     return len >= pc->np && len < target && target - len <= max && boundary_below(pc, P, target, target) <= len;
 }
 
+int vq_prefix_large(struct vq_placements *pc, struct vq_placement *P, int i, int j, int temporal)
+{
+    const int ww = pc->np, target = vq_prefix_len(pc, P, i, j);
+    cut_back(pc, P, target, temporal);
+    share_prefix(pc, P);
+    const int len = P->cache.len;
+    /* the one call of extend(): the condition's rest with the first visit,
+     * or the positions since the previous visit */
+    if (!pc->share || target - len < VQ_ROWS_INDEPENDENT_FROM) return 0;
+    if (len >= ww) return boundary_below(pc, P, target, target) <= len;
+    return ww - len >= VQ_ROWS_INDEPENDENT_FROM && target - ww >= VQ_ROWS_INDEPENDENT_FROM &&
+           boundary_below(pc, P, target, target) <= ww;
+}
+
 int vq_prefix_bring_batch(struct vq_placements *pc, struct vq_placement *const *P, const int *i, const int *j, int n,
                           float *const *logits)
 {

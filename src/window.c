@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "memlimit.h"
+#include "ops.h"
 #include "placements.h"
 #include "prefix.h"
 #include "scratch.h"
@@ -376,8 +377,13 @@ static int walk_raster(struct vq_window_state *st, const struct vq_window_params
  * WAVE_ROWS rows at once. The tokens are those of the raster order: every
  * draw is keyed to its cell, every sequence of a batch gets the bits of its
  * own forward. A cell is taken in this order of preference: several small
- * feeds of different rows together, else the first row's large feed, else
- * one small feed. */
+ * feeds of different rows together; else, where products' rows are
+ * independent (pc->share), several large feeds of different rows together
+ * (each one call of VQ_ROWS_INDEPENDENT_FROM positions or more: the middle
+ * of a large frame, one new placement a cell); else a lower row's small feed
+ * when the first row's large feed could go with others (that row then
+ * reaches the large feeds); else the first row's large feed; else one small
+ * feed. */
 #define WAVE_ROWS 6
 #define WAVE_MAX_POSITIONS 96
 
@@ -403,7 +409,7 @@ static int batch_logits(struct vq_window_state *st, int n)
     return 0;
 }
 
-/* The small feeds of one round, sampled together. */
+/* The feeds of one round (small ones, or large ones), sampled together. */
 static int run_batch(struct vq_window_state *st, const struct vq_window_params *p, const struct frame_link *L,
                      struct walk_counts *n, struct vq_placement *const *P, const int *bi, const int *bj, int nb)
 {
@@ -427,6 +433,49 @@ static int run_batch(struct vq_window_state *st, const struct vq_window_params *
     return 0;
 }
 
+/* Of the ready cells (li[k], lj[k]), each needing a large feed, those whose
+ * placements each take one feed of many rows (vq_prefix_large), distinct,
+ * into P, bi, bj (*nb of them), in order; the first placement that does not
+ * fit under the cap beside those in use ends the list: a batch never evicts
+ * a placement in use. */
+static int take_large(struct vq_window_state *st, const int *li, const int *lj, int nl, struct vq_placement **P,
+                      int *bi, int *bj, int *nb)
+{
+    struct vq_placements *pc = &st->pc;
+    int r;
+    *nb = 0;
+    for (int k = 0; k < nl; k++) {
+        const int i = li[k], j = lj[k];
+        const int r0 = vq_window_start(i, pc->Hp, pc->w, pc->step), c0 = vq_window_start(j, pc->Wp, pc->w, pc->step);
+        struct vq_placement *Q = NULL;
+        if (!vq_placements_fits(pc, r0, c0)) break;
+        pc->cur_i = i;
+        pc->cur_j = j;
+        if ((r = vq_placements_get(pc, r0, c0, &Q))) return r;
+        for (int m = 0; m < *nb && Q; m++)
+            if (P[m] == Q) Q = NULL;
+        if (Q && vq_prefix_large(pc, Q, i, j, st->temporal)) {
+            P[*nb] = Q;
+            bi[*nb] = i;
+            bj[(*nb)++] = j;
+        }
+    }
+    return 0;
+}
+
+/* 1 when cell (i, j) surely takes one feed of many rows that can go with
+ * others (vq_prefix_large), judged without touching its placement: products
+ * whose rows are independent (pc->share), and VQ_ROWS_INDEPENDENT_FROM image
+ * positions or more still to feed. */
+static int large_feed(const struct vq_placements *pc, int i, int j)
+{
+    const int r0 = vq_window_start(i, pc->Hp, pc->w, pc->step), c0 = vq_window_start(j, pc->Wp, pc->w, pc->step);
+    const struct vq_placement *Q = pc->table[(size_t)r0 * pc->n_c0 + c0];
+    const int target = pc->np + (i - r0) * pc->w + (j - c0);
+    const int len = Q && Q->cache.len > pc->np ? Q->cache.len : pc->np;
+    return pc->share && target - len >= VQ_ROWS_INDEPENDENT_FROM;
+}
+
 static int walk_wave(struct vq_window_state *st, const struct vq_window_params *p, const struct frame_link *L,
                      struct walk_counts *n)
 {
@@ -439,7 +488,8 @@ static int walk_wave(struct vq_window_state *st, const struct vq_window_params *
         while (first < Hs && next[first] == Wp) first++;
         if (first == Hs) break;
         struct vq_placement *P[VQ_GPT_MAX_BATCH];
-        int bi[VQ_GPT_MAX_BATCH], bj[VQ_GPT_MAX_BATCH], nb = 0, rows = 0, big = -1, freed = 0;
+        int bi[VQ_GPT_MAX_BATCH], bj[VQ_GPT_MAX_BATCH], nb = 0, rows = 0, freed = 0;
+        int li[WAVE_ROWS], lj[WAVE_ROWS], nl = 0;   /* the cells that need a large feed */
         for (int i = first; i < Hs && i < first + WAVE_ROWS && !freed; i++) {
             const int j = next[i];
             if (j == Wp || !cell_ready(pc, next, i, j)) continue;
@@ -460,16 +510,25 @@ static int walk_wave(struct vq_window_state *st, const struct vq_window_params *
                 bi[nb] = i;
                 bj[nb++] = j;
                 rows += vq_prefix_len(pc, Q, i, j) - Q->cache.len;
-            } else if (big < 0) {
-                big = i;
+            } else {
+                li[nl] = i;
+                lj[nl++] = j;
             }
         }
         if (freed) continue;
+        if (nb < 2 && nl >= 2 && st->pc.share) {   /* large feeds of different rows together */
+            if ((r = take_large(st, li, lj, nl, P, bi, bj, &nb))) break;
+            if (nb < 2) nb = 0;
+        }
         if (nb >= 2) {
             for (int k = 0; k < nb; k++) next[bi[k]]++;
             r = run_batch(st, p, L, n, P, bi, bj, nb);
         } else {
-            const int i = big >= 0 ? big : bi[0];
+            /* a lower row's small feed before the first row's large one
+             * where large feeds can go together: that row then reaches the
+             * large feeds beside the first row's */
+            const int lower = nb == 1 && nl && bi[0] > li[0] && large_feed(pc, li[0], lj[0]);
+            const int i = nl && !lower ? li[0] : bi[0];
             r = visit_cell(st, p, L, n, i, next[i]++);
         }
     }
