@@ -393,14 +393,28 @@ static int same_unbatched(const struct vq_gpt *g, struct vq_window_params p, con
     return same;
 }
 
+/* The products of precision precs[pi] packed into g: 1, or 0 (a skip line
+ * printed) where this CPU / build has none. */
+static const int precs[3] = { VQ_PREC_FP32, VQ_PREC_BF16, VQ_PREC_INT8 };
+static const char *const prec_names[3] = { "fp32", "bf16", "int8" };
+static int pack_precision(struct vq_gpt *g, int pi, const char *what)
+{
+    const struct vq_backend *be = vq_backend_get(VQ_BACKEND_DNNL, precs[pi]);
+    if (!be) be = pi ? NULL : vq_backend_default();
+    if (!be || vq_gpt_pack(g, be)) {
+        printf("ok - %s, %s: not on this CPU / build (skipped)\n", what, prec_names[pi]);
+        return 0;
+    }
+    return 1;
+}
+
 /* The batched order (window.c, walk_wave: small feeds of several rows in one
  * forward) gives the raster order's tokens and logits bit for bit: fp32,
  * bf16 and int8 products where the CPU has them, seeded and greedy, in fast
  * mode, under a tight cache cap, with completion, over temporal frames. */
 static void test_batched_order(void)
 {
-    static const int precs[3] = { VQ_PREC_FP32, VQ_PREC_BF16, VQ_PREC_INT8 };
-    static const char *names[3] = { "fp32", "bf16", "int8" };
+    const char *const *names = prec_names;
     struct rgpt r;
     if (rgpt_init(&r, 64, 512, 2, 2, 128, 91)) { CHECK(0, "allocation"); return; }
     struct vq_gpt *g = &r.g;
@@ -411,12 +425,7 @@ static void test_batched_order(void)
     random_tokens(given, n, g->vocab, 6);
     for (int k = 0; k < n; k++) mask[k] = (k * 7) % 11 != 0;
     for (int pi = 0; pi < 3; pi++) {
-        const struct vq_backend *be = vq_backend_get(VQ_BACKEND_DNNL, precs[pi]);
-        if (!be) be = pi ? NULL : vq_backend_default();
-        if (!be || vq_gpt_pack(g, be)) {
-            printf("ok - batched order, %s: not on this CPU / build (skipped)\n", names[pi]);
-            continue;
-        }
+        if (!pack_precision(g, pi, "batched order")) continue;
         if (!vq_gpt_batchable(NULL, g)) {
             printf("ok - batched order, %s: products not batchable here (skipped)\n", names[pi]);
             vq_gpt_unpack(g);
@@ -461,8 +470,7 @@ static void test_batched_order(void)
  * small sequence is refused. */
 static void test_large_batch(void)
 {
-    static const int precs[3] = { VQ_PREC_FP32, VQ_PREC_BF16, VQ_PREC_INT8 };
-    static const char *names[3] = { "fp32", "bf16", "int8" };
+    const char *const *names = prec_names;
     static const int rows[3] = { VQ_ROWS_INDEPENDENT_FROM, 130, 201 };
     struct rgpt r;
     if (rgpt_init(&r, 64, 512, 2, 2, 128, 93)) { CHECK(0, "allocation"); return; }
@@ -470,12 +478,7 @@ static void test_large_batch(void)
     int32_t toks[3][512];
     for (int k = 0; k < 3; k++) random_tokens(toks[k], 512, g->vocab, 40 + k);
     for (int pi = 0; pi < 3; pi++) {
-        const struct vq_backend *be = vq_backend_get(VQ_BACKEND_DNNL, precs[pi]);
-        if (!be) be = pi ? NULL : vq_backend_default();
-        if (!be || vq_gpt_pack(g, be)) {
-            printf("ok - large batch, %s: not on this CPU / build (skipped)\n", names[pi]);
-            continue;
-        }
+        if (!pack_precision(g, pi, "large batch")) continue;
         if (!vq_gpt_batchable(NULL, g) || !vq_gpt_rows_independent(NULL, g)) {
             printf("ok - large batch, %s: products not batchable or rows not independent here (skipped)\n", names[pi]);
             vq_gpt_unpack(g);
