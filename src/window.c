@@ -471,7 +471,8 @@ static int large_feed(const struct vq_placements *pc, int i, int j)
 {
     const int r0 = vq_window_start(i, pc->Hp, pc->w, pc->step), c0 = vq_window_start(j, pc->Wp, pc->w, pc->step);
     const struct vq_placement *Q = pc->table[(size_t)r0 * pc->n_c0 + c0];
-    const int target = pc->np + (i - r0) * pc->w + (j - c0);
+    const struct vq_placement at = { .r0 = r0, .c0 = c0 };
+    const int target = vq_prefix_len(pc, &at, i, j);
     const int len = Q && Q->cache.len > pc->np ? Q->cache.len : pc->np;
     return pc->share && target - len >= VQ_ROWS_INDEPENDENT_FROM;
 }

@@ -484,7 +484,7 @@ static void test_large_batch(void)
             vq_gpt_unpack(g);
             continue;
         }
-        struct vq_kv_cache a[3], b[3];
+        struct vq_kv_cache a[3] = { { 0 } }, b[3] = { { 0 } };   /* freed below even if not all made */
         float *la = malloc(sizeof(float) * 3 * g->vocab), *lb = malloc(sizeof(float) * 3 * g->vocab);
         int rc = !la || !lb, ok = 1;
         for (int k = 0; k < 3 && !rc; k++) {
