@@ -106,10 +106,9 @@ void vq_gemm_ref(int transA, int transB, int M, int N, int K,
 #define DNNL_SPLIT_ROWS 64
 #endif
 
-/* One panel, single-threaded. */
-static void gemm_panel(int kind, int transA, int transB, int M, int N, int K,
-                       const float *A, int lda, const float *B, int ldb,
-                       float beta, float *C, int ldc)
+/* One panel through the provider, on the calling thread's OpenMP setting. */
+static void provider_panel(int kind, int transA, int transB, int M, int N, int K, const float *A, int lda,
+                           const float *B, int ldb, float beta, float *C, int ldc)
 {
     switch (kind) {
 #ifdef VQ_HAVE_DNNL
@@ -150,6 +149,24 @@ static void gemm_panel(int kind, int transA, int transB, int M, int N, int K,
         break;
     }
     vq_gemm_ref(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* One panel, single-threaded: the provider must not split the product
+ * itself, since its own threading may reorder the K sum with the thread
+ * count. Inside a parallel region of one thread (num_threads(1)) OpenMP
+ * still offers the provider every core, and on an AVX2 CPU (a Zen 3)
+ * oneDNN's sgemm then gave other bits than on one thread: the first stage's
+ * attention, and with it the pictures, changed with the session's thread
+ * count. One thread for the provider call, the calling thread's setting
+ * restored after it. */
+static void gemm_panel(int kind, int transA, int transB, int M, int N, int K,
+                       const float *A, int lda, const float *B, int ldb,
+                       float beta, float *C, int ldc)
+{
+    const int saved = omp_get_max_threads();
+    if (saved != 1) omp_set_num_threads(1);
+    provider_panel(kind, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    if (saved != 1) omp_set_num_threads(saved);
 }
 
 /* Panel size from the shape alone: about 16 panels on big products, at
@@ -194,13 +211,7 @@ void vq_gemm_run(int kind, int n_threads, int transA, int transB, int M, int N, 
     if (!split_n && n_panel > 1 && len - (n_panel - 1) * p < DNNL_SPLIT_ROWS)
         n_panel--;
     if (n_panel == 1 || (int64_t)M * N * K < (1 << 18)) {
-        /* the provider must not split the product itself: its own threading
-         * may reorder the K sum with the thread count: one thread for the
-         * provider call, the calling thread's setting restored after it */
-        const int saved = omp_get_max_threads();
-        omp_set_num_threads(1);
         gemm_panel(kind, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
-        omp_set_num_threads(saved);
         return;
     }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads > 0 ? n_threads : 1)

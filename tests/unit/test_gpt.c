@@ -153,6 +153,12 @@ static void test_random(int vocab, int block, int n_layer, int n_head, int D, in
     CHECK(rc == 0 && e < 1e-4, "%s: prefill vs scalar reference, max |diff| %.2e (logits up to %.1f)", name, e,
           max_abs(ref, (size_t)T * vocab));
 
+    /* decode and chunks sum in other orders than the prefill (few-rows
+     * kernels, other attention tiles), so they agree to rounding: within
+     * 2e-6 of the largest logit, about 30 units of fp32's roundoff there
+     * (on AVX2 the odd widths here differ by 1.3e-5 at logits of 12) */
+    const double tol = 2e-6 * (1.0 + max_abs(all, (size_t)T * vocab));
+
     /* decode: the n_unmasked block first (it must go together), then one at a time */
     int first = n_unmasked > 1 ? n_unmasked : 1;
     struct vq_kv_cache c;
@@ -162,18 +168,18 @@ static void test_random(int vocab, int block, int n_layer, int n_head, int D, in
         rc = vq_gpt_forward(NULL, g, &c, idx + p, 1, 0, dec + (size_t)p * vocab);
     vq_kv_cache_free(&c);
     e = max_abs_diff(dec, all, (size_t)T * vocab);
-    CHECK(rc == 0 && e <= 1e-5, "%s: one-at-a-time decode vs prefill, max |diff| %.2e", name, e);
+    CHECK(rc == 0 && e <= tol, "%s: one-at-a-time decode vs prefill, max |diff| %.2e <= %.2e", name, e, tol);
 
     const int sizes[] = { first > 5 ? first : 5, 1, 3, 7, 2 };
     rc = chunked(g, idx, T, sizes, 5, mix);
     e = max_abs_diff(mix, all, (size_t)T * vocab);
-    CHECK(rc == 0 && e <= 1e-5, "%s: chunks of 5,1,3,7,2 vs prefill, max |diff| %.2e", name, e);
+    CHECK(rc == 0 && e <= tol, "%s: chunks of 5,1,3,7,2 vs prefill, max |diff| %.2e <= %.2e", name, e, tol);
 
     /* only the last row's logits */
     rc = vq_kv_cache_init(&c, g, T);
     if (!rc) rc = vq_gpt_forward(NULL, g, &c, idx, T, T - 1, last);
     e = max_abs_diff(last, all + (size_t)(T - 1) * vocab, vocab);
-    CHECK(rc == 0 && c.len == T && e <= 1e-5, "%s: last-row-only logits match the full prefill's last row (%.2e)",
+    CHECK(rc == 0 && c.len == T && e <= tol, "%s: last-row-only logits match the full prefill's last row (%.2e)",
           name, e);
     /* the cache is full now */
     rc = vq_gpt_forward(NULL, g, &c, idx, 1, 0, last);
