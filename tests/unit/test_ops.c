@@ -80,12 +80,12 @@ static void test_gemm(void)
 static void test_gemm_threads(void)
 {
     static const int shapes[][5] = { { 200, 3001, 257, 0, 1 }, { 144, 144, 64, 1, 0 }, { 64, 144, 144, 0, 1 } };
+    const struct vq_exec one = vq_exec_make(NULL, 1), two = vq_exec_make(NULL, 2);
     int same = 1;
     for (int s = 0; s < 3; s++) {
         const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = shapes[s][3], tb = shapes[s][4];
         float *A = rnd((size_t)M * K), *B = rnd((size_t)K * N), *C1 = malloc(sizeof(float) * M * N),
               *C2 = malloc(sizeof(float) * M * N);
-        const struct vq_exec one = vq_exec_make(NULL, 1), two = vq_exec_make(NULL, 2);
         vq_gemm(&one, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0.0f, C1, N);
         vq_gemm(&two, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0.0f, C2, N);
         same &= !memcmp(C1, C2, sizeof(float) * M * N);
