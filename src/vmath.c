@@ -4,13 +4,16 @@
  * through the same routine (a short tail is padded to a whole vector), so a
  * result never depends on how callers split the work between threads. Also
  * our own exp (the bf16 softmax's) and GELU (int8's), whose scalar and
- * AVX-512 forms give the same bits, and layer-norm rows. */
+ * AVX-512 forms give the same bits, and layer-norm rows. The row kernels
+ * (layer norm, max, exp and its sum) also have AVX2 forms (vmath_avx2.c)
+ * that sum as the AVX-512 ones do. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "bf16.h"
 #include "vmath.h"
+#include "vmath_avx2.h"
 #include "vmath_poly.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -19,7 +22,6 @@
 
 __attribute__((target("avx512f"))) __m512 _ZGVeN16v_expf(__m512);
 __attribute__((target("avx512f"))) __m512 _ZGVeN16v_erff(__m512);
-__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256);
 __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_erff(__m256);
 
 static int forced_level = -1;
@@ -41,14 +43,7 @@ int vq_simd_level(void)
 }
 
 /* The kernels take whole vectors only (n a multiple of their width; exp
- * with AVX-512 is exp_sum_512 below, which takes any n). */
-__attribute__((target("avx2,fma")))
-static void exp_256(float *x, size_t n, float sub)
-{
-    for (size_t i = 0; i < n; i += 8)
-        _mm256_storeu_ps(x + i, _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(sub))));
-}
-
+ * is exp_sum_512 below, or vmath_avx2.c's, which take any n). */
 __attribute__((target("avx512f")))
 static void gelu_512(float *x, size_t n, float unused)
 {
@@ -75,7 +70,6 @@ static void gelu_256(float *x, size_t n, float unused)
 #else
 int vq_simd_level(void) { return 0; }
 void vq_simd_force(int level) { (void)level; }
-static void exp_256(float *x, size_t n, float sub) { (void)x; (void)n; (void)sub; }
 static void gelu_512(float *x, size_t n, float u) { (void)x; (void)n; (void)u; }
 static void gelu_256(float *x, size_t n, float u) { (void)x; (void)n; (void)u; }
 #endif
@@ -331,6 +325,10 @@ int vq_vlayer_norm(const float *x, int D, const float *gamma, const float *beta,
         else layer_norm_bf16_512(x, D, gamma, beta, eps, yb);
         return 1;
     }
+    if (D > 0 && D % 16 == 0 && y && vq_simd_level() == 1) {
+        vq_layer_norm_avx2(x, D, gamma, beta, eps, y);
+        return 1;
+    }
 #else
     (void)x; (void)D; (void)gamma; (void)beta; (void)eps; (void)y; (void)yb;
 #endif
@@ -341,6 +339,7 @@ float vq_vmax(const float *x, int n)
 {
 #if VQ_VMATH_X86
     if (n > 0 && vq_simd_level() >= 2) return max_512(x, n);
+    if (n > 0 && vq_simd_level() == 1) return vq_max_avx2(x, n);
 #endif
     float mx = x[0];
     for (int i = 1; i < n; i++)
@@ -352,14 +351,11 @@ double vq_vexp_sum(float *x, int n, float sub)
 {
 #if VQ_VMATH_X86
     if (n > 0 && vq_simd_level() >= 2) return exp_sum_512(x, n, sub);
+    if (n > 0 && vq_simd_level() == 1) return vq_exp_sum_avx2(x, n, sub);
 #endif
-    /* AVX2 only here (AVX-512 returned above): exp_256 in both slots */
-    const int vec = n > 0 && run(x, (size_t)n, sub, exp_256, exp_256);
     double sum = 0.0;
-    for (int i = 0; i < n; i++) {
-        if (!vec) x[i] = expf(x[i] - sub);
-        sum += x[i];
-    }
+    for (int i = 0; i < n; i++)
+        sum += x[i] = expf(x[i] - sub);
     return sum;
 }
 

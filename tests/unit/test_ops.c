@@ -940,6 +940,32 @@ static void group_norm_case(int C, int H, int W, float offset)
     free(x); free(g); free(b); free(y); free(r);
 }
 
+/* The row kernels' double sum of 16 lanes (AVX-512's two vectors of 8, or
+ * AVX2's four of 4): lane j sums elements j, j + 16, ... in order; then
+ * lanes j and j + 8, then 4 onto 4, 2 onto 2, the last two
+ * (_mm512_reduce_add_pd). */
+static double lanes16_reduce(const double *lane)
+{
+    double l[8], t[4], h[2];
+    for (int j = 0; j < 8; j++) l[j] = lane[j] + lane[j + 8];
+    for (int j = 0; j < 4; j++) t[j] = l[j + 4] + l[j];
+    for (int j = 0; j < 2; j++) h[j] = t[j + 2] + t[j];
+    return h[0] + h[1];
+}
+
+/* layer norm of a row as the row kernels compute it, D a multiple of 16 */
+static void layer_norm_lanes16(const float *x, int D, const float *g, const float *b, float eps, float *y)
+{
+    double lane[16] = { 0 };
+    for (int i = 0; i < D; i++) lane[i % 16] += x[i];
+    const double mean = lanes16_reduce(lane) / D;
+    for (int j = 0; j < 16; j++) lane[j] = 0.0;
+    for (int i = 0; i < D; i++) { const double d = (double)x[i] - mean; lane[i % 16] += d * d; }
+    const double sq = lanes16_reduce(lane);
+    const float inv = (float)(1.0 / sqrt(sq / D + eps)), m = (float)mean;
+    for (int i = 0; i < D; i++) y[i] = (x[i] - m) * inv * g[i] + b[i];
+}
+
 static void test_norms(void)
 {
     group_norm_case(64, 7, 13, 1);
@@ -960,8 +986,9 @@ static void test_norms(void)
     CHECK(e < 1e-5, "layer_norm: 5x37, rel err %.2g < 1e-5", e);
     free(lx); free(lg); free(lb); free(ly); free(lr);
 
-    /* widths of 16s take the AVX-512 row kernel where the CPU has it: the
-     * scalar loop's float arithmetic, only the double sums in another order */
+    /* widths of 16s take the row kernel (AVX-512, else AVX2) where the CPU
+     * has one: the scalar loop's float arithmetic, only the double sums in
+     * another order */
     for (int w = 0; w < 2; w++) {
         const int LT = 9, LD = w ? 1024 : 128;
         float *ax = rnd((size_t)LT * LD), *ag = rnd(LD), *ab = rnd(LD);
@@ -980,8 +1007,22 @@ static void test_norms(void)
         int same = 0;
         for (int i = 0; i < LT * LD; i++) same += memcmp(&ay[i], &ar[i], sizeof(float)) == 0;
         e = rel_err(ay, ar, (size_t)LT * LD);
+        const char *kernel = vq_simd_level() >= 2 ? "AVX-512 kernel" : vq_simd_level() == 1 ? "AVX2 kernel" : "scalar";
         CHECK(e < 1e-6, "layer_norm: 9x%d (%s), rel err %.2g < 1e-6 against the scalar loop, %d of %d bit-identical",
-              LD, vq_simd_level() >= 2 ? "AVX-512 kernel" : "scalar", e, same, LT * LD);
+              LD, kernel, e, same, LT * LD);
+        if (vq_simd_level() >= 1) {   /* both kernels: the 16-lane sums' bits, each with the other forced off */
+            int lanes_ok = 1;
+            for (int t = 0; t < LT; t++)
+                layer_norm_lanes16(ax + (size_t)t * LD, LD, ag, ab, 1e-5f, ar + (size_t)t * LD);
+            for (int lv = vq_simd_level(); lv >= 1; lv = lv >= 2 ? 1 : 0) {
+                vq_simd_force(lv);
+                vq_layer_norm(NULL, ax, LT, LD, ag, ab, 1e-5f, ay);
+                vq_simd_force(-1);
+                lanes_ok &= !memcmp(ay, ar, sizeof(float) * LT * LD);
+            }
+            CHECK(lanes_ok, "layer_norm: 9x%d, the row kernel%s bit for bit the 16-lane double sums' result", LD,
+                  vq_simd_level() >= 2 ? "s (AVX-512 and AVX2)" : " (AVX2)");
+        }
         /* straight to bf16: vq_layer_norm's bits rounded, kernel and scalar loop */
         uint16_t *want = malloc(2 * (size_t)LT * LD), *got = malloc(2 * (size_t)LT * LD);
         int ok = 1;
