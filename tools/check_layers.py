@@ -22,7 +22,7 @@ import sys
 # Bottom to top; a file may use files of its own layer or below. The same
 # table is docs/architecture.md's.
 LAYERS = [
-    ("base", ["amx", "balance", "error", "largealloc", "memlimit", "paths", "scratch", "vmath"]),
+    ("base", ["amx", "balance", "error", "largealloc", "memlimit", "paths", "scratch", "vmath", "vmath_avx2"]),
     ("backend", ["backend", "backend_dnnl", "backend_int8", "gemm", "linear_bf16", "linear_small", "linear_amx", "int8_amx"]),
     ("ops", ["ops", "attention", "attention_amx", "rows_probe"]),
     ("networks", ["gguf", "gpt", "vqgan", "sampler", "grid"]),
