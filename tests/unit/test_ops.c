@@ -1182,6 +1182,28 @@ static void test_attention(void)
     vq_attention_force(-1);
 }
 
+/* The fp32 cache's keys, transposed (8 x 8 blocks in registers with AVX2,
+ * elsewhere element by element): every element in place, nothing past the
+ * rows written, at row counts off the block and dimensions off 16. */
+static void test_transpose_keys(void)
+{
+    static const int ns[] = { 1, 7, 8, 9, 16, 77, 256 }, Ds[] = { 16, 40, 64, 128 };
+    int ok = 1;
+    for (int di = 0; di < 4; di++)
+        for (int ni = 0; ni < 7; ni++) {
+            const int n = ns[ni], D = Ds[di], ldk = n + 13;
+            float *k = rnd((size_t)n * D), *Kt = malloc(sizeof(float) * (size_t)D * ldk);
+            for (size_t i = 0; i < (size_t)D * ldk; i++) Kt[i] = -9.0f;
+            vq_transpose_keys(NULL, k, n, D, Kt, ldk);
+            for (int d = 0; d < D; d++)
+                for (int t = 0; t < ldk; t++)
+                    ok &= Kt[(size_t)d * ldk + t] == (t < n ? k[(size_t)t * D + d] : -9.0f);
+            free(k); free(Kt);
+        }
+    CHECK(ok, "transpose keys (%s): every element in place, nothing past the rows, 1-256 rows, 16-128 dimensions",
+          vq_simd_level() == 1 ? "AVX2 blocks" : "element by element");
+}
+
 static float round_bf16(float x)
 {
     uint16_t b;
@@ -1607,6 +1629,7 @@ static const struct test_case cases[] = {
     { "norms", test_norms, 0 },
     { "pointwise", test_pointwise, 0 },
     { "attention", test_attention, 0 },
+    { "transpose_keys", test_transpose_keys, 0 },
     { "attention_bf16", test_attention_bf16, 0 },
     { "bf16_rounding", test_bf16_rounding, 0 },
     { "exp_bf16", test_exp_bf16, 0 },
