@@ -20,13 +20,20 @@ AVX2 struct sum16 sum16_zero(void)
     return (struct sum16){ z, z, z, z };
 }
 
-/* lanes += 16 floats, lo (elements 0-7) and hi (8-15), in double */
-AVX2 void sum16_add(struct sum16 *s, __m256 lo, __m256 hi)
+/* 16 floats, lo (elements 0-7) and hi (8-15), in double, as the lanes */
+AVX2 struct sum16 widen16(__m256 lo, __m256 hi)
 {
-    s->a0 = _mm256_add_pd(s->a0, _mm256_cvtps_pd(_mm256_castps256_ps128(lo)));
-    s->a1 = _mm256_add_pd(s->a1, _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)));
-    s->b0 = _mm256_add_pd(s->b0, _mm256_cvtps_pd(_mm256_castps256_ps128(hi)));
-    s->b1 = _mm256_add_pd(s->b1, _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1)));
+    return (struct sum16){ _mm256_cvtps_pd(_mm256_castps256_ps128(lo)), _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)),
+                           _mm256_cvtps_pd(_mm256_castps256_ps128(hi)), _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1)) };
+}
+
+/* lanes += v */
+AVX2 void sum16_add(struct sum16 *s, struct sum16 v)
+{
+    s->a0 = _mm256_add_pd(s->a0, v.a0);
+    s->a1 = _mm256_add_pd(s->a1, v.a1);
+    s->b0 = _mm256_add_pd(s->b0, v.b0);
+    s->b1 = _mm256_add_pd(s->b1, v.b1);
 }
 
 /* _mm512_reduce_add_pd(s0 + s1): the upper half of 4 lanes onto the lower,
@@ -51,20 +58,18 @@ void vq_layer_norm_avx2(const float *x, int D, const float *g, const float *b, f
 {
     struct sum16 s = sum16_zero();
     for (int i = 0; i < D; i += 16)
-        sum16_add(&s, _mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i + 8));
+        sum16_add(&s, widen16(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i + 8)));
     const double mean = sum16_reduce(&s) / D;
     const __m256d md = _mm256_set1_pd(mean);
     struct sum16 q = sum16_zero();
     for (int i = 0; i < D; i += 16) {
-        const __m256 lo = _mm256_loadu_ps(x + i), hi = _mm256_loadu_ps(x + i + 8);
-        const __m256d d[4] = { _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(lo)), md),
-                               _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)), md),
-                               _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(hi)), md),
-                               _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1)), md) };
-        q.a0 = _mm256_add_pd(q.a0, _mm256_mul_pd(d[0], d[0]));
-        q.a1 = _mm256_add_pd(q.a1, _mm256_mul_pd(d[1], d[1]));
-        q.b0 = _mm256_add_pd(q.b0, _mm256_mul_pd(d[2], d[2]));
-        q.b1 = _mm256_add_pd(q.b1, _mm256_mul_pd(d[3], d[3]));
+        struct sum16 d = widen16(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i + 8));
+        d.a0 = _mm256_sub_pd(d.a0, md);
+        d.a1 = _mm256_sub_pd(d.a1, md);
+        d.b0 = _mm256_sub_pd(d.b0, md);
+        d.b1 = _mm256_sub_pd(d.b1, md);
+        sum16_add(&q, (struct sum16){ _mm256_mul_pd(d.a0, d.a0), _mm256_mul_pd(d.a1, d.a1),
+                                      _mm256_mul_pd(d.b0, d.b0), _mm256_mul_pd(d.b1, d.b1) });
     }
     const double sq = sum16_reduce(&q);
     const __m256 inv = _mm256_set1_ps((float)(1.0 / sqrt(sq / D + eps)));
@@ -112,7 +117,7 @@ double vq_exp_sum_avx2(float *x, int n, float sub)
         const __m256 hi = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vs));
         _mm256_storeu_ps(x + i, lo);
         _mm256_storeu_ps(x + i + 8, hi);
-        sum16_add(&s, lo, hi);
+        sum16_add(&s, widen16(lo, hi));
     }
     if (i < n) {
         const __m256i k0 = lanes_below(n - i), k1 = lanes_below(n - i - 8);
@@ -122,7 +127,7 @@ double vq_exp_sum_avx2(float *x, int n, float sub)
                                         _mm256_castsi256_ps(k1));
         _mm256_maskstore_ps(x + i, k0, lo);
         _mm256_maskstore_ps(x + i + 8, k1, hi);
-        sum16_add(&s, lo, hi);
+        sum16_add(&s, widen16(lo, hi));
     }
     return sum16_reduce(&s);
 }

@@ -6,8 +6,6 @@
 #ifndef VQ_VMATH_AVX2_H
 #define VQ_VMATH_AVX2_H
 
-#include <stdint.h>
-
 /* One row of layer norm into y (vq_vlayer_norm), D a multiple of 16. */
 void vq_layer_norm_avx2(const float *x, int D, const float *g, const float *b, float eps, float *y);
 /* max of x[0..n), n > 0 (vq_vmax). */

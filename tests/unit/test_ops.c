@@ -1014,7 +1014,7 @@ static void test_norms(void)
             int lanes_ok = 1;
             for (int t = 0; t < LT; t++)
                 layer_norm_lanes16(ax + (size_t)t * LD, LD, ag, ab, 1e-5f, ar + (size_t)t * LD);
-            for (int lv = vq_simd_level(); lv >= 1; lv = lv >= 2 ? 1 : 0) {
+            for (int lv = vq_simd_level() >= 2 ? 2 : 1; lv >= 1; lv--) {
                 vq_simd_force(lv);
                 vq_layer_norm(NULL, ax, LT, LD, ag, ab, 1e-5f, ay);
                 vq_simd_force(-1);
