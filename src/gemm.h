@@ -59,6 +59,13 @@ void vq_f32_to_bf16_par(int n_threads, const float *x, uint16_t *y, size_t n);
 /* Columns (rows) per panel when a product of n columns (rows) is split over
  * the threads; from the shape alone, so results do not depend on threads. */
 int vq_panel_size(int n);
+/* The panels of a product of len columns (rows: rows nonzero): n of them,
+ * panel t < n - 1 starting at t * size, the last at last (the one before it
+ * ends there). Every row panel holds at least 64 rows unless n is 1. */
+struct vq_panels {
+    int n, size, last;
+};
+struct vq_panels vq_panels_of(int len, int rows);
 
 /* For a parameter whose only use is a num_threads clause: builds without
  * OpenMP (the TSan and fuzzing builds, mk/hardening.mk) drop the clause. */

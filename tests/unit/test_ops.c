@@ -73,16 +73,19 @@ static void test_gemm(void)
     }
 }
 
-/* The first shape is a linear layer's; the other two, the first stage's
+/* The first shape is a linear layer's; the next two, the first stage's
  * attention at 9 x 16 positions (products of two panels, each on one
  * thread: with one thread oneDNN's AVX2 sgemm was offered both cores and
- * gave other bits, so the pictures changed with the thread count). */
+ * gave other bits, so the pictures changed with the thread count); the last,
+ * a small model's projection of 150 rows (two row panels of 75). */
 static void test_gemm_threads(void)
 {
-    static const int shapes[][5] = { { 200, 3001, 257, 0, 1 }, { 144, 144, 64, 1, 0 }, { 64, 144, 144, 0, 1 } };
+    static const int shapes[][5] = {
+        { 200, 3001, 257, 0, 1 }, { 144, 144, 64, 1, 0 }, { 64, 144, 144, 0, 1 }, { 150, 128, 128, 0, 1 },
+    };
     const struct vq_exec one = vq_exec_make(NULL, 1), two = vq_exec_make(NULL, 2);
     int same = 1;
-    for (int s = 0; s < 3; s++) {
+    for (int s = 0; s < 4; s++) {
         const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = shapes[s][3], tb = shapes[s][4];
         float *A = rnd((size_t)M * K), *B = rnd((size_t)K * N), *C1 = malloc(sizeof(float) * M * N),
               *C2 = malloc(sizeof(float) * M * N);
@@ -91,7 +94,32 @@ static void test_gemm_threads(void)
         same &= !memcmp(C1, C2, sizeof(float) * M * N);
         free(A); free(B); free(C1); free(C2);
     }
-    CHECK(same, "gemm: bit-identical with 1 and 2 threads (a linear layer's shape, the first stage's attention's two)");
+    CHECK(same, "gemm: bit-identical with 1 and 2 threads (two linear layers' shapes, the first stage's attention's two)");
+}
+
+/* The panels cover the product once, in order; row panels hold at least 64
+ * rows; and from 128 rows (two panels of 64) a product of rows is split. */
+static void test_gemm_panels(void)
+{
+    int ok = 1, split = 1, first_bad = 0;
+    for (int rows = 0; rows <= 1; rows++)
+        for (int len = 1; len <= 4096; len++) {
+            const struct vq_panels q = vq_panels_of(len, rows);
+            int end = 0, good = q.n >= 1 && q.size >= 1 && q.last >= 0 && q.last < len;
+            for (int t = 0; good && t < q.n; t++) {
+                const int off = t == q.n - 1 ? q.last : t * q.size;
+                const int to = t == q.n - 1 ? len : t == q.n - 2 ? q.last : off + q.size;
+                good = off == end && to > off && (!rows || q.n == 1 || to - off >= 64);
+                end = to;
+            }
+            good &= end == len;
+            if (!good && ok) first_bad = len;
+            ok &= good;
+            if (rows && len >= 128 && q.n < 2) split = 0;
+        }
+    CHECK(ok, "gemm panels: 1..4096 columns and rows covered once in order, row panels of 64 rows or more "
+          "(first wrong: %d)", first_bad);
+    CHECK(split, "gemm panels: products of 128..4096 rows split into two panels or more");
 }
 
 static void conv_ref(const float *in, int C, int H, int W, const float *w, const float *b, int Co, int k, int s,
@@ -1614,6 +1642,7 @@ static void test_quantize(void)
 static const struct test_case cases[] = {
     { "gemm", test_gemm, 0 },
     { "gemm_threads", test_gemm_threads, 0 },
+    { "gemm_panels", test_gemm_panels, 0 },
     { "conv", test_conv, 0 },
     { "conv_threads_bf16", test_conv_threads_bf16, 0 },
     { "linear_small_amx", test_linear_small_amx, 0 },
