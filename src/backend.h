@@ -107,6 +107,8 @@ struct vq_backend {
 
 /* One call's execution: the model's backend and the threads the session
  * gives the call (at least 1). */
+struct vq_scratch_keep;
+
 struct vq_exec {
     const struct vq_backend *be;
     int n_threads;
@@ -115,6 +117,9 @@ struct vq_exec {
      * several sequences of at most VQ_SMALL_ROWS rows each, batched
      * (vq_gpt_forward_batch), so that every row gets its own call's bits */
     int small_rows;
+    /* NULL, or where a stage call keeps its working buffers for the next
+     * call of its kind (a session's: session.h, scratch.h) */
+    struct vq_scratch_keep *keep;
 };
 
 /* The backend for a model loaded with precision (enum vqgan_precision):

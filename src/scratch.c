@@ -7,7 +7,6 @@
 
 #define HEADER 64                        /* keeps the buffer 64-byte aligned */
 #define MAGIC 0x5653435241544348ull      /* "VSCRATCH" */
-#define CACHED VQ_SCRATCH_KEPT           /* free blocks kept during a call */
 #define SMALL ((size_t)1 << 16)          /* below: malloc's own free lists do well */
 
 struct header {
@@ -18,21 +17,61 @@ struct header {
 static _Thread_local struct {
     int depth;
     int n;
-    void *block[CACHED];                 /* bases of free blocks (header first) */
-    size_t cap[CACHED];
+    int limit;                           /* free blocks kept during the call */
+    struct vq_scratch_keep *owner;       /* where the free blocks go at the end */
+    void *block[VQ_SCRATCH_KEEP_MAX];    /* bases of free blocks (header first) */
+    size_t cap[VQ_SCRATCH_KEEP_MAX];
+    unsigned char old[VQ_SCRATCH_KEEP_MAX]; /* from the owner, unused so far */
 } pool;
+
+/* Removes free block i (the last one takes its place). */
+static void take(int i)
+{
+    pool.n--;
+    pool.block[i] = pool.block[pool.n];
+    pool.cap[i] = pool.cap[pool.n];
+    pool.old[i] = pool.old[pool.n];
+}
+
+static void put(void *base, size_t cap, int old)
+{
+    pool.block[pool.n] = base;
+    pool.cap[pool.n] = cap;
+    pool.old[pool.n] = (unsigned char)old;
+    pool.n++;
+}
+
+void vq_scratch_begin_keep(struct vq_scratch_keep *k)
+{
+    if (pool.depth++ > 0) return;
+    pool.owner = k;
+    pool.limit = k ? VQ_SCRATCH_KEEP_MAX : VQ_SCRATCH_KEPT;
+    pool.n = 0;
+    if (k) {
+        for (int i = 0; i < k->n; i++) put(k->block[i], k->cap[i], 1);
+        k->n = 0;
+    }
+}
 
 void vq_scratch_begin(void)
 {
-    pool.depth++;
+    vq_scratch_begin_keep(NULL);
 }
 
 void vq_scratch_end(void)
 {
-    if (pool.depth > 0 && --pool.depth == 0) {
-        for (int i = 0; i < pool.n; i++) free(pool.block[i]);
-        pool.n = 0;
-    }
+    if (pool.depth <= 0 || --pool.depth > 0) return;
+    struct vq_scratch_keep *k = pool.owner;
+    for (int i = 0; i < pool.n; i++)
+        if (k && !pool.old[i]) {
+            k->block[k->n] = pool.block[i];
+            k->cap[k->n] = pool.cap[i];
+            k->n++;
+        } else {
+            free(pool.block[i]);
+        }
+    pool.n = 0;
+    pool.owner = NULL;
 }
 
 void *vq_scratch_alloc(size_t bytes)
@@ -50,20 +89,25 @@ void *vq_scratch_alloc(size_t bytes)
     if (best >= 0) {
         base = pool.block[best];
         cap = pool.cap[best];
-        pool.block[best] = pool.block[--pool.n];
-        pool.cap[best] = pool.cap[pool.n];
+        take(best);
     } else {
         /* none fits: the free blocks too small for it go back first, so that
          * the call holds little more than it uses */
         for (int i = 0; i < pool.n;)
             if (pool.cap[i] < bytes) {
                 free(pool.block[i]);
-                pool.block[i] = pool.block[--pool.n];
-                pool.cap[i] = pool.cap[pool.n];
+                take(i);
             } else {
                 i++;
             }
-        if (!(base = vq_alloc_large(HEADER + bytes))) return NULL;
+        if (!(base = vq_alloc_large(HEADER + bytes))) {
+            /* out of memory (a process limit): without the free blocks */
+            while (pool.n > 0) {
+                free(pool.block[0]);
+                take(0);
+            }
+            if (!(base = vq_alloc_large(HEADER + bytes))) return NULL;
+        }
         cap = bytes;
     }
     struct header *h = base;
@@ -83,10 +127,10 @@ void vq_scratch_free(void *p)
         free(base);
         return;
     }
-    if (pool.n == CACHED) {
+    if (pool.n == pool.limit) {
         /* full: keep the larger ones */
         int small = 0;
-        for (int i = 1; i < CACHED; i++)
+        for (int i = 1; i < pool.n; i++)
             if (pool.cap[i] < pool.cap[small]) small = i;
         if (pool.cap[small] >= h->cap) {
             h->magic = 0;
@@ -94,10 +138,22 @@ void vq_scratch_free(void *p)
             return;
         }
         free(pool.block[small]);
-        pool.block[small] = pool.block[--pool.n];
-        pool.cap[small] = pool.cap[pool.n];
+        take(small);
     }
-    pool.block[pool.n] = base;
-    pool.cap[pool.n] = h->cap;
-    pool.n++;
+    put(base, h->cap, 0);
+}
+
+size_t vq_scratch_keep_bytes(const struct vq_scratch_keep *k)
+{
+    size_t b = 0;
+    for (int i = 0; k && i < k->n; i++) b += k->cap[i];
+    return b;
+}
+
+size_t vq_scratch_keep_free(struct vq_scratch_keep *k)
+{
+    const size_t b = vq_scratch_keep_bytes(k);
+    for (int i = 0; k && i < k->n; i++) free(k->block[i]);
+    if (k) k->n = 0;
+    return b;
 }

@@ -86,8 +86,14 @@ void vqgan_session_free(struct vqgan_session *s)
     if (!s) return;
     vq_window_state_free(s->window);
     vq_memo_clear(&s->memos);
+    vq_scratch_keep_free(&s->keep);
     vqgan_model_unref(s->model);
     free(s);
+}
+
+size_t vqgan_session_trim(struct vqgan_session *s)
+{
+    return s ? vq_scratch_keep_free(&s->keep) : 0;
 }
 
 int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_stats *st)
@@ -106,7 +112,7 @@ int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_s
  * depend on the thread count (shape-determined panels, position-keyed draws). */
 static atomic_int calls_running;
 
-void vq_session_enter(struct vqgan_session *s)
+void vq_session_enter(struct vqgan_session *s, int keep)
 {
     vq_clear_error();
     const int running = atomic_fetch_add(&calls_running, 1) + 1;
@@ -114,6 +120,11 @@ void vq_session_enter(struct vqgan_session *s)
     if (share < 1) share = 1;
     s->threads_used = s->n_threads < share ? s->n_threads : share;
     s->exec = vq_exec_make(s->model->backend, s->threads_used);   /* the call's backend and threads */
+    if (keep != s->keep_kind) {
+        vq_scratch_keep_free(&s->keep);
+        s->keep_kind = keep;
+    }
+    s->exec.keep = keep != VQ_KEEP_NONE ? &s->keep : NULL;
     vq_log_push(s->params.log_callback, s->params.log_opaque);
 }
 
@@ -182,7 +193,7 @@ int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width,
                            int32_t *tokens, float *pre_quant)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_image_f32: no session");
-    vq_session_enter(s);
+    vq_session_enter(s, VQ_KEEP_ENCODE);
     const int r = vqgan_encode_image_f32_impl(s, chw, width, height, tokens, pre_quant);
     vq_session_leave();
     return r;
@@ -295,7 +306,7 @@ int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t s
                         int width, int height, int32_t *tokens, float *pre_quant)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_labels: no session");
-    vq_session_enter(s);
+    vq_session_enter(s, VQ_KEEP_LABELS);
     const int r = vqgan_encode_labels_impl(s, ids, stride, width, height, tokens, pre_quant);
     vq_session_leave();
     return r;
@@ -360,7 +371,7 @@ static int vqgan_decode_f32_impl(struct vqgan_session *s, const int32_t *tokens,
 int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int gh, float *chw)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_decode_f32: no session");
-    vq_session_enter(s);
+    vq_session_enter(s, VQ_KEEP_DECODE);
     const int r = vqgan_decode_f32_impl(s, tokens, gw, gh, chw);
     vq_session_leave();
     return r;
@@ -472,7 +483,7 @@ int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
                  uint8_t *rgb, ptrdiff_t stride)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_decode: no session");
-    vq_session_enter(s);
+    vq_session_enter(s, VQ_KEEP_DECODE);
     const int r = vqgan_decode_impl(s, tokens, gw, gh, rgb, stride);
     vq_session_leave();
     return r;
@@ -546,7 +557,7 @@ int vqgan_encode_depth(struct vqgan_session *s, const float *depth, int width, i
                        int32_t *tokens, float *pre_quant)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_depth: no session");
-    vq_session_enter(s);
+    vq_session_enter(s, VQ_KEEP_DEPTH);
     const int r = vqgan_encode_depth_impl(s, depth, width, height, tokens, pre_quant);
     vq_session_leave();
     return r;
@@ -598,7 +609,7 @@ static int vqgan_encode_coord_impl(struct vqgan_session *s, int width, int heigh
 int vqgan_encode_coord(struct vqgan_session *s, int width, int height, int32_t *tokens)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_coord: no session");
-    vq_session_enter(s);
+    vq_session_enter(s, VQ_KEEP_NONE);
     const int r = vqgan_encode_coord_impl(s, width, height, tokens);
     vq_session_leave();
     return r;
@@ -631,7 +642,7 @@ int vqgan_encode_image_logits(struct vqgan_session *s, const float *chw, int wid
                               int32_t *tokens, float *logits)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_image_logits: no session");
-    vq_session_enter(s);
+    vq_session_enter(s, VQ_KEEP_ENCODE);
     const int r = vqgan_encode_image_logits_impl(s, chw, width, height, tokens, logits);
     vq_session_leave();
     return r;
