@@ -253,14 +253,15 @@ struct vqgan_session;
 VQGAN_API int  vqgan_session_new(struct vqgan_model *model, const struct vqgan_session_params *params,
                        struct vqgan_session **out);
 VQGAN_API void vqgan_session_free(struct vqgan_session *session); /* NULL is a no-op */
-/* A session keeps the working buffers of its last encode or decode call for
- * the next call of the same kind (the next frame of a stream then reuses
- * pages already in memory instead of faulting in and zeroing fresh ones);
- * a call of another kind (encode after decode, sampling, ...) frees them
- * first, so a session holds at most one call's buffers, which that call
- * needed anyway. This frees them now (an idle session); returns the bytes
- * freed. NULL is a no-op. Not while another call uses the session. */
-VQGAN_API size_t vqgan_session_trim(struct vqgan_session *session);
+/* The working buffers of an encode or decode call (its layers' activations:
+ * hundreds of MiB at 1024x672) are kept for the next such call, of any
+ * session of the process: the next frame of a stream then reuses pages
+ * already in memory instead of faulting in and zeroing fresh ones. The
+ * sessions share one set (about one call's buffers; those the next call
+ * cannot use are freed at its end), a sampling call frees it first (its own
+ * buffers are others), and so does freeing the last session. This frees it
+ * now, e.g. before a process goes idle; returns the bytes freed. */
+VQGAN_API size_t vqgan_release_buffers(void);
 /* Change sampling parameters between calls (validated like at creation). */
 VQGAN_API int  vqgan_session_set_params(struct vqgan_session *session,
                               const struct vqgan_session_params *params);

@@ -140,8 +140,7 @@ const struct vq_backend *vq_backend_choose(int precision, int *downgraded)
 
 struct vq_exec vq_exec_make(const struct vq_backend *be, int n_threads)
 {
-    return (struct vq_exec){ be ? be : vq_backend_default(), n_threads > 0 ? n_threads : vq_threads_available(), 0,
-                             NULL };
+    return (struct vq_exec){ be ? be : vq_backend_default(), n_threads > 0 ? n_threads : vq_threads_available(), 0, 0 };
 }
 
 void vq_gemm(const struct vq_exec *ex, int transA, int transB, int M, int N, int K, const float *A, int lda,

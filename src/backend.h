@@ -107,8 +107,6 @@ struct vq_backend {
 
 /* One call's execution: the model's backend and the threads the session
  * gives the call (at least 1). */
-struct vq_scratch_keep;
-
 struct vq_exec {
     const struct vq_backend *be;
     int n_threads;
@@ -117,9 +115,9 @@ struct vq_exec {
      * several sequences of at most VQ_SMALL_ROWS rows each, batched
      * (vq_gpt_forward_batch), so that every row gets its own call's bits */
     int small_rows;
-    /* NULL, or where a stage call keeps its working buffers for the next
-     * call of its kind (a session's: session.h, scratch.h) */
-    struct vq_scratch_keep *keep;
+    /* 1: a stage call's working buffers come from and go back to the
+     * process's kept set (scratch.h, session.h) */
+    int keep;
 };
 
 /* The backend for a model loaded with precision (enum vqgan_precision):

@@ -107,7 +107,7 @@ int vqgan_sample_conditional(struct vqgan_session *s, const int32_t *cond_tokens
                              int gw, int gh, int32_t *tokens)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_conditional: no session");
-    vq_session_enter(s, VQ_KEEP_NONE);
+    vq_session_enter(s, VQ_BUFFERS_RELEASE);
     const int r = vqgan_sample_conditional_impl(s, cond_tokens, gw, gh, tokens);
     vq_session_leave();
     return r;
@@ -129,7 +129,7 @@ int vqgan_sample_unconditional(struct vqgan_session *s, int class_id, int gw, in
                                int32_t *tokens)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_unconditional: no session");
-    vq_session_enter(s, VQ_KEEP_NONE);
+    vq_session_enter(s, VQ_BUFFERS_RELEASE);
     const int r = vqgan_sample_unconditional_impl(s, class_id, gw, gh, tokens);
     vq_session_leave();
     return r;
@@ -140,7 +140,7 @@ int vqgan_sample_masked(struct vqgan_session *s, const int32_t *cond_tokens, int
                         int32_t *tokens)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_masked: no session");
-    vq_session_enter(s, VQ_KEEP_NONE);
+    vq_session_enter(s, VQ_BUFFERS_RELEASE);
     int r;
     if (!given || !cell_mask) {
         memset(&s->stats, 0, sizeof(s->stats));

@@ -1,4 +1,5 @@
 /* Working buffers of a stage call, reused (scratch.h). */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -18,11 +19,19 @@ static _Thread_local struct {
     int depth;
     int n;
     int limit;                           /* free blocks kept during the call */
-    struct vq_scratch_keep *owner;       /* where the free blocks go at the end */
+    int kept;                            /* the free blocks become the kept set */
     void *block[VQ_SCRATCH_KEEP_MAX];    /* bases of free blocks (header first) */
     size_t cap[VQ_SCRATCH_KEEP_MAX];
-    unsigned char old[VQ_SCRATCH_KEEP_MAX]; /* from the owner, unused so far */
+    unsigned char old[VQ_SCRATCH_KEEP_MAX]; /* from the kept set, unused so far */
 } pool;
+
+/* The kept set: free blocks between calls, process-wide. */
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    int n;
+    void *block[VQ_SCRATCH_KEEP_MAX];
+    size_t cap[VQ_SCRATCH_KEEP_MAX];
+} kept;
 
 /* Removes free block i (the last one takes its place). */
 static void take(int i)
@@ -41,37 +50,45 @@ static void put(void *base, size_t cap, int old)
     pool.n++;
 }
 
-void vq_scratch_begin_keep(struct vq_scratch_keep *k)
+static void begin(int keep)
 {
     if (pool.depth++ > 0) return;
-    pool.owner = k;
-    pool.limit = k ? VQ_SCRATCH_KEEP_MAX : VQ_SCRATCH_KEPT;
+    pool.kept = keep;
+    pool.limit = keep ? VQ_SCRATCH_KEEP_MAX : VQ_SCRATCH_KEPT;
     pool.n = 0;
-    if (k) {
-        for (int i = 0; i < k->n; i++) put(k->block[i], k->cap[i], 1);
-        k->n = 0;
-    }
+    if (!keep) return;
+    pthread_mutex_lock(&kept_lock);
+    for (int i = 0; i < kept.n; i++) put(kept.block[i], kept.cap[i], 1);
+    kept.n = 0;
+    pthread_mutex_unlock(&kept_lock);
 }
 
-void vq_scratch_begin(void)
-{
-    vq_scratch_begin_keep(NULL);
-}
+void vq_scratch_begin(void) { begin(0); }
+void vq_scratch_begin_kept(void) { begin(1); }
 
 void vq_scratch_end(void)
 {
     if (pool.depth <= 0 || --pool.depth > 0) return;
-    struct vq_scratch_keep *k = pool.owner;
-    for (int i = 0; i < pool.n; i++)
-        if (k && !pool.old[i]) {
-            k->block[k->n] = pool.block[i];
-            k->cap[k->n] = pool.cap[i];
-            k->n++;
-        } else {
-            free(pool.block[i]);
+    /* the free blocks this call used become the kept set, unless another
+     * call handed its own back in the meantime */
+    int give = 0;
+    if (pool.kept) {
+        pthread_mutex_lock(&kept_lock);
+        if (kept.n == 0) {
+            for (int i = 0; i < pool.n; i++)
+                if (!pool.old[i]) {
+                    kept.block[kept.n] = pool.block[i];
+                    kept.cap[kept.n] = pool.cap[i];
+                    kept.n++;
+                }
+            give = 1;
         }
+        pthread_mutex_unlock(&kept_lock);
+    }
+    for (int i = 0; i < pool.n; i++)
+        if (!give || pool.old[i]) free(pool.block[i]);
     pool.n = 0;
-    pool.owner = NULL;
+    pool.kept = 0;
 }
 
 void *vq_scratch_alloc(size_t bytes)
@@ -143,17 +160,24 @@ void vq_scratch_free(void *p)
     put(base, h->cap, 0);
 }
 
-size_t vq_scratch_keep_bytes(const struct vq_scratch_keep *k)
+size_t vq_scratch_kept_bytes(void)
 {
     size_t b = 0;
-    for (int i = 0; k && i < k->n; i++) b += k->cap[i];
+    pthread_mutex_lock(&kept_lock);
+    for (int i = 0; i < kept.n; i++) b += kept.cap[i];
+    pthread_mutex_unlock(&kept_lock);
     return b;
 }
 
-size_t vq_scratch_keep_free(struct vq_scratch_keep *k)
+size_t vq_scratch_release(void)
 {
-    const size_t b = vq_scratch_keep_bytes(k);
-    for (int i = 0; k && i < k->n; i++) free(k->block[i]);
-    if (k) k->n = 0;
+    size_t b = 0;
+    pthread_mutex_lock(&kept_lock);
+    for (int i = 0; i < kept.n; i++) {
+        b += kept.cap[i];
+        free(kept.block[i]);
+    }
+    kept.n = 0;
+    pthread_mutex_unlock(&kept_lock);
     return b;
 }

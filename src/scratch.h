@@ -10,12 +10,16 @@
  * is kept (at most VQ_SCRATCH_KEPT, per thread) for the next allocation it can
  * hold; the outermost end frees them. Otherwise these are malloc and free.
  *
- * Between calls: a call begun with vq_scratch_begin_keep(k) starts with the
- * blocks k holds, keeps up to VQ_SCRATCH_KEEP_MAX free blocks, and its
- * outermost end hands the free blocks back to k, except those that came from
- * k and no allocation of this call could use (they are freed). A session
- * keeps its stage calls' buffers so (session.h): the next frame of a stream
- * reuses pages already faulted in instead of zeroing them again.
+ * Between calls: a call begun with vq_scratch_begin_kept starts with the
+ * process's kept set of free blocks (when no other call holds it), keeps up
+ * to VQ_SCRATCH_KEEP_MAX free blocks, and its outermost end hands its free
+ * blocks back as the kept set, except those that came from the set and no
+ * allocation of the call could use (freed). The sessions' encode and decode
+ * calls run so (session.h): the next frame of a stream reuses pages already
+ * faulted in instead of zeroing fresh ones, and the calls of every session
+ * share one set, so a process holds at most about one call's buffers between
+ * calls. vq_scratch_release frees the set (sampling calls, whose buffers are
+ * others, do so first; so does freeing the last session).
  *
  * Any thread may free a buffer, but only with vq_scratch_free. */
 #ifndef VQ_SCRATCH_H
@@ -26,22 +30,15 @@
 #define VQ_SCRATCH_KEPT 6
 #define VQ_SCRATCH_KEEP_MAX 64
 
-/* Free blocks kept between calls; zero-initialized is empty. */
-struct vq_scratch_keep {
-    int n;
-    void *block[VQ_SCRATCH_KEEP_MAX];    /* bases (header first) */
-    size_t cap[VQ_SCRATCH_KEEP_MAX];
-};
-
 void  vq_scratch_begin(void);
-/* k NULL: vq_scratch_begin. Only the outermost begin takes k's blocks. */
-void  vq_scratch_begin_keep(struct vq_scratch_keep *k);
+/* As vq_scratch_begin, and the outermost begin takes the kept set. */
+void  vq_scratch_begin_kept(void);
 void  vq_scratch_end(void);
 void *vq_scratch_alloc(size_t bytes);    /* 64-byte aligned; NULL: out of memory */
 void  vq_scratch_free(void *p);          /* NULL is a no-op */
-/* Frees what k holds (k is then empty); bytes held before, for reports. */
-size_t vq_scratch_keep_free(struct vq_scratch_keep *k);
-/* The bytes k holds. */
-size_t vq_scratch_keep_bytes(const struct vq_scratch_keep *k);
+/* Frees the kept set (not while a call holds it); the bytes it held. */
+size_t vq_scratch_release(void);
+/* The bytes of the kept set (0 while a call holds it). */
+size_t vq_scratch_kept_bytes(void);
 
 #endif

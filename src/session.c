@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "scratch.h"
 #include "error.h"
 #include "grid.h"
 #include "session.h"
@@ -47,6 +48,9 @@ static int check_params(const struct vqgan_model *m, const struct vqgan_session_
     return 0;
 }
 
+/* Sessions alive: the last one freed frees the kept working buffers. */
+static atomic_int sessions_live;
+
 int vqgan_session_new(struct vqgan_model *model, const struct vqgan_session_params *params,
                       struct vqgan_session **out)
 {
@@ -62,6 +66,7 @@ int vqgan_session_new(struct vqgan_model *model, const struct vqgan_session_para
     s->model = vqgan_model_ref(model);
     s->params = p;
     s->n_threads = p.n_threads ? p.n_threads : vq_threads_available();
+    atomic_fetch_add(&sessions_live, 1);
     *out = s;
     return 0;
 }
@@ -86,14 +91,15 @@ void vqgan_session_free(struct vqgan_session *s)
     if (!s) return;
     vq_window_state_free(s->window);
     vq_memo_clear(&s->memos);
-    vq_scratch_keep_free(&s->keep);
     vqgan_model_unref(s->model);
     free(s);
+    /* the kept working buffers outlive no session (scratch.h) */
+    if (atomic_fetch_sub(&sessions_live, 1) == 1) vq_scratch_release();
 }
 
-size_t vqgan_session_trim(struct vqgan_session *s)
+size_t vqgan_release_buffers(void)
 {
-    return s ? vq_scratch_keep_free(&s->keep) : 0;
+    return vq_scratch_release();
 }
 
 int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_stats *st)
@@ -112,7 +118,7 @@ int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_s
  * depend on the thread count (shape-determined panels, position-keyed draws). */
 static atomic_int calls_running;
 
-void vq_session_enter(struct vqgan_session *s, int keep)
+void vq_session_enter(struct vqgan_session *s, int buffers)
 {
     vq_clear_error();
     const int running = atomic_fetch_add(&calls_running, 1) + 1;
@@ -120,11 +126,8 @@ void vq_session_enter(struct vqgan_session *s, int keep)
     if (share < 1) share = 1;
     s->threads_used = s->n_threads < share ? s->n_threads : share;
     s->exec = vq_exec_make(s->model->backend, s->threads_used);   /* the call's backend and threads */
-    if (keep != s->keep_kind) {
-        vq_scratch_keep_free(&s->keep);
-        s->keep_kind = keep;
-    }
-    s->exec.keep = keep != VQ_KEEP_NONE ? &s->keep : NULL;
+    s->exec.keep = buffers == VQ_BUFFERS_KEPT;
+    if (buffers == VQ_BUFFERS_RELEASE) vq_scratch_release();
     vq_log_push(s->params.log_callback, s->params.log_opaque);
 }
 
@@ -193,7 +196,7 @@ int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width,
                            int32_t *tokens, float *pre_quant)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_image_f32: no session");
-    vq_session_enter(s, VQ_KEEP_ENCODE);
+    vq_session_enter(s, VQ_BUFFERS_KEPT);
     const int r = vqgan_encode_image_f32_impl(s, chw, width, height, tokens, pre_quant);
     vq_session_leave();
     return r;
@@ -306,7 +309,7 @@ int vqgan_encode_labels(struct vqgan_session *s, const uint8_t *ids, ptrdiff_t s
                         int width, int height, int32_t *tokens, float *pre_quant)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_labels: no session");
-    vq_session_enter(s, VQ_KEEP_LABELS);
+    vq_session_enter(s, VQ_BUFFERS_KEPT);
     const int r = vqgan_encode_labels_impl(s, ids, stride, width, height, tokens, pre_quant);
     vq_session_leave();
     return r;
@@ -371,7 +374,7 @@ static int vqgan_decode_f32_impl(struct vqgan_session *s, const int32_t *tokens,
 int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int gh, float *chw)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_decode_f32: no session");
-    vq_session_enter(s, VQ_KEEP_DECODE);
+    vq_session_enter(s, VQ_BUFFERS_KEPT);
     const int r = vqgan_decode_f32_impl(s, tokens, gw, gh, chw);
     vq_session_leave();
     return r;
@@ -483,7 +486,7 @@ int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
                  uint8_t *rgb, ptrdiff_t stride)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_decode: no session");
-    vq_session_enter(s, VQ_KEEP_DECODE);
+    vq_session_enter(s, VQ_BUFFERS_KEPT);
     const int r = vqgan_decode_impl(s, tokens, gw, gh, rgb, stride);
     vq_session_leave();
     return r;
@@ -557,7 +560,7 @@ int vqgan_encode_depth(struct vqgan_session *s, const float *depth, int width, i
                        int32_t *tokens, float *pre_quant)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_depth: no session");
-    vq_session_enter(s, VQ_KEEP_DEPTH);
+    vq_session_enter(s, VQ_BUFFERS_KEPT);
     const int r = vqgan_encode_depth_impl(s, depth, width, height, tokens, pre_quant);
     vq_session_leave();
     return r;
@@ -609,7 +612,7 @@ static int vqgan_encode_coord_impl(struct vqgan_session *s, int width, int heigh
 int vqgan_encode_coord(struct vqgan_session *s, int width, int height, int32_t *tokens)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_coord: no session");
-    vq_session_enter(s, VQ_KEEP_NONE);
+    vq_session_enter(s, VQ_BUFFERS_LOCAL);
     const int r = vqgan_encode_coord_impl(s, width, height, tokens);
     vq_session_leave();
     return r;
@@ -642,7 +645,7 @@ int vqgan_encode_image_logits(struct vqgan_session *s, const float *chw, int wid
                               int32_t *tokens, float *logits)
 {
     if (!s) return vq_error(VQGAN_ERR_INVALID, "vqgan_encode_image_logits: no session");
-    vq_session_enter(s, VQ_KEEP_ENCODE);
+    vq_session_enter(s, VQ_BUFFERS_KEPT);
     const int r = vqgan_encode_image_logits_impl(s, chw, width, height, tokens, logits);
     vq_session_leave();
     return r;

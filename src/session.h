@@ -6,7 +6,6 @@
 #include "backend.h"
 #include "memo.h"
 #include "model.h"
-#include "scratch.h"
 
 struct vq_window_state;               /* sliding-window caches (window.c)   */
 
@@ -21,30 +20,23 @@ struct vqgan_session {
     struct vq_window_state *window;   /* the sampler's caches and previous
                                          frame (window.c), may be NULL       */
     struct vq_memos memos;            /* the tokenizer calls' previous frame */
-    struct vq_scratch_keep keep;      /* the last stage call's working
-                                         buffers, for the next of its kind   */
-    int keep_kind;                    /* enum vq_keep_kind of keep's blocks   */
 };
 
-/* Which working buffers a call keeps for the next (scratch.h). A stream of
- * calls of one kind (the frames an encode filter tokenizes, or a decode
- * filter decodes) reuses one set of pages; a call of another kind frees the
- * kept set first, so a session never holds two kinds' buffers at once (a
- * synthesis stream's encode, sample and decode calls keep nothing of each
- * other's, and hold no more memory than before). */
-enum vq_keep_kind {
-    VQ_KEEP_NONE = 0,                 /* sampling, cheap calls               */
-    VQ_KEEP_ENCODE,                   /* the image tokenizer's encoder       */
-    VQ_KEEP_LABELS,                   /* the segmentation condition's encoder */
-    VQ_KEEP_DEPTH,                    /* the depth condition's encoder       */
-    VQ_KEEP_DECODE,                   /* the image tokenizer's decoder       */
+/* What a call does with the process's kept working buffers (scratch.h). */
+enum vq_buffers {
+    VQ_BUFFERS_LOCAL = 0,             /* its own (a cheap call)               */
+    VQ_BUFFERS_KEPT,                  /* an encode or decode: takes the kept
+                                         set, leaves its own as the next      */
+    VQ_BUFFERS_RELEASE,               /* sampling: its buffers are of other
+                                         sizes, and its caches large; frees
+                                         the kept set first                   */
 };
 
 /* Called at the top of every public call: takes the call's share of the
- * cores into s->exec, which carries it to the backend, with where the call
- * keeps its working buffers (keep: enum vq_keep_kind; another kind than the
- * kept buffers' frees them), and clears the last error. */
-void vq_session_enter(struct vqgan_session *s, int keep);
+ * cores into s->exec, which carries it to the backend with what the call
+ * does with the kept working buffers (buffers: enum vq_buffers), and clears
+ * the last error. */
+void vq_session_enter(struct vqgan_session *s, int buffers);
 /* Ends the call vq_session_enter began (gives its share of the cores back). */
 void vq_session_leave(void);
 /* Progress report; returns nonzero when the user asked to cancel. */

@@ -322,8 +322,16 @@ static int stage_decode(const struct vq_exec *ex, const struct vq_stage *s, cons
 }
 
 /* ---- entry points: working buffers reused within the call, and kept for
- * the next where ex->keep says (scratch.h); the result is handed over in
- * memory of its own (the caller frees it) ------------------------------------ */
+ * the next call where ex->keep says (scratch.h); the result is handed over
+ * in memory of its own (the caller frees it) ---------------------------------- */
+
+static void stage_begin(const struct vq_exec *ex)
+{
+    if (ex && ex->keep)
+        vq_scratch_begin_kept();
+    else
+        vq_scratch_begin();
+}
 
 /* *out = a malloc copy of the scratch buffer x (n floats), x freed. */
 static int hand_over(float *x, size_t n, float **out)
@@ -338,7 +346,7 @@ int vq_stage_encode(const struct vq_exec *ex, const struct vq_stage *s, const fl
 {
     float *x = NULL;
     size_t n = 0;
-    vq_scratch_begin_keep(ex ? ex->keep : NULL);
+    stage_begin(ex);
     int r = stage_encode(ex, s, in, H, W, &x, &n);
     if (!r) r = hand_over(x, n, out);
     vq_scratch_end();
@@ -350,7 +358,7 @@ int vq_stage_encode_labels(const struct vq_exec *ex, const struct vq_stage *s, c
 {
     float *x = NULL;
     size_t n = 0;
-    vq_scratch_begin_keep(ex ? ex->keep : NULL);
+    stage_begin(ex);
     int r = stage_encode_labels(ex, s, ids, stride, H, W, &x, &n);
     if (!r) r = hand_over(x, n, out);
     vq_scratch_end();
@@ -361,7 +369,7 @@ int vq_stage_decode(const struct vq_exec *ex, const struct vq_stage *s, const in
 {
     float *x = NULL;
     size_t n = 0;
-    vq_scratch_begin_keep(ex ? ex->keep : NULL);
+    stage_begin(ex);
     int r = stage_decode(ex, s, tokens, gw, gh, &x, &n);
     if (!r) r = hand_over(x, n, out);
     vq_scratch_end();

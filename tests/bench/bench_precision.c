@@ -347,7 +347,7 @@ static double nll_exact(struct vqgan_session *s, const struct frame *F, const in
     p.sampling.top_p = 1.0f;
     const struct vq_window_hooks h = { .forced = tok, .on_logits = nll_add, .on_logits_opaque = &a };
     int32_t *out = malloc(sizeof(int32_t) * F->n);
-    vq_session_enter(s, VQ_KEEP_NONE);
+    vq_session_enter(s, VQ_BUFFERS_LOCAL);
     int r = vq_window_sample_hooked(&st, &s->model->gpt, &p, &h, F->cond, F->gw, F->gh, out, NULL);
     vq_session_leave();
     vq_window_state_free(st);

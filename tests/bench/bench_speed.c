@@ -301,7 +301,7 @@ static void transformer(struct models *M, double peak[3])
     for (int p = 0; p < 3; p++) {
         if (!M->s[p]) continue;
         const struct vq_gpt *g = &M->m[p]->gpt;
-        vq_session_enter(M->s[p], VQ_KEEP_NONE);
+        vq_session_enter(M->s[p], VQ_BUFFERS_LOCAL);
         struct vq_kv_cache c;
         vq_kv_cache_init(&c, g, g->block);
         int32_t *tok = malloc(sizeof(int32_t) * g->block);

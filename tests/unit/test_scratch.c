@@ -1,60 +1,83 @@
-/* Working buffers (scratch.h): reuse within a call, the blocks a session
- * keeps between its calls of one kind, and that pictures and tokens do not
- * depend on what the kept buffers held before. */
+/* Working buffers (scratch.h): reuse within a call, the set kept between
+ * the encode and decode calls, and that pictures and tokens do not depend
+ * on what the kept buffers held before. */
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "scratch.h"
-#include "session.h"
 #include "test_common.h"
 #include "vqgan.h"
 
 #define MIB ((size_t)1 << 20)
 
-/* The blocks a call leaves go to its keep; the next call of it gets them
+static void *other_call(void *arg)
+{
+    /* a call on another thread while the main thread's call holds the set */
+    vq_scratch_begin_kept();
+    vq_scratch_free(vq_scratch_alloc(*(size_t *)arg));
+    vq_scratch_end();
+    return NULL;
+}
+
+/* The blocks a call leaves become the kept set; the next call gets them
  * back; one that none of its allocations could use is freed at its end. */
 static void keep_blocks(void)
 {
-    struct vq_scratch_keep k = { 0 };
-    vq_scratch_begin_keep(&k);
+    vq_scratch_release();
+    vq_scratch_begin_kept();
     char *a = vq_scratch_alloc(3 * MIB), *b = vq_scratch_alloc(MIB);
     memset(a, 1, 3 * MIB);
     memset(b, 2, MIB);
     vq_scratch_free(a);
     vq_scratch_free(b);
     vq_scratch_end();
-    CHECK(k.n == 2 && vq_scratch_keep_bytes(&k) == 4 * MIB, "scratch: a call's two free blocks kept (%d, %zu bytes)",
-          k.n, vq_scratch_keep_bytes(&k));
+    CHECK(vq_scratch_kept_bytes() == 4 * MIB, "scratch: a call's two free blocks kept (%zu bytes)",
+          vq_scratch_kept_bytes());
 
-    vq_scratch_begin_keep(&k);
-    CHECK(k.n == 0, "scratch: the next call takes the kept blocks");
+    vq_scratch_begin_kept();
+    CHECK(vq_scratch_kept_bytes() == 0, "scratch: the next call takes the kept set");
     char *a2 = vq_scratch_alloc(3 * MIB);
     char *c = vq_scratch_alloc(64 * MIB);   /* frees the 1 MiB block, too small for it */
     CHECK(a2 == a, "scratch: the next call's allocation of that size gets the kept block back");
     vq_scratch_free(c);
     vq_scratch_free(a2);
     vq_scratch_end();
-    CHECK(k.n == 2 && vq_scratch_keep_bytes(&k) == 67 * MIB, "scratch: kept after the second call: 3 + 64 MiB (%zu MiB)",
-          vq_scratch_keep_bytes(&k) / MIB);
+    CHECK(vq_scratch_kept_bytes() == 67 * MIB, "scratch: kept after the second call: 3 + 64 MiB (%zu MiB)",
+          vq_scratch_kept_bytes() / MIB);
 
     /* nesting: only the outermost begin and end take and hand back */
-    vq_scratch_begin_keep(&k);
+    vq_scratch_begin_kept();
     vq_scratch_begin();
     char *d = vq_scratch_alloc(3 * MIB);
     vq_scratch_end();
     vq_scratch_free(d);
     vq_scratch_end();
-    CHECK(k.n == 1 && vq_scratch_keep_bytes(&k) == 3 * MIB,
+    CHECK(vq_scratch_kept_bytes() == 3 * MIB,
           "scratch: a call that used only the 3 MiB block frees the unused 64 MiB one (%zu MiB kept)",
-          vq_scratch_keep_bytes(&k) / MIB);
+          vq_scratch_kept_bytes() / MIB);
 
-    /* a call without a keep frees everything at its end, and leaves k alone */
+    /* a call that does not keep frees everything at its end, and leaves the set alone */
     vq_scratch_begin();
     vq_scratch_free(vq_scratch_alloc(5 * MIB));
     vq_scratch_end();
-    CHECK(k.n == 1, "scratch: a call without a keep leaves the kept blocks alone");
-    CHECK(vq_scratch_keep_free(&k) == 3 * MIB && k.n == 0 && vq_scratch_keep_free(&k) == 0,
-          "scratch: freeing the keep reports its bytes once");
+    CHECK(vq_scratch_kept_bytes() == 3 * MIB, "scratch: a call that does not keep leaves the kept set alone");
+
+    /* two calls at once: the one that ends first leaves its blocks, the
+     * other's are freed */
+    vq_scratch_begin_kept();
+    char *e = vq_scratch_alloc(3 * MIB);
+    size_t other = 7 * MIB;
+    pthread_t t;
+    const int started = pthread_create(&t, NULL, other_call, &other) == 0;
+    if (started) pthread_join(t, NULL);
+    vq_scratch_free(e);
+    vq_scratch_end();
+    CHECK(started && vq_scratch_kept_bytes() == 7 * MIB,
+          "scratch: of two calls at once, the first to end leaves the kept set (%zu MiB)",
+          vq_scratch_kept_bytes() / MIB);
+    CHECK(vq_scratch_release() == 7 * MIB && vq_scratch_kept_bytes() == 0 && vq_scratch_release() == 0,
+          "scratch: releasing the set reports its bytes once");
 }
 
 static uint64_t hash(const void *p, size_t n)
@@ -65,60 +88,72 @@ static uint64_t hash(const void *p, size_t n)
     return x;
 }
 
-/* With the default model: decoding frame A, then B, then A again on one
- * session (the third call on buffers that held B's layers) gives A's bits,
- * 8-bit and float; encoding likewise; the session keeps only its last kind
- * of call's buffers, and vqgan_session_trim frees them. */
+/* With the default model: decoding frame A, then B, then A again (the third
+ * call on buffers that held B's layers) gives A's bits, 8-bit and float, as
+ * on fresh buffers; encoding likewise, also after decodes; sampling frees
+ * the kept set, and so do vqgan_release_buffers and freeing the last
+ * session. */
 static void session_keep(void)
 {
     const char *path = getenv("VQ_DEFAULT_MODEL") ? getenv("VQ_DEFAULT_MODEL") : "samples/models/default.gguf";
     struct vqgan_model *m = NULL;
-    struct vqgan_session *s = NULL, *fresh = NULL;
+    struct vqgan_session *s = NULL, *s2 = NULL;
     int r = vqgan_model_load(path, NULL, &m);
     CHECK(r == 0, "scratch: load %s (%s)", path, r ? vqgan_last_error() : "ok");
     if (r) return;
     struct vqgan_model_info info;
     vqgan_model_get_info(m, &info);
     const int W = 128, H = 96, gw = W / info.factor, gh = H / info.factor, n = gw * gh;
+    const size_t px = (size_t)W * H * 3;
     struct vqgan_session_params sp = vqgan_session_default_params();
     sp.n_threads = 2;
-    r = vqgan_session_new(m, &sp, &s) | vqgan_session_new(m, &sp, &fresh);
-    int32_t *ta = malloc(sizeof(int32_t) * n), *tb = malloc(sizeof(int32_t) * n), *tc = malloc(sizeof(int32_t) * n);
-    uint8_t *pa = malloc((size_t)W * H * 3), *pb = malloc((size_t)W * H * 3), *pc = malloc((size_t)W * H * 3);
-    float *fa = malloc(sizeof(float) * 3 * W * H), *fc = malloc(sizeof(float) * 3 * W * H);
+    r = vqgan_session_new(m, &sp, &s) | vqgan_session_new(m, &sp, &s2);
+    int32_t *ta = malloc(sizeof(int32_t) * n), *tb = malloc(sizeof(int32_t) * n), *tc = malloc(sizeof(int32_t) * n),
+            *te = malloc(sizeof(int32_t) * n);
+    uint8_t *pa = malloc(px), *pb = malloc(px), *pc = malloc(px), *lab = malloc((size_t)W * H);
+    float *fa = malloc(sizeof(float) * px), *fc = malloc(sizeof(float) * px);
     for (int i = 0; i < n; i++) {
         ta[i] = (i * 7 + i / gw) % info.image_codes;
         tb[i] = (i * 13 + 5) % info.image_codes;
     }
-    r |= vqgan_decode(fresh, ta, gw, gh, pa, W * 3) | vqgan_decode_f32(fresh, ta, gw, gh, fa);
-    r |= vqgan_decode(s, tb, gw, gh, pb, W * 3) | vqgan_decode(s, ta, gw, gh, pc, W * 3);
-    CHECK(r == 0 && !memcmp(pa, pc, (size_t)W * H * 3),
-          "scratch: decode A after B on one session gives a fresh session's A (8-bit, %016llx)",
-          (unsigned long long)hash(pc, (size_t)W * H * 3));
-    r = vqgan_decode_f32(s, tb, gw, gh, fc) | vqgan_decode_f32(s, ta, gw, gh, fc);
-    CHECK(r == 0 && !memcmp(fa, fc, sizeof(float) * 3 * W * H),
-          "scratch: decode_f32 A after B on one session gives a fresh session's A");
-    const size_t kept = vq_scratch_keep_bytes(&s->keep);
-    CHECK(s->keep_kind == VQ_KEEP_DECODE && kept > 0, "scratch: the session keeps its decodes' buffers (%.1f MiB)",
-          kept / (double)MIB);
+    vqgan_release_buffers();
+    r |= vqgan_decode(s, ta, gw, gh, pa, W * 3);          /* fresh buffers */
+    const size_t kept = vq_scratch_kept_bytes();
+    CHECK(r == 0 && kept > 0, "scratch: a decode leaves its buffers kept (%.1f MiB)", kept / (double)MIB);
+    r = vqgan_decode(s2, tb, gw, gh, pb, W * 3) | vqgan_decode(s, ta, gw, gh, pc, W * 3);
+    CHECK(r == 0 && !memcmp(pa, pc, px), "scratch: decode A after B (another session's) gives A on fresh buffers "
+          "(8-bit, %016llx)", (unsigned long long)hash(pc, px));
+    vqgan_release_buffers();
+    r = vqgan_decode_f32(s, ta, gw, gh, fa) | vqgan_decode_f32(s, tb, gw, gh, fc) |
+        vqgan_decode_f32(s, ta, gw, gh, fc);
+    CHECK(r == 0 && !memcmp(fa, fc, sizeof(float) * px), "scratch: decode_f32 A after B gives A on fresh buffers");
 
-    /* encode: pb (B's picture) then pa on s, against pa on a fresh session */
-    r = vqgan_encode_image(fresh, pa, W * 3, W, H, ta) | vqgan_encode_image(s, pb, W * 3, W, H, tb) |
-        vqgan_encode_image(s, pa, W * 3, W, H, tc);
-    CHECK(r == 0 && !memcmp(ta, tc, sizeof(int32_t) * n), "scratch: encode A after B on one session gives a fresh "
-          "session's tokens (%016llx)", (unsigned long long)hash(tc, sizeof(int32_t) * n));
-    CHECK(s->keep_kind == VQ_KEEP_ENCODE && vq_scratch_keep_bytes(&s->keep) > 0,
-          "scratch: an encode frees the decodes' buffers and keeps its own (%.1f MiB)",
-          vq_scratch_keep_bytes(&s->keep) / (double)MIB);
-    const size_t held = vq_scratch_keep_bytes(&s->keep);
-    CHECK(vqgan_session_trim(s) == held && vqgan_session_trim(s) == 0 && vqgan_session_trim(NULL) == 0,
-          "scratch: vqgan_session_trim frees the kept buffers once (%zu bytes)", held);
-    r = vqgan_encode_image(s, pa, W * 3, W, H, tc);
-    CHECK(r == 0 && !memcmp(ta, tc, sizeof(int32_t) * n), "scratch: a trimmed session encodes alike");
+    /* encode: pa on fresh buffers; then pb, and pa again after a decode */
+    vqgan_release_buffers();
+    r = vqgan_encode_image(s, pa, W * 3, W, H, ta) | vqgan_encode_image(s, pb, W * 3, W, H, tb) |
+        vqgan_decode(s2, tb, gw, gh, pc, W * 3) | vqgan_encode_image(s2, pa, W * 3, W, H, tc);
+    CHECK(r == 0 && !memcmp(ta, tc, sizeof(int32_t) * n), "scratch: encode A after encode B and a decode gives A's "
+          "tokens on fresh buffers (%016llx)", (unsigned long long)hash(tc, sizeof(int32_t) * n));
 
-    free(ta); free(tb); free(tc); free(pa); free(pb); free(pc); free(fa); free(fc);
+    /* sampling frees the set first */
+    for (int i = 0; i < W * H; i++) lab[i] = (uint8_t)((i % W / 32 + i / W / 24) % info.n_labels);
+    r = vqgan_encode_labels(s, lab, W, W, H, te, NULL);
+    CHECK(r == 0 && vq_scratch_kept_bytes() > 0, "scratch: a label encode keeps its buffers (%.1f MiB)",
+          vq_scratch_kept_bytes() / (double)MIB);
+    r = vqgan_sample_conditional(s, te, gw, gh, tc);
+    CHECK(r == 0 && vq_scratch_kept_bytes() == 0, "scratch: a sampling call frees the kept set (%s)",
+          r ? vqgan_last_error() : "ok");
+    r = vqgan_decode(s, ta, gw, gh, pc, W * 3);
+    const size_t held = vq_scratch_kept_bytes();
+    CHECK(r == 0 && held > 0 && vqgan_release_buffers() == held && vqgan_release_buffers() == 0,
+          "scratch: vqgan_release_buffers frees the kept set once (%zu bytes)", held);
+    r = vqgan_decode(s, ta, gw, gh, pc, W * 3);
     vqgan_session_free(s);
-    vqgan_session_free(fresh);
+    CHECK(r == 0 && vq_scratch_kept_bytes() > 0, "scratch: freeing a session, not the last, leaves the set");
+    vqgan_session_free(s2);
+    CHECK(vq_scratch_kept_bytes() == 0, "scratch: freeing the last session frees the set");
+
+    free(ta); free(tb); free(tc); free(te); free(pa); free(pb); free(pc); free(lab); free(fa); free(fc);
     vqgan_model_unref(m);
 }
 
