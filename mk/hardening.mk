@@ -138,7 +138,7 @@ TSAN_CFLAGS = $(filter-out -fopenmp -O2 -O3 -fvect-cost-model=%,$(CFLAGS)) -O1 -
               -I$(OMP_SHIM) -Wno-unknown-pragmas -Wno-source-uses-openmp -DVQ_TSAN_BUILD
 TSAN_LIBS   = -fsanitize=thread $(BACKEND_LIBS) -lgomp $(filter-out -fopenmp,$(BASE_LIBS))
 TSAN_OBJ    = $(SRC:src/%.c=$(TSAN_DIR)/obj/%.o)
-TSAN_TESTS ?= test_concurrency
+TSAN_TESTS ?= test_concurrency test_scratch
 TSAN_RUNENV = TSAN_OPTIONS=halt_on_error=0:exitcode=66:second_deadlock_stack=1 OMP_NUM_THREADS=1
 
 $(TSAN_DIR)/obj/%.o: src/%.c $(wildcard src/*.h) include/vqgan.h $(OMP_SHIM)/omp.h
