@@ -193,7 +193,7 @@ int vq_panel_size(int n)
  * Zen 3). Columns split anywhere. */
 struct vq_panels vq_panels_of(int len, int rows)
 {
-    struct vq_panels q = { .size = vq_panel_size(len) };
+    struct vq_panels q = { .size = vq_panel_size(len), .len = len };
     q.n = (len + q.size - 1) / q.size;
     q.last = (q.n - 1) * q.size;
     const int tail = len - q.last;
@@ -206,6 +206,12 @@ struct vq_panels vq_panels_of(int len, int rows)
         }
     }
     return q;
+}
+
+int vq_panel_at(const struct vq_panels *q, int t, int *off)
+{
+    *off = t == q->n - 1 ? q->last : t * q->size;
+    return (t == q->n - 1 ? q->len : t == q->n - 2 ? q->last : *off + q->size) - *off;
 }
 
 static unsigned long long gemm_flops;
@@ -234,8 +240,8 @@ void vq_gemm_run(int kind, int n_threads, int transA, int transB, int M, int N, 
     }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads > 0 ? n_threads : 1)
     for (int t = 0; t < q.n; t++) {
-        const int off = t == q.n - 1 ? q.last : t * q.size;
-        const int n = (t == q.n - 1 ? len : t == q.n - 2 ? q.last : off + q.size) - off;
+        int off;
+        const int n = vq_panel_at(&q, t, &off);
         if (split_n) {
             const float *Bp = transB ? B + (size_t)off * ldb : B + off;
             gemm_panel(kind, transA, transB, M, n, K, A, lda, Bp, ldb, beta, C + off, ldc);

@@ -63,9 +63,11 @@ int vq_panel_size(int n);
  * panel t < n - 1 starting at t * size, the last at last (the one before it
  * ends there). Every row panel holds at least 64 rows unless n is 1. */
 struct vq_panels {
-    int n, size, last;
+    int n, size, last, len;
 };
 struct vq_panels vq_panels_of(int len, int rows);
+/* Panel t of q: its first column (row) in *off, its width returned. */
+int vq_panel_at(const struct vq_panels *q, int t, int *off);
 
 /* For a parameter whose only use is a num_threads clause: builds without
  * OpenMP (the TSan and fuzzing builds, mk/hardening.mk) drop the clause. */

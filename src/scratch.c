@@ -18,7 +18,6 @@ struct header {
 static _Thread_local struct {
     int depth;
     int n;
-    int limit;                           /* free blocks kept during the call */
     int kept;                            /* the free blocks become the kept set */
     void *block[VQ_SCRATCH_KEEP_MAX];    /* bases of free blocks (header first) */
     size_t cap[VQ_SCRATCH_KEEP_MAX];
@@ -54,7 +53,6 @@ static void begin(int keep)
 {
     if (pool.depth++ > 0) return;
     pool.kept = keep;
-    pool.limit = keep ? VQ_SCRATCH_KEEP_MAX : VQ_SCRATCH_KEPT;
     pool.n = 0;
     if (!keep) return;
     pthread_mutex_lock(&kept_lock);
@@ -144,7 +142,7 @@ void vq_scratch_free(void *p)
         free(base);
         return;
     }
-    if (pool.n == pool.limit) {
+    if (pool.n == (pool.kept ? VQ_SCRATCH_KEEP_MAX : VQ_SCRATCH_KEPT)) {
         /* full: keep the larger ones */
         int small = 0;
         for (int i = 1; i < pool.n; i++)

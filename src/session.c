@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "backend.h"
-#include "scratch.h"
 #include "error.h"
 #include "grid.h"
+#include "scratch.h"
 #include "session.h"
 #include "vqgan_stage.h"
 #include "window.h"

@@ -107,8 +107,8 @@ static void test_gemm_panels(void)
             const struct vq_panels q = vq_panels_of(len, rows);
             int end = 0, good = q.n >= 1 && q.size >= 1 && q.last >= 0 && q.last < len;
             for (int t = 0; good && t < q.n; t++) {
-                const int off = t == q.n - 1 ? q.last : t * q.size;
-                const int to = t == q.n - 1 ? len : t == q.n - 2 ? q.last : off + q.size;
+                int off;
+                const int to = vq_panel_at(&q, t, &off) + off;
                 good = off == end && to > off && (!rows || q.n == 1 || to - off >= 64);
                 end = to;
             }
