@@ -81,6 +81,9 @@ int vqgan_session_set_params(struct vqgan_session *s, const struct vqgan_session
     r = check_params(s->model, p);
     vq_log_pop();
     if (r) return r;
+    /* a decode memo of another mode is not this mode's picture (steady's is
+     * a blend of frames): a new mode starts afresh */
+    if (p->temporal != s->params.temporal) vq_memo_clear(&s->memos);
     s->params = *p;
     s->n_threads = p->n_threads ? p->n_threads : vq_threads_available();
     return 0;
@@ -494,6 +497,20 @@ int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
 
 /* ---- depth and coordinate conditions ----------------------------------------- */
 
+/* A range wider than the largest float (lo near -FLT_MAX, hi near FLT_MAX):
+ * the float span overflows, so these few maps are scaled in double (any
+ * other range keeps the reference's float arithmetic, bit for bit). */
+static int depth_span_wide(const float *depth, size_t n, float lo, float hi, int invert, float *out)
+{
+    const double span = (double)hi - lo;
+    for (size_t i = 0; i < n; i++) {
+        double d = 2.0 * (((double)depth[i] - lo) / span) - 1.0;
+        d = d < -1.0 ? -1.0 : d > 1.0 ? 1.0 : d;
+        out[i] = (float)(invert ? -d : d);
+    }
+    return 0;
+}
+
 int vqgan_depth_normalize(const float *depth, int width, int height, float lo, float hi, int invert,
                           float *out)
 {
@@ -515,6 +532,7 @@ int vqgan_depth_normalize(const float *depth, int width, int height, float lo, f
             mn = depth[i] < mn ? depth[i] : mn;
             mx = depth[i] > mx ? depth[i] : mx;
         }
+        if (isinf(mx - mn)) return depth_span_wide(depth, n, mn, mx, invert, out);
         const float span = mx - mn > 1e-8f ? mx - mn : 1e-8f;
         for (size_t i = 0; i < n; i++) {
             const float d = 2.0f * ((depth[i] - mn) / span) - 1.0f;
@@ -522,6 +540,7 @@ int vqgan_depth_normalize(const float *depth, int width, int height, float lo, f
         }
         return 0;
     }
+    if (isinf(hi - lo)) return depth_span_wide(depth, n, lo, hi, invert, out);
     /* a fixed range for a whole stream: the same depth gives the same input
      * in every frame; values outside the range are clamped */
     const float span = hi - lo > 1e-8f ? hi - lo : 1e-8f;

@@ -1004,12 +1004,37 @@ static void test_fuzz_corpus_files(void)
     test_fuzz_corpus(cor ? cor : "tests/fuzz/corpus");
 }
 
+/* Depth maps whose values span more than the largest float: the float span
+ * overflows to infinity, and (d - lo) / span was NaN (0/inf·inf) or mapped
+ * 0 and 1 both to -1. Every output must be finite, in [-1, 1], in order. */
+static void test_depth_wide_range(void)
+{
+    const float d[6] = { -3e38f, -1.0f, 0.0f, 1.0f, 2e38f, 3e38f };
+    float out[6];
+    for (int fixed = 0; fixed < 2; fixed++)
+        for (int inv = 0; inv < 2; inv++) {
+            const int r = fixed ? vqgan_depth_normalize(d, 6, 1, -3e38f, 3e38f, inv, out)
+                                : vqgan_depth_normalize(d, 6, 1, 0.0f, 0.0f, inv, out);
+            int ok = r == 0;
+            for (int i = 0; i < 6 && ok; i++) {
+                const float v = inv ? -out[i] : out[i];
+                ok = isfinite(v) && v >= -1.0f && v <= 1.0f && (i == 0 || v >= (inv ? -out[i - 1] : out[i - 1]));
+            }
+            ok = ok && (inv ? -out[0] : out[0]) == -1.0f && (inv ? -out[5] : out[5]) == 1.0f &&
+                 fabsf(out[2]) < 1e-6f;
+            CHECK(ok, "depth_normalize, values -3e38..3e38 (%s%s): finite, in [-1, 1], in order, the ends at -1 "
+                  "and 1, 0 in the middle (%g %g %g %g %g %g)", fixed ? "range -3e38:3e38" : "per-image min-max",
+                  inv ? ", inverted" : "", out[0], out[1], out[2], out[3], out[4], out[5]);
+        }
+}
+
 /* The cases run after main's set-up (the test models and their sessions). */
 static const struct test_case cases[] = {
     { "status_and_version", test_status_and_version, 0 },
     { "model_args", test_model_args, 0 },
     { "session_args", test_session_args, 0 },
     { "tokenizer_args", test_tokenizer_args, 0 },
+    { "depth_wide_range", test_depth_wide_range, 0 },
     { "sampling_args", test_sampling_args, 0 },
     { "still_working", test_still_working, 0 },
     { "file_changed_after_load", test_file_changed_after_load, 0 },

@@ -591,6 +591,23 @@ static void test_steady(void)
           "steady: cells at least %d cells from every changed token keep the previous pixels (%ld cells, %ld of them "
           "would have changed in a fresh decode), the others are the fresh decode (%ld cells)",
           R, kept, kept_flicker, fresh);
+    /* a new mode starts afresh: steady's picture of tokens with one change is
+     * a blend; after a switch to reuse, the same tokens decode to the fresh
+     * picture, not to the blend remembered from steady */
+    if (rc == 0) {
+        memcpy(tprev, ts, sizeof(int32_t) * n);
+        tprev[n / 2] = (tprev[n / 2] + 1) % info.image_codes;
+        rc = vqgan_decode(sty, ts, gw, gh, ps, W * 3);
+        rc |= vqgan_decode(sty, tprev, gw, gh, ps, W * 3);
+        rc |= vqgan_decode(off, tprev, gw, gh, po, W * 3);
+        const int blended = rc == 0 && memcmp(ps, po, (size_t)W * H * 3) != 0;
+        sp.temporal = VQGAN_TEMPORAL_REUSE;
+        rc |= vqgan_session_set_params(sty, &sp);
+        rc |= vqgan_decode(sty, tprev, gw, gh, ps, W * 3);
+        CHECK(rc == 0 && blended && !memcmp(ps, po, (size_t)W * H * 3),
+              "steady then reuse: the same tokens decode to the fresh picture, not steady's blend (%s)",
+              rc ? vqgan_last_error() : blended ? "" : "steady's picture was not a blend");
+    }
     free(lab); free(ps); free(po); free(prev); free(c); free(ts); free(to); free(tprev);
     vqgan_session_free(off);
     vqgan_session_free(sty);
