@@ -40,7 +40,12 @@ int vq_sequence_sample_hooked(const struct vq_gpt *gpt, const struct vq_window_p
                         first_token, gpt->vocab - 1);
     if ((r = vq_check_given(gpt, p, gw, gh))) return r;
     if ((r = vq_sampler_init(&smp, &p->sampling, gpt->vocab))) return r;
-    if (!h->dry_run && (r = vq_kv_cache_init(&cache, gpt, n))) goto end;
+    /* kept cells after the last sampled one predict nothing: they are copied,
+     * not fed (an all-zero mask feeds nothing) */
+    int last = n - 1;
+    if (p->mask)
+        while (last >= 0 && !p->mask[last]) last--;
+    if (!h->dry_run && last >= 0 && (r = vq_kv_cache_init(&cache, gpt, last + 1))) goto end;
     if (!(logits = malloc(sizeof(float) * (size_t)gpt->vocab))) {
         r = vq_error(VQGAN_ERR_NOMEM, "sampling: out of memory");
         goto end;
@@ -52,21 +57,26 @@ int vq_sequence_sample_hooked(const struct vq_gpt *gpt, const struct vq_window_p
     for (int k = 0; k < n; k++) {
         const struct vq_draw_key key = { stream, k / gw, k % gw };
         const int keep = p->mask && !p->mask[k];
-        fed++;
-        if (h->trace)
-            h->trace(h->trace_opaque, 0, 0, k, 1);
-        if (h->dry_run) {
-            tokens[k] = 0;
-        } else if (keep) {
-            /* a kept cell's token is fed after it, its logits are not needed */
-            if ((r = vq_gpt_forward(p->exec, gpt, &cache, &in, 1, 1, NULL))) goto end;
-        } else {
-            if ((r = vq_gpt_forward(p->exec, gpt, &cache, &in, 1, 0, logits))) goto end;
-            tokens[k] = vq_sample_token(&smp, logits, key);
-        }
-        if (keep) {
-            tokens[k] = p->given[k];
+        if (k > last) {
+            tokens[k] = h->dry_run ? 0 : p->given[k];
             kept++;
+        } else {
+            fed++;
+            if (h->trace)
+                h->trace(h->trace_opaque, 0, 0, k, 1);
+            if (h->dry_run) {
+                tokens[k] = 0;
+            } else if (keep) {
+                /* a kept cell's token is fed after it, its logits are not needed */
+                if ((r = vq_gpt_forward(p->exec, gpt, &cache, &in, 1, 1, NULL))) goto end;
+            } else {
+                if ((r = vq_gpt_forward(p->exec, gpt, &cache, &in, 1, 0, logits))) goto end;
+                tokens[k] = vq_sample_token(&smp, logits, key);
+            }
+            if (keep) {
+                tokens[k] = p->given[k];
+                kept++;
+            }
         }
         in = tokens[k];
         done++;

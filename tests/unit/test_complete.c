@@ -212,6 +212,7 @@ static void test_sequence_masked(void)
     uint8_t mask[25];
     random_tokens(given, n, g->vocab, 71);
     make_mask(mask, MASK_RANDOM, gw, gh, 72);
+    mask[n - 2] = mask[n - 1] = 0;                 /* kept cells after the last sampled one */
     struct vq_window_params p;
     memset(&p, 0, sizeof(p));
     p.sampling = topk;
@@ -240,6 +241,22 @@ static void test_sequence_masked(void)
     free(logits);
     CHECK(rc == 0 && same && st.positions_kept == kept && st.positions_sampled == n - kept,
           "class-conditional 5x5 sequence with %d kept cells: sampled cells equal full forwards", kept);
+    /* kept cells after the last sampled one predict nothing: not fed */
+    int last = n - 1;
+    while (last >= 0 && !mask[last]) last--;
+    int32_t tail[25];
+    memcpy(tail, got, sizeof(tail));
+    for (int k = last + 1; k < n; k++) tail[k] = given[k];
+    CHECK(rc == 0 && st.transformer_tokens == last + 1 && !memcmp(got, tail, sizeof(tail)),
+          "class-conditional 5x5 sequence, last sampled cell %d: %d positions fed (%lld), the rest kept", last,
+          last + 1, (long long)st.transformer_tokens);
+    uint8_t none[25] = { 0 };
+    p.mask = none;
+    rc = vq_sequence_sample(g, &p, 7, VQ_STREAM_CLASS(7), gw, gh, got, &st);
+    CHECK(rc == 0 && !memcmp(got, given, sizeof(given)) && st.transformer_tokens == 0 && st.positions_kept == n &&
+          st.positions_sampled == 0, "class-conditional 5x5 sequence, all-zero mask: the given tokens, nothing "
+          "through the transformer (%lld fed)", (long long)st.transformer_tokens);
+    p.mask = mask;
     given[3] = g->vocab;
     mask[3] = 0;
     CHECK(vq_sequence_sample(g, &p, 7, VQ_STREAM_CLASS(7), gw, gh, got, &st) == VQGAN_ERR_INVALID,
