@@ -151,8 +151,10 @@ struct vqgan_model_info {
     int sos_token;            /* unconditional: the start token              */
     int vocab_size;           /* transformer vocabulary                      */
     int block_size;           /* transformer context                         */
-    int window;               /* sliding-window side w in tokens (0: the block
-                                 is not 2*w*w / 1 + w*w: no sliding window)   */
+    int window;               /* sliding-window side w in tokens: spatial
+                                 conditions block = 2*w*w; class or start
+                                 token the largest w with w*w <= block; 0:
+                                 no transformer                              */
     int n_layer, n_head, n_embd;
     int image_quantizer;      /* enum vqgan_quantizer of the first stage     */
 };
@@ -172,7 +174,8 @@ VQGAN_API int vqgan_model_label_color(const struct vqgan_model *model, int label
 
 /* ---- session ----------------------------------------------------------- */
 /* Returns nonzero to cancel the running call (it then fails with
- * VQGAN_ERR_CANCELLED). done/total count token positions. */
+ * VQGAN_ERR_CANCELLED). done/total count token positions (a grid narrower
+ * than the window: its padded columns too, as stats.positions_sampled). */
 typedef int (*vqgan_progress_callback)(void *opaque, int64_t done, int64_t total);
 
 struct vqgan_session_params {
@@ -333,11 +336,12 @@ VQGAN_API int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, i
 VQGAN_API int vqgan_sample_conditional(struct vqgan_session *s, const int32_t *cond_tokens,
                              int gw, int gh, int32_t *tokens);
 /* Class-conditional (class_id) or unconditional (class_id ignored) models:
- * sample gw x gh tokens. A grid of at most block_size - 1 tokens is one
+ * sample gw x gh tokens. A grid of at most block_size tokens is one
  * sequence [token] + the grid in raster order (the reference's
- * sample_with_past); a larger one slides a w x w window (block_size =
- * 1 + w*w) with the segmentation case's schedule, the one class or start
- * token as the whole condition (docs/sampling.md). */
+ * sample_with_past: the last token is predicted, never fed); a larger one
+ * slides a w x w window (info.window: the largest w with w*w <= block_size)
+ * with the segmentation case's schedule, the one class or start token as the
+ * whole condition (docs/sampling.md). */
 VQGAN_API int vqgan_sample_unconditional(struct vqgan_session *s, int class_id, int gw, int gh,
                                int32_t *tokens);
 
@@ -356,7 +360,9 @@ VQGAN_API int vqgan_sample_masked(struct vqgan_session *s, const int32_t *cond_t
 
 /* Statistics of the last sampling call on this session. */
 struct vqgan_sample_stats {
-    int64_t positions_sampled;   /* grid positions whose token was drawn      */
+    int64_t positions_sampled;   /* grid positions whose token was drawn (a
+                                    grid narrower than the window: with its
+                                    padded columns, docs/sampling.md)         */
     int64_t positions_reused;    /* taken from the previous frame (temporal)  */
     int64_t transformer_tokens;  /* positions pushed through the transformer  */
     int64_t positions_shared;    /* condition positions whose keys and values
@@ -371,7 +377,8 @@ struct vqgan_sample_stats {
                                     its n_threads, capped by its share of the
                                     cores while other calls were running      */
     int64_t positions_kept;      /* completion: cells that kept their given
-                                    token (vqgan_sample_masked)               */
+                                    token (vqgan_sample_masked; padded columns
+                                    count as above)                           */
 };
 VQGAN_API int vqgan_session_get_stats(const struct vqgan_session *s, struct vqgan_sample_stats *st);
 

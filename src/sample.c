@@ -56,7 +56,7 @@ static int sample_any(struct vqgan_session *s, const char *what, const int32_t *
     if (!m->gpt.present)
         return vq_error(VQGAN_ERR_UNSUPPORTED, "%s: the model has no transformer", model_name(m));
     if (!tokens)
-        return vq_error(VQGAN_ERR_INVALID, "%s: NULL token buffer", what);
+        return vq_error(VQGAN_ERR_INVALID, "%s: NULL output token buffer", what);
     struct vq_window_params p = session_params(s);
     p.given = given;
     p.mask = mask;
@@ -98,7 +98,7 @@ static int vqgan_sample_conditional_impl(struct vqgan_session *s, const int32_t 
     }
     if (!cond_tokens) {
         memset(&s->stats, 0, sizeof(s->stats));
-        return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_conditional: NULL token buffer");
+        return vq_error(VQGAN_ERR_INVALID, "vqgan_sample_conditional: NULL condition tokens");
     }
     return sample_any(s, "vqgan_sample_conditional", cond_tokens, 0, NULL, NULL, gw, gh, tokens);
 }
