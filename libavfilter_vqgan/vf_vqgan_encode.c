@@ -186,19 +186,17 @@ static int query_formats(const AVFilterContext *ctx,
                          AVFilterFormatsConfig **cfg_out)
 {
     const VQGANEncodeContext *s = ctx->priv;
-    /* Palette pictures hold their labels as the palette indices. */
-    /* Colour-coded label pictures too (read with palette= or the model's);
-     * depth maps come as gray8, gray16 or grayf32 (the model, loaded later,
-     * decides which are accepted: checked in config_output). */
-    static const enum AVPixelFormat cond_fmts[]  = { AV_PIX_FMT_GRAY8, AV_PIX_FMT_PAL8, AV_PIX_FMT_RGB24,
-                                                     AV_PIX_FMT_BGR24, AV_PIX_FMT_RGBA, AV_PIX_FMT_GRAY16LE,
-                                                     AV_PIX_FMT_GRAY16BE, AV_PIX_FMT_GRAYF32LE,
-                                                     AV_PIX_FMT_GRAYF32BE, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat image_fmts[] = { AV_PIX_FMT_RGB24, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat token_fmts[] = { VQGAN_TOKEN_PIX_FMT, AV_PIX_FMT_NONE };
     int ret;
 
-    ret = ff_formats_ref(ff_make_pixel_format_list(s->stage != STAGE_COND ? image_fmts : cond_fmts),
+    /* stage=cond: the model, loaded later, decides what it takes (label ids
+     * in gray8 or pal8, colour-coded labels, depth maps in gray8, gray16 or
+     * grayf32, anything for coordinates): checked in config_output rather
+     * than converted behind the user's back (a yuv label video converted to
+     * rgb24 would be read as colours). */
+    ret = ff_formats_ref(s->stage != STAGE_COND ? ff_make_pixel_format_list(image_fmts) :
+                         ff_formats_pixdesc_filter(0, AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BITSTREAM),
                          &cfg_in[0]->formats);
     if (ret < 0)
         return ret;
@@ -225,7 +223,8 @@ static int check_cond_format(AVFilterContext *ctx, int format)
     }
     if (s->common.info.cond_kind == VQGAN_COND_DEPTH && !ff_vqgan_is_depth_format(format)) {
         av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: model '%s' is depth-conditioned "
-               "and takes depth maps (gray8, gray16, grayf32)%s.\n", av_get_pix_fmt_name(format),
+               "and takes depth maps (gray8, gray16, grayf32)%s. Insert format=gray16 for a grey "
+               "depth video stored in another format.\n", av_get_pix_fmt_name(format),
                s->common.model_path, format == AV_PIX_FMT_PAL8 ? ", not segmentation labels" : "");
         return AVERROR(EINVAL);
     }

@@ -206,9 +206,16 @@ static av_cold int init_inputs(AVFilterContext *ctx)
                "not mode=decode.\n", s->complete == COMPLETE_MASK ? "mask" : "alpha");
         return AVERROR(EINVAL);
     }
-    if (s->output == OUTPUT_TOKENS && s->mode == MODE_DECODE) {
-        av_log(ctx, AV_LOG_ERROR, "output=tokens with mode=decode would return its input; "
-               "use output=tokens with mode=sample.\n");
+    if (s->complete != COMPLETE_OFF && s->mode == MODE_ORIGIN) {
+        av_log(ctx, AV_LOG_ERROR, "complete=%s samples the masked cells: it needs mode=sample; "
+               "mode=origin samples nothing (it passes its input through).\n",
+               s->complete == COMPLETE_MASK ? "mask" : "alpha");
+        return AVERROR(EINVAL);
+    }
+    if (s->output == OUTPUT_TOKENS && s->mode != MODE_SAMPLE) {
+        av_log(ctx, AV_LOG_ERROR, "output=tokens with mode=%s has no image tokens to output "
+               "(%s); use output=tokens with mode=sample.\n", s->mode == MODE_DECODE ? "decode" : "origin",
+               s->mode == MODE_DECODE ? "it would return its input" : "it samples nothing");
         return AVERROR(EINVAL);
     }
     if (s->complete == COMPLETE_OFF && (s->mask_grow || s->feather))
@@ -344,9 +351,10 @@ static int load_model(AVFilterContext *ctx)
                    s->common.model_path);
             return AVERROR(EINVAL);
         }
-        ret = ff_vqgan_parse_label_map(ctx, s->common.map, s->common.info.n_labels, s->common.label_map);
+        ret = ff_vqgan_parse_label_options(ctx, &s->common, s->common.label_map, &s->common.palette);
         if (ret < 0)
             return ret;
+        s->common.have_palette = ret;
     }
 
     s->progress.log_ctx = ctx;
@@ -378,6 +386,7 @@ static int query_formats(const AVFilterContext *ctx,
     static const enum AVPixelFormat out_fmts[]   = { AV_PIX_FMT_RGB24, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat rgb_fmts[]   = { AV_PIX_FMT_RGB24, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat origin_fmts[] = { AV_PIX_FMT_GRAY8, AV_PIX_FMT_PAL8,
+                                                      AV_PIX_FMT_RGB24, AV_PIX_FMT_BGR24, AV_PIX_FMT_RGBA,
                                                       VQGAN_TOKEN_PIX_FMT, AV_PIX_FMT_NONE };
     AVFilterFormats *in;
     int ret;
@@ -660,15 +669,17 @@ bad_format:
     if (s->mode == MODE_SAMPLE && ff_vqgan_is_depth_format(inlink->format)) {
         /* gray8 and native gray16 are labels and tokens here: the rest is depth */
         av_log(ctx, AV_LOG_ERROR, "Input format %s looks like a depth map, but model '%s' "
-               "is segmentation-conditional: it takes gray8 (or pal8) labels or gray16 condition "
-               "tokens. Depth maps need a depth-conditioned model (D-RIN).\n",
+               "is segmentation-conditional: it takes gray8 (or pal8) labels, rgb24, bgr24 or rgba "
+               "colour-coded labels (with a palette) or gray16 condition tokens. Depth maps need a "
+               "depth-conditioned model (D-RIN).\n",
                av_get_pix_fmt_name(inlink->format), s->common.model_path);
         return AVERROR(EINVAL);
     }
     av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: %s. Insert format=gray8 "
            "for label pictures.\n", av_get_pix_fmt_name(inlink->format),
            s->mode == MODE_DECODE ? "mode=decode takes gray16 image tokens from vqgan_encode" :
-           "a segmentation-conditional model takes gray8 (or pal8) labels or gray16 condition tokens");
+           "a segmentation-conditional model takes gray8 (or pal8) labels, rgb24, bgr24 or rgba "
+           "colour-coded labels (with a palette) or gray16 condition tokens");
     return AVERROR(EINVAL);
 }
 
@@ -728,6 +739,29 @@ static int read_tokens(AVFilterContext *ctx, const AVFrame *in, int32_t *dst,
     return 0;
 }
 
+/* The frame's statistics as lavfi.vqgan.* metadata (ffprobe -show_frames,
+ * the metadata filter). tokens: sampled (mode=sample) or decoded tokens. */
+static int set_stats_metadata(AVFrame *out, const struct vqgan_sample_stats *st,
+                              double secs, int64_t tokens)
+{
+    char buf[64];
+    int ret;
+
+#define SET(key, ...) do {                                                   \
+        snprintf(buf, sizeof(buf), __VA_ARGS__);                             \
+        if ((ret = av_dict_set(&out->metadata, "lavfi.vqgan." key, buf, 0)) < 0) \
+            return ret;                                                      \
+    } while (0)
+    SET("sampled", "%"PRId64, st->positions_sampled);
+    SET("reused", "%"PRId64, st->positions_reused);
+    SET("shift_x", "%d", st->shift_x);
+    SET("shift_y", "%d", st->shift_y);
+    SET("seconds", "%.6f", secs);
+    SET("tokens_per_second", "%.1f", secs > 0 ? tokens / secs : 0.0);
+#undef SET
+    return 0;
+}
+
 /* output=tokens: send s->tokens as a gray16 token map with the properties
  * of props and the timestamp pts, the metadata vqgan_encode=stage=image
  * writes, and the frame's log line. */
@@ -760,6 +794,10 @@ static int tokens_out(AVFilterContext *ctx, const AVFrame *props, int64_t pts,
     av_dict_set(&out->metadata, VQGAN_META_MODEL, s->common.model_id, 0);
     av_dict_set(&out->metadata, VQGAN_META_FACTOR, factor, 0);
     secs = (av_gettime_relative() - t0) / 1e6;
+    if ((ret = set_stats_metadata(out, stats, secs, stats->positions_sampled)) < 0) {
+        av_frame_free(&out);
+        return ret;
+    }
     av_log(ctx, AV_LOG_INFO, "frame %"PRId64": %"PRId64" tokens sampled, %"PRId64" reused "
            "in %.3f s, %dx%d tokens out\n", s->common.frame_count, stats->positions_sampled,
            stats->positions_reused, secs, s->gw, s->gh);
@@ -820,29 +858,6 @@ static int origin_frame(AVFilterContext *ctx, AVFrame *in)
     return ff_filter_frame(ctx->outputs[0], in);
 }
 
-/* The frame's statistics as lavfi.vqgan.* metadata (ffprobe -show_frames,
- * the metadata filter). tokens: sampled (mode=sample) or decoded tokens. */
-static int set_stats_metadata(AVFrame *out, const struct vqgan_sample_stats *st,
-                              double secs, int64_t tokens)
-{
-    char buf[64];
-    int ret;
-
-#define SET(key, ...) do {                                                   \
-        snprintf(buf, sizeof(buf), __VA_ARGS__);                             \
-        if ((ret = av_dict_set(&out->metadata, "lavfi.vqgan." key, buf, 0)) < 0) \
-            return ret;                                                      \
-    } while (0)
-    SET("sampled", "%"PRId64, st->positions_sampled);
-    SET("reused", "%"PRId64, st->positions_reused);
-    SET("shift_x", "%d", st->shift_x);
-    SET("shift_y", "%d", st->shift_y);
-    SET("seconds", "%.6f", secs);
-    SET("tokens_per_second", "%.1f", secs > 0 ? tokens / secs : 0.0);
-#undef SET
-    return 0;
-}
-
 /* A runtime command (sendcmd, zmq): applied between frames through
  * vqgan_session_set_params; a value the option or the model refuses is
  * reported and every option keeps its old value. */
@@ -869,7 +884,7 @@ static int process_command(AVFilterContext *ctx, const char *cmd, const char *ar
                "range 0..%d.\n", s->class_id, s->common.model_path, s->common.info.n_classes - 1);
         goto refused;
     }
-    if (s->mode == MODE_SAMPLE && s->common.info.cond_kind == VQGAN_COND_SEGMENTATION &&
+    if (s->mode != MODE_DECODE && s->common.info.cond_kind == VQGAN_COND_SEGMENTATION &&
         (ret = ff_vqgan_command_labels(ctx, &s->common, &t)) < 0)
         goto refused;
     {
@@ -917,6 +932,19 @@ static int decode_padded(AVFilterContext *ctx)
     return ret < 0 ? decode_failed(ctx, ret) : 0;
 }
 
+/* The label ids of a label frame (grey ids, pal8 indices or colours through
+ * the palette) into s->labels, lw x lh; an AVERROR, logged, on failure. */
+static int prepare_labels(AVFilterContext *ctx, const AVFrame *in)
+{
+    VQGANSynthContext *s = ctx->priv;
+
+    if (ff_vqgan_is_color_label_format(in->format))
+        return ff_vqgan_prepare_color_labels(ctx, in, &s->common.palette, s->common.label_map,
+                                             s->common.info.n_labels, s->labels, s->lw, s->lw, s->lh);
+    return ff_vqgan_prepare_labels(ctx, in, s->common.label_map, s->common.info.n_labels,
+                                   s->labels, s->lw, s->lw, s->lh);
+}
+
 static int filter_frame(AVFilterLink *inlink, AVFrame *in)
 {
     AVFilterContext *ctx = inlink->dst;
@@ -952,13 +980,7 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
             ret = AVERROR(ENOMEM);
             goto fail;
         }
-        if (ff_vqgan_is_color_label_format(in->format))
-            ret = ff_vqgan_prepare_color_labels(ctx, in, &s->common.palette, s->common.label_map, s->common.info.n_labels,
-                                                s->labels, s->lw, s->lw, s->lh);
-        else
-            ret = ff_vqgan_prepare_labels(ctx, in, s->common.label_map, s->common.info.n_labels,
-                                          s->labels, s->lw, s->lw, s->lh);
-        if (ret < 0)
+        if ((ret = prepare_labels(ctx, in)) < 0)
             goto fail;
         step = "encoding the labels of";
         ret = vqgan_encode_labels(s->common.session, s->labels, s->lw, s->lw, s->lh, s->cond, NULL);
@@ -1093,9 +1115,7 @@ static int complete_condition(AVFilterContext *ctx, const AVFrame *in, const int
         av_fast_malloc(&s->labels, &s->labels_size, (size_t)s->lw * s->lh);
         if (!s->labels)
             return AVERROR(ENOMEM);
-        ret = ff_vqgan_prepare_labels(ctx, in, s->common.label_map, s->common.info.n_labels,
-                                      s->labels, s->lw, s->lw, s->lh);
-        if (ret < 0)
+        if ((ret = prepare_labels(ctx, in)) < 0)
             return ret;
         ret = vqgan_encode_labels(s->common.session, s->labels, s->lw, s->lw, s->lh, s->cond, NULL);
         if (ret < 0) {
@@ -1135,8 +1155,14 @@ static int complete_frame(FFFrameSync *fs)
         (ret = ff_framesync_get_frame(fs, 1, &pic, 0)) < 0 ||
         (!alpha && (ret = ff_framesync_get_frame(fs, 2, &mask, 0)) < 0))
         return ret;
-    if (!cin || !pic || (!alpha && !mask))
-        return AVERROR_BUG; /* every input is extended (EXT_INFINITY) or ends all (EXT_STOP) */
+    if (!cin || !pic || (!alpha && !mask)) {
+        /* an input that ended before its first frame (the others are
+         * extended after their last) */
+        av_log(ctx, AV_LOG_ERROR, "complete=%s: the %s input (input %d) ended before its first frame; "
+               "every input needs at least one.\n", alpha ? "alpha" : "mask",
+               !cin ? "condition" : !pic ? "picture" : "mask", !cin ? 0 : !pic ? 1 : 2);
+        return AVERROR(EINVAL);
+    }
     pts = av_rescale_q(fs->pts, fs->time_base, outlink->time_base);
     if (pic->width != s->pic_w || pic->height != s->pic_h || pic->format != s->pic_format ||
         (mask && (mask->width != s->pic_w || mask->height != s->pic_h ||
@@ -1230,6 +1256,8 @@ static int complete_frame(FFFrameSync *fs)
 
     {
         double secs = (av_gettime_relative() - t0) / 1e6;
+        if ((ret = set_stats_metadata(out, &stats, secs, stats.positions_sampled)) < 0)
+            goto fail;
         av_log(ctx, AV_LOG_INFO, "frame %"PRId64": %d of %d cells masked, %d kept tokens "
                "changed; %"PRId64" tokens sampled, %"PRId64" reused in %.3f s, %dx%d %s\n",
                s->common.frame_count, cells, total, kept_changed, stats.positions_sampled,

@@ -74,6 +74,15 @@ ffcheck "output=tokens: the completed tokens equal complete/indices.npy" \
     "$TMP/tok.raw" "$C/indices.npy" tokens \
     -i "$C/labels.png" -i "$C/picture.png" -i "$C/mask.png" \
     -filter_complex "$GRAPH:top_k=1:output=tokens" $RAW16 "$TMP/tok.raw"
+# every output frame carries its statistics (docs/filters.md), completion's and token maps' too
+ff -i "$C/labels.png" -i "$C/picture.png" -i "$C/mask.png" \
+    -filter_complex "$GRAPH:top_k=1,metadata=mode=print:file=$TMP/meta-cpl.txt" -f null -
+ff -i "$C/labels.png" -i "$C/picture.png" -i "$C/mask.png" \
+    -filter_complex "$GRAPH:top_k=1:output=tokens,metadata=mode=print:file=$TMP/meta-tok.txt" -f null -
+for k in sampled reused shift_x shift_y seconds tokens_per_second; do
+    check "complete=1 and output=tokens frames carry lavfi.vqgan.$k" \
+        sh -c "grep -q 'lavfi.vqgan.$k=' '$TMP/meta-cpl.txt' && grep -q 'lavfi.vqgan.$k=' '$TMP/meta-tok.txt'"
+done
 check "output=tokens: kept cells equal complete/picture_indices.npy, the others were sampled" \
     "$PYTHON" -c '
 import sys, numpy as np

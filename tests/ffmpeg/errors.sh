@@ -57,6 +57,18 @@ fails "condition tokens fed to mode=decode" "Input holds cond tokens.*mode=decod
     -i "$LABELS" -vf "vqgan_encode=model=$COND:stage=cond,vqgan_synth=model=$COND:mode=decode" -f null -
 fails "RGB picture fed to a segmentation model" "Input format rgb24 holds colour-coded labels, and the model carries no palette: set palette=FILE.*format=gray8" \
     -i "$X" -vf "vqgan_synth=model=$COND" -f null -
+fails "mode=origin with output=tokens" "output=tokens with mode=origin has no image tokens to output" \
+    -i "$LABELS" -vf "vqgan_synth=model=$COND:mode=origin:output=tokens" -f null -
+fails "mode=origin with complete=" "complete=alpha samples the masked cells: it needs mode=sample; mode=origin" \
+    -i "$LABELS" -i "$X" -filter_complex "[0][1]vqgan_synth=model=$COND:complete=alpha:mode=origin" -f null -
+fails "complete= with a condition input that has no frame" "the condition input \(input 0\) ended before its first frame" \
+    -i "$LABELS" -f lavfi -i color=s=128x72:d=0.04 \
+    -filter_complex "[0]trim=end_frame=0[c];[1]format=rgba[p];[c][p]vqgan_synth=model=$COND:complete=alpha" -f null -
+# stage=cond: a yuv label video is refused, not converted to rgb24 and read as colours
+fails "vqgan_encode=stage=cond on yuv444p labels" "Input format yuv444p cannot be used.*segmentation-conditional.*format=gray8" \
+    -i "$LABELS" -vf "format=yuv444p,vqgan_encode=model=$COND:stage=cond" -f null -
+fails "vqgan_encode=stage=cond, depth model, an rgb24 picture" "Input format rgb24 cannot be used.*depth-conditioned.*format=gray16" \
+    -i "$X" -vf "vqgan_encode=model=$(model depth):stage=cond" -f null -
 
 st=$(run_status "$FFMPEG" -nostdin -hide_banner -loglevel error -y -f rawvideo -pix_fmt gray8 -s 64x48 \
     -i "$TMP/unknown.gray" -vf "vqgan_synth=model=$COND:top_k=1:map=200=3" -f null -)

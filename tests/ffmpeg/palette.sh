@@ -28,6 +28,11 @@ for i in range(1, 5):
 # every label once, for the round trip: 182 ids in a 14x13 block
 Image.fromarray(np.arange(182, dtype=np.uint8).reshape(13, 14).repeat(16, 0).repeat(16, 1)).save(f"{tmp}/all-ids.png")
 Image.fromarray(colorize(np.array(Image.open(f"{tmp}/all-ids.png")))).save(f"{tmp}/all-rgb.png")
+# complete=: a mask over the left half, a picture of horizontal bands
+m = np.zeros((32, 64), np.uint8)
+m[:, :32] = 255
+Image.fromarray(m).save(f"{tmp}/half.png")
+Image.fromarray(np.repeat(np.linspace(0, 255, 32).astype(np.uint8)[:, None, None], 64, 1).repeat(3, 2)).save(f"{tmp}/bands.png")
 PY
 check "colour label pictures written by tools/colorize_labels.py" test -f "$TMP/rgb4.png"
 
@@ -75,6 +80,18 @@ check "the default model's own palette reads the rgb24 pictures as the gray8 ids
     [ "$(frames "$TMP/gray.md5" | cut -d, -f6)" = "$(frames "$TMP/model-pal.md5" | cut -d, -f6)" ]
 ff -i "$TMP/all-rgb.png" -vf "format=rgb24,vqgan_encode=model=$MODEL:stage=cond" -f rawvideo -pix_fmt gray16le "$TMP/all-model.tok"
 check "vqgan_encode with the model's palette: the same tokens for all 182 labels" cmp -s "$TMP/all-gray.tok" "$TMP/all-model.tok"
+# complete= reads colour labels through the palette too (it read their bytes as ids)
+ff -i "$TMP/ids1.png" -i "$TMP/bands.png" -i "$TMP/half.png" \
+    -filter_complex "[0]format=gray8[c];[2]format=gray8[m];[c][1][m]$SYN:complete=1" -f framemd5 "$TMP/cpl-gray.md5"
+ff -i "$TMP/rgb1.png" -i "$TMP/bands.png" -i "$TMP/half.png" \
+    -filter_complex "[0]format=rgb24[c];[2]format=gray8[m];[c][1][m]$SYN:complete=1" -f framemd5 "$TMP/cpl-rgb.md5"
+check "complete=1: rgb24 palette labels give the frame of gray8 ids" \
+    [ "$(frames "$TMP/cpl-gray.md5" | wc -l)" -eq 1 ] && [ "$(frames "$TMP/cpl-gray.md5" | cut -d, -f6)" = "$(frames "$TMP/cpl-rgb.md5" | cut -d, -f6)" ]
+# mode=origin (the farm's pre-pass) reads colour labels too: the same origins
+ff -i "$TMP/ids%d.png" -vf "format=gray8,vqgan_synth=model=$MODEL:mode=origin,metadata=mode=print:file=$TMP/origin-gray.txt" -f null -
+ff -i "$TMP/rgb%d.png" -vf "format=rgb24,vqgan_synth=model=$MODEL:mode=origin,metadata=mode=print:file=$TMP/origin-rgb.txt" -f null -
+check "mode=origin: rgb24 palette labels give the origins of gray8 ids (4 frames)" \
+    [ "$(grep -c origin_x "$TMP/origin-gray.txt")" -eq 4 ] && [ "$(grep origin_ "$TMP/origin-gray.txt")" = "$(grep origin_ "$TMP/origin-rgb.txt")" ]
 # A model without a palette (the golden conditional model) refuses colour labels.
 ff -i "$GOLDEN/conditional/labels.png" -vf "format=rgb24,vqgan_synth=model=$(model conditional):top_k=1" -f null -
 check "rgb24 labels, no palette= and none in the model: refused, naming the palette option" \
