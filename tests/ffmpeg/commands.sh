@@ -34,7 +34,7 @@ for bad in "top_p 5" "temperature 0" "top_k 100000" "fast 1000" "map 3=999"; do
     ff -loglevel error $IN -vf "$PRE,sendcmd=c='0.25 vqgan_synth $bad',$SYN:seed=1" -f framemd5 "$TMP/bad"
     st=$?
     check "runtime $bad: refused, the run continues (exit 0, 6 frames)" \
-        [ $st -eq 0 ] && [ "$(frames "$TMP/bad" | wc -l)" -eq 6 ]
+        eval '[ $st -eq 0 ] && [ "$(frames "$TMP/bad" | wc -l)" -eq 6 ]'
     check "runtime $bad: the message says the old value is kept" \
         grep -q "Command ${bad% *}=${bad#* } refused; the old value is kept" "$TMP/stderr"
     check "runtime $bad: every frame as without the command" [ "$(md5s "$TMP/bad" 0 5)" = "$(md5s "$TMP/seed1" 0 5)" ]
@@ -48,7 +48,7 @@ n=$(grep -c '^frames\.frame\.[0-9]*\.media_type="video"' "$TMP/probe")
 check "ffprobe -show_frames: 4 frames" [ "$n" -eq 4 ]
 for key in sampled reused shift_x shift_y seconds tokens_per_second; do
     c=$(grep -c "^frames\.frame\.[0-9]*\.tags\.lavfi_vqgan_$key=" "$TMP/probe")
-    check "ffprobe -show_frames: lavfi.vqgan.$key on every frame ($c of $n)" [ "$c" -eq "$n" ] && [ "$n" -gt 0 ]
+    check "ffprobe -show_frames: lavfi.vqgan.$key on every frame ($c of $n)" eval '[ "$c" -eq "$n" ] && [ "$n" -gt 0 ]'
 done
 # frame 0: what the filter's log line says it sampled; frame 1 (reuse, same labels shifted) some reused
 ff -loglevel info $IN -frames:v 1 -vf "$PRE,$SYN:seed=1" -f null -

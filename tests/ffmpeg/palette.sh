@@ -39,7 +39,7 @@ check "colour label pictures written by tools/colorize_labels.py" test -f "$TMP/
 ff -i "$TMP/ids%d.png" -vf "format=gray8,$SYN" -f framemd5 "$TMP/gray.md5"
 ff -i "$TMP/rgb%d.png" -vf "format=rgb24,$SYN:palette=$LEGEND" -f framemd5 "$TMP/rgb.md5"
 check "vqgan_synth: rgb24 palette pictures give the frames of gray8 ids" \
-    [ "$(frames "$TMP/gray.md5" | wc -l)" -eq 4 ] && [ "$(frames "$TMP/gray.md5" | cut -d, -f6)" = "$(frames "$TMP/rgb.md5" | cut -d, -f6)" ]
+    eval '[ "$(frames "$TMP/gray.md5" | wc -l)" -eq 4 ] && [ "$(frames "$TMP/gray.md5" | cut -d, -f6)" = "$(frames "$TMP/rgb.md5" | cut -d, -f6)" ]'
 ff -i "$TMP/rgb%d.png" -vf "format=bgr24,$SYN:palette=$LEGEND" -f framemd5 "$TMP/bgr.md5"
 check "vqgan_synth: bgr24 the same" [ "$(frames "$TMP/gray.md5" | cut -d, -f6)" = "$(frames "$TMP/bgr.md5" | cut -d, -f6)" ]
 ff -i "$TMP/rgb%d.png" -vf "format=rgba,$SYN:palette=$LEGEND" -f framemd5 "$TMP/rgba.md5"
@@ -86,12 +86,12 @@ ff -i "$TMP/ids1.png" -i "$TMP/bands.png" -i "$TMP/half.png" \
 ff -i "$TMP/rgb1.png" -i "$TMP/bands.png" -i "$TMP/half.png" \
     -filter_complex "[0]format=rgb24[c];[2]format=gray8[m];[c][1][m]$SYN:complete=1" -f framemd5 "$TMP/cpl-rgb.md5"
 check "complete=1: rgb24 palette labels give the frame of gray8 ids" \
-    [ "$(frames "$TMP/cpl-gray.md5" | wc -l)" -eq 1 ] && [ "$(frames "$TMP/cpl-gray.md5" | cut -d, -f6)" = "$(frames "$TMP/cpl-rgb.md5" | cut -d, -f6)" ]
+    eval '[ "$(frames "$TMP/cpl-gray.md5" | wc -l)" -eq 1 ] && [ "$(frames "$TMP/cpl-gray.md5" | cut -d, -f6)" = "$(frames "$TMP/cpl-rgb.md5" | cut -d, -f6)" ]'
 # mode=origin (the farm's pre-pass) reads colour labels too: the same origins
 ff -i "$TMP/ids%d.png" -vf "format=gray8,vqgan_synth=model=$MODEL:mode=origin,metadata=mode=print:file=$TMP/origin-gray.txt" -f null -
 ff -i "$TMP/rgb%d.png" -vf "format=rgb24,vqgan_synth=model=$MODEL:mode=origin,metadata=mode=print:file=$TMP/origin-rgb.txt" -f null -
 check "mode=origin: rgb24 palette labels give the origins of gray8 ids (4 frames)" \
-    [ "$(grep -c origin_x "$TMP/origin-gray.txt")" -eq 4 ] && [ "$(grep origin_ "$TMP/origin-gray.txt")" = "$(grep origin_ "$TMP/origin-rgb.txt")" ]
+    eval '[ "$(grep -c origin_x "$TMP/origin-gray.txt")" -eq 4 ] && [ "$(grep origin_ "$TMP/origin-gray.txt")" = "$(grep origin_ "$TMP/origin-rgb.txt")" ]'
 # A model without a palette (the golden conditional model) refuses colour labels.
 ff -i "$GOLDEN/conditional/labels.png" -vf "format=rgb24,vqgan_synth=model=$(model conditional):top_k=1" -f null -
 check "rgb24 labels, no palette= and none in the model: refused, naming the palette option" \
@@ -127,7 +127,7 @@ echo "# JPEG: farthest pixel from its nearest palette colour ${dist:-?}, $wrong 
 ff -i "$TMP/labels-jpeg.mkv" -vf "format=rgb24,$SYN:palette=$LEGEND:palette_match=nearest=$dist" -f framemd5 "$TMP/jpeg.md5"
 ff -i "$TMP/near%d.png" -vf "format=gray8,$SYN" -f framemd5 "$TMP/near.md5"
 check "palette_match=nearest:$dist: the 4 frames of the nearest-colour ids" \
-    [ "$(frames "$TMP/near.md5" | wc -l)" -eq 4 ] && [ "$(frames "$TMP/jpeg.md5" | cut -d, -f6)" = "$(frames "$TMP/near.md5" | cut -d, -f6)" ]
+    eval '[ "$(frames "$TMP/near.md5" | wc -l)" -eq 4 ] && [ "$(frames "$TMP/jpeg.md5" | cut -d, -f6)" = "$(frames "$TMP/near.md5" | cut -d, -f6)" ]'
 if [ "$wrong" -eq 0 ]; then
     check "palette_match=nearest:$dist: the frames of the clean video (every nearest colour is the true one)" \
         [ "$(frames "$TMP/jpeg.md5" | cut -d, -f6)" = "$(frames "$TMP/gray.md5" | cut -d, -f6)" ]
