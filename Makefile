@@ -157,7 +157,7 @@ TEST_ENV = GOLDEN=$(GOLDEN) VQ_TEST_MODELS=$(abspath $(BUILD))/test-models BUILD
 	  VQ_BROKEN_MODELS=$(abspath $(BUILD))/broken-models VQGAN_GOLDEN=$(GOLDEN)
 # farm.sh tests tools/vqgan-farm and Slurm around an ffmpeg, not the filters:
 # it runs once, in the install test (it took 200-230 s a run here).
-FFMPEG_ONCE = farm.sh
+FFMPEG_ONCE = farm.sh farm_fake.sh
 check: deps lib ffmpeg-check $(CHECK_DATA)
 	@$(TEST_ENV) FFMPEG_BINS="$(CHECK_FFMPEG_BINS)" FFMPEG_ONCE="$(FFMPEG_ONCE)" \
 	  HARDENING="$(MAKE) -s --no-print-directory check-hardening" \

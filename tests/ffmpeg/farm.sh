@@ -7,7 +7,8 @@
 #
 #  - 12 frames of samples/labels_pan.mkv in 4 tasks with temporal=follow (the
 #    origins pre-pass, then each task from its first frame's origin), joined:
-#    every frame identical (framemd5) to the one-process render;
+#    every frame identical (framemd5) to the one-process render; OUTPUT in a
+#    directory whose name holds a space and a '%';
 #  - 12 frames of samples/labels_moving.mkv, with a WAV track muxed in, in 4
 #    tasks with temporal=reuse; one task is cancelled (scancel of its array
 #    element) in the middle of its second frame: no segment counts as done,
@@ -99,7 +100,7 @@ sed 's/^/# /' "$TMP/st" | head -4
 # ---- follow: 12 frames of the pan in 4 tasks --------------------------------
 ff -i "$PAN" -frames:v 12 -vf "vqgan_synth=$SYNTH:threads=1:temporal=follow" -c:v ffv1 "$TMP/ref_pan.mkv" ||
     { notok "one-process render of labels_pan.mkv"; sed 's/^/# /' "$TMP/stderr"; }
-out=$TMP/pan.mkv
+out="$TMP/run 50%/pan.mkv"      # Slurm expands %-patterns in --output: vqgan-farm writes %%
 $FARM submit "$PAN" "$out" --frames 12 --frames-per-task 3 --ffmpeg "$FFMPEG" \
     --filter "$SYNTH:temporal=follow" >"$TMP/o" 2>&1 || { notok "submit labels_pan.mkv"; sed 's/^/# /' "$TMP/o"; }
 wait_idle 900
