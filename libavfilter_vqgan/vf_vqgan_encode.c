@@ -215,10 +215,12 @@ static int check_cond_format(AVFilterContext *ctx, int format)
         format != AV_PIX_FMT_GRAY8 && format != AV_PIX_FMT_PAL8 && !ff_vqgan_is_color_label_format(format)) {
         av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: model '%s' is "
                "segmentation-conditional and takes gray8 (or pal8) labels or colour-coded labels "
-               "(rgb24, bgr24, rgba with a palette)%s. Insert format=gray8 "
-               "for label pictures.\n", av_get_pix_fmt_name(format), s->common.model_path,
+               "(packed 8-bit RGB: rgb24, bgr24, rgba, bgr0, ..., with a palette)%s. Insert %s.\n",
+               av_get_pix_fmt_name(format), s->common.model_path,
                ff_vqgan_is_depth_format(format) ?
-               ", not depth maps (those need a depth-conditioned model)" : "");
+               ", not depth maps (those need a depth-conditioned model)" : "",
+               ff_vqgan_is_rgb_format(format) ? "format=rgb24 for colour-coded labels" :
+               "format=gray8 for label pictures");
         return AVERROR(EINVAL);
     }
     if (s->common.info.cond_kind == VQGAN_COND_DEPTH && !ff_vqgan_is_depth_format(format)) {

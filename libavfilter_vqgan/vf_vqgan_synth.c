@@ -385,15 +385,14 @@ static int query_formats(const AVFilterContext *ctx,
     static const enum AVPixelFormat token_fmts[] = { VQGAN_TOKEN_PIX_FMT, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat out_fmts[]   = { AV_PIX_FMT_RGB24, AV_PIX_FMT_NONE };
     static const enum AVPixelFormat rgb_fmts[]   = { AV_PIX_FMT_RGB24, AV_PIX_FMT_NONE };
-    static const enum AVPixelFormat origin_fmts[] = { AV_PIX_FMT_GRAY8, AV_PIX_FMT_PAL8,
-                                                      AV_PIX_FMT_RGB24, AV_PIX_FMT_BGR24, AV_PIX_FMT_RGBA,
-                                                      VQGAN_TOKEN_PIX_FMT, AV_PIX_FMT_NONE };
     AVFilterFormats *in;
     int ret;
 
-    /* mode=origin passes its input through: one list for both sides */
+    /* mode=origin passes its input through: one list for both sides, any
+     * format, checked in config_output as in sample mode (a list with
+     * rgb24 in it would let ffmpeg turn a yuv label video into colours) */
     if (s->mode == MODE_ORIGIN) {
-        in = ff_make_pixel_format_list(origin_fmts);
+        in = ff_formats_pixdesc_filter(0, AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BITSTREAM);
         if ((ret = ff_formats_ref(in, &cfg_in[0]->formats)) < 0)
             return ret;
         return ff_formats_ref(in, &cfg_out[0]->formats);
@@ -669,17 +668,19 @@ bad_format:
     if (s->mode == MODE_SAMPLE && ff_vqgan_is_depth_format(inlink->format)) {
         /* gray8 and native gray16 are labels and tokens here: the rest is depth */
         av_log(ctx, AV_LOG_ERROR, "Input format %s looks like a depth map, but model '%s' "
-               "is segmentation-conditional: it takes gray8 (or pal8) labels, rgb24, bgr24 or rgba "
+               "is segmentation-conditional: it takes gray8 (or pal8) labels, packed 8-bit RGB "
                "colour-coded labels (with a palette) or gray16 condition tokens. Depth maps need a "
                "depth-conditioned model (D-RIN).\n",
                av_get_pix_fmt_name(inlink->format), s->common.model_path);
         return AVERROR(EINVAL);
     }
-    av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: %s. Insert format=gray8 "
-           "for label pictures.\n", av_get_pix_fmt_name(inlink->format),
+    av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: %s. Insert %s.\n",
+           av_get_pix_fmt_name(inlink->format),
            s->mode == MODE_DECODE ? "mode=decode takes gray16 image tokens from vqgan_encode" :
-           "a segmentation-conditional model takes gray8 (or pal8) labels, rgb24, bgr24 or rgba "
-           "colour-coded labels (with a palette) or gray16 condition tokens");
+           "a segmentation-conditional model takes gray8 (or pal8) labels, packed 8-bit RGB "
+           "colour-coded labels (rgb24, bgr24, rgba, bgr0, ..., with a palette) or gray16 condition tokens",
+           ff_vqgan_is_rgb_format(inlink->format) ? "format=rgb24 for colour-coded labels" :
+           "format=gray8 for label pictures");
     return AVERROR(EINVAL);
 }
 

@@ -669,7 +669,27 @@ int ff_vqgan_palette_parse_match(void *log_ctx, const char *spec, VQGANPalette *
 
 int ff_vqgan_is_color_label_format(int fmt)
 {
-    return fmt == AV_PIX_FMT_RGB24 || fmt == AV_PIX_FMT_BGR24 || fmt == AV_PIX_FMT_RGBA;
+    /* packed RGB with 8-bit components in one plane, 3 or 4 bytes a pixel
+     * (rgb24, bgr24, rgba, bgra, argb, abgr, rgb0, bgr0, 0rgb, 0bgr: an
+     * FFV1 or PNG colour label video decodes to some of these) */
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fmt);
+
+    if (!d || !(d->flags & AV_PIX_FMT_FLAG_RGB) || d->nb_components < 3 ||
+        d->flags & (AV_PIX_FMT_FLAG_PLANAR | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BITSTREAM |
+                    AV_PIX_FMT_FLAG_HWACCEL))
+        return 0;
+    for (int c = 0; c < 3; c++)
+        if (d->comp[c].depth != 8 || d->comp[c].plane || d->comp[c].shift ||
+            d->comp[c].step != d->comp[0].step)
+            return 0;
+    return d->comp[0].step == 3 || d->comp[0].step == 4;
+}
+
+int ff_vqgan_is_rgb_format(int fmt)
+{
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fmt);
+
+    return d && d->flags & AV_PIX_FMT_FLAG_RGB && !(d->flags & AV_PIX_FMT_FLAG_PAL);
 }
 
 /* Index of rgb in the sorted palette, or -1. */
@@ -711,8 +731,9 @@ int ff_vqgan_prepare_color_labels(void *log_ctx, const AVFrame *in, const VQGANP
                                   ptrdiff_t dst_stride, int pw, int ph)
 {
     const int w = in->width, h = in->height;
-    const int bpp = in->format == AV_PIX_FMT_RGBA ? 4 : 3;
-    const int ri = in->format == AV_PIX_FMT_BGR24 ? 2 : 0, bi = 2 - ri;
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(in->format);
+    const int bpp = d->comp[0].step;
+    const int ri = d->comp[0].offset, gi = d->comp[1].offset, bi = d->comp[2].offset;
     const int64_t max_d2 = (int64_t)pal->match_dist * pal->match_dist;
     uint32_t last_rgb = 0xffffffff;
     int last_id = 0;
@@ -722,7 +743,7 @@ int ff_vqgan_prepare_color_labels(void *log_ctx, const AVFrame *in, const VQGANP
         uint8_t *row = dst + y * dst_stride;
 
         for (int x = 0; x < w; x++, src += bpp) {
-            uint32_t rgb = (uint32_t)src[ri] << 16 | src[1] << 8 | src[bi];
+            uint32_t rgb = (uint32_t)src[ri] << 16 | src[gi] << 8 | src[bi];
             if (rgb != last_rgb) {
                 int i = palette_find(pal, rgb), d2 = 0;
                 if (i < 0)

@@ -316,12 +316,20 @@ int ff_vqgan_palette_from_model(void *log_ctx, const struct vqgan_model *model,
 int ff_vqgan_palette_parse_match(void *log_ctx, const char *spec, VQGANPalette *pal);
 
 /**
- * 1 when fmt is a colour label format the palette applies to (rgb24, bgr24, rgba).
+ * 1 when fmt is a colour label format the palette applies to: packed RGB
+ * with 8-bit components, 3 or 4 bytes a pixel (rgb24, bgr24, rgba, bgra,
+ * argb, abgr, rgb0, bgr0, 0rgb, 0bgr; alpha or padding ignored).
  */
 int ff_vqgan_is_color_label_format(int fmt);
 
 /**
- * As ff_vqgan_prepare_labels for an rgb24 / bgr24 / rgba label frame (alpha
+ * 1 when fmt is some RGB format (not a palette one): for the hint to
+ * convert it with format=rgb24 when it is not a colour label format.
+ */
+int ff_vqgan_is_rgb_format(int fmt);
+
+/**
+ * As ff_vqgan_prepare_labels for a colour label frame (ff_vqgan_is_color_label_format; alpha
  * ignored): each colour becomes its palette id (exact, or the nearest within
  * pal->match_dist), then goes through lut. A colour that is not in the
  * palette (or farther than the distance) fails with a message naming the

@@ -45,9 +45,20 @@ check "vqgan_synth: bgr24 the same" [ "$(frames "$TMP/gray.md5" | cut -d, -f6)" 
 ff -i "$TMP/rgb%d.png" -vf "format=rgba,$SYN:palette=$LEGEND" -f framemd5 "$TMP/rgba.md5"
 check "vqgan_synth: rgba the same" [ "$(frames "$TMP/gray.md5" | cut -d, -f6)" = "$(frames "$TMP/rgba.md5" | cut -d, -f6)" ]
 
+# any packed 8-bit RGB layout (an RGB FFV1 video decodes to bgr0)
+for f in bgr0 argb; do
+    ff -i "$TMP/rgb%d.png" -vf "format=$f,$SYN:palette=$LEGEND" -f framemd5 "$TMP/$f.md5"
+    check "vqgan_synth: $f the same" eval '[ "$(frames "$TMP/gray.md5" | cut -d, -f6)" = "$(frames "$TMP/$f.md5" | cut -d, -f6)" ]'
+done
+ff -i "$TMP/rgb1.png" -vf "format=gbrp,$SYN:palette=$LEGEND" -f null -
+check "a planar RGB picture is refused with the hint format=rgb24" grep -q "Input format gbrp cannot be used.*Insert format=rgb24" "$TMP/stderr"
+ff -i "$TMP/ids1.png" -vf "format=yuv444p,vqgan_synth=model=$MODEL:mode=origin" -f null -
+check "mode=origin refuses a yuv label picture (not turned into colours)" grep -q "Input format yuv444p cannot be used.*format=gray8" "$TMP/stderr"
 # ids -> colours (colorize_labels.py) -> ids (the filter's palette) is the identity, every label.
 ff -i "$TMP/all-ids.png" -vf "format=gray8,vqgan_encode=model=$MODEL:stage=cond" -f rawvideo -pix_fmt gray16le "$TMP/all-gray.tok"
 ff -i "$TMP/all-rgb.png" -vf "format=rgb24,vqgan_encode=model=$MODEL:stage=cond:palette=$LEGEND" -f rawvideo -pix_fmt gray16le "$TMP/all-rgb.tok"
+ff -i "$TMP/all-rgb.png" -vf "format=bgr0,vqgan_encode=model=$MODEL:stage=cond:palette=$LEGEND" -f rawvideo -pix_fmt gray16le "$TMP/all-bgr0.tok"
+check "vqgan_encode: bgr0 colour labels give the tokens of gray8 ids, all 182 labels" cmp -s "$TMP/all-gray.tok" "$TMP/all-bgr0.tok"
 check "vqgan_encode: 182 labels coloured by colorize_labels.py read back as the same ids (tokens equal)" \
     [ -s "$TMP/all-gray.tok" ] && cmp -s "$TMP/all-gray.tok" "$TMP/all-rgb.tok"
 "$PYTHON" - "$ROOT" "$LEGEND" <<'PY' && ok "legend.txt and colorize_labels.py: the same colour for every id, no colour twice" || notok "legend.txt and colorize_labels.py agree"
