@@ -58,7 +58,7 @@ int vq_sequence_sample_hooked(const struct vq_gpt *gpt, const struct vq_window_p
         const struct vq_draw_key key = { stream, k / gw, k % gw };
         const int keep = p->mask && !p->mask[k];
         if (k > last) {
-            tokens[k] = h->dry_run ? 0 : p->given[k];
+            tokens[k] = p->given[k];
             kept++;
         } else {
             fed++;

@@ -13,7 +13,9 @@
 #  - resume refuses the options vqgan-farm sets itself; a damaged job.json
 #    is a message, not a traceback; an input changed since submit is refused;
 #  - submit refuses an unknown filter option, a container or encoder ffmpeg
-#    lacks, with nothing written; without model= it takes ffmpeg's default;
+#    lacks, and complete=, with nothing written; it takes --vcodec copy;
+#    without model= it takes ffmpeg's default; follow with output=tokens
+#    renders (the pre-pass outputs its input);
 #  - the join keeps every frame when the audio is shorter than the video,
 #    keeps the video's place when it starts after the audio, and a '%' in
 #    the job directory's path reaches sbatch as '%%'; the hints carry
@@ -144,12 +146,23 @@ check "squeue answering: status exits 3 (queued and running)" sh -c "[ $rc -eq 3
 $FARM resume "$out" --sbatch=--array=0-99 >"$TMP/o" 2>"$TMP/e"; rc=$?
 check "resume refuses --sbatch=--array (vqgan-farm sets it)" sh -c "[ $rc -ne 0 ] && grep -q 'sets this option itself' '$TMP/e'"
 mkdir -p "$TMP/out/bad.mkv.farm"
-for j in '[1, 2]' '{"version": 1}' '{"version": 1, "jobdir": 3}'; do
-    echo "$j" >"$TMP/out/bad.mkv.farm/job.json"
+# damaged job records: shapes that are JSON but not a job, written beside a real one
+"$PYTHON" -c '
+import json, sys
+job = json.load(open(sys.argv[1]))
+shapes = [("a list", [1, 2]), ("only a version", {"version": 1}), ("a number as jobdir", dict(job, jobdir=3)),
+          ("an empty submission record", dict(job, submissions=[{}])),
+          ("no mem_mb", {k: v for k, v in job.items() if k != "mem_mb"})]
+for i, (name, j) in enumerate(shapes):
+    open("%s/job%d.json" % (sys.argv[2], i), "w").write(json.dumps(j))
+    print(i, name)
+' "$out.farm/job.json" "$TMP" >"$TMP/shapes.txt"
+while read -r i name; do
+    cp "$TMP/job$i.json" "$TMP/out/bad.mkv.farm/job.json"
     $FARM status "$TMP/out/bad.mkv" >"$TMP/o" 2>"$TMP/e"; rc=$?
-    check "a job.json holding $j: a message, no traceback" \
+    check "a job.json holding $name: a message, no traceback" \
         sh -c "[ $rc -ne 0 ] && grep -q 'vqgan-farm:.*job.json' '$TMP/e' && ! grep -q Traceback '$TMP/e'"
-done
+done <"$TMP/shapes.txt"
 fresh
 cp "$TMP/pan.mkv" "$TMP/changing.mkv"
 out=$TMP/out/changed.mkv
@@ -178,6 +191,13 @@ EOC
         sh -c "[ $rc -ne 0 ] && grep -q '$want' '$TMP/e' && [ ! -e '$TMP/out/$name.farm' ] && [ ! -e '$FAKE/sbatch.log' ]"
 done
 
+FAKE_QUEUE=1 $FARM submit "$TMP/pan.mkv" "$TMP/out/copy.mkv" --frames-per-task 3 --ffmpeg "$FFMPEG" \
+    --filter "$SYNTH" --vcodec copy >"$TMP/o" 2>"$TMP/e"; rc=$?
+check "--vcodec copy is accepted (the FFV1 segments copied)" sh -c "[ $rc -eq 0 ] && grep -q 'join: job' '$TMP/o'"
+$FARM submit "$TMP/pan.mkv" "$TMP/out/cpl.mkv" --frames-per-task 3 --ffmpeg "$FFMPEG" \
+    --filter "$SYNTH:complete=1" >"$TMP/o" 2>"$TMP/e"; rc=$?
+check "complete= is refused (one label video in)" sh -c "[ $rc -ne 0 ] && grep -q 'complete= takes a picture' '$TMP/e'"
+
 # ---- renders: the model ffmpeg takes by default, audio, a '%' in the path ------
 # frames FILE: video frames as framemd5 lines (timestamps and hashes)
 vframes() { "$FFMPEG" -nostdin -hide_banner -loglevel error -i "$1" -map 0:v:0 -pix_fmt rgb24 -f framemd5 - | grep -v '^#'; }
@@ -192,6 +212,14 @@ check "no model=: the default model ffmpeg takes, the frames of its one-process 
     eval '[ $rc -eq 0 ] && [ "$(echo "$got" | grep -c .)" -eq 6 ] && [ "$got" = "$want" ]'
 check "a '%' in the job directory's path reaches sbatch's --output as '%%'" grep -q 'jd 50%%/logs' "$FAKE/sbatch.log"
 check "submit's hint carries --job-dir" grep -q "status .*nomodel.mkv' --job-dir" "$TMP/o"
+
+# follow with output=tokens: the pre-pass outputs its input whatever output= says
+fresh
+$FARM submit "$TMP/pan.mkv" "$TMP/out/tok.mkv" --frames-per-task 3 --ffmpeg "$FFMPEG" \
+    --filter "$SYNTH:temporal=follow:output=tokens" >"$TMP/o" 2>&1
+$FARM status "$TMP/out/tok.mkv" >"$TMP/st" 2>&1; rc=$?
+check "temporal=follow:output=tokens: the pre-pass, both tasks and the join done (status $rc)" \
+    sh -c "[ $rc -eq 0 ] && grep -q '^origins: done' '$TMP/st'"
 
 for v in short_audio late_video; do
     fresh
