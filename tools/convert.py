@@ -17,6 +17,7 @@ Run it with Debian's interpreter (/usr/bin/python3), which has torch.
 import argparse
 import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -54,26 +55,32 @@ class ConvertError(Exception):
 # Config handling
 # ---------------------------------------------------------------------------
 
-def _int(v, what, lo=0):
+def _int(v, what, lo=0, hi=None):
+    """An integer field, with the range the library's loader accepts (hi:
+    src/model.c's limits), so that a file it would refuse is never written."""
     if isinstance(v, bool) or not isinstance(v, int):
         try:
             if isinstance(v, float) and v == int(v):
                 v = int(v)
             else:
                 raise ValueError
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConvertError("%s must be an integer, got %r" % (what, v))
     if v < lo:
         raise ConvertError("%s must be >= %d, got %d" % (what, lo, v))
+    if hi is not None and v > hi:
+        raise ConvertError("%s must be <= %d (the library's limit), got %d" % (what, hi, v))
     return v
 
 
-def _int_list(v, what, lo=0):
+def _int_list(v, what, lo=0, hi=None, max_len=None):
     if v is None:
         return []
     if not isinstance(v, (list, tuple)):
         raise ConvertError("%s must be a list, got %r" % (what, v))
-    return [_int(x, "%s[%d]" % (what, i), lo) for i, x in enumerate(v)]
+    if max_len is not None and len(v) > max_len:
+        raise ConvertError("%s has %d elements; the library takes at most %d" % (what, len(v), max_len))
+    return [_int(x, "%s[%d]" % (what, i), lo, hi) for i, x in enumerate(v)]
 
 
 def _target_name(cfg):
@@ -81,11 +88,15 @@ def _target_name(cfg):
         return cfg
     if not isinstance(cfg, dict) or "target" not in cfg:
         raise ConvertError("config section %r has no 'target'" % (cfg,))
+    if not isinstance(cfg["target"], str):
+        raise ConvertError("config target %r is not a class path (a string)" % (cfg["target"],))
     return cfg["target"]
 
 
 def _params(cfg):
     p = cfg.get("params") if isinstance(cfg, dict) else None
+    if p is not None and not isinstance(p, dict):
+        raise ConvertError("params of %s must be a mapping, got %r" % (cfg.get("target"), p))
     return p if p is not None else {}
 
 
@@ -170,23 +181,23 @@ def vq_stage(cfg, where, segmentation, role="first"):
         if k not in dd:
             raise ConvertError("%s.%s is missing" % (W, k))
     s = {
-        "ch": _int(dd["ch"], W + ".ch", 1),
+        "ch": _int(dd["ch"], W + ".ch", 1, 4096),
         "ch_mult": _int_list(dd.get("ch_mult", [1, 2, 4, 8]), W + ".ch_mult",
-                             1),
+                             1, 64, 8),
         "num_res_blocks": _int(dd["num_res_blocks"], W + ".num_res_blocks",
-                               1),
+                               1, 7),
         "attn_resolutions": _int_list(dd.get("attn_resolutions", []),
-                                      W + ".attn_resolutions"),
-        "resolution": _int(dd["resolution"], W + ".resolution", 1),
-        "in_channels": _int(dd["in_channels"], W + ".in_channels", 1),
-        "out_ch": _int(dd["out_ch"], W + ".out_ch", 1),
-        "z_channels": _int(dd["z_channels"], W + ".z_channels", 1),
+                                      W + ".attn_resolutions", 1, 1 << 16, 8),
+        "resolution": _int(dd["resolution"], W + ".resolution", 1, 1 << 16),
+        "in_channels": _int(dd["in_channels"], W + ".in_channels", 1, 4096),
+        "out_ch": _int(dd["out_ch"], W + ".out_ch", 1, 4096),
+        "z_channels": _int(dd["z_channels"], W + ".z_channels", 1, 4096),
     }
     if "embed_dim" not in p or "n_embed" not in p:
         raise ConvertError("%s: params.embed_dim and params.n_embed are "
                            "required" % where)
-    s["embed_dim"] = _int(p["embed_dim"], where + ".embed_dim", 1)
-    s["n_embed"] = _int(p["n_embed"], where + ".n_embed", 1)
+    s["embed_dim"] = _int(p["embed_dim"], where + ".embed_dim", 1, 4096)
+    s["n_embed"] = _int(p["n_embed"], where + ".n_embed", 1, 65536)
     if not s["ch_mult"]:
         raise ConvertError("%s.ch_mult is empty" % W)
     for c in [s["ch"]] + [s["ch"] * m for m in s["ch_mult"]]:
@@ -247,11 +258,11 @@ def gpt_stage(cfg, where):
         if k not in p:
             raise ConvertError("%s: params.%s is missing" % (where, k))
     s = {
-        "vocab_size": _int(p["vocab_size"], where + ".vocab_size", 1),
-        "block_size": _int(p["block_size"], where + ".block_size", 1),
-        "n_layer": _int(p.get("n_layer", 12), where + ".n_layer", 1),
-        "n_head": _int(p.get("n_head", 8), where + ".n_head", 1),
-        "n_embd": _int(p.get("n_embd", 256), where + ".n_embd", 1),
+        "vocab_size": _int(p["vocab_size"], where + ".vocab_size", 1, 1 << 20),
+        "block_size": _int(p["block_size"], where + ".block_size", 1, 1 << 16),
+        "n_layer": _int(p.get("n_layer", 12), where + ".n_layer", 1, 1024),
+        "n_head": _int(p.get("n_head", 8), where + ".n_head", 1, 1024),
+        "n_embd": _int(p.get("n_embd", 256), where + ".n_embd", 1, 1 << 16),
         "n_unmasked": _int(p.get("n_unmasked", 0), where + ".n_unmasked", 0),
     }
     if s["n_embd"] % s["n_head"]:
@@ -396,6 +407,14 @@ def build_plan(config):
         raise ConvertError("model: unknown target %r" % target)
     if plan["gpt"] is not None:
         plan["gpt"]["prefix"] = "transformer."
+        b = plan["gpt"]["block_size"]
+        w = int((b // 2) ** 0.5)
+        while (w + 1) * (w + 1) * 2 <= b:
+            w += 1
+        if plan["cond_kind"] in ("segmentation", "depth", "coord") and 2 * w * w != b:
+            raise ConvertError("transformer_config.block_size %d is not 2*w*w: a model with a spatial "
+                               "condition slides a w x w window over [condition, image] tokens "
+                               "(block_size 512 for w = 16)" % b)
     return plan
 
 
@@ -565,12 +584,83 @@ def is_dropped(name, plan):
 # Checkpoint loading
 # ---------------------------------------------------------------------------
 
+class _Opaque:
+    """Stands for every object of a checkpoint that is not a tensor, a
+    container of tensors or a number: Lightning's callbacks and hyper-
+    parameters (pytorch_lightning and omegaconf need not be installed),
+    numpy scalars. Never called or run: whatever the pickle would build,
+    it builds this inert object instead."""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __setitem__(self, key, value):
+        pass
+
+    def append(self, value):
+        pass
+
+    def extend(self, values):
+        pass
+
+
+def _checkpoint_pickle_module():
+    """A pickle module for torch.load that builds tensors and plain
+    containers and nothing else: unpickling a downloaded checkpoint must not
+    run code (pickle's REDUCE calls whatever global the file names, e.g.
+    os.system). torch resolves its storage types itself."""
+    import collections
+    import pickle
+    import types
+
+    allowed = {
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("builtins", "set"): set, ("builtins", "frozenset"): frozenset,
+        ("builtins", "slice"): slice, ("builtins", "complex"): complex,
+    }
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) in allowed:
+                return allowed[(module, name)]
+            if module in ("torch._utils", "torch._tensor", "torch") and (
+                    name.startswith("_rebuild_") or name in ("Size", "device")) or \
+                    module == "torch" and name in ("float32", "float16", "bfloat16", "float64"):
+                import importlib
+                return getattr(importlib.import_module(module), name)
+            return type(name, (_Opaque,), {"__module__": module})
+
+    def load(f, **kwargs):
+        return Unpickler(f, **kwargs).load()
+
+    m = types.ModuleType("vqgan_checkpoint_pickle")
+    # what torch.serialization reads of the pickle module besides these two
+    m.__dict__.update({k: v for k, v in vars(pickle).items() if not k.startswith("__")})
+    m.Unpickler, m.load = Unpickler, load
+    return m
+
+
 def load_state_dict(path):
     import torch
+    import torch.serialization as ts
+    restricted = _checkpoint_pickle_module()
+    # torch 1.13 (Debian 12's) drops a pickle_module given without
+    # weights_only (its load() then sets pickle_module = pickle): the module
+    # global is swapped for the call too, so the restriction holds either way
+    saved = ts.pickle
+    ts.pickle = restricted
     try:
-        ck = torch.load(path, map_location="cpu")
+        ck = torch.load(path, map_location="cpu", pickle_module=restricted)
     except Exception as e:  # noqa: BLE001 - report any load failure
         raise ConvertError("cannot load checkpoint %s: %s" % (path, e))
+    finally:
+        ts.pickle = saved
     if isinstance(ck, dict) and "state_dict" in ck:
         sd = ck["state_dict"]
     else:
@@ -584,6 +674,31 @@ def load_state_dict(path):
 
 def _shape_str(shape):
     return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def check_masks(sd, names, plan):
+    """The attention masks the converter leaves out are the reference's
+    buffers, and a loaded checkpoint's buffer wins over the config: each
+    must be what the engine computes from the config, causal with the
+    first n_unmasked positions seeing each other (minGPT's CausalSelfAttention)."""
+    import torch
+    gpt = plan["gpt"]
+    if gpt is None:
+        return
+    b, u = gpt["block_size"], gpt["n_unmasked"]
+    want = torch.tril(torch.ones(b, b))
+    want[:u, :u] = 1
+    for n in sorted(names):
+        if not (n.startswith(gpt["prefix"] + "blocks.") and n.endswith(".attn.mask")):
+            continue
+        t = sd[names[n]]
+        if tuple(t.shape) != (1, 1, b, b):
+            raise ConvertError("%s has the shape %s, not (1, 1, %d, %d) for block_size %d"
+                               % (n, _shape_str(t.shape), b, b, b))
+        if not torch.equal(t.reshape(b, b).to(torch.float32) != 0, want != 0):
+            raise ConvertError("%s is not the causal mask of the config's n_unmasked %d (block_size %d): "
+                               "the checkpoint's mask is what the reference would use; set n_unmasked in "
+                               "transformer_config to the checkpoint's" % (n, u, b))
 
 
 def select_tensors(sd, plan):
@@ -600,10 +715,18 @@ def select_tensors(sd, plan):
 
     missing = [n for n in expected if n not in names]
     if missing:
+        # a wrapper's prefix (a LightningModule holding the model as
+        # self.model, say): said, not guessed
+        hint = ""
+        for pre in sorted({k.split(".", 1)[0] + "." for k in sd if "." in k}):
+            if sum(1 for n in missing if pre + n in names) > len(missing) // 2:
+                hint = ("; the checkpoint's names carry the prefix %r: save the inner model's "
+                        "state_dict, or strip the prefix" % pre)
+                break
         raise ConvertError(
-            "checkpoint is missing %d tensor%s the config requires: %s%s"
+            "checkpoint is missing %d tensor%s the config requires: %s%s%s"
             % (len(missing), "" if len(missing) == 1 else "s",
-               ", ".join(missing[:8]), ", ..." if len(missing) > 8 else ""))
+               ", ".join(missing[:8]), ", ..." if len(missing) > 8 else "", hint))
     extra = sorted(n for n in names if n not in expected
                    and not is_dropped(n, plan))
     if extra:
@@ -612,6 +735,7 @@ def select_tensors(sd, plan):
             "describe: %s%s" % (len(extra), "" if len(extra) == 1 else "s",
                                ", ".join(extra[:8]),
                                ", ..." if len(extra) > 8 else ""))
+    check_masks(sd, names, plan)
     out = {}
     for n, shape in expected.items():
         t = sd[names[n]]
@@ -638,28 +762,32 @@ def read_labels(path, n_labels):
     """``value<TAB>name`` per line ('#' comments and blank lines skipped);
     the values must be 0..n_labels-1, each once."""
     names = {}
-    with open(path, encoding="utf-8") as f:
-        for ln, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            if "\t" not in line:
-                raise ConvertError("%s:%d: expected 'value<TAB>name'"
-                                   % (path, ln))
-            v, name = line.split("\t", 1)
-            try:
-                v = int(v)
-            except ValueError:
-                raise ConvertError("%s:%d: %r is not an integer label value"
-                                   % (path, ln, v))
-            if not 0 <= v < n_labels:
-                raise ConvertError("%s:%d: label value %d is outside "
-                                   "0..%d (the model has %d labels)"
-                                   % (path, ln, v, n_labels - 1, n_labels))
-            if v in names:
-                raise ConvertError("%s:%d: label value %d given twice"
-                                   % (path, ln, v))
-            names[v] = name.strip()
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConvertError("cannot read labels %s: %s" % (path, e))
+    for ln, line in enumerate(lines, 1):
+        line = line.rstrip("\r\n")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if "\t" not in line:
+            raise ConvertError("%s:%d: expected 'value<TAB>name'"
+                               % (path, ln))
+        v, name = line.split("\t", 1)
+        try:
+            v = int(v)
+        except ValueError:
+            raise ConvertError("%s:%d: %r is not an integer label value"
+                               % (path, ln, v))
+        if not 0 <= v < n_labels:
+            raise ConvertError("%s:%d: label value %d is outside "
+                               "0..%d (the model has %d labels)"
+                               % (path, ln, v, n_labels - 1, n_labels))
+        if v in names:
+            raise ConvertError("%s:%d: label value %d given twice"
+                               % (path, ln, v))
+        names[v] = name.strip()
     if len(names) != n_labels:
         missing = [v for v in range(n_labels) if v not in names]
         raise ConvertError("%s names %d labels but the model has %d "
@@ -735,6 +863,10 @@ def build_writer(plan, tensors, dtype="f32", name="", labels=None, colors=None):
                 raise ConvertError("tensor %s has values beyond the f16 range "
                                    "(max |x| = %g); use --dtype bf16 or f32"
                                    % (n, float(np.abs(a).max())))
+        # from f32 bits 0x7f7f8000 up, round-to-nearest-even gives bf16's infinity
+        if t == "bf16" and a.size and np.abs(a).max() >= np.array([0x7F7F8000], np.uint32).view(np.float32)[0]:
+            raise ConvertError("tensor %s has values that round to infinity in bf16 "
+                               "(max |x| = %g); use --dtype f32" % (n, float(np.abs(a).max())))
         w.add_tensor(n, a, t)
     return w
 
@@ -745,10 +877,16 @@ def convert(config_path, ckpt_path, out_path, dtype="f32", name=None,
     if dtype not in ("f32", "f16", "bf16"):
         raise ConvertError("--dtype must be f32, f16 or bf16")
     try:
-        with open(config_path, encoding="utf-8") as f:
+        with open(config_path, encoding="utf-8-sig") as f:
             config = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
-        raise ConvertError("cannot read config %s: %s" % (config_path, e))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConvertError("cannot read config %s: %s (a taming-transformers config.yaml; the "
+                           "arguments are CONFIG CHECKPOINT OUTPUT)" % (config_path, e))
+    # the output must not replace an input (e.g. CHECKPOINT given twice)
+    for what, path in (("config", config_path), ("checkpoint", ckpt_path), ("labels", labels_path),
+                       ("palette", palette if palette not in ("auto", "none") else None)):
+        if path and os.path.exists(out_path) and os.path.exists(path) and os.path.samefile(path, out_path):
+            raise ConvertError("the output %s is the %s file: it would be overwritten" % (out_path, what))
     plan = build_plan(config)
     labels = None
     if labels_path is not None:
@@ -771,16 +909,26 @@ def convert(config_path, ckpt_path, out_path, dtype="f32", name=None,
     sd = load_state_dict(ckpt_path)
     tensors = select_tensors(sd, plan)
     if name is None:
+        # a file name that is not UTF-8: its undecodable bytes as U+FFFD
         name = os.path.splitext(os.path.basename(out_path))[0]
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     w = build_writer(plan, tensors, dtype, name, labels, colors)
-    tmp = out_path + ".tmp"
+    tmp = None
     try:
+        # a temporary name of our own beside the output, renamed over it
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(out_path)),
+                                   prefix="." + os.path.basename(out_path) + ".", suffix=".tmp")
+        os.close(fd)
         size = w.write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)         # as open() would have made it
         os.replace(tmp, out_path)
+        tmp = None
     except OSError as e:
         raise ConvertError("cannot write %s: %s" % (out_path, e))
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.lexists(tmp):
             os.unlink(tmp)
     return {"tensors": len(tensors), "bytes": size,
             "data_bytes": w.tensor_data_bytes(), "dtype": dtype,

@@ -646,6 +646,140 @@ def test_broken_set(tmp):
     check("expect.tsv covers every required field", content)
 
 
+
+class _Marker:
+    """Pickled into a checkpoint: unpickling it calls os.system (the
+    converter must never run it)."""
+
+    def __init__(self, cmd):
+        self.cmd = cmd
+
+    def __reduce__(self):
+        return (os.system, (self.cmd,))
+
+
+def test_untrusted(golden, tmp):
+    """A downloaded checkpoint is data: no code of it runs, objects of
+    modules that are not installed (Lightning's callbacks) are skipped, and
+    the tensors convert as from the plain checkpoint."""
+    cfg = os.path.join(golden, "vqgan", "config.yaml")
+    ck = torch.load(os.path.join(golden, "vqgan", "model.ckpt"), map_location="cpu")
+    plain = os.path.join(tmp, "plain.gguf")
+    convert.convert(cfg, os.path.join(golden, "vqgan", "model.ckpt"), plain, name="m")
+    flag = os.path.join(tmp, "ran")
+
+    def no_code():
+        evil = dict(ck, hyper_parameters=_Marker("touch " + flag))
+        path = os.path.join(tmp, "evil.ckpt")
+        torch.save(evil, path)
+        out = os.path.join(tmp, "evil.gguf")
+        convert.convert(cfg, path, out, name="m")
+        if os.path.exists(flag):
+            return "the checkpoint's os.system call ran"
+        if open(out, "rb").read() != open(plain, "rb").read():
+            return "the tensors differ from the plain checkpoint's"
+    check("a checkpoint holding a pickled os.system call converts without running it", no_code)
+
+    def lightning():
+        # an object of a module this Python lacks, as Lightning saves its callbacks
+        import types
+        mod = types.ModuleType("pytorch_lightning_stand_in")
+        cls = type("ModelCheckpoint", (), {"__module__": mod.__name__})
+        mod.ModelCheckpoint = cls
+        sys.modules[mod.__name__] = mod
+        try:
+            path = os.path.join(tmp, "pl.ckpt")
+            torch.save(dict(ck, callbacks={"cb": cls()}), path)
+        finally:
+            del sys.modules[mod.__name__]
+        out = os.path.join(tmp, "pl.gguf")
+        convert.convert(cfg, path, out, name="m")
+        if open(out, "rb").read() != open(plain, "rb").read():
+            return "the tensors differ from the plain checkpoint's"
+    check("a checkpoint holding objects of a module that is not installed converts (Lightning's callbacks)",
+          lightning)
+
+
+def test_loader_limits(golden, tmp):
+    """What the library's loader would refuse is refused here, not written."""
+    with open(os.path.join(golden, "classcond", "config.yaml")) as f:
+        kcfg = yaml.safe_load(f)
+    ksd = torch.load(os.path.join(golden, "classcond", "model.ckpt"), map_location="cpu")["state_dict"]
+    sd = dict(ksd)
+    for k in sd:
+        if k.endswith("attn.mask"):
+            m = sd[k].clone()
+            m[..., :3, :3] = 1
+            sd[k] = m
+    expect_refusal("an attention mask that is not the config's n_unmasked is refused and named",
+                   kcfg, sd, ["attn.mask", "n_unmasked 0"], tmp)
+    cfg = copy.deepcopy(kcfg)
+    cfg["model"]["params"]["transformer_config"]["params"]["n_unmasked"] = 3
+    expect_refusal("n_unmasked 3 in the config, causal masks in the checkpoint: refused",
+                   cfg, ksd, ["attn.mask", "n_unmasked 3"], tmp)
+    with open(os.path.join(golden, "vqgan", "config.yaml")) as f:
+        vcfg = yaml.safe_load(f)
+    vsd = torch.load(os.path.join(golden, "vqgan", "model.ckpt"), map_location="cpu")["state_dict"]
+    for field, value, words in (("num_res_blocks", 8, ["num_res_blocks", "<= 7"]),
+                                ("resolution", 100000, ["resolution", "<= 65536"]),
+                                ("ch_mult", [1] * 9, ["ch_mult", "at most 8"]),
+                                ("resolution", float("inf"), ["resolution", "integer"])):
+        cfg = copy.deepcopy(vcfg)
+        cfg["model"]["params"]["ddconfig"][field] = value
+        expect_refusal("ddconfig.%s = %r is refused (the loader's limit)" % (field, value), cfg, vsd, words, tmp)
+    with open(os.path.join(golden, "conditional", "config.yaml")) as f:
+        ccfg = yaml.safe_load(f)
+    csd = torch.load(os.path.join(golden, "conditional", "model.ckpt"), map_location="cpu")["state_dict"]
+    cfg = copy.deepcopy(ccfg)
+    b = cfg["model"]["params"]["transformer_config"]["params"]["block_size"]
+    cfg["model"]["params"]["transformer_config"]["params"]["block_size"] = b - 2
+    sd = {k: (v[:, :b - 2] if k.endswith("pos_emb") else v[..., :b - 2, :b - 2] if k.endswith("attn.mask") else v)
+          for k, v in csd.items()}
+    expect_refusal("a segmentation model's block_size that is not 2*w*w is refused", cfg, sd,
+                   ["block_size %d is not 2*w*w" % (b - 2)], tmp)
+    sd = dict(vsd)
+    w = sd["decoder.conv_out.weight"].clone()
+    w.view(-1)[0] = 3.4e38      # above 3.3961775e38: rounds to infinity in bf16
+    sd["decoder.conv_out.weight"] = w
+
+    def bf16_inf():
+        path = os.path.join(tmp, "big.ckpt")
+        torch.save({"state_dict": sd}, path)
+        out = os.path.join(tmp, "big.gguf")
+        try:
+            convert.convert(os.path.join(golden, "vqgan", "config.yaml"), path, out, dtype="bf16")
+            return "converted"
+        except convert.ConvertError as e:
+            if "decoder.conv_out.weight" not in str(e) or "infinity in bf16" not in str(e):
+                return "message %r" % str(e)
+    check("--dtype bf16: a value that rounds to infinity is refused, naming the tensor", bf16_inf)
+
+
+def test_user_mistakes(golden, tmp):
+    """Ordinary mistakes are messages (exit 1), never tracebacks, and an input
+    is never overwritten."""
+    g = os.path.join(golden, "gpt")
+    ck = os.path.join(tmp, "same.ckpt")
+    with open(os.path.join(g, "model.ckpt"), "rb") as a, open(ck, "wb") as b:
+        b.write(a.read())
+    seg = os.path.join(golden, "segmentation")
+    for desc, args, words in (
+            ("CONFIG and CHECKPOINT swapped", [os.path.join(g, "model.ckpt"), os.path.join(g, "config.yaml"),
+                                               os.path.join(tmp, "x.gguf")], ["cannot read config"]),
+            ("the output is the checkpoint", [os.path.join(g, "config.yaml"), ck, ck], ["would be overwritten"]),
+            ("--labels missing", [os.path.join(seg, "config.yaml"), os.path.join(seg, "model.ckpt"),
+                                  os.path.join(tmp, "x.gguf"), "--labels", os.path.join(tmp, "none.txt")],
+             ["cannot read labels"])):
+        def fn(args=args, words=words):
+            before = open(ck, "rb").read()
+            rc, so, se = run_convert(*args)
+            if rc != 1 or "Traceback" in se or any(w not in se for w in words):
+                return "exit %d: %s" % (rc, se[-400:])
+            if open(ck, "rb").read() != before:
+                return "the checkpoint was changed"
+        check("%s: exit 1 with a message, no traceback" % desc, fn)
+
+
 def main():
     no_golden = os.environ.get("VQ_NO_GOLDEN", "0") not in ("", "0")
     golden = None if no_golden else find_golden()
@@ -662,6 +796,9 @@ def main():
         test_writer_units(tmp)
         test_golden(golden, tmp)
         test_refusals(golden, tmp)
+        test_untrusted(golden, tmp)
+        test_loader_limits(golden, tmp)
+        test_user_mistakes(golden, tmp)
         test_broken_set(tmp)
     return 1 if failures else 0
 
