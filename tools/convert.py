@@ -616,24 +616,35 @@ def _checkpoint_pickle_module():
     run code (pickle's REDUCE calls whatever global the file names, e.g.
     os.system). torch resolves its storage types itself."""
     import collections
+    import functools
     import pickle
     import types
+    import torch
+    import torch._tensor
+    import torch._utils
 
+    # types pickle's BUILD cannot change (extension types), and the tensor
+    # rebuild functions as partials: BUILD sets attributes on the object it
+    # is given, and on a function torch's legacy loader would then read
+    # (dump_patches, __name__: a ".patch" file written where the file says);
+    # a partial has no source, so that loader never writes one
     allowed = {
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("builtins", "set"): set, ("builtins", "frozenset"): frozenset,
-        ("builtins", "slice"): slice, ("builtins", "complex"): complex,
+        ("torch", "Size"): torch.Size,
     }
+    rebuild = {("torch._utils", n): getattr(torch._utils, n) for n in
+               ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter",
+                "_rebuild_parameter_with_state") if hasattr(torch._utils, n)}
+    if hasattr(torch._tensor, "_rebuild_from_type_v2"):
+        rebuild[("torch._tensor", "_rebuild_from_type_v2")] = torch._tensor._rebuild_from_type_v2
 
     class Unpickler(pickle.Unpickler):
         def find_class(self, module, name):
             if (module, name) in allowed:
                 return allowed[(module, name)]
-            if module in ("torch._utils", "torch._tensor", "torch") and (
-                    name.startswith("_rebuild_") or name in ("Size", "device")) or \
-                    module == "torch" and name in ("float32", "float16", "bfloat16", "float64"):
-                import importlib
-                return getattr(importlib.import_module(module), name)
+            if (module, name) in rebuild:
+                return functools.partial(rebuild[(module, name)])
             return type(name, (_Opaque,), {"__module__": module})
 
     def load(f, **kwargs):
@@ -649,11 +660,24 @@ def _checkpoint_pickle_module():
 def load_state_dict(path):
     import torch
     import torch.serialization as ts
+    import zipfile
+    # torch.load hands a TorchScript archive (code/, constants.pkl) to
+    # torch.jit.load, which runs the archive's code: never a checkpoint
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                if any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist()):
+                    raise ConvertError("%s is a TorchScript archive (it holds code), not a checkpoint: "
+                                       "save the model's state_dict with torch.save" % path)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise ConvertError("cannot read checkpoint %s: %s" % (path, e))
     restricted = _checkpoint_pickle_module()
     # torch 1.13 (Debian 12's) drops a pickle_module given without
     # weights_only (its load() then sets pickle_module = pickle): the module
-    # global is swapped for the call too, so the restriction holds either way
-    saved = ts.pickle
+    # global is swapped for the call too, so the restriction holds either way;
+    # TORCH_FORCE_WEIGHTS_ONLY_LOAD would refuse any pickle_module: this
+    # unpickler is the stricter of the two, so it is set aside for the call
+    saved, forced = ts.pickle, os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
     ts.pickle = restricted
     try:
         ck = torch.load(path, map_location="cpu", pickle_module=restricted)
@@ -661,6 +685,8 @@ def load_state_dict(path):
         raise ConvertError("cannot load checkpoint %s: %s" % (path, e))
     finally:
         ts.pickle = saved
+        if forced is not None:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = forced
     if isinstance(ck, dict) and "state_dict" in ck:
         sd = ck["state_dict"]
     else:

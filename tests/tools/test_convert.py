@@ -699,6 +699,34 @@ def test_untrusted(golden, tmp):
     check("a checkpoint holding objects of a module that is not installed converts (Lightning's callbacks)",
           lightning)
 
+    def legacy():
+        path = os.path.join(tmp, "legacy.ckpt")
+        torch.save(ck, path, _use_new_zipfile_serialization=False)
+        out = os.path.join(tmp, "legacy.gguf")
+        convert.convert(cfg, path, out, name="m")
+        if open(out, "rb").read() != open(plain, "rb").read():
+            return "the tensors differ from the plain checkpoint's"
+    check("the pre-1.6 (non-zip) checkpoint format converts as the zip one", legacy)
+
+    def torchscript():
+        path = os.path.join(tmp, "script.pt")
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)
+        try:
+            convert.load_state_dict(path)
+            return "loaded"
+        except convert.ConvertError as e:
+            if "TorchScript archive" not in str(e):
+                return "message %r" % str(e)
+    check("a TorchScript archive (torch.load would run its code) is refused", torchscript)
+
+    def forced_weights_only():
+        env = dict(os.environ, TORCH_FORCE_WEIGHTS_ONLY_LOAD="1")
+        r = subprocess.run([PY, CONVERT, cfg, os.path.join(golden, "vqgan", "model.ckpt"),
+                            os.path.join(tmp, "forced.gguf")], env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            return r.stderr
+    check("TORCH_FORCE_WEIGHTS_ONLY_LOAD=1 in the environment: the conversion still runs", forced_weights_only)
+
 
 def test_loader_limits(golden, tmp):
     """What the library's loader would refuse is refused here, not written."""
