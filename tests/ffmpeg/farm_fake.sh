@@ -221,6 +221,14 @@ $FARM status "$TMP/out/tok.mkv" >"$TMP/st" 2>&1; rc=$?
 check "temporal=follow:output=tokens: the pre-pass, both tasks and the join done (status $rc)" \
     sh -c "[ $rc -eq 0 ] && grep -q '^origins: done' '$TMP/st'"
 
+# a task that fails: status shows the filter's own message, not ffmpeg's last line
+fresh
+ff -i "$TMP/pan.mkv" -pix_fmt yuv420p -c:v ffv1 "$TMP/yuv.mkv"
+$FARM submit "$TMP/yuv.mkv" "$TMP/out/yuv.mkv" --frames-per-task 6 --ffmpeg "$FFMPEG" --filter "$SYNTH" >"$TMP/o" 2>&1
+$FARM status "$TMP/out/yuv.mkv" >"$TMP/st" 2>&1; rc=$?
+check "a failing task: status names the filter's reason (status $rc): $(grep '^task 0' "$TMP/st" | cut -c1-150)" \
+    sh -c "[ $rc -eq 1 ] && grep -q '^task 0 .*failed.*Input format yuv420p cannot be used' '$TMP/st'"
+
 for v in short_audio late_video; do
     fresh
     $FARM submit "$TMP/$v.mkv" "$TMP/out/$v.mkv" --frames-per-task 3 --ffmpeg "$FFMPEG" --filter "$SYNTH" \
