@@ -658,35 +658,39 @@ def _checkpoint_pickle_module():
 
 
 def load_state_dict(path):
+    import io
     import torch
     import torch.serialization as ts
-    import zipfile
-    # torch.load hands a TorchScript archive (code/, constants.pkl) to
-    # torch.jit.load, which runs the archive's code: never a checkpoint
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
-                if any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist()):
-                    raise ConvertError("%s is a TorchScript archive (it holds code), not a checkpoint: "
-                                       "save the model's state_dict with torch.save" % path)
-    except (OSError, zipfile.BadZipFile) as e:
-        raise ConvertError("cannot read checkpoint %s: %s" % (path, e))
     restricted = _checkpoint_pickle_module()
-    # torch 1.13 (Debian 12's) drops a pickle_module given without
-    # weights_only (its load() then sets pickle_module = pickle): the module
-    # global is swapped for the call too, so the restriction holds either way;
-    # TORCH_FORCE_WEIGHTS_ONLY_LOAD would refuse any pickle_module: this
-    # unpickler is the stricter of the two, so it is set aside for the call
-    saved, forced = ts.pickle, os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+    # torch.load itself is not used: it hands an archive that torch's own zip
+    # reader finds constants.pkl in to torch.jit.load (running its code; a
+    # zip can show Python's zipfile other names than torch's reader), and a
+    # pre-0.4 tar checkpoint to tarfile, which extracts links wherever they
+    # point. A zip goes straight to torch's loader of checkpoint archives;
+    # anything else is read from memory, where the tar path is never taken.
+    # The unpickler is ours either way; torch.serialization's pickle global
+    # is swapped for the call too, for what reads it there.
+    saved = ts.pickle
     ts.pickle = restricted
     try:
-        ck = torch.load(path, map_location="cpu", pickle_module=restricted)
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic == b"PK\x03\x04":
+            reader = torch._C.PyTorchFileReader(path)
+            records = reader.get_all_records()
+            if any(r.endswith("constants.pkl") or "/code/" in r for r in records):
+                raise ConvertError("%s is a TorchScript archive (it holds code), not a checkpoint: "
+                                   "save the model's state_dict with torch.save" % path)
+            ck = ts._load(reader, "cpu", restricted, encoding="utf-8")
+        else:
+            with open(path, "rb") as f:
+                ck = ts._legacy_load(io.BytesIO(f.read()), "cpu", restricted, encoding="utf-8")
+    except ConvertError:
+        raise
     except Exception as e:  # noqa: BLE001 - report any load failure
         raise ConvertError("cannot load checkpoint %s: %s" % (path, e))
     finally:
         ts.pickle = saved
-        if forced is not None:
-            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = forced
     if isinstance(ck, dict) and "state_dict" in ck:
         sd = ck["state_dict"]
     else:

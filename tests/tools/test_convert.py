@@ -719,6 +719,30 @@ def test_untrusted(golden, tmp):
                 return "message %r" % str(e)
     check("a TorchScript archive (torch.load would run its code) is refused", torchscript)
 
+    def tar_link():
+        # a pre-0.4 (tar) checkpoint whose 'storages' member is a hard link:
+        # torch's tar path would chmod/chown the file it points to
+        import tarfile
+        victim = os.path.join(tmp, "victim.txt")
+        with open(victim, "w") as f:
+            f.write("x\n")
+        os.chmod(victim, 0o600)
+        before = os.stat(victim)
+        path = os.path.join(tmp, "tar.ckpt")
+        with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as t:
+            ti = tarfile.TarInfo("storages")
+            ti.type, ti.linkname, ti.mode, ti.mtime = tarfile.LNKTYPE, victim, 0o6777, 86400
+            t.addfile(ti)
+        try:
+            convert.load_state_dict(path)
+            return "loaded"
+        except convert.ConvertError:
+            pass
+        after = os.stat(victim)
+        if (after.st_mode, after.st_mtime) != (before.st_mode, before.st_mtime):
+            return "the linked file changed: mode %o -> %o" % (before.st_mode, after.st_mode)
+    check("a tar checkpoint linking to another file is refused and leaves that file as it was", tar_link)
+
     def forced_weights_only():
         env = dict(os.environ, TORCH_FORCE_WEIGHTS_ONLY_LOAD="1")
         r = subprocess.run([PY, CONVERT, cfg, os.path.join(golden, "vqgan", "model.ckpt"),
