@@ -611,8 +611,8 @@ class _Opaque:
 
 
 def _checkpoint_pickle_module():
-    """A pickle module for torch.load that builds tensors and plain
-    containers and nothing else: unpickling a downloaded checkpoint must not
+    """A pickle module for torch's checkpoint loaders (load_state_dict) that
+    builds tensors and plain containers and nothing else: unpickling a downloaded checkpoint must not
     run code (pickle's REDUCE calls whatever global the file names, e.g.
     os.system). torch resolves its storage types itself."""
     import collections
