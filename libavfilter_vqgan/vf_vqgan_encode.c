@@ -196,7 +196,7 @@ static int query_formats(const AVFilterContext *ctx,
      * than converted behind the user's back (a yuv label video converted to
      * rgb24 would be read as colours). */
     ret = ff_formats_ref(s->stage != STAGE_COND ? ff_make_pixel_format_list(image_fmts) :
-                         ff_formats_pixdesc_filter(0, AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BITSTREAM),
+                         VQGAN_ANY_SW_FORMATS(),
                          &cfg_in[0]->formats);
     if (ret < 0)
         return ret;
@@ -219,8 +219,7 @@ static int check_cond_format(AVFilterContext *ctx, int format)
                av_get_pix_fmt_name(format), s->common.model_path,
                ff_vqgan_is_depth_format(format) ?
                ", not depth maps (those need a depth-conditioned model)" : "",
-               ff_vqgan_is_rgb_format(format) ? "format=rgb24 for colour-coded labels" :
-               "format=gray8 for label pictures");
+               ff_vqgan_label_format_hint(format));
         return AVERROR(EINVAL);
     }
     if (s->common.info.cond_kind == VQGAN_COND_DEPTH && !ff_vqgan_is_depth_format(format)) {

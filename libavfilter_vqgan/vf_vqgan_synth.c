@@ -392,7 +392,7 @@ static int query_formats(const AVFilterContext *ctx,
      * format, checked in config_output as in sample mode (a list with
      * rgb24 in it would let ffmpeg turn a yuv label video into colours) */
     if (s->mode == MODE_ORIGIN) {
-        in = ff_formats_pixdesc_filter(0, AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BITSTREAM);
+        in = VQGAN_ANY_SW_FORMATS();
         if ((ret = ff_formats_ref(in, &cfg_in[0]->formats)) < 0)
             return ret;
         return ff_formats_ref(in, &cfg_out[0]->formats);
@@ -404,7 +404,7 @@ static int query_formats(const AVFilterContext *ctx,
     if (s->mode == MODE_DECODE)
         in = ff_make_pixel_format_list(token_fmts);
     else
-        in = ff_formats_pixdesc_filter(0, AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BITSTREAM);
+        in = VQGAN_ANY_SW_FORMATS();
 
     ret = ff_formats_ref(in, &cfg_in[0]->formats);
     if (ret < 0)
@@ -414,7 +414,7 @@ static int query_formats(const AVFilterContext *ctx,
      * converted (a conversion would invent an alpha channel or grey levels). */
     for (int i = 1; i < ctx->nb_inputs; i++) {
         in = i == 1 && s->complete == COMPLETE_MASK ? ff_make_pixel_format_list(rgb_fmts) :
-             ff_formats_pixdesc_filter(0, AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BITSTREAM);
+             VQGAN_ANY_SW_FORMATS();
         if ((ret = ff_formats_ref(in, &cfg_in[i]->formats)) < 0)
             return ret;
     }
@@ -679,8 +679,7 @@ bad_format:
            s->mode == MODE_DECODE ? "mode=decode takes gray16 image tokens from vqgan_encode" :
            "a segmentation-conditional model takes gray8 (or pal8) labels, packed 8-bit RGB "
            "colour-coded labels (rgb24, bgr24, rgba, bgr0, ..., with a palette) or gray16 condition tokens",
-           ff_vqgan_is_rgb_format(inlink->format) ? "format=rgb24 for colour-coded labels" :
-           "format=gray8 for label pictures");
+           ff_vqgan_label_format_hint(inlink->format));
     return AVERROR(EINVAL);
 }
 

@@ -685,11 +685,12 @@ int ff_vqgan_is_color_label_format(int fmt)
     return d->comp[0].step == 3 || d->comp[0].step == 4;
 }
 
-int ff_vqgan_is_rgb_format(int fmt)
+const char *ff_vqgan_label_format_hint(int fmt)
 {
     const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fmt);
 
-    return d && d->flags & AV_PIX_FMT_FLAG_RGB && !(d->flags & AV_PIX_FMT_FLAG_PAL);
+    return d && d->flags & AV_PIX_FMT_FLAG_RGB && !(d->flags & AV_PIX_FMT_FLAG_PAL) ?
+           "format=rgb24 for colour-coded labels" : "format=gray8 for label pictures";
 }
 
 /* Index of rgb in the sorted palette, or -1. */

@@ -323,10 +323,17 @@ int ff_vqgan_palette_parse_match(void *log_ctx, const char *spec, VQGANPalette *
 int ff_vqgan_is_color_label_format(int fmt);
 
 /**
- * 1 when fmt is some RGB format (not a palette one): for the hint to
- * convert it with format=rgb24 when it is not a colour label format.
+ * The conversion to suggest for a label input fmt the filter cannot read:
+ * "format=rgb24 for colour-coded labels" for an RGB format, else
+ * "format=gray8 for label pictures".
  */
-int ff_vqgan_is_rgb_format(int fmt);
+const char *ff_vqgan_label_format_hint(int fmt);
+
+/* Every software pixel format: for inputs the model (loaded later) decides
+ * on in config_output, rather than letting ffmpeg convert behind the user's
+ * back (callers include formats.h). */
+#define VQGAN_ANY_SW_FORMATS() \
+    ff_formats_pixdesc_filter(0, AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BITSTREAM)
 
 /**
  * As ff_vqgan_prepare_labels for a colour label frame (ff_vqgan_is_color_label_format; alpha

@@ -57,10 +57,7 @@ int vq_sequence_sample_hooked(const struct vq_gpt *gpt, const struct vq_window_p
     for (int k = 0; k < n; k++) {
         const struct vq_draw_key key = { stream, k / gw, k % gw };
         const int keep = p->mask && !p->mask[k];
-        if (k > last) {
-            tokens[k] = p->given[k];
-            kept++;
-        } else {
+        if (k <= last) {                  /* (every cell after last is kept) */
             fed++;
             if (h->trace)
                 h->trace(h->trace_opaque, 0, 0, k, 1);
@@ -73,10 +70,10 @@ int vq_sequence_sample_hooked(const struct vq_gpt *gpt, const struct vq_window_p
                 if ((r = vq_gpt_forward(p->exec, gpt, &cache, &in, 1, 0, logits))) goto end;
                 tokens[k] = vq_sample_token(&smp, logits, key);
             }
-            if (keep) {
-                tokens[k] = p->given[k];
-                kept++;
-            }
+        }
+        if (keep) {
+            tokens[k] = p->given[k];
+            kept++;
         }
         in = tokens[k];
         done++;

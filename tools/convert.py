@@ -668,10 +668,7 @@ def load_state_dict(path):
     # pre-0.4 tar checkpoint to tarfile, which extracts links wherever they
     # point. A zip goes straight to torch's loader of checkpoint archives;
     # anything else is read from memory, where the tar path is never taken.
-    # The unpickler is ours either way; torch.serialization's pickle global
-    # is swapped for the call too, for what reads it there.
-    saved = ts.pickle
-    ts.pickle = restricted
+    # Both take our unpickler as their pickle module.
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
@@ -689,8 +686,6 @@ def load_state_dict(path):
         raise
     except Exception as e:  # noqa: BLE001 - report any load failure
         raise ConvertError("cannot load checkpoint %s: %s" % (path, e))
-    finally:
-        ts.pickle = saved
     if isinstance(ck, dict) and "state_dict" in ck:
         sd = ck["state_dict"]
     else:
