@@ -18,7 +18,9 @@
 #    renders (the pre-pass outputs its input);
 #  - the join keeps every frame when the audio is shorter than the video,
 #    keeps the video's place when it starts after the audio; an MP4 whose
-#    edit list leaves packets out renders the frames ffmpeg decodes; a '%' in
+#    edit list leaves packets out renders the frames ffmpeg decodes; --pre
+#    puts filters before vqgan_synth (and refuses a chain that changes the
+#    frame count, a graph, an unknown filter); a '%' in
 #    the job directory's path reaches sbatch as '%%'; the hints carry
 #    --job-dir.
 . "$(dirname "$0")/testlib"
@@ -233,6 +235,24 @@ $FARM submit "$TMP/yuv.mkv" "$TMP/out/yuv.mkv" --frames-per-task 6 --ffmpeg "$FF
 $FARM status "$TMP/out/yuv.mkv" >"$TMP/st" 2>&1; rc=$?
 check "a failing task: status names the filter's reason (status $rc): $(grep '^task 0' "$TMP/st" | cut -c1-150)" \
     sh -c "[ $rc -eq 1 ] && grep -q '^task 0 .*failed.*Input format yuv420p cannot be used' '$TMP/st'"
+
+# the same video with --pre format=gray8 (labels decoded as yuv420p): the frames
+# of the one-process render with -vf format=gray8,vqgan_synth, temporal=follow
+# (the pre-pass runs the filters too)
+fresh
+$FARM submit "$TMP/yuv.mkv" "$TMP/out/yuvpre.mkv" --frames-per-task 4 --ffmpeg "$FFMPEG" \
+    --filter "$SYNTH:temporal=follow" --pre format=gray8 >"$TMP/o" 2>&1; rc=$?
+ff -i "$TMP/yuv.mkv" -vf "format=gray8,vqgan_synth=$SYNTH:temporal=follow" -c:v ffv1 "$TMP/ref_yuvpre.mkv"
+got=$(vframes "$TMP/out/yuvpre.mkv") want=$(vframes "$TMP/ref_yuvpre.mkv")
+check "--pre format=gray8 on a yuv420p label video, follow: the 6 frames of -vf format=gray8,vqgan_synth (status $rc)" \
+    eval '[ $rc -eq 0 ] && [ "$(echo "$got" | grep -c .)" -eq 6 ] && [ "$got" = "$want" ]'
+for pre in "fps=4" "split[a][b];[a][b]hstack" "nosuchfilter=1"; do
+    fresh
+    $FARM submit "$TMP/yuv.mkv" "$TMP/out/badpre.mkv" --frames-per-task 4 --ffmpeg "$FFMPEG" \
+        --filter "$SYNTH" --pre "$pre" >"$TMP/o" 2>"$TMP/e"; rc=$?
+    check "--pre '$pre' refused, nothing written: \"$(head -c 150 "$TMP/e")\"" \
+        sh -c "[ $rc -ne 0 ] && grep -q -- '--pre' '$TMP/e' && [ ! -e '$TMP/out/badpre.mkv.farm/job.json' ] && [ ! -s '$FAKE/sbatch.log' ]"
+done
 
 for v in short_audio late_video edit_list; do
     fresh
