@@ -140,7 +140,7 @@ tests/test_%.c tests/bench_%.c tests/%.h: ;
 # Model files converted from the reference's golden checkpoints.
 TEST_MODELS = vqgan segmentation gpt conditional classcond classwin uncondwin complete depth coord coco gumbel
 test-models: $(TEST_MODELS:%=$(BUILD)/test-models/%.gguf)
-$(BUILD)/test-models/%.gguf: tools/convert.py tools/gguf_writer.py
+$(BUILD)/test-models/%.gguf: tools/convert.py tools/gguf_writer.py tools/palettes.py tools/colorize_labels.py
 	@mkdir -p $(dir $@)
 	$(PYTHON) tools/convert.py $(GOLDEN)/$*/config.yaml $(GOLDEN)/$*/model.ckpt $@ >/dev/null
 

@@ -10,8 +10,8 @@ samples/legend.txt.
 Default palettes by label count (--palette auto):
   182  COCO-Stuff ids (COCO-Stuff id - 1), the colours of samples/legend.txt
        and tools/colorize_labels.py (the project's COCO-Stuff palette)
-  183  the same for ids 0..181, and 182 (unlabeled, the reference's shifted
-       maps) black
+  183  the reference's shifted maps (COCO-Stuff id + 1; its 255 "unlabeled"
+       wraps to 0): 0 black, 1..182 the colours of the 182-label ids 0..181
   151  ADE20K SceneParsing: 0 (other) black, 1..150 the standard 150-class
        palette (objectInfo150 order, as MMSegmentation's ADE20KDataset)
 """
@@ -68,7 +68,7 @@ def default_palette(n_labels):
     if n_labels in (182, 183):
         import colorize_labels
         cols = [hexcolour(c) for c in colorize_labels.palette()]
-        return cols + ["#000000"] if n_labels == 183 else cols
+        return ["#000000"] + cols if n_labels == 183 else cols
     if n_labels == 151:
         return ["#000000"] + [hexcolour(c) for c in ADE20K_150]
     return None

@@ -389,12 +389,26 @@ def test_golden(golden, tmp):
             "--labels", os.path.join(TOOLS, "labels", "cocostuff-183.txt"))
         if rc != 0:
             return se
-        names = gw.read_gguf(out).value("vqgan.cond_stage.label_names")
+        g = gw.read_gguf(out)
+        names = g.value("vqgan.cond_stage.label_names")
         if len(names) != 183 or names[0] != "unlabeled" or \
                 names[1] != "person" or names[182] == "":
             return "label names %r" % (names[:3],)
-    check("tools/labels/cocostuff-183.txt names the coco case's 183 labels",
-          coco_labels)
+        # the default palette on the reference's shifted ids: label k is
+        # samples/legend.txt's id k - 1 (label 1 person), 0 unlabelled black
+        legend = {}
+        with open(os.path.join(ROOT, "samples", "legend.txt")) as f:
+            for line in f:
+                cols = line.rstrip("\n").split("\t")
+                if len(cols) >= 3 and not line.startswith("#"):
+                    legend[int(cols[0])] = (cols[1], cols[2])
+        colours = g.value("vqgan.cond_stage.label_colors")
+        bad = [k for k in range(1, 183) if colours[k] != legend[k - 1][1]]
+        if colours[0] != "#000000" or bad or legend[0][0] != "person":
+            return "label 0 %s, labels %s not the legend's id - 1 (label 1 %s, legend 0 %s)" % (
+                colours[0], bad[:5], colours[1], legend[0])
+    check("tools/labels/cocostuff-183.txt names the coco case's 183 labels, and the default palette colours "
+          "label k as the legend's id k - 1 (0 unlabelled black)", coco_labels)
 
 
 def expect_refusal(desc, cfg, sd, words, tmp, via_cli=False):
