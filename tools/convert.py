@@ -185,7 +185,7 @@ def vq_stage(cfg, where, segmentation, role="first"):
         "ch_mult": _int_list(dd.get("ch_mult", [1, 2, 4, 8]), W + ".ch_mult",
                              1, 64, 8),
         "num_res_blocks": _int(dd["num_res_blocks"], W + ".num_res_blocks",
-                               1, 7),
+                               0, 7),
         "attn_resolutions": _int_list(dd.get("attn_resolutions", []),
                                       W + ".attn_resolutions", 1, 1 << 16, 8),
         "resolution": _int(dd["resolution"], W + ".resolution", 1, 1 << 16),

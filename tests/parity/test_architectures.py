@@ -12,8 +12,9 @@ reference-layout config.yaml + checkpoint, converts it with tools/convert.py
 and runs the C library on it (build/libvqgan.so, through ctypes), fp32:
 
   - first stages: f=8 with attention at two levels and three res blocks; f=16
-    with one res block and attention only in the middle; inputs not square
-    and not of the config's resolution;
+    with one res block and attention only in the middle; f=4 with no res
+    block in the encoder (num_res_blocks 0); inputs not square and not of the
+    config's resolution;
   - a segmentation stage with f=2, attention at the top level and 5 labels;
   - a segmentation-conditional GPT with w=6 and 12-wide heads, sampled
     greedily with the sliding window: every cell's logits recomputed by the
@@ -323,6 +324,14 @@ def main():
         m = vq_module(cfg, 2)
         eng = Engine(lib, write_model(tmp, "f16", cfg, m.state_dict()))
         check_first_stage(eng, m, "f=16, 1 res block, no attention levels", 48, 80, 12)
+        eng.close()
+
+        # 2b. no res blocks in the encoder (num_res_blocks 0; the decoder has
+        #     one a level), which the reference runs where ch_mult is constant
+        cfg = vq_config([1, 1, 1], 0, [8], 32, 8, 8, 20)
+        m = vq_module(cfg, 8)
+        eng = Engine(lib, write_model(tmp, "nrb0", cfg, m.state_dict()))
+        check_first_stage(eng, m, "f=4, 0 res blocks, attention at 8", 24, 40, 15)
         eng.close()
 
         # 3. segmentation stage: f=2, attention at the top level, 5 labels
