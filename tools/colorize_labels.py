@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Colour 182-label segmentation maps with libvqgan's fixed label palette.
 
-    colorize_labels.py MAP.png OUT.png [MAP2.png OUT2.png ...]
-    colorize_labels.py --outdir DIR MAP.png [MAP2.png ...]
+    colorize_labels.py [--palette SRC] MAP.png OUT.png [MAP2.png OUT2.png ...]
+    colorize_labels.py [--palette SRC] --outdir DIR MAP.png [MAP2.png ...]
     colorize_labels.py --legend samples/legend.png --legend-txt samples/legend.txt
 
 Maps are 8-bit grayscale PNGs whose pixel values are class ids 0..181
@@ -15,6 +15,12 @@ gets the PASCAL-VOC bit-interleaved colour of (id + 1), which is distinct for
 all ids.  samples/legend.txt lists the whole palette (id, name, #rrggbb, and
 whether the label occurs in the shared maps); samples/legend.png shows the
 labels that occur in the shared maps.
+
+--palette SRC colours maps of another label space instead: SRC is a model
+file (.gguf; the palette it carries, vqgan.cond_stage.label_colors, as the
+filters read colour labels with it: a 183-label COCO-Stuff model's ids are
+COCO-Stuff's + 1, 0 unlabelled) or an "id name #rrggbb" file. Values the
+palette does not cover are drawn black.
 """
 import argparse
 import os
@@ -85,11 +91,13 @@ def palette():
     return pal
 
 
-def colorize(seg):
-    """(H, W) integer label map -> (H, W, 3) uint8 image; ids >= 182 black."""
+def colorize(seg, pal=None):
+    """(H, W) integer label map -> (H, W, 3) uint8 image, with pal (a list
+    of (r, g, b) per id, at most 256) or the fixed palette; other ids black."""
     seg = np.asarray(seg)
     lut = np.zeros((256, 3), dtype=np.uint8)
-    lut[:N_LABELS] = palette()
+    pal = palette() if pal is None else np.array(pal, dtype=np.uint8).reshape(-1, 3)[:256]
+    lut[:len(pal)] = pal
     return lut[np.clip(seg, 0, 255).astype(np.int64)]
 
 
@@ -155,8 +163,18 @@ def main():
     ap.add_argument("--legend", help="write the legend image (labels present in the shared maps)")
     ap.add_argument("--legend-txt", help="write the palette as text (all 182 labels)")
     ap.add_argument("--data", default=DEFAULT_DATA, help="sflckr folder (labels.txt, segmentations/)")
+    ap.add_argument("--palette", metavar="SRC", help="colour with a model's palette (.gguf) or an "
+                    "\"id name #rrggbb\" file instead of the fixed 182-label one")
     a = ap.parse_args()
     from PIL import Image
+    pal = None
+    if a.palette:
+        sys.path.insert(0, HERE)
+        import palettes
+        try:
+            pal = palettes.load_palette(a.palette)
+        except palettes.PaletteError as e:
+            sys.exit("colorize_labels.py: %s" % e)
     if a.legend or a.legend_txt:
         n = write_legend(a.legend, a.legend_txt, a.data)
         print("legend: %d labels present in the shared maps" % n)
@@ -171,7 +189,7 @@ def main():
         seg = Image.open(src)
         if seg.mode not in ("L", "P"):
             sys.exit("%s: not an 8-bit label map (mode %s)" % (src, seg.mode))
-        Image.fromarray(colorize(np.asarray(seg))).save(dst)
+        Image.fromarray(colorize(np.asarray(seg), pal)).save(dst)
         print(src, "->", dst)
 
 

@@ -113,3 +113,48 @@ def check_palette(cols, n_labels, what):
         raise PaletteError("%s: %d colours (%d distinct) for %d labels"
                            % (what, len(cols), len(set(cols)), n_labels))
     return cols
+
+
+def model_palette(path):
+    """The '#rrggbb' palette a model file carries (vqgan.cond_stage.label_colors):
+    from the key/value records at the file's head (a released model is GBs)."""
+    import gguf_writer as gw
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(min(size, 64 << 20))
+        try:
+            g = gw.parse_gguf(head, check=False)
+        except gw.GGUFError:
+            if len(head) == size:
+                raise
+            g = gw.read_gguf(path)      # records beyond 64 MiB: the whole file
+    except (OSError, gw.GGUFError) as e:
+        raise PaletteError("cannot read model %s: %s" % (path, e))
+    cols = g.value("vqgan.cond_stage.label_colors")
+    if not cols:
+        raise PaletteError("model %s carries no label palette (tools/add_palette.py adds one)" % path)
+    return [str(c) for c in cols]
+
+
+def load_palette(src):
+    """(r, g, b) per label id from a model file (.gguf) or an "id name
+    #rrggbb" file naming every id from 0 to its largest once."""
+    if src.lower().endswith(".gguf"):
+        cols = model_palette(src)
+    else:
+        try:
+            ids = []
+            for line in open(src, encoding="utf-8"):
+                w = line.strip().split("\t")[0].split()
+                if w and not w[0].startswith("#") and w[0].isdigit():
+                    ids.append(int(w[0]))
+        except (OSError, UnicodeDecodeError) as e:
+            raise PaletteError("cannot read palette %s: %s" % (src, e))
+        if not ids:
+            raise PaletteError("palette %s lists no label" % src)
+        if max(ids) > 255:
+            raise PaletteError("palette %s: label %d is past 255 (label maps are 8-bit)" % (src, max(ids)))
+        cols = read_palette_file(src, max(ids) + 1)
+    return [tuple(int(c[k:k + 2], 16) for k in (1, 3, 5)) for c in cols]
+

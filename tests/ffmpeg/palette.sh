@@ -4,7 +4,8 @@
 # video with palette_match=nearest gives the frames of its nearest-colour ids
 # (those of the clean video wherever the nearest colour is the true one); an
 # off-palette colour stops with a message naming it; tools/colorize_labels.py
-# and the palette agree both ways.
+# and the palette agree both ways, and its --palette colours another label
+# space (the 183-label test model's) as the filters read it.
 . "$(dirname "$0")/testlib"
 
 MODEL=$ROOT/samples/models/default.gguf
@@ -152,4 +153,26 @@ check "palette_match=nearest:1 refuses the farther JPEG colours, naming the dist
     grep -q "within the palette_match distance: the closest entry is" "$TMP/stderr"
 ff -i "$TMP/rgb1.png" -vf "format=rgb24,$SYN:palette=$LEGEND:palette_match=closest" -f null -
 check "palette_match=closest is refused with the accepted forms" grep -q "use exact, or nearest:DIST" "$TMP/stderr"
+
+# another label space: the 183 ids of the COCO-Stuff test model coloured by
+# colorize_labels.py with the palette the model carries (--palette MODEL)
+# read back as the same ids; with the fixed 182-label palette they would
+# not (the model's ids are COCO-Stuff's + 1)
+COCO=$(model coco)
+"$PYTHON" -c 'import numpy as np; from PIL import Image
+Image.fromarray(np.arange(183, dtype=np.uint8).repeat(8).reshape(1, -1).repeat(8, 0)).save("'"$TMP"'/ids183.png")'
+"$PYTHON" "$ROOT/tools/colorize_labels.py" --palette "$COCO" "$TMP/ids183.png" "$TMP/rgb183.png" >/dev/null 2>"$TMP/e" ||
+    sed 's/^/# /' "$TMP/e"
+"$PYTHON" "$ROOT/tools/colorize_labels.py" "$TMP/ids183.png" "$TMP/fixed183.png" >/dev/null
+for f in ids183 rgb183 fixed183; do
+    ff -i "$TMP/$f.png" -vf "vqgan_encode=model=$COCO:stage=cond" -f framemd5 "$TMP/$f.md5"
+done
+check "colorize_labels.py --palette coco.gguf: 183 labels read back as the same ids (condition tokens equal)" \
+    eval '[ -n "$(frames "$TMP/ids183.md5")" ] && [ "$(frames "$TMP/rgb183.md5")" = "$(frames "$TMP/ids183.md5")" ]'
+check "... and the fixed 182-label palette's colours are other ids on that model" \
+    eval '[ -n "$(frames "$TMP/fixed183.md5")" ] && [ "$(frames "$TMP/fixed183.md5")" != "$(frames "$TMP/ids183.md5")" ]'
+"$PYTHON" "$ROOT/tools/colorize_labels.py" --palette "$(model vqgan)" "$TMP/ids183.png" "$TMP/x.png" >/dev/null 2>"$TMP/e"
+rc=$?
+check "colorize_labels.py --palette on a model without a palette: refused, naming it (status $rc)" \
+    eval '[ $rc -ne 0 ] && grep -q "carries no label palette" "$TMP/e" && [ ! -e "$TMP/x.png" ]'
 finish
