@@ -896,6 +896,26 @@ def build_writer(plan, tensors, dtype="f32", name="", labels=None, colors=None):
     return w
 
 
+def _progress_printer(what):
+    """A progress callback for GGUFWriter.write: one line on a terminal's
+    stderr, rewritten at most twice a second; nothing when stderr is not a
+    terminal (logs, tests)."""
+    import time
+    if not sys.stderr.isatty():
+        return None
+    last = [0.0]
+
+    def show(i, n, done, total):
+        now = time.monotonic()
+        if i < n and now - last[0] < 0.5:
+            return
+        last[0] = now
+        sys.stderr.write("\rconvert.py: %s: %d of %d tensors, %.2f of %.2f GB%s"
+                         % (what, i, n, done / 1e9, total / 1e9, "\n" if i == n else ""))
+        sys.stderr.flush()
+    return show
+
+
 def convert(config_path, ckpt_path, out_path, dtype="f32", name=None,
             labels_path=None, palette="auto"):
     import yaml
@@ -931,6 +951,8 @@ def convert(config_path, ckpt_path, out_path, dtype="f32", name=None,
     elif palette not in ("auto", "none"):
         raise ConvertError("--palette given but the model has no "
                            "segmentation condition stage")
+    if sys.stderr.isatty():
+        sys.stderr.write("convert.py: reading %s\n" % ckpt_path)
     sd = load_state_dict(ckpt_path)
     tensors = select_tensors(sd, plan)
     if name is None:
@@ -944,7 +966,7 @@ def convert(config_path, ckpt_path, out_path, dtype="f32", name=None,
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(out_path)),
                                    prefix="." + os.path.basename(out_path) + ".", suffix=".tmp")
         os.close(fd)
-        size = w.write(tmp)
+        size = w.write(tmp, progress=_progress_printer("writing " + out_path))
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)         # as open() would have made it

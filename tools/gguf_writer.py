@@ -314,11 +314,28 @@ class GGUFWriter:
         return serialize(self._kv_list(), infos, b"".join(blobs),
                          alignment=self.alignment)
 
-    def write(self, path):
-        data = self.to_bytes()
+    def write(self, path, progress=None):
+        """Writes the file tensor by tensor (the bytes of to_bytes(), without
+        holding them: a converted model is written with one tensor's bytes
+        in memory at a time). progress(tensors done, tensors, bytes done,
+        bytes) is called after each tensor. Returns the file's size."""
+        infos, offset = [], 0
+        for name, a, ttype in self.tensors:
+            infos.append((name, [int(d) for d in reversed(a.shape)], ttype, offset))
+            offset += align_up(a.size * TENSOR_ELEM_SIZE[ttype], self.alignment)
+        head = serialize(self._kv_list(), infos, b"", alignment=self.alignment)
+        total, done = len(head) + offset, len(head)
         with open(path, "wb") as f:
-            f.write(data)
-        return len(data)
+            f.write(head)
+            for i, (name, a, ttype) in enumerate(self.tensors):
+                raw = tensor_bytes(a, ttype)
+                f.write(raw)
+                f.write(b"\0" * (align_up(len(raw), self.alignment) - len(raw)))
+                done += align_up(len(raw), self.alignment)
+                del raw
+                if progress:
+                    progress(i + 1, len(self.tensors), done, total)
+        return total
 
     def tensor_data_bytes(self):
         return sum(a.size * TENSOR_ELEM_SIZE[t] for _, a, t in self.tensors)
