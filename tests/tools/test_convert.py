@@ -316,6 +316,24 @@ def test_writer_units(tmp):
             return "data not aligned"
     check("writer/reader round-trip of typed keys and tensors", kv_roundtrip)
 
+    def streamed():
+        # write() streams tensor by tensor: the bytes of to_bytes(), every
+        # dtype, sizes that need padding, progress reported per tensor
+        w = gw.GGUFWriter()
+        w.add_string("general.architecture", "vqgan")
+        rng = np.random.default_rng(3)
+        for i, dt in enumerate(("f32", "f16", "bf16", "f16", "f32")):
+            w.add_tensor("t%d" % i, rng.standard_normal((3, 7 + i)).astype(np.float32), dt)
+        p = os.path.join(tmp, "streamed.gguf")
+        calls = []
+        size = w.write(p, progress=lambda *a: calls.append(a))
+        data = open(p, "rb").read()
+        if data != w.to_bytes() or size != len(data):
+            return "write() gave %d bytes unlike to_bytes()'s %d" % (len(data), len(w.to_bytes()))
+        if [c[0] for c in calls] != [1, 2, 3, 4, 5] or calls[-1][2:] != (len(data), len(data)):
+            return "progress calls %r" % calls
+    check("GGUFWriter.write streams the bytes of to_bytes (every dtype, padding, progress per tensor)", streamed)
+
 
 def test_golden(golden, tmp):
     labels_path = os.path.join(tmp, "labels8.txt")
