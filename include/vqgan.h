@@ -166,6 +166,10 @@ enum vqgan_quantizer {
 VQGAN_API int vqgan_model_get_info(const struct vqgan_model *model, struct vqgan_model_info *info);
 /* Name of a segmentation label, or NULL when unknown. */
 VQGAN_API const char *vqgan_model_label_name(const struct vqgan_model *model, int label);
+/* The image tokenizer's input and output channels (ddconfig.in_channels,
+ * out_ch): 3 and 3 for RGB, as every released model; planes of the f32
+ * encode and decode. VQGAN_ERR_UNSUPPORTED without an image tokenizer. */
+VQGAN_API int vqgan_model_image_channels(const struct vqgan_model *model, int *in_channels, int *out_channels);
 /* The colour of a segmentation label in the model's palette (for colour-coded
  * label maps; vqgan.cond_stage.label_colors): 1 and rgb[0..2] filled, or 0
  * when the model carries no palette or the label is out of range. Two labels
@@ -281,11 +285,15 @@ VQGAN_API int  vqgan_session_set_params(struct vqgan_session *session,
  * otherwise VQGAN_ERR_INVALID. */
 
 /* Image -> first-stage tokens. width and height must be multiples of the
- * factor; tokens receives (height/f)*(width/f) values. */
+ * factor; tokens receives (height/f)*(width/f) values. 8-bit RGB: a
+ * tokenizer of other than 3 input channels is VQGAN_ERR_UNSUPPORTED here
+ * (vqgan_model_image_channels; the f32 form takes its planes). */
 VQGAN_API int vqgan_encode_image(struct vqgan_session *s, const uint8_t *rgb, ptrdiff_t stride,
                        int width, int height, int32_t *tokens);
-/* Same from planar float CHW in [-1, 1]; pre_quant (may be NULL) receives
- * the encoder + quant_conv output, embed_dim x (h/f) x (w/f). */
+/* Same from planar float CHW in [-1, 1], C the tokenizer's input channels
+ * (3 for RGB, as every released model; vqgan_model_image_channels);
+ * pre_quant (may be NULL) receives the encoder + quant_conv output,
+ * embed_dim x (h/f) x (w/f). */
 VQGAN_API int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width, int height,
                            int32_t *tokens, float *pre_quant);
 
@@ -323,7 +331,9 @@ VQGAN_API int vqgan_encode_image_logits(struct vqgan_session *s, const float *ch
                               int32_t *tokens, float *logits);
 
 /* First-stage tokens -> picture, grid gw x gh, output (gw*f) x (gh*f).
- * 8-bit output is round((clamp(x, -1, 1) + 1) * 127.5). */
+ * 8-bit output is round((clamp(x, -1, 1) + 1) * 127.5), RGB (a decoder of
+ * other than 3 output channels is VQGAN_ERR_UNSUPPORTED there); the f32
+ * output is planar, the decoder's out_ch planes. */
 VQGAN_API int vqgan_decode(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,
                  uint8_t *rgb, ptrdiff_t stride);
 VQGAN_API int vqgan_decode_f32(struct vqgan_session *s, const int32_t *tokens, int gw, int gh,

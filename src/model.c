@@ -889,6 +889,17 @@ int vqgan_model_label_color(const struct vqgan_model *m, int label, uint8_t rgb[
     return 1;
 }
 
+int vqgan_model_image_channels(const struct vqgan_model *m, int *in_channels, int *out_channels)
+{
+    if (!m || !in_channels || !out_channels)
+        return vq_error(VQGAN_ERR_INVALID, "vqgan_model_image_channels: NULL argument");
+    if (!m->info.has_first_stage)
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "%s has no image tokenizer", m->path);
+    *in_channels = m->first.in_channels;
+    *out_channels = m->first.out_ch;
+    return 0;
+}
+
 const char *vqgan_model_label_name(const struct vqgan_model *m, int label)
 {
     if (!m || !m->label_names || label < 0 || label >= m->n_labels) return NULL;

@@ -188,8 +188,6 @@ static int vqgan_encode_image_f32_impl(struct vqgan_session *s, const float *chw
     const struct vq_stage *st = &s->model->first;
     if ((r = check_frame(st, "image", width, height))) return r;
     if (!chw || !tokens) return vq_error(VQGAN_ERR_INVALID, "encode: NULL buffer");
-    if (st->in_channels != 3)
-        return vq_error(VQGAN_ERR_UNSUPPORTED, "image tokenizer takes %d channels, not RGB", st->in_channels);
     if ((r = vq_stage_check_work(st, VQ_WORK_ENCODE, width, height, 0.0, "encode"))) return r;
     if ((r = vq_stage_encode(&s->exec, st, chw, height, width, &h))) return r;
     return finish_encode(s, st, h, (height / st->factor) * (width / st->factor), tokens, pre_quant);
@@ -227,6 +225,9 @@ static int vqgan_encode_image_impl(struct vqgan_session *s, const uint8_t *rgb, 
     if ((r = need_first_stage(s))) return r;
     if ((r = check_frame(&s->model->first, "image", width, height))) return r;
     if (!rgb || !tokens) return vq_error(VQGAN_ERR_INVALID, "encode: NULL image or tokens");
+    if (s->model->first.in_channels != 3)
+        return vq_error(VQGAN_ERR_UNSUPPORTED, "image tokenizer takes %d channels, not RGB (vqgan_encode_image_f32 "
+                        "takes them as planes)", s->model->first.in_channels);
     if (stride < (ptrdiff_t)3 * width)
         return vq_error(VQGAN_ERR_INVALID, "encode: stride %td is smaller than a row of %d RGB pixels (%td bytes)",
                         stride, width, (ptrdiff_t)3 * width);
@@ -649,8 +650,6 @@ static int vqgan_encode_image_logits_impl(struct vqgan_session *s, const float *
                         s->model->path);
     if ((r = check_frame(st, "image", width, height))) return r;
     if (!chw || !tokens || !logits) return vq_error(VQGAN_ERR_INVALID, "encode: NULL buffer");
-    if (st->in_channels != 3)
-        return vq_error(VQGAN_ERR_UNSUPPORTED, "image tokenizer takes %d channels, not RGB", st->in_channels);
     if ((r = vq_stage_check_work(st, VQ_WORK_ENCODE, width, height,
                                  (double)st->n_embed * (width / st->factor) * (height / st->factor) * 4.0,
                                  "encode"))) return r;

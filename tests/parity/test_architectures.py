@@ -13,8 +13,8 @@ and runs the C library on it (build/libvqgan.so, through ctypes), fp32:
 
   - first stages: f=8 with attention at two levels and three res blocks; f=16
     with one res block and attention only in the middle; f=4 with no res
-    block in the encoder (num_res_blocks 0); inputs not square and not of the
-    config's resolution;
+    block in the encoder (num_res_blocks 0); a one-channel (grey) tokenizer;
+    inputs not square and not of the config's resolution;
   - a segmentation stage with f=2, attention at the top level and 5 labels;
   - a segmentation-conditional GPT with w=6 and 12-wide heads, sampled
     greedily with the sliding window: every cell's logits recomputed by the
@@ -78,6 +78,8 @@ def load_lib():
     lib.vqgan_encode_image_f32.argtypes = [P, P, ctypes.c_int, ctypes.c_int, P, P]
     lib.vqgan_encode_labels.argtypes = [P, P, ctypes.c_ssize_t, ctypes.c_int, ctypes.c_int, P, P]
     lib.vqgan_decode_f32.argtypes = [P, P, ctypes.c_int, ctypes.c_int, P]
+    lib.vqgan_encode_image.argtypes = [P, P, ctypes.c_ssize_t, ctypes.c_int, ctypes.c_int, P]
+    lib.vqgan_model_image_channels.argtypes = [P, P, P]
     lib.vqgan_sample_conditional.argtypes = [P, P, ctypes.c_int, ctypes.c_int, P]
     lib.vqgan_sample_unconditional.argtypes = [P, ctypes.c_int, ctypes.c_int, ctypes.c_int, P]
     return lib
@@ -208,7 +210,8 @@ def indices_agree(ours, h, codebook):
 def check_first_stage(eng, model, name, H, W, seed):
     f = 2 ** (len(model.encoder.down) - 1)
     g = torch.Generator().manual_seed(seed)
-    x = (torch.randint(0, 256, (1, 3, H, W), generator=g).float() / 127.5 - 1.0)
+    C = model.encoder.conv_in.in_channels
+    x = (torch.randint(0, 256, (1, C, H, W), generator=g).float() / 127.5 - 1.0)
     with torch.no_grad():
         h = model.encode_h(x).numpy()
     gh, gw = H // f, W // f
@@ -332,6 +335,23 @@ def main():
         m = vq_module(cfg, 8)
         eng = Engine(lib, write_model(tmp, "nrb0", cfg, m.state_dict()))
         check_first_stage(eng, m, "f=4, 0 res blocks, attention at 8", 24, 40, 15)
+        eng.close()
+
+        # 2c. a one-channel tokenizer (in_channels = out_ch = 1: grey pictures,
+        #     planes of the f32 calls); the 8-bit RGB calls refuse it
+        cfg = vq_config([1, 2], 1, [], 32, 4, 4, 12, in_ch=1)
+        m = vq_module(cfg, 9)
+        eng = Engine(lib, write_model(tmp, "grey", cfg, m.state_dict()))
+        check_first_stage(eng, m, "one-channel tokenizer, f=2", 14, 22, 16)
+        ci, co = ctypes.c_int(0), ctypes.c_int(0)
+        r = lib.vqgan_model_image_channels(eng.m, ctypes.byref(ci), ctypes.byref(co))
+        rgb = np.zeros(14 * 22 * 3, np.uint8)
+        tok = np.zeros(7 * 11, np.int32)
+        r8 = lib.vqgan_encode_image(eng.s, rgb.ctypes.data_as(ctypes.c_void_p), ctypes.c_ssize_t(66), 22, 14,
+                                    tok.ctypes.data_as(ctypes.c_void_p))
+        report(r == 0 and (ci.value, co.value) == (1, 1) and r8 != 0 and "1 channels" in eng.error(),
+               "one-channel tokenizer: vqgan_model_image_channels gives 1 and 1 (status %d), the 8-bit RGB "
+               "encode refuses it: %s" % (r, eng.error()))
         eng.close()
 
         # 3. segmentation stage: f=2, attention at the top level, 5 labels

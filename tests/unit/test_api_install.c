@@ -63,6 +63,13 @@ static void test_palette(void)
     CHECK(r == 0, "load the golden conditional model");
     if (c)
         CHECK(vqgan_model_label_color(c, 0, rgb) == 0, "a model without label_colors has no palette");
+    int ci = 0, co = 0;
+    if (m)
+        CHECK(vqgan_model_image_channels(m, &ci, &co) == 0 && ci == 3 && co == 3,
+              "default model: an RGB tokenizer (%d in, %d out)", ci, co);
+    CHECK(vqgan_model_image_channels(NULL, &ci, &co) == VQGAN_ERR_INVALID &&
+          (!c || vqgan_model_image_channels(c, NULL, &co) == VQGAN_ERR_INVALID),
+          "vqgan_model_image_channels: a NULL argument is refused");
     vqgan_model_unref(m);
     vqgan_model_unref(c);
 }
