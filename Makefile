@@ -11,8 +11,12 @@ BUILD    ?= build
 GOLDEN   ?= $(abspath ../shared/golden)
 
 # ./configure writes config.mk (installation directories, CPU flags, the
-# backends found); without one, make runs `./configure --lib-only` first.
+# backends found); without one, make runs `./configure --lib-only` first
+# (not for `make clean` or `make distclean` alone).
+VQ_CLEAN_ONLY := $(if $(MAKECMDGOALS),$(if $(filter-out clean distclean,$(MAKECMDGOALS)),,yes))
+ifneq ($(VQ_CLEAN_ONLY),yes)
 include config.mk
+endif
 config.mk:
 	$(call configure_again,--lib-only)
 	@[ ! -e $(DEPS_STAMP) ] || touch -r $@ $(DEPS_STAMP)
@@ -40,22 +44,33 @@ VERSION_WORDS := $(subst ., ,$(VERSION))
 VERSION_MAJOR := $(word 1,$(VERSION_WORDS))
 VERSION_MINOR := $(word 2,$(VERSION_WORDS))
 VERSION_PATCH := $(word 3,$(VERSION_WORDS))
-SOVERSION = $(VERSION_MAJOR)
+# The soname carries the ABI: while the major version is 0, every minor
+# version may change it (a struct the caller allocates grows), so it is
+# 0.MINOR (libvqgan.so.0.3); from 1.0 on, the major version.
+# tests/common/abi_sizes.h records the public structs' sizes of this ABI.
+SOVERSION = $(if $(filter 0,$(VERSION_MAJOR)),0.$(VERSION_MINOR),$(VERSION_MAJOR))
 SONAME    = libvqgan.so.$(SOVERSION)
 SOFILE    = libvqgan.so.$(VERSION)
 
+# CFLAGS, CPPFLAGS and LDFLAGS are the builder's (the environment's, the
+# make command line's, or those ./configure recorded): a packager's
+# `make CFLAGS="-O2 -g -fstack-protector-strong" CPPFLAGS=-D_FORTIFY_SOURCE=2`
+# replaces CFLAGS, so the flags the build needs live in VQ_CFLAGS, and the
+# compiler gets $(ALL_CFLAGS): those, then CPPFLAGS and CFLAGS (last: an -O
+# or -march of the builder's wins).
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp $(ARCH_CFLAGS) -Iinclude -I$(BUILD)/include -Isrc
+VQ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp $(ARCH_CFLAGS) -Iinclude -I$(BUILD)/include -Isrc
 # -O2's default "very cheap" vectorizer model leaves loops of unknown length
 # scalar (GroupNorm + swish ran 3x slower); IEEE semantics are kept either way
-CFLAGS   += -fvect-cost-model=dynamic
-CFLAGS   += $(BACKEND_CFLAGS)
+VQ_CFLAGS += -fvect-cost-model=dynamic
+VQ_CFLAGS += $(BACKEND_CFLAGS)
 # The shared library exports vqgan.h's VQGAN_API functions alone; tests that
 # need internals link libvqgan.a.
-CFLAGS   += -fvisibility=hidden
+VQ_CFLAGS += -fvisibility=hidden
 # No path into the source tree in the objects (debug info, __FILE__): the
 # installed library must not name the checkout it was built in.
-CFLAGS   += -ffile-prefix-map=$(CURDIR)=.
+VQ_CFLAGS += -ffile-prefix-map=$(CURDIR)=.
+ALL_CFLAGS = $(VQ_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 LIBS      = $(BACKEND_LIBS) $(BASE_LIBS)
 
 SRC      := $(sort $(wildcard src/*.c))
@@ -73,7 +88,7 @@ BENCH_BIN:= $(addprefix $(BUILD)/tests/,$(notdir $(BENCHES:.c=)))
 vpath test_%.c $(TEST_DIRS)
 vpath bench_%.c tests/bench
 
-.PHONY: all lib deps check check-quick bench bench-families-models demo clean test-models FORCE
+.PHONY: all lib deps check check-quick bench bench-families-models demo clean distclean test-models FORCE
 all: lib ffmpeg
 
 lib: $(BUILD)/libvqgan.a $(BUILD)/libvqgan.so $(BUILD)/pkgconfig/libvqgan.pc
@@ -104,11 +119,11 @@ $(BUILD)/include/vqgan_version.h: VERSION
 # object is rebuilt when a header it includes changes, and only then.
 $(BUILD)/obj/%.o: src/%.c $(BUILD)/include/vqgan_version.h config.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 -include $(OBJ:.o=.d)
 
 # The configured datadir is compiled into this one object (vqgan_default_model_path).
-$(BUILD)/obj/paths.o: CFLAGS += -DVQ_DATADIR='"$(DATADIR)"'
+$(BUILD)/obj/paths.o: VQ_CFLAGS += -DVQ_DATADIR='"$(DATADIR)"'
 
 $(BUILD)/libvqgan.a: $(OBJ)
 	@rm -f $@
@@ -131,7 +146,7 @@ $(BUILD)/pkgconfig/libvqgan.pc: Makefile config.mk VERSION
 
 $(BUILD)/tests/%: %.c $(BUILD)/libvqgan.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -Itests/common $< -o $@ $(BUILD)/libvqgan.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -Itests/common $< -o $@ $(BUILD)/libvqgan.a $(LIBS)
 -include $(TEST_BIN:=.d) $(BENCH_BIN:=.d)
 # The test sources lived in tests/ itself until the split into tests/unit/ and
 # the rest: an older build's dependency files still name them there.
@@ -206,5 +221,8 @@ bench: deps lib $(BENCH_BIN) $(BUILD)/sflckr-random.gguf $(BUILD)/reference-timi
 
 clean:
 	rm -rf $(BUILD)
+# and what ./configure wrote: config.mk, the FFmpeg sources it prepared
+distclean: clean
+	rm -rf config.mk config.mk.tmp ffmpeg-src
 
 -include mk/*.mk

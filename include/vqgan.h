@@ -54,7 +54,7 @@ enum vqgan_status {
     VQGAN_ERR_NOMEM       = -4, /* allocation failed                       */
     VQGAN_ERR_UNSUPPORTED = -5, /* model lacks the stage the call needs    */
     VQGAN_ERR_LIMIT       = -6, /* a documented limit would be exceeded    */
-    VQGAN_ERR_CANCELLED   = -7, /* the progress callback asked to stop     */
+    VQGAN_ERR_CANCELLED   = -7  /* the progress callback asked to stop     */
 };
 
 VQGAN_API const char *vqgan_version(void);              /* VQGAN_VERSION_STRING        */
@@ -68,7 +68,7 @@ enum vqgan_log_level {
     VQGAN_LOG_WARNING = 1,
     VQGAN_LOG_INFO    = 2,
     VQGAN_LOG_VERBOSE = 3,
-    VQGAN_LOG_DEBUG   = 4,
+    VQGAN_LOG_DEBUG   = 4
 };
 typedef void (*vqgan_log_callback)(void *opaque, int level, const char *msg);
 /* Process-wide. NULL restores the default (stderr, warnings and errors). */
@@ -79,7 +79,7 @@ enum vqgan_precision {
     VQGAN_PRECISION_AUTO = 0, /* the library's documented default (fp32)     */
     VQGAN_PRECISION_FP32 = 1,
     VQGAN_PRECISION_BF16 = 2, /* bf16 products where the CPU supports them   */
-    VQGAN_PRECISION_INT8 = 3, /* the transformer's linear layers in int8 (the
+    VQGAN_PRECISION_INT8 = 3  /* the transformer's linear layers in int8 (the
                                  rest as bf16) where the CPU has AVX512_VNNI
                                  and native bf16; docs/precision.md */
 };
@@ -130,7 +130,7 @@ enum vqgan_cond_kind {
     VQGAN_COND_CLASS        = 2, /* one class-label token                    */
     VQGAN_COND_SOS          = 3, /* unconditional: one start token           */
     VQGAN_COND_DEPTH        = 4, /* depth map through a one-channel VQModel  */
-    VQGAN_COND_COORD        = 5, /* the output frame's own position map
+    VQGAN_COND_COORD        = 5  /* the output frame's own position map
                                     (CoordStage): no input content          */
 };
 
@@ -160,7 +160,7 @@ struct vqgan_model_info {
 };
 enum vqgan_quantizer {
     VQGAN_QUANTIZER_VQ     = 0, /* nearest codebook vector (VectorQuantizer) */
-    VQGAN_QUANTIZER_GUMBEL = 1, /* argmax of quantize.proj's logits (GumbelVQ,
+    VQGAN_QUANTIZER_GUMBEL = 1  /* argmax of quantize.proj's logits (GumbelVQ,
                                    without the Gumbel noise: deterministic) */
 };
 VQGAN_API int vqgan_model_get_info(const struct vqgan_model *model, struct vqgan_model_info *info);
@@ -251,7 +251,7 @@ enum vqgan_temporal {
     VQGAN_TEMPORAL_OFF    = 0,
     VQGAN_TEMPORAL_REUSE  = 1,
     VQGAN_TEMPORAL_FOLLOW = 2,
-    VQGAN_TEMPORAL_STEADY = 3,
+    VQGAN_TEMPORAL_STEADY = 3
 };
 #define VQGAN_STEADY_RADIUS 3
 VQGAN_API struct vqgan_session_params vqgan_session_default_params(void);

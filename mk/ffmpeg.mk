@@ -23,8 +23,10 @@ FFMPEG_MK := $(lastword $(MAKEFILE_LIST))
 
 -include build/config.mk
 # The library's configuration (CONFIGURE_ARGS, FFMPEG_PROFILE): this file also
-# runs alone, in the sub-make of ffmpeg-<ver>.
+# runs alone, in the sub-make of ffmpeg-<ver> (not for make clean alone).
+ifneq ($(VQ_CLEAN_ONLY),yes)
 -include config.mk
+endif
 PYTHON ?= /usr/bin/python3
 # ./configure run again as config.mk was written, $(1) first: its compiler
 # (where config.mk set it) and its arguments unexpanded, so that a $ in them

@@ -98,7 +98,7 @@ ASAN_RUNENV = OMP_WAIT_POLICY=passive ASAN_OPTIONS=detect_leaks=1:abort_on_error
 
 $(ASAN_DIR)/obj/%.o: src/%.c $(wildcard src/*.h) include/vqgan.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(ASAN_FLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
 
 $(ASAN_DIR)/libvqgan.a: $(ASAN_OBJ)
 	@rm -f $@
@@ -106,7 +106,7 @@ $(ASAN_DIR)/libvqgan.a: $(ASAN_OBJ)
 
 $(ASAN_DIR)/tests/%: %.c $(ASAN_DIR)/libvqgan.a $(wildcard tests/common/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(ASAN_FLAGS) -Itests/common $< -o $@ $(ASAN_DIR)/libvqgan.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Itests/common $< -o $@ $(ASAN_DIR)/libvqgan.a $(LIBS)
 
 # The tests run $(HARD_JOBS) at a time (each its own result file), then the
 # result lines are printed in order.
@@ -134,7 +134,7 @@ hardening-force:
 # which then run before the TSan runtime is up and crash at start-up.
 TSAN_CC    ?= clang
 TSAN_DIR    = $(BUILD)/tsan
-TSAN_CFLAGS = $(filter-out -fopenmp -O2 -O3 -fvect-cost-model=%,$(CFLAGS)) -O1 -g -fsanitize=thread -fno-omit-frame-pointer \
+TSAN_CFLAGS = $(filter-out -fopenmp -O2 -O3 -fvect-cost-model=%,$(ALL_CFLAGS)) -O1 -g -fsanitize=thread -fno-omit-frame-pointer \
               -I$(OMP_SHIM) -Wno-unknown-pragmas -Wno-source-uses-openmp -DVQ_TSAN_BUILD
 TSAN_LIBS   = -fsanitize=thread $(BACKEND_LIBS) -lgomp $(filter-out -fopenmp,$(BASE_LIBS))
 TSAN_OBJ    = $(SRC:src/%.c=$(TSAN_DIR)/obj/%.o)
@@ -173,7 +173,7 @@ VALGRIND_RUNENV = VQ_TEST_QUICK=1
 # regression file loaded, refused or run through every stage of the tiny models
 $(BUILD)/valgrind/fuzz_replay: tests/fuzz/fuzz_model_load.c $(BUILD)/libvqgan.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DVQ_FUZZ_STANDALONE $< -o $@ $(BUILD)/libvqgan.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) -DVQ_FUZZ_STANDALONE $< -o $@ $(BUILD)/libvqgan.a $(LIBS)
 
 check-valgrind: $(VALGRIND_TESTS:%=$(BUILD)/tests/%) $(BUILD)/valgrind/fuzz_replay $(HARD_DATA) ffmpeg
 	@mkdir -p $(BUILD)/valgrind/log; fail=0; \
@@ -199,7 +199,7 @@ FUZZ_CC        ?= clang
 FUZZ_DIR       ?= $(BUILD)/fuzz
 FUZZ_TIME      ?= 60
 FUZZ_LONG_TIME ?= 3600
-FUZZ_CFLAGS     = $(filter-out -fopenmp -O2 -O3 -g -fvect-cost-model=%,$(CFLAGS)) -O1 -g -I$(OMP_SHIM) \
+FUZZ_CFLAGS     = $(filter-out -fopenmp -O2 -O3 -g -fvect-cost-model=%,$(ALL_CFLAGS)) -O1 -g -I$(OMP_SHIM) \
                   -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
                   -Wno-unknown-pragmas -Wno-source-uses-openmp $(FUZZ_EXTRA_CFLAGS)
 # e.g. FUZZ_EXTRA_CFLAGS=-fno-sanitize=shift to look past a known bug
@@ -280,4 +280,4 @@ clean-hardening:
 
 # src/paths.c holds the configured data directory (Makefile: the same flag
 # for build/obj/paths.o): every instrumented build of it needs it too.
-$(ASAN_DIR)/obj/paths.o $(TSAN_DIR)/obj/paths.o $(FUZZ_DIR)/obj/paths.o: CFLAGS += -DVQ_DATADIR='"$(DATADIR)"'
+$(ASAN_DIR)/obj/paths.o $(TSAN_DIR)/obj/paths.o $(FUZZ_DIR)/obj/paths.o: VQ_CFLAGS += -DVQ_DATADIR='"$(DATADIR)"'

@@ -25,7 +25,7 @@ PKGDATA  = $(DATADIR)/libvqgan
 INSTALL_TOOLS = vqgan-convert:convert.py vqgan-colorize-labels:colorize_labels.py vqgan-farm:vqgan-farm
 # Scripts copied to DATADIR/libvqgan/tools: the tools and the modules they import.
 INSTALL_TOOL_FILES = convert.py gguf_writer.py palettes.py colorize_labels.py vqgan-farm
-INSTALL_DOCS = README.md LICENSE $(sort $(wildcard docs/*.md))
+INSTALL_DOCS = README.md LICENSE COPYING.LGPLv2.1 $(sort $(wildcard docs/*.md))
 
 # Every file make install writes, relative to DESTDIR (uninstall's list).
 INSTALLED_FILES = \
@@ -42,9 +42,19 @@ INSTALLED_DIRS = $(PKGDATA)/tools $(PKGDATA)/models $(PKGDATA) $(DOCDIR)/docs $(
 INSTALL      ?= install
 INSTALL_DATA  = $(INSTALL) -m 644
 
-.PHONY: install uninstall
+.PHONY: install uninstall install-dirs-check
 
-install: lib
+# The directories are configure's: the library has DATADIR compiled in (its
+# default model's path) and the .pc file names PREFIX, so a directory given
+# to make install alone would install a library that looks elsewhere.
+INSTALL_DIR_VARS = PREFIX BINDIR LIBDIR INCLUDEDIR DATADIR prefix exec_prefix bindir libdir includedir datadir
+install-dirs-check:
+	@bad="$(strip $(foreach v,$(INSTALL_DIR_VARS),$(if $(filter command line,$(origin $(v))),$(v))))"; \
+	if [ -n "$$bad" ]; then \
+	    echo "make install: $$bad on the command line: the installation directories are ./configure's" \
+	         "(./configure --lib-only --prefix=... --libdir=..., then make); DESTDIR=... stages them" >&2; exit 2; fi
+
+install: install-dirs-check lib
 	$(INSTALL) -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) \
 	    $(DESTDIR)$(PKGDATA)/models $(DESTDIR)$(PKGDATA)/tools $(DESTDIR)$(DOCDIR)/docs
 	$(INSTALL) -m 755 $(BUILD)/$(SOFILE) $(DESTDIR)$(LIBDIR)/$(SOFILE)
@@ -55,19 +65,26 @@ install: lib
 	$(INSTALL_DATA) include/vqgan.h $(BUILD)/include/vqgan_version.h $(DESTDIR)$(INCLUDEDIR)/
 	$(INSTALL_DATA) samples/models/default.gguf samples/models/README.md $(DESTDIR)$(PKGDATA)/models/
 	$(INSTALL_DATA) samples/legend.txt $(DESTDIR)$(PKGDATA)/legend.txt
-	$(INSTALL_DATA) $(INSTALL_TOOL_FILES:%=tools/%) $(DESTDIR)$(PKGDATA)/tools/
-	@# The launchers run the installed scripts with the Python the build uses.
+	@# scripts (a #! line) executable, modules not
+	@set -e; for f in $(INSTALL_TOOL_FILES); do \
+	    if head -c 2 tools/$$f | grep -q '^#!'; then m=755; else m=644; fi; \
+	    $(INSTALL) -m $$m tools/$$f $(DESTDIR)$(PKGDATA)/tools/$$f; done
+	@# The launchers run the installed scripts with the Python the build uses,
+	@# without writing bytecode into the install tree (-B: uninstall's lists
+	@# would miss it)
 	@set -e; for t in $(INSTALL_TOOLS); do \
 	    name=$${t%%:*}; script=$${t#*:}; \
-	    printf '#!/bin/sh\n# libvqgan %s: runs %s\nexec %s %s "$$@"\n' \
+	    printf '#!/bin/sh\n# libvqgan %s: runs %s\nexec %s -B %s "$$@"\n' \
 	        "$(VERSION)" "$$script" "$(PYTHON)" "$(PKGDATA)/tools/$$script" >$(DESTDIR)$(BINDIR)/$$name; \
 	    chmod 755 $(DESTDIR)$(BINDIR)/$$name; echo "launcher $(BINDIR)/$$name -> $(PKGDATA)/tools/$$script"; \
 	done
-	$(INSTALL_DATA) README.md LICENSE $(DESTDIR)$(DOCDIR)/
+	$(INSTALL_DATA) README.md LICENSE COPYING.LGPLv2.1 $(DESTDIR)$(DOCDIR)/
 	$(INSTALL_DATA) $(filter docs/%,$(INSTALL_DOCS)) $(DESTDIR)$(DOCDIR)/docs/
 
-uninstall:
+uninstall: install-dirs-check
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
+	@# bytecode a tool's run wrote there all the same (python3 run by hand)
+	rm -rf $(DESTDIR)$(PKGDATA)/tools/__pycache__
 	-rmdir $(addprefix $(DESTDIR),$(INSTALLED_DIRS)) 2>/dev/null
 
 # make check-install: tests/install/run.sh (the install tree, a program using

@@ -31,9 +31,9 @@ import numpy as np
 N_LABELS = 182
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+# the checkout's neighbour ../shared/data/sflckr, for --legend; an installed
+# copy has none (--data DIR then)
 DEFAULT_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "sflckr"))
-if not os.path.isdir(DEFAULT_DATA):
-    DEFAULT_DATA = "/work/shared/data/sflckr"
 
 # id: (name, colour) for the classes of landscape photos.  Ids are fixed by
 # COCO-Stuff (labels.txt); names are kept here so the table reads on its own.
@@ -176,6 +176,10 @@ def main():
         except palettes.PaletteError as e:
             sys.exit("colorize_labels.py: %s" % e)
     if a.legend or a.legend_txt:
+        if not os.path.isfile(os.path.join(a.data, "labels.txt")) or \
+                not os.path.isdir(os.path.join(a.data, "segmentations")):
+            sys.exit("colorize_labels.py: --legend and --legend-txt count the labels of the sflckr maps: "
+                     "%s has no labels.txt and segmentations/ (give --data DIR)" % a.data)
         n = write_legend(a.legend, a.legend_txt, a.data)
         print("legend: %d labels present in the shared maps" % n)
     if a.outdir:

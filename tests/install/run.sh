@@ -68,29 +68,41 @@ mkdir -p "$COPY"
 (cd "$ROOT" && tar --exclude=./.git --exclude=./build --exclude=./ffmpeg-src --exclude=./config.mk \
     -cf - .) | tar -xf - -C "$COPY" || fatal "copy of the checkout"
 (cd "$COPY" && ./configure --lib-only --prefix=$PREFIX) >"$T/log" 2>&1 || fatal "./configure --prefix=$PREFIX"
-(cd "$COPY" && make -j2 lib) >"$T/log" 2>&1 || fatal "make lib in the copy"
-ok "./configure --prefix=$PREFIX && make lib"
+# as a packager builds: its CFLAGS and CPPFLAGS on make's command line
+(cd "$COPY" && make -j2 lib CFLAGS="-O2 -g -fstack-protector-strong" CPPFLAGS=-D_FORTIFY_SOURCE=2) >"$T/log" 2>&1 ||
+    fatal "make lib CFLAGS=... CPPFLAGS=... in the copy"
+ok "./configure --prefix=$PREFIX && make lib CFLAGS='-O2 -g -fstack-protector-strong' CPPFLAGS=-D_FORTIFY_SOURCE=2"
+check "the packager's flags reached the compiler (fortified calls in libvqgan.so)" \
+    sh -c "nm -D '$COPY/build/libvqgan.so' | grep -q '__[a-z]*_chk'"
 
 VERSION=$(cat "$ROOT/VERSION")
 MAJOR=${VERSION%%.*}
+# the soname's version: 0.MINOR while the major version is 0, else the major
+SOVER=$MAJOR; [ "$MAJOR" = 0 ] && SOVER=0.$(echo "$VERSION" | cut -d. -f2)
 (cd "$COPY" && make install DESTDIR="$T/stage") >"$T/log" 2>&1 || fatal "make install DESTDIR=\$T/stage"
 S=$T/stage$PREFIX
 for f in lib/libvqgan.so.$VERSION lib/libvqgan.a lib/pkgconfig/libvqgan.pc include/vqgan.h \
          include/vqgan_version.h share/libvqgan/models/default.gguf share/libvqgan/legend.txt \
          share/libvqgan/tools/convert.py share/libvqgan/tools/colorize_labels.py \
          bin/vqgan-convert bin/vqgan-colorize-labels bin/vqgan-farm share/libvqgan/tools/vqgan-farm \
-         share/doc/libvqgan/LICENSE \
+         share/doc/libvqgan/LICENSE share/doc/libvqgan/COPYING.LGPLv2.1 \
          share/doc/libvqgan/README.md share/doc/libvqgan/docs/filters.md; do
     check "make install DESTDIR: $PREFIX/$f" test -f "$S/$f"
 done
-check "libvqgan.so.$MAJOR -> libvqgan.so.$VERSION" test "$(readlink "$S/lib/libvqgan.so.$MAJOR")" = "libvqgan.so.$VERSION"
+check "libvqgan.so.$SOVER -> libvqgan.so.$VERSION" test "$(readlink "$S/lib/libvqgan.so.$SOVER")" = "libvqgan.so.$VERSION"
 check "libvqgan.so -> libvqgan.so.$VERSION" test "$(readlink "$S/lib/libvqgan.so")" = "libvqgan.so.$VERSION"
 soname=$(readelf -d "$S/lib/libvqgan.so.$VERSION" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
-check "soname libvqgan.so.$MAJOR (is '$soname')" test "$soname" = "libvqgan.so.$MAJOR"
+check "soname libvqgan.so.$SOVER (is '$soname')" test "$soname" = "libvqgan.so.$SOVER"
 check "libvqgan.pc: prefix=$PREFIX, Version: $VERSION" \
     sh -c "grep -qx 'prefix=$PREFIX' '$S/lib/pkgconfig/libvqgan.pc' && grep -qx 'Version: $VERSION' '$S/lib/pkgconfig/libvqgan.pc'"
 check "vqgan_version.h: VQGAN_VERSION_STRING \"$VERSION\"" grep -q "VQGAN_VERSION_STRING \"$VERSION\"" "$S/include/vqgan_version.h"
 check "installed default model is the checkout's" cmp -s "$S/share/libvqgan/models/default.gguf" "$ROOT/samples/models/default.gguf"
+check "the tool scripts are executable, their modules not, the launchers write no bytecode (python3 -B)" \
+    sh -c "[ -x '$S/share/libvqgan/tools/convert.py' ] && [ -x '$S/share/libvqgan/tools/vqgan-farm' ] &&
+           [ ! -x '$S/share/libvqgan/tools/gguf_writer.py' ] && grep -q ' -B ' '$S/bin/vqgan-convert'"
+(cd "$COPY" && make install DESTDIR="$T/stage2" PREFIX=/elsewhere) >"$T/log" 2>&1; rc=$?
+check "make install PREFIX=/elsewhere is refused (the directories are configure's), nothing written (status $rc)" \
+    sh -c "[ $rc -ne 0 ] && grep -q \"directories are ./configure's\" '$T/log' && [ ! -e '$T/stage2' ]"
 (cd "$COPY" && make uninstall DESTDIR="$T/stage") >"$T/log" 2>&1 || notok "make uninstall"
 left=$(find "$T/stage" ! -type d | sed "s|^$T/stage||")
 check "make uninstall removes every installed file${left:+ (left: $left)}" test -z "$left"
@@ -122,8 +134,8 @@ if cc "$T/prog.c" -o "$T/prog" $(pkg-config --cflags --libs libvqgan) -Wl,-rpath
     echo "# $out"
     check "it loads the installed default model ($PREFIX/share/libvqgan/models/default.gguf)" \
         test "${out#"$VERSION $PREFIX/share/libvqgan/models/default.gguf "}" != "$out"
-    check "it runs on the installed libvqgan.so.$MAJOR" \
-        sh -c "ldd '$T/prog' | grep -q 'libvqgan.so.$MAJOR => $PREFIX/lib/libvqgan.so.$MAJOR'"
+    check "it runs on the installed libvqgan.so.$SOVER" \
+        sh -c "ldd '$T/prog' | grep -q 'libvqgan.so.$SOVER => $PREFIX/lib/libvqgan.so.$SOVER'"
 else
     notok "cc prog.c \$(pkg-config --cflags --libs libvqgan)"; sed 's/^/# /' "$T/log"
 fi
@@ -158,8 +170,8 @@ ok "FFmpeg $VER configure --enable-libvqgan with PKG_CONFIG_PATH=$PKG_CONFIG_PAT
 (cd "$FB" && make -j2 >"$T/log" 2>&1 && make install >>"$T/log" 2>&1) || fatal "FFmpeg $VER make && make install"
 ok "FFmpeg $VER built and installed into $PREFIX"
 FFI=$PREFIX/bin/ffmpeg
-check "the installed ffmpeg runs on $PREFIX/lib/libvqgan.so.$MAJOR" \
-    sh -c "ldd '$FFI' | grep -q 'libvqgan.so.$MAJOR => $PREFIX/lib/libvqgan.so.$MAJOR'"
+check "the installed ffmpeg runs on $PREFIX/lib/libvqgan.so.$SOVER" \
+    sh -c "ldd '$FFI' | grep -q 'libvqgan.so.$SOVER => $PREFIX/lib/libvqgan.so.$SOVER'"
 # Every FFmpeg test (golden outputs, errors, options, commands, palettes, ...)
 # through the installed ffmpeg: make check runs them here for this version
 # instead of building a second FFmpeg of it in the tree.

@@ -57,8 +57,25 @@ say $? "make deps after an installation that changes nothing keeps config.mk's d
 
 # mk/ffmpeg.mk prepares the FFmpeg trees with a full ./configure: the same
 # compiler, and the arguments as recorded (a $ in them was expanded by make)
-CC=cc ./configure --lib-only '--prefix=/opt/vq$x' >/dev/null 2>&1
+CC=cc ./configure --lib-only '--arch-cflags=-DVQ_X=$x' >/dev/null 2>&1
 make -n -B -s --no-print-directory -f mk/ffmpeg.mk ffmpeg-src/.prepared >prepare.out 2>&1; rc=$?
 cmd=$(head -n 1 prepare.out)
-[ $rc = 0 ] && [ "$cmd" = "CC='cc' ./configure '--prefix=/opt/vq\$x'" ]
+[ $rc = 0 ] && [ "$cmd" = "CC='cc' ./configure '--arch-cflags=-DVQ_X=\$x'" ]
 say $? "mk/ffmpeg.mk runs ./configure again with config.mk's compiler and arguments, unexpanded (rc $rc, ran: $cmd)"
+
+# what make cannot install into is refused; debhelper's autoconf options are
+# accepted and ignored; the builder's flags are recorded for make
+cp config.mk before.mk
+./configure --lib-only '--prefix=/opt/a b' >out 2>&1; rc=$?
+[ $rc != 0 ] && grep -q "holds a space" out && cmp -s config.mk before.mk
+say $? "./configure --prefix='/opt/a b' is refused, config.mk left as it was (rc $rc)"
+CFLAGS='-O1 -DV=$HOME' CPPFLAGS=-D_FORTIFY_SOURCE=2 ./configure --lib-only --build=x86_64-linux-gnu --prefix=/usr \
+    --sysconfdir=/etc --mandir=/usr/share/man --disable-silent-rules --disable-dependency-tracking \
+    --disable-option-checking --enable-something-else >out 2>&1; rc=$?
+[ $rc = 0 ] && grep -q "ignored (not used by libvqgan): --build --sysconfdir --mandir" out &&
+    grep -q "unknown options ignored.*--enable-something-else" out &&
+    grep -qx 'CFLAGS = -O1 -DV=$$HOME' config.mk && grep -qx 'CPPFLAGS = -D_FORTIFY_SOURCE=2' config.mk
+say $? "debhelper's ./configure options accepted and named as ignored, CFLAGS and CPPFLAGS recorded for make (rc $rc)"
+./configure --lib-only --frobnicate >out 2>&1; rc=$?
+[ $rc != 0 ] && grep -q "unknown option '--frobnicate'" out
+say $? "an unknown option is an error without --disable-option-checking (rc $rc)"

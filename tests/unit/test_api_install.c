@@ -26,6 +26,29 @@ static void test_version(void)
           VQGAN_VERSION_STRING);
 }
 
+/* The ABI of this soname (Makefile: libvqgan.so.0.MINOR while the major
+ * version is 0): the sizes of the structs a caller allocates or receives by
+ * value, as this version was released with. A change of size breaks programs
+ * built against the same soname: bump VERSION's minor (the soname follows),
+ * then record the new version and sizes here. */
+#define ABI_MAJOR 0
+#define ABI_MINOR 3
+static void test_abi_sizes(void)
+{
+    const size_t want[4] = { 8, 144, 88, 72 };
+    const size_t got[4] = { sizeof(struct vqgan_model_params), sizeof(struct vqgan_model_info),
+                            sizeof(struct vqgan_session_params), sizeof(struct vqgan_sample_stats) };
+    const int same = !memcmp(want, got, sizeof(want));
+    if (VQGAN_VERSION_MAJOR == ABI_MAJOR && VQGAN_VERSION_MINOR == ABI_MINOR)
+        CHECK(same, "the public structs keep the sizes of ABI %d.%d (model_params %zu, model_info %zu, "
+              "session_params %zu, sample_stats %zu; recorded %zu %zu %zu %zu): a change needs a new minor "
+              "version", ABI_MAJOR, ABI_MINOR, got[0], got[1], got[2], got[3], want[0], want[1], want[2], want[3]);
+    else
+        CHECK(0, "VERSION %s is not the ABI recorded in test_api_install.c (%d.%d): record this version's "
+              "struct sizes (%zu %zu %zu %zu)", VQGAN_VERSION_STRING, ABI_MAJOR, ABI_MINOR, got[0], got[1],
+              got[2], got[3]);
+}
+
 static void test_default_model_path(void)
 {
     const char *def = vqgan_default_model_path();
@@ -107,6 +130,7 @@ static void test_session_log(void)
 
 static const struct test_case cases[] = {
     { "version", test_version, 0 },
+    { "abi_sizes", test_abi_sizes, 0 },
     { "default_model_path", test_default_model_path, 0 },
     { "palette", test_palette, 1 },
     { "session_log", test_session_log, 0 },
