@@ -74,8 +74,8 @@ install: install-dirs-check lib
 	@# would miss it)
 	@set -e; for t in $(INSTALL_TOOLS); do \
 	    name=$${t%%:*}; script=$${t#*:}; \
-	    printf '#!/bin/sh\n# libvqgan %s: runs %s\nexec %s -B %s "$$@"\n' \
-	        "$(VERSION)" "$$script" "$(PYTHON)" "$(PKGDATA)/tools/$$script" >$(DESTDIR)$(BINDIR)/$$name; \
+	    printf '#!/bin/sh\n# libvqgan %s: runs %s\nVQGAN_PROG=%s\nexport VQGAN_PROG\nexec %s -B %s "$$@"\n' \
+	        "$(VERSION)" "$$script" "$$name" "$(PYTHON)" "$(PKGDATA)/tools/$$script" >$(DESTDIR)$(BINDIR)/$$name; \
 	    chmod 755 $(DESTDIR)$(BINDIR)/$$name; echo "launcher $(BINDIR)/$$name -> $(PKGDATA)/tools/$$script"; \
 	done
 	$(INSTALL_DATA) README.md LICENSE COPYING.LGPLv2.1 $(DESTDIR)$(DOCDIR)/

@@ -29,6 +29,8 @@ import sys
 import numpy as np
 
 N_LABELS = 182
+# the name messages and --help give: the installed launcher's (vqgan-colorize-labels)
+PROG = os.environ.get("VQGAN_PROG") or "colorize_labels.py"
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # the checkout's neighbour ../shared/data/sflckr, for --legend; an installed
@@ -157,7 +159,7 @@ def write_legend(png, txt, data):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="*")
     ap.add_argument("--outdir", help="write DIR/<name>.png for every input map")
     ap.add_argument("--legend", help="write the legend image (labels present in the shared maps)")
@@ -174,11 +176,11 @@ def main():
         try:
             pal = palettes.load_palette(a.palette)
         except palettes.PaletteError as e:
-            sys.exit("colorize_labels.py: %s" % e)
+            sys.exit(PROG + ": %s" % e)
     if a.legend or a.legend_txt:
         if not os.path.isfile(os.path.join(a.data, "labels.txt")) or \
                 not os.path.isdir(os.path.join(a.data, "segmentations")):
-            sys.exit("colorize_labels.py: --legend and --legend-txt count the labels of the sflckr maps: "
+            sys.exit(PROG + ": --legend and --legend-txt count the labels of the sflckr maps: "
                      "%s has no labels.txt and segmentations/ (give --data DIR)" % a.data)
         n = write_legend(a.legend, a.legend_txt, a.data)
         print("legend: %d labels present in the shared maps" % n)

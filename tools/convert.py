@@ -24,6 +24,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_writer as gw  # noqa: E402
 
+# the name messages and --help give: the installed launcher's (vqgan-convert)
+PROG = os.environ.get("VQGAN_PROG") or "convert.py"
+
 FORMAT_VERSION = 1
 
 T_VQMODEL = "taming.models.vqgan.VQModel"
@@ -910,8 +913,8 @@ def _progress_printer(what):
         if i < n and now - last[0] < 0.5:
             return
         last[0] = now
-        sys.stderr.write("\rconvert.py: %s: %d of %d tensors, %.2f of %.2f GB%s"
-                         % (what, i, n, done / 1e9, total / 1e9, "\n" if i == n else ""))
+        sys.stderr.write("\r%s: %s: %d of %d tensors, %.2f of %.2f GB%s"
+                         % (PROG, what, i, n, done / 1e9, total / 1e9, "\n" if i == n else ""))
         sys.stderr.flush()
     return show
 
@@ -952,7 +955,7 @@ def convert(config_path, ckpt_path, out_path, dtype="f32", name=None,
         raise ConvertError("--palette given but the model has no "
                            "segmentation condition stage")
     if sys.stderr.isatty():
-        sys.stderr.write("convert.py: reading %s\n" % ckpt_path)
+        sys.stderr.write("%s: reading %s\n" % (PROG, ckpt_path))
     sd = load_state_dict(ckpt_path)
     tensors = select_tensors(sd, plan)
     if name is None:
@@ -1131,7 +1134,7 @@ def check_file(path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        prog="convert.py",
+        prog=PROG,
         description="Convert a Taming Transformers config.yaml + checkpoint "
                     "to a libvqgan GGUF model file.")
     ap.add_argument("config")
@@ -1153,10 +1156,10 @@ def main(argv=None):
         r = convert(a.config, a.checkpoint, a.output, a.dtype, a.name,
                     a.labels, a.palette)
     except ConvertError as e:
-        sys.stderr.write("convert.py: error: %s\n" % e)
+        sys.stderr.write("%s: error: %s\n" % (PROG, e))
         return 1
     except gw.GGUFError as e:
-        sys.stderr.write("convert.py: error: %s\n" % e)
+        sys.stderr.write("%s: error: %s\n" % (PROG, e))
         return 1
     print("%s: %d tensors, %d bytes of tensor data (%s), %d keys, file %d "
           "bytes" % (a.output, r["tensors"], r["data_bytes"], r["dtype"],

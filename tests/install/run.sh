@@ -110,7 +110,7 @@ check "make uninstall removes every installed file${left:+ (left: $left)}" test 
 # ---- 2. the installed library, used through pkg-config ----------------------------
 (cd "$COPY" && make install DESTDIR="$T/root") >"$T/log" 2>&1 || fatal "make install DESTDIR=\$T/root"
 "$PREFIX/bin/vqgan-convert" --help >"$T/conv.txt" 2>&1
-check "the installed vqgan-convert launcher runs the installed converter" grep -q "usage" "$T/conv.txt"
+check "the installed vqgan-convert launcher runs the installed converter, named so in --help" grep -q "usage: vqgan-convert" "$T/conv.txt"
 check "the launcher names the installed script" grep -q "$PREFIX/share/libvqgan/tools/convert.py" "$PREFIX/bin/vqgan-convert"
 "$PREFIX/bin/vqgan-farm" --help >"$T/farm.txt" 2>&1
 check "the installed vqgan-farm launcher runs the installed farm tool" grep -q "submit" "$T/farm.txt"
