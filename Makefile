@@ -137,7 +137,10 @@ $(BUILD)/libvqgan.so: $(OBJ) src/libvqgan.map
 	ln -sf $(SOFILE) $@
 
 # The .pc file for the build tree (uninstalled); make install writes the real one.
-PC_TEXT = prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: libvqgan\nDescription: Taming Transformers (VQGAN + GPT) inference\nVersion: $(VERSION)\nLibs: -L$${libdir} -lvqgan\nLibs.private: $(LIBS)\nCflags: -I$${includedir}\n
+# Requires.private names the backends pkg-config knows (configure's
+# PC_REQUIRES_PRIVATE); a config.mk written before it: every flag in Libs.private
+PC_LIBS = $(if $(filter undefined,$(origin PC_LIBS_PRIVATE)),$(LIBS),$(strip $(PC_LIBS_PRIVATE) $(BASE_LIBS)))
+PC_TEXT = prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: libvqgan\nDescription: Taming Transformers (VQGAN + GPT) inference\nVersion: $(VERSION)\nLibs: -L$${libdir} -lvqgan\n$(if $(strip $(PC_REQUIRES_PRIVATE)),Requires.private: $(strip $(PC_REQUIRES_PRIVATE))\n)Libs.private: $(PC_LIBS)\nCflags: -I$${includedir}\n
 $(BUILD)/pkgconfig/libvqgan.pc: Makefile config.mk VERSION
 	@mkdir -p $(dir $@)
 	@printf '$(PC_TEXT)' "$(CURDIR)" "$(abspath $(BUILD))" "$(CURDIR)/include" > $@
