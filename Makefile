@@ -47,7 +47,7 @@ VERSION_PATCH := $(word 3,$(VERSION_WORDS))
 # The soname carries the ABI: while the major version is 0, every minor
 # version may change it (a struct the caller allocates grows), so it is
 # 0.MINOR (libvqgan.so.0.3); from 1.0 on, the major version.
-# tests/common/abi_sizes.h records the public structs' sizes of this ABI.
+# tests/unit/test_api_install.c records the public structs' sizes of this ABI.
 SOVERSION = $(if $(filter 0,$(VERSION_MAJOR)),0.$(VERSION_MINOR),$(VERSION_MAJOR))
 SONAME    = libvqgan.so.$(SOVERSION)
 SOFILE    = libvqgan.so.$(VERSION)
