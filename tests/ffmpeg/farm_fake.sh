@@ -120,9 +120,12 @@ for name, n in (("short.wav", 2400), ("long.wav", 24000)):
 EOF
 ff -i "$TMP/pan.mkv" -i "$TMP/short.wav" -map 0:v -map 1:a -c copy "$TMP/short_audio.mkv"
 ff -itsoffset 0.5 -i "$TMP/pan.mkv" -i "$TMP/long.wav" -map 0:v -map 1:a -c copy "$TMP/late_video.mkv"
-# an MP4 whose edit list starts 0.3 s in: 8 packets, 5 frames decoded (FFV1
-# with 8-frame groups, cut at 0.3 s by stream copy)
-ff -i "$ROOT/samples/labels_pan.mkv" -frames:v 8 -vf "scale=128:80:flags=neighbor" -c:v ffv1 -g 8 "$TMP/gop.mp4"
+# an MP4 whose edit list starts 0.3 s in: 8 packets, 5 frames decoded
+# (lossless grey H.264 with 8-frame groups, cut at 0.3 s by stream copy; it
+# decodes as yuv420p, whose luma are the ids: rendered with --pre format=gray8;
+# FFmpeg 7.1 puts no FFV1 in MP4)
+ff -i "$ROOT/samples/labels_pan.mkv" -frames:v 8 -vf "scale=128:80:flags=neighbor" -c:v libx264 -pix_fmt gray \
+    -qp 0 -g 8 -bf 2 "$TMP/gop.mp4"
 ff -ss 0.3 -i "$TMP/gop.mp4" -c copy "$TMP/edit_list.mp4"
 
 # ---- a submission sbatch refuses half-way ------------------------------------
@@ -256,10 +259,11 @@ done
 
 for v in short_audio late_video edit_list; do
     fresh
-    in=$TMP/$v.mkv; [ -f "$in" ] || in=$TMP/$v.mp4
+    in=$TMP/$v.mkv pre=""
+    [ $v = edit_list ] && in=$TMP/$v.mp4 pre=format=gray8
     $FARM submit "$in" "$TMP/out/$v.mkv" --frames-per-task 3 --ffmpeg "$FFMPEG" --filter "$SYNTH" \
-        >"$TMP/o" 2>&1 || { notok "submit $v.mkv"; sed 's/^/# /' "$TMP/o"; }
-    ff -i "$in" -map 0:v -map 0:a? -vf "vqgan_synth=$SYNTH" -c:v ffv1 -c:a copy "$TMP/ref_$v.mkv"
+        ${pre:+--pre "$pre"} >"$TMP/o" 2>&1 || { notok "submit $v"; sed 's/^/# /' "$TMP/o"; }
+    ff -i "$in" -map 0:v -map 0:a? -vf "${pre:+$pre,}vqgan_synth=$SYNTH" -c:v ffv1 -c:a copy "$TMP/ref_$v.mkv"
     $FARM status "$TMP/out/$v.mkv" >"$TMP/st" 2>&1; rc=$?
     got=$(vframes "$TMP/out/$v.mkv") want=$(vframes "$TMP/ref_$v.mkv")
     ga=$(apts "$TMP/out/$v.mkv") wa=$(apts "$TMP/ref_$v.mkv")
