@@ -247,8 +247,9 @@ $FARM submit "$TMP/yuv.mkv" "$TMP/out/yuvpre.mkv" --frames-per-task 4 --ffmpeg "
     --filter "$SYNTH:temporal=follow" --pre format=gray8 >"$TMP/o" 2>&1; rc=$?
 ff -i "$TMP/yuv.mkv" -vf "format=gray8,vqgan_synth=$SYNTH:temporal=follow" -c:v ffv1 "$TMP/ref_yuvpre.mkv"
 got=$(vframes "$TMP/out/yuvpre.mkv") want=$(vframes "$TMP/ref_yuvpre.mkv")
-check "--pre format=gray8 on a yuv420p label video, follow: the 6 frames of -vf format=gray8,vqgan_synth (status $rc)" \
-    eval '[ $rc -eq 0 ] && [ "$(echo "$got" | grep -c .)" -eq 6 ] && [ "$got" = "$want" ]'
+$FARM status "$TMP/out/yuvpre.mkv" >"$TMP/st" 2>&1
+check "--pre format=gray8 on a yuv420p label video, follow: the 6 frames of -vf format=gray8,vqgan_synth (status $rc), status names it" \
+    eval '[ $rc -eq 0 ] && [ "$(echo "$got" | grep -c .)" -eq 6 ] && [ "$got" = "$want" ] && grep -q -- "--pre format=gray8" "$TMP/st"'
 for pre in "fps=4" "split[a][b];[a][b]hstack" "nosuchfilter=1"; do
     fresh
     $FARM submit "$TMP/yuv.mkv" "$TMP/out/badpre.mkv" --frames-per-task 4 --ffmpeg "$FFMPEG" \
