@@ -11,17 +11,19 @@
 #   DATADIR/libvqgan/tools    the Python tools, run from there
 #   BINDIR      one launcher per tool in INSTALL_TOOLS (vqgan-convert, ...)
 #   DATADIR/doc/libvqgan      README.md, LICENSE, docs/*.md
+#   DATADIR/man/man1          the launchers' manual pages (man/*.1)
 #
 # make uninstall removes exactly the files make install writes (the lists
 # below) and the directories that are libvqgan's own.
 
 DESTDIR ?=
 DOCDIR   = $(DATADIR)/doc/libvqgan
+MAN1DIR  = $(DATADIR)/man/man1
 PKGDATA  = $(DATADIR)/libvqgan
 
-# The tools installed, as launcher-name:script. Add a tool here (and its
-# script to INSTALL_TOOL_FILES when it needs helpers) and both install and
-# uninstall pick it up.
+# The tools installed, as launcher-name:script. Add a tool here, with its
+# manual page man/NAME.1 (and its script to INSTALL_TOOL_FILES when it needs
+# helpers), and both install and uninstall pick it up.
 INSTALL_TOOLS = vqgan-convert:convert.py vqgan-colorize-labels:colorize_labels.py vqgan-farm:vqgan-farm
 # Scripts copied to DATADIR/libvqgan/tools: the tools and the modules they import.
 INSTALL_TOOL_FILES = convert.py gguf_writer.py palettes.py colorize_labels.py vqgan-farm
@@ -35,7 +37,8 @@ INSTALLED_FILES = \
     $(PKGDATA)/models/default.gguf $(PKGDATA)/models/README.md $(PKGDATA)/legend.txt \
     $(INSTALL_TOOL_FILES:%=$(PKGDATA)/tools/%) \
     $(foreach t,$(INSTALL_TOOLS),$(BINDIR)/$(word 1,$(subst :, ,$(t)))) \
-    $(INSTALL_DOCS:%=$(DOCDIR)/%)
+    $(INSTALL_DOCS:%=$(DOCDIR)/%) \
+    $(foreach t,$(INSTALL_TOOLS),$(MAN1DIR)/$(word 1,$(subst :, ,$(t))).1)
 # Directories that hold nothing but libvqgan's files (removed by uninstall).
 INSTALLED_DIRS = $(PKGDATA)/tools $(PKGDATA)/models $(PKGDATA) $(DOCDIR)/docs $(DOCDIR)
 
@@ -56,7 +59,7 @@ install-dirs-check:
 
 install: install-dirs-check lib
 	$(INSTALL) -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) \
-	    $(DESTDIR)$(PKGDATA)/models $(DESTDIR)$(PKGDATA)/tools $(DESTDIR)$(DOCDIR)/docs
+	    $(DESTDIR)$(PKGDATA)/models $(DESTDIR)$(PKGDATA)/tools $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(MAN1DIR)
 	$(INSTALL) -m 755 $(BUILD)/$(SOFILE) $(DESTDIR)$(LIBDIR)/$(SOFILE)
 	ln -sf $(SOFILE) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SOFILE) $(DESTDIR)$(LIBDIR)/libvqgan.so
@@ -80,6 +83,7 @@ install: install-dirs-check lib
 	done
 	$(INSTALL_DATA) README.md LICENSE COPYING.LGPLv2.1 $(DESTDIR)$(DOCDIR)/
 	$(INSTALL_DATA) $(filter docs/%,$(INSTALL_DOCS)) $(DESTDIR)$(DOCDIR)/docs/
+	$(INSTALL_DATA) $(foreach t,$(INSTALL_TOOLS),man/$(word 1,$(subst :, ,$(t))).1) $(DESTDIR)$(MAN1DIR)/
 
 uninstall: install-dirs-check
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))

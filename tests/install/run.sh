@@ -85,6 +85,7 @@ for f in lib/libvqgan.so.$VERSION lib/libvqgan.a lib/pkgconfig/libvqgan.pc inclu
          include/vqgan_version.h share/libvqgan/models/default.gguf share/libvqgan/legend.txt \
          share/libvqgan/tools/convert.py share/libvqgan/tools/colorize_labels.py \
          bin/vqgan-convert bin/vqgan-colorize-labels bin/vqgan-farm share/libvqgan/tools/vqgan-farm \
+         share/man/man1/vqgan-convert.1 share/man/man1/vqgan-colorize-labels.1 share/man/man1/vqgan-farm.1 \
          share/doc/libvqgan/LICENSE share/doc/libvqgan/COPYING.LGPLv2.1 \
          share/doc/libvqgan/README.md share/doc/libvqgan/docs/filters.md; do
     check "make install DESTDIR: $PREFIX/$f" test -f "$S/$f"
