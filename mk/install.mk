@@ -28,6 +28,10 @@ INSTALL_TOOLS = vqgan-convert:convert.py vqgan-colorize-labels:colorize_labels.p
 # Scripts copied to DATADIR/libvqgan/tools: the tools and the modules they import.
 INSTALL_TOOL_FILES = convert.py gguf_writer.py palettes.py colorize_labels.py vqgan-farm
 INSTALL_DOCS = README.md LICENSE COPYING.LGPLv2.1 $(sort $(wildcard docs/*.md))
+# What README.md and docs/*.md link to, at the same relative places under
+# DOCDIR (the install test follows every relative link)
+INSTALL_DOC_EXTRAS = $(sort $(wildcard docs/*.txt)) samples/README.md samples/demo.png samples/models/README.md \
+    samples/quality/README.md samples/quality/synth_canada.png samples/complete/figure.png
 
 # Every file make install writes, relative to DESTDIR (uninstall's list).
 INSTALLED_FILES = \
@@ -37,10 +41,11 @@ INSTALLED_FILES = \
     $(PKGDATA)/models/default.gguf $(PKGDATA)/models/README.md $(PKGDATA)/legend.txt \
     $(INSTALL_TOOL_FILES:%=$(PKGDATA)/tools/%) \
     $(foreach t,$(INSTALL_TOOLS),$(BINDIR)/$(word 1,$(subst :, ,$(t)))) \
-    $(INSTALL_DOCS:%=$(DOCDIR)/%) \
+    $(INSTALL_DOCS:%=$(DOCDIR)/%) $(INSTALL_DOC_EXTRAS:%=$(DOCDIR)/%) \
     $(foreach t,$(INSTALL_TOOLS),$(MAN1DIR)/$(word 1,$(subst :, ,$(t))).1)
 # Directories that hold nothing but libvqgan's files (removed by uninstall).
-INSTALLED_DIRS = $(PKGDATA)/tools $(PKGDATA)/models $(PKGDATA) $(DOCDIR)/docs $(DOCDIR)
+INSTALLED_DIRS = $(PKGDATA)/tools $(PKGDATA)/models $(PKGDATA) $(DOCDIR)/docs \
+    $(DOCDIR)/samples/models $(DOCDIR)/samples/quality $(DOCDIR)/samples/complete $(DOCDIR)/samples $(DOCDIR)
 
 INSTALL      ?= install
 INSTALL_DATA  = $(INSTALL) -m 644
@@ -83,6 +88,8 @@ install: install-dirs-check lib
 	done
 	$(INSTALL_DATA) README.md LICENSE COPYING.LGPLv2.1 $(DESTDIR)$(DOCDIR)/
 	$(INSTALL_DATA) $(filter docs/%,$(INSTALL_DOCS)) $(DESTDIR)$(DOCDIR)/docs/
+	@set -e; for f in $(INSTALL_DOC_EXTRAS); do \
+	    $(INSTALL) -d $(DESTDIR)$(DOCDIR)/$$(dirname $$f); $(INSTALL_DATA) $$f $(DESTDIR)$(DOCDIR)/$$f; done
 	$(INSTALL_DATA) $(foreach t,$(INSTALL_TOOLS),man/$(word 1,$(subst :, ,$(t))).1) $(DESTDIR)$(MAN1DIR)/
 
 uninstall: install-dirs-check

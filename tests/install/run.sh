@@ -97,6 +97,11 @@ check "soname libvqgan.so.$SOVER (is '$soname')" test "$soname" = "libvqgan.so.$
 check "libvqgan.pc: prefix=$PREFIX, Version: $VERSION" \
     sh -c "grep -qx 'prefix=$PREFIX' '$S/lib/pkgconfig/libvqgan.pc' && grep -qx 'Version: $VERSION' '$S/lib/pkgconfig/libvqgan.pc'"
 check "vqgan_version.h: VQGAN_VERSION_STRING \"$VERSION\"" grep -q "VQGAN_VERSION_STRING \"$VERSION\"" "$S/include/vqgan_version.h"
+# every relative link of the installed README.md and docs/*.md resolves there
+broken=$(cd "$S/share/doc/libvqgan" && for md in README.md docs/*.md; do
+    grep -o '](\([^)#]*\))' "$md" | sed 's/^](//; s/)$//' | grep -v '^[a-z]*:' | while read -r l; do
+        [ -z "$l" ] || [ -e "$(dirname "$md")/$l" ] || echo "$md:$l"; done; done | sort -u | head -5)
+check "every relative link of the installed docs resolves${broken:+ (not: $broken)}" test -z "$broken"
 check "installed default model is the checkout's" cmp -s "$S/share/libvqgan/models/default.gguf" "$ROOT/samples/models/default.gguf"
 check "the tool scripts are executable, their modules not, the launchers write no bytecode (python3 -B)" \
     sh -c "[ -x '$S/share/libvqgan/tools/convert.py' ] && [ -x '$S/share/libvqgan/tools/vqgan-farm' ] &&
