@@ -77,7 +77,7 @@ static const AVOption vqgan_encode_options[] = {
                          "remap gray8 label ids before encoding, src=dst pairs (stage=cond)",
                          "label colours of rgb24/bgr24/rgba label frames (\"id name #rrggbb\" lines; stage=cond)"),
     { "stage",   "set the tokenizer to run", OFFSET(stage), AV_OPT_TYPE_INT, { .i64 = STAGE_IMAGE }, 0, STAGE_NB - 1, FLAGS, .unit = "stage" },
-        { "cond",  "segmentation labels (gray8, pal8), depth maps (gray8, gray16, grayf32) or a frame's coordinates to condition tokens", 0, AV_OPT_TYPE_CONST, { .i64 = STAGE_COND  }, 0, 0, FLAGS, .unit = "stage" },
+        { "cond",  "segmentation labels (gray8, pal8), depth maps (gray8, gray9 to gray16, grayf32) or a frame's coordinates to condition tokens", 0, AV_OPT_TYPE_CONST, { .i64 = STAGE_COND  }, 0, 0, FLAGS, .unit = "stage" },
         { "image", "RGB picture (rgb24) to image tokens",            0, AV_OPT_TYPE_CONST, { .i64 = STAGE_IMAGE }, 0, 0, FLAGS, .unit = "stage" },
     VQGAN_DEPTH_OPTIONS(OFFSET(depth_range), OFFSET(depth_invert), FLAGS),
     { NULL }
@@ -224,7 +224,7 @@ static int check_cond_format(AVFilterContext *ctx, int format)
     }
     if (s->common.info.cond_kind == VQGAN_COND_DEPTH && !ff_vqgan_is_depth_format(format)) {
         av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: model '%s' is depth-conditioned "
-               "and takes depth maps (gray8, gray16, grayf32)%s. Insert format=gray16 for a grey "
+               "and takes depth maps (gray8, gray9 to gray16, grayf32)%s. Insert format=gray16 for a grey "
                "depth video stored in another format.\n", av_get_pix_fmt_name(format),
                s->common.model_path, format == AV_PIX_FMT_PAL8 ? ", not segmentation labels" : "");
         return AVERROR(EINVAL);

@@ -23,7 +23,7 @@
  * VQGAN + transformer image synthesis (Taming Transformers) via libvqgan.
  *
  * mode=sample draws image tokens with the model's transformer, conditioned
- * on segmentation labels (gray8), on depth maps (gray8, gray16, grayf32),
+ * on segmentation labels (gray8), on depth maps (gray8, gray9 to gray16, grayf32),
  * on the frame's own position map (coordinate models), on condition tokens
  * from vqgan_encode (gray16), on a class id or on nothing, and decodes them
  * to RGB.
@@ -510,11 +510,11 @@ static int config_depth_input(AVFilterContext *ctx, int format)
     }
     if (format == AV_PIX_FMT_PAL8)
         av_log(ctx, AV_LOG_ERROR, "Input format pal8 holds segmentation labels, but model '%s' is "
-               "depth-conditioned: it takes depth maps (gray8, gray16, grayf32), or gray16 "
+               "depth-conditioned: it takes depth maps (gray8, gray9 to gray16, grayf32), or gray16 "
                "condition tokens with cond_tokens=1.\n", s->common.model_path);
     else
         av_log(ctx, AV_LOG_ERROR, "Input format %s cannot be used: depth-conditioned model '%s' "
-               "takes depth maps (gray8, gray16, grayf32), or gray16 condition tokens with "
+               "takes depth maps (gray8, gray9 to gray16, grayf32), or gray16 condition tokens with "
                "cond_tokens=1. Insert format=gray16 (or grayf32) for depth pictures.\n",
                av_get_pix_fmt_name(format), s->common.model_path);
     return AVERROR(EINVAL);

@@ -807,9 +807,20 @@ int ff_vqgan_progress(void *opaque, int64_t done, int64_t total)
 int ff_vqgan_is_depth_format(int format)
 {
     /* both byte orders: in sample mode vqgan_synth takes any format as it
-     * comes (16-bit PNGs decode to gray16be) */
-    return format == AV_PIX_FMT_GRAY8 || format == AV_PIX_FMT_GRAY16LE || format == AV_PIX_FMT_GRAY16BE ||
-           format == AV_PIX_FMT_GRAYF32LE || format == AV_PIX_FMT_GRAYF32BE;
+     * comes (16-bit PNGs decode to gray16be); 9 to 14 bits (depth sensors'
+     * gray10/gray12) as their stored values, the input's own units */
+    switch (format) {
+    case AV_PIX_FMT_GRAY8:
+    case AV_PIX_FMT_GRAY9LE:  case AV_PIX_FMT_GRAY9BE:
+    case AV_PIX_FMT_GRAY10LE: case AV_PIX_FMT_GRAY10BE:
+    case AV_PIX_FMT_GRAY12LE: case AV_PIX_FMT_GRAY12BE:
+    case AV_PIX_FMT_GRAY14LE: case AV_PIX_FMT_GRAY14BE:
+    case AV_PIX_FMT_GRAY16LE: case AV_PIX_FMT_GRAY16BE:
+    case AV_PIX_FMT_GRAYF32LE: case AV_PIX_FMT_GRAYF32BE:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 int ff_vqgan_parse_depth_range(void *log_ctx, const char *spec, float *lo, float *hi)
@@ -842,6 +853,10 @@ int ff_vqgan_prepare_depth(void *log_ctx, const AVFrame *in, float lo, float hi,
                            float *dst, int pw, int ph)
 {
     const int w = in->width, h = in->height;
+    const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(in->format);
+    /* 9 to 16 bits: one 16-bit word a pixel, in either byte order */
+    const int words = desc && !(desc->flags & AV_PIX_FMT_FLAG_FLOAT) && desc->comp[0].depth > 8;
+    const int be = desc && (desc->flags & AV_PIX_FMT_FLAG_BE);
     int ret;
 
     for (int y = 0; y < ph; y++) {
@@ -849,13 +864,12 @@ int ff_vqgan_prepare_depth(void *log_ctx, const AVFrame *in, float lo, float hi,
         float *d = dst + (size_t)y * pw;
         for (int x = 0; x < pw; x++) {
             const int sx = FFMIN(x, w - 1);
-            switch (in->format) {
-            case AV_PIX_FMT_GRAY8:     d[x] = row[sx]; break;
-            case AV_PIX_FMT_GRAY16LE:  d[x] = AV_RL16(row + 2 * sx); break;
-            case AV_PIX_FMT_GRAY16BE:  d[x] = AV_RB16(row + 2 * sx); break;
-            case AV_PIX_FMT_GRAYF32LE: d[x] = av_int2float(AV_RL32(row + 4 * sx)); break;
-            default:                   d[x] = av_int2float(AV_RB32(row + 4 * sx)); break;
-            }
+            if (words)
+                d[x] = be ? AV_RB16(row + 2 * sx) : AV_RL16(row + 2 * sx);
+            else if (in->format == AV_PIX_FMT_GRAY8)
+                d[x] = row[sx];
+            else
+                d[x] = av_int2float(be ? AV_RB32(row + 4 * sx) : AV_RL32(row + 4 * sx));
         }
     }
     /* padding replicates the edges: the per-image min and max are the frame's */

@@ -366,7 +366,7 @@ int ff_vqgan_progress(void *opaque, int64_t done, int64_t total);
 const char *ff_vqgan_cond_name(int cond_kind);
 
 /**
- * Whether a pixel format carries depth maps (gray8, gray16, grayf32).
+ * Whether a pixel format carries depth maps (gray8, gray9 to gray16, grayf32; both byte orders).
  */
 int ff_vqgan_is_depth_format(int format);
 

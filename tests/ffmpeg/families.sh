@@ -53,6 +53,25 @@ ffcheck "depth: vqgan_encode=stage=cond,vqgan_synth=cond_tokens=1 gives image.np
     "$TMP/depth-img5.raw" "$GOLDEN/depth/image.npy" image \
     -i "$GOLDEN/depth/depth.png" \
     -vf "vqgan_encode=model=$DEPTH:stage=cond,vqgan_synth=model=$DEPTH:top_k=1:cond_tokens=1" $RGB "$TMP/depth-img5.raw"
+# a 12-bit sensor's map (gray12le, and big-endian): its stored values, the
+# input's own units: the same condition tokens as gray16 holding 16x them,
+# per-image min-max and with depth_range 0|4095 against 0|65520
+"$PYTHON" - "$GOLDEN/depth/depth.png" "$TMP" <<'PY'
+import sys, numpy as np
+from PIL import Image
+d = (np.asarray(Image.open(sys.argv[1])).astype(np.uint32) >> 4).astype(np.uint16)
+d.astype("<u2").tofile(sys.argv[2] + "/d12le.raw")
+d.astype(">u2").tofile(sys.argv[2] + "/d12be.raw")
+(d << 4).astype("<u2").tofile(sys.argv[2] + "/d16x.raw")
+PY
+DS=$(size "$GOLDEN/depth/depth.npy")
+d12() { ff -f rawvideo -pix_fmt "$1" -s "$DS" -i "$TMP/$2" -vf "vqgan_encode=model=$DEPTH:stage=cond$3" -f framemd5 "$TMP/$4"; }
+d12 gray12le d12le.raw "" t12.md5; d12 gray12be d12be.raw "" t12be.md5; d12 gray16le d16x.raw "" t16.md5
+d12 gray12le d12le.raw ":depth_range=0|4095" r12.md5; d12 gray16le d16x.raw ":depth_range=0|65520" r16.md5
+check "depth: gray12le/gray12be maps give the condition tokens of gray16 at 16x (min-max, and depth_range 0|4095 ~ 0|65520)" \
+    eval '[ -n "$(grep -v "^#" "$TMP/t16.md5")" ] && [ "$(grep -v "^#" "$TMP/t12.md5")" = "$(grep -v "^#" "$TMP/t16.md5")" ] &&
+          [ "$(grep -v "^#" "$TMP/t12be.md5")" = "$(grep -v "^#" "$TMP/t16.md5")" ] &&
+          [ -n "$(grep -v "^#" "$TMP/r16.md5")" ] && [ "$(grep -v "^#" "$TMP/r12.md5")" = "$(grep -v "^#" "$TMP/r16.md5")" ]'
 check "depth: gray8 depth (format=gray8) renders" \
     ff -i "$GOLDEN/depth/depth.png" -vf "format=gray8,vqgan_synth=model=$DEPTH:top_k=1" $RGB "$TMP/depth8.raw"
 
