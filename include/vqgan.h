@@ -282,7 +282,8 @@ VQGAN_API int  vqgan_session_set_params(struct vqgan_session *session,
  * VQGAN_ERR_LIMIT. */
 #define VQGAN_MAX_WORK_BYTES ((uint64_t)32 << 30)
 /* Row strides are in bytes: at least 3*width (RGB) or width (label ids),
- * otherwise VQGAN_ERR_INVALID. */
+ * otherwise VQGAN_ERR_INVALID. A negative stride of that size walks the rows
+ * upwards from the pointer (a bottom-up buffer; FFmpeg's flipped frames). */
 
 /* Image -> first-stage tokens. width and height must be multiples of the
  * factor; tokens receives (height/f)*(width/f) values. 8-bit RGB: a

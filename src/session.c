@@ -206,6 +206,13 @@ int vqgan_encode_image_f32(struct vqgan_session *s, const float *chw, int width,
 static int vqgan_encode_image_impl(struct vqgan_session *s, const uint8_t *rgb, ptrdiff_t stride,
                                    int width, int height, int32_t *tokens);
 
+/* A row stride holds a row either way: a negative one walks the rows upwards
+ * from the first (a bottom-up buffer, FFmpeg's vertically flipped frames). */
+static int stride_too_small(ptrdiff_t stride, ptrdiff_t row)
+{
+    return stride > -row && stride < row;
+}
+
 /* Its checks run before vqgan_encode_image_f32 enters the session: the
  * session's log target covers them too. */
 int vqgan_encode_image(struct vqgan_session *s, const uint8_t *rgb, ptrdiff_t stride,
@@ -228,7 +235,7 @@ static int vqgan_encode_image_impl(struct vqgan_session *s, const uint8_t *rgb, 
     if (s->model->first.in_channels != 3)
         return vq_error(VQGAN_ERR_UNSUPPORTED, "image tokenizer takes %d channels, not RGB (vqgan_encode_image_f32 "
                         "takes them as planes)", s->model->first.in_channels);
-    if (stride < (ptrdiff_t)3 * width)
+    if (stride_too_small(stride, (ptrdiff_t)3 * width))
         return vq_error(VQGAN_ERR_INVALID, "encode: stride %td is smaller than a row of %d RGB pixels (%td bytes)",
                         stride, width, (ptrdiff_t)3 * width);
     if ((r = vq_stage_check_work(&s->model->first, VQ_WORK_ENCODE, width, height, 0.0, "encode"))) return r;
@@ -269,7 +276,7 @@ static int vqgan_encode_labels_impl(struct vqgan_session *s, const uint8_t *ids,
                         s->model->info.cond_kind == VQGAN_COND_DEPTH ? " (its condition is a depth map)" : "");
     if ((r = check_frame(st, "label map", width, height))) return r;
     if (!ids || !tokens) return vq_error(VQGAN_ERR_INVALID, "encode: NULL buffer");
-    if (stride < (ptrdiff_t)width)
+    if (stride_too_small(stride, (ptrdiff_t)width))
         return vq_error(VQGAN_ERR_INVALID, "label encode: stride %td is smaller than a row of %d label ids",
                         stride, width);
     if ((r = vq_stage_check_work(st, VQ_WORK_LABELS, width, height, 0.0, "label encode"))) return r;
@@ -448,7 +455,7 @@ static int vqgan_decode_impl(struct vqgan_session *s, const int32_t *tokens, int
         return vq_error(VQGAN_ERR_UNSUPPORTED, "decoder gives %d channels, not RGB", st->out_ch);
     const int W = gw * st->factor, H = gh * st->factor;
     const size_t row = (size_t)W * 3;
-    if (stride < (ptrdiff_t)row)
+    if (stride_too_small(stride, (ptrdiff_t)row))
         return vq_error(VQGAN_ERR_INVALID, "decode: stride %td is smaller than a row of %d RGB pixels (%zu bytes)",
                         stride, W, row);
     if ((r = vq_stage_check_work(st, VQ_WORK_DECODE, gw, gh, 2.0 * (double)row * H, "decode"))) return r;

@@ -63,4 +63,17 @@ check "size change mid-stream through condition tokens (both filters reconfigure
 check "size change mid-stream through condition tokens: 64x48 then 128x72 pictures" \
     [ "$(frames "$TMP/change" | cut -d, -f5 | tr -d ' ' | tr '\n' ' ')" = "$((64 * 48 * 3)) $((128 * 72 * 3)) " ]
 
+# Flipped frames (negative linesize): vflip hands vqgan_synth's output a
+# bottom-up buffer and vqgan_encode a bottom-up input; the results equal
+# those through a copy (hflip twice), where both were refused before.
+X="$GOLDEN/vqgan/x.png"
+ff -i "$LABELS" -vf "vqgan_synth=model=$COND:top_k=1,vflip" -f framemd5 "$TMP/vf1"; rc=$?
+ff -i "$LABELS" -vf "vqgan_synth=model=$COND:top_k=1,hflip,hflip,vflip" -f framemd5 "$TMP/vf2"
+check "vqgan_synth into vflip (a bottom-up output buffer) runs (status $rc), the picture of a copied one" \
+    eval '[ $rc -eq 0 ] && [ -n "$(frames "$TMP/vf1")" ] && [ "$(frames "$TMP/vf1")" = "$(frames "$TMP/vf2")" ]'
+ff -i "$X" -vf "vflip,vqgan_encode=model=$VQ" -f framemd5 "$TMP/vf3"; rc=$?
+ff -i "$X" -vf "vflip,hflip,hflip,vqgan_encode=model=$VQ" -f framemd5 "$TMP/vf4"
+check "vflip into vqgan_encode (a bottom-up input) runs (status $rc), the tokens of a copied one" \
+    eval '[ $rc -eq 0 ] && [ -n "$(frames "$TMP/vf3")" ] && [ "$(frames "$TMP/vf3")" = "$(frames "$TMP/vf4")" ]'
+
 finish

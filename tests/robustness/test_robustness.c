@@ -1028,12 +1028,52 @@ static void test_depth_wide_range(void)
         }
 }
 
+/* A negative stride walks the rows upwards from the pointer (a bottom-up
+ * buffer; FFmpeg's vflip hands the filters such frames): the last row of a
+ * bottom-up copy with stride -row gives the upright picture's tokens, a
+ * decode fills the rows upwards, a label map likewise; a stride smaller than
+ * a row either way is refused. */
+static void test_negative_strides(void)
+{
+    static uint8_t flip[IMG_W * IMG_H * 3], rgb[IMG_W * IMG_H * 3], rgbf[IMG_W * IMG_H * 3];
+    static uint8_t ids[IMG_W * IMG_H], idsf[IMG_W * IMG_H];
+    int32_t t0[GW * GH], t1[GW * GH];
+    const ptrdiff_t row = IMG_W * 3;
+    for (int y = 0; y < IMG_H; y++) memcpy(flip + (IMG_H - 1 - y) * row, image + y * row, (size_t)row);
+    int r0 = vqgan_encode_image(s_vq, image, row, IMG_W, IMG_H, t0);
+    int r1 = vqgan_encode_image(s_vq, flip + (IMG_H - 1) * row, -row, IMG_W, IMG_H, t1);
+    CHECK(r0 == 0 && r1 == 0 && !memcmp(t0, t1, sizeof(t0)),
+          "vqgan_encode_image: stride -3*width from a bottom-up copy's last row gives the upright tokens (%d, %d)", r0, r1);
+    r0 = vqgan_decode(s_vq, t0, GW, GH, rgb, row);
+    r1 = vqgan_decode(s_vq, t0, GW, GH, rgbf + (IMG_H - 1) * row, -row);
+    int same = r0 == 0 && r1 == 0;
+    for (int y = 0; y < IMG_H && same; y++) same = !memcmp(rgb + y * row, rgbf + (IMG_H - 1 - y) * row, (size_t)row);
+    CHECK(same, "vqgan_decode: stride -3*width fills the rows upwards, the upright picture flipped (%d, %d)", r0, r1);
+    refused(vqgan_encode_image(s_vq, flip + (IMG_H - 1) * row, -(row - 1), IMG_W, IMG_H, t1), VQGAN_ERR_INVALID,
+            "stride", "vqgan_encode_image(stride -(3*width-1))");
+    refused(vqgan_decode(s_vq, t0, GW, GH, rgbf + (IMG_H - 1) * row, -(row - 3)), VQGAN_ERR_INVALID, "stride",
+            "vqgan_decode(stride -(3*width-3))");
+    for (int y = 0; y < IMG_H; y++)
+        for (int x = 0; x < IMG_W; x++) {
+            ids[y * IMG_W + x] = (uint8_t)((x / 8 + 3 * (y / 8)) % i_cond.n_labels);
+            idsf[(IMG_H - 1 - y) * IMG_W + x] = ids[y * IMG_W + x];
+        }
+    r0 = vqgan_encode_labels(s_cond, ids, IMG_W, IMG_W, IMG_H, t0, NULL);
+    r1 = vqgan_encode_labels(s_cond, idsf + (IMG_H - 1) * IMG_W, -IMG_W, IMG_W, IMG_H, t1, NULL);
+    CHECK(r0 == 0 && r1 == 0 && !memcmp(t0, t1, sizeof(int32_t) * (size_t)(IMG_W / i_cond.cond_factor) *
+                                        (IMG_H / i_cond.cond_factor)),
+          "vqgan_encode_labels: stride -width from a bottom-up copy's last row gives the upright tokens (%d, %d)", r0, r1);
+    refused(vqgan_encode_labels(s_cond, idsf + (IMG_H - 1) * IMG_W, -(IMG_W - 1), IMG_W, IMG_H, t1, NULL),
+            VQGAN_ERR_INVALID, "stride", "vqgan_encode_labels(stride -(width-1))");
+}
+
 /* The cases run after main's set-up (the test models and their sessions). */
 static const struct test_case cases[] = {
     { "status_and_version", test_status_and_version, 0 },
     { "model_args", test_model_args, 0 },
     { "session_args", test_session_args, 0 },
     { "tokenizer_args", test_tokenizer_args, 0 },
+    { "negative_strides", test_negative_strides, 0 },
     { "depth_wide_range", test_depth_wide_range, 0 },
     { "sampling_args", test_sampling_args, 0 },
     { "still_working", test_still_working, 0 },
