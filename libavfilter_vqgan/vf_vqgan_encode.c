@@ -369,7 +369,7 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
         ret = AVERROR(ENOMEM);
         goto fail;
     }
-    ret = av_frame_copy_props(out, in);
+    ret = ff_vqgan_copy_props(out, in);
     if (ret < 0)
         goto fail;
 

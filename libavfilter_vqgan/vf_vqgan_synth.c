@@ -782,7 +782,7 @@ static int tokens_out(AVFilterContext *ctx, const AVFrame *props, int64_t pts,
         for (int x = 0; x < s->gw; x++)
             row[x] = s->tokens[y * s->gw + x];
     }
-    if ((ret = av_frame_copy_props(out, props)) < 0) {
+    if ((ret = ff_vqgan_copy_props(out, props)) < 0) {
         av_frame_free(&out);
         return ret;
     }
@@ -1052,7 +1052,7 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
     if (ret < 0)
         goto fail;
 
-    ret = av_frame_copy_props(out, in);
+    ret = ff_vqgan_copy_props(out, in);
     if (ret < 0)
         goto fail;
     ff_vqgan_picture_metadata(&s->common, out);
@@ -1249,7 +1249,7 @@ static int complete_frame(FFFrameSync *fs)
         if (ret < 0)
             goto fail;
     }
-    if ((ret = av_frame_copy_props(out, pic)) < 0)
+    if ((ret = ff_vqgan_copy_props(out, pic)) < 0)
         goto fail;
     out->pts = pts;
     ff_vqgan_picture_metadata(&s->common, out);

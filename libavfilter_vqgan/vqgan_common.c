@@ -777,6 +777,14 @@ int ff_vqgan_prepare_color_labels(void *log_ctx, const AVFrame *in, const VQGANP
     return 0;
 }
 
+int ff_vqgan_copy_props(AVFrame *out, const AVFrame *src)
+{
+    int ret = av_frame_copy_props(out, src);
+    if (ret >= 0 && (out->width != src->width || out->height != src->height))
+        out->crop_left = out->crop_right = out->crop_top = out->crop_bottom = 0;
+    return ret;
+}
+
 void ff_vqgan_copy_padded(uint8_t *dst, ptrdiff_t dst_stride,
                           const uint8_t *src, ptrdiff_t src_stride,
                           int w, int h, int pw, int ph, int bpp)

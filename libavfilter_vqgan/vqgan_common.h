@@ -347,6 +347,13 @@ int ff_vqgan_prepare_color_labels(void *log_ctx, const AVFrame *in, const VQGANP
                                   ptrdiff_t dst_stride, int pw, int ph);
 
 /**
+ * av_frame_copy_props for an output frame: where its size differs from the
+ * source's (token maps, decoded grids), the source's crop fields (in its
+ * pixels) are cleared rather than carried onto it.
+ */
+int ff_vqgan_copy_props(AVFrame *out, const AVFrame *src);
+
+/**
  * Copy a w x h picture of bpp bytes per pixel into dst (pw x ph), replicating
  * the right column and the bottom row into the padding.
  */
