@@ -897,7 +897,7 @@ static int process_command(AVFilterContext *ctx, const char *cmd, const char *ar
         }
     }
     ff_vqgan_command_commit(&s->common, &t);
-    av_log(ctx, AV_LOG_VERBOSE, "Command %s=%s applied from frame %"PRId64".\n", cmd, args, s->common.frame_count);
+    av_log(ctx, AV_LOG_VERBOSE, "Command %s=%s applied from frame %"PRId64".\n", cmd, args ? args : "", s->common.frame_count);
     return 0;
 
 refused:
@@ -1167,12 +1167,15 @@ static int complete_frame(FFFrameSync *fs)
     if (pic->width != s->pic_w || pic->height != s->pic_h || pic->format != s->pic_format ||
         (mask && (mask->width != s->pic_w || mask->height != s->pic_h ||
                   mask->format != AV_PIX_FMT_GRAY8))) {
+        char mask_now[64] = "";
+        if (mask)
+            snprintf(mask_now, sizeof(mask_now), ", mask %s %dx%d (gray8 %dx%d needed)",
+                     av_get_pix_fmt_name(mask->format), mask->width, mask->height, s->pic_w, s->pic_h);
         av_log(ctx, AV_LOG_ERROR, "The picture%s changed size or format mid-stream "
-               "(%s %dx%d configured, now %s %dx%d%s%s); complete= does not follow such "
+               "(%s %dx%d configured, now %s %dx%d%s); complete= does not follow such "
                "changes within the filter.\n", mask ? " or the mask" : "",
                av_get_pix_fmt_name(s->pic_format), s->pic_w, s->pic_h,
-               av_get_pix_fmt_name(pic->format), pic->width, pic->height,
-               mask ? ", mask " : "", mask ? av_get_pix_fmt_name(mask->format) : "");
+               av_get_pix_fmt_name(pic->format), pic->width, pic->height, mask_now);
         return AVERROR(EINVAL);
     }
     s->progress.frame       = s->common.frame_count;

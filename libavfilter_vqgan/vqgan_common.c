@@ -386,7 +386,7 @@ int ff_vqgan_command_refused(void *log_ctx, VQGANCommon *c, VQGANCommand *t, con
     }
     av_freep(&t->pal);
     if (ret != AVERROR(ENOSYS))
-        av_log(log_ctx, AV_LOG_ERROR, "Command %s=%s refused; the old value is kept.\n", cmd, args);
+        av_log(log_ctx, AV_LOG_ERROR, "Command %s=%s refused; the old value is kept.\n", cmd, args ? args : "");
     return ret;
 }
 
