@@ -103,6 +103,9 @@ static int process_command(AVFilterContext *ctx, const char *cmd, const char *ar
 
     if (ret >= 0 && s->common.session && s->stage == STAGE_COND)
         ret = ff_vqgan_command_labels(ctx, &s->common, &t);
+    else if (ret >= 0 && s->common.session)
+        av_log(ctx, AV_LOG_WARNING, "Command %s=%s: the label options apply to stage=cond only; ignored.\n",
+               cmd, args ? args : "");
     if (ret < 0)
         return ff_vqgan_command_refused(ctx, &s->common, &t, cmd, args, ret);
     ff_vqgan_command_commit(&s->common, &t);

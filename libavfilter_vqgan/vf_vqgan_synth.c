@@ -325,12 +325,14 @@ static int load_model(AVFilterContext *ctx)
                 return ret;
             break;
         default:
-            if (s->class_id)
-                av_log(ctx, AV_LOG_WARNING, "Model '%s' is %s; class=%d is ignored.\n",
-                       s->common.model_path, s->common.info.cond_kind == VQGAN_COND_COORD ? "coordinate-conditioned" :
-                       "unconditional", s->class_id);
             break;
         }
+        if (s->class_id && s->common.info.cond_kind != VQGAN_COND_CLASS)
+            av_log(ctx, AV_LOG_WARNING, "Model '%s' is %s; class=%d is ignored.\n", s->common.model_path,
+                   s->common.info.cond_kind == VQGAN_COND_COORD ? "coordinate-conditioned" :
+                   s->common.info.cond_kind == VQGAN_COND_SEGMENTATION ? "segmentation-conditional" :
+                   s->common.info.cond_kind == VQGAN_COND_DEPTH ? "depth-conditioned" : "unconditional",
+                   s->class_id);
         if (s->common.info.cond_kind != VQGAN_COND_DEPTH && (s->depth_range || s->depth_invert || s->cond_tokens))
             av_log(ctx, AV_LOG_WARNING, "The depth_range, depth_invert and cond_tokens options apply to "
                    "depth-conditioned models only; ignored.\n");
@@ -887,6 +889,9 @@ static int process_command(AVFilterContext *ctx, const char *cmd, const char *ar
     if (s->mode != MODE_DECODE && s->common.info.cond_kind == VQGAN_COND_SEGMENTATION &&
         (ret = ff_vqgan_command_labels(ctx, &s->common, &t)) < 0)
         goto refused;
+    if (!strcmp(cmd, "class") && (s->mode != MODE_SAMPLE || s->common.info.cond_kind != VQGAN_COND_CLASS))
+        av_log(ctx, AV_LOG_WARNING, "Command class=%s: model '%s' %s; ignored.\n", args ? args : "",
+               s->common.model_path, s->mode != MODE_SAMPLE ? "samples nothing in this mode" : "is not class-conditional");
     {
         struct vqgan_session_params params = session_params(s);
         int r = vqgan_session_set_params(s->common.session, &params);

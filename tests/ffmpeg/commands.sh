@@ -1,7 +1,8 @@
 #!/bin/sh
 # FFmpeg's conventions: runtime commands (sendcmd) applied between frames,
 # refused values keep the old one and the run goes on; per-frame statistics
-# as lavfi.vqgan.* frame metadata (ffprobe -show_frames, the metadata filter).
+# as lavfi.vqgan.* frame metadata (ffprobe -show_frames, the metadata filter);
+# an option or command that does not apply is named in a warning.
 . "$(dirname "$0")/testlib"
 
 MODEL=$ROOT/samples/models/default.gguf
@@ -60,4 +61,13 @@ check "lavfi.vqgan.seconds is a positive number" \
 ff -loglevel info $IN -vf "$PRE,$SYN:seed=1,metadata=mode=print:key=lavfi.vqgan.sampled" -f null -
 check "the metadata filter reads lavfi.vqgan.sampled on every frame (at least 6)" \
     [ "$(grep -c 'lavfi.vqgan.sampled=' "$TMP/stderr")" -ge 6 ]
+
+# options that do not apply say so, as commands too: class on a segmentation
+# model (the option and the command), map on vqgan_encode=stage=image
+ff -loglevel warning $IN -frames:v 1 -vf "$PRE,$SYN:class=3" -f null -
+check "class=3 on a segmentation model: a warning that it is ignored" grep -q "segmentation-conditional; class=3 is ignored" "$TMP/stderr"
+ff -loglevel warning $IN -frames:v 1 -vf "$PRE,sendcmd=c='0 vqgan_synth class 5',$SYN" -f null -
+check "the command class=5 on a segmentation model: a warning that it is ignored" grep -q "Command class=5: .* is not class-conditional; ignored" "$TMP/stderr"
+ff -loglevel warning -i "$GOLDEN/vqgan/x.png" -vf "sendcmd=c='0 vqgan_encode map 0=1',vqgan_encode=model=$(model vqgan)" -f null -
+check "the command map on vqgan_encode=stage=image: a warning that it is ignored" grep -q "Command map=0=1: the label options apply to stage=cond only; ignored" "$TMP/stderr"
 finish
