@@ -9,7 +9,7 @@ Maps are 8-bit grayscale PNGs whose pixel values are class ids 0..181
 (COCO-Stuff id - 1, as ../shared/data/sflckr/labels.txt lists them).  Values
 >= 182 (e.g. 255 "unlabeled") are drawn black.
 
-The palette is deterministic and fixed: the landscape classes get natural
+The palette (palettes.coco182) is deterministic and fixed: the landscape classes get natural
 colours (sky light blue, tree dark green, sea deep blue, ...); every other id
 gets the PASCAL-VOC bit-interleaved colour of (id + 1), which is distinct for
 all ids.  samples/legend.txt lists the whole palette (id, name, #rrggbb, and
@@ -28,69 +28,22 @@ import sys
 
 import numpy as np
 
-N_LABELS = 182
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import palettes  # noqa: E402
+
+N_LABELS = palettes.COCO182_LABELS
 # the name messages and --help give: the installed launcher's (vqgan-colorize-labels)
 PROG = os.environ.get("VQGAN_PROG") or "colorize_labels.py"
-HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # the checkout's neighbour ../shared/data/sflckr, for --legend; an installed
 # copy has none (--data DIR then)
 DEFAULT_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "sflckr"))
 
-# id: (name, colour) for the classes of landscape photos.  Ids are fixed by
-# COCO-Stuff (labels.txt); names are kept here so the table reads on its own.
-NATURAL = {
-    156: ("sky-other", (120, 180, 240)),
-    105: ("clouds", (215, 222, 235)),
-    134: ("mountain", (125, 95, 80)),
-    168: ("tree", (25, 105, 35)),
-    154: ("sea", (15, 60, 150)),
-    123: ("grass", (115, 195, 55)),
-    126: ("hill", (160, 165, 75)),
-    153: ("sand", (235, 210, 145)),
-    118: ("flower", (235, 85, 175)),
-    147: ("river", (45, 135, 210)),
-    149: ("rock", (105, 105, 110)),
-    158: ("snow", (250, 250, 252)),
-    177: ("water-other", (70, 165, 190)),
-    141: ("plant-other", (70, 150, 95)),
-    119: ("fog", (185, 185, 200)),
-    96: ("bush", (55, 125, 45)),
-    110: ("dirt", (145, 100, 55)),
-    135: ("mud", (95, 75, 45)),
-    125: ("ground-other", (170, 135, 95)),
-    124: ("gravel", (150, 145, 135)),
-    161: ("stone", (135, 130, 120)),
-    133: ("moss", (95, 140, 40)),
-    128: ("leaves", (60, 160, 30)),
-    162: ("straw", (215, 190, 95)),
-    181: ("wood", (120, 75, 35)),
-    159: ("solid-other", (140, 115, 115)),
-    95: ("building-other", (190, 60, 50)),
-    127: ("house", (210, 100, 60)),
-    150: ("roof", (165, 40, 40)),
-    174: ("wall-stone", (175, 160, 140)),
-    144: ("playingfield", (90, 180, 90)),
-}
-
-
-def voc_colour(i):
-    r = g = b = 0
-    c = i
-    for j in range(8):
-        r |= ((c >> 0) & 1) << (7 - j)
-        g |= ((c >> 1) & 1) << (7 - j)
-        b |= ((c >> 2) & 1) << (7 - j)
-        c >>= 3
-    return r, g, b
-
 
 def palette():
     """(182, 3) uint8 RGB colour of every label id."""
-    pal = np.array([voc_colour(i + 1) for i in range(N_LABELS)], dtype=np.uint8)
-    for i, (_, rgb) in NATURAL.items():
-        pal[i] = rgb
-    return pal
+    return np.array(palettes.coco182(), dtype=np.uint8)
 
 
 def colorize(seg, pal=None):
@@ -129,8 +82,8 @@ def write_legend(png, txt, data):
     pal = palette()
     count = labels_present(data)
     total = count.sum()
-    for i in NATURAL:
-        assert names[i] == NATURAL[i][0], (i, names[i], NATURAL[i][0])
+    for i, (name, _) in palettes.NATURAL.items():
+        assert names[i] == name, (i, names[i], name)
     if txt:
         with open(txt, "w") as f:
             f.write("# libvqgan label palette (tools/colorize_labels.py); id = pixel value of the\n"
@@ -171,8 +124,6 @@ def main():
     from PIL import Image
     pal = None
     if a.palette:
-        sys.path.insert(0, HERE)
-        import palettes
         try:
             pal = palettes.load_palette(a.palette)
         except palettes.PaletteError as e:

@@ -302,37 +302,35 @@ class GGUFWriter:
                              (T_U32, self.alignment, None)))
         return [(k, t, v, e) for k, (t, v, e) in kvs]
 
-    def to_bytes(self):
-        infos, blobs, offset = [], [], 0
+    def _layout(self):
+        """The tensor records (offsets from the data's start) and the data's size."""
+        infos, offset = [], 0
         for name, a, ttype in self.tensors:
-            raw = tensor_bytes(a, ttype)
-            dims = [int(d) for d in reversed(a.shape)]
-            infos.append((name, dims, ttype, offset))
-            padded = align_up(len(raw), self.alignment)
-            blobs.append(raw + b"\0" * (padded - len(raw)))
-            offset += padded
-        return serialize(self._kv_list(), infos, b"".join(blobs),
-                         alignment=self.alignment)
+            infos.append((name, [int(d) for d in reversed(a.shape)], ttype, offset))
+            offset += align_up(a.size * TENSOR_ELEM_SIZE[ttype], self.alignment)
+        return infos, offset
+
+    def _padded(self, a, ttype):
+        raw = tensor_bytes(a, ttype)
+        return raw + b"\0" * (align_up(len(raw), self.alignment) - len(raw))
+
+    def to_bytes(self):
+        infos, _ = self._layout()
+        data = b"".join(self._padded(a, ttype) for _, a, ttype in self.tensors)
+        return serialize(self._kv_list(), infos, data, alignment=self.alignment)
 
     def write(self, path, progress=None):
         """Writes the file tensor by tensor (the bytes of to_bytes(), without
         holding them: a converted model is written with one tensor's bytes
         in memory at a time). progress(tensors done, tensors, bytes done,
         bytes) is called after each tensor. Returns the file's size."""
-        infos, offset = [], 0
-        for name, a, ttype in self.tensors:
-            infos.append((name, [int(d) for d in reversed(a.shape)], ttype, offset))
-            offset += align_up(a.size * TENSOR_ELEM_SIZE[ttype], self.alignment)
+        infos, size = self._layout()
         head = serialize(self._kv_list(), infos, b"", alignment=self.alignment)
-        total, done = len(head) + offset, len(head)
+        total, done = len(head) + size, len(head)
         with open(path, "wb") as f:
             f.write(head)
-            for i, (name, a, ttype) in enumerate(self.tensors):
-                raw = tensor_bytes(a, ttype)
-                f.write(raw)
-                f.write(b"\0" * (align_up(len(raw), self.alignment) - len(raw)))
-                done += align_up(len(raw), self.alignment)
-                del raw
+            for i, (_, a, ttype) in enumerate(self.tensors):
+                done += f.write(self._padded(a, ttype))
                 if progress:
                     progress(i + 1, len(self.tensors), done, total)
         return total

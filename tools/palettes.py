@@ -9,7 +9,8 @@ samples/legend.txt.
 
 Default palettes by label count (--palette auto):
   182  COCO-Stuff ids (COCO-Stuff id - 1), the colours of samples/legend.txt
-       and tools/colorize_labels.py (the project's COCO-Stuff palette)
+       (coco182(), the project's COCO-Stuff palette; tools/colorize_labels.py
+       draws with it)
   183  the reference's shifted maps (COCO-Stuff id + 1; its 255 "unlabeled"
        wraps to 0): 0 black, 1..182 the colours of the 182-label ids 0..181
   151  ADE20K SceneParsing: 0 (other) black, 1..150 the standard 150-class
@@ -19,6 +20,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+COCO182_LABELS = 182
 
 # The standard ADE20K 150-class palette, classes 1..150 in objectInfo150 order.
 ADE20K_150 = [
@@ -55,6 +58,67 @@ ADE20K_150 = [
 ]
 
 
+# The project's COCO-Stuff palette (182 labels; tools/colorize_labels.py
+# draws with it). id: (name, colour) for the classes of landscape photos.
+# Ids are fixed by COCO-Stuff (labels.txt); names are kept here so the table
+# reads on its own.
+NATURAL = {
+    156: ("sky-other", (120, 180, 240)),
+    105: ("clouds", (215, 222, 235)),
+    134: ("mountain", (125, 95, 80)),
+    168: ("tree", (25, 105, 35)),
+    154: ("sea", (15, 60, 150)),
+    123: ("grass", (115, 195, 55)),
+    126: ("hill", (160, 165, 75)),
+    153: ("sand", (235, 210, 145)),
+    118: ("flower", (235, 85, 175)),
+    147: ("river", (45, 135, 210)),
+    149: ("rock", (105, 105, 110)),
+    158: ("snow", (250, 250, 252)),
+    177: ("water-other", (70, 165, 190)),
+    141: ("plant-other", (70, 150, 95)),
+    119: ("fog", (185, 185, 200)),
+    96: ("bush", (55, 125, 45)),
+    110: ("dirt", (145, 100, 55)),
+    135: ("mud", (95, 75, 45)),
+    125: ("ground-other", (170, 135, 95)),
+    124: ("gravel", (150, 145, 135)),
+    161: ("stone", (135, 130, 120)),
+    133: ("moss", (95, 140, 40)),
+    128: ("leaves", (60, 160, 30)),
+    162: ("straw", (215, 190, 95)),
+    181: ("wood", (120, 75, 35)),
+    159: ("solid-other", (140, 115, 115)),
+    95: ("building-other", (190, 60, 50)),
+    127: ("house", (210, 100, 60)),
+    150: ("roof", (165, 40, 40)),
+    174: ("wall-stone", (175, 160, 140)),
+    144: ("playingfield", (90, 180, 90)),
+}
+
+
+def voc_colour(i):
+    r = g = b = 0
+    c = i
+    for j in range(8):
+        r |= ((c >> 0) & 1) << (7 - j)
+        g |= ((c >> 1) & 1) << (7 - j)
+        b |= ((c >> 2) & 1) << (7 - j)
+        c >>= 3
+    return r, g, b
+
+
+def coco182():
+    """(r, g, b) of every id of the 182 COCO-Stuff labels (COCO-Stuff id - 1):
+    the landscape classes' natural colours, the others PASCAL-VOC's of id + 1,
+    distinct for all ids (samples/legend.txt lists them)."""
+    pal = [voc_colour(i + 1) for i in range(COCO182_LABELS)]
+    for i, (_, rgb) in NATURAL.items():
+        pal[i] = rgb
+    return pal
+
+
+
 class PaletteError(Exception):
     pass
 
@@ -66,20 +130,21 @@ def hexcolour(rgb):
 def default_palette(n_labels):
     """'#rrggbb' per label for the label spaces above, or None."""
     if n_labels in (182, 183):
-        import colorize_labels
-        cols = [hexcolour(c) for c in colorize_labels.palette()]
+        cols = [hexcolour(c) for c in coco182()]
         return ["#000000"] + cols if n_labels == 183 else cols
     if n_labels == 151:
         return ["#000000"] + [hexcolour(c) for c in ADE20K_150]
     return None
 
 
-def read_palette_file(path, n_labels):
-    """'#rrggbb' per label from an "id name #rrggbb" file naming every label once."""
+def read_palette_file(path, n_labels=None):
+    """'#rrggbb' per label from an "id name #rrggbb" file naming every label
+    once: labels 0..n_labels-1, or (n_labels None) 0 up to its largest id."""
     cols = {}
+    top = n_labels if n_labels is not None else 256    # label maps are 8-bit
     try:
         lines = open(path, encoding="utf-8").read().splitlines()
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise PaletteError("cannot read palette %s: %s" % (path, e))
     for ln, line in enumerate(lines, 1):
         s = line.strip()
@@ -92,12 +157,16 @@ def read_palette_file(path, n_labels):
             i = int(words[0])
         except ValueError:
             i = -1
-        if colour is None or not 0 <= i < n_labels:
+        if colour is None or not 0 <= i < top:
             raise PaletteError("%s:%d: expected \"id name #rrggbb\" with id 0..%d, got %r"
-                               % (path, ln, n_labels - 1, s))
+                               % (path, ln, top - 1, s))
         if i in cols:
             raise PaletteError("%s:%d: label %d listed twice" % (path, ln, i))
         cols[i] = colour.lower()
+    if n_labels is None:
+        if not cols:
+            raise PaletteError("palette %s lists no label" % path)
+        n_labels = max(cols) + 1
     missing = [i for i in range(n_labels) if i not in cols]
     if missing:
         raise PaletteError("%s gives no colour to label(s) %s of the model's %d"
@@ -140,21 +209,5 @@ def model_palette(path):
 def load_palette(src):
     """(r, g, b) per label id from a model file (.gguf) or an "id name
     #rrggbb" file naming every id from 0 to its largest once."""
-    if src.lower().endswith(".gguf"):
-        cols = model_palette(src)
-    else:
-        try:
-            ids = []
-            for line in open(src, encoding="utf-8"):
-                w = line.strip().split("\t")[0].split()
-                if w and not w[0].startswith("#") and w[0].isdigit():
-                    ids.append(int(w[0]))
-        except (OSError, UnicodeDecodeError) as e:
-            raise PaletteError("cannot read palette %s: %s" % (src, e))
-        if not ids:
-            raise PaletteError("palette %s lists no label" % src)
-        if max(ids) > 255:
-            raise PaletteError("palette %s: label %d is past 255 (label maps are 8-bit)" % (src, max(ids)))
-        cols = read_palette_file(src, max(ids) + 1)
+    cols = model_palette(src) if src.lower().endswith(".gguf") else read_palette_file(src)
     return [tuple(int(c[k:k + 2], 16) for k in (1, 3, 5)) for c in cols]
-
