@@ -9,11 +9,13 @@
  * (default build/reference-timing.json, written by tools/reference_timing.py
  * on the same weights). The int8 backend's peak and the linear layers'
  * rate at the transformer's shapes in fp32, bf16 and int8, and the
- * transformer's prefill and decode in each. Whole frames: 256x512 (fp32,
+ * transformer's attention alone for a middle placement of the frame (fp32
+ * and bf16), its prefill and decode in each. Whole frames: 256x512 (fp32,
  * bf16, int8) and 512x512 (fp32, bf16; about 10 minutes each on 2 cores of a
  * Zen 4), and 256x512 in the fast mode, each with its products' time at peak;
- * --quick leaves out the 512x512 frames, --products stops after the peaks and
- * the linear layers' rates, --stages stops before the whole frames, --full
+ * --quick leaves out the 512x512 frames, --products stops after the peaks,
+ * the linear layers' rates and attention's, --stages stops before the whole
+ * frames, --full
  * adds the paper's 1024x672 frame against the paper's 379 s on a GPU: bf16,
  * int8, int8, bf16 in alternation (paper_frames; one fp32 frame where the CPU
  * lacks native bf16; the four took about 26 minutes on 2 cores of a Zen 5),
@@ -29,6 +31,7 @@
 #include <sys/resource.h>
 
 #include "amx.h"
+#include "attention.h"
 #include "backend_dnnl.h"
 #include "backend_int8.h"
 #include "bench_common.h"
@@ -271,6 +274,57 @@ static void products(struct models *M, const double peak[3])
         printf("  int8 against bf16 (same run): 512 rows %.2fx, 16 rows %.2fx, 1 row %.2fx; against fp32 %.2fx, "
                "%.2fx, %.2fx\n", rate[2][0] / rate[1][0], rate[2][1] / rate[1][1], rate[2][2] / rate[1][2],
                rate[2][0] / rate[0][0], rate[2][1] / rate[0][1], rate[2][2] / rate[0][2]);
+}
+
+/* Attention alone (scores, softmax, output; the caches' stores excluded) for
+ * a middle placement of the frame: 256 positions in the cache (its
+ * condition), 136 new rows (its image rows after the first), the model's
+ * layers each on its own layer of one cache filled by a real prefill, best
+ * of 20 passes over the layers, in fp32 and bf16. Its products' rate
+ * against the peak: how far the part of a placement that the linear
+ * layers' rates leave out is from it. */
+static void attention(struct models *M, const double peak[3])
+{
+    for (int p = 0; p < 2; p++) {
+        if (!M->s[p]) continue;
+        const struct vq_gpt *g = &M->m[p]->gpt;
+        const int D = g->n_embd, L0 = g->block / 2, n = L0 * 17 / 32, T = L0 + n;
+        if (T > g->block) continue;
+        vq_session_enter(M->s[p], VQ_BUFFERS_LOCAL);
+        const struct vq_exec *ex = &M->s[p]->exec;
+        struct vq_kv_cache c;
+        int32_t *tok = malloc(sizeof(int32_t) * T);
+        float *logits = malloc(sizeof(float) * g->vocab), *q = malloc(sizeof(float) * n * D);
+        float *y = malloc(sizeof(float) * n * D), *att = malloc(sizeof(float) * g->n_head * n * T);
+        uint16_t *qb = malloc(sizeof(uint16_t) * n * D), *yb = malloc(sizeof(uint16_t) * n * D);
+        for (int i = 0; i < T; i++) tok[i] = (i * 131) % g->vocab;
+        for (int i = 0; i < n * D; i++) q[i] = 2.0f * sinf(0.37f * (float)i);
+        if (vq_kv_cache_init(&c, g, T) || vq_gpt_forward(ex, g, &c, tok, T, T - 1, logits)) {
+            printf("  attention: %s\n", vqgan_last_error());
+        } else {
+            double best = 1e30, flops = 0;
+            for (int r = 0; r < n; r++) flops += 4.0 * (L0 + r + 1) * D * g->n_layer;
+            for (int rep = 0; rep < 20; rep++) {
+                const double t0 = now_s();
+                for (int l = 0; l < g->n_layer; l++) {
+                    if (c.bf16)
+                        vq_attention_bf16(ex, q, qb, vq_kv_cache_k(&c, l), vq_kv_cache_rows(&c), vq_kv_cache_v(&c, l),
+                                          D, g->n_head, g->n_unmasked, L0, n, att, NULL, yb);
+                    else
+                        vq_attention(ex, q, vq_kv_cache_k(&c, l), vq_kv_cache_rows(&c), vq_kv_cache_v(&c, l), D,
+                                     g->n_head, g->n_unmasked, L0, n, att, y);
+                }
+                best = fmin(best, now_s() - t0);
+            }
+            printf("  attention of a middle placement (%d positions cached, %d new rows, %d layers), %s%s: %.2f ms, "
+                   "%.2f GFLOP, %.0f GFLOPS, %.1f%% of the %s peak\n", L0, n, g->n_layer, prec_name[p],
+                   c.bf16 ? " (bf16 cache)" : "", best * 1e3, flops * 1e-9, flops / best * 1e-9,
+                   100 * flops / best * 1e-9 / peak[p], prec_name[p]);
+        }
+        vq_kv_cache_free(&c);
+        free(tok); free(logits); free(q); free(y); free(att); free(qb); free(yb);
+        vq_session_leave();
+    }
 }
 
 static void stages(struct models *M, double peak[2])
@@ -586,6 +640,7 @@ int main(int argc, char **argv)
         peak[2] = own;   /* the best of the int8 kernel's three measurements */
     }
     products(&M, peak);
+    attention(&M, peak);
     if (products_only) goto done;
     if (full_only) goto paper_frame;
     stages(&M, peak);
