@@ -280,9 +280,9 @@ static void products(struct models *M, const double peak[3])
  * a middle placement of the frame: 256 positions in the cache (its
  * condition), 136 new rows (its image rows after the first), the model's
  * layers each on its own layer of one cache filled by a real prefill, best
- * of 20 passes over the layers, in fp32 and bf16. Its products' rate
- * against the peak: how far the part of a placement that the linear
- * layers' rates leave out is from it. */
+ * of 20 passes over the layers, in fp32 and bf16. Its rate against the
+ * peak says how far from it this part of a placement runs, which the linear
+ * layers' rates do not show. */
 static void attention(struct models *M, const double peak[3])
 {
     for (int p = 0; p < 2; p++) {
