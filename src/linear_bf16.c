@@ -59,7 +59,8 @@ BF16 __attribute__((always_inline)) static inline void tile(const uint16_t *xb, 
         for (int q = 0; q < 4; q++) acc[i][q] = _mm512_setzero_ps();
     /* the tile's fp32 output lines requested for writing now, so that the
      * epilogue finds them in L1 when the sums are done: in the frame the
-     * residual's rows that VQ_EPI_ADD reads lie in L3 or memory (a 768x512
+     * residual's rows that VQ_EPI_ADD reads most likely lie in L3 or
+     * memory, last touched a whole attention earlier (a 768x512
      * bf16 frame, with and without chosen at random per call, products of
      * 256 rows and more: the projection 714 -> 751 GFLOPS, the MLP's
      * second 755 -> 762, k, v and q 770 -> 777; GELU's bf16 output gained
