@@ -41,7 +41,15 @@ int vq_kv_cache_init(struct vq_kv_cache *c, const struct vq_gpt *gpt, int cap)
     if (cap < 1 || cap > gpt->block)
         return vq_error(VQGAN_ERR_INVALID, "transformer cache of %d positions (block size %d)", cap, gpt->block);
     c->bf16 = vq_kv_cache_bf16(gpt);
-    c->kv = vq_scratch_alloc(cache_bytes(gpt, cap, c->bf16));   /* reused within a sampling call */
+    /* room for a whole window whatever cap is (a cache touches only its
+     * first cache_bytes(cap), and the rest is never faulted in), so that
+     * any placement's cache can take the block another one freed in the
+     * same sampling call: placements at a frame's top edge need fewer
+     * positions than those below them, whose caches would otherwise all
+     * be fresh mappings, faulted in and zeroed (scratch.h) */
+    const size_t used = cache_bytes(gpt, cap, c->bf16), whole = cache_bytes(gpt, gpt->block, c->bf16);
+    c->kv = vq_scratch_alloc(whole);
+    if (!c->kv && whole > used) c->kv = vq_scratch_alloc(used);
     if (!c->kv)
         return vq_error(VQGAN_ERR_NOMEM, "transformer cache of %d positions: out of memory", cap);
     c->n_layer = gpt->n_layer;

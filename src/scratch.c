@@ -19,6 +19,8 @@ static _Thread_local struct {
     int depth;
     int n;
     int kept;                            /* the free blocks become the kept set */
+    size_t out, peak;                    /* bytes of blocks handed out here and not
+                                            freed here yet; the most so far */
     void *block[VQ_SCRATCH_KEEP_MAX];    /* bases of free blocks (header first) */
     size_t cap[VQ_SCRATCH_KEEP_MAX];
     unsigned char old[VQ_SCRATCH_KEEP_MAX]; /* from the kept set, unused so far */
@@ -54,6 +56,7 @@ static void begin(int keep)
     if (pool.depth++ > 0) return;
     pool.kept = keep;
     pool.n = 0;
+    pool.out = pool.peak = 0;
     if (!keep) return;
     pthread_mutex_lock(&kept_lock);
     for (int i = 0; i < kept.n; i++) put(kept.block[i], kept.cap[i], 1);
@@ -106,15 +109,23 @@ void *vq_scratch_alloc(size_t bytes)
         cap = pool.cap[best];
         take(best);
     } else {
-        /* none fits: the free blocks too small for it go back first, so that
-         * the call holds little more than it uses */
-        for (int i = 0; i < pool.n;)
-            if (pool.cap[i] < bytes) {
-                free(pool.block[i]);
-                take(i);
-            } else {
-                i++;
-            }
+        /* none fits: the free blocks too small for it go back first, the
+         * smallest first, while the call would hold more than an eighth
+         * over the most it has had out. So a call whose buffers only grow
+         * (a stage's layers) holds little more than it uses, and one that
+         * alternates a passing buffer with growing ones (the sampler's
+         * forward and its placement caches) keeps the passing one */
+        size_t held = pool.out + bytes;
+        for (int i = 0; i < pool.n; i++) held += pool.cap[i];
+        while (held > pool.peak + pool.peak / 8) {
+            int small = -1;
+            for (int i = 0; i < pool.n; i++)
+                if (pool.cap[i] < bytes && (small < 0 || pool.cap[i] < pool.cap[small])) small = i;
+            if (small < 0) break;
+            held -= pool.cap[small];
+            free(pool.block[small]);
+            take(small);
+        }
         if (!(base = vq_alloc_large(HEADER + bytes))) {
             /* out of memory (a process limit): without the free blocks */
             while (pool.n > 0) {
@@ -128,6 +139,10 @@ void *vq_scratch_alloc(size_t bytes)
     struct header *h = base;
     h->magic = MAGIC;
     h->cap = cap;
+    if (pool.depth > 0 && cap >= SMALL) {
+        pool.out += cap;
+        if (pool.out > pool.peak) pool.peak = pool.out;
+    }
     return (char *)base + HEADER;
 }
 
@@ -137,12 +152,14 @@ void vq_scratch_free(void *p)
     void *base = (char *)p - HEADER;
     struct header *h = base;
     if (h->magic != MAGIC) abort();      /* not a scratch buffer: a bug */
+    /* (a block another thread handed out leaves this thread's count at 0) */
+    if (pool.depth > 0 && h->cap >= SMALL) pool.out = pool.out > h->cap ? pool.out - h->cap : 0;
     if (pool.depth == 0 || h->cap < SMALL) {
         h->magic = 0;
         free(base);
         return;
     }
-    if (pool.n == (pool.kept ? VQ_SCRATCH_KEEP_MAX : VQ_SCRATCH_KEPT)) {
+    if (pool.n == VQ_SCRATCH_KEEP_MAX) {
         /* full: keep the larger ones */
         int small = 0;
         for (int i = 1; i < pool.n; i++)

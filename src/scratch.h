@@ -5,14 +5,22 @@
  * of about 75 MiB: from malloc, each is a fresh mapping, faulted in and
  * zeroed page by page (about a fifth of a 512x512 decode; blocks now come
  * from vq_alloc_large, on huge pages, which cuts the faults 512x where the
- * kernel allows them, but not the zeroing). A block freed
- * between vq_scratch_begin and the matching vq_scratch_end on the same thread
- * is kept (at most VQ_SCRATCH_KEPT, per thread) for the next allocation it can
- * hold; the outermost end frees them. Otherwise these are malloc and free.
+ * kernel allows them, but not the zeroing; on this project's virtual
+ * machines a fresh huge page costs about 0.7 s of CPU time a GB). A block
+ * freed between vq_scratch_begin and the matching vq_scratch_end on the same
+ * thread is kept (at most VQ_SCRATCH_KEEP_MAX, per thread) for the next
+ * allocation it can hold; the outermost end frees them. An allocation no
+ * free block can hold frees the free blocks too small for it, smallest
+ * first, only while the call would otherwise hold more than an eighth over
+ * the most it has had out at once: a stage's growing layers hold little
+ * more than they use, and the sampler's passing forward buffers stay for
+ * its next forward instead of being mapped afresh after every new
+ * placement cache (the placement caches themselves are all one size,
+ * gpt.c). Otherwise these are malloc and free.
  *
  * Between calls: a call begun with vq_scratch_begin_kept starts with the
- * process's kept set of free blocks (when no other call holds it), keeps up
- * to VQ_SCRATCH_KEEP_MAX free blocks, and its outermost end hands its free
+ * process's kept set of free blocks (when no other call holds it), and its
+ * outermost end hands its free
  * blocks back as the kept set, except those that came from the set and no
  * allocation of the call could use (freed). The sessions' encode and decode
  * calls run so (session.h): the next frame of a stream reuses pages already
@@ -27,7 +35,6 @@
 
 #include <stddef.h>
 
-#define VQ_SCRATCH_KEPT 6
 #define VQ_SCRATCH_KEEP_MAX 64
 
 void  vq_scratch_begin(void);

@@ -80,6 +80,36 @@ static void keep_blocks(void)
           "scratch: releasing the set reports its bytes once");
 }
 
+/* An allocation no free block holds frees the smaller free blocks only
+ * while the call would hold more than an eighth over its most: a passing
+ * buffer freed among many live ones stays for the next (the sampler's
+ * forward between its placement caches); a call whose buffers grow frees
+ * the ones it outgrew. */
+static void miss_policy(void)
+{
+    vq_scratch_release();
+    vq_scratch_begin_kept();
+    char *live[8];
+    for (int i = 0; i < 8; i++) live[i] = vq_scratch_alloc(8 * MIB);
+    vq_scratch_free(vq_scratch_alloc(4 * MIB));
+    char *more = vq_scratch_alloc(8 * MIB);   /* no free block holds it: mapped */
+    vq_scratch_free(more);
+    for (int i = 0; i < 8; i++) vq_scratch_free(live[i]);
+    vq_scratch_end();
+    CHECK(vq_scratch_kept_bytes() == 76 * MIB,
+          "scratch: a passing buffer freed among 64 MiB of live ones stays past a new block (%zu MiB kept, 76 expected)",
+          vq_scratch_kept_bytes() / MIB);
+    vq_scratch_release();
+
+    vq_scratch_begin_kept();
+    vq_scratch_free(vq_scratch_alloc(4 * MIB));
+    vq_scratch_free(vq_scratch_alloc(16 * MIB));   /* outgrows the 4 MiB block: that is freed */
+    vq_scratch_end();
+    CHECK(vq_scratch_kept_bytes() == 16 * MIB, "scratch: a growing call keeps only the block it grew to (%zu MiB)",
+          vq_scratch_kept_bytes() / MIB);
+    vq_scratch_release();
+}
+
 static void *calls(void *arg)
 {
     const size_t base = *(size_t *)arg;
@@ -189,6 +219,7 @@ static void session_keep(void)
 static const struct test_case cases[] = {
     { "keep_blocks", keep_blocks, 0 },
     { "keep_threads", keep_threads, 0 },
+    { "miss_policy", miss_policy, 0 },
     { "session_keep", session_keep, 0 },
 };
 
