@@ -20,14 +20,14 @@
  *
  * Between calls: a call begun with vq_scratch_begin_kept starts with the
  * process's kept set of free blocks (when no other call holds it), and its
- * outermost end hands its free
- * blocks back as the kept set, except those that came from the set and no
- * allocation of the call could use (freed). The sessions' encode and decode
- * calls run so (session.h): the next frame of a stream reuses pages already
- * faulted in instead of zeroing fresh ones, and the calls of every session
- * share one set, so a process holds at most about one call's buffers between
- * calls. vq_scratch_release frees the set (sampling calls, whose buffers are
- * others, do so first; so does freeing the last session).
+ * outermost end hands its free blocks back as the kept set, except those
+ * that came from the set and no allocation of the call could use (freed).
+ * The sessions' encode and decode calls run so (session.h): the next frame
+ * of a stream reuses pages already faulted in instead of zeroing fresh ones,
+ * and the calls of every session share one set, so a process holds at most
+ * about one call's buffers between calls. vq_scratch_release frees the set
+ * (sampling calls, whose buffers are others, do so first; so does freeing
+ * the last session).
  *
  * Any thread may free a buffer, but only with vq_scratch_free. */
 #ifndef VQ_SCRATCH_H
